@@ -1,0 +1,114 @@
+/**
+ * The root of Toka's domain errors. Caller mistakes throw the built-in
+ * `TypeError` or `RangeError`; conditions a caller is expected to catch and
+ * handle throw a subclass of {@linkcode TokaError} with a stable `code`.
+ *
+ * @module
+ */
+
+/**
+ * Base class of every domain error Toka throws. Match on {@linkcode TokaError.code}
+ * rather than on the message, which is for people.
+ *
+ * @example Catch any Toka domain error
+ * ```ts
+ * import { TokaError } from "@toka/runtime/runtime";
+ *
+ * try {
+ *   throw new TokaError("example", "Something expected went wrong");
+ * } catch (error) {
+ *   if (error instanceof TokaError) console.log(error.code);
+ * }
+ * ```
+ */
+export class TokaError extends Error {
+  /** A stable, machine-readable identifier of the condition, e.g. `"version_conflict"`. */
+  readonly code: string;
+
+  /**
+   * Creates a domain error.
+   *
+   * @param code A stable identifier of the condition.
+   * @param message A one-line, human-readable description without secrets.
+   * @param options Standard error options, e.g. a `cause`.
+   */
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TokaError";
+    this.code = code;
+  }
+}
+
+/**
+ * Thrown when an append's expected version does not match the stream's current
+ * version. Nothing of the failed append is stored.
+ *
+ * @example Retry an append after a conflict
+ * ```ts
+ * import { VersionConflictError } from "@toka/runtime/runtime";
+ *
+ * const error = new VersionConflictError("orders/1", 3, 4);
+ * console.log(error.message); // Cannot append to stream "orders/1": expected version 3, found 4
+ * ```
+ */
+export class VersionConflictError extends TokaError {
+  /** The stream the append was aimed at. */
+  readonly stream: string;
+  /** What the caller expected: a version number or one of `"no_stream"`, `"exists"`. */
+  readonly expected: number | string;
+  /** The stream's current version (0 when the stream does not exist). */
+  readonly actual: number;
+
+  /**
+   * Creates a version conflict error.
+   *
+   * @param stream The stream name.
+   * @param expected The expected version the caller gave.
+   * @param actual The stream's current version.
+   */
+  constructor(stream: string, expected: number | string, actual: number) {
+    super(
+      "version_conflict",
+      `Cannot append to stream "${stream}": expected version ${
+        typeof expected === "number" ? expected : `"${expected}"`
+      }, found ${actual}`,
+    );
+    this.name = "VersionConflictError";
+    this.stream = stream;
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/**
+ * Thrown when a capability token does not grant the permission an operation needs.
+ *
+ * @example
+ * ```ts
+ * import { CapabilityDeniedError } from "@toka/runtime/runtime";
+ *
+ * const error = new CapabilityDeniedError("tool:shell:invoke", "agent/planner");
+ * console.log(error.code); // "capability_denied"
+ * ```
+ */
+export class CapabilityDeniedError extends TokaError {
+  /** The permission that was required, e.g. `"tool:echo:invoke"`. */
+  readonly permission: string;
+
+  /**
+   * Creates a capability denial.
+   *
+   * @param permission The permission the operation required.
+   * @param subject The token subject that lacked it, if known.
+   */
+  constructor(permission: string, subject?: string) {
+    super(
+      "capability_denied",
+      subject === undefined
+        ? `Permission "${permission}" is not granted`
+        : `Permission "${permission}" is not granted to "${subject}"`,
+    );
+    this.name = "CapabilityDeniedError";
+    this.permission = permission;
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The tool registry contract the runtime consumes, and the no-op registry it
+ * uses when no toolkit is attached.
+ *
+ * @module
+ */
+
+import { TokaError } from "./errors.ts";
+
+/** MCP-style hints about a tool's behaviour. */
+export interface ToolAnnotations {
+  /** The tool does not change its environment. */
+  readOnlyHint?: boolean;
+  /** The tool may destroy or overwrite data. */
+  destructiveHint?: boolean;
+  /** Calling it twice with the same input has no further effect. */
+  idempotentHint?: boolean;
+  /** The tool reaches outside the process (network, other systems). */
+  openWorldHint?: boolean;
+}
+
+/** What a registry tells about a tool, without its implementation. */
+export interface ToolInfo {
+  /** Unique name, e.g. `"echo"`. */
+  name: string;
+  /** One-line description for people and models. */
+  description: string;
+  /** Semantic version of the tool. */
+  version: string;
+  /** JSON Schema of the input; always `type: "object"`. */
+  inputSchema: Record<string, unknown>;
+  /** JSON Schema of the output, if declared. */
+  outputSchema?: Record<string, unknown>;
+  /** MCP-style behaviour hints. */
+  annotations?: ToolAnnotations;
+  /** Permissions a caller's token must grant, e.g. `["tool:echo:invoke"]`. */
+  permissions: string[];
+  /** Milliseconds a call may take before it is aborted. */
+  timeoutMs: number;
+}
+
+/** Options of {@linkcode ToolRegistry.call}. */
+export interface ToolCallOptions {
+  /** The caller's capability token; checked when the registry has an authority. */
+  token?: string;
+  /** Aborts the call. */
+  signal?: AbortSignal;
+}
+
+/** The surface of a tool registry, as the runtime and agents see it. */
+export interface ToolRegistry {
+  /** Returns the tool's description, or `undefined`. */
+  get(name: string): ToolInfo | undefined;
+  /** Lists every registered tool, sorted by name. */
+  list(): ToolInfo[];
+  /**
+   * Validates the input, checks the caller's capability and runs the tool.
+   *
+   * @throws {ToolNotFoundError} When no tool has this name.
+   */
+  call(name: string, input: unknown, options?: ToolCallOptions): Promise<unknown>;
+}
+
+/**
+ * Thrown when a tool is called by a name no registered tool has.
+ *
+ * @example
+ * ```ts
+ * import { ToolNotFoundError } from "@toka/runtime/runtime";
+ *
+ * console.log(new ToolNotFoundError("echo").message); // No tool named "echo" is registered
+ * ```
+ */
+export class ToolNotFoundError extends TokaError {
+  /** The name that was asked for. */
+  readonly tool: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param tool The tool name that was not found.
+   */
+  constructor(tool: string) {
+    super("tool_not_found", `No tool named "${tool}" is registered`);
+    this.name = "ToolNotFoundError";
+    this.tool = tool;
+  }
+}
+
+/**
+ * The registry the runtime exposes when no toolkit is attached: it has no
+ * tools, and every call fails with {@linkcode ToolNotFoundError}.
+ *
+ * @example
+ * ```ts
+ * import { NoopToolRegistry } from "@toka/runtime/runtime";
+ *
+ * const tools = new NoopToolRegistry();
+ * console.log(tools.list()); // []
+ * ```
+ */
+export class NoopToolRegistry implements ToolRegistry {
+  /**
+   * Always `undefined`: there are no tools.
+   *
+   * @param _name The tool name.
+   * @returns `undefined`.
+   */
+  get(_name: string): ToolInfo | undefined {
+    return undefined;
+  }
+
+  /**
+   * Always empty.
+   *
+   * @returns An empty list.
+   */
+  list(): ToolInfo[] {
+    return [];
+  }
+
+  /**
+   * Always rejects: there are no tools.
+   *
+   * @param name The tool name.
+   * @param _input Ignored.
+   * @param _options Ignored.
+   * @returns Never resolves successfully.
+   * @throws {ToolNotFoundError} Always.
+   */
+  call(name: string, _input: unknown, _options?: ToolCallOptions): Promise<unknown> {
+    return Promise.reject(new ToolNotFoundError(name));
+  }
+}

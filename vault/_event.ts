@@ -1,0 +1,273 @@
+// Validation, digests, ids and positions shared by both event stores.
+import { createHash } from "node:crypto";
+import canonicalize from "canonicalize";
+import type { EventInput, EventRecord } from "../runtime/event_store.ts";
+
+/** Largest payload, as canonical JSON bytes; larger payloads are refused. */
+export const MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
+/** Payloads larger than this are stored once per content digest, chunked. */
+export const INLINE_PAYLOAD_BYTES = 8 * 1024;
+/** Largest number of events in one append call. */
+export const MAX_EVENTS_PER_APPEND = 500;
+export const MAX_STREAM_LENGTH = 256;
+export const MAX_KIND_LENGTH = 128;
+export const MAX_PARENTS = 64;
+export const MAX_META_ENTRIES = 32;
+export const MAX_META_VALUE_LENGTH = 1024;
+export const MAX_INTENT_LENGTH = 1024;
+
+const STREAM_RE = /^[A-Za-z0-9_\-.:@/]+$/;
+const KIND_RE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+const META_KEY_RE = /^[A-Za-z0-9_\-.:]{1,64}$/;
+const ID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+const POSITION_RE = /^[0-9]{1,16}$/;
+
+export function formatPosition(position: number): string {
+  return String(position).padStart(16, "0");
+}
+
+export function parsePosition(position: string, what = "position"): number {
+  if (typeof position !== "string" || !POSITION_RE.test(position)) {
+    throw new TypeError(`Invalid ${what} ${JSON.stringify(position)}: expected up to 16 digits`);
+  }
+  return Number(position);
+}
+
+export function assertStream(stream: unknown): asserts stream is string {
+  if (typeof stream !== "string" || stream.length === 0) {
+    throw new TypeError(
+      `Invalid stream name ${JSON.stringify(stream)}: must be a non-empty string`,
+    );
+  }
+  if (stream.length > MAX_STREAM_LENGTH) {
+    throw new TypeError(
+      `Invalid stream name "${stream.slice(0, 32)}…": longer than ${MAX_STREAM_LENGTH} characters`,
+    );
+  }
+  if (!STREAM_RE.test(stream)) {
+    throw new TypeError(
+      `Invalid stream name ${
+        JSON.stringify(stream)
+      }: use letters, digits and the characters _ - . : @ /`,
+    );
+  }
+}
+
+export function assertKind(kind: unknown): asserts kind is string {
+  if (typeof kind !== "string" || kind.length === 0) {
+    throw new TypeError(`Invalid event kind ${JSON.stringify(kind)}: must be a non-empty string`);
+  }
+  if (kind.length > MAX_KIND_LENGTH || !KIND_RE.test(kind)) {
+    throw new TypeError(
+      `Invalid event kind ${
+        JSON.stringify(kind.slice(0, MAX_KIND_LENGTH))
+      }: use dotted segments of letters, digits, _ or -`,
+    );
+  }
+}
+
+export function isEventId(id: unknown): id is string {
+  return typeof id === "string" && ID_RE.test(id);
+}
+
+/** Throws a TypeError naming the path of the first value that is not JSON. */
+export function assertJson(value: unknown, where: string): void {
+  const seen = new Set<object>();
+  const walk = (v: unknown, path: string): void => {
+    switch (typeof v) {
+      case "string":
+      case "boolean":
+        return;
+      case "number":
+        if (!Number.isFinite(v)) throw notJson(where, path, String(v));
+        return;
+      case "object": {
+        if (v === null) return;
+        if (seen.has(v)) throw notJson(where, path, "a circular reference");
+        const proto = Object.getPrototypeOf(v);
+        if (Array.isArray(v)) {
+          seen.add(v);
+          for (let i = 0; i < v.length; i++) walk(v[i], `${path}[${i}]`);
+        } else if (proto === Object.prototype || proto === null) {
+          seen.add(v);
+          for (const key of Object.keys(v)) {
+            walk((v as Record<string, unknown>)[key], `${path}.${key}`);
+          }
+        } else {
+          throw notJson(where, path, `a ${v.constructor?.name ?? "non-plain"} object`);
+        }
+        seen.delete(v);
+        return;
+      }
+      default:
+        throw notJson(where, path, typeof v === "function" ? "a function" : typeof v);
+    }
+  };
+  walk(value, "$");
+}
+
+function notJson(where: string, path: string, found: string): TypeError {
+  return new TypeError(`Invalid payload of ${where}: ${path} is ${found}, not a JSON value`);
+}
+
+export function canonicalJson(value: unknown): string {
+  return canonicalize(value) as string;
+}
+
+export function sha256Hex(text: string | Uint8Array): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** The causal digest: H(canonical payload ‖ sorted parent digests). */
+export function eventDigest(canonicalPayload: string, parentDigests: readonly string[]): string {
+  const hash = createHash("sha256").update(canonicalPayload);
+  if (parentDigests.length > 0) {
+    for (const digest of [...parentDigests].sort()) hash.update("\n").update(digest);
+  }
+  return `sha256:${hash.digest("hex")}`;
+}
+
+/** An input checked and normalised, with its canonical payload. */
+export interface PreparedInput {
+  kind: string;
+  payload: unknown;
+  canonical: string;
+  bytes: number;
+  parents: string[];
+  intent?: string;
+  meta: Record<string, string>;
+}
+
+const encoder = new TextEncoder();
+
+export function prepareInput(input: EventInput, index: number): PreparedInput {
+  const where = `event ${index}`;
+  if (input === null || typeof input !== "object") {
+    throw new TypeError(`Invalid ${where}: expected an object with a "kind"`);
+  }
+  assertKind(input.kind);
+  const payload = input.payload === undefined ? null : input.payload;
+  assertJson(payload, where);
+  const canonical = canonicalJson(payload);
+  // Length in UTF-16 units bounds the UTF-8 size from below; only encode when it can matter.
+  const bytes = canonical.length * 3 <= INLINE_PAYLOAD_BYTES
+    ? canonical.length
+    : encoder.encode(canonical).length;
+  if (bytes > MAX_PAYLOAD_BYTES) {
+    throw new RangeError(
+      `Payload of ${where} is ${bytes} bytes, over the maximum of ${MAX_PAYLOAD_BYTES}`,
+    );
+  }
+  const parents = input.parents ?? [];
+  if (!Array.isArray(parents) || parents.length > MAX_PARENTS) {
+    throw new TypeError(`Invalid parents of ${where}: expected at most ${MAX_PARENTS} event ids`);
+  }
+  for (const parent of parents) {
+    if (!isEventId(parent)) {
+      throw new TypeError(
+        `Invalid parent of ${where}: ${JSON.stringify(parent)} is not an event id`,
+      );
+    }
+  }
+  const meta: Record<string, string> = {};
+  if (input.meta !== undefined) {
+    if (input.meta === null || typeof input.meta !== "object" || Array.isArray(input.meta)) {
+      throw new TypeError(`Invalid meta of ${where}: expected an object of strings`);
+    }
+    const entries = Object.entries(input.meta);
+    if (entries.length > MAX_META_ENTRIES) {
+      throw new TypeError(`Invalid meta of ${where}: more than ${MAX_META_ENTRIES} entries`);
+    }
+    for (const [key, value] of entries) {
+      if (!META_KEY_RE.test(key)) {
+        throw new TypeError(`Invalid meta key ${JSON.stringify(key)} of ${where}`);
+      }
+      if (typeof value !== "string" || value.length > MAX_META_VALUE_LENGTH) {
+        throw new TypeError(
+          `Invalid meta "${key}" of ${where}: expected a string of at most ${MAX_META_VALUE_LENGTH} characters`,
+        );
+      }
+      meta[key] = value;
+    }
+  }
+  const prepared: PreparedInput = {
+    kind: input.kind,
+    payload,
+    canonical,
+    bytes,
+    parents: [...parents],
+    meta,
+  };
+  if (input.intent !== undefined) {
+    if (typeof input.intent !== "string" || input.intent.length > MAX_INTENT_LENGTH) {
+      throw new TypeError(
+        `Invalid intent of ${where}: expected a string of at most ${MAX_INTENT_LENGTH} characters`,
+      );
+    }
+    prepared.intent = input.intent;
+  }
+  return prepared;
+}
+
+export function prepareInputs(stream: string, events: EventInput[]): PreparedInput[] {
+  assertStream(stream);
+  if (!Array.isArray(events) || events.length === 0) {
+    throw new TypeError(
+      `Cannot append to stream "${stream}": expected a non-empty array of events`,
+    );
+  }
+  if (events.length > MAX_EVENTS_PER_APPEND) {
+    throw new RangeError(
+      `Cannot append ${events.length} events to stream "${stream}" at once: the maximum is ${MAX_EVENTS_PER_APPEND}`,
+    );
+  }
+  return events.map(prepareInput);
+}
+
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+function encodeBase32(value: number, length: number, out: string[]): void {
+  const chars = new Array<string>(length);
+  for (let i = length - 1; i >= 0; i--) {
+    chars[i] = CROCKFORD[value % 32];
+    value = Math.floor(value / 32);
+  }
+  out.push(chars.join(""));
+}
+
+/**
+ * A 26-character, time-ordered id that also encodes the event's position, so
+ * that `get(id)` needs no separate index for events born in this store.
+ */
+export function makeEventId(timestamp: number, position: number, random: Uint8Array): string {
+  const out: string[] = [];
+  encodeBase32(Math.max(0, Math.floor(timestamp)) % 2 ** 48, 10, out);
+  encodeBase32(position % 2 ** 50, 10, out);
+  let r = 0;
+  for (let i = 0; i < 4; i++) r = r * 256 + random[i];
+  encodeBase32(r % 2 ** 30, 6, out);
+  return out.join("");
+}
+
+/** The position an id encodes, or -1 when it is not an event id. */
+export function positionInId(id: string): number {
+  if (!isEventId(id)) return -1;
+  let value = 0;
+  for (let i = 10; i < 20; i++) value = value * 32 + CROCKFORD.indexOf(id[i]);
+  return value;
+}
+
+/** Checks a record read back from an export for shape, before import. */
+export function assertRecord(record: unknown, index: number): asserts record is EventRecord {
+  const r = record as Partial<EventRecord>;
+  const where = `record ${index}`;
+  if (r === null || typeof r !== "object") throw new TypeError(`Invalid ${where}: not an object`);
+  if (!isEventId(r.id)) throw new TypeError(`Invalid ${where}: "id" is not an event id`);
+  assertStream(r.stream);
+  if (typeof r.timestamp !== "number" || !Number.isFinite(r.timestamp)) {
+    throw new TypeError(`Invalid ${where}: "timestamp" is not a number`);
+  }
+  if (typeof r.digest !== "string" || !/^sha256:[0-9a-f]{64}$/.test(r.digest)) {
+    throw new TypeError(`Invalid ${where}: "digest" is not a sha256 digest`);
+  }
+}
