@@ -2,13 +2,8 @@
 import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
 import type { EventInput, EventRecord } from "../runtime/event_store.ts";
+import { INLINE_PAYLOAD_BYTES, MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES } from "./limits.ts";
 
-/** Largest payload, as canonical JSON bytes; larger payloads are refused. */
-export const MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
-/** Payloads larger than this are stored once per content digest, chunked. */
-export const INLINE_PAYLOAD_BYTES = 8 * 1024;
-/** Largest number of events in one append call. */
-export const MAX_EVENTS_PER_APPEND = 500;
 export const MAX_STREAM_LENGTH = 256;
 export const MAX_KIND_LENGTH = 128;
 export const MAX_PARENTS = 64;

@@ -1,0 +1,40 @@
+// Rules shared by both stores' append, read and import paths.
+import { VersionConflictError } from "../runtime/errors.ts";
+import type { ExpectedVersion } from "../runtime/event_store.ts";
+
+/** Throws when a stream at `current` does not satisfy `expected`. */
+export function checkExpectedVersion(
+  stream: string,
+  expected: ExpectedVersion | undefined,
+  current: number,
+): void {
+  if (expected === undefined || expected === "any") return;
+  if (expected === "no_stream") {
+    if (current !== 0) throw new VersionConflictError(stream, expected, current);
+  } else if (expected === "exists") {
+    if (current === 0) throw new VersionConflictError(stream, expected, current);
+  } else if (typeof expected === "number" && Number.isSafeInteger(expected) && expected >= 0) {
+    if (current !== expected) throw new VersionConflictError(stream, expected, current);
+  } else {
+    throw new TypeError(
+      `Invalid expected version ${
+        JSON.stringify(expected)
+      }: use a number ≥ 0, "any", "no_stream" or "exists"`,
+    );
+  }
+}
+
+/** Validates a read limit; no limit is `Infinity`. */
+export function readLimit(limit: number | undefined): number {
+  if (limit === undefined) return Infinity;
+  if (!Number.isSafeInteger(limit) || limit < 0) {
+    throw new TypeError(`Invalid limit ${JSON.stringify(limit)}: expected a whole number ≥ 0`);
+  }
+  return limit;
+}
+
+export function digestMismatch(index: number, id: string): TypeError {
+  return new TypeError(
+    `Invalid record ${index}: digest does not match its payload and parents (id ${id})`,
+  );
+}

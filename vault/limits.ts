@@ -1,0 +1,46 @@
+/**
+ * The documented, enforced bounds of the vault. They keep every atomic commit
+ * within the remote Deno KV limits, so the same code runs on a local file,
+ * Deno Deploy KV or a self-hosted `denokv`.
+ *
+ * @module
+ */
+
+/**
+ * The largest event payload, in bytes of canonical JSON (4 MiB). Payloads over
+ * {@linkcode INLINE_PAYLOAD_BYTES} are stored once per content digest, chunked
+ * across 60 KiB KV values.
+ *
+ * @example
+ * ```ts
+ * import { MAX_PAYLOAD_BYTES } from "@toka/runtime/vault";
+ *
+ * console.log(MAX_PAYLOAD_BYTES); // 4194304
+ * ```
+ */
+export const MAX_PAYLOAD_BYTES: number = 4 * 1024 * 1024;
+
+/**
+ * Payloads up to this many bytes (8 KiB) are stored inline, packed with other
+ * events into shared KV values.
+ *
+ * @example
+ * ```ts
+ * import { INLINE_PAYLOAD_BYTES } from "@toka/runtime/vault";
+ *
+ * console.log(INLINE_PAYLOAD_BYTES); // 8192
+ * ```
+ */
+export const INLINE_PAYLOAD_BYTES: number = 8 * 1024;
+
+/**
+ * The largest number of events in one `append` call (500).
+ *
+ * @example
+ * ```ts
+ * import { MAX_EVENTS_PER_APPEND } from "@toka/runtime/vault";
+ *
+ * console.log(MAX_EVENTS_PER_APPEND); // 500
+ * ```
+ */
+export const MAX_EVENTS_PER_APPEND: number = 500;
