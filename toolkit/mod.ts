@@ -1,0 +1,50 @@
+/**
+ * The toolkit: define tools with JSON Schemas, register them, and call them
+ * with capability checks, input and output validation, timeouts, abort and
+ * `tool.*` events. Without it the runtime uses {@linkcode NoopToolRegistry}.
+ *
+ * @example Register echo and call it
+ * ```ts
+ * import { echoTool, ToolRegistry } from "@toka/runtime/toolkit";
+ *
+ * const events: { kind: string }[] = [];
+ * const tools = new ToolRegistry({ record: (event) => events.push(event) });
+ * tools.register(echoTool);
+ * console.log(await tools.call("echo", { text: "hello" })); // { text: "hello" }
+ * console.log(events.map((event) => event.kind)); // ["tool.invoked", "tool.completed"]
+ * ```
+ *
+ * @module
+ */
+
+export { defineTool, type Tool, type ToolContext } from "./tool.ts";
+export {
+  type ToolEvent,
+  type ToolEventPayload,
+  ToolRegistry,
+  type ToolRegistryOptions,
+} from "./registry.ts";
+export { ToolExecutionError, ToolInputError, ToolOutputError, ToolTimeoutError } from "./errors.ts";
+export {
+  builtinTools,
+  createNowTool,
+  echoTool,
+  hashTool,
+  type NowOutput,
+} from "./builtin_tools.ts";
+export {
+  NoopToolRegistry,
+  type ToolAnnotations,
+  type ToolCallOptions,
+  type ToolInfo,
+  ToolNotFoundError,
+  type ToolRegistry as ToolRegistryContract,
+} from "../runtime/tool_registry.ts";
+// Shared contracts the toolkit's API refers to, so this entry point documents itself.
+export { TokaError } from "../runtime/errors.ts";
+export {
+  AllowAllAuthority,
+  type IssueRequest,
+  type TokenAuthority,
+  type TokenClaims,
+} from "../runtime/token_authority.ts";

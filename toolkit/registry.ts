@@ -1,0 +1,328 @@
+/**
+ * The toolkit's tool registry: registers tools and runs calls with input
+ * validation, capability checks, timeouts, abort and event recording.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import canonicalize from "canonicalize";
+import type { ValidateFunction } from "ajv";
+import { TokaError } from "../runtime/errors.ts";
+import {
+  AllowAllAuthority,
+  type TokenAuthority,
+  type TokenClaims,
+} from "../runtime/token_authority.ts";
+import {
+  type ToolCallOptions,
+  type ToolInfo,
+  ToolNotFoundError,
+  type ToolRegistry as ToolRegistryContract,
+} from "../runtime/tool_registry.ts";
+import { compileSchema, firstProblem } from "./_schema.ts";
+import { defineTool, type Tool, type ToolContext } from "./tool.ts";
+import { ToolExecutionError, ToolInputError, ToolOutputError, ToolTimeoutError } from "./errors.ts";
+
+/**
+ * The payload of the `tool.invoked`, `tool.completed` and `tool.failed`
+ * events. It never holds a token, nor the input itself: only its digest.
+ */
+export interface ToolEventPayload {
+  /** The tool name. */
+  tool: string;
+  /** A unique id shared by the events of one call. */
+  callId: string;
+  /** `"sha256:<hex>"` of the canonical JSON input (`tool.invoked` only, when serialisable). */
+  inputDigest?: string;
+  /** Milliseconds from invocation to completion or failure (not on `tool.invoked`). */
+  durationMs?: number;
+  /** Why the call failed (`tool.failed` only): a `TokaError` code or an error name. */
+  error?: { code: string; message: string };
+}
+
+/** An event the registry records. */
+export interface ToolEvent {
+  /** `"tool.invoked"`, `"tool.completed"` or `"tool.failed"`. */
+  kind: "tool.invoked" | "tool.completed" | "tool.failed";
+  /** What happened. */
+  payload: ToolEventPayload;
+}
+
+/** Options of the {@linkcode ToolRegistry} constructor. */
+export interface ToolRegistryOptions {
+  /** Checks callers' tokens; an {@linkcode AllowAllAuthority} by default. */
+  authority?: TokenAuthority;
+  /**
+   * Records the registry's events; the runtime wires this to its event bus.
+   * A call waits for it, and fails when it throws.
+   */
+  record?: (event: ToolEvent) => unknown | Promise<unknown>;
+  /** Milliseconds since the epoch, for durations; `Date.now` by default. */
+  clock?: () => number;
+  /** Tools to register at once. */
+  tools?: Tool[];
+}
+
+interface Entry {
+  tool: Tool;
+  info: ToolInfo;
+  validateInput: ValidateFunction;
+  validateOutput?: ValidateFunction;
+}
+
+/**
+ * A registry of tools. `call` checks the caller's token for every permission
+ * the tool requires, validates the input against the tool's schema, runs the
+ * tool with a timeout and the caller's abort signal, validates the output and
+ * records `tool.invoked`, then `tool.completed` or `tool.failed`.
+ *
+ * @example Register and call a tool
+ * ```ts
+ * import { echoTool, ToolRegistry } from "@toka/runtime/toolkit";
+ *
+ * const tools = new ToolRegistry({ tools: [echoTool] });
+ * console.log(await tools.call("echo", { text: "hi" })); // { text: "hi" }
+ * ```
+ */
+export class ToolRegistry implements ToolRegistryContract {
+  #tools = new Map<string, Entry>();
+  #authority: TokenAuthority;
+  #record: (event: ToolEvent) => unknown | Promise<unknown>;
+  #clock: () => number;
+
+  /**
+   * Creates a registry.
+   *
+   * @param options The authority, event recorder, clock and initial tools.
+   * @throws {TypeError} When an initial tool is invalid or two share a name.
+   */
+  constructor(options: ToolRegistryOptions = {}) {
+    this.#authority = options.authority ?? new AllowAllAuthority();
+    this.#record = options.record ?? (() => {});
+    this.#clock = options.clock ?? Date.now;
+    for (const tool of options.tools ?? []) this.register(tool);
+  }
+
+  /**
+   * Adds a tool, checking its definition and compiling its schemas once.
+   *
+   * @param tool The tool.
+   * @returns What the registry tells about the tool.
+   * @throws {TypeError} When the definition is invalid or the name is taken.
+   * @throws {RangeError} When the timeout is out of range.
+   *
+   * @example
+   * ```ts
+   * import { echoTool, ToolRegistry } from "@toka/runtime/toolkit";
+   *
+   * const tools = new ToolRegistry();
+   * console.log(tools.register(echoTool).permissions); // ["tool:echo:invoke"]
+   * ```
+   */
+  register(tool: Tool): ToolInfo {
+    const defined = defineTool(tool);
+    if (this.#tools.has(defined.name)) {
+      throw new TypeError(`A tool named "${defined.name}" is already registered`);
+    }
+    const { name, description, version, inputSchema, outputSchema, annotations } = defined;
+    const info: ToolInfo = {
+      name,
+      description,
+      version,
+      inputSchema,
+      ...(outputSchema && { outputSchema }),
+      ...(annotations && { annotations: { ...annotations } }),
+      permissions: defined.permissions,
+      timeoutMs: defined.timeoutMs,
+    };
+    this.#tools.set(name, {
+      tool: defined,
+      info,
+      validateInput: compileSchema(inputSchema, `input schema for tool "${name}"`),
+      validateOutput: outputSchema &&
+        compileSchema(outputSchema, `output schema for tool "${name}"`),
+    });
+    return structuredClone(info);
+  }
+
+  /**
+   * Removes a tool. Calls already running finish.
+   *
+   * @param name The tool name.
+   * @returns True when a tool was removed.
+   *
+   * @example
+   * ```ts
+   * import { echoTool, ToolRegistry } from "@toka/runtime/toolkit";
+   *
+   * const tools = new ToolRegistry({ tools: [echoTool] });
+   * console.log(tools.unregister("echo")); // true
+   * ```
+   */
+  unregister(name: string): boolean {
+    return this.#tools.delete(name);
+  }
+
+  /**
+   * Describes a tool, without its implementation.
+   *
+   * @param name The tool name.
+   * @returns A copy of the tool's description, or `undefined`.
+   *
+   * @example
+   * ```ts
+   * import { echoTool, ToolRegistry } from "@toka/runtime/toolkit";
+   *
+   * const tools = new ToolRegistry({ tools: [echoTool] });
+   * console.log(tools.get("echo")?.annotations?.readOnlyHint); // true
+   * ```
+   */
+  get(name: string): ToolInfo | undefined {
+    const entry = this.#tools.get(name);
+    return entry && structuredClone(entry.info);
+  }
+
+  /**
+   * Lists every tool, sorted by name.
+   *
+   * @returns Copies of the tools' descriptions.
+   *
+   * @example
+   * ```ts
+   * import { builtinTools, ToolRegistry } from "@toka/runtime/toolkit";
+   *
+   * const tools = new ToolRegistry({ tools: builtinTools() });
+   * console.log(tools.list().map((tool) => tool.name)); // ["echo", "hash", "now"]
+   * ```
+   */
+  list(): ToolInfo[] {
+    return [...this.#tools.keys()].sort().map((name) => this.get(name)!);
+  }
+
+  /**
+   * Calls a tool.
+   *
+   * @param name The tool name.
+   * @param input The input; must match the tool's input schema.
+   * @param options The caller's token and abort signal.
+   * @returns The tool's output.
+   * @throws {ToolNotFoundError} When no tool has this name (no event is recorded).
+   * @throws {CapabilityDeniedError} When the token lacks a required permission, or
+   * another `TokaError` from the authority when the token is not valid.
+   * @throws {ToolInputError} When the input does not match the schema.
+   * @throws {ToolTimeoutError} When the tool runs longer than its timeout.
+   * @throws {ToolExecutionError} When the tool throws.
+   * @throws {ToolOutputError} When the output does not match the output schema.
+   * @throws {unknown} The signal's reason when the caller aborts.
+   *
+   * @example Call with a signal
+   * ```ts
+   * import { echoTool, ToolRegistry } from "@toka/runtime/toolkit";
+   *
+   * const tools = new ToolRegistry({ tools: [echoTool] });
+   * const signal = new AbortController().signal;
+   * console.log(await tools.call("echo", { text: "hi" }, { signal })); // { text: "hi" }
+   * ```
+   */
+  async call(name: string, input: unknown, options: ToolCallOptions = {}): Promise<unknown> {
+    const entry = this.#tools.get(name);
+    if (entry === undefined) throw new ToolNotFoundError(name);
+    const callId = crypto.randomUUID();
+    const started = this.#clock();
+    const inputDigest = digest(input);
+    await this.#record({
+      kind: "tool.invoked",
+      payload: { tool: name, callId, ...(inputDigest && { inputDigest }) },
+    });
+    let output: unknown;
+    try {
+      // defineTool guarantees at least one permission, so claims gets set.
+      let claims!: TokenClaims;
+      for (const permission of entry.info.permissions) {
+        claims = await this.#authority.authorize(options.token, permission);
+      }
+      if (!entry.validateInput(input)) {
+        throw new ToolInputError(name, firstProblem(entry.validateInput.errors));
+      }
+      output = await this.#run(entry, input, claims, callId, options.signal);
+      if (entry.validateOutput && !entry.validateOutput(output)) {
+        throw new ToolOutputError(name, firstProblem(entry.validateOutput.errors));
+      }
+    } catch (error) {
+      const code = error instanceof TokaError
+        ? error.code
+        : error instanceof Error
+        ? error.name
+        : "unknown";
+      const message = error instanceof Error ? error.message : String(error);
+      await this.#record({
+        kind: "tool.failed",
+        payload: {
+          tool: name,
+          callId,
+          durationMs: this.#clock() - started,
+          error: { code, message },
+        },
+      });
+      throw error;
+    }
+    await this.#record({
+      kind: "tool.completed",
+      payload: { tool: name, callId, durationMs: this.#clock() - started },
+    });
+    return output;
+  }
+
+  // Runs the tool until it settles, times out or the caller aborts; either of
+  // the last two aborts ctx.signal and rejects at once, even when the tool
+  // ignores its signal. No timer or listener outlives the call.
+  async #run(
+    entry: Entry,
+    input: unknown,
+    claims: TokenClaims,
+    callId: string,
+    callerSignal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    callerSignal?.throwIfAborted();
+    const { name, timeoutMs } = entry.info;
+    const controller = new AbortController();
+    const stopped = Promise.withResolvers<never>();
+    const stop = (reason: unknown) => {
+      controller.abort(reason);
+      stopped.reject(reason);
+    };
+    const onCallerAbort = () => stop(callerSignal!.reason);
+    const timer = setTimeout(() => stop(new ToolTimeoutError(name, timeoutMs)), timeoutMs);
+    callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
+    const ctx: ToolContext = {
+      signal: controller.signal,
+      claims,
+      callId,
+    };
+    try {
+      const running = (async () => await entry.tool.execute(input, ctx))().catch(
+        (error: unknown) => {
+          throw new ToolExecutionError(name, error);
+        },
+      );
+      return await Promise.race([running, stopped.promise]);
+    } finally {
+      clearTimeout(timer);
+      callerSignal?.removeEventListener("abort", onCallerAbort);
+    }
+  }
+}
+
+// The input's digest, so the log can prove what was asked without storing
+// inputs that may hold secrets.
+function digest(input: unknown): string | undefined {
+  try {
+    const json = canonicalize(input);
+    return json === undefined
+      ? undefined
+      : `sha256:${createHash("sha256").update(json).digest("hex")}`;
+  } catch {
+    return undefined; // Not serialisable, e.g. circular.
+  }
+}
