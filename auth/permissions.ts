@@ -1,0 +1,94 @@
+/**
+ * Capability permissions: `resource:action[:target]`, where a whole segment
+ * may be the wildcard `*`, and the lone `"*"` grants everything.
+ *
+ * A wildcard matches exactly one segment, so `events:read:*` grants
+ * `events:read:task.created` but not `events:read`. Partial wildcards such as
+ * `tool:ec*:invoke` are not allowed: they would make attenuation undecidable
+ * at a glance.
+ *
+ * @module
+ */
+
+/** Longest permission string a token may carry. */
+export const MAX_PERMISSION_LENGTH = 64;
+
+const SEGMENT = "(?:\\*|[A-Za-z0-9_.@/-]+)";
+const PERMISSION_RE = new RegExp(`^(?:\\*|${SEGMENT}:${SEGMENT}(?::${SEGMENT})?)$`);
+
+/**
+ * Tells whether a string is a syntactically valid permission.
+ *
+ * @param permission The candidate, e.g. `"tool:echo:invoke"`.
+ * @returns True when it is `*` or `resource:action[:target]` of at most 64 characters.
+ *
+ * @example
+ * ```ts
+ * import { isValidPermission } from "@toka/runtime/auth";
+ *
+ * console.log(isValidPermission("events:read:*"), isValidPermission("events")); // true false
+ * ```
+ */
+export function isValidPermission(permission: unknown): permission is string {
+  return typeof permission === "string" && permission.length <= MAX_PERMISSION_LENGTH &&
+    PERMISSION_RE.test(permission);
+}
+
+/**
+ * Throws unless a permission is syntactically valid.
+ *
+ * @param permission The candidate.
+ * @throws {TypeError} When it is not `*` or `resource:action[:target]` of at most 64 characters.
+ *
+ * @example
+ * ```ts
+ * import { assertPermission } from "@toka/runtime/auth";
+ *
+ * assertPermission("tool:*:invoke"); // passes
+ * ```
+ */
+export function assertPermission(permission: unknown): asserts permission is string {
+  if (!isValidPermission(permission)) {
+    const shown = typeof permission === "string" ? permission.slice(0, 80) : String(permission);
+    throw new TypeError(
+      `Invalid permission ${
+        JSON.stringify(shown)
+      }: expected "resource:action[:target]" of at most ${MAX_PERMISSION_LENGTH} characters`,
+    );
+  }
+}
+
+/** True when `granted` (a single permission, maybe with wildcards) covers `wanted`. */
+function covers(granted: string, wanted: string): boolean {
+  if (granted === "*" || granted === wanted) return true;
+  if (wanted === "*") return false;
+  const g = granted.split(":");
+  const w = wanted.split(":");
+  if (g.length !== w.length) return false;
+  for (let i = 0; i < g.length; i++) {
+    if (g[i] !== "*" && g[i] !== w[i]) return false;
+  }
+  return true;
+}
+
+/**
+ * Tells whether granted permissions allow a required one. A required
+ * permission containing wildcards is allowed only when one grant covers every
+ * permission it stands for, which is also the rule for attenuation.
+ *
+ * @param granted The token's permissions.
+ * @param required The permission an operation needs (or a child token asks for).
+ * @returns True when one of the grants covers it.
+ *
+ * @example
+ * ```ts
+ * import { permits } from "@toka/runtime/auth";
+ *
+ * console.log(permits(["tool:*:invoke"], "tool:echo:invoke")); // true
+ * console.log(permits(["events:read:*"], "events:write:x")); // false
+ * ```
+ */
+export function permits(granted: readonly string[], required: string): boolean {
+  for (const g of granted) if (covers(g, required)) return true;
+  return false;
+}
