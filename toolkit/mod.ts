@@ -41,7 +41,7 @@ export {
   type ToolRegistry as ToolRegistryContract,
 } from "../runtime/tool_registry.ts";
 // Shared contracts the toolkit's API refers to, so this entry point documents itself.
-export { TokaError } from "../runtime/errors.ts";
+export { CapabilityDeniedError, TokaError } from "../runtime/errors.ts";
 export {
   AllowAllAuthority,
   type IssueRequest,

@@ -1,0 +1,34 @@
+// Test fakes shared by the toolkit tests.
+import { CapabilityDeniedError, TokaError } from "../../runtime/errors.ts";
+import type { IssueRequest, TokenAuthority, TokenClaims } from "../../runtime/token_authority.ts";
+
+/** An authority that knows a fixed set of tokens, each granting fixed permissions. */
+export class FakeAuthority implements TokenAuthority {
+  readonly enforcing = true;
+  readonly #grants: Map<string, { sub: string; permissions: string[] }>;
+
+  constructor(grants: Record<string, { sub: string; permissions: string[] }>) {
+    this.#grants = new Map(Object.entries(grants));
+  }
+
+  issue(_request: IssueRequest): Promise<string> {
+    return Promise.reject(new Error("Not supported by the fake"));
+  }
+
+  verify(token: string): Promise<TokenClaims> {
+    const grant = this.#grants.get(token);
+    if (grant === undefined) {
+      return Promise.reject(new TokaError("token_invalid", "The token is not valid"));
+    }
+    return Promise.resolve({ ...grant, vault: "test", iat: 0, exp: 60, jti: token });
+  }
+
+  async authorize(token: string | undefined, permission: string): Promise<TokenClaims> {
+    if (token === undefined) throw new CapabilityDeniedError(permission);
+    const claims = await this.verify(token);
+    if (!claims.permissions.includes(permission)) {
+      throw new CapabilityDeniedError(permission, claims.sub);
+    }
+    return claims;
+  }
+}
