@@ -16,15 +16,34 @@ export interface CliIo {
   isTty?: boolean;
 }
 
-/** The real process's streams. */
+/**
+ * The real process's streams. Writing to a closed standard output (as in
+ * `toka events export | head`) throws `Deno.errors.BrokenPipe`, which `main`
+ * turns into a quiet exit; a closed standard error is ignored.
+ *
+ * @param signal Aborted when the user interrupts the process.
+ * @returns The process's io.
+ */
 export function processIo(signal?: AbortSignal): CliIo {
   const encoder = new TextEncoder();
   return {
-    stdout: (text) => Deno.stdout.writeSync(encoder.encode(text)),
-    stderr: (text) => Deno.stderr.writeSync(encoder.encode(text)),
+    stdout: (text) => writeAll(Deno.stdout, encoder.encode(text)),
+    stderr: (text) => {
+      try {
+        writeAll(Deno.stderr, encoder.encode(text));
+      } catch (error) {
+        if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+      }
+    },
     stdin: Deno.stdin.readable,
     env: (name) => Deno.env.get(name),
     signal,
     isTty: Deno.stdout.isTerminal(),
   };
+}
+
+// writeSync may write only part of the buffer.
+function writeAll(writer: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
+  let written = 0;
+  while (written < bytes.length) written += writer.writeSync(bytes.subarray(written));
 }

@@ -1,0 +1,155 @@
+/**
+ * The `toka` command-line program.
+ *
+ * ```sh
+ * toka [--db PATH|URL] [--json] [--log-level L] <command>
+ * ```
+ *
+ * Exit codes: 0 on success, 1 on a failure or denial, 2 on a usage error.
+ * Errors are one line on stderr, never a stack trace.
+ *
+ * @module
+ */
+import { Command, CommanderError, Option } from "commander";
+import denoJson from "./deno.json" with { type: "json" };
+import type { EventStore } from "./runtime/event_store.ts";
+import { MemoryEventStore } from "./vault/mod.ts";
+import type { CommandContext, RunCommand } from "./cli/_context.ts";
+import { type CliIo, processIo } from "./cli/_io.ts";
+import { configureLogging, LOG_LEVELS } from "./cli/_log.ts";
+import { UsageError } from "./cli/_usage_error.ts";
+import { registerEventsCommands } from "./cli/events.ts";
+
+/** Where the event store lives when neither `--db` nor `TOKA_DB` says otherwise. */
+export const DEFAULT_DB = "./.toka/toka.kv";
+
+/** Options of {@linkcode main}, for tests and embedders. */
+export interface MainOptions {
+  /** Opens the event store at a `--db` location. */
+  openStore?: (location: string) => Promise<EventStore>;
+}
+
+/**
+ * Runs the `toka` program in-process: parses `args`, runs the command and
+ * returns its exit code. It never exits the process and writes only to `io`.
+ *
+ * @param args The arguments after the program name.
+ * @param io The streams and environment; the real process's by default.
+ * @param options The store factory.
+ * @returns 0 on success, 1 on a failure or denial, 2 on a usage error.
+ */
+export async function main(
+  args: string[],
+  io: CliIo = processIo(),
+  options: MainOptions = {},
+): Promise<number> {
+  const openStore = options.openStore ?? openDefaultStore;
+  let code = 0;
+  let resetLogging: (() => Promise<void>) | undefined;
+
+  const program = new Command("toka")
+    .description("A Deno-first runtime for agents, with a durable, verifiable event log")
+    .version(`toka ${denoJson.version}`, "-V, --version", "print the version")
+    .option(
+      "--db <location>",
+      `event store: a file path, :memory: or an https:// URL
+(default: $TOKA_DB or ${DEFAULT_DB})`,
+    )
+    .option("--json", "print machine-readable JSON")
+    .addOption(
+      new Option("--log-level <level>", "log to stderr at this level and above").choices(
+        LOG_LEVELS,
+      ),
+    )
+    // Inherited by every subcommand created below.
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout(text),
+      writeErr: (text) => io.stderr(text),
+      outputError: (text, write) => write(`${oneLine(text)}\n`),
+      getOutHelpWidth: () => 100,
+      getErrHelpWidth: () => 100,
+      getOutHasColors: () => false,
+      getErrHasColors: () => false,
+    })
+    .hook("preAction", async () => {
+      const level = program.opts().logLevel;
+      if (level !== undefined) resetLogging = await configureLogging(io, level);
+    });
+
+  const run: RunCommand = async (command, task) => {
+    const globals = command.optsWithGlobals<{ db?: string; json?: boolean }>();
+    const dbLocation = globals.db ?? io.env("TOKA_DB") ?? DEFAULT_DB;
+    const ctx: CommandContext = {
+      io,
+      json: globals.json === true,
+      dbLocation,
+      openStore: () => openStore(dbLocation),
+    };
+    code = await task(ctx);
+  };
+
+  requireSubcommand(program);
+  requireSubcommand(registerEventsCommands(program, run));
+  // TODO(lead): wire the commands other engineers own once their files land:
+  // program.command("demo").description("run a small multi-agent demo")
+  //   .action((_options: unknown, command: Command) => run(command, runDemo));
+  // requireSubcommand(program.command("agent").description("inspect agents"))
+  //   .command("list").description("list registered agents")
+  //   .action((_options: unknown, command: Command) => run(command, listAgents));
+  // requireSubcommand(registerAuthCommands(program, run));
+
+  try {
+    await program.parseAsync(args, { from: "user" });
+  } catch (error) {
+    code = failure(io, error);
+  } finally {
+    await resetLogging?.();
+  }
+  return code;
+}
+
+// A bare group (`toka`, `toka events`) or an unknown subcommand is a usage error, in one line.
+function requireSubcommand(command: Command): Command {
+  return command.allowExcessArguments().action((_options: unknown, self: Command) => {
+    const names: string[] = [];
+    for (let c: Command | null = self; c !== null; c = c.parent) names.unshift(c.name());
+    const hint = `run "${names.join(" ")} --help" to list them`;
+    const [first] = self.args;
+    throw new UsageError(
+      first === undefined
+        ? `Missing command: ${hint}`
+        : `Unknown command ${JSON.stringify(first)}: ${hint}`,
+    );
+  });
+}
+
+function failure(io: CliIo, error: unknown): number {
+  // Help and --version end parsing through exitOverride with code 0.
+  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+  // The reader of stdout went away (`toka events export | head`): nothing left to say.
+  if (error instanceof Deno.errors.BrokenPipe) return 0;
+  const message = error instanceof Error ? error.message || error.name : String(error);
+  io.stderr(`error: ${oneLine(message)}\n`);
+  return error instanceof UsageError ? 2 : 1;
+}
+
+function oneLine(text: string): string {
+  return text.trim().replace(/\s*\n\s*/g, " ");
+}
+
+function openDefaultStore(location: string): Promise<EventStore> {
+  // TODO(cli): switch to openVault(location) once vault/kv_store.ts lands.
+  if (location === ":memory:") return Promise.resolve(new MemoryEventStore());
+  return Promise.reject(new Error(`Cannot open ${JSON.stringify(location)}: no Deno KV vault yet`));
+}
+
+if (import.meta.main) {
+  const interrupt = new AbortController();
+  // The first Ctrl-C ends `events tail --follow` cleanly; a second one exits at once.
+  Deno.addSignalListener("SIGINT", () => {
+    if (interrupt.signal.aborted) Deno.exit(130);
+    interrupt.abort();
+  });
+  Deno.exit(await main(Deno.args, processIo(interrupt.signal)));
+}

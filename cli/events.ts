@@ -1,0 +1,270 @@
+/**
+ * `toka events ...`: list, follow, inspect, verify, export and import the
+ * event log of the store named by `--db`.
+ *
+ * @module
+ */
+import { type Command, InvalidArgumentError } from "commander";
+import type { EventRecord, EventStore } from "../runtime/event_store.ts";
+import { type CommandContext, type RunCommand, withStore } from "./_context.ts";
+import { formatEventDetail, formatEventLine, formatStats, formatVerifyReport } from "./_format.ts";
+import { parseJsonLines, textLines } from "./_json_lines.ts";
+
+const EVENT_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+// Batches small writes; a live tail flushes after every event.
+const FLUSH_BYTES = 64 * 1024;
+
+/** Filters shared by `events list` and `events tail`. */
+export interface EventFilterOptions {
+  /** Only events of this stream. */
+  stream?: string;
+  /** Only events whose kind matches one of these patterns; all when empty. */
+  kind?: string[];
+}
+
+/** Options of {@linkcode listEvents}. */
+export interface ListOptions extends EventFilterOptions {
+  /** First position to show. */
+  from?: string;
+  /** At most this many events. */
+  limit?: number;
+}
+
+/** Options of {@linkcode tailEvents}. */
+export interface TailOptions extends EventFilterOptions {
+  /** How many of the last events to show first. */
+  lines: number;
+  /** Keep printing new events until `io.signal` aborts. */
+  follow?: boolean;
+}
+
+/**
+ * Prints the events matching the filters, oldest first.
+ *
+ * @param ctx The command context.
+ * @param options The filters.
+ * @returns The exit code.
+ */
+export function listEvents(ctx: CommandContext, options: ListOptions): Promise<number> {
+  return withStore(ctx, async (store) => {
+    const out = output(ctx);
+    for await (
+      const event of store.read({
+        stream: options.stream,
+        kinds: kinds(options),
+        from: options.from,
+        limit: options.limit,
+      })
+    ) out.event(event);
+    out.flush();
+    return 0;
+  });
+}
+
+/**
+ * Prints the last events, then with `follow` every new one, including those
+ * other processes append, until `ctx.io.signal` aborts.
+ *
+ * @param ctx The command context.
+ * @param options How many, which, and whether to follow.
+ * @returns The exit code.
+ */
+export function tailEvents(ctx: CommandContext, options: TailOptions): Promise<number> {
+  return withStore(ctx, async (store) => {
+    const out = output(ctx);
+    const head = await store.head();
+    const last: EventRecord[] = [];
+    if (head !== null && options.lines > 0) {
+      for await (
+        const event of store.read({
+          from: head,
+          direction: "backward",
+          limit: options.lines,
+          stream: options.stream,
+          kinds: kinds(options),
+        })
+      ) last.push(event);
+    }
+    for (const event of last.reverse()) out.event(event);
+    out.flush();
+    const signal = ctx.io.signal;
+    if (!options.follow || signal?.aborted) return 0;
+    for await (
+      const event of store.subscribe({ after: head ?? undefined, kinds: kinds(options), signal })
+    ) {
+      if (options.stream !== undefined && event.stream !== options.stream) continue;
+      out.event(event);
+      out.flush();
+    }
+    return 0;
+  });
+}
+
+/**
+ * Prints one event in full.
+ *
+ * @param ctx The command context.
+ * @param id The event id.
+ * @returns The exit code.
+ * @throws {Error} When no event has this id.
+ */
+export function showEvent(ctx: CommandContext, id: string): Promise<number> {
+  return withStore(ctx, async (store) => {
+    const event = EVENT_ID.test(id) ? await store.get(id) : null;
+    if (event === null) throw new Error(`No event with id ${JSON.stringify(id)}`);
+    ctx.io.stdout(ctx.json ? `${JSON.stringify(event)}\n` : formatEventDetail(event));
+    return 0;
+  });
+}
+
+/**
+ * Prints how many events, streams and kinds the store holds.
+ *
+ * @param ctx The command context.
+ * @returns The exit code.
+ */
+export function eventStats(ctx: CommandContext): Promise<number> {
+  return withStore(ctx, async (store) => {
+    const stats = await store.stats();
+    ctx.io.stdout(ctx.json ? `${JSON.stringify(stats)}\n` : formatStats(stats));
+    return 0;
+  });
+}
+
+/**
+ * Recomputes every digest and parent link and lists the events at fault.
+ *
+ * @param ctx The command context.
+ * @returns 0 when the log is intact, 1 when a problem was found.
+ */
+export function verifyEvents(ctx: CommandContext): Promise<number> {
+  return withStore(ctx, async (store) => {
+    const report = await store.verify();
+    ctx.io.stdout(ctx.json ? `${JSON.stringify(report)}\n` : formatVerifyReport(report));
+    return report.ok ? 0 : 1;
+  });
+}
+
+/**
+ * Writes every event as JSON Lines, oldest first, for `events import`.
+ *
+ * @param ctx The command context.
+ * @returns The exit code.
+ */
+export function exportEvents(ctx: CommandContext): Promise<number> {
+  return withStore(ctx, async (store) => {
+    const out = output({ ...ctx, json: true });
+    for await (const event of store.read()) out.event(event);
+    out.flush();
+    return 0;
+  });
+}
+
+/**
+ * Stores the JSON Lines read from standard input, keeping ids, so that
+ * importing the same export twice adds nothing. A bad line stops the import
+ * there; events before it stay imported.
+ *
+ * @param ctx The command context.
+ * @returns The exit code.
+ * @throws {SyntaxError} When a line is not JSON, naming the line.
+ */
+export function importEvents(ctx: CommandContext): Promise<number> {
+  const stdin = ctx.io.stdin;
+  if (stdin === undefined) return Promise.reject(new Error("No standard input to import from"));
+  return withStore(ctx, async (store: EventStore) => {
+    const records = parseJsonLines(textLines(stdin)) as AsyncIterable<EventRecord>;
+    const result = await store.importEvents(records);
+    ctx.io.stdout(
+      ctx.json
+        ? `${JSON.stringify(result)}\n`
+        : `Imported ${result.imported} events, skipped ${result.skipped} already stored\n`,
+    );
+    return 0;
+  });
+}
+
+/**
+ * Adds `events` and its subcommands to the program.
+ *
+ * @param program The root command.
+ * @param run Runs a task with the context of the global options.
+ * @returns The `events` command.
+ */
+export function registerEventsCommands(program: Command, run: RunCommand): Command {
+  const events = program.command("events").description("inspect and move the event log");
+  const filters = (command: Command) =>
+    command
+      .option("--stream <name>", "only events of this stream")
+      .option(
+        "--kind <pattern>",
+        "only events of this kind; * matches any run of characters; repeatable",
+        (value: string, previous: string[]) => [...previous, value],
+        [] as string[],
+      );
+
+  filters(events.command("list").description("print events, oldest first"))
+    .option("--from <position>", "start at this global position", parsePositionArg)
+    .option("--limit <n>", "print at most n events", parseCountArg)
+    .action((options: ListOptions, command: Command) =>
+      run(command, (ctx) => listEvents(ctx, options))
+    );
+
+  filters(events.command("tail").description("print the last events, and new ones with --follow"))
+    .option("-n, --lines <n>", "how many of the last events to print", parseCountArg, 10)
+    .option("-f, --follow", "keep printing new events, also those of other processes")
+    .action((options: TailOptions, command: Command) =>
+      run(command, (ctx) => tailEvents(ctx, options))
+    );
+
+  events.command("show").description("print one event in full").argument("<id>", "the event id")
+    .action((id: string, _options: unknown, command: Command) =>
+      run(command, (ctx) => showEvent(ctx, id))
+    );
+
+  events.command("stats").description("count events, streams and kinds")
+    .action((_options: unknown, command: Command) => run(command, eventStats));
+
+  events.command("verify").description("check every digest and parent link; exit 1 on a problem")
+    .action((_options: unknown, command: Command) => run(command, verifyEvents));
+
+  events.command("export").description("write every event to stdout as JSON Lines")
+    .action((_options: unknown, command: Command) => run(command, exportEvents));
+
+  events.command("import").description("store events read from stdin as JSON Lines (idempotent)")
+    .action((_options: unknown, command: Command) => run(command, importEvents));
+
+  return events;
+}
+
+function kinds(options: EventFilterOptions): string[] | undefined {
+  return options.kind === undefined || options.kind.length === 0 ? undefined : options.kind;
+}
+
+function output(ctx: CommandContext): { event(event: EventRecord): void; flush(): void } {
+  let buffer = "";
+  const flush = () => {
+    if (buffer !== "") ctx.io.stdout(buffer);
+    buffer = "";
+  };
+  return {
+    event(event) {
+      buffer += `${ctx.json ? JSON.stringify(event) : formatEventLine(event)}\n`;
+      if (buffer.length >= FLUSH_BYTES) flush();
+    },
+    flush,
+  };
+}
+
+function parseCountArg(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) {
+    throw new InvalidArgumentError("Expected a whole number ≥ 0");
+  }
+  return n;
+}
+
+function parsePositionArg(value: string): string {
+  if (!/^\d{1,16}$/.test(value)) throw new InvalidArgumentError("Expected up to 16 digits");
+  return value.padStart(16, "0");
+}
