@@ -89,15 +89,15 @@ export async function main(
     code = await task(ctx);
   };
 
-  requireSubcommand(program);
-  requireSubcommand(registerEventsCommands(program, run));
+  registerEventsCommands(program, run);
   // TODO(lead): wire the commands other engineers own once their files land:
   // program.command("demo").description("run a small multi-agent demo")
   //   .action((_options: unknown, command: Command) => run(command, runDemo));
-  // requireSubcommand(program.command("agent").description("inspect agents"))
+  // program.command("agent").description("inspect agents")
   //   .command("list").description("list registered agents")
   //   .action((_options: unknown, command: Command) => run(command, listAgents));
-  // requireSubcommand(registerAuthCommands(program, run));
+  // registerAuthCommands(program, run);
+  requireSubcommands(program);
 
   try {
     await program.parseAsync(args, { from: "user" });
@@ -110,8 +110,11 @@ export async function main(
 }
 
 // A bare group (`toka`, `toka events`) or an unknown subcommand is a usage error, in one line.
-function requireSubcommand(command: Command): Command {
-  return command.allowExcessArguments().action((_options: unknown, self: Command) => {
+// Called once every command exists, as subcommands inherit allowExcessArguments.
+function requireSubcommands(command: Command): void {
+  if (command.commands.length === 0) return;
+  for (const sub of command.commands) requireSubcommands(sub);
+  command.allowExcessArguments().action((_options: unknown, self: Command) => {
     const names: string[] = [];
     for (let c: Command | null = self; c !== null; c = c.parent) names.unshift(c.name());
     const hint = `run "${names.join(" ")} --help" to list them`;
