@@ -1,0 +1,84 @@
+// Agent checkpoints: in Deno KV when the vault has one, else in memory.
+// Writes are coalesced per agent so a fast agent is not bound by commit latency.
+import { getLogger } from "@logtape/logtape";
+
+/** Where an agent is in the log. */
+export interface Checkpoint {
+  /** Position of the last event the agent finished, or `null` before the first. */
+  position: string | null;
+  /** Events it gave up on (recorded as `agent.failed`), over its whole life. */
+  failures: number;
+  /** When the checkpoint was written, ms since the epoch. */
+  updatedAt: number;
+}
+
+/** The KV key prefix of checkpoints: `["runtime", "checkpoint", name]`. */
+export const CHECKPOINT_PREFIX: readonly ["runtime", "checkpoint"] = ["runtime", "checkpoint"];
+
+const logger = getLogger(["toka", "runtime", "checkpoint"]);
+
+export class CheckpointBook {
+  #kv: Deno.Kv | undefined;
+  #clock: () => number;
+  #latest = new Map<string, Checkpoint>();
+  #pending = new Map<string, Checkpoint>();
+  #writing = new Map<string, Promise<void>>();
+
+  constructor(kv: Deno.Kv | undefined, clock: () => number) {
+    this.#kv = kv;
+    this.#clock = clock;
+  }
+
+  async load(name: string): Promise<Checkpoint | undefined> {
+    if (this.#kv === undefined) return this.#latest.get(name);
+    const entry = await this.#kv.get<Checkpoint>([...CHECKPOINT_PREFIX, name]);
+    return entry.value ?? undefined;
+  }
+
+  save(name: string, position: string | null, failures: number): void {
+    const checkpoint = { position, failures, updatedAt: this.#clock() };
+    this.#latest.set(name, checkpoint);
+    if (this.#kv === undefined) return;
+    this.#pending.set(name, checkpoint);
+    if (!this.#writing.has(name)) this.#writing.set(name, this.#write(this.#kv, name));
+  }
+
+  async #write(kv: Deno.Kv, name: string): Promise<void> {
+    try {
+      for (let checkpoint; (checkpoint = this.#pending.get(name)) !== undefined;) {
+        this.#pending.delete(name);
+        for (let attempt = 1;; attempt++) {
+          try {
+            await kv.set([...CHECKPOINT_PREFIX, name], checkpoint);
+            break;
+          } catch (error) {
+            // Two processes on one file sometimes get "database is locked": retry.
+            if (attempt >= 5) {
+              logger.error("Could not write the checkpoint of agent {name}: {message}", {
+                name,
+                message: error instanceof Error ? error.message : String(error),
+              });
+              break;
+            }
+            await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** attempt));
+          }
+        }
+      }
+    } finally {
+      this.#writing.delete(name);
+    }
+  }
+
+  async flush(): Promise<void> {
+    while (this.#writing.size > 0) await Promise.all(this.#writing.values());
+  }
+}
+
+/** Reads every checkpoint stored in a KV database, by agent name. */
+export async function readCheckpoints(kv: Deno.Kv): Promise<Map<string, Checkpoint>> {
+  const out = new Map<string, Checkpoint>();
+  for await (const entry of kv.list<Checkpoint>({ prefix: [...CHECKPOINT_PREFIX] })) {
+    out.set(String(entry.key[2]), entry.value);
+  }
+  return out;
+}

@@ -1,0 +1,57 @@
+// Ids and positions for events of a bus without a vault: same shapes as the
+// vault's, made cheaply because nothing is persisted.
+
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const KIND_RE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+const STREAM_RE = /^[A-Za-z0-9_\-.:@/]{1,256}$/;
+
+function encode(value: number, length: number): string {
+  let out = "";
+  for (let i = 0; i < length; i++) {
+    out = CROCKFORD[value % 32] + out;
+    value = Math.floor(value / 32);
+  }
+  return out;
+}
+
+/** Makes 26-character, time-ordered Crockford base32 ids. */
+export class IdMaker {
+  #prefix = encode(crypto.getRandomValues(new Uint32Array(1))[0], 6);
+  #lastMs = -1;
+  #time = "";
+
+  next(ms: number, counter: number): string {
+    if (ms !== this.#lastMs) {
+      this.#lastMs = ms;
+      this.#time = encode(ms, 10);
+    }
+    return this.#time + this.#prefix + encode(counter, 10);
+  }
+}
+
+export function formatPosition(position: number): string {
+  return String(position).padStart(16, "0");
+}
+
+const known = new Set<string>();
+
+export function assertKind(kind: unknown): asserts kind is string {
+  if (typeof kind === "string" && known.has(kind)) return;
+  if (typeof kind !== "string" || kind.length > 128 || !KIND_RE.test(kind)) {
+    throw new TypeError(
+      `Invalid event kind ${JSON.stringify(kind)}: use dotted segments of letters, digits, _ or -`,
+    );
+  }
+  if (known.size > 4096) known.clear();
+  known.add(kind);
+}
+
+export function assertStream(stream: unknown): asserts stream is string {
+  if (typeof stream !== "string" || !STREAM_RE.test(stream)) {
+    throw new TypeError(
+      `Invalid stream name ${
+        JSON.stringify(stream)
+      }: use 1 to 256 letters, digits and the characters _ - . : @ /`,
+    );
+  }
+}

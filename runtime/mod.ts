@@ -1,0 +1,72 @@
+/**
+ * The runtime: an event bus, agents with durable checkpoints, and storage,
+ * with the vault, toolkit and auth attached through small interfaces. This
+ * entry point loads no vault, toolkit or auth code.
+ *
+ * @example
+ * ```ts
+ * import { defineAgent, Runtime } from "@toka/runtime/runtime";
+ *
+ * const runtime = await Runtime.create();
+ * const done: unknown[] = [];
+ * runtime.register(defineAgent({
+ *   name: "worker",
+ *   subscribe: ["task.*"],
+ *   async handle(event, ctx) {
+ *     const result = await ctx.emit({ kind: "work.done", payload: event.payload });
+ *     done.push(result.payload);
+ *   },
+ * }));
+ * await runtime.start();
+ * await runtime.emit({ kind: "task.created", payload: { id: 1 } });
+ * await runtime.stop();
+ * console.log(done); // [{ id: 1 }]
+ * ```
+ *
+ * @module
+ */
+
+export { type AgentStatus, type RetryOptions, Runtime, type RuntimeConfig } from "./runtime.ts";
+export {
+  type BusSubscribeOptions,
+  type EmitInput,
+  EventBus,
+  type EventBusOptions,
+  type EventHandler,
+  type EventStream,
+  type HandlerContext,
+  type Subscription,
+} from "./event_bus.ts";
+export { type Agent, type AgentContext, type AgentTools, defineAgent } from "./agent.ts";
+export type { StorageAdapter } from "./storage.ts";
+export { CapabilityDeniedError, TokaError, VersionConflictError } from "./errors.ts";
+export type {
+  AppendOptions,
+  AppendResult,
+  EventInput,
+  EventRecord,
+  EventStore,
+  ExpectedVersion,
+  ImportResult,
+  JsonValue,
+  ReadOptions,
+  StoreStats,
+  SubscribeOptions,
+  VerifyProblem,
+  VerifyReport,
+} from "./event_store.ts";
+export {
+  NoopToolRegistry,
+  type ToolAnnotations,
+  type ToolCallOptions,
+  type ToolInfo,
+  ToolNotFoundError,
+  type ToolRegistry,
+} from "./tool_registry.ts";
+export {
+  AllowAllAuthority,
+  type IssueRequest,
+  type TokenAuthority,
+  type TokenClaims,
+} from "./token_authority.ts";
+export { compileKindFilter, type KindFilter } from "./kind_pattern.ts";

@@ -1,0 +1,519 @@
+/**
+ * The runtime: hosts agents in one process around an event bus, with an
+ * optional vault, toolkit and auth.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { EventRecord, EventStore } from "./event_store.ts";
+import {
+  type BusSubscribeOptions,
+  type EmitInput,
+  EventBus,
+  type EventHandler,
+  type EventStream,
+  type Subscription,
+} from "./event_bus.ts";
+import { NoopToolRegistry, type ToolRegistry } from "./tool_registry.ts";
+import { AllowAllAuthority, type TokenAuthority } from "./token_authority.ts";
+import type { StorageAdapter } from "./storage.ts";
+import { type Agent, defineAgent } from "./agent.ts";
+import { AgentRunner, type RetryPolicy } from "./_agent_runner.ts";
+import { CheckpointBook } from "./_checkpoint.ts";
+import { LocalStorage } from "./_local_storage.ts";
+import { KvStorage } from "./_kv_storage.ts";
+
+/** How a failing handler is retried before it is recorded as `agent.failed`. */
+export interface RetryOptions {
+  /** Tries in all, the first included (3). */
+  attempts?: number;
+  /** Milliseconds to wait before try `attempt + 1`; 100 ms doubling, at most 5 s, by default. */
+  backoffMs?: (attempt: number) => number;
+}
+
+/** Options of {@linkcode Runtime.create}; every field is optional. */
+export interface RuntimeConfig {
+  /** The event store: events are appended before delivery, checkpoints kept in its `kv`. In memory without one. */
+  vault?: EventStore;
+  /** The tool registry agents call; a {@linkcode NoopToolRegistry} by default. */
+  tools?: ToolRegistry;
+  /** Issues agent tokens; an {@linkcode AllowAllAuthority} (every call allowed) by default. */
+  auth?: TokenAuthority;
+  /** The most agents that may be registered at once (100). */
+  maxAgents?: number;
+  /** Events each bus subscriber may have waiting (1000). */
+  eventBufferSize?: number;
+  /** The directory of `storage("local")` (`./.toka/storage`). */
+  storageRoot?: string;
+  /** Milliseconds since the epoch; `Date.now` by default. */
+  clock?: () => number;
+  /** The first auth secret, for `createRuntime()` when it builds the auth feature; never logged. */
+  initialSecret?: string;
+  /** How long a retired auth secret stays valid, for `createRuntime()` (300). */
+  retiredTtlSecs?: number;
+  /** Retries of a failing handler. */
+  retry?: RetryOptions;
+}
+
+/** What {@linkcode Runtime.agents} tells about each agent. */
+export interface AgentStatus {
+  /** The agent's name. */
+  name: string;
+  /** Its kind patterns. */
+  subscribe: readonly string[];
+  /** True while it is consuming events. */
+  running: boolean;
+  /** Position of the last event it finished, or `null`. */
+  position: string | null;
+  /** Events it gave up on, over its whole life. */
+  failures: number;
+  /** Events it finished since this runtime was created. */
+  handled: number;
+}
+
+const logger = getLogger(["toka", "runtime"]);
+
+/**
+ * Hosts agents around an {@linkcode EventBus}. Every feature is optional:
+ * without a vault the bus works in memory, without a toolkit `tools` is a
+ * no-op registry, without auth every call is allowed (the runtime logs each
+ * of these once).
+ *
+ * Delivery guarantee with a vault: each agent is a consumer of the log and
+ * its checkpoint (`["runtime", "checkpoint", name]` in the vault's KV) is
+ * written after each event it finishes. After `stop()` it resumes exactly
+ * after the last finished event. After a crash or SIGKILL, events handled
+ * since the last written checkpoint are delivered again (at-least-once for
+ * the handler), but what the agent emits is idempotent per handled event,
+ * so the log holds each of its effects once.
+ *
+ * @example
+ * ```ts
+ * import { defineAgent, Runtime } from "@toka/runtime/runtime";
+ *
+ * const runtime = await Runtime.create();
+ * runtime.register(defineAgent({
+ *   name: "worker",
+ *   subscribe: ["task.*"],
+ *   handle: (event, ctx) => void ctx.emit({ kind: "work.done", payload: event.payload }),
+ * }));
+ * await runtime.start();
+ * await runtime.emit({ kind: "task.created", payload: { id: 1 } });
+ * await runtime.stop();
+ * console.log(runtime.agents()[0].handled); // 1
+ * ```
+ */
+export class Runtime {
+  /** The tool registry agents call. */
+  readonly tools: ToolRegistry;
+  /** The event bus. */
+  readonly bus: EventBus;
+  #store: EventStore | undefined;
+  #auth: TokenAuthority;
+  #authAttached: boolean;
+  #maxAgents: number;
+  #storageRoot: string;
+  #checkpoints: CheckpointBook;
+  #runners = new Map<string, AgentRunner>();
+  #storages = new Map<string, StorageAdapter | undefined>();
+  #retry: RetryPolicy;
+  #running = false;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(config: RuntimeConfig) {
+    const clock = config.clock ?? Date.now;
+    this.#store = config.vault;
+    this.tools = config.tools ?? new NoopToolRegistry();
+    this.#auth = config.auth ?? new AllowAllAuthority(clock);
+    this.#authAttached = config.auth !== undefined;
+    this.#maxAgents = config.maxAgents ?? 100;
+    this.#storageRoot = config.storageRoot ?? "./.toka/storage";
+    this.bus = new EventBus({ store: config.vault, bufferSize: config.eventBufferSize, clock });
+    this.#checkpoints = new CheckpointBook(config.vault?.kv, clock);
+    this.#retry = {
+      attempts: config.retry?.attempts ?? 3,
+      backoffMs: config.retry?.backoffMs ?? ((n) => Math.min(5000, 100 * 2 ** (n - 1))),
+    };
+  }
+
+  /**
+   * Creates a runtime. It starts stopped: register agents, then `start()`.
+   *
+   * @param config The vault, tools, auth and limits; all optional.
+   * @returns The runtime.
+   * @throws {TypeError} When a field has the wrong type.
+   * @throws {RangeError} When a number is out of range.
+   *
+   * @example
+   * ```ts
+   * import { Runtime } from "@toka/runtime/runtime";
+   *
+   * const runtime = await Runtime.create({ maxAgents: 10 });
+   * console.log(runtime.isRunning); // false
+   * ```
+   */
+  static create(config: RuntimeConfig = {}): Promise<Runtime> {
+    try {
+      checkConfig(config);
+      const runtime = new Runtime(config);
+      if (config.vault === undefined) {
+        logger.info("No vault attached: events are kept in memory only");
+      }
+      if (config.tools === undefined) {
+        logger.info("No toolkit attached: tools.call() finds no tool");
+      }
+      if (config.auth === undefined) {
+        logger.warn("No auth attached: every call is allowed");
+      }
+      return Promise.resolve(runtime);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** True between `start()` and `stop()`. */
+  get isRunning(): boolean {
+    return this.#running;
+  }
+
+  /**
+   * Starts every registered agent; does nothing when already running.
+   *
+   * @returns When every agent has loaded its checkpoint and run `init`.
+   *
+   * @example
+   * ```ts
+   * import { Runtime } from "@toka/runtime/runtime";
+   *
+   * const runtime = await Runtime.create();
+   * await runtime.start();
+   * await runtime.start(); // no-op
+   * await runtime.stop();
+   * ```
+   */
+  start(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#running) return;
+      this.#running = true;
+      await Promise.all([...this.#runners.values()].map((r) => this.#startRunner(r)));
+    });
+  }
+
+  /**
+   * Stops every agent after the event it is handling (and, without a vault,
+   * after its mailbox), waits for bus subscribers to go idle, writes the
+   * checkpoints and flushes the vault. Does nothing when stopped.
+   *
+   * @returns When nothing is left running.
+   *
+   * @example
+   * ```ts
+   * import { Runtime } from "@toka/runtime/runtime";
+   *
+   * const runtime = await Runtime.create();
+   * await runtime.start();
+   * await runtime.stop();
+   * console.log(runtime.isRunning); // false
+   * ```
+   */
+  stop(): Promise<void> {
+    return this.#serial(async () => {
+      if (!this.#running) return;
+      this.#running = false;
+      await Promise.all([...this.#runners.values()].map((r) => r.stop()));
+      await this.bus.idle();
+      await this.#checkpoints.flush();
+      await (this.#store as { flush?: () => Promise<void> } | undefined)?.flush?.();
+    });
+  }
+
+  /**
+   * Registers an agent; it starts now when the runtime is running.
+   *
+   * @param agent An agent, as made by {@linkcode defineAgent}.
+   * @throws {TypeError} When the definition is invalid or the name is taken.
+   * @throws {RangeError} When `maxAgents` agents are already registered.
+   *
+   * @example
+   * ```ts
+   * import { defineAgent, Runtime } from "@toka/runtime/runtime";
+   *
+   * const runtime = await Runtime.create();
+   * runtime.register(defineAgent({ name: "noop", subscribe: ["*"], handle() {} }));
+   * console.log(runtime.agents().map((a) => a.name)); // ["noop"]
+   * ```
+   */
+  register(agent: Agent): void {
+    const defined = defineAgent(agent);
+    if (this.#runners.has(defined.name)) {
+      throw new TypeError(`Agent "${defined.name}" is already registered`);
+    }
+    if (this.#runners.size >= this.#maxAgents) {
+      throw new RangeError(
+        `Cannot register agent "${defined.name}": the runtime already has ${this.#maxAgents} agents (maxAgents)`,
+      );
+    }
+    const runner = new AgentRunner(defined, {
+      bus: this.bus,
+      store: this.#store,
+      tools: this.tools,
+      auth: this.#auth,
+      checkpoints: this.#checkpoints,
+      storage: (scheme) => this.storage(scheme),
+      retry: this.#retry,
+    });
+    this.#runners.set(defined.name, runner);
+    if (this.#running) {
+      void this.#serial(() => this.#running ? this.#startRunner(runner) : undefined);
+    }
+  }
+
+  /**
+   * Stops and removes an agent. Its checkpoint stays, so registering it again resumes it.
+   *
+   * @param name The agent's name.
+   * @returns Whether an agent had this name.
+   *
+   * @example
+   * ```ts
+   * import { defineAgent, Runtime } from "@toka/runtime/runtime";
+   *
+   * const runtime = await Runtime.create();
+   * runtime.register(defineAgent({ name: "noop", subscribe: ["*"], handle() {} }));
+   * console.log(await runtime.unregister("noop")); // true
+   * ```
+   */
+  unregister(name: string): Promise<boolean> {
+    const runner = this.#runners.get(name);
+    if (runner === undefined) return Promise.resolve(false);
+    this.#runners.delete(name);
+    return this.#serial(async () => {
+      await runner.stop();
+      await this.#checkpoints.flush();
+      return true;
+    });
+  }
+
+  /**
+   * Lists the registered agents with their position and counts.
+   *
+   * @returns One status per agent, in registration order.
+   *
+   * @example
+   * ```ts
+   * import { Runtime } from "@toka/runtime/runtime";
+   *
+   * const runtime = await Runtime.create();
+   * console.log(runtime.agents()); // []
+   * ```
+   */
+  agents(): AgentStatus[] {
+    return [...this.#runners.values()].map((r) => ({
+      name: r.agent.name,
+      subscribe: r.agent.subscribe,
+      running: r.running,
+      position: r.position,
+      failures: r.failures,
+      handled: r.handled,
+    }));
+  }
+
+  /**
+   * Emits an event through the bus (appended to the vault first, if any).
+   *
+   * @param input The kind, payload and optionally stream (`"runtime"`), parents, intent, meta.
+   * @returns The stored event.
+   * @throws {TypeError} When the event is invalid.
+   * @throws {VersionConflictError} When `expectedVersion` does not match.
+   *
+   * @example
+   * ```ts
+   * import { Runtime } from "@toka/runtime/runtime";
+   *
+   * const runtime = await Runtime.create();
+   * const event = await runtime.emit({ kind: "task.created", payload: { id: 1 } });
+   * console.log(event.stream); // runtime
+   * ```
+   */
+  emit(input: EmitInput): Promise<EventRecord> {
+    return this.bus.emit(input);
+  }
+
+  /**
+   * Subscribes a handler to the bus.
+   *
+   * @param patterns Kind patterns, e.g. `"task.*"`.
+   * @param handler Called for each matching event, one at a time.
+   * @param options Replay position (with a vault) and abort signal.
+   * @returns The subscription.
+   * @throws {TypeError} When a pattern is invalid.
+   *
+   * @example
+   * ```ts
+   * import { Runtime } from "@toka/runtime/runtime";
+   *
+   * const runtime = await Runtime.create();
+   * const sub = runtime.subscribe("task.*", (event) => console.log(event.kind));
+   * await runtime.emit({ kind: "task.created" });
+   * await sub.idle(); // task.created
+   * await sub.close();
+   * ```
+   */
+  subscribe(
+    patterns: string | readonly string[],
+    handler: EventHandler,
+    options?: BusSubscribeOptions,
+  ): Subscription;
+  /**
+   * Subscribes an async iterator to the bus.
+   *
+   * @param patterns Kind patterns, e.g. `"task.*"`.
+   * @param options Replay position (with a vault) and abort signal.
+   * @returns The subscription, to iterate with `for await`.
+   * @throws {TypeError} When a pattern is invalid.
+   */
+  subscribe(patterns: string | readonly string[], options?: BusSubscribeOptions): EventStream;
+  subscribe(
+    patterns: string | readonly string[],
+    handlerOrOptions?: EventHandler | BusSubscribeOptions,
+    options?: BusSubscribeOptions,
+  ): Subscription | EventStream {
+    return typeof handlerOrOptions === "function"
+      ? this.bus.subscribe(patterns, handlerOrOptions, options)
+      : this.bus.subscribe(patterns, handlerOrOptions);
+  }
+
+  /**
+   * Returns a storage adapter: `"local"` (files under `storageRoot`) or
+   * `"vault"` (the vault's KV, when it has one).
+   *
+   * @param scheme `"local"` or `"vault"`.
+   * @returns The adapter, or `undefined` for an unknown scheme or a vault without KV.
+   *
+   * @example
+   * ```ts
+   * import { Runtime } from "@toka/runtime/runtime";
+   *
+   * const runtime = await Runtime.create();
+   * console.log(runtime.storage("s3")); // undefined
+   * ```
+   */
+  storage(scheme: string): StorageAdapter | undefined {
+    if (!this.#storages.has(scheme)) {
+      const kv = this.#store?.kv;
+      this.#storages.set(
+        scheme,
+        scheme === "local"
+          ? new LocalStorage(this.#storageRoot)
+          : scheme === "vault" && kv !== undefined
+          ? new KvStorage(kv)
+          : undefined,
+      );
+    }
+    return this.#storages.get(scheme);
+  }
+
+  /**
+   * Rotates the auth secrets and issues fresh tokens to running agents.
+   *
+   * @returns The key id of the new active secret.
+   * @throws {TypeError} When no auth is attached, or it cannot rotate.
+   *
+   * @example
+   * ```ts
+   * import { Runtime } from "@toka/runtime/runtime";
+   *
+   * const runtime = await Runtime.create();
+   * await runtime.rotateSecrets().catch((e) => console.log(e.message)); // Cannot rotate secrets: ...
+   * ```
+   */
+  async rotateSecrets(): Promise<{ kid: string }> {
+    const auth = this.#auth as TokenAuthority & { rotate?: () => Promise<{ kid: string }> };
+    if (!this.#authAttached) {
+      throw new TypeError("Cannot rotate secrets: no auth is attached to the runtime");
+    }
+    if (typeof auth.rotate !== "function") {
+      throw new TypeError("Cannot rotate secrets: the attached auth has no rotate()");
+    }
+    const { kid } = await auth.rotate();
+    await Promise.all(
+      [...this.#runners.values()].filter((r) => r.running).map((r) => r.renewToken()),
+    );
+    return { kid };
+  }
+
+  async #startRunner(runner: AgentRunner): Promise<void> {
+    try {
+      await runner.start();
+    } catch (error) {
+      // One agent that cannot start must not keep the others from running.
+      logger.error("Agent {name} could not start: {message}", {
+        name: runner.agent.name,
+        message: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  #serial<T>(task: () => T | Promise<T>): Promise<T> {
+    const next = this.#queue.then(task);
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+}
+
+function checkConfig(config: RuntimeConfig): void {
+  if (config === null || typeof config !== "object") {
+    throw new TypeError(`Invalid runtime config ${JSON.stringify(config)}: expected an object`);
+  }
+  const wholeAtLeast = (field: keyof RuntimeConfig, min: number) => {
+    const value = config[field];
+    if (value !== undefined && (!Number.isSafeInteger(value) || (value as number) < min)) {
+      throw new RangeError(
+        `Invalid ${field} ${JSON.stringify(value)}: expected a whole number ≥ ${min}`,
+      );
+    }
+  };
+  wholeAtLeast("maxAgents", 1);
+  wholeAtLeast("eventBufferSize", 1);
+  wholeAtLeast("retiredTtlSecs", 0);
+  if (config.retry !== undefined) {
+    const { attempts, backoffMs } = config.retry;
+    if (attempts !== undefined && (!Number.isSafeInteger(attempts) || attempts < 1)) {
+      throw new RangeError(
+        `Invalid retry.attempts ${JSON.stringify(attempts)}: expected a whole number ≥ 1`,
+      );
+    }
+    if (backoffMs !== undefined && typeof backoffMs !== "function") {
+      throw new TypeError("Invalid retry.backoffMs: expected a function");
+    }
+  }
+  const vault = config.vault;
+  if (
+    vault !== undefined &&
+    (vault === null || typeof vault.append !== "function" || typeof vault.subscribe !== "function")
+  ) {
+    throw new TypeError("Invalid vault: expected an EventStore");
+  }
+  if (config.tools !== undefined && typeof config.tools?.call !== "function") {
+    throw new TypeError("Invalid tools: expected a ToolRegistry");
+  }
+  if (config.auth !== undefined && typeof config.auth?.issue !== "function") {
+    throw new TypeError("Invalid auth: expected a TokenAuthority");
+  }
+  if (config.clock !== undefined && typeof config.clock !== "function") {
+    throw new TypeError("Invalid clock: expected a function returning milliseconds");
+  }
+  if (
+    config.storageRoot !== undefined &&
+    (typeof config.storageRoot !== "string" || config.storageRoot === "")
+  ) {
+    throw new TypeError(
+      `Invalid storageRoot ${JSON.stringify(config.storageRoot)}: expected a path`,
+    );
+  }
+  if (config.initialSecret !== undefined && typeof config.initialSecret !== "string") {
+    // The value itself is never echoed: it is a secret.
+    throw new TypeError("Invalid initialSecret: expected a string");
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * The storage adapter interface shared by `storage("local")` and
+ * `storage("vault")`.
+ *
+ * @module
+ */
+
+/**
+ * A key-value store of byte values. Keys are relative, slash-separated paths
+ * such as `"reports/2024/summary.txt"`: no empty, `.` or `..` segment, no
+ * leading slash, no backslash, at most 1024 characters.
+ */
+export interface StorageAdapter {
+  /** The scheme it was opened with: `"local"` or `"vault"`. */
+  readonly scheme: string;
+  /**
+   * Stores a value, replacing any previous one; readers see the old or the new value, never a mix.
+   *
+   * @throws {TypeError} When the key is invalid or leads out of the storage root.
+   */
+  put(key: string, value: Uint8Array | string): Promise<void>;
+  /**
+   * Returns the stored bytes, or `undefined`.
+   *
+   * @throws {TypeError} When the key is invalid or leads out of the storage root.
+   */
+  get(key: string): Promise<Uint8Array | undefined>;
+  /**
+   * Deletes a value; returns whether there was one.
+   *
+   * @throws {TypeError} When the key is invalid or leads out of the storage root.
+   */
+  delete(key: string): Promise<boolean>;
+  /** Lists the keys that start with `prefix` (all when omitted), sorted. */
+  list(prefix?: string): Promise<string[]>;
+}
