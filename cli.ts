@@ -13,7 +13,7 @@
 import { Command, CommanderError, Option } from "commander";
 import denoJson from "./deno.json" with { type: "json" };
 import type { EventStore } from "./runtime/event_store.ts";
-import { MemoryEventStore } from "./vault/mod.ts";
+import { DEFAULT_VAULT_PATH, openVault } from "./vault/mod.ts";
 import type { CommandContext, RunCommand } from "./cli/_context.ts";
 import { type CliIo, processIo } from "./cli/_io.ts";
 import { configureLogging, LOG_LEVELS } from "./cli/_log.ts";
@@ -21,7 +21,7 @@ import { UsageError } from "./cli/_usage_error.ts";
 import { registerEventsCommands } from "./cli/events.ts";
 
 /** Where the event store lives when neither `--db` nor `TOKA_DB` says otherwise. */
-export const DEFAULT_DB = "./.toka/toka.kv";
+export const DEFAULT_DB: string = DEFAULT_VAULT_PATH;
 
 /** Options of {@linkcode main}, for tests and embedders. */
 export interface MainOptions {
@@ -43,7 +43,7 @@ export async function main(
   io: CliIo = processIo(),
   options: MainOptions = {},
 ): Promise<number> {
-  const openStore = options.openStore ?? openDefaultStore;
+  const openStore = options.openStore ?? openVault;
   let code = 0;
   let resetLogging: (() => Promise<void>) | undefined;
 
@@ -72,6 +72,15 @@ export async function main(
       getOutHasColors: () => false,
       getErrHasColors: () => false,
     })
+    .addHelpText(
+      "after",
+      `
+Examples:
+  toka events list --kind "task.*" --limit 20
+  toka events tail --follow
+  toka --db ./backup.kv events export > events.jsonl
+  toka events import < events.jsonl`,
+    )
     .hook("preAction", async () => {
       const level = program.opts().logLevel;
       if (level !== undefined) resetLogging = await configureLogging(io, level);
@@ -139,12 +148,6 @@ function failure(io: CliIo, error: unknown): number {
 
 function oneLine(text: string): string {
   return text.trim().replace(/\s*\n\s*/g, " ");
-}
-
-function openDefaultStore(location: string): Promise<EventStore> {
-  // TODO(cli): switch to openVault(location) once vault/kv_store.ts lands.
-  if (location === ":memory:") return Promise.resolve(new MemoryEventStore());
-  return Promise.reject(new Error(`Cannot open ${JSON.stringify(location)}: no Deno KV vault yet`));
 }
 
 if (import.meta.main) {

@@ -35,7 +35,10 @@ export function processIo(signal?: AbortSignal): CliIo {
         if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
       }
     },
-    stdin: Deno.stdin.readable,
+    // Lazy, so commands that never read stdin leave it alone.
+    get stdin() {
+      return Deno.stdin.readable;
+    },
     env: (name) => Deno.env.get(name),
     signal,
     isTty: Deno.stdout.isTerminal(),

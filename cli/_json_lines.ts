@@ -16,14 +16,22 @@ export async function* textLines(bytes: ReadableStream<Uint8Array>): AsyncGenera
   if (pending !== "") yield pending;
 }
 
+/** A value parsed from JSON Lines, with the 1-based number of its line. */
+export interface JsonLine {
+  /** The line number. */
+  line: number;
+  /** The parsed value. */
+  value: unknown;
+}
+
 /**
  * Parses one JSON value per non-blank line.
  *
  * @param lines The lines.
- * @returns The values, in order.
+ * @returns The values with their line numbers, in order.
  * @throws {SyntaxError} Naming the line number, at the first line that is not JSON.
  */
-export async function* parseJsonLines(lines: AsyncIterable<string>): AsyncGenerator<unknown> {
+export async function* parseJsonLines(lines: AsyncIterable<string>): AsyncGenerator<JsonLine> {
   let number = 0;
   for await (const line of lines) {
     number++;
@@ -36,6 +44,6 @@ export async function* parseJsonLines(lines: AsyncIterable<string>): AsyncGenera
         `Invalid JSON on line ${number}: ${error instanceof Error ? error.message : error}`,
       );
     }
-    yield value;
+    yield { line: number, value };
   }
 }

@@ -5,14 +5,15 @@
  * @module
  */
 import { type Command, InvalidArgumentError } from "commander";
-import type { EventRecord, EventStore } from "../runtime/event_store.ts";
+import type { EventRecord, ImportResult } from "../runtime/event_store.ts";
 import { type CommandContext, type RunCommand, withStore } from "./_context.ts";
 import { formatEventDetail, formatEventLine, formatStats, formatVerifyReport } from "./_format.ts";
-import { parseJsonLines, textLines } from "./_json_lines.ts";
+import { type JsonLine, parseJsonLines, textLines } from "./_json_lines.ts";
 
 const EVENT_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 // Batches small writes; a live tail flushes after every event.
 const FLUSH_BYTES = 64 * 1024;
+const IMPORT_BATCH = 500;
 
 /** Filters shared by `events list` and `events tail`. */
 export interface EventFilterOptions {
@@ -163,25 +164,71 @@ export function exportEvents(ctx: CommandContext): Promise<number> {
 /**
  * Stores the JSON Lines read from standard input, keeping ids, so that
  * importing the same export twice adds nothing. A bad line stops the import
- * there; events before it stay imported.
+ * there; the events on the lines before it stay imported.
  *
  * @param ctx The command context.
  * @returns The exit code.
  * @throws {SyntaxError} When a line is not JSON, naming the line.
+ * @throws {TypeError} When a line is not a valid record, naming the line.
  */
 export function importEvents(ctx: CommandContext): Promise<number> {
   const stdin = ctx.io.stdin;
   if (stdin === undefined) return Promise.reject(new Error("No standard input to import from"));
-  return withStore(ctx, async (store: EventStore) => {
-    const records = parseJsonLines(textLines(stdin)) as AsyncIterable<EventRecord>;
-    const result = await store.importEvents(records);
+  return withStore(ctx, async (store) => {
+    const total = { imported: 0, skipped: 0 };
+    let batch: JsonLine[] = [];
+    // Batches end at a bad line; a batch the store refuses is retried record by record,
+    // so whatever the store behind, the lines before the bad one are kept.
+    const flush = async () => {
+      const lines = batch;
+      batch = [];
+      if (lines.length === 0) return;
+      try {
+        add(await store.importEvents(lines.map((l) => l.value as EventRecord)));
+      } catch (error) {
+        if (!isInvalidInput(error)) throw error;
+        for (const { line, value } of lines) {
+          try {
+            add(await store.importEvents([value as EventRecord]));
+          } catch (error) {
+            throw isInvalidInput(error) ? onLine(error, line) : error;
+          }
+        }
+        throw error;
+      }
+    };
+    const add = (result: ImportResult) => {
+      total.imported += result.imported;
+      total.skipped += result.skipped;
+    };
+    try {
+      for await (const line of parseJsonLines(textLines(stdin))) {
+        batch.push(line);
+        if (batch.length >= IMPORT_BATCH) await flush();
+      }
+    } catch (error) {
+      await flush();
+      throw error;
+    }
+    await flush();
     ctx.io.stdout(
       ctx.json
-        ? `${JSON.stringify(result)}\n`
-        : `Imported ${result.imported} events, skipped ${result.skipped} already stored\n`,
+        ? `${JSON.stringify(total)}\n`
+        : `Imported ${total.imported} events, skipped ${total.skipped} already stored\n`,
     );
     return 0;
   });
+}
+
+function isInvalidInput(error: unknown): error is TypeError | RangeError {
+  return error instanceof TypeError || error instanceof RangeError;
+}
+
+// The store numbers the records of one call ("Invalid record 0: ..."); users think in lines.
+function onLine(error: Error, line: number): Error {
+  return new Error(
+    `Invalid record on line ${line}: ${error.message.replace(/^Invalid record 0: /, "")}`,
+  );
 }
 
 /**
@@ -199,8 +246,7 @@ export function registerEventsCommands(program: Command, run: RunCommand): Comma
       .option(
         "--kind <pattern>",
         "only events of this kind; * matches any run of characters; repeatable",
-        (value: string, previous: string[]) => [...previous, value],
-        [] as string[],
+        (value: string, previous: string[] = []) => [...previous, value],
       );
 
   filters(events.command("list").description("print events, oldest first"))

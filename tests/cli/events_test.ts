@@ -1,14 +1,22 @@
 import assert from "node:assert/strict";
 import { main } from "../../cli.ts";
-import { MemoryEventStore } from "../../vault/mod.ts";
+import { MemoryEventStore, openVault } from "../../vault/mod.ts";
 import type { EventRecord, EventStore } from "../../runtime/event_store.ts";
 import { hasNoStackTrace, opener, recordingIo, unclosable } from "./_fakes.ts";
 
 const T0 = Date.parse("2026-11-27T09:00:00.000Z");
 
-async function seeded(): Promise<MemoryEventStore> {
+type MakeStore = (clock?: () => number) => Promise<EventStore>;
+
+// Every command runs against both stores the vault provides.
+const STORES: [string, MakeStore][] = [
+  ["memory store", (clock) => Promise.resolve(new MemoryEventStore({ clock }))],
+  ["Deno KV store", (clock) => openVault(":memory:", { clock })],
+];
+
+async function seeded(make: MakeStore): Promise<EventStore> {
   let now = T0;
-  const store = new MemoryEventStore({ clock: () => now++ });
+  const store = await make(() => now++);
   const created = await store.append("agent/planner", [{
     kind: "task.created",
     payload: { id: 1 },
@@ -29,235 +37,249 @@ function toka(store: EventStore, io = recordingIo()) {
   };
 }
 
-Deno.test("toka events", async (t) => {
-  const store = await seeded();
-  const all: EventRecord[] = await Array.fromAsync(store.read());
+for (const [name, make] of STORES) {
+  Deno.test(`toka events on the ${name}`, async (t) => {
+    const store = await seeded(make);
+    const all: EventRecord[] = await Array.fromAsync(store.read());
 
-  await t.step("list prints one line per event", async () => {
-    const { io, run } = toka(store);
-    assert.equal(await run("events", "list"), 0);
-    const lines = io.outLines();
-    assert.equal(lines.length, 3);
-    assert.equal(
-      lines[0],
-      `0000000000000001  2026-11-27T09:00:00.000Z  agent/planner#1  task.created  {"id":1}`,
-    );
-    assert.match(
-      lines[1],
-      /^0000000000000002 .* agent\/planner#2 {2}task\.done {2}\{"id":1,"note":"x+…$/,
-    );
-    assert.equal(lines[1].split("  ")[4].length, 80, "the payload is cut at 80 characters");
-    assert.match(lines[2], /agent\/worker#1 {2}tool\.completed {2}null$/);
-    assert.deepEqual(io.err, []);
-  });
-
-  await t.step("list --json prints the records as JSON Lines", async () => {
-    const { io, run } = toka(store);
-    assert.equal(await run("--json", "events", "list"), 0);
-    assert.deepEqual(io.outLines().map((line) => JSON.parse(line)), all);
-  });
-
-  await t.step("list filters by stream, kind, start position and limit", async () => {
-    const ids = async (...args: string[]) => {
+    await t.step("list prints one line per event", async () => {
       const { io, run } = toka(store);
-      assert.equal(await run("events", "list", "--json", ...args), 0, args.join(" "));
-      return io.outLines().map((line) => JSON.parse(line).position);
-    };
-    const p = all.map((e) => e.position);
-    assert.deepEqual(await ids("--stream", "agent/planner"), [p[0], p[1]]);
-    assert.deepEqual(await ids("--kind", "task.*"), [p[0], p[1]]);
-    assert.deepEqual(await ids("--kind", "task.done", "--kind", "tool.*"), [p[1], p[2]]);
-    assert.deepEqual(await ids("--from", "2"), [p[1], p[2]]);
-    assert.deepEqual(await ids("--from", "2", "--limit", "1"), [p[1]]);
-    assert.deepEqual(await ids("--limit", "0"), []);
-    assert.deepEqual(await ids("--stream", "nobody"), []);
-  });
-
-  await t.step("list with an invalid stream name fails in one line", async () => {
-    const { io, run } = toka(store);
-    assert.equal(await run("events", "list", "--stream", "bad stream!"), 1);
-    assert.equal(io.errLines().length, 1);
-    assert.match(io.errLines()[0], /^error: Invalid stream name "bad stream!"/);
-    assert.ok(hasNoStackTrace(io));
-  });
-
-  await t.step("show prints one event; --json prints the record", async () => {
-    const human = toka(store);
-    assert.equal(await human.run("events", "show", all[1].id), 0);
-    const text = human.io.out.join("");
-    assert.match(text, new RegExp(`^id +${all[1].id}$`, "m"));
-    assert.match(text, new RegExp(`^parents +${all[0].id}$`, "m"));
-    assert.match(text, /^stream +agent\/planner#2$/m);
-    const json = toka(store);
-    assert.equal(await json.run("--json", "events", "show", all[1].id), 0);
-    assert.deepEqual(JSON.parse(json.io.out.join("")), all[1]);
-  });
-
-  await t.step("show of an unknown or malformed id exits 1", async () => {
-    const unknown = "0".repeat(26);
-    for (const id of [unknown, "nope", all[0].id.toLowerCase(), ""]) {
-      const { io, run } = toka(store);
-      assert.equal(await run("events", "show", id), 1);
-      assert.deepEqual(io.errLines(), [`error: No event with id "${id}"`]);
-      assert.deepEqual(io.out, []);
-    }
-  });
-
-  await t.step("stats counts events, streams and kinds", async () => {
-    const human = toka(store);
-    assert.equal(await human.run("events", "stats"), 0);
-    assert.match(human.io.out.join(""), /^events +3\nstreams +2\nhead +0000000000000003\n/);
-    assert.match(human.io.out.join(""), /^ +task\.created +1$/m);
-    const json = toka(store);
-    assert.equal(await json.run("events", "stats", "--json"), 0);
-    assert.deepEqual(JSON.parse(json.io.out.join("")), await store.stats());
-  });
-
-  await t.step("verify exits 0 on an intact log", async () => {
-    const human = toka(store);
-    assert.equal(await human.run("events", "verify"), 0);
-    assert.deepEqual(human.io.outLines(), ["OK: 3 events verified, no problem found"]);
-    const json = toka(store);
-    assert.equal(await json.run("--json", "events", "verify"), 0);
-    assert.deepEqual(JSON.parse(json.io.out.join("")), { ok: true, checked: 3, problems: [] });
-  });
-
-  await t.step("verify exits 1 and lists the problems by id", async () => {
-    const problems = [{ id: all[1].id, position: all[1].position, reason: "digest mismatch" }];
-    const tampered = unclosable(store, {
-      verify: () => Promise.resolve({ ok: false, checked: 3, problems }),
+      assert.equal(await run("events", "list"), 0);
+      const lines = io.outLines();
+      assert.equal(lines.length, 3);
+      assert.equal(
+        lines[0],
+        `0000000000000001  2026-11-27T09:00:00.000Z  agent/planner#1  task.created  {"id":1}`,
+      );
+      assert.match(
+        lines[1],
+        /^0000000000000002 .* agent\/planner#2 {2}task\.done {2}\{"id":1,"note":"x+…$/,
+      );
+      assert.equal(lines[1].split("  ")[4].length, 80, "the payload is cut at 80 characters");
+      assert.match(lines[2], /agent\/worker#1 {2}tool\.completed {2}null$/);
+      assert.deepEqual(io.err, []);
     });
-    const io = recordingIo();
-    assert.equal(await main(["events", "verify"], io, { openStore: opener(tampered) }), 1);
-    assert.deepEqual(io.outLines(), [
-      "FAILED: 1 problem in 3 events",
-      `${all[1].id}  ${all[1].position}  digest mismatch`,
-    ]);
-    const json = recordingIo();
-    await main(["events", "verify", "--json"], json, { openStore: opener(tampered) });
-    assert.deepEqual(JSON.parse(json.out.join("")).problems, problems);
+
+    await t.step("list --json prints the records as JSON Lines", async () => {
+      const { io, run } = toka(store);
+      assert.equal(await run("--json", "events", "list"), 0);
+      assert.deepEqual(io.outLines().map((line) => JSON.parse(line)), all);
+    });
+
+    await t.step("list filters by stream, kind, start position and limit", async () => {
+      const ids = async (...args: string[]) => {
+        const { io, run } = toka(store);
+        assert.equal(await run("events", "list", "--json", ...args), 0, args.join(" "));
+        return io.outLines().map((line) => JSON.parse(line).position);
+      };
+      const p = all.map((e) => e.position);
+      assert.deepEqual(await ids("--stream", "agent/planner"), [p[0], p[1]]);
+      assert.deepEqual(await ids("--kind", "task.*"), [p[0], p[1]]);
+      assert.deepEqual(await ids("--kind", "task.done", "--kind", "tool.*"), [p[1], p[2]]);
+      assert.deepEqual(await ids("--from", "2"), [p[1], p[2]]);
+      assert.deepEqual(await ids("--from", "2", "--limit", "1"), [p[1]]);
+      assert.deepEqual(await ids("--limit", "0"), []);
+      assert.deepEqual(await ids("--stream", "nobody"), []);
+    });
+
+    await t.step("list with an invalid stream name fails in one line", async () => {
+      const { io, run } = toka(store);
+      assert.equal(await run("events", "list", "--stream", "bad stream!"), 1);
+      assert.equal(io.errLines().length, 1);
+      assert.match(io.errLines()[0], /^error: Invalid stream name "bad stream!"/);
+      assert.ok(hasNoStackTrace(io));
+    });
+
+    await t.step("show prints one event; --json prints the record", async () => {
+      const human = toka(store);
+      assert.equal(await human.run("events", "show", all[1].id), 0);
+      const text = human.io.out.join("");
+      assert.match(text, new RegExp(`^id +${all[1].id}$`, "m"));
+      assert.match(text, new RegExp(`^parents +${all[0].id}$`, "m"));
+      assert.match(text, /^stream +agent\/planner#2$/m);
+      const json = toka(store);
+      assert.equal(await json.run("--json", "events", "show", all[1].id), 0);
+      assert.deepEqual(JSON.parse(json.io.out.join("")), all[1]);
+    });
+
+    await t.step("show of an unknown or malformed id exits 1", async () => {
+      const unknown = "0".repeat(26);
+      for (const id of [unknown, "nope", all[0].id.toLowerCase(), ""]) {
+        const { io, run } = toka(store);
+        assert.equal(await run("events", "show", id), 1);
+        assert.deepEqual(io.errLines(), [`error: No event with id "${id}"`]);
+        assert.deepEqual(io.out, []);
+      }
+    });
+
+    await t.step("stats counts events, streams and kinds", async () => {
+      const human = toka(store);
+      assert.equal(await human.run("events", "stats"), 0);
+      assert.match(human.io.out.join(""), /^events +3\nstreams +2\nhead +0000000000000003\n/);
+      assert.match(human.io.out.join(""), /^ +task\.created +1$/m);
+      const json = toka(store);
+      assert.equal(await json.run("events", "stats", "--json"), 0);
+      assert.deepEqual(JSON.parse(json.io.out.join("")), await store.stats());
+    });
+
+    await t.step("verify exits 0 on an intact log", async () => {
+      const human = toka(store);
+      assert.equal(await human.run("events", "verify"), 0);
+      assert.deepEqual(human.io.outLines(), ["OK: 3 events verified, no problem found"]);
+      const json = toka(store);
+      assert.equal(await json.run("--json", "events", "verify"), 0);
+      assert.deepEqual(JSON.parse(json.io.out.join("")), { ok: true, checked: 3, problems: [] });
+    });
+
+    await t.step("verify exits 1 and lists the problems by id", async () => {
+      const problems = [{ id: all[1].id, position: all[1].position, reason: "digest mismatch" }];
+      const tampered = unclosable(store, {
+        verify: () => Promise.resolve({ ok: false, checked: 3, problems }),
+      });
+      const io = recordingIo();
+      assert.equal(await main(["events", "verify"], io, { openStore: opener(tampered) }), 1);
+      assert.deepEqual(io.outLines(), [
+        "FAILED: 1 problem in 3 events",
+        `${all[1].id}  ${all[1].position}  digest mismatch`,
+      ]);
+      const json = recordingIo();
+      await main(["events", "verify", "--json"], json, { openStore: opener(tampered) });
+      assert.deepEqual(JSON.parse(json.out.join("")).problems, problems);
+    });
+
+    await t.step("tail prints the last n events", async () => {
+      const { io, run } = toka(store);
+      assert.equal(await run("events", "tail", "-n", "2"), 0);
+      assert.deepEqual(io.outLines().map((l) => l.slice(0, 16)), [
+        all[1].position,
+        all[2].position,
+      ]);
+      const { io: ten, run: runTen } = toka(store);
+      assert.equal(await runTen("events", "tail", "--json"), 0);
+      assert.deepEqual(ten.outLines().map((l) => JSON.parse(l)), all);
+      const { io: planner, run: runPlanner } = toka(store);
+      assert.equal(await runPlanner("events", "tail", "-n", "1", "--stream", "agent/planner"), 0);
+      assert.equal(planner.outLines().length, 1);
+      assert.match(planner.outLines()[0], /agent\/planner#2/);
+    });
+
+    await t.step("tail --follow prints new events until the signal aborts", async () => {
+      const live = await seeded(make);
+      const controller = new AbortController();
+      const io = recordingIo({ signal: controller.signal });
+      const running = main(
+        ["events", "tail", "--follow", "-n", "1", "--stream", "agent/planner"],
+        io,
+        {
+          openStore: opener(live),
+        },
+      );
+      await io.waitForLines(1);
+      await live.append("agent/worker", [{ kind: "ignored" }]);
+      await live.append("agent/planner", [{ kind: "task.created", payload: { id: 2 } }]);
+      await io.waitForLines(2);
+      controller.abort();
+      assert.equal(await running, 0);
+      const lines = io.outLines();
+      assert.equal(lines.length, 2);
+      assert.match(lines[0], /agent\/planner#2 {2}task\.done/);
+      assert.match(
+        lines[1],
+        /^0000000000000005 .* agent\/planner#3 {2}task\.created {2}\{"id":2\}$/,
+      );
+    });
+
+    await t.step("tail --follow on an empty store starts at the beginning", async () => {
+      const live = await make();
+      const controller = new AbortController();
+      const io = recordingIo({ signal: controller.signal });
+      const running = main(["--json", "events", "tail", "-f"], io, { openStore: opener(live) });
+      await live.append("s", [{ kind: "first" }]);
+      await io.waitForLines(1);
+      controller.abort();
+      assert.equal(await running, 0);
+      assert.equal(JSON.parse(io.outLines()[0]).kind, "first");
+    });
+
+    await t.step("export, then import into another store, twice", async () => {
+      const exported = toka(store);
+      assert.equal(await exported.run("events", "export"), 0);
+      const text = exported.io.out.join("");
+      assert.deepEqual(text.trimEnd().split("\n").map((l) => JSON.parse(l)), all);
+
+      const copy = await make();
+      // Chunks cut mid-line and inside a multi-byte character must not matter.
+      const chunks = [text.slice(0, 7), text.slice(7, 300), text.slice(300)];
+      const first = toka(copy, recordingIo({ stdin: chunks }));
+      assert.equal(await first.run("events", "import"), 0);
+      assert.deepEqual(first.io.outLines(), ["Imported 3 events, skipped 0 already stored"]);
+      assert.deepEqual(await Array.fromAsync(copy.read()), all);
+
+      const second = toka(copy, recordingIo({ stdin: text.replaceAll("\n", "\r\n") + "\n" }));
+      assert.equal(await second.run("--json", "events", "import"), 0);
+      assert.deepEqual(JSON.parse(second.io.out.join("")), { imported: 0, skipped: 3 });
+      assert.equal((await copy.stats()).events, 3);
+      await copy.close();
+    });
+
+    await t.step("import stops at a malformed line, naming it; earlier lines stay", async () => {
+      const lines = all.map((e) => JSON.stringify(e));
+      const copy = await make();
+      const io = recordingIo({ stdin: `${lines[0]}\n\n{"id": oops\n${lines[1]}\n` });
+      assert.equal(await toka(copy, io).run("events", "import"), 1);
+      assert.equal(io.errLines().length, 1);
+      assert.match(io.errLines()[0], /^error: Invalid JSON on line 3: /);
+      assert.deepEqual(io.out, []);
+      assert.deepEqual((await Array.fromAsync(copy.read())).map((e) => e.id), [all[0].id]);
+      await copy.close();
+    });
+
+    await t.step("import refuses a record whose payload was altered", async () => {
+      const altered = { ...all[1], payload: { id: 666 } };
+      const copy = await make();
+      const io = recordingIo({ stdin: `${JSON.stringify(all[0])}\n${JSON.stringify(altered)}\n` });
+      assert.equal(await toka(copy, io).run("events", "import"), 1);
+      assert.equal(io.errLines().length, 1);
+      assert.match(
+        io.errLines()[0],
+        new RegExp(`^error: Invalid record on line 2: digest does not match .*${all[1].id}`),
+      );
+      assert.deepEqual((await Array.fromAsync(copy.read())).map((e) => e.id), [all[0].id]);
+      await copy.close();
+    });
+
+    await t.step("import of something that is not a record exits 1", async () => {
+      const copy = await make();
+      const io = recordingIo({ stdin: `${JSON.stringify(all[0])}\n\n42\n` });
+      assert.equal(await toka(copy, io).run("events", "import"), 1);
+      assert.deepEqual(io.errLines(), ["error: Invalid record on line 3: not an object"]);
+      assert.equal((await copy.stats()).events, 1);
+      assert.ok(hasNoStackTrace(io));
+      await copy.close();
+    });
+
+    await t.step("import without stdin exits 1", async () => {
+      const { io, run } = toka(store);
+      assert.equal(await run("events", "import"), 1);
+      assert.deepEqual(io.errLines(), ["error: No standard input to import from"]);
+    });
+
+    await t.step("every command closes the store it opened", async () => {
+      let opened = 0;
+      let closed = 0;
+      const openStore = () => {
+        opened++;
+        return Promise.resolve(unclosable(store, { close: () => Promise.resolve(void closed++) }));
+      };
+      for (
+        const args of [["list"], ["show", "nope"], ["stats"], ["verify"], ["export"], ["tail"]]
+      ) {
+        await main(["events", ...args], recordingIo(), { openStore });
+      }
+      assert.equal(opened, 6);
+      assert.equal(closed, 6);
+    });
+
+    await store.close();
   });
-
-  await t.step("tail prints the last n events", async () => {
-    const { io, run } = toka(store);
-    assert.equal(await run("events", "tail", "-n", "2"), 0);
-    assert.deepEqual(io.outLines().map((l) => l.slice(0, 16)), [all[1].position, all[2].position]);
-    const { io: ten, run: runTen } = toka(store);
-    assert.equal(await runTen("events", "tail", "--json"), 0);
-    assert.deepEqual(ten.outLines().map((l) => JSON.parse(l)), all);
-    const { io: planner, run: runPlanner } = toka(store);
-    assert.equal(await runPlanner("events", "tail", "-n", "1", "--stream", "agent/planner"), 0);
-    assert.equal(planner.outLines().length, 1);
-    assert.match(planner.outLines()[0], /agent\/planner#2/);
-  });
-
-  await t.step("tail --follow prints new events until the signal aborts", async () => {
-    const live = await seeded();
-    const controller = new AbortController();
-    const io = recordingIo({ signal: controller.signal });
-    const running = main(
-      ["events", "tail", "--follow", "-n", "1", "--stream", "agent/planner"],
-      io,
-      {
-        openStore: opener(live),
-      },
-    );
-    await io.waitForLines(1);
-    await live.append("agent/worker", [{ kind: "ignored" }]);
-    await live.append("agent/planner", [{ kind: "task.created", payload: { id: 2 } }]);
-    await io.waitForLines(2);
-    controller.abort();
-    assert.equal(await running, 0);
-    const lines = io.outLines();
-    assert.equal(lines.length, 2);
-    assert.match(lines[0], /agent\/planner#2 {2}task\.done/);
-    assert.match(lines[1], /^0000000000000005 .* agent\/planner#3 {2}task\.created {2}\{"id":2\}$/);
-  });
-
-  await t.step("tail --follow on an empty store starts at the beginning", async () => {
-    const live = new MemoryEventStore();
-    const controller = new AbortController();
-    const io = recordingIo({ signal: controller.signal });
-    const running = main(["--json", "events", "tail", "-f"], io, { openStore: opener(live) });
-    await live.append("s", [{ kind: "first" }]);
-    await io.waitForLines(1);
-    controller.abort();
-    assert.equal(await running, 0);
-    assert.equal(JSON.parse(io.outLines()[0]).kind, "first");
-  });
-
-  await t.step("export, then import into another store, twice", async () => {
-    const exported = toka(store);
-    assert.equal(await exported.run("events", "export"), 0);
-    const text = exported.io.out.join("");
-    assert.deepEqual(text.trimEnd().split("\n").map((l) => JSON.parse(l)), all);
-
-    const copy = new MemoryEventStore();
-    // Chunks cut mid-line and inside a multi-byte character must not matter.
-    const chunks = [text.slice(0, 7), text.slice(7, 300), text.slice(300)];
-    const first = toka(copy, recordingIo({ stdin: chunks }));
-    assert.equal(await first.run("events", "import"), 0);
-    assert.deepEqual(first.io.outLines(), ["Imported 3 events, skipped 0 already stored"]);
-    assert.deepEqual(await Array.fromAsync(copy.read()), all);
-
-    const second = toka(copy, recordingIo({ stdin: text.replaceAll("\n", "\r\n") + "\n" }));
-    assert.equal(await second.run("--json", "events", "import"), 0);
-    assert.deepEqual(JSON.parse(second.io.out.join("")), { imported: 0, skipped: 3 });
-    assert.equal((await copy.stats()).events, 3);
-    await copy.close();
-  });
-
-  await t.step("import stops at a malformed line, naming it; earlier lines stay", async () => {
-    const lines = all.map((e) => JSON.stringify(e));
-    const copy = new MemoryEventStore();
-    const io = recordingIo({ stdin: `${lines[0]}\n\n{"id": oops\n${lines[1]}\n` });
-    assert.equal(await toka(copy, io).run("events", "import"), 1);
-    assert.equal(io.errLines().length, 1);
-    assert.match(io.errLines()[0], /^error: Invalid JSON on line 3: /);
-    assert.deepEqual(io.out, []);
-    assert.deepEqual((await Array.fromAsync(copy.read())).map((e) => e.id), [all[0].id]);
-    await copy.close();
-  });
-
-  await t.step("import refuses a record whose payload was altered", async () => {
-    const altered = { ...all[0], payload: { id: 666 } };
-    const copy = new MemoryEventStore();
-    const io = recordingIo({ stdin: `${JSON.stringify(altered)}\n` });
-    assert.equal(await toka(copy, io).run("events", "import"), 1);
-    assert.equal(io.errLines().length, 1);
-    assert.match(io.errLines()[0], /^error: .*digest does not match/);
-    assert.equal((await copy.stats()).events, 0);
-    await copy.close();
-  });
-
-  await t.step("import of something that is not a record exits 1", async () => {
-    const copy = new MemoryEventStore();
-    const io = recordingIo({ stdin: `[1,2]\n` });
-    assert.equal(await toka(copy, io).run("events", "import"), 1);
-    assert.match(io.errLines()[0], /^error: Invalid record 0/);
-    assert.ok(hasNoStackTrace(io));
-    await copy.close();
-  });
-
-  await t.step("import without stdin exits 1", async () => {
-    const { io, run } = toka(store);
-    assert.equal(await run("events", "import"), 1);
-    assert.deepEqual(io.errLines(), ["error: No standard input to import from"]);
-  });
-
-  await t.step("every command closes the store it opened", async () => {
-    let opened = 0;
-    let closed = 0;
-    const openStore = () => {
-      opened++;
-      return Promise.resolve(unclosable(store, { close: () => Promise.resolve(void closed++) }));
-    };
-    for (const args of [["list"], ["show", "nope"], ["stats"], ["verify"], ["export"], ["tail"]]) {
-      await main(["events", ...args], recordingIo(), { openStore });
-    }
-    assert.equal(opened, 6);
-    assert.equal(closed, 6);
-  });
-
-  await store.close();
-});
+}

@@ -1,0 +1,161 @@
+// The real program in a subprocess: argument handling, exit codes, a shared KV file, signals.
+import assert from "node:assert/strict";
+import { openVault } from "../../vault/mod.ts";
+import denoJson from "../../deno.json" with { type: "json" };
+
+const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+
+function toka(args: string[], stdin?: string): Promise<{ code: number; out: string; err: string }> {
+  return (async () => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CLI, ...args],
+      stdin: stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    if (stdin !== undefined) {
+      const writer = child.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(stdin));
+      await writer.close();
+    }
+    const { code, stdout, stderr } = await child.output();
+    const decoder = new TextDecoder();
+    return { code, out: decoder.decode(stdout), err: decoder.decode(stderr) };
+  })();
+}
+
+Deno.test("toka e2e", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const db = `${dir}/sub/t.kv`;
+  try {
+    await t.step("--version prints the version and exits 0", async () => {
+      const { code, out, err } = await toka(["--version"]);
+      assert.equal(code, 0);
+      assert.equal(out, `toka ${denoJson.version}\n`);
+      assert.equal(err, "");
+    });
+
+    await t.step("usage errors exit 2, failures exit 1, one line each", async () => {
+      const usage = await toka(["events", "list", "--limit", "abc"]);
+      assert.equal(usage.code, 2);
+      assert.equal(usage.out, "");
+      assert.match(usage.err, /^error: option '--limit <n>' argument 'abc' is invalid[^\n]*\n$/);
+      const unknown = await toka(["--db", db, "events", "show", "nope"]);
+      assert.equal(unknown.code, 1);
+      assert.equal(unknown.err, `error: No event with id "nope"\n`);
+    });
+
+    await t.step("events list --json reads what another process appended", async () => {
+      const vault = await openVault(db);
+      const first = await vault.append("agent/planner", [{
+        kind: "task.created",
+        payload: { id: 1 },
+      }]);
+      await vault.append("agent/planner", [{ kind: "task.done", parents: [first.events[0].id] }]);
+      const stored = await Array.fromAsync(vault.read());
+      await vault.close();
+      const { code, out, err } = await toka(["--db", db, "--json", "events", "list"]);
+      assert.equal(err, "");
+      assert.equal(code, 0);
+      assert.deepEqual(out.trimEnd().split("\n").map((line) => JSON.parse(line)), stored);
+    });
+
+    await t.step("export then import into a new file, twice: the second adds nothing", async () => {
+      const exported = await toka(["--db", db, "events", "export"]);
+      assert.equal(exported.code, 0);
+      const copy = `${dir}/copy.kv`;
+      const first = await toka(["--db", copy, "events", "import"], exported.out);
+      assert.equal(first.out, "Imported 2 events, skipped 0 already stored\n");
+      const second = await toka(["--db", copy, "events", "import"], exported.out);
+      assert.equal(second.out, "Imported 0 events, skipped 2 already stored\n");
+      const verified = await toka(["--db", copy, "--json", "events", "verify"]);
+      assert.equal(verified.code, 0);
+      assert.deepEqual(JSON.parse(verified.out), { ok: true, checked: 2, problems: [] });
+    });
+
+    await t.step("TOKA_DB names the store when --db is absent", async () => {
+      const child = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", CLI, "--json", "events", "stats"],
+        env: { TOKA_DB: db },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(child.code, 0, new TextDecoder().decode(child.stderr));
+      assert.equal(JSON.parse(new TextDecoder().decode(child.stdout)).events, 2);
+    });
+
+    await t.step(
+      "tail --follow prints another process's appends; Ctrl-C ends it with 0",
+      async () => {
+        const child = new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", CLI, "--db", db, "--json", "events", "tail", "--follow", "-n", "1"],
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        // A stuck child must not hang the test run.
+        const guard = setTimeout(() => child.kill("SIGKILL"), 30_000);
+        const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+        let buffered = "";
+        const nextLine = async (): Promise<string> => {
+          while (!buffered.includes("\n")) {
+            const { value, done } = await lines.read();
+            if (done) throw new Error(`The tail ended early: ${JSON.stringify(buffered)}`);
+            buffered += value;
+          }
+          const index = buffered.indexOf("\n");
+          const line = buffered.slice(0, index);
+          buffered = buffered.slice(index + 1);
+          return line;
+        };
+        try {
+          assert.equal(JSON.parse(await nextLine()).kind, "task.done");
+          const vault = await openVault(db);
+          await vault.append("agent/worker", [{ kind: "tool.completed", payload: { n: 3 } }]);
+          await vault.close();
+          const live = JSON.parse(await nextLine());
+          assert.deepEqual([live.stream, live.kind, live.payload], [
+            "agent/worker",
+            "tool.completed",
+            { n: 3 },
+          ]);
+          child.kill("SIGINT");
+          const status = await child.status;
+          assert.equal(status.code, 0);
+          assert.equal(buffered, "");
+        } finally {
+          clearTimeout(guard);
+          await lines.cancel();
+          const err = await new Response(child.stderr).text();
+          assert.equal(err, "");
+        }
+      },
+    );
+
+    await t.step("a closed stdout pipe ends export quietly", async () => {
+      const vault = await openVault(db);
+      for (let i = 0; i < 4; i++) {
+        const events = Array.from({ length: 500 }, (_, n) => ({
+          kind: "bulk.item",
+          payload: { n, text: "y".repeat(100) },
+        }));
+        await vault.append("bulk", events);
+      }
+      await vault.close();
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", CLI, "--db", db, "events", "export"],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const reader = child.stdout.getReader();
+      await reader.read();
+      // Like `| head`: read a little, then close the pipe.
+      await reader.cancel();
+      const [status, err] = await Promise.all([child.status, new Response(child.stderr).text()]);
+      assert.equal(err, "");
+      assert.equal(status.code, 0);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
