@@ -1,0 +1,404 @@
+import assert from "node:assert/strict";
+import {
+  type AgentContext,
+  AllowAllAuthority,
+  defineAgent,
+  type EventRecord,
+  type IssueRequest,
+  NoopToolRegistry,
+  Runtime,
+  type ToolCallOptions,
+  type ToolInfo,
+  type ToolRegistry,
+} from "../../runtime/mod.ts";
+import { MemoryEventStore } from "../../vault/mod.ts";
+import { all, gate, until, withKv } from "./_helpers.ts";
+
+const fast = { attempts: 3, backoffMs: () => 1 };
+
+Deno.test("Runtime lifecycle and configuration", async (t) => {
+  await t.step("works with no config, and start/stop cycle many times", async () => {
+    const runtime = await Runtime.create();
+    assert.equal(runtime.isRunning, false);
+    assert.ok(runtime.tools instanceof NoopToolRegistry);
+    for (let i = 0; i < 25; i++) {
+      await runtime.start();
+      await runtime.start();
+      assert.equal(runtime.isRunning, true);
+      await runtime.stop();
+      await runtime.stop();
+      assert.equal(runtime.isRunning, false);
+    }
+    await Promise.all([runtime.start(), runtime.stop(), runtime.start()]);
+    assert.equal(runtime.isRunning, true);
+    await runtime.stop();
+  });
+
+  await t.step("rejects bad config", async () => {
+    await assert.rejects(Runtime.create({ maxAgents: 0 }), /Invalid maxAgents 0/);
+    await assert.rejects(Runtime.create({ eventBufferSize: 1.5 }), RangeError);
+    await assert.rejects(Runtime.create({ retiredTtlSecs: -1 }), RangeError);
+    await assert.rejects(Runtime.create({ vault: {} as never }), /Invalid vault/);
+    await assert.rejects(Runtime.create({ clock: 5 as never }), TypeError);
+    await assert.rejects(Runtime.create({ retry: { attempts: 0 } }), RangeError);
+    await assert.rejects(Runtime.create(null as never), TypeError);
+    const error = await Runtime.create({ initialSecret: 42 as never }).catch((e) => e);
+    assert.equal(error.message, "Invalid initialSecret: expected a string");
+  });
+
+  await t.step("enforces maxAgents and unique names", async () => {
+    const runtime = await Runtime.create({ maxAgents: 2 });
+    const agent = (name: string) => defineAgent({ name, subscribe: ["*"], handle() {} });
+    runtime.register(agent("a"));
+    runtime.register(agent("b"));
+    assert.throws(
+      () => runtime.register(agent("c")),
+      {
+        name: "RangeError",
+        message: 'Cannot register agent "c": the runtime already has 2 agents (maxAgents)',
+      },
+    );
+    assert.throws(() => runtime.register(agent("a")), /Agent "a" is already registered/);
+    assert.equal(await runtime.unregister("a"), true);
+    assert.equal(await runtime.unregister("a"), false);
+    runtime.register(agent("c"));
+    assert.deepEqual(runtime.agents().map((a) => a.name), ["b", "c"]);
+  });
+
+  await t.step("rejects bad agent definitions", () => {
+    const bad: unknown[] = [
+      null,
+      { name: "a b", subscribe: ["*"], handle() {} },
+      { name: "a", subscribe: [], handle() {} },
+      { name: "a", subscribe: ["x..y"], handle() {} },
+      { name: "a", subscribe: ["*"] },
+      { name: "a", subscribe: ["*"], handle() {}, init: 1 },
+      { name: "a", subscribe: ["*"], handle() {}, permissions: [""] },
+    ];
+    for (const definition of bad) {
+      assert.throws(() => defineAgent(definition as never), TypeError);
+    }
+  });
+
+  await t.step("storage: unknown schemes and a vault without KV give undefined", async () => {
+    const runtime = await Runtime.create({ vault: new MemoryEventStore() });
+    assert.equal(runtime.storage("s3"), undefined);
+    assert.equal(runtime.storage("vault"), undefined);
+    assert.equal(runtime.storage("local")?.scheme, "local");
+  });
+
+  await t.step("rotateSecrets needs an auth that can rotate", async () => {
+    const runtime = await Runtime.create();
+    await assert.rejects(runtime.rotateSecrets(), {
+      name: "TypeError",
+      message: "Cannot rotate secrets: no auth is attached to the runtime",
+    });
+    const plain = await Runtime.create({ auth: new AllowAllAuthority() });
+    await assert.rejects(plain.rotateSecrets(), /has no rotate\(\)/);
+  });
+});
+
+Deno.test("Agents without a vault", async (t) => {
+  await t.step("handle one event at a time, in order, and finish the mailbox on stop", async () => {
+    const runtime = await Runtime.create();
+    const seen: unknown[] = [];
+    let inFlight = 0;
+    let maxInFlight = 0;
+    runtime.register(defineAgent({
+      name: "worker",
+      subscribe: ["task.*"],
+      async handle(event) {
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        seen.push(event.payload);
+        inFlight--;
+      },
+    }));
+    await runtime.start();
+    for (let i = 1; i <= 5; i++) await runtime.emit({ kind: "task.created", payload: i });
+    await runtime.emit({ kind: "other" });
+    await runtime.stop();
+    assert.deepEqual(seen, [1, 2, 3, 4, 5]);
+    assert.equal(maxInFlight, 1);
+    const [status] = runtime.agents();
+    assert.equal(status.handled, 5);
+    assert.equal(status.running, false);
+    assert.equal(status.position, "0000000000000005");
+  });
+});
+
+Deno.test("Agents with a vault", async (t) => {
+  await t.step("resume after stop without loss or duplicate", async () => {
+    const store = new MemoryEventStore();
+    const runtime = await Runtime.create({ vault: store });
+    const handled: number[] = [];
+    const slow = gate();
+    let inFlight = 0;
+    runtime.register(defineAgent({
+      name: "worker",
+      subscribe: ["task.created"],
+      async handle(event, ctx) {
+        const n = (event.payload as { n: number }).n;
+        inFlight = n;
+        if (n === 3) await slow.promise;
+        handled.push(n);
+        await ctx.emit({ kind: "task.done", payload: { n } });
+      },
+    }));
+    await runtime.start();
+    for (let n = 1; n <= 5; n++) await runtime.emit({ kind: "task.created", payload: { n } });
+    await until(() => inFlight === 3);
+    const stopping = runtime.stop();
+    slow.open();
+    await stopping;
+    assert.deepEqual(handled, [1, 2, 3], "the in-flight event is finished, the rest waits");
+    for (let n = 6; n <= 7; n++) await runtime.emit({ kind: "task.created", payload: { n } });
+    await runtime.start();
+    await until(() => handled.length === 7);
+    await runtime.stop();
+    assert.deepEqual(handled, [1, 2, 3, 4, 5, 6, 7]);
+    const done = await all(store, ["task.done"]);
+    assert.deepEqual(done.map((e) => (e.payload as { n: number }).n), [1, 2, 3, 4, 5, 6, 7]);
+    await store.close();
+  });
+
+  await t.step("a new runtime on the same KV resumes from the stored checkpoint", async () => {
+    const kv = await Deno.openKv(":memory:");
+    const store = withKv(new MemoryEventStore({ clock: () => 1000 }), kv);
+    const handled: string[] = [];
+    const agent = defineAgent({
+      name: "worker",
+      subscribe: ["task.*"],
+      handle: (event) => void handled.push(event.id),
+    });
+    const first = await Runtime.create({ vault: store, clock: () => 42 });
+    first.register(agent);
+    await first.start();
+    await first.emit({ kind: "task.created" });
+    await first.emit({ kind: "task.created" });
+    await until(() => handled.length === 2);
+    await first.stop();
+    const stored = await kv.get(["runtime", "checkpoint", "worker"]);
+    assert.deepEqual(stored.value, { position: "0000000000000002", failures: 0, updatedAt: 42 });
+
+    await first.emit({ kind: "task.created" });
+    const second = await Runtime.create({ vault: store });
+    second.register(agent);
+    await second.start();
+    await until(() => handled.length === 3);
+    await second.stop();
+    assert.equal(new Set(handled).size, 3);
+    assert.equal(second.agents()[0].position, "0000000000000003");
+    kv.close();
+    await store.close();
+  });
+
+  await t.step(
+    "retry a failing handler, then record agent.failed; others keep running",
+    async () => {
+      const store = new MemoryEventStore();
+      const delays: number[] = [];
+      const runtime = await Runtime.create({
+        vault: store,
+        retry: { attempts: 3, backoffMs: (n) => (delays.push(n), 1) },
+      });
+      let flakyCalls = 0;
+      const healthy: unknown[] = [];
+      runtime.register(defineAgent({
+        name: "flaky",
+        subscribe: ["task.*"],
+        handle() {
+          if (++flakyCalls <= 2) throw new Error("temporary");
+        },
+      }));
+      runtime.register(defineAgent({
+        name: "broken",
+        subscribe: ["task.*"],
+        handle: () => Promise.reject(new Error('always "broken"')),
+      }));
+      runtime.register(defineAgent({
+        name: "healthy",
+        subscribe: ["task.*"],
+        handle: (e) => void healthy.push(e.payload),
+      }));
+      await runtime.start();
+      const task = await runtime.emit({ kind: "task.created", payload: 1 });
+      await runtime.emit({ kind: "task.created", payload: 2 });
+      await until(() => runtime.agents().every((a) => a.handled === 2));
+      await runtime.stop();
+      assert.equal(flakyCalls, 4, "two failures, then success for both events");
+      assert.deepEqual(healthy, [1, 2]);
+      const failed = await all(store, ["agent.failed"]);
+      assert.equal(failed.length, 2);
+      assert.deepEqual(failed[0].payload, {
+        agent: "broken",
+        eventId: task.id,
+        kind: "task.created",
+        attempts: 3,
+        error: 'always "broken"',
+      });
+      assert.deepEqual(failed[0].parents, [task.id]);
+      assert.equal(failed[0].stream, "agent/broken");
+      const byName = Object.fromEntries(runtime.agents().map((a) => [a.name, a.failures]));
+      assert.deepEqual(byName, { flaky: 0, broken: 2, healthy: 0 });
+      assert.deepEqual([...new Set(delays)].sort(), [1, 2], "backoff gets the attempt number");
+      await store.close();
+    },
+  );
+
+  await t.step(
+    "an event interrupted by stop is delivered again, and its emits are not repeated",
+    async () => {
+      const store = new MemoryEventStore();
+      const runtime = await Runtime.create({ vault: store, retry: fast });
+      let calls = 0;
+      runtime.register(defineAgent({
+        name: "worker",
+        subscribe: ["task.*"],
+        async handle(_event, ctx) {
+          calls++;
+          await ctx.emit({ kind: "work.started" });
+          if (calls === 1) {
+            await new Promise((_, reject) =>
+              ctx.signal.addEventListener("abort", () => reject(new Error("aborted")))
+            );
+          }
+          await ctx.emit({ kind: "work.finished" });
+        },
+      }));
+      await runtime.start();
+      await runtime.emit({ kind: "task.created" });
+      await until(() => calls === 1);
+      await runtime.stop();
+      assert.equal(runtime.agents()[0].position, null);
+      await runtime.start();
+      await until(() => runtime.agents()[0].handled === 1);
+      await runtime.stop();
+      assert.equal(calls, 2);
+      const kinds = (await all(store)).map((e) => e.kind);
+      assert.deepEqual(kinds, ["task.created", "work.started", "work.finished"]);
+      await store.close();
+    },
+  );
+
+  await t.step("ctx: token, tools, storage, logger, signal, causality", async () => {
+    const store = new MemoryEventStore();
+    const issued: IssueRequest[] = [];
+    const calls: [string, unknown, ToolCallOptions | undefined][] = [];
+    const auth = new (class extends AllowAllAuthority {
+      override issue(request: IssueRequest): Promise<string> {
+        issued.push(request);
+        return Promise.resolve(`token-${issued.length}`);
+      }
+      rotate(): Promise<{ kid: string }> {
+        return Promise.resolve({ kid: "k2" });
+      }
+    })();
+    const tools: ToolRegistry = {
+      get: () => undefined,
+      list: (): ToolInfo[] => [],
+      call(name, input, options) {
+        calls.push([name, input, options]);
+        return Promise.resolve({ ok: true });
+      },
+    };
+    const runtime = await Runtime.create({ vault: store, auth, tools });
+    let context: AgentContext | undefined;
+    let result: unknown;
+    runtime.register(defineAgent({
+      name: "caller",
+      subscribe: ["task.*"],
+      permissions: ["tool:echo:invoke"],
+      async handle(_event, ctx) {
+        context = ctx;
+        result = await ctx.tools.call("echo", { text: "hi" });
+        await ctx.emit({ kind: "work.done", meta: { actor: "spoofed" } });
+      },
+    }));
+    await runtime.start();
+    const root = await runtime.emit({ kind: "task.created" });
+    await until(() => runtime.agents()[0].handled === 1);
+    assert.deepEqual(issued, [{ sub: "agent/caller", permissions: ["tool:echo:invoke"] }]);
+    assert.deepEqual(result, { ok: true });
+    assert.equal(calls[0][0], "echo");
+    assert.equal(calls[0][2]?.token, "token-1");
+    assert.equal(context?.token, "token-1");
+    assert.deepEqual(context?.logger.category, ["toka", "agent", "caller"]);
+    assert.equal(context?.storage("local"), runtime.storage("local"));
+    assert.equal(context?.signal.aborted, false);
+    const [done] = await all(store, ["work.done"]);
+    assert.deepEqual(done.parents, [root.id]);
+    assert.equal(done.meta.correlationId, root.id);
+    assert.equal(done.meta.actor, "agent/caller");
+    assert.equal(done.stream, "agent/caller");
+    assert.deepEqual(await runtime.rotateSecrets(), { kid: "k2" });
+    assert.equal(context?.token, "token-2", "tokens are renewed after a rotation");
+    await runtime.stop();
+    assert.equal(context?.signal.aborted, true);
+    await store.close();
+  });
+
+  await t.step("init, stop hooks, and an agent registered while running", async () => {
+    const store = new MemoryEventStore();
+    const runtime = await Runtime.create({ vault: store });
+    const log: string[] = [];
+    await runtime.start();
+    runtime.register(defineAgent({
+      name: "late",
+      subscribe: ["task.*"],
+      init: () => void log.push("init"),
+      handle: (e: EventRecord) => void log.push(e.kind),
+      stop: () => void log.push("stop"),
+    }));
+    runtime.register(defineAgent({
+      name: "cannot-init",
+      subscribe: ["task.*"],
+      init: () => Promise.reject(new Error("no config")),
+      handle: () => void log.push("never"),
+    }));
+    await runtime.emit({ kind: "task.created" });
+    await until(() => log.length === 2);
+    await runtime.stop();
+    assert.deepEqual(log, ["init", "task.created", "stop"]);
+    const failed = await all(store, ["agent.failed"]);
+    assert.deepEqual(failed.map((e) => e.payload), [{
+      agent: "cannot-init",
+      phase: "init",
+      error: "no config",
+    }]);
+    await store.close();
+  });
+
+  await t.step("runtime.subscribe sees every event, live and replayed", async () => {
+    const store = new MemoryEventStore();
+    const runtime = await Runtime.create({ vault: store, eventBufferSize: 2 });
+    await runtime.emit({ kind: "task.created", payload: 0 });
+    const seen: unknown[] = [];
+    const sub = runtime.subscribe("task.*", (e) => void seen.push(e.payload), {
+      after: "0000000000000000",
+    });
+    for (let i = 1; i <= 10; i++) void runtime.emit({ kind: "task.created", payload: i });
+    await until(() => seen.length === 11);
+    await sub.close();
+    assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    await store.close();
+  });
+});
+
+Deno.test("Importing the runtime loads no vault, toolkit or auth code", async () => {
+  const root = new URL("../../", import.meta.url);
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "runtime/mod.ts"],
+    cwd: root,
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  assert.equal(output.code, 0);
+  const info = JSON.parse(new TextDecoder().decode(output.stdout));
+  const local = (info.modules as { specifier: string }[])
+    .map((m) => m.specifier)
+    .filter((s) => s.startsWith(root.href))
+    .map((s) => s.slice(root.href.length));
+  assert.ok(local.includes("runtime/mod.ts"));
+  assert.deepEqual(local.filter((path) => /^(vault|toolkit|auth)\//.test(path)), []);
+});
