@@ -38,3 +38,17 @@ export function digestMismatch(index: number, id: string): TypeError {
     `Invalid record ${index}: digest does not match its payload and parents (id ${id})`,
   );
 }
+
+/** Throws a TypeError when `expected` is not a valid expected version. */
+export function assertExpectedVersion(expected: unknown): void {
+  if (
+    expected === undefined || expected === "any" || expected === "no_stream" ||
+    expected === "exists" ||
+    (typeof expected === "number" && Number.isSafeInteger(expected) && expected >= 0)
+  ) return;
+  throw new TypeError(
+    `Invalid expected version ${
+      JSON.stringify(expected)
+    }: use a number ≥ 0, "any", "no_stream" or "exists"`,
+  );
+}

@@ -2,13 +2,18 @@
 import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
 import type { EventInput, EventRecord } from "../runtime/event_store.ts";
-import { INLINE_PAYLOAD_BYTES, MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES } from "./limits.ts";
+import {
+  INLINE_PAYLOAD_BYTES,
+  MAX_APPEND_BYTES,
+  MAX_EVENTS_PER_APPEND,
+  MAX_PAYLOAD_BYTES,
+} from "./limits.ts";
 
 export const MAX_STREAM_LENGTH = 256;
 export const MAX_KIND_LENGTH = 128;
 export const MAX_PARENTS = 64;
-export const MAX_META_ENTRIES = 32;
-export const MAX_META_VALUE_LENGTH = 1024;
+export const MAX_META_ENTRIES = 16;
+export const MAX_META_VALUE_LENGTH = 256;
 export const MAX_INTENT_LENGTH = 1024;
 
 const STREAM_RE = /^[A-Za-z0-9_\-.:@/]+$/;
@@ -124,6 +129,8 @@ export function eventDigest(canonicalPayload: string, parentDigests: readonly st
 
 /** An input checked and normalised, with its canonical payload. */
 export interface PreparedInput {
+  /** Upper bound of the event's stored size in bytes, as packed in a KV value. */
+  size: number;
   kind: string;
   payload: unknown;
   canonical: string;
@@ -186,6 +193,7 @@ export function prepareInput(input: EventInput, index: number): PreparedInput {
     }
   }
   const prepared: PreparedInput = {
+    size: 0,
     kind: input.kind,
     payload,
     canonical,
@@ -201,8 +209,19 @@ export function prepareInput(input: EventInput, index: number): PreparedInput {
     }
     prepared.intent = input.intent;
   }
+  // Envelope with the longest id, digest, version and timestamp; the payload inline or as a reference.
+  let envelope = 26 + 71 + 16 + 16 + 40 + input.kind.length +
+    JSON.stringify(meta).length + JSON.stringify(prepared.parents).length +
+    (prepared.intent === undefined ? 0 : JSON.stringify(prepared.intent).length);
+  envelope += bytes > INLINE_PAYLOAD_BYTES ? 72 : canonical.length;
+  const wide = WIDE.test(canonical) || WIDE.test(JSON.stringify(meta)) ||
+    (prepared.intent !== undefined && WIDE.test(prepared.intent));
+  prepared.size = wide ? envelope * 2 : envelope;
   return prepared;
 }
+
+/** Characters Deno KV stores in two bytes (V8 keeps one-byte strings for Latin-1 only). */
+export const WIDE: RegExp = /[\u0100-\uffff]/;
 
 export function prepareInputs(stream: string, events: EventInput[]): PreparedInput[] {
   assertStream(stream);
@@ -216,18 +235,26 @@ export function prepareInputs(stream: string, events: EventInput[]): PreparedInp
       `Cannot append ${events.length} events to stream "${stream}" at once: the maximum is ${MAX_EVENTS_PER_APPEND}`,
     );
   }
-  return events.map(prepareInput);
+  const prepared = events.map(prepareInput);
+  let size = 0;
+  for (const p of prepared) size += p.size + 1;
+  if (size > MAX_APPEND_BYTES) {
+    throw new RangeError(
+      `Cannot append ${events.length} events to stream "${stream}" at once: together about ${size} bytes, over the maximum of ${MAX_APPEND_BYTES}`,
+    );
+  }
+  return prepared;
 }
 
 const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-function encodeBase32(value: number, length: number, out: string[]): void {
-  const chars = new Array<string>(length);
-  for (let i = length - 1; i >= 0; i--) {
-    chars[i] = CROCKFORD[value % 32];
+function base32(value: number, length: number): string {
+  let out = "";
+  for (let i = 0; i < length; i++) {
+    out = CROCKFORD[value % 32] + out;
     value = Math.floor(value / 32);
   }
-  out.push(chars.join(""));
+  return out;
 }
 
 /**
@@ -235,13 +262,9 @@ function encodeBase32(value: number, length: number, out: string[]): void {
  * that `get(id)` needs no separate index for events born in this store.
  */
 export function makeEventId(timestamp: number, position: number, random: Uint8Array): string {
-  const out: string[] = [];
-  encodeBase32(Math.max(0, Math.floor(timestamp)) % 2 ** 48, 10, out);
-  encodeBase32(position % 2 ** 50, 10, out);
-  let r = 0;
-  for (let i = 0; i < 4; i++) r = r * 256 + random[i];
-  encodeBase32(r % 2 ** 30, 6, out);
-  return out.join("");
+  const r = ((random[0] << 22) | (random[1] << 14) | (random[2] << 6) | (random[3] >> 2)) >>> 0;
+  return base32(Math.max(0, Math.floor(timestamp)) % 2 ** 48, 10) +
+    base32(position % 2 ** 50, 10) + base32(r % 2 ** 30, 6);
 }
 
 /** The position an id encodes, or -1 when it is not an event id. */

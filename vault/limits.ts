@@ -44,3 +44,17 @@ export const INLINE_PAYLOAD_BYTES: number = 8 * 1024;
  * ```
  */
 export const MAX_EVENTS_PER_APPEND: number = 500;
+
+/**
+ * The largest append, in bytes as stored (720 KiB): one append is one atomic
+ * commit, and a remote Deno KV commit holds at most 800 KiB. Payloads stored
+ * as chunked blobs count only their 72-byte reference here.
+ *
+ * @example
+ * ```ts
+ * import { MAX_APPEND_BYTES } from "@toka/runtime/vault";
+ *
+ * console.log(MAX_APPEND_BYTES); // 737280
+ * ```
+ */
+export const MAX_APPEND_BYTES: number = 720 * 1024;

@@ -176,9 +176,9 @@ export class MemoryEventStore implements EventStore {
    * @returns The stream's events.
    * @throws {TypeError} When the stream name is invalid.
    */
-  readStream(stream: string): AsyncIterableIterator<EventRecord> {
+  async *readStream(stream: string): AsyncIterableIterator<EventRecord> {
     assertStream(stream);
-    return this.read({ stream });
+    yield* this.read({ stream });
   }
 
   /**

@@ -21,7 +21,9 @@
  * @module
  */
 
+export { KvEventStore, type KvEventStoreOptions } from "./kv_store.ts";
 export { MemoryEventStore, type MemoryEventStoreOptions } from "./memory_store.ts";
+export { DEFAULT_VAULT_PATH, openVault } from "./open_vault.ts";
 export { TokaError, VersionConflictError } from "../runtime/errors.ts";
 export type {
   AppendOptions,
@@ -38,4 +40,9 @@ export type {
   VerifyProblem,
   VerifyReport,
 } from "../runtime/event_store.ts";
-export { INLINE_PAYLOAD_BYTES, MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES } from "./limits.ts";
+export {
+  INLINE_PAYLOAD_BYTES,
+  MAX_APPEND_BYTES,
+  MAX_EVENTS_PER_APPEND,
+  MAX_PAYLOAD_BYTES,
+} from "./limits.ts";

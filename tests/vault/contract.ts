@@ -1,0 +1,490 @@
+// The event store contract: every EventStore implementation runs this suite.
+import assert from "node:assert/strict";
+import type { EventRecord, EventStore } from "../../runtime/event_store.ts";
+import { TokaError, VersionConflictError } from "../../runtime/errors.ts";
+import { MAX_PAYLOAD_BYTES } from "../../vault/limits.ts";
+
+/** Makes a fresh, empty store whose clock is `clock`; `cleanup` releases what it opened. */
+export type StoreFactory = (
+  clock: () => number,
+) => Promise<{ store: EventStore; cleanup?: () => Promise<void> }>;
+
+const T0 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+async function collect(iterator: AsyncIterable<EventRecord>): Promise<EventRecord[]> {
+  const out: EventRecord[] = [];
+  for await (const record of iterator) out.push(record);
+  return out;
+}
+
+/** A snapshot of everything a store shows, to prove a failed call changed nothing. */
+async function snapshot(store: EventStore): Promise<string> {
+  return JSON.stringify({ head: await store.head(), events: await collect(store.read()) });
+}
+
+export async function runContract(t: Deno.TestContext, factory: StoreFactory): Promise<void> {
+  let now = T0;
+  const clock = () => now;
+  const open = async () => {
+    now = T0;
+    return await factory(clock);
+  };
+  const withStore = (name: string, body: (store: EventStore) => Promise<void>) =>
+    t.step(name, async () => {
+      const { store, cleanup } = await open();
+      try {
+        await body(store);
+      } finally {
+        await store.close();
+        await cleanup?.();
+      }
+    });
+
+  await withStore("append stores events with the documented shape", async (store) => {
+    const result = await store.append("agent/planner", [
+      { kind: "task.created", payload: { title: "Plan", n: 1 }, meta: { correlationId: "c1" } },
+      { kind: "task.noted", intent: "remember the plan" },
+    ]);
+    assert.equal(result.version, 2);
+    assert.equal(result.position, "0000000000000002");
+    assert.equal(result.events.length, 2);
+    const [first, second] = result.events;
+    assert.match(first.id, /^[0-9A-HJKMNP-TV-Z]{26}$/);
+    assert.notEqual(first.id, second.id);
+    assert.equal(first.position, "0000000000000001");
+    assert.equal(first.stream, "agent/planner");
+    assert.equal(first.version, 1);
+    assert.equal(first.kind, "task.created");
+    assert.deepEqual(first.payload, { title: "Plan", n: 1 });
+    assert.deepEqual(first.parents, []);
+    assert.match(first.digest, /^sha256:[0-9a-f]{64}$/);
+    assert.equal(first.timestamp, T0);
+    assert.deepEqual(first.meta, { correlationId: "c1" });
+    assert.equal(second.payload, null);
+    assert.equal(second.intent, "remember the plan");
+    assert.deepEqual(await collect(store.read()), result.events);
+  });
+
+  await withStore("ids are time-ordered", async (store) => {
+    const a = await store.append("s", [{ kind: "k" }]);
+    now += 5;
+    const b = await store.append("s", [{ kind: "k" }]);
+    assert.ok(a.events[0].id < b.events[0].id);
+  });
+
+  await withStore("the caller's payload object is copied, not kept", async (store) => {
+    const payload = { list: [1, 2] };
+    const { events } = await store.append("s", [{ kind: "k", payload }]);
+    payload.list.push(3);
+    assert.deepEqual(events[0].payload, { list: [1, 2] });
+    assert.deepEqual((await store.get(events[0].id))?.payload, { list: [1, 2] });
+    assert.ok(!Object.isFrozen(payload), "the caller's object must stay theirs");
+  });
+
+  await withStore("expected version rules", async (store) => {
+    await store.append("a", [{ kind: "k" }], { expectedVersion: "no_stream" });
+    await store.append("a", [{ kind: "k" }], { expectedVersion: 1 });
+    await store.append("a", [{ kind: "k" }], { expectedVersion: "exists" });
+    await store.append("a", [{ kind: "k" }], { expectedVersion: "any" });
+    await store.append("a", [{ kind: "k" }]);
+    await store.append("b", [{ kind: "k" }], { expectedVersion: 0 });
+    const before = await snapshot(store);
+    const conflicts: [string, number | "no_stream" | "exists", string][] = [
+      ["a", 3, 'Cannot append to stream "a": expected version 3, found 5'],
+      ["a", "no_stream", 'Cannot append to stream "a": expected version "no_stream", found 5'],
+      ["c", "exists", 'Cannot append to stream "c": expected version "exists", found 0'],
+      ["c", 2, 'Cannot append to stream "c": expected version 2, found 0'],
+      ["a", 0, 'Cannot append to stream "a": expected version 0, found 5'],
+    ];
+    for (const [stream, expectedVersion, message] of conflicts) {
+      await assert.rejects(
+        store.append(stream, [{ kind: "k" }], { expectedVersion }),
+        (error: unknown) => {
+          assert.ok(error instanceof VersionConflictError);
+          assert.ok(error instanceof TokaError);
+          assert.equal(error.code, "version_conflict");
+          assert.equal(error.message, message);
+          return true;
+        },
+      );
+    }
+    assert.equal(await snapshot(store), before);
+  });
+
+  await withStore(
+    "bad input is refused with a one-line error and stores nothing",
+    async (store) => {
+      await store.append("ok", [{ kind: "seed", payload: 1 }]);
+      const before = await snapshot(store);
+      const cyclic: Record<string, unknown> = {};
+      cyclic.self = cyclic;
+      const cases: [string, () => Promise<unknown>, RegExp, ErrorConstructor][] = [
+        [
+          "function payload",
+          () => store.append("s", [{ kind: "k", payload: () => 1 }]),
+          /\$ is a function/,
+          TypeError,
+        ],
+        [
+          "nested function",
+          () => store.append("s", [{ kind: "k", payload: { a: [1, () => 1] } }]),
+          /\$\.a\[1\] is a function/,
+          TypeError,
+        ],
+        ["cycle", () => store.append("s", [{ kind: "k", payload: cyclic }]), /circular/, TypeError],
+        [
+          "BigInt",
+          () => store.append("s", [{ kind: "k", payload: { n: 1n } }]),
+          /\$\.n is bigint/,
+          TypeError,
+        ],
+        [
+          "undefined inside",
+          () => store.append("s", [{ kind: "k", payload: [undefined] }]),
+          /is undefined/,
+          TypeError,
+        ],
+        ["NaN", () => store.append("s", [{ kind: "k", payload: NaN }]), /NaN/, TypeError],
+        [
+          "Date object",
+          () => store.append("s", [{ kind: "k", payload: new Date() }]),
+          /Date object/,
+          TypeError,
+        ],
+        ["empty kind", () => store.append("s", [{ kind: "" }]), /Invalid event kind/, TypeError],
+        [
+          "malformed kind",
+          () => store.append("s", [{ kind: "task..done" }]),
+          /Invalid event kind/,
+          TypeError,
+        ],
+        [
+          "kind with space",
+          () => store.append("s", [{ kind: "task done" }]),
+          /Invalid event kind/,
+          TypeError,
+        ],
+        [
+          "missing kind",
+          () => store.append("s", [{} as { kind: string }]),
+          /Invalid event kind/,
+          TypeError,
+        ],
+        ["empty stream", () => store.append("", [{ kind: "k" }]), /Invalid stream name/, TypeError],
+        [
+          "stream with space",
+          () => store.append("a b", [{ kind: "k" }]),
+          /Invalid stream name/,
+          TypeError,
+        ],
+        [
+          "long stream",
+          () => store.append("s".repeat(300), [{ kind: "k" }]),
+          /longer than 256/,
+          TypeError,
+        ],
+        ["no events", () => store.append("s", []), /non-empty array/, TypeError],
+        ["not an array", () => store.append("s", {} as never), /non-empty array/, TypeError],
+        [
+          "bad expected version",
+          () => store.append("s", [{ kind: "k" }], { expectedVersion: -1 }),
+          /Invalid expected version/,
+          TypeError,
+        ],
+        [
+          "unknown parent",
+          () => store.append("s", [{ kind: "k", parents: ["01M8E4YQ9Q0000000099TBXYTG"] }]),
+          /is not stored/,
+          TypeError,
+        ],
+        [
+          "malformed parent",
+          () => store.append("s", [{ kind: "k", parents: ["nope"] }]),
+          /not an event id/,
+          TypeError,
+        ],
+        [
+          "meta not strings",
+          () => store.append("s", [{ kind: "k", meta: { a: 1 as unknown as string } }]),
+          /Invalid meta/,
+          TypeError,
+        ],
+        [
+          "oversized payload",
+          () => store.append("s", [{ kind: "k", payload: "x".repeat(MAX_PAYLOAD_BYTES) }]),
+          /over the maximum/,
+          RangeError,
+        ],
+        [
+          "oversized append",
+          () =>
+            store.append(
+              "s",
+              Array.from({ length: 100 }, () => ({ kind: "k", payload: "x".repeat(8000) })),
+            ),
+          /over the maximum/,
+          RangeError,
+        ],
+      ];
+      for (const [name, call, message, type] of cases) {
+        await assert.rejects(call(), (error: unknown) => {
+          assert.ok(error instanceof type, `${name}: ${error}`);
+          assert.match((error as Error).message, message, name);
+          assert.ok(!(error as Error).message.includes("\n"), `${name}: one line`);
+          return true;
+        });
+      }
+      assert.equal(await snapshot(store), before);
+    },
+  );
+
+  await withStore("parents link events and feed the digest", async (store) => {
+    const a = (await store.append("s", [{ kind: "a", payload: 1 }])).events[0];
+    const b = (await store.append("t", [{ kind: "b", payload: 1 }])).events[0];
+    const c = (await store.append("s", [{ kind: "c", payload: 1, parents: [b.id, a.id] }]))
+      .events[0];
+    const d = (await store.append("s", [{ kind: "c", payload: 1, parents: [a.id, b.id] }]))
+      .events[0];
+    assert.deepEqual(c.parents, [b.id, a.id]);
+    assert.equal(a.digest, b.digest, "same payload, no parents: same digest");
+    assert.notEqual(c.digest, a.digest);
+    assert.equal(c.digest, d.digest, "parent order does not change the digest");
+    assert.deepEqual(await store.verify(), { ok: true, checked: 4, problems: [] });
+  });
+
+  await withStore("read filters by position, stream, kind, limit and direction", async (store) => {
+    for (let i = 0; i < 6; i++) {
+      await store.append(i % 2 === 0 ? "even" : "odd", [{
+        kind: i < 3 ? "task.created" : "tool.done",
+        payload: i,
+      }]);
+    }
+    const payloads = async (options: Parameters<EventStore["read"]>[0]) =>
+      (await collect(store.read(options))).map((e) => e.payload);
+    assert.deepEqual(await payloads({}), [0, 1, 2, 3, 4, 5]);
+    assert.deepEqual(await payloads({ from: "0000000000000004" }), [3, 4, 5]);
+    assert.deepEqual(await payloads({ from: "4" }), [3, 4, 5]);
+    assert.deepEqual(await payloads({ stream: "even" }), [0, 2, 4]);
+    assert.deepEqual(await payloads({ stream: "even", from: "0000000000000002" }), [2, 4]);
+    assert.deepEqual(await payloads({ kinds: ["task.*"] }), [0, 1, 2]);
+    assert.deepEqual(await payloads({ kinds: ["tool.done", "task.created"], limit: 4 }), [
+      0,
+      1,
+      2,
+      3,
+    ]);
+    assert.deepEqual(await payloads({ direction: "backward", limit: 2 }), [5, 4]);
+    assert.deepEqual(await payloads({ direction: "backward", from: "0000000000000003" }), [
+      2,
+      1,
+      0,
+    ]);
+    assert.deepEqual(await payloads({ stream: "odd", direction: "backward" }), [5, 3, 1]);
+    assert.deepEqual(await payloads({ stream: "none" }), []);
+    assert.deepEqual(await payloads({ limit: 0 }), []);
+    assert.deepEqual((await collect(store.readStream("odd"))).map((e) => e.version), [1, 2, 3]);
+    await assert.rejects(collect(store.read({ from: "x" })), /Invalid from "x"/);
+    await assert.rejects(collect(store.read({ limit: -1 })), /Invalid limit/);
+    await assert.rejects(collect(store.read({ kinds: ["bad kind"] })), /Invalid kind pattern/);
+    await assert.rejects(collect(store.readStream("")), /Invalid stream name/);
+  });
+
+  await withStore("get, head and stats", async (store) => {
+    assert.equal(await store.head(), null);
+    assert.deepEqual(await store.stats(), {
+      events: 0,
+      streams: 0,
+      head: null,
+      firstTimestamp: null,
+      lastTimestamp: null,
+      kinds: {},
+    });
+    const { events } = await store.append("a", [{ kind: "x", payload: "1" }]);
+    now += 10;
+    await store.append("b", [{ kind: "y" }, { kind: "x" }]);
+    assert.deepEqual(await store.get(events[0].id), events[0]);
+    assert.equal(await store.get("01M8E4YQ9Q0000000001TBXYTG"), null);
+    assert.equal(await store.get("not-an-id"), null);
+    assert.equal(await store.head(), "0000000000000003");
+    assert.deepEqual(await store.stats(), {
+      events: 3,
+      streams: 2,
+      head: "0000000000000003",
+      firstTimestamp: T0,
+      lastTimestamp: T0 + 10,
+      kinds: { x: 2, y: 1 },
+    });
+  });
+
+  await withStore(
+    "concurrent appends with expected versions: one winner per version",
+    async (store) => {
+      const attempts = await Promise.allSettled(
+        Array.from(
+          { length: 20 },
+          (_, i) => store.append("race", [{ kind: "k", payload: i }], { expectedVersion: 0 }),
+        ),
+      );
+      assert.equal(
+        attempts.filter((a) => a.status === "fulfilled").length,
+        1,
+      );
+      for (const attempt of attempts) {
+        if (attempt.status === "rejected") {
+          assert.ok(
+            attempt.reason instanceof VersionConflictError,
+          );
+        }
+      }
+      await Promise.all(
+        Array.from({ length: 30 }, (_, i) => store.append("many", [{ kind: "k", payload: i }])),
+      );
+      const versions = (await collect(store.readStream("many"))).map((e) => e.version);
+      assert.deepEqual(versions, Array.from({ length: 30 }, (_, i) => i + 1));
+      assert.ok((await store.verify()).ok);
+    },
+  );
+
+  await withStore("large payloads round-trip", async (store) => {
+    const big = { text: "é".repeat(50_000), list: Array.from({ length: 2000 }, (_, i) => i) };
+    const { events } = await store.append("big", [{ kind: "blob.put", payload: big }]);
+    await store.append("big", [{ kind: "blob.put", payload: big, parents: [events[0].id] }]);
+    assert.deepEqual((await store.get(events[0].id))?.payload, big);
+    const all = await collect(store.readStream("big"));
+    assert.deepEqual(all.map((e) => e.payload), [big, big]);
+    assert.ok((await store.verify()).ok);
+  });
+
+  await withStore(
+    "subscribe catches up, then follows live with no gap or duplicate",
+    async (store) => {
+      for (let i = 0; i < 5; i++) {
+        await store.append("s", [{
+          kind: i % 2 ? "odd" : "even",
+          payload: i,
+        }]);
+      }
+      const controller = new AbortController();
+      const seen: unknown[] = [];
+      const consumer = (async () => {
+        for await (const event of store.subscribe({ signal: controller.signal })) {
+          seen.push(event.payload);
+          if (event.payload === 3) {
+            // Appends racing with the switch from catch-up to live.
+            await Promise.all(
+              [5, 6, 7].map((n) => store.append("t", [{ kind: "even", payload: n }])),
+            );
+          }
+          if (seen.length === 10) controller.abort();
+        }
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      await store.append("s", [{ kind: "odd", payload: 8 }, { kind: "even", payload: 9 }]);
+      await consumer;
+      assert.deepEqual([...seen].sort((a, b) => Number(a) - Number(b)), [
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+        9,
+      ]);
+      assert.equal(new Set(seen).size, 10);
+
+      const filtered: unknown[] = [];
+      const c2 = new AbortController();
+      for await (
+        const event of store.subscribe({
+          after: "0000000000000002",
+          kinds: ["odd"],
+          signal: c2.signal,
+        })
+      ) {
+        filtered.push(event.payload);
+        if (event.payload === 8) c2.abort();
+      }
+      assert.deepEqual(filtered, [3, 8]);
+    },
+  );
+
+  await withStore(
+    "subscribe from the end sees only new events and ends on abort",
+    async (store) => {
+      await store.append("s", [{ kind: "old" }]);
+      const controller = new AbortController();
+      const seen: string[] = [];
+      const consumer = (async () => {
+        for await (const event of store.subscribe({ after: "$end", signal: controller.signal })) {
+          seen.push(event.kind);
+        }
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      await store.append("s", [{ kind: "new" }]);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      controller.abort();
+      await consumer;
+      assert.deepEqual(seen, ["new"]);
+    },
+  );
+
+  await withStore("verify is clean on a fresh log", async (store) => {
+    assert.deepEqual(await store.verify(), { ok: true, checked: 0, problems: [] });
+  });
+
+  await t.step("import keeps ids and is idempotent; tampered records are refused", async () => {
+    const source = await open();
+    const target = await open();
+    try {
+      const a = await source.store.append("s", [{
+        kind: "a",
+        payload: { n: 1 },
+        meta: { actor: "x" },
+      }]);
+      now += 7;
+      await source.store.append("t", [{
+        kind: "b",
+        payload: [1],
+        parents: [a.events[0].id],
+        intent: "why",
+      }]);
+      await source.store.append("s", [{ kind: "c", payload: "big".repeat(5000) }]);
+      const exported = await collect(source.store.read());
+      assert.deepEqual(await target.store.importEvents(exported), { imported: 3, skipped: 0 });
+      assert.deepEqual(await target.store.importEvents(exported), { imported: 0, skipped: 3 });
+      const imported = await collect(target.store.read());
+      const strip = (e: EventRecord) => ({ ...e, position: undefined, version: undefined });
+      assert.deepEqual(imported.map(strip), exported.map(strip));
+      assert.deepEqual(await target.store.get(exported[1].id), imported[1]);
+      assert.ok((await target.store.verify()).ok);
+
+      const before = await snapshot(target.store);
+      const tampered = { ...exported[0], id: "01M8E4YQ9Q0000000077TBXYTG", payload: { n: 2 } };
+      await assert.rejects(target.store.importEvents([tampered]), /digest does not match/);
+      await assert.rejects(
+        target.store.importEvents([{ ...exported[0], id: "x" }]),
+        /"id" is not an event id/,
+      );
+      await assert.rejects(
+        target.store.importEvents([{ bogus: true } as unknown as EventRecord]),
+        /Invalid record 0/,
+      );
+      assert.equal(await snapshot(target.store), before);
+    } finally {
+      await source.store.close();
+      await source.cleanup?.();
+      await target.store.close();
+      await target.cleanup?.();
+    }
+  });
+
+  await t.step("a closed store refuses appends", async () => {
+    const { store, cleanup } = await open();
+    await store.close();
+    await assert.rejects(store.append("s", [{ kind: "k" }]), /closed/);
+    await cleanup?.();
+  });
+}

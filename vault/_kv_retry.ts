@@ -1,0 +1,22 @@
+// SQLite-backed Deno KV answers "database is locked" when another process holds
+// the write lock; the operation did not happen and is safe to repeat.
+
+const MAX_ATTEMPTS = 200;
+
+export function isTransient(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  return /database is locked|database is busy|SQLITE_BUSY/i.test(message);
+}
+
+/** Runs `operation`, repeating it with jittered backoff while the database is locked. */
+export async function retryLocked<T>(operation: () => Promise<T>): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await operation();
+    } catch (error) {
+      if (!isTransient(error) || attempt >= MAX_ATTEMPTS) throw error;
+      const delay = Math.min(50, attempt * 2) * (0.5 + Math.random());
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}

@@ -1,0 +1,988 @@
+import { TokaError } from "../runtime/errors.ts";
+import type {
+  AppendOptions,
+  AppendResult,
+  EventInput,
+  EventRecord,
+  EventStore,
+  ExpectedVersion,
+  ImportResult,
+  ReadOptions,
+  StoreStats,
+  SubscribeOptions,
+  VerifyProblem,
+  VerifyReport,
+} from "../runtime/event_store.ts";
+import { compileKindFilter, type KindFilter } from "../runtime/kind_pattern.ts";
+import {
+  assertRecord,
+  assertStream,
+  eventDigest,
+  formatPosition,
+  isEventId,
+  makeEventId,
+  parsePosition,
+  positionInId,
+  type PreparedInput,
+  prepareInput,
+  prepareInputs,
+  sha256Hex,
+} from "./_event.ts";
+import {
+  assertExpectedVersion,
+  checkExpectedVersion,
+  digestMismatch,
+  readLimit,
+} from "./_append.ts";
+import { encodeStored, packPages, type StoredEvent, toRecord } from "./_page.ts";
+import { retryLocked } from "./_kv_retry.ts";
+import { verifyLog } from "./_verify.ts";
+import { INLINE_PAYLOAD_BYTES } from "./limits.ts";
+
+// Key layout, all under ["vault"]:
+//   ["vault", "ev", firstPosition]         a page: JSON array of the events of one commit (≤ 60 KiB)
+//   ["vault", "si", stream, firstVersion]  stream index entry: positions and page starts, written in bulk
+//   ["vault", "ix"]                        index watermark: every position below it is in the stream index
+//   ["vault", "id", id]                    position of an imported event whose id does not encode it
+//   ["vault", "blob", hex]                 a large payload's size and chunk count, written last
+//   ["vault", "bc", hex, n]                its chunks (60 KiB each)
+const PAGE = ["vault", "ev"] as const;
+const INDEX = ["vault", "si"] as const;
+const WATERMARK = ["vault", "ix"] as const;
+const IDS = ["vault", "id"] as const;
+const BLOB = ["vault", "blob"] as const;
+const CHUNK = ["vault", "bc"] as const;
+
+const COMMIT_BYTES = 740 * 1024;
+const CHUNK_BYTES = 60 * 1024;
+const CHUNKS_PER_COMMIT = 12;
+const INDEX_EVERY = 2048;
+const INDEX_ENTRY_VERSIONS = 1000;
+const RECENT_EVENTS = 8192;
+const DIGEST_CACHE = 65536;
+const POLL_MIN_MS = 20;
+const POLL_MAX_MS = 500;
+
+interface Pending {
+  stream: string;
+  prepared: PreparedInput[];
+  digests: string[];
+  blobs: (string | undefined)[];
+  expected: ExpectedVersion | undefined;
+  imported?: EventRecord;
+  resolve(result: AppendResult): void;
+  reject(error: unknown): void;
+}
+
+interface StreamState {
+  version: number;
+  position: number;
+}
+
+interface IndexEntry {
+  p: number[];
+  g: number[];
+}
+
+/** Options of {@linkcode KvEventStore.open}. */
+export interface KvEventStoreOptions {
+  /** Milliseconds since the epoch for event timestamps; `Date.now` by default. */
+  clock?: () => number;
+  /** Fills random bytes for event ids; `crypto.getRandomValues` by default. */
+  randomBytes?: (bytes: Uint8Array) => Uint8Array;
+  /** Close the `Deno.Kv` when the store closes; false by default, since the caller opened it. */
+  closeKv?: boolean;
+}
+
+/**
+ * The Deno KV event store: durable, shared by processes on one KV file, and
+ * the same code against a remote KV over KV Connect.
+ *
+ * Concurrent appends are group-committed: every append queued while a commit
+ * is in flight joins the next one, which packs their events into a few KV
+ * values and is guarded by a single check, so the remote limits (10 checks,
+ * 1,000 mutations, 800 KiB per commit) hold for any number of streams.
+ *
+ * @example
+ * ```ts
+ * import { KvEventStore } from "@toka/runtime/vault";
+ *
+ * const kv = await Deno.openKv(":memory:");
+ * const store = await KvEventStore.open(kv);
+ * await store.append("agent/planner", [{ kind: "task.created", payload: { title: "Plan" } }]);
+ * console.log(await store.head()); // "0000000000000001"
+ * await store.close();
+ * kv.close();
+ * ```
+ */
+export class KvEventStore implements EventStore {
+  /** The Deno KV database behind the store. */
+  readonly kv: Deno.Kv;
+  #clock: () => number;
+  #randomBytes: (bytes: Uint8Array) => Uint8Array;
+  #closeKv: boolean;
+  #next = 1;
+  #watermark = 1;
+  #streams = new Map<string, StreamState>();
+  #recent: EventRecord[] = [];
+  #recentStart = 1;
+  #digests = new Map<string, string>();
+  #queue: Pending[] = [];
+  #writing: Promise<void> | null = null;
+  #indexing: Promise<void> | null = null;
+  #waiters = new Set<() => void>();
+  #closing = false;
+  #closed = false;
+
+  private constructor(kv: Deno.Kv, options: KvEventStoreOptions) {
+    this.kv = kv;
+    this.#clock = options.clock ?? Date.now;
+    this.#randomBytes = options.randomBytes ?? ((b) => crypto.getRandomValues(b));
+    this.#closeKv = options.closeKv ?? false;
+  }
+
+  /**
+   * Opens the event store in a Deno KV database the caller opened.
+   *
+   * @param kv The database; the store uses keys under `["vault"]`.
+   * @param options Clock, random source, and whether `close()` closes the database.
+   * @returns The store, ready for appends.
+   * @throws {Error} When the database cannot be read.
+   */
+  static async open(kv: Deno.Kv, options: KvEventStoreOptions = {}): Promise<KvEventStore> {
+    const store = new KvEventStore(kv, options);
+    const watermark = await retryLocked(() => kv.get<number>(WATERMARK));
+    store.#watermark = watermark.value ?? 1;
+    store.#next = store.#watermark;
+    await store.#catchUp();
+    store.#recent = [];
+    store.#recentStart = store.#next;
+    return store;
+  }
+
+  /**
+   * Appends events to one stream atomically.
+   *
+   * @param stream The stream name.
+   * @param events The events to append, at least one.
+   * @param options The expected version.
+   * @returns The stream's new version, the last position and the stored events.
+   * @throws {VersionConflictError} When the expected version does not match; nothing is stored.
+   * @throws {TypeError} When a stream name, kind, payload or parent is invalid.
+   * @throws {RangeError} When an event or the whole append exceeds its maximum size.
+   */
+  append(stream: string, events: EventInput[], options: AppendOptions = {}): Promise<AppendResult> {
+    let prepared: PreparedInput[];
+    try {
+      this.#assertOpen();
+      assertExpectedVersion(options.expectedVersion);
+      prepared = prepareInputs(stream, events);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const fast = prepared.every((p) =>
+      p.bytes <= INLINE_PAYLOAD_BYTES && p.parents.every((id) => this.#digests.has(id))
+    );
+    if (fast) {
+      const digests = prepared.map((p) =>
+        eventDigest(p.canonical, p.parents.map((id) => this.#digests.get(id)!))
+      );
+      return this.#enqueue(stream, prepared, digests, [], options.expectedVersion);
+    }
+    return this.#prepareSlow(stream, prepared).then(({ digests, blobs }) =>
+      this.#enqueue(stream, prepared, digests, blobs, options.expectedVersion)
+    );
+  }
+
+  async #prepareSlow(
+    stream: string,
+    prepared: PreparedInput[],
+  ): Promise<{ digests: string[]; blobs: (string | undefined)[] }> {
+    const digests: string[] = [];
+    const blobs: (string | undefined)[] = [];
+    for (const [i, p] of prepared.entries()) {
+      const parentDigests = await Promise.all(
+        p.parents.map((id) => this.#parentDigest(stream, i, id)),
+      );
+      digests.push(eventDigest(p.canonical, parentDigests));
+      blobs.push(p.bytes > INLINE_PAYLOAD_BYTES ? await this.#storeBlob(p.canonical) : undefined);
+    }
+    return { digests, blobs };
+  }
+
+  async #parentDigest(stream: string, index: number, id: string): Promise<string> {
+    const digest = this.#digests.get(id) ?? (await this.get(id))?.digest;
+    if (digest === undefined) {
+      throw new TypeError(
+        `Invalid parent of event ${index} in stream "${stream}": "${id}" is not stored`,
+      );
+    }
+    return digest;
+  }
+
+  #enqueue(
+    stream: string,
+    prepared: PreparedInput[],
+    digests: string[],
+    blobs: (string | undefined)[],
+    expected: ExpectedVersion | undefined,
+    imported?: EventRecord,
+  ): Promise<AppendResult> {
+    if (this.#closed) return Promise.reject(new TypeError("The event store is closed"));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ stream, prepared, digests, blobs, expected, imported, resolve, reject });
+      this.#writing ??= this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    let settle: (() => void) | undefined;
+    try {
+      // Let appends issued in the same turn join, then commit half of them.
+      // Each commit is dispatched before the callers of the previous one are
+      // released (in a macrotask), so one group prepares its next appends
+      // while the other commits on the KV thread, and the groups alternate.
+      for (let i = 0; i < 3; i++) await null;
+      let take = Math.ceil(this.#queue.length / 2);
+      while (this.#queue.length > 0) {
+        const committing = this.#commit(this.#takeBatch(take));
+        take = Infinity;
+        if (settle !== undefined) setTimeout(settle, 0);
+        settle = await committing;
+      }
+    } finally {
+      this.#writing = null;
+      settle?.();
+    }
+  }
+
+  #takeBatch(limit: number): Pending[] {
+    let size = 0;
+    let count = 0;
+    while (count < Math.min(limit, this.#queue.length)) {
+      let pendingSize = 0;
+      for (const p of this.#queue[count].prepared) pendingSize += p.size + 2;
+      if (count > 0 && size + pendingSize > COMMIT_BYTES) break;
+      size += pendingSize;
+      count++;
+    }
+    return this.#queue.splice(0, count);
+  }
+
+  /** Commits a batch and returns what settles its callers. */
+  async #commit(batch: Pending[]): Promise<() => void> {
+    try {
+      for (;;) {
+        if (batch.some((pending) => !this.#streams.has(pending.stream))) {
+          await this.#loadStreams(batch);
+        }
+        const base = this.#next;
+        const timestamp = this.#clock();
+        const versions = new Map<string, number>();
+        const rejected: [Pending, unknown][] = [];
+        const accepted: [Pending, EventRecord[]][] = [];
+        const encoded: { json: string; size: number }[] = [];
+        const ids: [string, number][] = [];
+        let position = base;
+        let eventCount = 0;
+        for (const pending of batch) eventCount += pending.prepared.length;
+        const random = this.#randomBytes(new Uint8Array(eventCount * 4));
+        for (const pending of batch) {
+          const current = versions.get(pending.stream) ??
+            this.#streams.get(pending.stream)?.version ?? 0;
+          try {
+            checkExpectedVersion(pending.stream, pending.expected, current);
+          } catch (error) {
+            rejected.push([pending, error]);
+            continue;
+          }
+          const records = pending.prepared.map((p, i) => {
+            const at = position++;
+            const t = pending.imported?.timestamp ?? timestamp;
+            const id = pending.imported?.id ??
+              makeEventId(t, at, random.subarray((at - base) * 4, (at - base) * 4 + 4));
+            if (pending.imported !== undefined && positionInId(id) !== at) ids.push([id, at]);
+            const stored = {
+              i: id,
+              s: pending.stream,
+              v: current + i + 1,
+              k: p.kind,
+              b: pending.blobs[i],
+              d: pending.digests[i],
+              t,
+              a: p.parents,
+              n: p.intent,
+              m: p.meta,
+            };
+            const json = encodeStored(stored, stored.b === undefined ? p.canonical : undefined);
+            encoded.push({ json, size: p.size });
+            return toRecord(stored, at, ownPayload(p));
+          });
+          versions.set(pending.stream, current + records.length);
+          accepted.push([pending, records]);
+        }
+        if (accepted.length > 0) {
+          const op = this.kv.atomic().check({ key: [...PAGE, base], versionstamp: null });
+          let start = base;
+          for (const page of packPages(encoded)) {
+            op.set([...PAGE, start], `[${page.join(",")}]`);
+            start += page.length;
+          }
+          for (const [id, at] of ids) op.set([...IDS, id], at);
+          const result = await retryLocked(() => op.commit());
+          if (!result.ok) {
+            // Another process appended first: learn what it wrote, then decide again.
+            await this.#catchUp();
+            continue;
+          }
+          this.#next = position;
+          for (const [, records] of accepted) {
+            for (const record of records) this.#remember(record, record.version);
+          }
+          this.#wake();
+          if (this.#next - this.#watermark >= INDEX_EVERY) this.#indexInBackground();
+        }
+        return () => {
+          for (const [pending, records] of accepted) {
+            const last = records[records.length - 1];
+            pending.resolve({ version: last.version, position: last.position, events: records });
+          }
+          for (const [pending, error] of rejected) pending.reject(error);
+        };
+      }
+    } catch (error) {
+      return () => {
+        for (const pending of batch) pending.reject(error);
+      };
+    }
+  }
+
+  /** Makes sure the current version of every stream in the batch is known. */
+  async #loadStreams(batch: Pending[]): Promise<void> {
+    const unknown = new Set<string>();
+    for (const pending of batch) {
+      if (!this.#streams.has(pending.stream)) unknown.add(pending.stream);
+    }
+    if (unknown.size === 0) return;
+    await Promise.all([...unknown].map(async (stream) => {
+      const last = await retryLocked(async () => {
+        for await (
+          const entry of this.kv.list<IndexEntry>({ prefix: [...INDEX, stream] }, {
+            reverse: true,
+            limit: 1,
+          })
+        ) return entry;
+        return undefined;
+      });
+      if (this.#streams.has(stream)) return;
+      if (last === undefined) this.#streams.set(stream, { version: 0, position: 0 });
+      else {
+        const first = last.key[last.key.length - 1] as number;
+        const { p } = last.value;
+        this.#streams.set(stream, { version: first + p.length - 1, position: p[p.length - 1] });
+      }
+    }));
+  }
+
+  #remember(record: EventRecord, version: number): void {
+    const position = this.#recentStart + this.#recent.length;
+    const state = this.#streams.get(record.stream);
+    if (state === undefined) this.#streams.set(record.stream, { version, position });
+    else {
+      state.version = version;
+      state.position = position;
+    }
+    this.#digests.set(record.id, record.digest);
+    if (this.#digests.size > DIGEST_CACHE) {
+      for (const id of this.#digests.keys()) {
+        this.#digests.delete(id);
+        if (this.#digests.size <= DIGEST_CACHE / 2) break;
+      }
+    }
+    Object.freeze(record);
+    this.#recent.push(record);
+    if (this.#recent.length > RECENT_EVENTS * 2) {
+      this.#recent = this.#recent.slice(RECENT_EVENTS);
+      this.#recentStart += RECENT_EVENTS;
+    }
+  }
+
+  /** Reads every page after the last known position, e.g. written by another process. */
+  async #catchUp(): Promise<void> {
+    const pages = this.kv.list<string>({ prefix: PAGE, start: [...PAGE, this.#next] });
+    for await (const page of retryLockedIterable(pages)) {
+      const start = page.key[2] as number;
+      const events = JSON.parse(page.value) as StoredEvent[];
+      for (const [i, stored] of events.entries()) {
+        const record = toRecord(stored, start + i, deepFreeze(await this.#payloadOf(stored)));
+        if (start + i !== this.#recentStart + this.#recent.length) {
+          this.#recent = [];
+          this.#recentStart = start + i;
+        }
+        this.#remember(record, stored.v);
+      }
+      this.#next = start + events.length;
+    }
+    this.#wake();
+  }
+
+  #indexInBackground(): void {
+    this.#indexing ??= this.#index(this.#next).catch(() => {
+      // A failed index round is repeated by the next one; readers scan the unindexed tail.
+    }).finally(() => this.#indexing = null);
+  }
+
+  /** Writes stream index entries for every event below `upTo`, in bulk. */
+  async #index(upTo: number): Promise<void> {
+    for (;;) {
+      const mark = await retryLocked(() => this.kv.get<number>(WATERMARK));
+      const from = mark.value ?? 1;
+      this.#advanceWatermark(from);
+      if (from >= upTo) return;
+      const entries = new Map<string, { first: number; entry: IndexEntry }[]>();
+      let mutations = 0;
+      let bytes = 0;
+      let end = from;
+      const pages = this.kv.list<string>({ prefix: PAGE, start: [...PAGE, from] }, {
+        batchSize: 100,
+      });
+      for await (const page of retryLockedIterable(pages)) {
+        const start = page.key[2] as number;
+        if (start >= upTo || mutations >= 400 || bytes >= 400 * 1024) break;
+        const events = JSON.parse(page.value) as StoredEvent[];
+        for (const [i, stored] of events.entries()) {
+          let list = entries.get(stored.s);
+          if (list === undefined) entries.set(stored.s, list = []);
+          let last = list[list.length - 1];
+          if (
+            last === undefined || last.entry.p.length >= INDEX_ENTRY_VERSIONS ||
+            last.first + last.entry.p.length !== stored.v
+          ) {
+            list.push(last = { first: stored.v, entry: { p: [], g: [] } });
+            mutations++;
+            bytes += stored.s.length + 64;
+          }
+          last.entry.p.push(start + i);
+          last.entry.g.push(start);
+          bytes += 36;
+        }
+        end = start + events.length;
+      }
+      if (end === from) return;
+      const op = this.kv.atomic().check(mark).set(WATERMARK, end);
+      for (const [stream, list] of entries) {
+        for (const { first, entry } of list) op.set([...INDEX, stream, first], entry);
+      }
+      const result = await retryLocked(() => op.commit());
+      if (result.ok) this.#advanceWatermark(end);
+    }
+  }
+
+  #advanceWatermark(watermark: number): void {
+    if (watermark <= this.#watermark) return;
+    this.#watermark = watermark;
+    // Streams whose last event is indexed can be looked up again when needed.
+    for (const [stream, state] of this.#streams) {
+      if (state.position < watermark) this.#streams.delete(stream);
+    }
+  }
+
+  /**
+   * Reads the log in position order, optionally filtered.
+   *
+   * @param options Start position, stream, kinds, limit and direction.
+   * @returns The matching events, read page by page in constant memory.
+   * @throws {TypeError} When an option is invalid.
+   */
+  async *read(options: ReadOptions = {}): AsyncIterableIterator<EventRecord> {
+    this.#assertOpen();
+    const matches = compileKindFilter(options.kinds);
+    let remaining = readLimit(options.limit);
+    if (options.direction !== undefined && !["forward", "backward"].includes(options.direction)) {
+      throw new TypeError(
+        `Invalid direction ${JSON.stringify(options.direction)}: use "forward" or "backward"`,
+      );
+    }
+    const backward = options.direction === "backward";
+    const from = options.from === undefined ? undefined : parsePosition(options.from, "from");
+    if (remaining === 0) return;
+    if (options.stream !== undefined) {
+      assertStream(options.stream);
+      yield* this.#readStream(options.stream, from, backward, matches, remaining);
+      return;
+    }
+    for await (const record of this.#scan(from ?? (backward ? Infinity : 1), backward)) {
+      if (!matches(record.kind)) continue;
+      yield record;
+      if (--remaining === 0) return;
+    }
+  }
+
+  /**
+   * Reads one stream in version order.
+   *
+   * @param stream The stream name.
+   * @returns The stream's events.
+   * @throws {TypeError} When the stream name is invalid.
+   */
+  async *readStream(stream: string): AsyncIterableIterator<EventRecord> {
+    assertStream(stream);
+    yield* this.read({ stream });
+  }
+
+  async *#readStream(
+    stream: string,
+    from: number | undefined,
+    backward: boolean,
+    matches: KindFilter,
+    limit: number,
+  ): AsyncIterableIterator<EventRecord> {
+    const mark = await retryLocked(() => this.kv.get<number>(WATERMARK));
+    const watermark = mark.value ?? 1;
+    const positions: number[] = [];
+    const pageStarts: number[] = [];
+    const entries = this.kv.list<IndexEntry>({ prefix: [...INDEX, stream] });
+    for await (const { value } of retryLockedIterable(entries)) {
+      for (let i = 0; i < value.p.length; i++) {
+        if (value.p[i] >= watermark) break;
+        positions.push(value.p[i]);
+        pageStarts.push(value.g[i]);
+      }
+    }
+    // The unindexed tail is scanned; it is at most a few thousand events.
+    const tail = this.kv.list<string>({ prefix: PAGE, start: [...PAGE, watermark] });
+    for await (const page of retryLockedIterable(tail)) {
+      const start = page.key[2] as number;
+      const events = JSON.parse(page.value) as StoredEvent[];
+      for (let i = 0; i < events.length; i++) {
+        if (events[i].s === stream) {
+          positions.push(start + i);
+          pageStarts.push(start);
+        }
+      }
+    }
+    let page: { start: number; events: StoredEvent[] } | undefined;
+    for (let n = 0; n < positions.length && limit > 0; n++) {
+      const k = backward ? positions.length - 1 - n : n;
+      const at = positions[k];
+      if (from !== undefined && (backward ? at > from : at < from)) continue;
+      if (page?.start !== pageStarts[k]) {
+        const entry = await retryLocked(() => this.kv.get<string>([...PAGE, pageStarts[k]]));
+        if (entry.value === null) throw corrupt(`page ${pageStarts[k]} is missing`);
+        page = { start: pageStarts[k], events: JSON.parse(entry.value) };
+      }
+      const stored = page.events[at - page.start];
+      if (stored === undefined || stored.s !== stream) {
+        throw corrupt(`the stream index of "${stream}" is inconsistent at ${at}`);
+      }
+      if (!matches(stored.k)) continue;
+      limit--;
+      yield toRecord(stored, at, await this.#payloadOf(stored));
+    }
+  }
+
+  /** Yields records page by page from a position, forward or backward. */
+  async *#scan(from: number, backward: boolean): AsyncIterableIterator<EventRecord> {
+    let start = from;
+    if (!backward && from > 1) {
+      const page = await this.#pageAt(from);
+      if (page !== undefined) start = page.start;
+    }
+    const pages = backward
+      ? this.kv.list<string>({
+        prefix: PAGE,
+        end: [...PAGE, from === Infinity ? Number.MAX_SAFE_INTEGER : from + 1],
+      }, { reverse: true, batchSize: 100 })
+      : this.kv.list<string>({ prefix: PAGE, start: [...PAGE, start] }, { batchSize: 100 });
+    for await (const page of retryLockedIterable(pages)) {
+      const pageStart = page.key[2] as number;
+      const events = JSON.parse(page.value) as StoredEvent[];
+      for (let n = 0; n < events.length; n++) {
+        const i = backward ? events.length - 1 - n : n;
+        const at = pageStart + i;
+        if (backward ? at > from : at < from) continue;
+        yield toRecord(events[i], at, await this.#payloadOf(events[i]));
+      }
+    }
+  }
+
+  async #pageAt(position: number): Promise<{ start: number; events: StoredEvent[] } | undefined> {
+    const found = await retryLocked(async () => {
+      const pages = this.kv.list<string>({ prefix: PAGE, end: [...PAGE, position + 1] }, {
+        reverse: true,
+        limit: 1,
+      });
+      for await (const page of pages) return page;
+      return undefined;
+    });
+    if (found === undefined) return undefined;
+    return { start: found.key[2] as number, events: JSON.parse(found.value) };
+  }
+
+  /**
+   * Returns the event with this id.
+   *
+   * @param id The event id.
+   * @returns The event, or `null` when no event has this id.
+   */
+  async get(id: string): Promise<EventRecord | null> {
+    if (!isEventId(id)) return null;
+    const at = positionInId(id);
+    const recent = this.#recent[at - this.#recentStart];
+    if (recent?.id === id) return recent;
+    const found = await this.#eventAt(at);
+    if (found?.id === id) return found;
+    const imported = await retryLocked(() => this.kv.get<number>([...IDS, id]));
+    if (imported.value === null) return null;
+    const event = await this.#eventAt(imported.value);
+    return event?.id === id ? event : null;
+  }
+
+  async #eventAt(position: number): Promise<EventRecord | null> {
+    if (position < 1) return null;
+    const page = await this.#pageAt(position);
+    const stored = page?.events[position - page.start];
+    if (page === undefined || stored === undefined) return null;
+    return toRecord(stored, position, await this.#payloadOf(stored));
+  }
+
+  /**
+   * Returns the position of the last event, including other processes' appends.
+   *
+   * @returns The position, or `null` for an empty log.
+   */
+  async head(): Promise<string | null> {
+    const end = await this.#end();
+    return end > 1 ? formatPosition(end - 1) : null;
+  }
+
+  /** The position after the last stored event. */
+  async #end(): Promise<number> {
+    const page = await this.#pageAt(Number.MAX_SAFE_INTEGER - 1);
+    return page === undefined ? 1 : page.start + page.events.length;
+  }
+
+  /**
+   * Counts events, streams and kinds by scanning the log.
+   *
+   * @returns The counts and the first and last timestamps.
+   */
+  async stats(): Promise<StoreStats> {
+    this.#assertOpen();
+    const kinds: Record<string, number> = {};
+    const streams = new Set<string>();
+    let events = 0;
+    let first: number | null = null;
+    let last: number | null = null;
+    let head: string | null = null;
+    const pages = this.kv.list<string>({ prefix: PAGE }, { batchSize: 100 });
+    for await (const page of retryLockedIterable(pages)) {
+      const stored = JSON.parse(page.value) as StoredEvent[];
+      for (const event of stored) {
+        kinds[event.k] = (kinds[event.k] ?? 0) + 1;
+        streams.add(event.s);
+        first ??= event.t;
+        last = event.t;
+      }
+      events += stored.length;
+      head = formatPosition((page.key[2] as number) + stored.length - 1);
+    }
+    return {
+      events,
+      streams: streams.size,
+      head,
+      firstTimestamp: first,
+      lastTimestamp: last,
+      kinds,
+    };
+  }
+
+  /**
+   * Delivers stored events after a position, then new ones as they are
+   * appended by this or any other process, with no gap and no duplicate.
+   * Other processes' appends are found by polling with backoff (20–500 ms).
+   *
+   * @param options Where to start, which kinds, and a signal that ends it.
+   * @returns The events in position order.
+   * @throws {TypeError} When `after` is not a position.
+   */
+  async *subscribe(options: SubscribeOptions = {}): AsyncIterableIterator<EventRecord> {
+    this.#assertOpen();
+    const matches = compileKindFilter(options.kinds);
+    const signal = options.signal;
+    let cursor = options.after === undefined
+      ? 0
+      : options.after === "$end"
+      ? (await this.#end()) - 1
+      : parsePosition(options.after, "after");
+    const ended = () => this.#closing || signal?.aborted === true;
+    try {
+      while (!ended()) {
+        if (cursor + 1 >= this.#recentStart && cursor + 1 < this.#next) {
+          // Served from memory: events this process wrote or has seen.
+          while (cursor + 1 < this.#next && !ended()) {
+            const record = this.#recent[cursor + 1 - this.#recentStart];
+            if (record === undefined) break;
+            cursor++;
+            if (matches(record.kind)) yield record;
+          }
+          continue;
+        }
+        let progressed = false;
+        for await (const record of this.#scan(cursor + 1, false)) {
+          cursor = Number(record.position);
+          progressed = true;
+          if (matches(record.kind)) yield record;
+          if (ended()) return;
+        }
+        if (!progressed) await this.#waitForNews(cursor, signal);
+      }
+    } catch (error) {
+      if (this.#closed) return;
+      throw error;
+    }
+  }
+
+  async #waitForNews(cursor: number, signal: AbortSignal | undefined): Promise<void> {
+    let delay = POLL_MIN_MS;
+    while (!this.#closing && !signal?.aborted && this.#next <= cursor + 1) {
+      if (await this.#sleep(delay, signal)) return;
+      if (this.#closing || signal?.aborted) return;
+      if ((await this.#end()) > cursor + 1) return;
+      delay = Math.min(delay * 2, POLL_MAX_MS);
+    }
+  }
+
+  /** Resolves true when woken by a local commit, false after `ms`. */
+  #sleep(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = (woken: boolean) => {
+        clearTimeout(timer);
+        this.#waiters.delete(wake);
+        signal?.removeEventListener("abort", wake);
+        resolve(woken);
+      };
+      const wake = () => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      this.#waiters.add(wake);
+      signal?.addEventListener("abort", wake, { once: true });
+    });
+  }
+
+  #wake(): void {
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  /**
+   * Recomputes every digest and parent link, and checks positions, versions
+   * and large payloads.
+   *
+   * @returns The problems found, by event id.
+   */
+  async verify(): Promise<VerifyReport> {
+    this.#assertOpen();
+    const problems: VerifyProblem[] = [];
+    const report = await verifyLog(this.#scanTolerant(problems));
+    const all = [...problems, ...report.problems].sort((a, b) =>
+      a.position < b.position ? -1 : a.position > b.position ? 1 : 0
+    );
+    return { ok: all.length === 0, checked: report.checked, problems: all };
+  }
+
+  async *#scanTolerant(problems: VerifyProblem[]): AsyncIterableIterator<EventRecord> {
+    let expected = 1;
+    const pages = this.kv.list<string>({ prefix: PAGE }, { batchSize: 100 });
+    for await (const page of retryLockedIterable(pages)) {
+      const start = page.key[2] as number;
+      let events: StoredEvent[];
+      try {
+        events = JSON.parse(page.value);
+        if (!Array.isArray(events)) throw new TypeError("not an array");
+      } catch {
+        problems.push({ id: "?", position: formatPosition(start), reason: "page is unreadable" });
+        continue;
+      }
+      if (start !== expected) {
+        problems.push({
+          id: events[0]?.i ?? "?",
+          position: formatPosition(start),
+          reason: `gap in positions: expected ${expected}`,
+        });
+      }
+      expected = start + events.length;
+      for (const [i, stored] of events.entries()) {
+        let payload: unknown;
+        try {
+          payload = await this.#payloadOf(stored);
+        } catch (error) {
+          problems.push({
+            id: stored.i,
+            position: formatPosition(start + i),
+            reason: (error as Error).message,
+          });
+          payload = undefined;
+        }
+        yield toRecord(stored, start + i, payload);
+      }
+    }
+  }
+
+  /**
+   * Stores exported records, keeping their ids, timestamps, metadata and
+   * parents; records whose id is already stored are skipped, so importing the
+   * same export twice adds nothing. Records are imported in order; on a bad
+   * record the import stops there, and what was imported stays.
+   *
+   * @param records Records as returned by `read()` of any store.
+   * @returns How many were imported and how many were already stored.
+   * @throws {TypeError} When a record is malformed, its parent is missing or its digest does not match.
+   */
+  async importEvents(
+    records: Iterable<EventRecord> | AsyncIterable<EventRecord>,
+  ): Promise<ImportResult> {
+    this.#assertOpen();
+    const result: ImportResult = { imported: 0, skipped: 0 };
+    const seen = new Map<string, string>();
+    let chunk: { record: EventRecord; index: number }[] = [];
+    const flush = async () => {
+      const existing = await Promise.all(chunk.map(({ record }) => this.get(record.id)));
+      const appends: Promise<AppendResult>[] = [];
+      const ready: [EventRecord, PreparedInput, string, string | undefined][] = [];
+      for (const [n, { record, index }] of chunk.entries()) {
+        if (existing[n] !== null || seen.has(record.id)) {
+          result.skipped++;
+          continue;
+        }
+        const prepared = prepareInput(record, index);
+        const parents = await Promise.all(
+          prepared.parents.map((id) =>
+            seen.get(id) ?? this.#parentDigest(record.stream, index, id)
+          ),
+        );
+        const digest = eventDigest(prepared.canonical, parents);
+        if (digest !== record.digest) throw digestMismatch(index, record.id);
+        seen.set(record.id, digest);
+        const blob = prepared.bytes > INLINE_PAYLOAD_BYTES
+          ? await this.#storeBlob(prepared.canonical)
+          : undefined;
+        ready.push([record, prepared, digest, blob]);
+      }
+      for (const [record, prepared, digest, blob] of ready) {
+        appends.push(this.#enqueue(record.stream, [prepared], [digest], [blob], "any", record));
+      }
+      await Promise.all(appends);
+      result.imported += appends.length;
+      chunk = [];
+    };
+    let index = 0;
+    for await (const record of records) {
+      assertRecord(record, index);
+      chunk.push({ record, index: index++ });
+      if (chunk.length >= 200) await flush();
+    }
+    await flush();
+    return result;
+  }
+
+  async #storeBlob(canonical: string): Promise<string> {
+    const bytes = new TextEncoder().encode(canonical);
+    const hex = sha256Hex(bytes);
+    const meta = await retryLocked(() => this.kv.get([...BLOB, hex]));
+    if (meta.value !== null) return hex;
+    const chunks = Math.ceil(bytes.length / CHUNK_BYTES);
+    for (let first = 0; first < chunks; first += CHUNKS_PER_COMMIT) {
+      const op = this.kv.atomic();
+      for (let n = first; n < Math.min(chunks, first + CHUNKS_PER_COMMIT); n++) {
+        op.set([...CHUNK, hex, n], bytes.subarray(n * CHUNK_BYTES, (n + 1) * CHUNK_BYTES));
+      }
+      await retryLocked(() => op.commit());
+    }
+    // Written last: its presence means every chunk is there.
+    await retryLocked(() => this.kv.set([...BLOB, hex], { size: bytes.length, chunks }));
+    return hex;
+  }
+
+  async #payloadOf(stored: StoredEvent): Promise<unknown> {
+    if (stored.b === undefined) return stored.p;
+    const hex = stored.b;
+    const meta = await retryLocked(() =>
+      this.kv.get<{ size: number; chunks: number }>([...BLOB, hex])
+    );
+    if (meta.value === null) throw corrupt(`payload ${hex} is missing`);
+    const bytes = new Uint8Array(meta.value.size);
+    for (let first = 0; first < meta.value.chunks; first += 10) {
+      const keys: Deno.KvKey[] = [];
+      for (let n = first; n < Math.min(meta.value.chunks, first + 10); n++) {
+        keys.push([...CHUNK, hex, n]);
+      }
+      const chunks = await retryLocked(() => this.kv.getMany<Uint8Array[]>(keys));
+      for (const [n, chunk] of chunks.entries()) {
+        if (chunk.value === null) throw corrupt(`payload ${hex} is missing a chunk`);
+        bytes.set(chunk.value, (first + n) * CHUNK_BYTES);
+      }
+    }
+    if (sha256Hex(bytes) !== hex) throw corrupt(`payload ${hex} does not match its digest`);
+    return JSON.parse(new TextDecoder().decode(bytes));
+  }
+
+  /**
+   * Commits queued appends, writes the rest of the stream index, ends every
+   * subscription and, when opened by {@linkcode openVault}, closes the database.
+   *
+   * @returns When everything is flushed.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closing = true;
+    this.#wake();
+    while (this.#writing !== null) await this.#writing;
+    this.#closed = true;
+    await this.#indexing;
+    try {
+      await this.#index(this.#next);
+    } catch {
+      // The next process to open the store indexes what is left.
+    }
+    if (this.#closeKv) this.kv.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) throw new TypeError("The event store is closed");
+  }
+}
+
+function corrupt(detail: string): TokaError {
+  return new TokaError("vault_corrupt", `The vault is damaged: ${detail}`);
+}
+
+async function* retryLockedIterable<T>(
+  iterator: Deno.KvListIterator<T>,
+): AsyncIterableIterator<Deno.KvEntry<T>> {
+  // A list that hits "database is locked" is resumed from its cursor.
+  for (;;) {
+    let entry: IteratorResult<Deno.KvEntry<T>>;
+    try {
+      entry = await retryLocked(() => iterator.next());
+    } catch (error) {
+      throw error;
+    }
+    if (entry.done) return;
+    yield entry.value;
+  }
+}
+
+/** A frozen copy of the payload, so that neither the caller nor a reader can change what others see. */
+function ownPayload(prepared: PreparedInput): unknown {
+  const payload = prepared.payload;
+  return payload === null || typeof payload !== "object"
+    ? payload
+    : deepFreeze(JSON.parse(prepared.canonical));
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
