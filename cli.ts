@@ -18,6 +18,7 @@ import type { CommandContext, RunCommand } from "./cli/_context.ts";
 import { type CliIo, processIo } from "./cli/_io.ts";
 import { configureLogging, LOG_LEVELS } from "./cli/_log.ts";
 import { UsageError } from "./cli/_usage_error.ts";
+import { registerAuthCommands } from "./cli/auth.ts";
 import { registerEventsCommands } from "./cli/events.ts";
 
 /** Where the event store lives when neither `--db` nor `TOKA_DB` says otherwise. */
@@ -79,7 +80,14 @@ Examples:
   toka events list --kind "task.*" --limit 20
   toka events tail --follow
   toka --db ./backup.kv events export > events.jsonl
-  toka events import < events.jsonl`,
+  toka events import < events.jsonl
+
+Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
+  toka auth rotate-secret
+  TOKEN=$(toka auth issue --sub agent/planner --perm "tool:*:invoke" --ttl 600)
+  toka auth verify "$TOKEN"
+  toka auth status
+  toka auth revoke <jti> --exp <epoch-seconds>`,
     )
     .hook("preAction", async () => {
       const level = program.opts().logLevel;
@@ -105,7 +113,7 @@ Examples:
   // program.command("agent").description("inspect agents")
   //   .command("list").description("list registered agents")
   //   .action((_options: unknown, command: Command) => run(command, listAgents));
-  // registerAuthCommands(program, run);
+  registerAuthCommands(program, run);
   requireSubcommands(program);
 
   try {

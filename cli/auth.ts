@@ -1,0 +1,368 @@
+/**
+ * `toka auth ...`: rotate the secret pool, issue, verify and revoke
+ * capability tokens, and show the pool's state, in the Deno KV vault named by
+ * `--db`. Secrets are unwrapped with `TOKA_MASTER_KEY` when the pool is
+ * wrapped; no command ever prints secret material.
+ *
+ * @module
+ */
+import { type Command, InvalidArgumentError } from "commander";
+import {
+  InvalidTokenError,
+  isValidPermission,
+  KvTokenAuthority,
+  MASTER_KEY_ENV,
+  type PoolStatus,
+  TokenExpiredError,
+  TokenRevokedError,
+} from "../auth/mod.ts";
+import type { TokenClaims } from "../runtime/token_authority.ts";
+import type { EventStore } from "../runtime/event_store.ts";
+import { type CommandContext, type RunCommand, withStore } from "./_context.ts";
+import { UsageError } from "./_usage_error.ts";
+
+// The auth module's limits, checked here too so bad input is a usage error (exit 2).
+const MAX_TTL_SECS = 86_400;
+const MAX_ID_LENGTH = 256;
+const MAX_PERMISSIONS = 100;
+
+/** Options of {@linkcode issueToken}. */
+export interface IssueTokenOptions {
+  /** The subject, e.g. `"agent/planner"`. */
+  sub: string;
+  /** The permissions to grant, `resource:action[:target]`. */
+  perm: string[];
+  /** Lifetime in seconds, 1 to 86400; the authority's default (3600) when omitted. */
+  ttl?: number;
+}
+
+/** Options of {@linkcode revokeToken}. */
+export interface RevokeTokenOptions {
+  /** The token's `exp`, seconds since the epoch; 24 hours from now when omitted. */
+  exp?: number;
+}
+
+/**
+ * Opens the store and the token authority on its Deno KV, with the master key
+ * from `TOKA_MASTER_KEY` in `ctx.io`, runs `task` and closes the store.
+ *
+ * @param ctx The command context.
+ * @param task The work to do with the authority.
+ * @returns What `task` returns.
+ * @throws {Error} When the store is not backed by Deno KV.
+ * @throws {TypeError} When `TOKA_MASTER_KEY` is malformed.
+ * @throws {SecretPoolError} When the pool is wrapped and the key is wrong or missing.
+ */
+export function withAuthority<T>(
+  ctx: CommandContext,
+  task: (auth: KvTokenAuthority) => Promise<T>,
+): Promise<T> {
+  return withStore(ctx, async (store) => {
+    const masterKey = ctx.io.env(MASTER_KEY_ENV) || undefined;
+    const auth = await KvTokenAuthority.open(kvOf(store), { masterKey });
+    return await task(auth);
+  });
+}
+
+/**
+ * Makes a new active secret and retires the current one, then prints
+ * `✅ Secret rotated successfully` and the new key id.
+ *
+ * @param ctx The command context.
+ * @returns The exit code.
+ */
+export function rotateSecret(ctx: CommandContext): Promise<number> {
+  return withAuthority(ctx, async (auth) => {
+    const { kid } = await auth.rotate();
+    ctx.io.stdout(
+      ctx.json
+        ? `${JSON.stringify({ rotated: true, kid })}\n`
+        : `✅ Secret rotated successfully\nkid: ${kid}\n`,
+    );
+    return 0;
+  });
+}
+
+/**
+ * Issues a token and prints it alone on a line, so `$(toka auth issue ...)`
+ * captures it; with `--json`, the token and its claims.
+ *
+ * @param ctx The command context.
+ * @param options Subject, permissions and lifetime.
+ * @returns The exit code.
+ * @throws {UsageError} When the authority refuses the request's values.
+ */
+export async function issueToken(
+  ctx: CommandContext,
+  options: IssueTokenOptions,
+): Promise<number> {
+  const permissions = options.perm ?? [];
+  if (permissions.length === 0) throw new UsageError("Missing --perm: grant at least one");
+  if (permissions.length > MAX_PERMISSIONS) {
+    throw new UsageError(`Too many --perm: at most ${MAX_PERMISSIONS}, got ${permissions.length}`);
+  }
+  return await withAuthority(ctx, async (auth) => {
+    let token: string;
+    try {
+      token = await auth.issue({ sub: options.sub, permissions, ttlSecs: options.ttl });
+    } catch (error) {
+      throw asUsageError(error);
+    }
+    if (!ctx.json) {
+      ctx.io.stdout(`${token}\n`);
+      return 0;
+    }
+    const claims = await auth.verify(token);
+    ctx.io.stdout(`${JSON.stringify({ token, ...claims })}\n`);
+    return 0;
+  });
+}
+
+/**
+ * Verifies a token (`-` reads it from standard input) and prints its claims.
+ * When it is not valid, the reason goes to stderr (or into the JSON) and the
+ * exit code is 1; the token itself is never echoed.
+ *
+ * @param ctx The command context.
+ * @param token The compact JWS, or `-`.
+ * @returns 0 when the token is valid, 1 when it is not.
+ */
+export async function verifyToken(ctx: CommandContext, token: string): Promise<number> {
+  if (token === "-") token = await readStdinToken(ctx);
+  return withAuthority(ctx, async (auth) => {
+    let claims: TokenClaims;
+    try {
+      claims = await auth.verify(token);
+    } catch (error) {
+      const refusal = refusalOf(error);
+      if (refusal === undefined || !ctx.json) throw error;
+      ctx.io.stdout(`${JSON.stringify({ valid: false, ...refusal })}\n`);
+      return 1;
+    }
+    if (ctx.json) {
+      ctx.io.stdout(`${JSON.stringify({ valid: true, claims })}\n`);
+      return 0;
+    }
+    const now = Date.now();
+    const rows: [string, string][] = [
+      ["valid", "yes"],
+      ["sub", claims.sub],
+      ["vault", claims.vault],
+      ["permissions", claims.permissions.join(" ")],
+      ["issued", iso(claims.iat * 1000)],
+      ["expires", `${iso(claims.exp * 1000)} (in ${Math.ceil(claims.exp - now / 1000)} s)`],
+    ];
+    if (claims.nbf !== undefined) rows.push(["not before", iso(claims.nbf * 1000)]);
+    rows.push(["jti", claims.jti]);
+    ctx.io.stdout(table(rows));
+    return 0;
+  });
+}
+
+/**
+ * Prints the secret pool: key ids, states, times, and how many token ids are
+ * revoked. Never any secret material.
+ *
+ * @param ctx The command context.
+ * @returns The exit code.
+ */
+export function authStatus(ctx: CommandContext): Promise<number> {
+  return withAuthority(ctx, async (auth) => {
+    const status = await auth.status();
+    ctx.io.stdout(ctx.json ? `${JSON.stringify(statusJson(status))}\n` : formatStatus(status));
+    return 0;
+  });
+}
+
+/**
+ * Revokes a token id until the token's expiry; every process sees it within
+ * a second.
+ *
+ * @param ctx The command context.
+ * @param jti The token id (`jti` claim).
+ * @param options The token's expiry, when known.
+ * @returns The exit code.
+ * @throws {UsageError} When the id or the expiry is refused.
+ */
+export function revokeToken(
+  ctx: CommandContext,
+  jti: string,
+  options: RevokeTokenOptions,
+): Promise<number> {
+  return withAuthority(ctx, async (auth) => {
+    const exp = options.exp ?? Math.ceil(Date.now() / 1000) + MAX_TTL_SECS;
+    try {
+      await auth.revoke(jti, exp);
+    } catch (error) {
+      throw asUsageError(error);
+    }
+    ctx.io.stdout(
+      ctx.json
+        ? `${JSON.stringify({ revoked: true, jti, exp })}\n`
+        : `Revoked token ${JSON.stringify(jti)} until ${iso(exp * 1000)}\n`,
+    );
+    return 0;
+  });
+}
+
+/**
+ * Adds `auth` and its subcommands to the program.
+ *
+ * @param program The root command.
+ * @param run Runs a task with the context of the global options.
+ * @returns The `auth` command.
+ */
+export function registerAuthCommands(program: Command, run: RunCommand): Command {
+  const auth = program.command("auth").description(
+    `manage capability tokens and the secret pool (${MASTER_KEY_ENV} unwraps it)`,
+  );
+
+  auth.command("rotate-secret").description("make a new signing secret; the old one is retired")
+    .action((_options: unknown, command: Command) => run(command, rotateSecret));
+
+  auth.command("issue").description("issue a token and print it alone on stdout")
+    .requiredOption("--sub <subject>", "who holds the token, e.g. agent/planner", parseIdArg)
+    .requiredOption(
+      "--perm <permission>",
+      "a granted permission, resource:action[:target] with * wildcards; repeatable",
+      (value: string, previous: string[] = []) => [...previous, parsePermissionArg(value)],
+    )
+    .option("--ttl <seconds>", `lifetime, 1 to ${MAX_TTL_SECS} (default: 3600)`, parseTtlArg)
+    .action((options: IssueTokenOptions, command: Command) =>
+      run(command, (ctx) => issueToken(ctx, options))
+    );
+
+  auth.command("verify").description("check a token and print its claims; exit 1 when invalid")
+    .argument("<token>", "the token, or - to read it from stdin")
+    .action((token: string, _options: unknown, command: Command) =>
+      run(command, (ctx) => verifyToken(ctx, token))
+    );
+
+  auth.command("status").description("list the pool's key ids, states and times, and revocations")
+    .action((_options: unknown, command: Command) => run(command, authStatus));
+
+  auth.command("revoke").description("revoke a token by its id (jti) until it expires")
+    .argument("<jti>", "the token id")
+    .option(
+      "--exp <epoch-seconds>",
+      "the token's expiry, so the revocation is kept no longer (default: 24 h from now)",
+      parseEpochArg,
+    )
+    .action((jti: string, options: RevokeTokenOptions, command: Command) =>
+      run(command, (ctx) => revokeToken(ctx, jti, options))
+    );
+
+  return auth;
+}
+
+function kvOf(store: EventStore): Deno.Kv {
+  const kv = (store as { kv?: unknown }).kv;
+  if (kv instanceof Deno.Kv) return kv;
+  throw new Error("The auth commands need a Deno KV vault, and this store is not one");
+}
+
+// Values the user typed that the authority refuses are usage errors.
+function asUsageError(error: unknown): unknown {
+  return error instanceof TypeError || error instanceof RangeError
+    ? new UsageError(error.message)
+    : error;
+}
+
+function refusalOf(error: unknown): { code: string; reason: string; message: string } | undefined {
+  if (error instanceof TokenExpiredError) {
+    return { code: error.code, reason: "expired", message: error.message };
+  }
+  if (error instanceof TokenRevokedError) {
+    return { code: error.code, reason: "revoked", message: error.message };
+  }
+  if (error instanceof InvalidTokenError) {
+    return { code: error.code, reason: error.reason, message: error.message };
+  }
+  return undefined;
+}
+
+async function readStdinToken(ctx: CommandContext): Promise<string> {
+  const stdin = ctx.io.stdin;
+  if (stdin === undefined) throw new Error("No standard input to read the token from");
+  const text = (await new Response(stdin).text()).trim();
+  if (text === "") throw new UsageError("Missing token: standard input was empty");
+  return text;
+}
+
+function statusJson(status: PoolStatus): Record<string, unknown> {
+  return {
+    ...status,
+    secrets: status.secrets.map((s) => ({
+      kid: s.kid,
+      state: s.state,
+      createdAt: iso(s.createdAt),
+      ...(s.retiredAt === undefined ? {} : { retiredAt: iso(s.retiredAt) }),
+      ...(s.validUntil === undefined ? {} : { validUntil: iso(s.validUntil) }),
+    })),
+  };
+}
+
+function formatStatus(status: PoolStatus): string {
+  const head = table([
+    ["vault", status.vault],
+    ["active", status.activeKid],
+    ["wrapped", status.wrapped ? `yes (${MASTER_KEY_ENV})` : "no"],
+    ["retired ttl", `${status.retiredTtlSecs} s`],
+    ["revoked", String(status.revoked)],
+  ]);
+  const rows = [
+    ["KID", "STATE", "CREATED", "RETIRED", "VALID UNTIL"],
+    ...status.secrets.map((s) => [
+      s.kid,
+      s.state,
+      iso(s.createdAt),
+      s.retiredAt === undefined ? "-" : iso(s.retiredAt),
+      s.validUntil === undefined ? "-" : iso(s.validUntil),
+    ]),
+  ];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const lines = rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
+  return `${head}\n${lines.join("\n")}\n`;
+}
+
+function table(rows: [string, string][]): string {
+  const width = Math.max(...rows.map(([label]) => label.length));
+  return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}\n`).join("");
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function parseIdArg(value: string): string {
+  if (value.trim() === "") throw new InvalidArgumentError("Expected a non-blank subject");
+  if (value.length > MAX_ID_LENGTH) {
+    throw new InvalidArgumentError(`Expected at most ${MAX_ID_LENGTH} characters`);
+  }
+  return value;
+}
+
+function parsePermissionArg(value: string): string {
+  if (!isValidPermission(value)) {
+    throw new InvalidArgumentError(
+      'Expected "resource:action[:target]" of at most 64 characters, * wildcards allowed',
+    );
+  }
+  return value;
+}
+
+function parseTtlArg(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > MAX_TTL_SECS) {
+    throw new InvalidArgumentError(`Expected a whole number of seconds from 1 to ${MAX_TTL_SECS}`);
+  }
+  return n;
+}
+
+function parseEpochArg(value: string): number {
+  const n = Number(value);
+  if (!/^\d{1,15}$/.test(value) || !Number.isSafeInteger(n)) {
+    throw new InvalidArgumentError("Expected a whole number of seconds since the epoch");
+  }
+  return n;
+}
