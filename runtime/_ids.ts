@@ -14,18 +14,45 @@ function encode(value: number, length: number): string {
   return out;
 }
 
+const PAIRS = Array.from({ length: 1024 }, (_, i) => encode(i, 2));
+
 /** Makes 26-character, time-ordered Crockford base32 ids. */
 export class IdMaker {
   #prefix = encode(crypto.getRandomValues(new Uint32Array(1))[0], 6);
   #lastMs = -1;
   #time = "";
+  #lastHigh = -1;
+  #high = "";
 
   next(ms: number, counter: number): string {
+    // Encoding is the hot path of an in-memory emit: re-encode only what changed.
     if (ms !== this.#lastMs) {
       this.#lastMs = ms;
-      this.#time = encode(ms, 10);
+      this.#time = encode(ms, 10) + this.#prefix;
     }
-    return this.#time + this.#prefix + encode(counter, 10);
+    const high = Math.floor(counter / 1024);
+    if (high !== this.#lastHigh) {
+      this.#lastHigh = high;
+      this.#high = encode(high, 8);
+    }
+    return this.#time + this.#high + PAIRS[counter % 1024];
+  }
+}
+
+const DIGITS3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, "0"));
+
+/** Formats consecutive positions cheaply (the high digits change every 1000). */
+export class PositionMaker {
+  #lastHigh = -1;
+  #high = "";
+
+  format(position: number): string {
+    const high = Math.floor(position / 1000);
+    if (high !== this.#lastHigh) {
+      this.#lastHigh = high;
+      this.#high = String(1e13 + high).slice(1);
+    }
+    return this.#high + DIGITS3[position % 1000];
   }
 }
 
@@ -46,7 +73,10 @@ export function assertKind(kind: unknown): asserts kind is string {
   known.add(kind);
 }
 
+const knownStreams = new Set<string>();
+
 export function assertStream(stream: unknown): asserts stream is string {
+  if (typeof stream === "string" && knownStreams.has(stream)) return;
   if (typeof stream !== "string" || !STREAM_RE.test(stream)) {
     throw new TypeError(
       `Invalid stream name ${
@@ -54,4 +84,6 @@ export function assertStream(stream: unknown): asserts stream is string {
       }: use 1 to 256 letters, digits and the characters _ - . : @ /`,
     );
   }
+  if (knownStreams.size > 4096) knownStreams.clear();
+  knownStreams.add(stream);
 }

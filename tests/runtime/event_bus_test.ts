@@ -30,6 +30,10 @@ Deno.test("EventBus without a vault", async (t) => {
     assert.equal(a.timestamp, 1_700_000_000_000);
     assert.equal(a.intent, "why");
     assert.equal(b.payload, null);
+    let last = b;
+    for (let i = 3; i <= 2050; i++) last = await bus.emit({ kind: "a.b", stream: "s" });
+    assert.equal(last.position, "0000000000002050");
+    assert.equal(last.version, 2050);
     await bus.close();
   });
 
