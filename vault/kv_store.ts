@@ -59,7 +59,6 @@ const CHUNKS_PER_COMMIT = 12;
 const INDEX_EVERY = 2048;
 const INDEX_ENTRY_VERSIONS = 1000;
 const RECENT_EVENTS = 8192;
-const DIGEST_CACHE = 65536;
 const POLL_MIN_MS = 20;
 const POLL_MAX_MS = 500;
 
@@ -126,7 +125,6 @@ export class KvEventStore implements EventStore {
   #streams = new Map<string, StreamState>();
   #recent: EventRecord[] = [];
   #recentStart = 1;
-  #digests = new Map<string, string>();
   #queue: Pending[] = [];
   #writing: Promise<void> | null = null;
   #indexing: Promise<void> | null = null;
@@ -181,11 +179,11 @@ export class KvEventStore implements EventStore {
       return Promise.reject(error);
     }
     const fast = prepared.every((p) =>
-      p.bytes <= INLINE_PAYLOAD_BYTES && p.parents.every((id) => this.#digests.has(id))
+      p.bytes <= INLINE_PAYLOAD_BYTES && p.parents.every((id) => this.#recentDigest(id))
     );
     if (fast) {
       const digests = prepared.map((p) =>
-        eventDigest(p.canonical, p.parents.map((id) => this.#digests.get(id)!))
+        eventDigest(p.canonical, p.parents.map((id) => this.#recentDigest(id)!))
       );
       return this.#enqueue(stream, prepared, digests, [], options.expectedVersion);
     }
@@ -210,8 +208,14 @@ export class KvEventStore implements EventStore {
     return { digests, blobs };
   }
 
+  /** The digest of a recent event, found by the position its id encodes. */
+  #recentDigest(id: string): string | undefined {
+    const record = this.#recent[positionInId(id) - this.#recentStart];
+    return record?.id === id ? record.digest : undefined;
+  }
+
   async #parentDigest(stream: string, index: number, id: string): Promise<string> {
-    const digest = this.#digests.get(id) ?? (await this.get(id))?.digest;
+    const digest = this.#recentDigest(id) ?? (await this.get(id))?.digest;
     if (digest === undefined) {
       throw new TypeError(
         `Invalid parent of event ${index} in stream "${stream}": "${id}" is not stored`,
@@ -238,15 +242,12 @@ export class KvEventStore implements EventStore {
   async #drain(): Promise<void> {
     let settle: (() => void) | undefined;
     try {
-      // Let appends issued in the same turn join, then commit half of them.
-      // Each commit is dispatched before the callers of the previous one are
-      // released (in a macrotask), so one group prepares its next appends
-      // while the other commits on the KV thread, and the groups alternate.
+      // Let appends issued in the same turn join the commit. A commit is
+      // dispatched before the callers of the previous one are released (in a
+      // macrotask), so their next appends are prepared while it runs.
       for (let i = 0; i < 3; i++) await null;
-      let take = Math.ceil(this.#queue.length / 2);
       while (this.#queue.length > 0) {
-        const committing = this.#commit(this.#takeBatch(take));
-        take = Infinity;
+        const committing = this.#commit(this.#takeBatch());
         if (settle !== undefined) setTimeout(settle, 0);
         settle = await committing;
       }
@@ -256,10 +257,10 @@ export class KvEventStore implements EventStore {
     }
   }
 
-  #takeBatch(limit: number): Pending[] {
+  #takeBatch(): Pending[] {
     let size = 0;
     let count = 0;
-    while (count < Math.min(limit, this.#queue.length)) {
+    while (count < this.#queue.length) {
       let pendingSize = 0;
       for (const p of this.#queue[count].prepared) pendingSize += p.size + 2;
       if (count > 0 && size + pendingSize > COMMIT_BYTES) break;
@@ -391,13 +392,6 @@ export class KvEventStore implements EventStore {
     else {
       state.version = version;
       state.position = position;
-    }
-    this.#digests.set(record.id, record.digest);
-    if (this.#digests.size > DIGEST_CACHE) {
-      for (const id of this.#digests.keys()) {
-        this.#digests.delete(id);
-        if (this.#digests.size <= DIGEST_CACHE / 2) break;
-      }
     }
     Object.freeze(record);
     this.#recent.push(record);
@@ -718,14 +712,21 @@ export class KvEventStore implements EventStore {
     const ended = () => this.#closing || signal?.aborted === true;
     try {
       while (!ended()) {
-        if (cursor + 1 >= this.#recentStart && cursor + 1 < this.#next) {
-          // Served from memory: events this process wrote or has seen.
-          while (cursor + 1 < this.#next && !ended()) {
-            const record = this.#recent[cursor + 1 - this.#recentStart];
-            if (record === undefined) break;
-            cursor++;
-            if (matches(record.kind)) yield record;
-          }
+        // Served from memory while possible: events this process wrote or has seen.
+        let record: EventRecord | undefined;
+        let served = false;
+        while (
+          cursor + 1 < this.#next && !ended() &&
+          (record = this.#recent[cursor + 1 - this.#recentStart]) !== undefined
+        ) {
+          cursor++;
+          served = true;
+          if (matches(record.kind)) yield record;
+        }
+        if (ended()) return;
+        if (served && cursor + 1 >= this.#next) {
+          // Caught up with this process; the wait polls for other processes' appends.
+          await this.#waitForNews(cursor, signal);
           continue;
         }
         let progressed = false;
@@ -960,12 +961,7 @@ async function* retryLockedIterable<T>(
 ): AsyncIterableIterator<Deno.KvEntry<T>> {
   // A list that hits "database is locked" is resumed from its cursor.
   for (;;) {
-    let entry: IteratorResult<Deno.KvEntry<T>>;
-    try {
-      entry = await retryLocked(() => iterator.next());
-    } catch (error) {
-      throw error;
-    }
+    const entry = await retryLocked(() => iterator.next());
     if (entry.done) return;
     yield entry.value;
   }
