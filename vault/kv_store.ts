@@ -273,6 +273,7 @@ export class KvEventStore implements EventStore {
   /** Commits a batch and returns what settles its callers. */
   async #commit(batch: Pending[]): Promise<() => void> {
     try {
+      let caughtUp = false;
       for (;;) {
         if (batch.some((pending) => !this.#streams.has(pending.stream))) {
           await this.#loadStreams(batch);
@@ -322,6 +323,13 @@ export class KvEventStore implements EventStore {
           versions.set(pending.stream, current + records.length);
           accepted.push([pending, records]);
         }
+        if (rejected.length > 0 && !caughtUp) {
+          // The versions known here may be stale: another process may have
+          // appended. Confirm a conflict against the log before reporting it.
+          await this.#catchUp();
+          caughtUp = true;
+          continue;
+        }
         if (accepted.length > 0) {
           const op = this.kv.atomic().check({ key: [...PAGE, base], versionstamp: null });
           let start = base;
@@ -334,6 +342,7 @@ export class KvEventStore implements EventStore {
           if (!result.ok) {
             // Another process appended first: learn what it wrote, then decide again.
             await this.#catchUp();
+            caughtUp = true;
             continue;
           }
           this.#next = position;
