@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { runDemo } from "../../cli/demo.ts";
+import type { CommandContext } from "../../cli/_context.ts";
+import { openVault } from "../../vault/mod.ts";
+import { readAgentRows } from "../../cli/agent.ts";
+
+function context(db: string, json: boolean, out: string[]): CommandContext {
+  return {
+    io: { stdout: (t) => void out.push(t), stderr: () => {}, env: () => undefined },
+    json,
+    dbLocation: db,
+    openStore: () => openVault(db),
+  };
+}
+
+Deno.test("toka demo stops mid-run, restarts and resumes without loss or duplicate", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const db = `${dir}/toka.kv`;
+  try {
+    await t.step("human output", async () => {
+      const out: string[] = [];
+      assert.equal(await runDemo(context(db, false, out), { tasks: 4, workMs: 30 }), 0);
+      const text = out.join("");
+      assert.match(text, /producer emitted 4 tasks/);
+      assert.match(text, /runtime stopped after [0-3] of 4 tasks/);
+      assert.match(text, /worker completed task 4 \(echo "task 4"\)/);
+      assert.match(text, /Summary: 4 tasks, 4 planned, 4 completed, 0 duplicates, 0 lost/);
+      assert.match(text, new RegExp(`Inspect the log: toka events list --db ${db}`));
+    });
+
+    await t.step("a second run on the same vault, as JSON", async () => {
+      const out: string[] = [];
+      assert.equal(await runDemo(context(db, true, out), { tasks: 3, workMs: 30 }), 0);
+      const summary = JSON.parse(out.join(""));
+      assert.equal(summary.tasks, 3);
+      assert.equal(summary.completed, 3);
+      assert.equal(summary.duplicates, 0);
+      assert.equal(summary.lost, 0);
+      assert.ok(summary.beforeRestart < 3);
+      // planner, worker: each caught up; tool events are in the log too.
+      const store = await openVault(db);
+      const rows = await readAgentRows(store);
+      const tools = await Array.fromAsync(store.read({ kinds: ["tool.*"] }));
+      await store.close();
+      assert.deepEqual(rows.map((r) => r.name), ["planner", "worker"]);
+      assert.ok(rows.every((r) => r.failures === 0));
+      assert.equal(tools.filter((e) => e.kind === "tool.completed").length, 7);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
