@@ -22,20 +22,18 @@ export class IdMaker {
   #lastMs = -1;
   #time = "";
   #lastHigh = -1;
-  #high = "";
+  #head = "";
 
   next(ms: number, counter: number): string {
     // Encoding is the hot path of an in-memory emit: re-encode only what changed.
-    if (ms !== this.#lastMs) {
-      this.#lastMs = ms;
-      this.#time = encode(ms, 10) + this.#prefix;
-    }
     const high = Math.floor(counter / 1024);
-    if (high !== this.#lastHigh) {
+    if (ms !== this.#lastMs || high !== this.#lastHigh) {
+      if (ms !== this.#lastMs) this.#time = encode(ms, 10) + this.#prefix;
+      this.#lastMs = ms;
       this.#lastHigh = high;
-      this.#high = encode(high, 8);
+      this.#head = this.#time + encode(high, 8);
     }
-    return this.#time + this.#high + PAIRS[counter % 1024];
+    return this.#head + PAIRS[counter % 1024];
   }
 }
 

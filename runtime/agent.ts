@@ -5,7 +5,6 @@
  * @module
  */
 
-import type { Logger } from "@logtape/logtape";
 import type { EventRecord } from "./event_store.ts";
 import type { EmitInput } from "./event_bus.ts";
 import type { ToolInfo } from "./tool_registry.ts";
@@ -25,6 +24,23 @@ export interface AgentTools {
   list(): ToolInfo[];
 }
 
+/**
+ * The part of a LogTape logger an agent gets in its context. It is a real
+ * LogTape `Logger`; call `getLogger()` from `@logtape/logtape` for the rest.
+ */
+export interface AgentLogger {
+  /** The category, `["toka", "agent", name]`. */
+  readonly category: readonly string[];
+  /** Logs at debug level; `{name}` placeholders are filled from `properties`. */
+  debug(message: string, properties?: Record<string, unknown>): void;
+  /** Logs at info level. */
+  info(message: string, properties?: Record<string, unknown>): void;
+  /** Logs at warning level. */
+  warn(message: string, properties?: Record<string, unknown>): void;
+  /** Logs at error level. */
+  error(message: string, properties?: Record<string, unknown>): void;
+}
+
 /** What an agent's `init`, `handle` and `stop` receive. */
 export interface AgentContext {
   /** The agent's name. */
@@ -34,7 +50,7 @@ export interface AgentContext {
   /** Aborted when the runtime stops or the agent is unregistered: finish or give up soon. */
   readonly signal: AbortSignal;
   /** A LogTape logger with category `["toka", "agent", name]`. */
-  readonly logger: Logger;
+  readonly logger: AgentLogger;
   /** The runtime's tools, called with the agent's token. */
   readonly tools: AgentTools;
   /**

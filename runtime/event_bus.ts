@@ -78,6 +78,9 @@ export interface Subscription {
 export interface EventStream extends Subscription, AsyncIterableIterator<EventRecord> {}
 
 const logger = getLogger(["toka", "runtime", "bus"]);
+// Shared and frozen, like the vault's records, to spare two allocations per emit.
+const NO_PARENTS: string[] = Object.freeze([]) as unknown as string[];
+const NO_META: Record<string, string> = Object.freeze({});
 
 /**
  * Delivers events to subscribers by kind pattern (`"task.*"`, `"*"`), through
@@ -121,7 +124,7 @@ export class EventBus {
   #ids = new IdMaker();
   #positions = new PositionMaker();
   #count = 0;
-  #versions = new Map<string, number>();
+  #versions = new Map<string, { version: number }>();
   #tick: number | undefined;
   #ticks = 0;
   #untick = () => this.#tick = undefined;
@@ -199,7 +202,7 @@ export class EventBus {
         return this.#append(this.#store, stream, event, input.expectedVersion);
       }
       assertKind(input.kind);
-      assertStream(stream);
+      if (stream !== this.#stream) assertStream(stream);
       const version = this.#nextVersion(stream, input.expectedVersion);
       const n = ++this.#count;
       const timestamp = this.#now();
@@ -210,10 +213,10 @@ export class EventBus {
         version,
         kind: input.kind,
         payload: input.payload ?? null,
-        parents: parents ?? [],
+        parents: parents ?? NO_PARENTS,
         digest: "",
         timestamp,
-        meta: meta ?? {},
+        meta: meta ?? NO_META,
       };
       if (input.intent !== undefined) record.intent = input.intent;
       this.#dispatch(record);
@@ -246,7 +249,9 @@ export class EventBus {
   }
 
   #nextVersion(stream: string, expected: ExpectedVersion | undefined): number {
-    const current = this.#versions.get(stream) ?? 0;
+    let counter = this.#versions.get(stream);
+    if (counter === undefined) this.#versions.set(stream, counter = { version: 0 });
+    const current = counter.version;
     if (expected !== undefined && expected !== "any") {
       const ok = expected === "no_stream"
         ? current === 0
@@ -264,8 +269,7 @@ export class EventBus {
       }
       if (!ok) throw new VersionConflictError(stream, expected, current);
     }
-    this.#versions.set(stream, current + 1);
-    return current + 1;
+    return ++counter.version;
   }
 
   #dispatch(record: EventRecord): void {

@@ -37,7 +37,13 @@ export {
   type HandlerContext,
   type Subscription,
 } from "./event_bus.ts";
-export { type Agent, type AgentContext, type AgentTools, defineAgent } from "./agent.ts";
+export {
+  type Agent,
+  type AgentContext,
+  type AgentLogger,
+  type AgentTools,
+  defineAgent,
+} from "./agent.ts";
 export type { StorageAdapter } from "./storage.ts";
 export { CapabilityDeniedError, TokaError, VersionConflictError } from "./errors.ts";
 export type {
