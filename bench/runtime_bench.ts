@@ -60,7 +60,8 @@ runtime.register(defineAgent({
     if (++handled === target) reached();
   },
 }));
-await runtime.start();
+// Started by the first "kv" iteration, so its agent does not run during the "bus" group.
+let started: Promise<void> | undefined;
 
 function writers(append: (writer: number) => Promise<unknown>): Promise<unknown> {
   return Promise.all(Array.from({ length: WRITERS }, async (_, w) => {
@@ -81,6 +82,7 @@ Deno.bench({
   name: "runtime.emit → 1 agent handles: 64 writers × 8 events",
   group: "kv",
   async fn() {
+    await (started ??= runtime.start());
     target = handled + WRITERS * PER_WRITER;
     const done = new Promise<void>((resolve) => reached = resolve);
     await writers((w) => runtime.emit({ kind: "bench.event", stream: `writer-${w}` }));

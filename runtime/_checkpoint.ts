@@ -1,5 +1,6 @@
 // Agent checkpoints: in Deno KV when the vault has one, else in memory.
-// Writes are coalesced per agent so a fast agent is not bound by commit latency.
+// Writes are coalesced per agent, at most one per WRITE_INTERVAL_MS, so a fast
+// agent neither waits for commits nor competes with the log for them.
 import { getLogger } from "@logtape/logtape";
 
 /** Where an agent is in the log. */
@@ -16,6 +17,7 @@ export interface Checkpoint {
 export const CHECKPOINT_PREFIX: readonly ["runtime", "checkpoint"] = ["runtime", "checkpoint"];
 
 const logger = getLogger(["toka", "runtime", "checkpoint"]);
+const WRITE_INTERVAL_MS = 20;
 
 export class CheckpointBook {
   #kv: Deno.Kv | undefined;
@@ -23,6 +25,8 @@ export class CheckpointBook {
   #latest = new Map<string, Checkpoint>();
   #pending = new Map<string, Checkpoint>();
   #writing = new Map<string, Promise<void>>();
+  #wakers = new Set<() => void>();
+  #flushing = false;
 
   constructor(kv: Deno.Kv | undefined, clock: () => number) {
     this.#kv = kv;
@@ -47,6 +51,9 @@ export class CheckpointBook {
     try {
       for (let checkpoint; (checkpoint = this.#pending.get(name)) !== undefined;) {
         this.#pending.delete(name);
+        if (!this.#flushing) await this.#pause(WRITE_INTERVAL_MS);
+        checkpoint = this.#pending.get(name) ?? checkpoint;
+        this.#pending.delete(name);
         for (let attempt = 1;; attempt++) {
           try {
             await kv.set([...CHECKPOINT_PREFIX, name], checkpoint);
@@ -69,8 +76,27 @@ export class CheckpointBook {
     }
   }
 
+  // A pause that flush() cuts short, so stop() does not wait for it.
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#wakers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#wakers.add(done);
+    });
+  }
+
   async flush(): Promise<void> {
-    while (this.#writing.size > 0) await Promise.all(this.#writing.values());
+    this.#flushing = true;
+    try {
+      for (const wake of this.#wakers) wake();
+      while (this.#writing.size > 0) await Promise.all(this.#writing.values());
+    } finally {
+      this.#flushing = false;
+    }
   }
 }
 
