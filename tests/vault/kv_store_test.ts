@@ -1,0 +1,765 @@
+// Properties of the Deno KV event store beyond the contract: tamper detection,
+// the remote Deno KV limits on every commit, reopening with the bulk stream
+// index, and large payload deduplication.
+import assert from "node:assert/strict";
+import v8 from "node:v8";
+import {
+  type EventRecord,
+  KvEventStore,
+  MemoryEventStore,
+  TokaError,
+  VersionConflictError,
+} from "../../vault/mod.ts";
+
+async function collect<T>(iterator: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterator) out.push(item);
+  return out;
+}
+
+async function count(kv: Deno.Kv, prefix: Deno.KvKey): Promise<number> {
+  let n = 0;
+  for await (const _ of kv.list({ prefix })) n++;
+  return n;
+}
+
+interface StoredEvent {
+  i: string;
+  p?: unknown;
+  b?: string;
+  a?: string[];
+}
+
+/** Finds the page holding an event, changes it with `edit`, and writes it back. */
+async function editStored(
+  kv: Deno.Kv,
+  id: string,
+  edit: (event: StoredEvent) => void,
+): Promise<void> {
+  for await (const page of kv.list<string>({ prefix: ["vault", "ev"] })) {
+    const events = JSON.parse(page.value) as StoredEvent[];
+    const event = events.find((e) => e.i === id);
+    if (event === undefined) continue;
+    edit(event);
+    await kv.set(page.key, JSON.stringify(events));
+    return;
+  }
+  throw new Error(`event ${id} is not stored`);
+}
+
+async function storedEvent(kv: Deno.Kv, id: string): Promise<StoredEvent> {
+  for await (const page of kv.list<string>({ prefix: ["vault", "ev"] })) {
+    const event = (JSON.parse(page.value) as StoredEvent[]).find((e) => e.i === id);
+    if (event !== undefined) return event;
+  }
+  throw new Error(`event ${id} is not stored`);
+}
+
+// ---------------------------------------------------------------------------
+// Tamper detection
+
+Deno.test("kv store: verify names the event whose stored payload was altered", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const store = await KvEventStore.open(kv);
+  try {
+    const first = await store.append("a", [
+      { kind: "t.one", payload: { n: 1 } },
+      { kind: "t.two", payload: { n: 2 } },
+    ]);
+    const second = await store.append("b", [{
+      kind: "t.three",
+      payload: { n: 3 },
+      parents: [first.events[1].id],
+    }]);
+    const third = await store.append("a", [{
+      kind: "t.four",
+      payload: { n: 4 },
+      parents: [second.events[0].id],
+    }]);
+    assert.deepEqual(await store.verify(), { ok: true, checked: 4, problems: [] });
+
+    const target = second.events[0];
+    await editStored(kv, target.id, (event) => event.p = { n: 33 });
+    const report = await store.verify();
+    assert.equal(report.ok, false);
+    assert.equal(report.checked, 4);
+    assert.equal(report.problems.length, 1, JSON.stringify(report.problems));
+    assert.equal(report.problems[0].id, target.id);
+    assert.equal(report.problems[0].position, target.position);
+    assert.match(report.problems[0].reason, /digest/);
+    // Its child links to the stored digest, so it is not blamed.
+    assert.ok(!report.problems.some((p) => p.id === third.events[0].id));
+
+    // Putting it back makes the log whole again.
+    await editStored(kv, target.id, (event) => event.p = { n: 3 });
+    assert.equal((await store.verify()).ok, true);
+  } finally {
+    await store.close();
+    kv.close();
+  }
+});
+
+Deno.test("kv store: verify reports a missing blob chunk without throwing", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const store = await KvEventStore.open(kv);
+  try {
+    await store.append("s", [{ kind: "small.before", payload: { n: 1 } }]);
+    const big = await store.append("s", [{
+      kind: "big.one",
+      payload: { fill: "z".repeat(150 * 1024) },
+    }]);
+    await store.append("s", [{ kind: "small.after", payload: { n: 2 } }]);
+    const id = big.events[0].id;
+    const { b: hex } = await storedEvent(kv, id);
+    assert.ok(hex !== undefined, "the big payload is a blob");
+    assert.equal(await count(kv, ["vault", "bc", hex]), 3);
+    await kv.delete(["vault", "bc", hex, 0]);
+
+    const report = await store.verify();
+    assert.equal(report.ok, false);
+    assert.equal(report.checked, 3);
+    assert.ok(report.problems.length >= 1);
+    for (const problem of report.problems) assert.equal(problem.id, id);
+    assert.match(report.problems[0].reason, /chunk|missing/);
+
+    // A chunk with other bytes is caught by the content digest.
+    await kv.set(["vault", "bc", hex, 0], new Uint8Array(60 * 1024).fill(0x7a));
+    const altered = await store.verify();
+    assert.equal(altered.ok, false);
+    for (const problem of altered.problems) assert.equal(problem.id, id);
+  } finally {
+    await store.close();
+    kv.close();
+  }
+});
+
+// BUG (vault/kv_store.ts:414-420, #catchUp): opening a store reads every event
+// of the unindexed tail with #payloadOf and JSON.parse, so one missing blob
+// chunk (or one unreadable page) there makes KvEventStore.open, and so
+// openVault, throw "The vault is damaged: ... missing a chunk": a damaged vault
+// cannot be opened to verify it, nor appended to. The same #catchUp runs when
+// another process's append is found, so such an event also breaks appends.
+Deno.test({
+  name: "kv store: a damaged vault still opens, verifies and reports the damage on read",
+  ignore: true,
+}, async () => {
+  const kv = await Deno.openKv(":memory:");
+  const store = await KvEventStore.open(kv);
+  const big = await store.append("s", [{
+    kind: "big.one",
+    payload: { fill: "z".repeat(150 * 1024) },
+  }]);
+  const second = await store.append("s", [{ kind: "small.after" }]);
+  await store.close();
+  const id = big.events[0].id;
+  const { b: hex } = await storedEvent(kv, id);
+  await kv.delete(["vault", "bc", hex!, 0]);
+  // Only what close() left unindexed is read at open: un-index it, as after a crash.
+  await kv.delete(["vault", "ix"]);
+  for await (const entry of kv.list({ prefix: ["vault", "si"] })) await kv.delete(entry.key);
+  try {
+    const fresh = await KvEventStore.open(kv);
+    try {
+      const report = await fresh.verify();
+      assert.equal(report.ok, false);
+      for (const problem of report.problems) assert.equal(problem.id, id);
+      await assert.rejects(fresh.get(id), (error: unknown) => {
+        assert.ok(error instanceof TokaError);
+        assert.equal(error.code, "vault_corrupt");
+        return true;
+      });
+      assert.equal((await fresh.get(second.events[0].id))?.kind, "small.after");
+      const next = await fresh.append("s", [{ kind: "after.damage" }], { expectedVersion: 2 });
+      assert.equal(next.version, 3);
+    } finally {
+      await fresh.close();
+    }
+    // An unreadable page in the tail: the store still opens and verify names it.
+    await kv.set(["vault", "ev", Number(second.position)], "{not json");
+    await kv.delete(["vault", "ix"]);
+    const again = await KvEventStore.open(kv);
+    try {
+      const report = await again.verify();
+      assert.ok(report.problems.some((p) => p.position === second.position));
+    } finally {
+      await again.close();
+    }
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("kv store: verify reports a parent link to a later or a missing event", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const store = await KvEventStore.open(kv);
+  try {
+    const { events } = await store.append("s", [
+      { kind: "p.one" },
+      { kind: "p.two" },
+      { kind: "p.three" },
+      { kind: "p.four" },
+    ]);
+    // The second event now claims the fourth, a later one, as parent.
+    await editStored(kv, events[1].id, (event) => event.a = [events[3].id]);
+    let report = await store.verify();
+    assert.equal(report.problems.length, 1, JSON.stringify(report.problems));
+    assert.equal(report.problems[0].id, events[1].id);
+    assert.match(report.problems[0].reason, /parent/);
+
+    // The third claims an event that was never stored.
+    const missing = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    await editStored(kv, events[1].id, (event) => delete event.a);
+    await editStored(kv, events[2].id, (event) => event.a = [missing]);
+    report = await store.verify();
+    assert.equal(report.problems.length, 1, JSON.stringify(report.problems));
+    assert.equal(report.problems[0].id, events[2].id);
+    assert.match(report.problems[0].reason, new RegExp(missing));
+  } finally {
+    await store.close();
+    kv.close();
+  }
+});
+
+Deno.test("kv store: verify reports an unreadable page and goes on", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const store = await KvEventStore.open(kv);
+  try {
+    await store.append("s", [{ kind: "u.one" }]);
+    const second = await store.append("s", [{ kind: "u.two" }]);
+    await store.append("s", [{ kind: "u.three" }]);
+    await kv.set(["vault", "ev", Number(second.position)], "{not json");
+    const report = await store.verify();
+    assert.equal(report.ok, false);
+    assert.equal(report.problems[0].position, second.position);
+    assert.match(report.problems[0].reason, /unreadable/);
+  } finally {
+    await store.close();
+    kv.close();
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Remote limits
+
+const LIMITS = {
+  checks: 10,
+  mutations: 1000,
+  totalBytes: 800 * 1024,
+  valueBytes: 64 * 1024,
+  keyBytes: 2 * 1024,
+};
+
+interface Commit {
+  checks: number;
+  mutations: number;
+  bytes: number;
+  largestValue: number;
+  largestKey: number;
+}
+
+const encoder = new TextEncoder();
+
+/** Size of a key as Deno KV encodes it (tuple encoding, as FoundationDB). */
+function keySize(key: Deno.KvKey): number {
+  let size = 0;
+  for (const part of key) {
+    if (typeof part === "string") {
+      const bytes = encoder.encode(part);
+      size += 2 + bytes.length + bytes.filter((b) => b === 0).length;
+    } else if (part instanceof Uint8Array) {
+      size += 2 + part.length + part.filter((b) => b === 0).length;
+    } else if (typeof part === "number") size += 9;
+    else if (typeof part === "bigint") size += 2 + Math.ceil(part.toString(16).length / 2);
+    else size += 1;
+  }
+  return size;
+}
+
+/** Size of a value as Deno KV stores it: bytes as they are, anything else V8-serialised. */
+function valueSize(value: unknown): number {
+  if (value instanceof Uint8Array) return value.byteLength;
+  if (value instanceof Deno.KvU64) return 8;
+  return v8.serialize(value).length;
+}
+
+/**
+ * A `Deno.Kv` whose atomic operations (and single `set`/`delete`) record their
+ * checks, mutations and sizes, then run on the real database.
+ */
+function recordingKv(kv: Deno.Kv, commits: Commit[]): Deno.Kv {
+  const wrap = (real: Deno.AtomicOperation): Deno.AtomicOperation => {
+    const commit: Commit = { checks: 0, mutations: 0, bytes: 0, largestValue: 0, largestKey: 0 };
+    const key = (k: Deno.KvKey) => {
+      const size = keySize(k);
+      commit.largestKey = Math.max(commit.largestKey, size);
+      commit.bytes += size;
+    };
+    const value = (v: unknown) => {
+      const size = valueSize(v);
+      commit.largestValue = Math.max(commit.largestValue, size);
+      commit.bytes += size;
+    };
+    const mutation = (m: Deno.KvMutation) => {
+      commit.mutations++;
+      key(m.key);
+      if (m.type === "set") value(m.value);
+      else if (m.type !== "delete") value(m.value);
+    };
+    const wrapper: Deno.AtomicOperation = {
+      check(...checks: Deno.AtomicCheck[]) {
+        commit.checks += checks.length;
+        for (const c of checks) key(c.key);
+        real.check(...checks);
+        return wrapper;
+      },
+      mutate(...mutations: Deno.KvMutation[]) {
+        for (const m of mutations) mutation(m);
+        real.mutate(...mutations);
+        return wrapper;
+      },
+      set(k: Deno.KvKey, v: unknown, options?: { expireIn?: number }) {
+        mutation({ type: "set", key: k, value: v });
+        real.set(k, v, options);
+        return wrapper;
+      },
+      delete(k: Deno.KvKey) {
+        mutation({ type: "delete", key: k });
+        real.delete(k);
+        return wrapper;
+      },
+      sum(k: Deno.KvKey, n: bigint) {
+        mutation({ type: "sum", key: k, value: new Deno.KvU64(n) });
+        real.sum(k, n);
+        return wrapper;
+      },
+      min(k: Deno.KvKey, n: bigint) {
+        mutation({ type: "min", key: k, value: new Deno.KvU64(n) });
+        real.min(k, n);
+        return wrapper;
+      },
+      max(k: Deno.KvKey, n: bigint) {
+        mutation({ type: "max", key: k, value: new Deno.KvU64(n) });
+        real.max(k, n);
+        return wrapper;
+      },
+      enqueue(v: unknown, options?: Parameters<Deno.AtomicOperation["enqueue"]>[1]) {
+        commit.mutations++;
+        value(v);
+        real.enqueue(v, options);
+        return wrapper;
+      },
+      commit() {
+        commits.push({ ...commit });
+        return real.commit();
+      },
+    } as Deno.AtomicOperation;
+    return wrapper;
+  };
+  return new Proxy(kv, {
+    get(target, prop) {
+      if (prop === "atomic") return () => wrap(target.atomic());
+      if (prop === "set") {
+        return (k: Deno.KvKey, v: unknown, options?: { expireIn?: number }) =>
+          wrap(target.atomic()).set(k, v, options).commit();
+      }
+      if (prop === "delete") {
+        return (k: Deno.KvKey) => wrap(target.atomic()).delete(k).commit().then(() => {});
+      }
+      const member = Reflect.get(target, prop, target);
+      return typeof member === "function" ? member.bind(target) : member;
+    },
+  });
+}
+
+function assertWithinLimits(commits: Commit[], what: string): void {
+  assert.ok(commits.length > 0, `${what}: nothing was committed`);
+  const worst = {
+    checks: Math.max(...commits.map((c) => c.checks)),
+    mutations: Math.max(...commits.map((c) => c.mutations)),
+    bytes: Math.max(...commits.map((c) => c.bytes)),
+    largestValue: Math.max(...commits.map((c) => c.largestValue)),
+    largestKey: Math.max(...commits.map((c) => c.largestKey)),
+  };
+  const detail = `${what}: worst commit of ${commits.length}: ${JSON.stringify(worst)}`;
+  assert.ok(worst.checks <= LIMITS.checks, detail);
+  assert.ok(worst.mutations <= LIMITS.mutations, detail);
+  assert.ok(worst.bytes <= LIMITS.totalBytes, detail);
+  assert.ok(worst.largestValue <= LIMITS.valueBytes, detail);
+  assert.ok(worst.largestKey <= LIMITS.keyBytes, detail);
+}
+
+/** Runs `body` on a store over a recording KV, then checks every commit, `close()` included. */
+async function withLimits(
+  what: string,
+  body: (store: KvEventStore, commits: Commit[]) => Promise<void>,
+): Promise<void> {
+  const kv = await Deno.openKv(":memory:");
+  const commits: Commit[] = [];
+  const store = await KvEventStore.open(recordingKv(kv, commits));
+  try {
+    await body(store, commits);
+    await store.close();
+    assertWithinLimits(commits, what);
+    const reopened = await KvEventStore.open(kv);
+    assert.equal((await reopened.verify()).ok, true, `${what}: the log verifies`);
+    await reopened.close();
+  } finally {
+    await store.close();
+    kv.close();
+  }
+}
+
+Deno.test("kv store limits: the recorder sees what it should", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const commits: Commit[] = [];
+  const recording = recordingKv(kv, commits);
+  await recording.atomic().check({ key: ["a"], versionstamp: null }).set(["a"], "x".repeat(1000))
+    .sum(["n"], 1n).commit();
+  await recording.set(["b"], new Uint8Array(70_000)).catch(() => {});
+  assert.equal(commits.length, 2);
+  assert.equal(commits[0].checks, 1);
+  assert.equal(commits[0].mutations, 2);
+  assert.ok(commits[0].largestValue >= 1000);
+  assert.equal(commits[1].largestValue, 70_000);
+  assert.throws(() => assertWithinLimits(commits, "recorder"), /worst commit/);
+  assert.equal((await recording.get(["a"])).value, "x".repeat(1000));
+  kv.close();
+});
+
+Deno.test("kv store limits: 500 concurrent appends to 500 streams", async () => {
+  await withLimits("500 streams", async (store) => {
+    for (let round = 0; round < 3; round++) {
+      const results = await Promise.all(
+        Array.from(
+          { length: 500 },
+          (_, n) =>
+            store.append(`limits/stream-${n}`, [{ kind: "l.one", payload: { n, round } }], {
+              expectedVersion: round,
+            }),
+        ),
+      );
+      assert.ok(results.every((r) => r.version === round + 1));
+    }
+  });
+});
+
+// BUG (vault/_event.ts:213, prepareInput): the size bound of an event leaves out
+// its stream name, which every stored event repeats ("s"), so pages and commits
+// of events on streams with names over ~25 characters exceed their bounds: 400
+// concurrent one-event appends to a 30-character stream fail with "Value too
+// large (max 65536 bytes)", and so does one append of 500 events to a long one.
+Deno.test({
+  name: "kv store limits: streams with long names",
+  ignore: true,
+  fn: async () => {
+    await withLimits("long names", async (store) => {
+      await Promise.all(
+        Array.from(
+          { length: 400 },
+          () => store.append("agent/research-assistant/2026", [{ kind: "task.noted" }]),
+        ),
+      );
+      await Promise.all(
+        Array.from(
+          { length: 500 },
+          (_, n) => store.append(`long/${String(n).padStart(250, "x")}`, [{ kind: "l.long" }]),
+        ),
+      );
+      await store.append(
+        `long/${"y".repeat(250)}`,
+        Array.from({ length: 500 }, () => ({ kind: "l.long", payload: "x".repeat(1200) })),
+      );
+    });
+  },
+});
+
+Deno.test("kv store limits: appends of 500 events at once, also concurrent", async () => {
+  await withLimits("500 at once", async (store) => {
+    const batch = (tag: string, bytes: number) =>
+      Array.from({ length: 500 }, (_, i) => ({
+        kind: "l.batch",
+        payload: { tag, i, fill: "b".repeat(bytes) },
+      }));
+    await store.append("batch/one", batch("one", 1200));
+    await Promise.all([
+      store.append("batch/two", batch("two", 1200)),
+      store.append("batch/three", batch("three", 1200)),
+      store.append("batch/four", batch("four", 10)),
+      store.append("batch/five", batch("five", 10)),
+      store.append("batch/six", batch("six", 10)),
+    ]);
+    // Characters Deno KV stores in two bytes.
+    await store.append(
+      "batch/wide",
+      Array.from(
+        { length: 500 },
+        (_, i) => ({ kind: "l.wide", payload: "€".repeat(300 + i % 200) }),
+      ),
+    );
+  });
+});
+
+Deno.test("kv store limits: 3 MiB payloads go through chunked blobs", async () => {
+  await withLimits("3 MiB", async (store) => {
+    const three = 3 * 1024 * 1024;
+    const results = await Promise.all([
+      store.append("blob/a", [{ kind: "l.big", payload: { fill: "a".repeat(three) } }]),
+      store.append("blob/b", [{ kind: "l.big", payload: { fill: "€".repeat(three / 3) } }]),
+      store.append("blob/c", [
+        { kind: "l.big", payload: { fill: "c".repeat(1024 * 1024) } },
+        { kind: "l.big", payload: { fill: "d".repeat(1024 * 1024) } },
+        { kind: "l.small" },
+      ]),
+    ]);
+    const again = await store.get(results[0].events[0].id);
+    assert.equal((again?.payload as { fill: string }).fill.length, three);
+  });
+});
+
+Deno.test("kv store limits: importing 2,000 records, twice", async () => {
+  const source = new MemoryEventStore();
+  let parent: string | undefined;
+  for (let i = 0; i < 2000; i += 100) {
+    const { events } = await source.append(
+      `import/${i % 7}`,
+      Array.from({ length: 100 }, (_, j) => ({
+        kind: "l.imported",
+        payload: { i: i + j, fill: "i".repeat(300) },
+        parents: parent === undefined ? [] : [parent],
+        meta: { correlationId: `c-${i + j}` },
+      })),
+    );
+    parent = events[99].id;
+  }
+  const records = await collect(source.read());
+  await source.close();
+  await withLimits("import", async (store) => {
+    // Offset positions, so that the imported ids need their own index entries.
+    await store.append("before", [{ kind: "l.before" }, { kind: "l.before" }]);
+    assert.deepEqual(await store.importEvents(records), { imported: 2000, skipped: 0 });
+    assert.deepEqual(await store.importEvents(records), { imported: 0, skipped: 2000 });
+    for (const record of [records[0], records[999], records[1999]]) {
+      assert.equal((await store.get(record.id))?.digest, record.digest);
+    }
+  });
+});
+
+// BUG (vault/kv_store.ts:265, #takeBatch, and :340): a batch is bounded by bytes
+// only, but each imported event whose id does not encode its new position adds
+// an ["vault","id",id] mutation; concurrent imports queue over 1,000 of them
+// into one commit: "Too many mutations (max 1000)".
+Deno.test({ name: "kv store limits: several imports at once", ignore: true }, async () => {
+  const exports: EventRecord[][] = [];
+  for (let s = 0; s < 6; s++) {
+    const source = new MemoryEventStore();
+    for (let i = 0; i < 4; i++) {
+      await source.append(`many/${s}`, Array.from({ length: 100 }, () => ({ kind: "l.many" })));
+    }
+    exports.push(await collect(source.read()));
+    await source.close();
+  }
+  await withLimits("concurrent imports", async (store) => {
+    await store.append("before", [{ kind: "l.before" }]);
+    const results = await Promise.all(exports.map((records) => store.importEvents(records)));
+    for (const result of results) assert.deepEqual(result, { imported: 400, skipped: 0 });
+  });
+});
+
+// BUG (vault/_page.ts:63, packPages, with vault/kv_store.ts:265, #takeBatch): a
+// page never mixes one- and two-byte events, so a batch alternating them gets
+// one page, one mutation, per event, and a batch is bounded by bytes only:
+// 3,000 concurrent small appends alternating "plain" and "wide €" payloads make a
+// commit of over 1,000 mutations: "Too many mutations (max 1000)".
+Deno.test({
+  name: "kv store limits: concurrent appends mixing one- and two-byte text",
+  ignore: true,
+}, async () => {
+  await withLimits("mixed text", async (store) => {
+    await Promise.all(
+      Array.from({ length: 3000 }, (_, n) =>
+        store.append(`mixed/${n % 40}`, [{
+          kind: "l.mixed",
+          payload: n % 2 === 0 ? "plain" : "wide €",
+        }])),
+    );
+  });
+});
+
+Deno.test("kv store limits: the bulk stream index and close()", async () => {
+  await withLimits("index", async (store, commits) => {
+    // Over 2,048 events, many streams per page, so index rounds write many entries.
+    for (let round = 0; round < 12; round++) {
+      await Promise.all(
+        Array.from({ length: 700 }, (_, n) => store.append(`index/${n}`, [{ kind: "l.ix" }])),
+      );
+    }
+    assert.ok(commits.some((c) => c.mutations > 100), "index rounds wrote many entries");
+    // More than a round's worth left for close() to index.
+    await Promise.all(
+      Array.from({ length: 1500 }, (_, n) => store.append(`tail/${n}`, [{ kind: "l.tail" }])),
+    );
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Reopen and the stream index
+
+Deno.test("kv store: reopening finds every stream through the index and the unindexed tail", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/reopen.kv`;
+  try {
+    const writer = await KvEventStore.open(await Deno.openKv(path), { closeKv: true });
+    const versions = new Map<string, number>();
+    const ids: string[] = [];
+    const append = async (stream: string, n: number) => {
+      const expected = versions.get(stream) ?? 0;
+      const result = await writer.append(
+        stream,
+        Array.from({ length: n }, (_, i) => ({
+          kind: "r.ev",
+          payload: { stream, v: expected + i + 1 },
+        })),
+        { expectedVersion: expected },
+      );
+      assert.equal(result.version, expected + n);
+      versions.set(stream, result.version);
+      ids.push(...result.events.map((e) => e.id));
+    };
+    // "early/*" streams are written only at first: their last event gets indexed.
+    for (let round = 0; round < 10; round++) {
+      await Promise.all(Array.from({ length: 10 }, (_, s) => append(`early/${s}`, 1 + round % 3)));
+    }
+    // "mid/*" streams throughout, over 5,000 events: the index runs several times.
+    for (let round = 0; round < 70; round++) {
+      await Promise.all(Array.from({ length: 30 }, (_, s) => append(`mid/${s}`, 1 + round % 4)));
+    }
+    // "late/*" streams only at the end: in the unindexed tail.
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(Array.from({ length: 10 }, (_, s) => append(`late/${s}`, 2)));
+    }
+    const total = ids.length;
+    assert.ok(total > 5000, `${total} events`);
+    assert.equal(versions.size, 50);
+
+    // Another store on the same file while the writer is still open: part indexed, part tail.
+    const reader = await KvEventStore.open(await Deno.openKv(path), { closeKv: true });
+    const watermark = (await reader.kv.get<number>(["vault", "ix"])).value ?? 1;
+    assert.ok(watermark > 4096, `the index ran more than once (watermark ${watermark})`);
+    assert.ok(watermark <= total, "the late streams are in the unindexed tail");
+    assert.ok((await count(reader.kv, ["vault", "si", "mid/0"])) >= 2);
+    await checkStreams(reader, versions, ids);
+    await continueStreams(reader, versions, ids, "reader");
+    // The writer learns the reader's appends.
+    await continueStreams(writer, versions, ids, "writer");
+    await writer.close();
+    await reader.close();
+
+    // After close() everything is indexed; a fresh open finds it all through the index.
+    const reopened = await KvEventStore.open(await Deno.openKv(path), { closeKv: true });
+    try {
+      const mark = (await reopened.kv.get<number>(["vault", "ix"])).value;
+      assert.equal(mark, ids.length + 1, "close() indexed everything");
+      await checkStreams(reopened, versions, ids);
+      await continueStreams(reopened, versions, ids, "reopened");
+      const report = await reopened.verify();
+      assert.deepEqual(report, { ok: true, checked: ids.length, problems: [] });
+    } finally {
+      await reopened.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function checkStreams(
+  store: KvEventStore,
+  versions: Map<string, number>,
+  ids: string[],
+): Promise<void> {
+  for (const [stream, version] of versions) {
+    const events = await collect(store.readStream(stream));
+    assert.deepEqual(
+      events.map((e) => e.version),
+      Array.from({ length: version }, (_, i) => i + 1),
+      `${stream} in version order`,
+    );
+    for (const e of events) assert.deepEqual(e.payload, { stream, v: e.version });
+    assert.ok(events.every((e, i) => i === 0 || e.position > events[i - 1].position));
+    const last = await collect(store.read({ stream, direction: "backward", limit: 3 }));
+    assert.deepEqual(last.map((e) => e.version), [version, version - 1, version - 2]);
+    const middle = events[Math.floor(events.length / 2)];
+    const from = await collect(store.read({ stream, from: middle.position, limit: 2 }));
+    assert.deepEqual(from.map((e) => e.version), [middle.version, middle.version + 1]);
+  }
+  for (const id of [ids[0], ids[1], ids[2500], ids[ids.length - 2], ids[ids.length - 1]]) {
+    const event = await store.get(id);
+    assert.equal(event?.id, id);
+    assert.equal(Number(event.position), ids.indexOf(id) + 1);
+  }
+}
+
+/** Appends one event to one early, one mid and one late stream with expected versions. */
+async function continueStreams(
+  store: KvEventStore,
+  versions: Map<string, number>,
+  ids: string[],
+  who: string,
+): Promise<void> {
+  for (const stream of ["early/3", "mid/7", "late/5"]) {
+    const version = versions.get(stream)!;
+    await assert.rejects(
+      store.append(stream, [{ kind: "r.ev" }], { expectedVersion: version - 1 }),
+      (error: unknown) => {
+        assert.ok(error instanceof VersionConflictError, `${who} ${stream}: ${error}`);
+        assert.equal(error.actual, version);
+        return true;
+      },
+    );
+    await assert.rejects(
+      store.append(stream, [{ kind: "r.ev" }], { expectedVersion: "no_stream" }),
+      VersionConflictError,
+    );
+    const result = await store.append(stream, [{
+      kind: "r.ev",
+      payload: { stream, v: version + 1 },
+    }], { expectedVersion: version });
+    assert.equal(result.version, version + 1, `${who} continues ${stream}`);
+    versions.set(stream, result.version);
+    ids.push(result.events[0].id);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Large payloads
+
+Deno.test("kv store: the same large payload is stored once", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const store = await KvEventStore.open(kv);
+  try {
+    const payload = { fill: "q".repeat(100 * 1024) };
+    const first = await store.append("dedup/a", [{ kind: "d.big", payload }]);
+    const more = await Promise.all([
+      store.append("dedup/b", [{ kind: "d.big", payload }]),
+      store.append("dedup/a", [{ kind: "d.big", payload: { ...payload } }]),
+    ]);
+    assert.equal(await count(kv, ["vault", "blob"]), 1);
+    assert.equal(await count(kv, ["vault", "bc"]), 2);
+    const hexes = new Set<string | undefined>();
+    for (const { events } of [first, ...more]) hexes.add((await storedEvent(kv, events[0].id)).b);
+    assert.equal(hexes.size, 1);
+    assert.ok(!hexes.has(undefined));
+    // Every event reads back the payload.
+    const fresh = await KvEventStore.open(kv);
+    for (const { events } of [first, ...more]) {
+      assert.deepEqual((await fresh.get(events[0].id))?.payload, payload);
+    }
+    await fresh.close();
+    // A different payload gets its own blob.
+    await store.append("dedup/a", [{ kind: "d.big", payload: { fill: "r".repeat(100 * 1024) } }]);
+    assert.equal(await count(kv, ["vault", "blob"]), 2);
+    assert.equal((await store.verify()).ok, true);
+  } finally {
+    await store.close();
+    kv.close();
+  }
+});
