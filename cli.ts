@@ -20,6 +20,8 @@ import { configureLogging, LOG_LEVELS } from "./cli/_log.ts";
 import { UsageError } from "./cli/_usage_error.ts";
 import { registerAuthCommands } from "./cli/auth.ts";
 import { registerEventsCommands } from "./cli/events.ts";
+import { registerAgentCommands } from "./cli/agent.ts";
+import { registerDemoCommand } from "./cli/demo.ts";
 
 /** Where the event store lives when neither `--db` nor `TOKA_DB` says otherwise. */
 export const DEFAULT_DB: string = DEFAULT_VAULT_PATH;
@@ -107,13 +109,9 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
   };
 
   registerEventsCommands(program, run);
-  // TODO(lead): wire the commands other engineers own once their files land:
-  // program.command("demo").description("run a small multi-agent demo")
-  //   .action((_options: unknown, command: Command) => run(command, runDemo));
-  // program.command("agent").description("inspect agents")
-  //   .command("list").description("list registered agents")
-  //   .action((_options: unknown, command: Command) => run(command, listAgents));
+  registerAgentCommands(program, run);
   registerAuthCommands(program, run);
+  registerDemoCommand(program, run);
   requireSubcommands(program);
 
   try {

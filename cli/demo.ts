@@ -1,15 +1,16 @@
 /**
  * `toka demo`: a small, real scenario on the vault named by `--db` (by
  * default `./.toka/toka.kv`). A producer emits tasks; a planner agent plans
- * each one; a worker agent calls the `echo` tool and completes it. The
+ * each one; a worker agent calls the `echo` tool with its capability token
+ * and completes it. The
  * runtime is stopped mid-run, restarted, and resumes from the agents'
  * checkpoints; the summary shows no task lost or done twice.
  *
  * @module
  */
 import type { Command } from "commander";
-import { defineAgent, type EventRecord, type EventStore, Runtime } from "../runtime/mod.ts";
-import { echoTool, ToolRegistry } from "../toolkit/mod.ts";
+import { createRuntime, type TokaRuntime } from "../mod.ts";
+import { defineAgent, type EventRecord, type EventStore } from "../runtime/mod.ts";
 import { type CommandContext, type RunCommand, withStore } from "./_context.ts";
 
 /** What the demo found at the end, also printed with `--json`. */
@@ -108,13 +109,9 @@ async function demoRuntime(
   since: number,
   workMs: number,
   say: (line: string) => void,
-): Promise<{ runtime: Runtime; completed(run: string, count: number): Promise<void> }> {
-  const tools = new ToolRegistry({
-    tools: [echoTool],
-    // Tool calls are events too.
-    record: (event) => runtime.emit({ ...event, stream: "demo/tools" }),
-  });
-  const runtime = await Runtime.create({ vault: store, tools, retry: { attempts: 3 } });
+): Promise<{ runtime: TokaRuntime; completed(run: string, count: number): Promise<void> }> {
+  // The whole stack: the worker's tool calls are checked against its capability token.
+  const runtime = await createRuntime({ vault: store, retry: { attempts: 3 } });
   runtime.register(defineAgent({
     name: "planner",
     subscribe: ["task.created"],

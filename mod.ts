@@ -1,0 +1,218 @@
+/**
+ * Toka: a runtime that hosts agents in one process and makes everything they
+ * see and do an event in a durable, verifiable log on Deno KV. This entry point
+ * is the whole local stack: {@linkcode createRuntime} wires the vault, the
+ * toolkit with its built-in tools and capability-token auth into one runtime.
+ * Each feature is also its own entry point: `@toka/runtime/runtime`,
+ * `@toka/runtime/vault`, `@toka/runtime/toolkit` and `@toka/runtime/auth`.
+ *
+ * @example
+ * ```ts
+ * import { createRuntime, defineAgent } from "@toka/runtime";
+ *
+ * const runtime = await createRuntime({ db: ":memory:" });
+ * runtime.register(defineAgent({
+ *   name: "greeter",
+ *   subscribe: ["user.joined"],
+ *   permissions: ["tool:echo:invoke"],
+ *   async handle(event, ctx) {
+ *     const reply = await ctx.tools.call("echo", { text: `Hello ${event.payload}` });
+ *     await ctx.emit({ kind: "user.greeted", payload: reply });
+ *   },
+ * }));
+ * await runtime.start();
+ * await runtime.emit({ kind: "user.joined", payload: "Ada" });
+ * await runtime.close();
+ * ```
+ *
+ * @module
+ */
+
+import { KvTokenAuthority, masterKeyFromEnv } from "./auth/mod.ts";
+import { Runtime, type RuntimeConfig } from "./runtime/mod.ts";
+import { builtinTools, type Tool, ToolRegistry } from "./toolkit/mod.ts";
+import { openVault } from "./vault/mod.ts";
+
+/** Options of {@linkcode createRuntime}: a {@linkcode RuntimeConfig} plus where the stack lives. */
+export interface CreateRuntimeOptions extends RuntimeConfig {
+  /**
+   * Where to open the vault when `vault` is not given: a file path, `:memory:`
+   * or an `https://` URL of a remote Deno KV. `TOKA_DB`, then `./.toka/toka.kv`,
+   * by default.
+   */
+  db?: string;
+  /** Key that wraps the auth secrets at rest; `TOKA_MASTER_KEY` by default, none without it. */
+  masterKey?: string;
+  /** Tools to register besides the built-in ones (`echo`, `hash`, `now`). */
+  extraTools?: Tool[];
+}
+
+/** A runtime with every feature wired, that also owns what {@linkcode createRuntime} opened. */
+export interface TokaRuntime extends Runtime {
+  /** Stops the runtime and closes the vault if `createRuntime` opened it. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates a runtime with every feature wired: the vault (the embedded Deno KV
+ * store by default), capability-token auth with its secret pool in the same
+ * KV, and a tool registry holding the built-in tools whose calls are checked
+ * against each agent's token and recorded as events.
+ *
+ * @param options Runtime settings, plus where to open the vault and extra tools.
+ * @returns The runtime; call `close()` when done with it.
+ * @throws {TypeError} When the vault cannot be opened or an option is invalid.
+ * @throws {SecretPoolError} When the secret pool is wrapped and the master key is wrong or missing.
+ *
+ * @example
+ * ```ts
+ * import { createRuntime } from "@toka/runtime";
+ *
+ * const runtime = await createRuntime({ db: ":memory:" });
+ * console.log(runtime.tools.list().map((tool) => tool.name)); // ["echo", "hash", "now"]
+ * await runtime.close();
+ * ```
+ */
+export async function createRuntime(options: CreateRuntimeOptions = {}): Promise<TokaRuntime> {
+  const { db, masterKey, extraTools, ...config } = options;
+  const ownsVault = config.vault === undefined;
+  const vault = config.vault ?? await openVault(db, { clock: config.clock });
+  try {
+    const auth = config.auth ?? (vault.kv === undefined ? undefined : await KvTokenAuthority.open(
+      vault.kv,
+      {
+        clock: config.clock,
+        initialSecret: config.initialSecret,
+        retiredTtlSecs: config.retiredTtlSecs,
+        masterKey: masterKey ?? envMasterKey(),
+      },
+    ));
+    const tools = config.tools ?? new ToolRegistry({
+      authority: auth,
+      clock: config.clock,
+      tools: [...builtinTools({ clock: config.clock }), ...(extraTools ?? [])],
+      // Tool calls are events too.
+      record: (event) => runtime.emit({ ...event, stream: "toolkit" }),
+    });
+    const runtime = await Runtime.create({ ...config, vault, auth, tools });
+    return Object.assign(runtime, {
+      async close(): Promise<void> {
+        await runtime.stop();
+        if (ownsVault) await vault.close();
+      },
+    });
+  } catch (error) {
+    if (ownsVault) await vault.close();
+    throw error;
+  }
+}
+
+function envMasterKey(): string | undefined {
+  try {
+    return masterKeyFromEnv();
+  } catch {
+    // Without --allow-env there is no master key to read.
+    return undefined;
+  }
+}
+
+export {
+  type Agent,
+  type AgentContext,
+  type AgentLogger,
+  type AgentStatus,
+  type AgentTools,
+  AllowAllAuthority,
+  type AppendOptions,
+  type AppendResult,
+  type BusSubscribeOptions,
+  CapabilityDeniedError,
+  compileKindFilter,
+  defineAgent,
+  type EmitInput,
+  EventBus,
+  type EventBusOptions,
+  type EventHandler,
+  type EventInput,
+  type EventRecord,
+  type EventStore,
+  type EventStream,
+  type ExpectedVersion,
+  type HandlerContext,
+  type ImportResult,
+  type IssueRequest,
+  type JsonValue,
+  type KindFilter,
+  NoopToolRegistry,
+  type ReadOptions,
+  type RetryOptions,
+  Runtime,
+  type RuntimeConfig,
+  type StorageAdapter,
+  type StoreStats,
+  type SubscribeOptions,
+  type Subscription,
+  TokaError,
+  type TokenAuthority,
+  type TokenClaims,
+  type ToolAnnotations,
+  type ToolCallOptions,
+  type ToolInfo,
+  ToolNotFoundError,
+  type VerifyProblem,
+  type VerifyReport,
+  VersionConflictError,
+} from "./runtime/mod.ts";
+export {
+  DEFAULT_VAULT_PATH,
+  INLINE_PAYLOAD_BYTES,
+  KvEventStore,
+  type KvEventStoreOptions,
+  MAX_APPEND_BYTES,
+  MAX_EVENTS_PER_APPEND,
+  MAX_PAYLOAD_BYTES,
+  MemoryEventStore,
+  type MemoryEventStoreOptions,
+  openVault,
+} from "./vault/mod.ts";
+export {
+  builtinTools,
+  createNowTool,
+  defineTool,
+  echoTool,
+  hashTool,
+  type NowOutput,
+  type Tool,
+  type ToolContext,
+  type ToolEvent,
+  type ToolEventPayload,
+  ToolExecutionError,
+  ToolInputError,
+  ToolOutputError,
+  ToolRegistry,
+  type ToolRegistryContract,
+  type ToolRegistryOptions,
+  ToolTimeoutError,
+} from "./toolkit/mod.ts";
+export {
+  assertPermission,
+  type AttenuateOptions,
+  generateMasterKey,
+  InvalidTokenError,
+  type InvalidTokenReason,
+  type IssueOptions,
+  isValidPermission,
+  KvTokenAuthority,
+  type KvTokenAuthorityOptions,
+  MASTER_KEY_ENV,
+  masterKeyFromEnv,
+  MAX_PERMISSION_LENGTH,
+  parseMasterKey,
+  permits,
+  type PoolStatus,
+  type SecretInfo,
+  SecretPoolError,
+  type SecretPoolErrorCode,
+  TokenExpiredError,
+  TokenRevokedError,
+} from "./auth/mod.ts";
