@@ -593,6 +593,10 @@ Deno.test("kv store limits: the bulk stream index and close()", async () => {
         Array.from({ length: 700 }, (_, n) => store.append(`index/${n}`, [{ kind: "l.ix" }])),
       );
     }
+    // Indexing runs in the background: wait for a round.
+    for (let i = 0; i < 500 && !commits.some((c) => c.mutations > 100); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     assert.ok(commits.some((c) => c.mutations > 100), "index rounds wrote many entries");
     // More than a round's worth left for close() to index.
     await Promise.all(
@@ -642,8 +646,13 @@ Deno.test("kv store: reopening finds every stream through the index and the unin
     assert.equal(versions.size, 50);
 
     // Another store on the same file while the writer is still open: part indexed, part tail.
+    // Indexing runs in the background: wait for its second round.
+    let watermark = 1;
+    for (let i = 0; i < 500 && watermark <= 4096; i++) {
+      watermark = (await writer.kv.get<number>(["vault", "ix"])).value ?? 1;
+      if (watermark <= 4096) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     const reader = await KvEventStore.open(await Deno.openKv(path), { closeKv: true });
-    const watermark = (await reader.kv.get<number>(["vault", "ix"])).value ?? 1;
     assert.ok(watermark > 4096, `the index ran more than once (watermark ${watermark})`);
     assert.ok(watermark <= total, "the late streams are in the unindexed tail");
     assert.ok((await count(reader.kv, ["vault", "si", "mid/0"])) >= 2);
