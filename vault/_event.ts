@@ -1,4 +1,5 @@
 // Validation, digests, ids and positions shared by both event stores.
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
 import type { EventInput, EventRecord } from "../runtime/event_store.ts";
@@ -140,9 +141,7 @@ export interface PreparedInput {
   meta: Record<string, string>;
 }
 
-const encoder = new TextEncoder();
-
-export function prepareInput(input: EventInput, index: number): PreparedInput {
+export function prepareInput(stream: string, input: EventInput, index: number): PreparedInput {
   const where = `event ${index}`;
   if (input === null || typeof input !== "object") {
     throw new TypeError(`Invalid ${where}: expected an object with a "kind"`);
@@ -151,10 +150,7 @@ export function prepareInput(input: EventInput, index: number): PreparedInput {
   const payload = input.payload === undefined ? null : input.payload;
   assertJson(payload, where);
   const canonical = canonicalJson(payload);
-  // Length in UTF-16 units bounds the UTF-8 size from below; only encode when it can matter.
-  const bytes = canonical.length * 3 <= INLINE_PAYLOAD_BYTES
-    ? canonical.length
-    : encoder.encode(canonical).length;
+  const bytes = Buffer.byteLength(canonical, "utf8");
   if (bytes > MAX_PAYLOAD_BYTES) {
     throw new RangeError(
       `Payload of ${where} is ${bytes} bytes, over the maximum of ${MAX_PAYLOAD_BYTES}`,
@@ -209,19 +205,16 @@ export function prepareInput(input: EventInput, index: number): PreparedInput {
     }
     prepared.intent = input.intent;
   }
-  // Envelope with the longest id, digest, version and timestamp; the payload inline or as a reference.
-  let envelope = 26 + 71 + 16 + 16 + 40 + input.kind.length +
-    JSON.stringify(meta).length + JSON.stringify(prepared.parents).length +
-    (prepared.intent === undefined ? 0 : JSON.stringify(prepared.intent).length);
-  envelope += bytes > INLINE_PAYLOAD_BYTES ? 72 : canonical.length;
-  const wide = WIDE.test(canonical) || WIDE.test(JSON.stringify(meta)) ||
-    (prepared.intent !== undefined && WIDE.test(prepared.intent));
-  prepared.size = wide ? envelope * 2 : envelope;
+  // UTF-8 bytes of the stored event with the longest id, digest, version and
+  // timestamp, and the payload inline or as a blob reference.
+  prepared.size = 26 + 71 + 16 + 16 + 48 + stream.length + input.kind.length +
+    Buffer.byteLength(JSON.stringify(meta), "utf8") + JSON.stringify(prepared.parents).length +
+    (prepared.intent === undefined
+      ? 0
+      : Buffer.byteLength(JSON.stringify(prepared.intent), "utf8")) +
+    (bytes > INLINE_PAYLOAD_BYTES ? 72 : bytes);
   return prepared;
 }
-
-/** Characters Deno KV stores in two bytes (V8 keeps one-byte strings for Latin-1 only). */
-export const WIDE: RegExp = /[\u0100-\uffff]/;
 
 export function prepareInputs(stream: string, events: EventInput[]): PreparedInput[] {
   assertStream(stream);
@@ -235,7 +228,7 @@ export function prepareInputs(stream: string, events: EventInput[]): PreparedInp
       `Cannot append ${events.length} events to stream "${stream}" at once: the maximum is ${MAX_EVENTS_PER_APPEND}`,
     );
   }
-  const prepared = events.map(prepareInput);
+  const prepared = events.map((event, index) => prepareInput(stream, event, index));
   let size = 0;
   for (const p of prepared) size += p.size + 1;
   if (size > MAX_APPEND_BYTES) {

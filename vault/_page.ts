@@ -28,8 +28,23 @@ export interface StoredEvent {
   m?: Record<string, string>;
 }
 
-/** Largest page, in bytes as Deno KV serialises a string (1 or 2 bytes per character). */
+/** Largest page, in UTF-8 bytes. */
 export const PAGE_BYTES = 60 * 1024;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A page as stored: the events' JSON, as UTF-8. */
+export function encodePage(events: string[]): Uint8Array {
+  return encoder.encode(`[${events.join(",")}]`);
+}
+
+/** The events of a stored page. */
+export function decodePage(page: Uint8Array): StoredEvent[] {
+  const events = JSON.parse(decoder.decode(page));
+  if (!Array.isArray(events)) throw new TypeError("A page is not an array");
+  return events;
+}
 
 /** Serialises one stored event; `payloadJson` is its canonical payload, already computed. */
 export function encodeStored(
@@ -47,27 +62,19 @@ export function encodeStored(
   return json + "}";
 }
 
-/**
- * Groups serialised events into pages of at most {@linkcode PAGE_BYTES}. Events
- * with characters above U+00FF get pages of their own kind, so that no page
- * doubles the size of its one-byte events.
- */
+/** Groups serialised events, with their UTF-8 sizes, into pages of at most {@linkcode PAGE_BYTES}. */
 export function packPages(events: { json: string; size: number }[]): string[][] {
   const pages: string[][] = [];
   let current: string[] = [];
   let size = 2;
-  let wide = false;
   for (const event of events) {
-    // Sizes are upper bounds that double for characters above U+00FF.
-    const eventWide = event.size >= event.json.length * 2;
-    if (current.length > 0 && (eventWide !== wide || size + event.size + 2 > PAGE_BYTES)) {
+    if (current.length > 0 && size + event.size + 1 > PAGE_BYTES) {
       pages.push(current);
       current = [];
       size = 2;
     }
-    wide = eventWide;
     current.push(event.json);
-    size += event.size + (wide ? 2 : 1);
+    size += event.size + 1;
   }
   if (current.length > 0) pages.push(current);
   return pages;

@@ -34,7 +34,14 @@ import {
   digestMismatch,
   readLimit,
 } from "./_append.ts";
-import { encodeStored, packPages, type StoredEvent, toRecord } from "./_page.ts";
+import {
+  decodePage,
+  encodePage,
+  encodeStored,
+  packPages,
+  type StoredEvent,
+  toRecord,
+} from "./_page.ts";
 import { retryLocked } from "./_kv_retry.ts";
 import { verifyLog } from "./_verify.ts";
 import { INLINE_PAYLOAD_BYTES } from "./limits.ts";
@@ -54,6 +61,7 @@ const BLOB = ["vault", "blob"] as const;
 const CHUNK = ["vault", "bc"] as const;
 
 const COMMIT_BYTES = 740 * 1024;
+const COMMIT_MUTATIONS = 900;
 const CHUNK_BYTES = 60 * 1024;
 const CHUNKS_PER_COMMIT = 12;
 const INDEX_EVERY = 2048;
@@ -153,8 +161,6 @@ export class KvEventStore implements EventStore {
     store.#watermark = watermark.value ?? 1;
     store.#next = store.#watermark;
     await store.#catchUp();
-    store.#recent = [];
-    store.#recentStart = store.#next;
     return store;
   }
 
@@ -257,14 +263,23 @@ export class KvEventStore implements EventStore {
     }
   }
 
+  /** Takes queued appends while the commit stays within the remote KV limits. */
   #takeBatch(): Pending[] {
     let size = 0;
+    let mutations = 0;
     let count = 0;
     while (count < this.#queue.length) {
+      const pending = this.#queue[count];
       let pendingSize = 0;
-      for (const p of this.#queue[count].prepared) pendingSize += p.size + 2;
-      if (count > 0 && size + pendingSize > COMMIT_BYTES) break;
+      for (const p of pending.prepared) pendingSize += p.size + 1;
+      // At most a page per event, plus an id entry per imported event.
+      const pendingMutations = pending.prepared.length + (pending.imported === undefined ? 0 : 1);
+      if (
+        count > 0 &&
+        (size + pendingSize > COMMIT_BYTES || mutations + pendingMutations > COMMIT_MUTATIONS)
+      ) break;
       size += pendingSize;
+      mutations += pendingMutations;
       count++;
     }
     return this.#queue.splice(0, count);
@@ -334,7 +349,7 @@ export class KvEventStore implements EventStore {
           const op = this.kv.atomic().check({ key: [...PAGE, base], versionstamp: null });
           let start = base;
           for (const page of packPages(encoded)) {
-            op.set([...PAGE, start], `[${page.join(",")}]`);
+            op.set([...PAGE, start], encodePage(page));
             start += page.length;
           }
           for (const [id, at] of ids) op.set([...IDS, id], at);
@@ -395,13 +410,7 @@ export class KvEventStore implements EventStore {
   }
 
   #remember(record: EventRecord, version: number): void {
-    const position = this.#recentStart + this.#recent.length;
-    const state = this.#streams.get(record.stream);
-    if (state === undefined) this.#streams.set(record.stream, { version, position });
-    else {
-      state.version = version;
-      state.position = position;
-    }
+    this.#track(record.stream, version, this.#recentStart + this.#recent.length);
     Object.freeze(record);
     this.#recent.push(record);
     if (this.#recent.length > RECENT_EVENTS * 2) {
@@ -410,23 +419,37 @@ export class KvEventStore implements EventStore {
     }
   }
 
-  /** Reads every page after the last known position, e.g. written by another process. */
+  /**
+   * Learns the stream versions of every page after the last known position,
+   * e.g. written by another process. Payloads are not read, and an unreadable
+   * page is passed over (`verify()` reports it), so a damaged vault still opens.
+   * Subscribers read those events from KV.
+   */
   async #catchUp(): Promise<void> {
-    const pages = this.kv.list<string>({ prefix: PAGE, start: [...PAGE, this.#next] });
+    const pages = this.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, this.#next] });
     for await (const page of retryLockedIterable(pages)) {
       const start = page.key[2] as number;
-      const events = JSON.parse(page.value) as StoredEvent[];
-      for (const [i, stored] of events.entries()) {
-        const record = toRecord(stored, start + i, deepFreeze(await this.#payloadOf(stored)));
-        if (start + i !== this.#recentStart + this.#recent.length) {
-          this.#recent = [];
-          this.#recentStart = start + i;
-        }
-        this.#remember(record, stored.v);
+      let events: StoredEvent[] = [];
+      try {
+        events = decodePage(page.value);
+      } catch {
+        // Damaged: its events cannot be known; the log goes on after it.
       }
-      this.#next = start + events.length;
+      events.forEach((stored, i) => this.#track(stored.s, stored.v, start + i));
+      this.#next = Math.max(this.#next, start + Math.max(1, events.length));
     }
+    this.#recent = [];
+    this.#recentStart = this.#next;
     this.#wake();
+  }
+
+  #track(stream: string, version: number, position: number): void {
+    const state = this.#streams.get(stream);
+    if (state === undefined) this.#streams.set(stream, { version, position });
+    else {
+      state.version = version;
+      state.position = position;
+    }
   }
 
   #indexInBackground(): void {
@@ -446,13 +469,13 @@ export class KvEventStore implements EventStore {
       let mutations = 0;
       let bytes = 0;
       let end = from;
-      const pages = this.kv.list<string>({ prefix: PAGE, start: [...PAGE, from] }, {
+      const pages = this.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, from] }, {
         batchSize: 100,
       });
       for await (const page of retryLockedIterable(pages)) {
         const start = page.key[2] as number;
         if (start >= upTo || mutations >= 400 || bytes >= 400 * 1024) break;
-        const events = JSON.parse(page.value) as StoredEvent[];
+        const events = decodePage(page.value);
         for (const [i, stored] of events.entries()) {
           let list = entries.get(stored.s);
           if (list === undefined) entries.set(stored.s, list = []);
@@ -553,10 +576,10 @@ export class KvEventStore implements EventStore {
       }
     }
     // The unindexed tail is scanned; it is at most a few thousand events.
-    const tail = this.kv.list<string>({ prefix: PAGE, start: [...PAGE, watermark] });
+    const tail = this.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, watermark] });
     for await (const page of retryLockedIterable(tail)) {
       const start = page.key[2] as number;
-      const events = JSON.parse(page.value) as StoredEvent[];
+      const events = decodePage(page.value);
       for (let i = 0; i < events.length; i++) {
         if (events[i].s === stream) {
           positions.push(start + i);
@@ -570,9 +593,9 @@ export class KvEventStore implements EventStore {
       const at = positions[k];
       if (from !== undefined && (backward ? at > from : at < from)) continue;
       if (page?.start !== pageStarts[k]) {
-        const entry = await retryLocked(() => this.kv.get<string>([...PAGE, pageStarts[k]]));
+        const entry = await retryLocked(() => this.kv.get<Uint8Array>([...PAGE, pageStarts[k]]));
         if (entry.value === null) throw corrupt(`page ${pageStarts[k]} is missing`);
-        page = { start: pageStarts[k], events: JSON.parse(entry.value) };
+        page = { start: pageStarts[k], events: decodePage(entry.value) };
       }
       const stored = page.events[at - page.start];
       if (stored === undefined || stored.s !== stream) {
@@ -592,14 +615,14 @@ export class KvEventStore implements EventStore {
       if (page !== undefined) start = page.start;
     }
     const pages = backward
-      ? this.kv.list<string>({
+      ? this.kv.list<Uint8Array>({
         prefix: PAGE,
         end: [...PAGE, from === Infinity ? Number.MAX_SAFE_INTEGER : from + 1],
       }, { reverse: true, batchSize: 100 })
-      : this.kv.list<string>({ prefix: PAGE, start: [...PAGE, start] }, { batchSize: 100 });
+      : this.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, start] }, { batchSize: 100 });
     for await (const page of retryLockedIterable(pages)) {
       const pageStart = page.key[2] as number;
-      const events = JSON.parse(page.value) as StoredEvent[];
+      const events = decodePage(page.value);
       for (let n = 0; n < events.length; n++) {
         const i = backward ? events.length - 1 - n : n;
         const at = pageStart + i;
@@ -611,7 +634,7 @@ export class KvEventStore implements EventStore {
 
   async #pageAt(position: number): Promise<{ start: number; events: StoredEvent[] } | undefined> {
     const found = await retryLocked(async () => {
-      const pages = this.kv.list<string>({ prefix: PAGE, end: [...PAGE, position + 1] }, {
+      const pages = this.kv.list<Uint8Array>({ prefix: PAGE, end: [...PAGE, position + 1] }, {
         reverse: true,
         limit: 1,
       });
@@ -619,7 +642,7 @@ export class KvEventStore implements EventStore {
       return undefined;
     });
     if (found === undefined) return undefined;
-    return { start: found.key[2] as number, events: JSON.parse(found.value) };
+    return { start: found.key[2] as number, events: decodePage(found.value) };
   }
 
   /**
@@ -678,9 +701,9 @@ export class KvEventStore implements EventStore {
     let first: number | null = null;
     let last: number | null = null;
     let head: string | null = null;
-    const pages = this.kv.list<string>({ prefix: PAGE }, { batchSize: 100 });
+    const pages = this.kv.list<Uint8Array>({ prefix: PAGE }, { batchSize: 100 });
     for await (const page of retryLockedIterable(pages)) {
-      const stored = JSON.parse(page.value) as StoredEvent[];
+      const stored = decodePage(page.value);
       for (const event of stored) {
         kinds[event.k] = (kinds[event.k] ?? 0) + 1;
         streams.add(event.s);
@@ -801,13 +824,12 @@ export class KvEventStore implements EventStore {
 
   async *#scanTolerant(problems: VerifyProblem[]): AsyncIterableIterator<EventRecord> {
     let expected = 1;
-    const pages = this.kv.list<string>({ prefix: PAGE }, { batchSize: 100 });
+    const pages = this.kv.list<Uint8Array>({ prefix: PAGE }, { batchSize: 100 });
     for await (const page of retryLockedIterable(pages)) {
       const start = page.key[2] as number;
       let events: StoredEvent[];
       try {
-        events = JSON.parse(page.value);
-        if (!Array.isArray(events)) throw new TypeError("not an array");
+        events = decodePage(page.value);
       } catch {
         problems.push({ id: "?", position: formatPosition(start), reason: "page is unreadable" });
         continue;
@@ -863,7 +885,7 @@ export class KvEventStore implements EventStore {
           result.skipped++;
           continue;
         }
-        const prepared = prepareInput(record, index);
+        const prepared = prepareInput(record.stream, record, index);
         const parents = await Promise.all(
           prepared.parents.map((id) =>
             seen.get(id) ?? this.#parentDigest(record.stream, index, id)

@@ -282,7 +282,7 @@ export class MemoryEventStore implements EventStore {
       assertRecord(record, index);
       if (this.#byId.has(record.id)) skipped++;
       else {
-        const prepared = prepareInput(record, index);
+        const prepared = prepareInput(record.stream, record, index);
         const digest = eventDigest(
           prepared.canonical,
           prepared.parents.map((id) => this.#parentDigest(record.stream, id)),
