@@ -30,29 +30,50 @@ interface StoredEvent {
   a?: string[];
 }
 
+// Pages are read and written back in the form the store uses: a JSON string or its UTF-8 bytes.
+const pageEncoder = new TextEncoder();
+const pageDecoder = new TextDecoder();
+
+function decodePage(value: unknown): StoredEvent[] {
+  const text = value instanceof Uint8Array ? pageDecoder.decode(value) : value as string;
+  return JSON.parse(text);
+}
+
+function encodeLike(original: unknown, text: string): string | Uint8Array {
+  return original instanceof Uint8Array ? pageEncoder.encode(text) : text;
+}
+
 /** Finds the page holding an event, changes it with `edit`, and writes it back. */
 async function editStored(
   kv: Deno.Kv,
   id: string,
   edit: (event: StoredEvent) => void,
 ): Promise<void> {
-  for await (const page of kv.list<string>({ prefix: ["vault", "ev"] })) {
-    const events = JSON.parse(page.value) as StoredEvent[];
+  for await (const page of kv.list({ prefix: ["vault", "ev"] })) {
+    const events = decodePage(page.value);
     const event = events.find((e) => e.i === id);
     if (event === undefined) continue;
     edit(event);
-    await kv.set(page.key, JSON.stringify(events));
+    await kv.set(page.key, encodeLike(page.value, JSON.stringify(events)));
     return;
   }
   throw new Error(`event ${id} is not stored`);
 }
 
 async function storedEvent(kv: Deno.Kv, id: string): Promise<StoredEvent> {
-  for await (const page of kv.list<string>({ prefix: ["vault", "ev"] })) {
-    const event = (JSON.parse(page.value) as StoredEvent[]).find((e) => e.i === id);
+  for await (const page of kv.list({ prefix: ["vault", "ev"] })) {
+    const event = decodePage(page.value).find((e) => e.i === id);
     if (event !== undefined) return event;
   }
   throw new Error(`event ${id} is not stored`);
+}
+
+/** Replaces the page at a position with text that is not JSON. */
+async function breakPage(kv: Deno.Kv, position: string): Promise<void> {
+  const key = ["vault", "ev", Number(position)];
+  const page = await kv.get(key);
+  assert.ok(page.value !== null, `a page starts at ${position}`);
+  await kv.set(key, encodeLike(page.value, "{not json"));
 }
 
 // ---------------------------------------------------------------------------
@@ -175,7 +196,7 @@ Deno.test({
       await fresh.close();
     }
     // An unreadable page in the tail: the store still opens and verify names it.
-    await kv.set(["vault", "ev", Number(second.position)], "{not json");
+    await breakPage(kv, second.position);
     await kv.delete(["vault", "ix"]);
     const again = await KvEventStore.open(kv);
     try {
@@ -227,7 +248,7 @@ Deno.test("kv store: verify reports an unreadable page and goes on", async () =>
     await store.append("s", [{ kind: "u.one" }]);
     const second = await store.append("s", [{ kind: "u.two" }]);
     await store.append("s", [{ kind: "u.three" }]);
-    await kv.set(["vault", "ev", Number(second.position)], "{not json");
+    await breakPage(kv, second.position);
     const report = await store.verify();
     assert.equal(report.ok, false);
     assert.equal(report.problems[0].position, second.position);
