@@ -154,16 +154,10 @@ Deno.test("kv store: verify reports a missing blob chunk without throwing", asyn
   }
 });
 
-// BUG (vault/kv_store.ts:414-420, #catchUp): opening a store reads every event
-// of the unindexed tail with #payloadOf and JSON.parse, so one missing blob
-// chunk (or one unreadable page) there makes KvEventStore.open, and so
-// openVault, throw "The vault is damaged: ... missing a chunk": a damaged vault
-// cannot be opened to verify it, nor appended to. The same #catchUp runs when
-// another process's append is found, so such an event also breaks appends.
-Deno.test({
-  name: "kv store: a damaged vault still opens, verifies and reports the damage on read",
-  ignore: true,
-}, async () => {
+// Regression: opening used to load every payload of the unindexed tail, so one
+// missing blob chunk (or unreadable page) there made open() throw, and a damaged
+// vault could not even be opened to verify it.
+Deno.test("kv store: a damaged vault still opens, verifies and reports the damage on read", async () => {
   const kv = await Deno.openKv(":memory:");
   const store = await KvEventStore.open(kv);
   const big = await store.append("s", [{
@@ -464,14 +458,10 @@ Deno.test("kv store limits: 500 concurrent appends to 500 streams", async () => 
   });
 });
 
-// BUG (vault/_event.ts:213, prepareInput): the size bound of an event leaves out
-// its stream name, which every stored event repeats ("s"), so pages and commits
-// of events on streams with names over ~25 characters exceed their bounds: 400
-// concurrent one-event appends to a 30-character stream fail with "Value too
-// large (max 65536 bytes)", and so does one append of 500 events to a long one.
+// Regression: an event's size bound used to leave out its stream name, so 400
+// concurrent small appends to a 30-character stream made a page over 64 KiB.
 Deno.test({
   name: "kv store limits: streams with long names",
-  ignore: true,
   fn: async () => {
     await withLimits("long names", async (store) => {
       await Promise.all(
@@ -571,11 +561,9 @@ Deno.test("kv store limits: importing 2,000 records, twice", async () => {
   });
 });
 
-// BUG (vault/kv_store.ts:265, #takeBatch, and :340): a batch is bounded by bytes
-// only, but each imported event whose id does not encode its new position adds
-// an ["vault","id",id] mutation; concurrent imports queue over 1,000 of them
-// into one commit: "Too many mutations (max 1000)".
-Deno.test({ name: "kv store limits: several imports at once", ignore: true }, async () => {
+// Regression: batches were bounded by bytes only, and each imported event whose
+// id does not encode its position adds a mutation: over 1,000 in one commit.
+Deno.test("kv store limits: several imports at once", async () => {
   const exports: EventRecord[][] = [];
   for (let s = 0; s < 6; s++) {
     const source = new MemoryEventStore();
@@ -592,15 +580,9 @@ Deno.test({ name: "kv store limits: several imports at once", ignore: true }, as
   });
 });
 
-// BUG (vault/_page.ts:63, packPages, with vault/kv_store.ts:265, #takeBatch): a
-// page never mixes one- and two-byte events, so a batch alternating them gets
-// one page, one mutation, per event, and a batch is bounded by bytes only:
-// 3,000 concurrent small appends alternating "plain" and "wide €" payloads make a
-// commit of over 1,000 mutations: "Too many mutations (max 1000)".
-Deno.test({
-  name: "kv store limits: concurrent appends mixing one- and two-byte text",
-  ignore: true,
-}, async () => {
+// Regression: pages never mixed one- and two-byte text, so alternating small
+// appends made one page (one mutation) per event: over 1,000 in one commit.
+Deno.test("kv store limits: concurrent appends mixing one- and two-byte text", async () => {
   await withLimits("mixed text", async (store) => {
     await Promise.all(
       Array.from({ length: 3000 }, (_, n) =>
