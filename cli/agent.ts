@@ -1,11 +1,13 @@
 /**
  * `toka agent list`: each agent's checkpoint in the vault named by `--db`,
- * its lag behind the head of the log and its failures.
+ * its lag behind the head of the log (the events after its checkpoint that it
+ * subscribes to, counted by scanning the log) and its failures.
  *
  * @module
  */
 import type { Command } from "commander";
 import type { EventStore } from "../runtime/event_store.ts";
+import { formatPosition } from "../runtime/_ids.ts";
 import { readCheckpoints } from "../runtime/_checkpoint.ts";
 import { type CommandContext, type RunCommand, withStore } from "./_context.ts";
 
@@ -15,8 +17,14 @@ export interface AgentRow {
   name: string;
   /** Position of the last event it finished, or `null`. */
   position: string | null;
-  /** Events in the log after its position. */
+  /**
+   * Events after its position that match its kind patterns: what it has yet
+   * to handle. When the checkpoint predates recorded patterns, every event
+   * after its position (an upper bound).
+   */
   lag: number;
+  /** The kind patterns recorded with its checkpoint, or `null` in older records. */
+  subscribe: string[] | null;
   /** Events it gave up on. */
   failures: number;
   /** When its checkpoint was written, ms since the epoch. */
@@ -24,7 +32,19 @@ export interface AgentRow {
 }
 
 /**
- * Reads every agent checkpoint of a store and the head of its log.
+ * Reads every agent checkpoint of a store and counts, for each agent, the
+ * events after its checkpoint that match its kind patterns. This scans the log
+ * after the oldest checkpoint once per agent: meant for diagnostics.
+ *
+ * @example
+ * ```ts ignore
+ * import { openVault } from "@toka/runtime/vault";
+ * import { readAgentRows } from "./cli/agent.ts";
+ *
+ * const vault = await openVault("./toka.kv");
+ * for (const row of await readAgentRows(vault)) console.log(row.name, row.lag);
+ * await vault.close();
+ * ```
  *
  * @param store A store backed by Deno KV.
  * @returns One row per agent, sorted by name.
@@ -35,19 +55,33 @@ export async function readAgentRows(store: EventStore): Promise<AgentRow[]> {
     throw new Error("Agent checkpoints live in a Deno KV vault, and this store is not one");
   }
   const head = Number((await store.head()) ?? 0);
-  const rows = [...(await readCheckpoints(store.kv))].map(([name, checkpoint]) => ({
-    name,
-    position: checkpoint.position,
-    lag: head - Number(checkpoint.position ?? 0),
-    failures: checkpoint.failures,
-    updatedAt: checkpoint.updatedAt,
-  }));
+  const rows: AgentRow[] = [];
+  for (const [name, checkpoint] of await readCheckpoints(store.kv)) {
+    const after = Number(checkpoint.position ?? 0);
+    const subscribe = Array.isArray(checkpoint.subscribe) ? [...checkpoint.subscribe] : null;
+    let lag = Math.max(0, head - after);
+    if (subscribe !== null && lag > 0) {
+      lag = 0;
+      for await (const _ of store.read({ from: formatPosition(after + 1), kinds: subscribe })) {
+        lag++;
+      }
+    }
+    rows.push({
+      name,
+      position: checkpoint.position,
+      lag,
+      subscribe,
+      failures: checkpoint.failures,
+      updatedAt: checkpoint.updatedAt,
+    });
+  }
   return rows.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
 /**
  * Prints each agent's position, lag and failures; with `--json`, one JSON
- * object per line.
+ * object per line. A lag shown as `≤N` comes from a checkpoint without
+ * recorded kind patterns: N counts every later event.
  *
  * @param ctx The command context.
  * @returns The exit code.
@@ -68,7 +102,7 @@ export function listAgents(ctx: CommandContext): Promise<number> {
       ...rows.map((r) => [
         r.name,
         r.position ?? "-",
-        String(r.lag),
+        r.subscribe === null ? `≤${r.lag}` : String(r.lag),
         String(r.failures),
         new Date(r.updatedAt).toISOString(),
       ]),
@@ -91,7 +125,10 @@ export function listAgents(ctx: CommandContext): Promise<number> {
  */
 export function registerAgentCommands(program: Command, run: RunCommand): Command {
   const agent = program.command("agent").description("inspect agents");
-  agent.command("list").description("each agent's position, lag behind the log and failures")
+  agent.command("list")
+    .description(
+      "each agent's position, lag (events after its position that it subscribes to; scans the log) and failures",
+    )
     .action((_options: unknown, command: Command) => run(command, listAgents));
   return agent;
 }

@@ -86,6 +86,11 @@ export class AgentRunner {
     const checkpoint = await checkpoints.load(this.agent.name);
     this.position = checkpoint?.position ?? null;
     this.failures = checkpoint?.failures ?? 0;
+    // Record the agent (and its patterns, which `toka agent list` counts lag
+    // by) before it handles anything, and again when its patterns changed.
+    if (!samePatterns(checkpoint?.subscribe, this.agent.subscribe)) {
+      checkpoints.save(this.agent.name, this.position, this.failures, this.agent.subscribe);
+    }
     await this.renewToken();
     if (store !== undefined) await this.#scanEmitted(store);
     try {
@@ -226,7 +231,12 @@ export class AgentRunner {
     this.#emitted.delete(event.id);
     this.position = event.position;
     this.handled++;
-    this.#deps.checkpoints.save(this.agent.name, event.position, this.failures);
+    this.#deps.checkpoints.save(
+      this.agent.name,
+      event.position,
+      this.failures,
+      this.agent.subscribe,
+    );
   }
 
   async #emit(input: EmitInput): Promise<EventRecord> {
@@ -250,6 +260,14 @@ export class AgentRunner {
     list[index] = record;
     return record;
   }
+}
+
+function samePatterns(
+  stored: readonly string[] | undefined,
+  current: readonly string[],
+): boolean {
+  return stored !== undefined && stored.length === current.length &&
+    stored.every((pattern, i) => pattern === current[i]);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<boolean> {

@@ -11,6 +11,11 @@ export interface Checkpoint {
   failures: number;
   /** When the checkpoint was written, ms since the epoch. */
   updatedAt: number;
+  /**
+   * The agent's kind patterns when the checkpoint was written, so that tools
+   * can count the events it has yet to handle. Missing in older records.
+   */
+  subscribe?: readonly string[];
 }
 
 /** The KV key prefix of checkpoints: `["runtime", "checkpoint", name]`. */
@@ -39,8 +44,13 @@ export class CheckpointBook {
     return entry.value ?? undefined;
   }
 
-  save(name: string, position: string | null, failures: number): void {
-    const checkpoint = { position, failures, updatedAt: this.#clock() };
+  save(
+    name: string,
+    position: string | null,
+    failures: number,
+    subscribe: readonly string[],
+  ): void {
+    const checkpoint = { position, failures, updatedAt: this.#clock(), subscribe };
     this.#latest.set(name, checkpoint);
     if (this.#kv === undefined) return;
     this.#pending.set(name, checkpoint);

@@ -42,12 +42,21 @@ Deno.test("toka agent list", async (t) => {
   await runtime.stop();
   await runtime.emit({ kind: "other.thing" });
 
-  await t.step("reads positions, lag behind the head and failures", async () => {
+  await t.step("lag counts only pending events the agent subscribes to", async () => {
     const rows = await readAgentRows(store);
-    // Tasks at 1 and 2, two agent.failed at 3 and 4, other.thing at 5.
+    // Tasks at 1 and 2, two agent.failed at 3 and 4, other.thing at 5: none is
+    // for "fails" after its position, and "idle" never had anything to do.
     assert.equal(await store.head(), "0000000000000005");
     assert.deepEqual(rows, [
-      { name: "fails", position: "0000000000000002", lag: 3, failures: 2, updatedAt: 0 },
+      {
+        name: "fails",
+        position: "0000000000000002",
+        lag: 0,
+        subscribe: ["task.*"],
+        failures: 2,
+        updatedAt: 0,
+      },
+      { name: "idle", position: null, lag: 0, subscribe: ["never.*"], failures: 0, updatedAt: 0 },
     ]);
   });
 
@@ -56,11 +65,41 @@ Deno.test("toka agent list", async (t) => {
     assert.equal(await listAgents(context(store, false, out)), 0);
     assert.match(
       out.join(""),
-      /^AGENT\s+POSITION\s+LAG\s+FAILURES\s+UPDATED\nfails\s+0000000000000002\s+3\s+2\s+1970-/,
+      /^AGENT\s+POSITION\s+LAG\s+FAILURES\s+UPDATED\nfails\s+0000000000000002\s+0\s+2\s+1970-.*\nidle\s+-\s+0\s+0\s+1970-/,
     );
     const json: string[] = [];
     await listAgents(context(store, true, json));
-    assert.equal(JSON.parse(json.join("")).name, "fails");
+    const lines = json.join("").trimEnd().split("\n").map((line) => JSON.parse(line));
+    assert.deepEqual(lines.map((row) => [row.name, row.lag]), [["fails", 0], ["idle", 0]]);
+  });
+
+  await t.step("a stopped agent lags by the matching events emitted since", async () => {
+    for (let i = 0; i < 3; i++) await runtime.emit({ kind: "task.created" });
+    for (let i = 0; i < 4; i++) await runtime.emit({ kind: "other.thing" });
+    await runtime.emit({ kind: "never.seen" });
+    const lags = (await readAgentRows(store)).map((row) => [row.name, row.lag]);
+    assert.deepEqual(lags, [["fails", 3], ["idle", 1]]);
+  });
+
+  await t.step("a checkpoint without patterns shows an upper bound", async () => {
+    await store.kv.set(["runtime", "checkpoint", "old"], {
+      position: "0000000000000004",
+      failures: 1,
+      updatedAt: 0,
+    });
+    const row = (await readAgentRows(store)).find((r) => r.name === "old");
+    assert.deepEqual(row, {
+      name: "old",
+      position: "0000000000000004",
+      lag: 9,
+      subscribe: null,
+      failures: 1,
+      updatedAt: 0,
+    });
+    const out: string[] = [];
+    await listAgents(context(store, false, out));
+    assert.match(out.join(""), /\nold\s+0000000000000004\s+≤9\s+1\s/);
+    await store.kv.delete(["runtime", "checkpoint", "old"]);
   });
 
   await t.step("a store without KV is refused, an empty vault says so", async () => {
@@ -70,6 +109,50 @@ Deno.test("toka agent list", async (t) => {
     await listAgents(context(empty, false, out));
     assert.equal(out.join(""), "No agent has a checkpoint in this vault yet\n");
     await empty.close();
+  });
+  await store.close();
+});
+
+Deno.test("toka agent list after a pipeline of agents", async (t) => {
+  const store = await openVault(":memory:");
+  const runtime = await Runtime.create({ vault: store, clock: () => 0 });
+  let done = 0;
+  runtime.register(defineAgent({
+    name: "planner",
+    subscribe: ["task.created"],
+    handle: async (event, ctx) => void await ctx.emit({ kind: "task.planned", payload: event.id }),
+  }));
+  runtime.register(defineAgent({
+    name: "worker",
+    subscribe: ["task.planned"],
+    handle: async (_event, ctx) => {
+      await ctx.emit({ kind: "task.done" });
+      done++;
+    },
+  }));
+  await runtime.start();
+  for (let i = 0; i < 6; i++) {
+    await runtime.emit({ kind: "task.created", stream: "producer" });
+  }
+  await until(() => done === 6);
+  await runtime.stop();
+
+  await t.step("agents that handled everything have no lag", async () => {
+    const rows = await readAgentRows(store);
+    assert.equal(await store.head(), "0000000000000018");
+    assert.deepEqual(rows.map((row) => [row.name, row.lag]), [["planner", 0], ["worker", 0]]);
+    // Positions are those of the last event each one handled.
+    const planned = await Array.fromAsync(store.read({ kinds: ["task.planned"] }));
+    assert.equal(rows[1].position, planned.at(-1)?.position);
+  });
+
+  await t.step("changed patterns are recorded at the next start", async () => {
+    const next = await Runtime.create({ vault: store, clock: () => 0 });
+    next.register(defineAgent({ name: "worker", subscribe: ["task.*"], handle() {} }));
+    await next.start();
+    await next.stop();
+    const worker = (await readAgentRows(store)).find((row) => row.name === "worker");
+    assert.deepEqual(worker?.subscribe, ["task.*"]);
   });
   await store.close();
 });

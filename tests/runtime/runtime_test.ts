@@ -179,7 +179,12 @@ Deno.test("Agents with a vault", async (t) => {
     await until(() => handled.length === 2);
     await first.stop();
     const stored = await kv.get(["runtime", "checkpoint", "worker"]);
-    assert.deepEqual(stored.value, { position: "0000000000000002", failures: 0, updatedAt: 42 });
+    assert.deepEqual(stored.value, {
+      position: "0000000000000002",
+      failures: 0,
+      updatedAt: 42,
+      subscribe: ["task.*"],
+    });
 
     await first.emit({ kind: "task.created" });
     const second = await Runtime.create({ vault: store });
