@@ -67,6 +67,7 @@ const CHUNKS_PER_COMMIT = 12;
 const INDEX_EVERY = 2048;
 const INDEX_ENTRY_VERSIONS = 1000;
 const RECENT_EVENTS = 8192;
+const STREAM_CACHE = 10_000;
 const POLL_MIN_MS = 20;
 const POLL_MAX_MS = 500;
 
@@ -507,6 +508,7 @@ export class KvEventStore implements EventStore {
   #advanceWatermark(watermark: number): void {
     if (watermark <= this.#watermark) return;
     this.#watermark = watermark;
+    if (this.#streams.size <= STREAM_CACHE) return;
     // Streams whose last event is indexed can be looked up again when needed.
     for (const [stream, state] of this.#streams) {
       if (state.position < watermark) this.#streams.delete(stream);
