@@ -132,6 +132,8 @@ export class KvEventStore implements EventStore {
   #next = 1;
   #watermark = 1;
   #streams = new Map<string, StreamState>();
+  /** Stream, version and page of each event from `start` on, for the bulk index. */
+  #tail = { start: 1, streams: [] as string[], versions: [] as number[], pages: [] as number[] };
   #recent: EventRecord[] = [];
   #recentStart = 1;
   #queue: Pending[] = [];
@@ -348,9 +350,11 @@ export class KvEventStore implements EventStore {
         }
         if (accepted.length > 0) {
           const op = this.kv.atomic().check({ key: [...PAGE, base], versionstamp: null });
+          const pageStarts: number[] = [];
           let start = base;
           for (const page of packPages(encoded)) {
             op.set([...PAGE, start], encodePage(page));
+            for (let i = 0; i < page.length; i++) pageStarts.push(start);
             start += page.length;
           }
           for (const [id, at] of ids) op.set([...IDS, id], at);
@@ -363,7 +367,11 @@ export class KvEventStore implements EventStore {
           }
           this.#next = position;
           for (const [, records] of accepted) {
-            for (const record of records) this.#remember(record, record.version);
+            for (const record of records) {
+              const at = this.#recentStart + this.#recent.length;
+              this.#noteTail(record.stream, record.version, at, pageStarts[at - base]);
+              this.#remember(record, record.version);
+            }
           }
           this.#wake();
           if (this.#next - this.#watermark >= INDEX_EVERY) this.#indexInBackground();
@@ -436,7 +444,10 @@ export class KvEventStore implements EventStore {
       } catch {
         // Damaged: its events cannot be known; the log goes on after it.
       }
-      events.forEach((stored, i) => this.#track(stored.s, stored.v, start + i));
+      events.forEach((stored, i) => {
+        this.#track(stored.s, stored.v, start + i);
+        this.#noteTail(stored.s, stored.v, start + i, start);
+      });
       this.#next = Math.max(this.#next, start + Math.max(1, events.length));
     }
     this.#recent = [];
@@ -470,30 +481,24 @@ export class KvEventStore implements EventStore {
       let mutations = 0;
       let bytes = 0;
       let end = from;
-      const pages = this.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, from] }, {
-        batchSize: 100,
-      });
-      for await (const page of retryLockedIterable(pages)) {
-        const start = page.key[2] as number;
-        if (start >= upTo || mutations >= 400 || bytes >= 400 * 1024) break;
-        const events = decodePage(page.value);
-        for (const [i, stored] of events.entries()) {
-          let list = entries.get(stored.s);
-          if (list === undefined) entries.set(stored.s, list = []);
-          let last = list[list.length - 1];
-          if (
-            last === undefined || last.entry.p.length >= INDEX_ENTRY_VERSIONS ||
-            last.first + last.entry.p.length !== stored.v
-          ) {
-            list.push(last = { first: stored.v, entry: { p: [], g: [] } });
-            mutations++;
-            bytes += stored.s.length + 64;
-          }
-          last.entry.p.push(start + i);
-          last.entry.g.push(start);
-          bytes += 36;
+      for await (const { stream, version, position, page } of this.#tailItems(from, upTo)) {
+        // The watermark must stay at a page start; stop at one once a commit is full.
+        if (position === page && (mutations >= 400 || bytes >= 400 * 1024)) break;
+        let list = entries.get(stream);
+        if (list === undefined) entries.set(stream, list = []);
+        let last = list[list.length - 1];
+        if (
+          last === undefined || last.entry.p.length >= INDEX_ENTRY_VERSIONS ||
+          last.first + last.entry.p.length !== version
+        ) {
+          list.push(last = { first: version, entry: { p: [], g: [] } });
+          mutations++;
+          bytes += stream.length + 64;
         }
-        end = start + events.length;
+        last.entry.p.push(position);
+        last.entry.g.push(page);
+        bytes += 36;
+        end = position + 1;
       }
       if (end === from) return;
       const op = this.kv.atomic().check(mark).set(WATERMARK, end);
@@ -505,9 +510,58 @@ export class KvEventStore implements EventStore {
     }
   }
 
+  /**
+   * The stream, version and page of every event from `from` to `upTo`
+   * (exclusive, ending on a page boundary): from memory when this process
+   * wrote or read them all, otherwise from the stored pages.
+   */
+  async *#tailItems(
+    from: number,
+    upTo: number,
+  ): AsyncIterableIterator<{ stream: string; version: number; position: number; page: number }> {
+    const tail = this.#tail;
+    if (from >= tail.start && upTo <= tail.start + tail.streams.length) {
+      for (let position = from; position < upTo; position++) {
+        const i = position - tail.start;
+        yield { stream: tail.streams[i], version: tail.versions[i], position, page: tail.pages[i] };
+      }
+      return;
+    }
+    const pages = this.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, from] }, {
+      batchSize: 100,
+    });
+    for await (const page of retryLockedIterable(pages)) {
+      const start = page.key[2] as number;
+      if (start >= upTo) return;
+      for (const [i, stored] of decodePage(page.value).entries()) {
+        yield { stream: stored.s, version: stored.v, position: start + i, page: start };
+      }
+    }
+  }
+
+  /** Notes an event in the unindexed tail; `position` must follow the tail's last one. */
+  #noteTail(stream: string, version: number, position: number, page: number): void {
+    const tail = this.#tail;
+    if (position !== tail.start + tail.streams.length) {
+      this.#tail = { start: position, streams: [], versions: [], pages: [] };
+    }
+    this.#tail.streams.push(stream);
+    this.#tail.versions.push(version);
+    this.#tail.pages.push(page);
+  }
+
   #advanceWatermark(watermark: number): void {
     if (watermark <= this.#watermark) return;
     this.#watermark = watermark;
+    const drop = Math.min(watermark - this.#tail.start, this.#tail.streams.length);
+    if (drop > 0) {
+      this.#tail = {
+        start: this.#tail.start + drop,
+        streams: this.#tail.streams.slice(drop),
+        versions: this.#tail.versions.slice(drop),
+        pages: this.#tail.pages.slice(drop),
+      };
+    }
     if (this.#streams.size <= STREAM_CACHE) return;
     // Streams whose last event is indexed can be looked up again when needed.
     for (const [stream, state] of this.#streams) {
