@@ -125,6 +125,11 @@ export class EventBus {
   #positions = new PositionMaker();
   #count = 0;
   #versions = new Map<string, { version: number }>();
+  // The last kind checked and the last stream's counter: a run of emits
+  // usually repeats both, and comparing strings costs less than hashing them.
+  #lastKind: string | undefined;
+  #lastStream: string | undefined;
+  #lastCounter: { version: number } = { version: 0 };
   #tick: number | undefined;
   #ticks = 0;
   #untick = () => this.#tick = undefined;
@@ -201,8 +206,11 @@ export class EventBus {
         if (input.intent !== undefined) event.intent = input.intent;
         return this.#append(this.#store, stream, event, input.expectedVersion);
       }
-      assertKind(input.kind);
-      if (stream !== this.#stream) assertStream(stream);
+      const kind = input.kind;
+      if (kind !== this.#lastKind) {
+        assertKind(kind);
+        this.#lastKind = kind;
+      }
       const version = this.#nextVersion(stream, input.expectedVersion);
       const n = ++this.#count;
       const timestamp = this.#now();
@@ -211,7 +219,7 @@ export class EventBus {
         position: this.#positions.format(n),
         stream,
         version,
-        kind: input.kind,
+        kind,
         payload: input.payload ?? null,
         parents: parents ?? NO_PARENTS,
         digest: "",
@@ -249,8 +257,15 @@ export class EventBus {
   }
 
   #nextVersion(stream: string, expected: ExpectedVersion | undefined): number {
-    let counter = this.#versions.get(stream);
-    if (counter === undefined) this.#versions.set(stream, counter = { version: 0 });
+    let counter = this.#lastCounter;
+    if (stream !== this.#lastStream) {
+      if (stream !== this.#stream) assertStream(stream);
+      counter = this.#versions.get(stream) ?? { version: 0 };
+      this.#versions.set(stream, counter);
+      this.#lastStream = stream;
+      this.#lastCounter = counter;
+    }
+    if (expected === undefined) return ++counter.version;
     const current = counter.version;
     if (expected !== undefined && expected !== "any") {
       const ok = expected === "no_stream"
@@ -373,6 +388,11 @@ function cached(filter: KindFilter): KindFilter {
   };
 }
 
+const MIN_RING = 16;
+// A ring this large is dropped once empty, so a burst does not pin memory.
+const MAX_IDLE_RING = 1024;
+const emptyRing = (): (EventRecord | undefined)[] => new Array(MIN_RING).fill(undefined);
+
 class Subscriber implements EventStream {
   readonly patterns: readonly string[];
   dropped = 0;
@@ -385,8 +405,14 @@ class Subscriber implements EventStream {
   #remove: (s: Subscriber) => void;
   #context: HandlerContext;
   #current: EventRecord | undefined;
-  #buffer: (EventRecord | undefined)[] = [];
+  // A ring of a power-of-two size that grows up to the capacity: no
+  // allocation per event, and no copy once it has grown.
+  #ring: (EventRecord | undefined)[] = emptyRing();
+  #mask = MIN_RING - 1;
   #head = 0;
+  #size = 0;
+  #lastKind: string | undefined;
+  #lastMatch = false;
   #last: string | undefined;
   #catchingUp = false;
   #missed = false;
@@ -427,26 +453,34 @@ class Subscriber implements EventStream {
   }
 
   get isIdle(): boolean {
-    return this.#head >= this.#buffer.length && !this.#catchingUp && !this.#draining;
+    return this.#size === 0 && !this.#catchingUp && !this.#draining;
   }
 
   offer(record: EventRecord): void {
-    if (this.closed || !this.#filter(record.kind)) return;
+    if (this.closed) return;
+    const kind = record.kind;
+    if (kind !== this.#lastKind) {
+      this.#lastMatch = this.#filter(kind);
+      this.#lastKind = kind;
+    }
+    if (!this.#lastMatch) return;
     if (this.#store !== undefined) {
       if (this.#last !== undefined && record.position <= this.#last) return;
       if (this.#catchingUp) {
         this.#missed = true;
         return;
       }
-      if (this.#buffer.length - this.#head >= this.#capacity) {
+      if (this.#size >= this.#capacity) {
         // Stop buffering; the vault holds everything from here on.
         this.#catchingUp = true;
         this.#missed = true;
         return;
       }
       this.#last = record.position;
-    } else if (this.#buffer.length - this.#head >= this.#capacity) {
-      this.#buffer[this.#head++] = undefined;
+    } else if (this.#size >= this.#capacity) {
+      this.#ring[this.#head] = undefined;
+      this.#head = (this.#head + 1) & this.#mask;
+      this.#size--;
       if (this.dropped++ === 0) {
         logger.warn(
           "Subscription to {patterns} dropped events: its buffer of {capacity} is full and no vault is attached",
@@ -454,7 +488,9 @@ class Subscriber implements EventStream {
         );
       }
     }
-    this.#buffer.push(record);
+    if (this.#size === this.#ring.length) this.#grow();
+    this.#ring[(this.#head + this.#size) & this.#mask] = record;
+    this.#size++;
     this.#schedule();
   }
 
@@ -465,24 +501,41 @@ class Subscriber implements EventStream {
       wake?.();
     } else if (!this.#scheduled && !this.#draining) {
       this.#scheduled = true;
-      queueMicrotask(() => {
-        this.#scheduled = false;
-        if (!this.#draining) this.#running = this.#drain();
-      });
+      this.#running = this.#later();
     }
   }
 
+  #grow(): void {
+    const ring = this.#ring;
+    const next: (EventRecord | undefined)[] = new Array(ring.length * 2).fill(undefined);
+    for (let i = 0; i < this.#size; i++) next[i] = ring[(this.#head + i) & this.#mask];
+    this.#ring = next;
+    this.#mask = next.length - 1;
+    this.#head = 0;
+  }
+
   #take(): EventRecord {
-    const record = this.#buffer[this.#head] as EventRecord;
-    this.#buffer[this.#head++] = undefined;
-    if (this.#head === this.#buffer.length) {
-      this.#buffer = [];
-      this.#head = 0;
-    } else if (this.#head >= 1024 && this.#head * 2 >= this.#buffer.length) {
-      this.#buffer = this.#buffer.slice(this.#head);
-      this.#head = 0;
-    }
+    const head = this.#head;
+    const record = this.#ring[head] as EventRecord;
+    this.#ring[head] = undefined;
+    this.#head = (head + 1) & this.#mask;
+    if (--this.#size === 0 && this.#ring.length > MAX_IDLE_RING) this.#reset();
     return record;
+  }
+
+  #reset(): void {
+    this.#ring = emptyRing();
+    this.#mask = MIN_RING - 1;
+    this.#head = 0;
+    this.#size = 0;
+  }
+
+  // Starts draining on the next microtask. An async function rather than a
+  // queueMicrotask callback: V8 then allocates less for each await in #drain.
+  async #later(): Promise<void> {
+    await undefined;
+    this.#scheduled = false;
+    if (!this.#draining) await this.#drain();
   }
 
   async #drain(): Promise<void> {
@@ -490,9 +543,9 @@ class Subscriber implements EventStream {
     try {
       while (!this.closed) {
         let event: EventRecord;
-        if (this.#head < this.#buffer.length) event = this.#take();
+        if (this.#size > 0) event = this.#take();
         else if (this.#catchingUp) {
-          for await (const event of this.#catchUp()) await this.#deliver(event);
+          await this.#catchUpAll();
           continue;
         } else break;
         // Inlined: this is the hot path of delivery.
@@ -508,6 +561,10 @@ class Subscriber implements EventStream {
       this.#draining = false;
       this.#notifyIdle();
     }
+  }
+
+  async #catchUpAll(): Promise<void> {
+    for await (const event of this.#catchUp()) await this.#deliver(event);
   }
 
   async #deliver(event: EventRecord): Promise<void> {
@@ -572,8 +629,7 @@ class Subscriber implements EventStream {
     if (!this.closed) {
       this.closed = true;
       this.#signal?.removeEventListener("abort", this.#onAbort);
-      this.#buffer = [];
-      this.#head = 0;
+      this.#reset();
       this.#remove(this);
       const wake = this.#wake;
       this.#wake = undefined;
@@ -586,7 +642,7 @@ class Subscriber implements EventStream {
   async *#iterate(): AsyncGenerator<EventRecord> {
     try {
       while (!this.closed) {
-        if (this.#head < this.#buffer.length) yield this.#take();
+        if (this.#size > 0) yield this.#take();
         else if (this.#catchingUp) yield* this.#catchUp();
         else {
           this.#notifyIdle();
