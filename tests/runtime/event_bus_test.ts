@@ -93,6 +93,34 @@ Deno.test("EventBus without a vault", async (t) => {
     await bus.close();
   });
 
+  await t.step("keeps order while its buffer wraps around and grows", async () => {
+    const bus = new EventBus({ bufferSize: 100 });
+    const stream = bus.subscribe("n");
+    const seen: unknown[] = [];
+    let next = 1;
+    // Take some, then emit more than the buffer held: it wraps, then grows.
+    for (const [emit, take] of [[10, 6], [30, 20], [50, 64]]) {
+      for (let i = 0; i < emit; i++) void bus.emit({ kind: "n", payload: next++ });
+      for (let i = 0; i < take; i++) seen.push((await stream.next()).value?.payload);
+    }
+    assert.deepEqual(seen, Array.from({ length: 90 }, (_, i) => i + 1));
+    assert.equal(stream.dropped, 0);
+    await bus.close();
+  });
+
+  await t.step("drops the oldest once a wrapped buffer is full", async () => {
+    const bus = new EventBus({ bufferSize: 20 });
+    const stream = bus.subscribe("n");
+    for (let i = 1; i <= 5; i++) void bus.emit({ kind: "n", payload: i });
+    assert.equal((await stream.next()).value?.payload, 1);
+    for (let i = 6; i <= 50; i++) void bus.emit({ kind: "n", payload: i });
+    const rest: unknown[] = [];
+    for (let i = 0; i < 20; i++) rest.push((await stream.next()).value?.payload);
+    assert.deepEqual(rest, Array.from({ length: 20 }, (_, i) => i + 31));
+    assert.equal(stream.dropped, 29);
+    await bus.close();
+  });
+
   await t.step("keeps delivering after a handler throws", async () => {
     const bus = new EventBus();
     const seen: unknown[] = [];
