@@ -9,7 +9,6 @@
 import { CapabilityDeniedError } from "../runtime/errors.ts";
 import type { IssueRequest, TokenAuthority, TokenClaims } from "../runtime/token_authority.ts";
 import {
-  b64urlEncode,
   checkSignature,
   claimsProblem,
   decodeClaims,
@@ -583,8 +582,9 @@ export class KvTokenAuthority implements TokenAuthority {
     };
   }
 
+  // Hex, so that an id never starts with "-" and reads as an option on a command line.
   #newId(bytes: number): string {
-    return b64urlEncode(this.#takeRandom(bytes));
+    return Array.from(this.#takeRandom(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
   #newSecret(): Uint8Array {
