@@ -1,6 +1,6 @@
 // Validation, digests, ids and positions shared by both event stores.
 import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import canonicalize from "canonicalize";
 import type { EventInput, EventRecord } from "../runtime/event_store.ts";
 import {
@@ -115,17 +115,16 @@ export function canonicalJson(value: unknown): string {
   return canonicalize(value) as string;
 }
 
-export function sha256Hex(text: string | Uint8Array): string {
-  return createHash("sha256").update(text).digest("hex");
+export function sha256Hex(data: string | Uint8Array): string {
+  return hash("sha256", data, "hex");
 }
 
 /** The causal digest: H(canonical payload ‖ sorted parent digests). */
 export function eventDigest(canonicalPayload: string, parentDigests: readonly string[]): string {
-  const hash = createHash("sha256").update(canonicalPayload);
-  if (parentDigests.length > 0) {
-    for (const digest of [...parentDigests].sort()) hash.update("\n").update(digest);
-  }
-  return `sha256:${hash.digest("hex")}`;
+  const input = parentDigests.length === 0
+    ? canonicalPayload
+    : `${canonicalPayload}\n${[...parentDigests].sort().join("\n")}`;
+  return `sha256:${hash("sha256", input, "hex")}`;
 }
 
 /** An input checked and normalised, with its canonical payload. */
@@ -254,8 +253,14 @@ function base32(value: number, length: number): string {
  * A 26-character, time-ordered id that also encodes the event's position, so
  * that `get(id)` needs no separate index for events born in this store.
  */
-export function makeEventId(timestamp: number, position: number, random: Uint8Array): string {
-  const r = ((random[0] << 22) | (random[1] << 14) | (random[2] << 6) | (random[3] >> 2)) >>> 0;
+export function makeEventId(
+  timestamp: number,
+  position: number,
+  random: Uint8Array,
+  offset = 0,
+): string {
+  const r = ((random[offset] << 22) | (random[offset + 1] << 14) | (random[offset + 2] << 6) |
+    (random[offset + 3] >> 2)) >>> 0;
   return base32(Math.max(0, Math.floor(timestamp)) % 2 ** 48, 10) +
     base32(position % 2 ** 50, 10) + base32(r % 2 ** 30, 6);
 }

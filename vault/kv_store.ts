@@ -300,7 +300,7 @@ export class KvEventStore implements EventStore {
         const timestamp = this.#clock();
         const versions = new Map<string, number>();
         const rejected: [Pending, unknown][] = [];
-        const accepted: [Pending, EventRecord[]][] = [];
+        const accepted: [Pending, StoredEvent[]][] = [];
         const encoded: { json: string; size: number }[] = [];
         const ids: [string, number][] = [];
         let position = base;
@@ -316,13 +316,12 @@ export class KvEventStore implements EventStore {
             rejected.push([pending, error]);
             continue;
           }
-          const records = pending.prepared.map((p, i) => {
+          const stored = pending.prepared.map((p, i): StoredEvent => {
             const at = position++;
             const t = pending.imported?.timestamp ?? timestamp;
-            const id = pending.imported?.id ??
-              makeEventId(t, at, random.subarray((at - base) * 4, (at - base) * 4 + 4));
+            const id = pending.imported?.id ?? makeEventId(t, at, random, (at - base) * 4);
             if (pending.imported !== undefined && positionInId(id) !== at) ids.push([id, at]);
-            const stored = {
+            const event = {
               i: id,
               s: pending.stream,
               v: current + i + 1,
@@ -334,12 +333,14 @@ export class KvEventStore implements EventStore {
               n: p.intent,
               m: p.meta,
             };
-            const json = encodeStored(stored, stored.b === undefined ? p.canonical : undefined);
-            encoded.push({ json, size: p.size });
-            return toRecord(stored, at, ownPayload(p));
+            encoded.push({
+              json: encodeStored(event, event.b === undefined ? p.canonical : undefined),
+              size: p.size,
+            });
+            return event;
           });
-          versions.set(pending.stream, current + records.length);
-          accepted.push([pending, records]);
+          versions.set(pending.stream, current + stored.length);
+          accepted.push([pending, stored]);
         }
         if (rejected.length > 0 && !caughtUp) {
           // The versions known here may be stale: another process may have
@@ -358,7 +359,13 @@ export class KvEventStore implements EventStore {
             start += page.length;
           }
           for (const [id, at] of ids) op.set([...IDS, id], at);
-          const result = await retryLocked(() => op.commit());
+          const committing = retryLocked(() => op.commit());
+          // Built while the KV thread commits: the records callers and subscribers get.
+          let at = base;
+          const results = accepted.map(([pending, stored]) =>
+            stored.map((event, i) => toRecord(event, at++, ownPayload(pending.prepared[i])))
+          );
+          const result = await committing;
           if (!result.ok) {
             // Another process appended first: learn what it wrote, then decide again.
             await this.#catchUp();
@@ -366,7 +373,7 @@ export class KvEventStore implements EventStore {
             continue;
           }
           this.#next = position;
-          for (const [, records] of accepted) {
+          for (const records of results) {
             for (const record of records) {
               const at = this.#recentStart + this.#recent.length;
               this.#noteTail(record.stream, record.version, at, pageStarts[at - base]);
@@ -375,12 +382,16 @@ export class KvEventStore implements EventStore {
           }
           this.#wake();
           if (this.#next - this.#watermark >= INDEX_EVERY) this.#indexInBackground();
+          return () => {
+            accepted.forEach(([pending], n) => {
+              const records = results[n];
+              const last = records[records.length - 1];
+              pending.resolve({ version: last.version, position: last.position, events: records });
+            });
+            for (const [pending, error] of rejected) pending.reject(error);
+          };
         }
         return () => {
-          for (const [pending, records] of accepted) {
-            const last = records[records.length - 1];
-            pending.resolve({ version: last.version, position: last.position, events: records });
-          }
           for (const [pending, error] of rejected) pending.reject(error);
         };
       }
