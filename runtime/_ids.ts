@@ -1,11 +1,12 @@
-// Ids and positions for events of a bus without a vault: same shapes as the
-// vault's, made cheaply because nothing is persisted.
+// Event ids, positions and name rules, shared by the bus and the vault (which
+// imports them from here, so that the runtime loads no vault code).
 
 const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const KIND_RE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
-const STREAM_RE = /^[A-Za-z0-9_\-.:@/]{1,256}$/;
+const STREAM_RE = /^[A-Za-z0-9_\-.:@/]+$/;
 
-function encode(value: number, length: number): string {
+/** Crockford base32 of a whole number, left-padded to `length` characters. */
+export function encode(value: number, length: number): string {
   let out = "";
   for (let i = 0; i < length; i++) {
     out = CROCKFORD[value % 32] + out;
@@ -58,28 +59,47 @@ export function formatPosition(position: number): string {
   return String(position).padStart(16, "0");
 }
 
-const known = new Set<string>();
-
-export function assertKind(kind: unknown): asserts kind is string {
-  if (typeof kind === "string" && known.has(kind)) return;
-  if (typeof kind !== "string" || kind.length > 128 || !KIND_RE.test(kind)) {
-    throw new TypeError(
-      `Invalid event kind ${JSON.stringify(kind)}: use dotted segments of letters, digits, _ or -`,
-    );
-  }
-  if (known.size > 4096) known.clear();
-  known.add(kind);
-}
-
+const MAX_STREAM_LENGTH = 256;
+const MAX_KIND_LENGTH = 128;
+// Names already checked: emits repeat a few kinds and streams, so most checks are a lookup.
+const knownKinds = new Set<string>();
 const knownStreams = new Set<string>();
 
+/** Throws a TypeError unless `kind` is dotted segments of letters, digits, `_` or `-`. */
+export function assertKind(kind: unknown): asserts kind is string {
+  if (typeof kind === "string" && knownKinds.has(kind)) return;
+  if (typeof kind !== "string" || kind.length === 0) {
+    throw new TypeError(`Invalid event kind ${JSON.stringify(kind)}: must be a non-empty string`);
+  }
+  if (kind.length > MAX_KIND_LENGTH || !KIND_RE.test(kind)) {
+    throw new TypeError(
+      `Invalid event kind ${
+        JSON.stringify(kind.slice(0, MAX_KIND_LENGTH))
+      }: use dotted segments of letters, digits, _ or -`,
+    );
+  }
+  if (knownKinds.size > 4096) knownKinds.clear();
+  knownKinds.add(kind);
+}
+
+/** Throws a TypeError unless `stream` is 1–256 letters, digits and `_ - . : @ /`. */
 export function assertStream(stream: unknown): asserts stream is string {
   if (typeof stream === "string" && knownStreams.has(stream)) return;
-  if (typeof stream !== "string" || !STREAM_RE.test(stream)) {
+  if (typeof stream !== "string" || stream.length === 0) {
+    throw new TypeError(
+      `Invalid stream name ${JSON.stringify(stream)}: must be a non-empty string`,
+    );
+  }
+  if (stream.length > MAX_STREAM_LENGTH) {
+    throw new TypeError(
+      `Invalid stream name "${stream.slice(0, 32)}…": longer than ${MAX_STREAM_LENGTH} characters`,
+    );
+  }
+  if (!STREAM_RE.test(stream)) {
     throw new TypeError(
       `Invalid stream name ${
         JSON.stringify(stream)
-      }: use 1 to 256 letters, digits and the characters _ - . : @ /`,
+      }: use letters, digits and the characters _ - . : @ /`,
     );
   }
   if (knownStreams.size > 4096) knownStreams.clear();

@@ -3,6 +3,9 @@ import { Buffer } from "node:buffer";
 import { hash } from "node:crypto";
 import canonicalize from "canonicalize";
 import type { EventInput, EventRecord } from "../runtime/event_store.ts";
+import { assertKind, assertStream, encode, formatPosition } from "../runtime/_ids.ts";
+
+export { assertKind, assertStream, formatPosition };
 import {
   INLINE_PAYLOAD_BYTES,
   MAX_APPEND_BYTES,
@@ -10,61 +13,20 @@ import {
   MAX_PAYLOAD_BYTES,
 } from "./limits.ts";
 
-export const MAX_STREAM_LENGTH = 256;
-export const MAX_KIND_LENGTH = 128;
 export const MAX_PARENTS = 64;
 export const MAX_META_ENTRIES = 16;
 export const MAX_META_VALUE_LENGTH = 256;
 export const MAX_INTENT_LENGTH = 1024;
 
-const STREAM_RE = /^[A-Za-z0-9_\-.:@/]+$/;
-const KIND_RE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 const META_KEY_RE = /^[A-Za-z0-9_\-.:]{1,64}$/;
 const ID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const POSITION_RE = /^[0-9]{1,16}$/;
-
-export function formatPosition(position: number): string {
-  return String(position).padStart(16, "0");
-}
 
 export function parsePosition(position: string, what = "position"): number {
   if (typeof position !== "string" || !POSITION_RE.test(position)) {
     throw new TypeError(`Invalid ${what} ${JSON.stringify(position)}: expected up to 16 digits`);
   }
   return Number(position);
-}
-
-export function assertStream(stream: unknown): asserts stream is string {
-  if (typeof stream !== "string" || stream.length === 0) {
-    throw new TypeError(
-      `Invalid stream name ${JSON.stringify(stream)}: must be a non-empty string`,
-    );
-  }
-  if (stream.length > MAX_STREAM_LENGTH) {
-    throw new TypeError(
-      `Invalid stream name "${stream.slice(0, 32)}…": longer than ${MAX_STREAM_LENGTH} characters`,
-    );
-  }
-  if (!STREAM_RE.test(stream)) {
-    throw new TypeError(
-      `Invalid stream name ${
-        JSON.stringify(stream)
-      }: use letters, digits and the characters _ - . : @ /`,
-    );
-  }
-}
-
-export function assertKind(kind: unknown): asserts kind is string {
-  if (typeof kind !== "string" || kind.length === 0) {
-    throw new TypeError(`Invalid event kind ${JSON.stringify(kind)}: must be a non-empty string`);
-  }
-  if (kind.length > MAX_KIND_LENGTH || !KIND_RE.test(kind)) {
-    throw new TypeError(
-      `Invalid event kind ${
-        JSON.stringify(kind.slice(0, MAX_KIND_LENGTH))
-      }: use dotted segments of letters, digits, _ or -`,
-    );
-  }
 }
 
 export function isEventId(id: unknown): id is string {
@@ -240,15 +202,6 @@ export function prepareInputs(stream: string, events: EventInput[]): PreparedInp
 
 const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-function base32(value: number, length: number): string {
-  let out = "";
-  for (let i = 0; i < length; i++) {
-    out = CROCKFORD[value % 32] + out;
-    value = Math.floor(value / 32);
-  }
-  return out;
-}
-
 /**
  * A 26-character, time-ordered id that also encodes the event's position, so
  * that `get(id)` needs no separate index for events born in this store.
@@ -261,8 +214,8 @@ export function makeEventId(
 ): string {
   const r = ((random[offset] << 22) | (random[offset + 1] << 14) | (random[offset + 2] << 6) |
     (random[offset + 3] >> 2)) >>> 0;
-  return base32(Math.max(0, Math.floor(timestamp)) % 2 ** 48, 10) +
-    base32(position % 2 ** 50, 10) + base32(r % 2 ** 30, 6);
+  return encode(Math.max(0, Math.floor(timestamp)) % 2 ** 48, 10) +
+    encode(position % 2 ** 50, 10) + encode(r % 2 ** 30, 6);
 }
 
 /** The position an id encodes, or -1 when it is not an event id. */
