@@ -89,6 +89,10 @@ export function eventDigest(canonicalPayload: string, parentDigests: readonly st
   return `sha256:${hash("sha256", input, "hex")}`;
 }
 
+// Shared by every event without parents or meta: records are read-only.
+const NO_PARENTS: string[] = Object.freeze([]) as unknown as string[];
+const NO_META: Record<string, string> = Object.freeze({});
+
 /** An input checked and normalised, with its canonical payload. */
 export interface PreparedInput {
   /** Upper bound of the event's stored size in bytes, as packed in a KV value. */
@@ -128,8 +132,9 @@ export function prepareInput(stream: string, input: EventInput, index: number): 
       );
     }
   }
-  const meta: Record<string, string> = {};
+  let meta: Record<string, string> = NO_META;
   if (input.meta !== undefined) {
+    meta = {};
     if (input.meta === null || typeof input.meta !== "object" || Array.isArray(input.meta)) {
       throw new TypeError(`Invalid meta of ${where}: expected an object of strings`);
     }
@@ -155,7 +160,7 @@ export function prepareInput(stream: string, input: EventInput, index: number): 
     payload,
     canonical,
     bytes,
-    parents: [...parents],
+    parents: parents.length === 0 ? NO_PARENTS : [...parents],
     meta,
   };
   if (input.intent !== undefined) {
@@ -169,7 +174,8 @@ export function prepareInput(stream: string, input: EventInput, index: number): 
   // UTF-8 bytes of the stored event with the longest id, digest, version and
   // timestamp, and the payload inline or as a blob reference.
   prepared.size = 26 + 71 + 16 + 16 + 48 + stream.length + input.kind.length +
-    Buffer.byteLength(JSON.stringify(meta), "utf8") + JSON.stringify(prepared.parents).length +
+    (meta === NO_META ? 2 : Buffer.byteLength(JSON.stringify(meta), "utf8")) +
+    JSON.stringify(prepared.parents).length +
     (prepared.intent === undefined
       ? 0
       : Buffer.byteLength(JSON.stringify(prepared.intent), "utf8")) +
