@@ -1,7 +1,7 @@
 // storage("local"): files under a root directory, with no way out of it.
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { StorageAdapter } from "./storage.ts";
-import { assertStorageKey, toBytes } from "./_storage_key.ts";
+import { assertStorageKey, TEMP_PREFIX, toBytes } from "./_storage_key.ts";
 
 export class LocalStorage implements StorageAdapter {
   readonly scheme: string = "local";
@@ -52,8 +52,9 @@ export class LocalStorage implements StorageAdapter {
     await Deno.mkdir(dirname(path), { recursive: true });
     await this.#path(key, true);
     // Write then rename, so readers never see half a value; rename also
-    // replaces a dangling link instead of writing through it.
-    const temp = `${path}.${crypto.randomUUID()}.tmp`;
+    // replaces a dangling link instead of writing through it. No key segment
+    // starts with TEMP_PREFIX, so a temporary file never shadows a key.
+    const temp = join(dirname(path), `${TEMP_PREFIX}${crypto.randomUUID()}`);
     try {
       await Deno.writeFile(temp, bytes);
       await Deno.rename(temp, path);
@@ -97,7 +98,7 @@ export class LocalStorage implements StorageAdapter {
     const walk = async (dir: string, base: string): Promise<void> => {
       for await (const entry of Deno.readDir(dir)) {
         // Links are not followed: they could lead out of the root.
-        if (entry.isSymlink || entry.name.endsWith(".tmp")) continue;
+        if (entry.isSymlink || entry.name.startsWith(TEMP_PREFIX)) continue;
         const key = base === "" ? entry.name : `${base}/${entry.name}`;
         if (entry.isDirectory) await walk(join(dir, entry.name), key);
         else if (entry.isFile && key.startsWith(prefix)) keys.push(key);

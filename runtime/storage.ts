@@ -8,7 +8,9 @@
 /**
  * A key-value store of byte values. Keys are relative, slash-separated paths
  * such as `"reports/2024/summary.txt"`: no empty, `.` or `..` segment, no
- * leading slash, no backslash, at most 1024 characters.
+ * leading slash, no backslash or NUL, no segment starting with `.tmp-`
+ * (reserved for temporary files), at most 255 UTF-8 bytes per segment and
+ * 1,500 in all.
  */
 export interface StorageAdapter {
   /** The scheme it was opened with: `"local"` or `"vault"`. */

@@ -45,6 +45,59 @@ async function contract(t: Deno.TestContext, storage: StorageAdapter): Promise<v
     }
     await assert.rejects(storage.put("k", 42 as never), /expected a string or a Uint8Array/);
   });
+
+  await t.step(`${storage.scheme}: limits keys by UTF-8 bytes, with one-line errors`, async () => {
+    // Under 1,000 characters but over 2,000 bytes: over Deno KV's key limit.
+    const tooLong = `${"€".repeat(85)}/`.repeat(11).slice(0, -1);
+    const longSegment = "é".repeat(128); // 256 bytes
+    const refused: [string, RegExp][] = [
+      [tooLong, /^Invalid storage key ".*…": it has \d+ UTF-8 bytes, at most 1500 allowed$/],
+      ["€".repeat(1000), /at most 1500 allowed$/],
+      [`a/${longSegment}`, /segment "é+…" has 256 UTF-8 bytes, at most 255 allowed$/],
+      ["x\uD800", /lone surrogate/],
+    ];
+    for (const [key, pattern] of refused) {
+      for (
+        const op of [() => storage.put(key, "x"), () => storage.get(key), () => storage.delete(key)]
+      ) {
+        const error = await op().then(() => undefined, (e) => e);
+        assert.ok(error instanceof TypeError, `${error}`);
+        assert.match(error.message, pattern);
+        assert.ok(!error.message.includes("\n"));
+      }
+    }
+    // The longest allowed keys and segments work.
+    const longest = Array.from({ length: 6 }, (_, i) => `${i}`.repeat(249)).join("/");
+    const segment = `${"é".repeat(127)}a`;
+    assert.equal(new TextEncoder().encode(longest).length, 1499);
+    for (const key of [longest, segment, `${segment}/${"€".repeat(85)}`]) {
+      await storage.put(key, "v");
+      assert.equal(text(await storage.get(key)), "v");
+      assert.ok((await storage.list()).includes(key));
+      assert.equal(await storage.delete(key), true);
+    }
+  });
+
+  await t.step(`${storage.scheme}: keys ending in .tmp are listed; .tmp- is reserved`, async () => {
+    await storage.put("notes.tmp", "x");
+    await storage.put("dir.tmp/a.tmp", "y");
+    await storage.put("x.0123456789abcdef0123456789abcdef0123.tmp", "z");
+    assert.equal(text(await storage.get("notes.tmp")), "x");
+    assert.deepEqual(await storage.list(".tmp"), []);
+    assert.deepEqual(
+      (await storage.list()).filter((k) => k.includes(".tmp")),
+      ["dir.tmp/a.tmp", "notes.tmp", "x.0123456789abcdef0123456789abcdef0123.tmp"],
+    );
+    for (const key of [".tmp-1", "a/.tmp-", ".tmp-/b"]) {
+      await assert.rejects(storage.put(key, "x"), /segments starting with ".tmp-" are reserved/);
+    }
+    assert.equal(await storage.get(".tmp"), undefined, '".tmp" alone is an ordinary key');
+    for (
+      const key of ["notes.tmp", "dir.tmp/a.tmp", "x.0123456789abcdef0123456789abcdef0123.tmp"]
+    ) {
+      assert.equal(await storage.delete(key), true);
+    }
+  });
 }
 
 Deno.test('storage("local")', async (t) => {
@@ -70,6 +123,17 @@ Deno.test('storage("local")', async (t) => {
       assert.equal(await Deno.readTextFile(join(outside, "secret.txt")), "secret");
       await assert.rejects(Deno.stat(join(outside, "new.txt")), Deno.errors.NotFound);
       assert.ok(!(await storage.list()).some((k) => k.startsWith("escape")));
+    });
+
+    await t.step("leaves no temporary file behind and hides only its own", async () => {
+      await storage.put("kept.txt", "x");
+      await storage.put("kept.txt", "y");
+      const names = await Array.fromAsync(Deno.readDir(root), (e) => e.name);
+      assert.ok(!names.some((n) => n.startsWith(".tmp-")), names.join(", "));
+      // A temporary file of a writer that died is not a key.
+      await Deno.writeTextFile(join(root, `.tmp-${crypto.randomUUID()}`), "partial");
+      assert.ok((await storage.list()).includes("kept.txt"));
+      assert.ok(!(await storage.list()).some((k) => k.includes(".tmp-")));
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
