@@ -5,6 +5,7 @@
  * @module
  */
 import { type Command, InvalidArgumentError } from "commander";
+import { compileKindFilter } from "../runtime/kind_pattern.ts";
 import type { EventRecord, ImportResult } from "../runtime/event_store.ts";
 import { type CommandContext, type RunCommand, withStore } from "./_context.ts";
 import { formatEventDetail, formatEventLine, formatStats, formatVerifyReport } from "./_format.ts";
@@ -246,7 +247,7 @@ export function registerEventsCommands(program: Command, run: RunCommand): Comma
       .option(
         "--kind <pattern>",
         "only events of this kind; * matches any run of characters; repeatable",
-        (value: string, previous: string[] = []) => [...previous, value],
+        (value: string, previous: string[] = []) => [...previous, parseKindArg(value)],
       );
 
   filters(events.command("list").description("print events, oldest first"))
@@ -308,6 +309,17 @@ function parseCountArg(value: string): number {
     throw new InvalidArgumentError("Expected a whole number ≥ 0");
   }
   return n;
+}
+
+function parseKindArg(value: string): string {
+  try {
+    compileKindFilter([value]);
+  } catch {
+    throw new InvalidArgumentError(
+      "Expected dotted segments of letters, digits, _ or - and * wildcards",
+    );
+  }
+  return value;
 }
 
 function parsePositionArg(value: string): string {

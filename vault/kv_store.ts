@@ -68,6 +68,8 @@ const INDEX_EVERY = 2048;
 const INDEX_ENTRY_VERSIONS = 1000;
 const RECENT_EVENTS = 8192;
 const STREAM_CACHE = 10_000;
+/** What an imported event's append resolves to when its id was stored meanwhile. */
+const ALREADY_STORED: AppendResult = Object.freeze({ version: 0, position: "", events: [] });
 const POLL_MIN_MS = 20;
 const POLL_MAX_MS = 500;
 
@@ -249,7 +251,16 @@ export class KvEventStore implements EventStore {
   }
 
   async #drain(): Promise<void> {
+    // Callers are released in commit order, so appends resolve in position order.
     let settle: (() => void) | undefined;
+    let released: { settle: () => void; timer: ReturnType<typeof setTimeout> } | undefined;
+    const releaseEarlier = () => {
+      if (released === undefined) return;
+      clearTimeout(released.timer);
+      const earlier = released.settle;
+      released = undefined;
+      earlier();
+    };
     try {
       // Let appends issued in the same turn join the commit. A commit is
       // dispatched before the callers of the previous one are released (in a
@@ -257,12 +268,21 @@ export class KvEventStore implements EventStore {
       for (let i = 0; i < 3; i++) await null;
       while (this.#queue.length > 0) {
         const committing = this.#commit(this.#takeBatch());
-        if (settle !== undefined) setTimeout(settle, 0);
+        if (settle !== undefined) {
+          releaseEarlier();
+          const previous = settle;
+          const timer = setTimeout(() => {
+            released = undefined;
+            previous();
+          }, 0);
+          released = { settle: previous, timer };
+        }
         settle = await committing;
       }
     } finally {
-      this.#writing = null;
+      releaseEarlier();
       settle?.();
+      this.#writing = null;
     }
   }
 
@@ -296,6 +316,14 @@ export class KvEventStore implements EventStore {
         if (batch.some((pending) => !this.#streams.has(pending.stream))) {
           await this.#loadStreams(batch);
         }
+        // An imported event may have been stored since it was queued (a
+        // concurrent import, here or in another process): the check on the
+        // next page makes this read consistent with the commit below.
+        const alreadyStored = new Set<string>();
+        for (const pending of batch) {
+          const id = pending.imported?.id;
+          if (id !== undefined && await this.#has(id)) alreadyStored.add(id);
+        }
         const base = this.#next;
         const timestamp = this.#clock();
         const versions = new Map<string, number>();
@@ -307,7 +335,17 @@ export class KvEventStore implements EventStore {
         let eventCount = 0;
         for (const pending of batch) eventCount += pending.prepared.length;
         const random = this.#randomBytes(new Uint8Array(eventCount * 4));
+        const skipped: Pending[] = [];
+        const seen = new Set<string>();
         for (const pending of batch) {
+          const imported = pending.imported?.id;
+          if (imported !== undefined) {
+            if (alreadyStored.has(imported) || seen.has(imported)) {
+              skipped.push(pending);
+              continue;
+            }
+            seen.add(imported);
+          }
           const current = versions.get(pending.stream) ??
             this.#streams.get(pending.stream)?.version ?? 0;
           try {
@@ -389,10 +427,12 @@ export class KvEventStore implements EventStore {
               pending.resolve({ version: last.version, position: last.position, events: records });
             });
             for (const [pending, error] of rejected) pending.reject(error);
+            for (const pending of skipped) pending.resolve(ALREADY_STORED);
           };
         }
         return () => {
           for (const [pending, error] of rejected) pending.reject(error);
+          for (const pending of skipped) pending.resolve(ALREADY_STORED);
         };
       }
     } catch (error) {
@@ -731,6 +771,18 @@ export class KvEventStore implements EventStore {
     return event?.id === id ? event : null;
   }
 
+  /** Whether an event with this id is stored, without reading its payload. */
+  async #has(id: string): Promise<boolean> {
+    const at = positionInId(id);
+    if (this.#recent[at - this.#recentStart]?.id === id) return true;
+    if (at >= 1) {
+      const page = await this.#pageAt(at);
+      if (page?.events[at - page.start]?.i === id) return true;
+    }
+    const imported = await retryLocked(() => this.kv.get<number>([...IDS, id]));
+    return imported.value !== null;
+  }
+
   async #eventAt(position: number): Promise<EventRecord | null> {
     if (position < 1) return null;
     const page = await this.#pageAt(position);
@@ -969,8 +1021,10 @@ export class KvEventStore implements EventStore {
       for (const [record, prepared, digest, blob] of ready) {
         appends.push(this.#enqueue(record.stream, [prepared], [digest], [blob], "any", record));
       }
-      await Promise.all(appends);
-      result.imported += appends.length;
+      for (const appended of await Promise.all(appends)) {
+        if (appended === ALREADY_STORED) result.skipped++;
+        else result.imported++;
+      }
       chunk = [];
     };
     let index = 0;

@@ -41,6 +41,10 @@ Deno.test("toka skeleton", async (t) => {
       [["--bogus", "events", "list"], /^error: unknown option '--bogus'/],
       [["events", "list", "--limit", "abc"], /^error: option '--limit <n>' argument 'abc'/],
       [["events", "list", "--limit", "-1"], /^error: option '--limit <n>' argument '-1'/],
+      [
+        ["events", "list", "--kind", "bad kind"],
+        /^error: option '--kind <pattern>' argument 'bad kind'/,
+      ],
       [["events", "list", "--from", "x1"], /^error: option '--from <position>' argument 'x1'/],
       [["events", "tail", "-n", "1.5"], /^error: option '-n, --lines <n>' argument '1.5'/],
       [["events", "show"], /^error: missing required argument 'id'/],

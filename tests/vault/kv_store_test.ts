@@ -7,6 +7,7 @@ import {
   type EventRecord,
   KvEventStore,
   MemoryEventStore,
+  openVault,
   TokaError,
   VersionConflictError,
 } from "../../vault/mod.ts";
@@ -779,5 +780,72 @@ Deno.test("kv store: the same large payload is stored once", async () => {
   } finally {
     await store.close();
     kv.close();
+  }
+});
+
+Deno.test("kv store: appends resolve in position order even when commits finish at once", async () => {
+  // Commits that complete before the event loop reaches timers used to let the
+  // last batch of a drain resolve before earlier ones: a subscriber of the bus
+  // that drops positions at or below the last it saw then lost events.
+  const real = await Deno.openKv(":memory:");
+  const instant = new Proxy(real, {
+    get(target, property) {
+      if (property === "atomic") {
+        return () => {
+          const op = {
+            check: () => op,
+            set: () => op,
+            commit: () => Promise.resolve({ ok: true, versionstamp: "00000000000000000000" }),
+          };
+          return op;
+        };
+      }
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  }) as Deno.Kv;
+  const store = await KvEventStore.open(instant);
+  try {
+    const resolved: number[] = [];
+    await Promise.all(
+      Array.from(
+        { length: 2500 },
+        (_, i) =>
+          store.append(`order/${i % 50}`, [{ kind: "k", payload: i }]).then((result) => {
+            resolved.push(Number(result.position));
+          }),
+      ),
+    );
+    assert.equal(resolved.length, 2500);
+    assert.deepEqual(resolved, [...resolved].sort((a, b) => a - b));
+  } finally {
+    await store.close();
+    real.close();
+  }
+});
+
+Deno.test("kv store: concurrent imports of the same records store each once", async () => {
+  const source = new MemoryEventStore();
+  const first = await source.append("s", [{ kind: "a" }, { kind: "b" }]);
+  await source.append("t", [{ kind: "c", parents: [first.events[0].id] }]);
+  const records = await collect(source.read());
+  await source.close();
+  const dir = await Deno.makeTempDir();
+  const one = await openVault(`${dir}/v.kv`);
+  const two = await openVault(`${dir}/v.kv`);
+  try {
+    const results = await Promise.all([
+      one.importEvents(records),
+      one.importEvents(records),
+      two.importEvents(records),
+    ]);
+    assert.equal(results.reduce((n, r) => n + r.imported, 0), 3);
+    assert.equal(results.reduce((n, r) => n + r.skipped, 0), 6);
+    assert.equal((await collect(one.read())).length, 3);
+    assert.ok((await one.verify()).ok);
+  } finally {
+    await one.close();
+    await two.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
