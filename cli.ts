@@ -29,7 +29,23 @@ export const DEFAULT_DB: string = DEFAULT_VAULT_PATH;
 /** Options of {@linkcode main}, for tests and embedders. */
 export interface MainOptions {
   /** Opens the event store at a `--db` location. */
-  openStore?: (location: string) => Promise<EventStore>;
+  openStore?: (location: string, options: { create: boolean }) => Promise<EventStore>;
+}
+
+/** Commands that write to the vault (`auth status` bootstraps the secret pool), and so may create it. */
+const WRITING = new Set([
+  "events import",
+  "demo",
+  "auth rotate-secret",
+  "auth status",
+  "auth issue",
+  "auth revoke",
+]);
+
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(" ");
 }
 
 /**
@@ -103,7 +119,9 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
       io,
       json: globals.json === true,
       dbLocation,
-      openStore: () => openStore(dbLocation),
+      // Only commands that write may create a vault: a mistyped --db of a
+      // read-only command is an error, not a new empty vault.
+      openStore: () => openStore(dbLocation, { create: WRITING.has(commandPath(command)) }),
     };
     code = await task(ctx);
   };

@@ -174,6 +174,7 @@ export {
   MemoryEventStore,
   type MemoryEventStoreOptions,
   openVault,
+  type OpenVaultOptions,
 } from "./vault/mod.ts";
 export {
   builtinTools,

@@ -23,7 +23,7 @@
 
 export { KvEventStore, type KvEventStoreOptions } from "./kv_store.ts";
 export { MemoryEventStore, type MemoryEventStoreOptions } from "./memory_store.ts";
-export { DEFAULT_VAULT_PATH, openVault } from "./open_vault.ts";
+export { DEFAULT_VAULT_PATH, openVault, type OpenVaultOptions } from "./open_vault.ts";
 export { TokaError, VersionConflictError } from "../runtime/errors.ts";
 export type {
   AppendOptions,

@@ -1,5 +1,14 @@
 import { KvEventStore, type KvEventStoreOptions } from "./kv_store.ts";
 
+/** Options of {@linkcode openVault}. */
+export interface OpenVaultOptions extends Omit<KvEventStoreOptions, "closeKv"> {
+  /**
+   * Create a local vault file (and its folder) that does not exist yet; true
+   * by default. With false, a missing file is an error, as for read-only tools.
+   */
+  create?: boolean;
+}
+
 /** The default location of the embedded store, relative to the working directory. */
 export const DEFAULT_VAULT_PATH: string = "./.toka/toka.kv";
 
@@ -11,9 +20,10 @@ export const DEFAULT_VAULT_PATH: string = "./.toka/toka.kv";
  * Without a location, `TOKA_DB` is used, then {@linkcode DEFAULT_VAULT_PATH}.
  *
  * @param location Where the store lives.
- * @param options Clock and random source for the store.
+ * @param options Clock and random source for the store, and whether to create a missing file.
  * @returns The store; `close()` also closes the database.
- * @throws {TypeError} When the location is empty or cannot be opened, with the reason in one line.
+ * @throws {TypeError} When the location is empty, has another URL scheme, is missing
+ * (with `create: false`) or cannot be opened, with the reason in one line.
  *
  * @example
  * ```ts
@@ -27,13 +37,22 @@ export const DEFAULT_VAULT_PATH: string = "./.toka/toka.kv";
  */
 export async function openVault(
   location?: string,
-  options: Omit<KvEventStoreOptions, "closeKv"> = {},
+  options: OpenVaultOptions = {},
 ): Promise<KvEventStore> {
+  const { create = true, ...storeOptions } = options;
   const target = location ?? envLocation() ?? DEFAULT_VAULT_PATH;
   if (typeof target !== "string" || target.trim() === "") {
     throw new TypeError("Cannot open the vault: the location is empty");
   }
   const remote = /^https?:\/\//i.test(target);
+  if (!remote && /^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
+    throw new TypeError(
+      `Cannot open the vault at "${target}": use a file path, :memory: or an http(s) URL`,
+    );
+  }
+  if (!create && !remote && target !== ":memory:" && !await exists(target)) {
+    throw new TypeError(`No vault at "${target}"`);
+  }
   let kv: Deno.Kv;
   try {
     if (!remote && target !== ":memory:") {
@@ -46,9 +65,19 @@ export async function openVault(
     throw new TypeError(`Cannot open the vault at "${target}": ${reason}`);
   }
   try {
-    return await KvEventStore.open(kv, { ...options, closeKv: true });
+    return await KvEventStore.open(kv, { ...storeOptions, closeKv: true });
   } catch (error) {
     kv.close();
+    throw error;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
     throw error;
   }
 }

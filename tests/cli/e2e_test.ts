@@ -41,9 +41,11 @@ Deno.test("toka e2e", async (t) => {
       assert.equal(usage.code, 2);
       assert.equal(usage.out, "");
       assert.match(usage.err, /^error: option '--limit <n>' argument 'abc' is invalid[^\n]*\n$/);
-      const unknown = await toka(["--db", db, "events", "show", "nope"]);
-      assert.equal(unknown.code, 1);
-      assert.equal(unknown.err, `error: No event with id "nope"\n`);
+      // A read-only command does not create a vault where none is.
+      const missing = await toka(["--db", db, "events", "show", "nope"]);
+      assert.equal(missing.code, 1);
+      assert.equal(missing.err, `error: No vault at "${db}"\n`);
+      assert.equal(await Deno.stat(db).then(() => true, () => false), false);
     });
 
     await t.step("events list --json reads what another process appended", async () => {

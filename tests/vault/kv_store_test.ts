@@ -849,3 +849,29 @@ Deno.test("kv store: concurrent imports of the same records store each once", as
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("openVault refuses other URL schemes, and a missing file when told not to create", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await assert.rejects(
+      openVault("ftp://example/x"),
+      new TypeError(
+        'Cannot open the vault at "ftp://example/x": use a file path, :memory: or an http(s) URL',
+      ),
+    );
+    await assert.rejects(openVault(""), /the location is empty/);
+    const missing = `${dir}/sub/t.kv`;
+    await assert.rejects(
+      openVault(missing, { create: false }),
+      new TypeError(`No vault at "${missing}"`),
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "nothing was created");
+    const created = await openVault(missing);
+    await created.close();
+    const reopened = await openVault(missing, { create: false });
+    assert.equal(await reopened.head(), null);
+    await reopened.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
