@@ -9,6 +9,7 @@ import type { StorageAdapter } from "./storage.ts";
 import type { Agent, AgentContext } from "./agent.ts";
 import type { CheckpointBook } from "./_checkpoint.ts";
 import { formatPosition } from "./_ids.ts";
+import { TokaError } from "./errors.ts";
 
 export interface RetryPolicy {
   attempts: number;
@@ -23,6 +24,20 @@ export interface RunnerDeps {
   checkpoints: CheckpointBook;
   storage: (scheme: string) => StorageAdapter | undefined;
   retry: RetryPolicy;
+  clock: () => number;
+}
+
+/** The most time before its expiry that a token is renewed (10% of its life, at least this). */
+const RENEW_MARGIN_MS = 60_000;
+
+// Why a tool call may be refused only because the agent's token is stale: it
+// expired, its secret was rotated out (here or by another process) or its
+// key id is unknown. A revoked token is not re-issued.
+function staleToken(error: unknown): boolean {
+  if (!(error instanceof TokaError)) return false;
+  if (error.code === "token_expired") return true;
+  const reason = (error as { reason?: unknown }).reason;
+  return error.code === "invalid_token" && (reason === "key_expired" || reason === "unknown_kid");
 }
 
 const message = (error: unknown): string => error instanceof Error ? error.message : String(error);
@@ -38,6 +53,11 @@ export class AgentRunner {
   #logger;
   #controller = new AbortController();
   #token = "";
+  // When (by the clock) the token is due for renewal; never when its claims are unknown.
+  #renewAt = Infinity;
+  #renewing: Promise<void> | undefined;
+  #issued = 0;
+  #applied = 0;
   #loop: Promise<void> | undefined;
   #subscription: Subscription | undefined;
   #current: { event: EventRecord; index: number } | undefined;
@@ -55,7 +75,12 @@ export class AgentRunner {
 
   #context(): AgentContext {
     const { tools, storage } = this.#deps;
-    const token = () => this.#token;
+    const token = () => {
+      // A getter cannot wait: start the renewal and hand out the current token,
+      // still valid for the renewal margin.
+      if (this.#renewDue()) void this.#fresh();
+      return this.#token;
+    };
     const signal = () => this.#controller.signal;
     return Object.freeze({
       name: this.agent.name,
@@ -68,10 +93,7 @@ export class AgentRunner {
       logger: this.#logger,
       tools: Object.freeze({
         call: (name: string, input: unknown, options?: { signal?: AbortSignal }) =>
-          tools.call(name, input, {
-            token: token(),
-            signal: options?.signal ?? signal(),
-          }),
+          this.#call(name, input, options?.signal ?? signal()),
         list: () => tools.list(),
       }),
       emit: (input: EmitInput) => this.#emit(input),
@@ -113,11 +135,89 @@ export class AgentRunner {
     }
   }
 
+  /** Issues a fresh token to the agent, e.g. after a rotation. */
   async renewToken(): Promise<void> {
-    this.#token = await this.#deps.auth.issue({
+    const renewal = this.#issue();
+    this.#renewing = renewal;
+    try {
+      await renewal;
+    } finally {
+      if (this.#renewing === renewal) this.#renewing = undefined;
+    }
+  }
+
+  async #issue(): Promise<void> {
+    const { auth } = this.#deps;
+    const seq = ++this.#issued;
+    const token = await auth.issue({
       sub: this.#actor,
       permissions: [...(this.agent.permissions ?? [])],
     });
+    let renewAt = Infinity;
+    try {
+      const { iat, exp } = await auth.verify(token);
+      const life = (exp - iat) * 1000;
+      renewAt = exp * 1000 - Math.min(life / 2, Math.max(life / 10, RENEW_MARGIN_MS));
+    } catch (error) {
+      // Without its claims the token is renewed only when a call is refused.
+      this.#logger.warn("Cannot read the expiry of agent {name}'s token: {message}", {
+        name: this.agent.name,
+        message: message(error),
+      });
+    }
+    // Of renewals that overlap (a rotation during a due renewal), the latest issued wins.
+    if (seq < this.#applied) return;
+    this.#applied = seq;
+    this.#token = token;
+    this.#renewAt = Number.isFinite(renewAt) ? renewAt : Infinity;
+  }
+
+  #renewDue(): boolean {
+    return this.#renewing === undefined && this.#deps.clock() >= this.#renewAt;
+  }
+
+  // The token to call with: renewed first when it is due. A failed renewal is
+  // logged and the current token used; a refused call renews it again.
+  async #fresh(): Promise<string> {
+    try {
+      if (this.#renewDue()) await this.renewToken();
+      else if (this.#renewing !== undefined) await this.#renewing;
+    } catch (error) {
+      this.#logger.warn("Cannot renew agent {name}'s token: {message}", {
+        name: this.agent.name,
+        message: message(error),
+      });
+    }
+    return this.#token;
+  }
+
+  // Calls a tool with the agent's token; when the token is refused as stale,
+  // renews it once and calls once more. Authorization comes before the tool
+  // runs, so the tool itself runs at most once.
+  async #call(name: string, input: unknown, signal: AbortSignal): Promise<unknown> {
+    const { tools } = this.#deps;
+    const token = await this.#fresh();
+    try {
+      return await tools.call(name, input, { token, signal });
+    } catch (error) {
+      if (!staleToken(error) || signal.aborted) throw error;
+      if (this.#token === token) {
+        try {
+          await this.renewToken();
+        } catch (renewal) {
+          this.#logger.warn("Cannot renew agent {name}'s token: {message}", {
+            name: this.agent.name,
+            message: message(renewal),
+          });
+          throw error;
+        }
+      }
+      this.#logger.info("Renewed agent {name}'s refused token; calling tool {tool} again", {
+        name: this.agent.name,
+        tool: name,
+      });
+      return await tools.call(name, input, { token: this.#token, signal });
+    }
   }
 
   async stop(): Promise<void> {

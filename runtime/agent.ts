@@ -14,7 +14,10 @@ import { compileKindFilter } from "./kind_pattern.ts";
 /** The tools an agent may call, with its own token. */
 export interface AgentTools {
   /**
-   * Calls a tool with the agent's token and abort signal.
+   * Calls a tool with the agent's token and abort signal. The token is renewed
+   * first when little of its life is left (10% of it, at least 60 s); a call
+   * refused because the token expired or its secret was rotated out is made
+   * once more with a fresh token.
    *
    * @throws {ToolNotFoundError} When no tool has this name.
    * @throws {CapabilityDeniedError} When the agent's token does not grant the tool.
@@ -45,7 +48,10 @@ export interface AgentLogger {
 export interface AgentContext {
   /** The agent's name. */
   readonly name: string;
-  /** The agent's capability token (`sub: "agent/<name>"`); never log it. */
+  /**
+   * The agent's capability token (`sub: "agent/<name>"`); never log it. It is
+   * renewed before it expires: read it again rather than keeping it.
+   */
   readonly token: string;
   /** Aborted when the runtime stops or the agent is unregistered: finish or give up soon. */
   readonly signal: AbortSignal;

@@ -118,11 +118,13 @@ export class Runtime {
   #runners = new Map<string, AgentRunner>();
   #storages = new Map<string, StorageAdapter | undefined>();
   #retry: RetryPolicy;
+  #clock: () => number;
   #running = false;
   #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(config: RuntimeConfig) {
     const clock = config.clock ?? Date.now;
+    this.#clock = clock;
     this.#store = config.vault;
     this.tools = config.tools ?? new NoopToolRegistry();
     this.#auth = config.auth ?? new AllowAllAuthority(clock);
@@ -262,6 +264,7 @@ export class Runtime {
       checkpoints: this.#checkpoints,
       storage: (scheme) => this.storage(scheme),
       retry: this.#retry,
+      clock: this.#clock,
     });
     this.#runners.set(defined.name, runner);
     if (this.#running) {
