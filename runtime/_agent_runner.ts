@@ -242,6 +242,8 @@ export class AgentRunner {
         message: message(error),
       });
     }
+    // A renewal started by reading ctx.token must not outlive the agent.
+    await this.#renewing?.catch(() => {});
   }
 
   // Emits of a previous run that died before its checkpoint, so that a
