@@ -5,7 +5,16 @@
  * @module
  */
 
-/** The environment variable the CLI reads the master key from. */
+/**
+ * The environment variable the CLI reads the master key from.
+ *
+ * @example
+ * ```ts
+ * import { MASTER_KEY_ENV } from "@toka/runtime/auth";
+ *
+ * console.log(MASTER_KEY_ENV); // "TOKA_MASTER_KEY"
+ * ```
+ */
 export const MASTER_KEY_ENV = "TOKA_MASTER_KEY";
 
 const MASTER_KEY_RE = /^[A-Za-z0-9_-]{43}$/;

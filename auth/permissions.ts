@@ -10,7 +10,16 @@
  * @module
  */
 
-/** Longest permission string a token may carry. */
+/**
+ * Longest permission string a token may carry.
+ *
+ * @example
+ * ```ts
+ * import { isValidPermission, MAX_PERMISSION_LENGTH } from "@toka/runtime/auth";
+ *
+ * console.log(isValidPermission(`tool:${"x".repeat(MAX_PERMISSION_LENGTH)}:invoke`)); // false
+ * ```
+ */
 export const MAX_PERMISSION_LENGTH = 64;
 
 const SEGMENT = "(?:\\*|[A-Za-z0-9_.@/-]+)";

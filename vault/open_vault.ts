@@ -9,7 +9,16 @@ export interface OpenVaultOptions extends Omit<KvEventStoreOptions, "closeKv"> {
   create?: boolean;
 }
 
-/** The default location of the embedded store, relative to the working directory. */
+/**
+ * The default location of the embedded store, relative to the working directory.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_VAULT_PATH } from "@toka/runtime/vault";
+ *
+ * console.log(DEFAULT_VAULT_PATH); // "./.toka/toka.kv"
+ * ```
+ */
 export const DEFAULT_VAULT_PATH: string = "./.toka/toka.kv";
 
 /**
