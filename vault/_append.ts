@@ -1,6 +1,7 @@
 // Rules shared by both stores' append, read and import paths.
 import { VersionConflictError } from "../runtime/errors.ts";
 import type { ExpectedVersion } from "../runtime/event_store.ts";
+import { parsePosition } from "./_event.ts";
 
 /** Throws when a stream at `current` does not satisfy `expected`. */
 export function checkExpectedVersion(
@@ -51,4 +52,17 @@ export function assertExpectedVersion(expected: unknown): void {
       JSON.stringify(expected)
     }: use a number ≥ 0, "any", "no_stream" or "exists"`,
   );
+}
+
+/**
+ * The last position a subscription has already seen: 0 from the start, the
+ * head for `"$end"`, or the given position.
+ */
+export async function startAfter(
+  after: string | undefined,
+  head: () => number | Promise<number>,
+): Promise<number> {
+  if (after === undefined) return 0;
+  if (after === "$end") return await head();
+  return parsePosition(after, "after");
 }

@@ -33,6 +33,7 @@ import {
   checkExpectedVersion,
   digestMismatch,
   readLimit,
+  startAfter,
 } from "./_append.ts";
 import {
   decodePage,
@@ -189,13 +190,20 @@ export class KvEventStore implements EventStore {
     } catch (error) {
       return Promise.reject(error);
     }
-    const fast = prepared.every((p) =>
-      p.bytes <= INLINE_PAYLOAD_BYTES && p.parents.every((id) => this.#recentDigest(id))
-    );
-    if (fast) {
-      const digests = prepared.map((p) =>
-        eventDigest(p.canonical, p.parents.map((id) => this.#recentDigest(id)!))
-      );
+    // Fast path: inline payloads whose parents are recent; otherwise blobs or reads first.
+    const digests: string[] = [];
+    for (const p of prepared) {
+      if (p.bytes > INLINE_PAYLOAD_BYTES) break;
+      const parents: string[] = [];
+      for (const id of p.parents) {
+        const digest = this.#recentDigest(id);
+        if (digest === undefined) break;
+        parents.push(digest);
+      }
+      if (parents.length < p.parents.length) break;
+      digests.push(eventDigest(p.canonical, parents));
+    }
+    if (digests.length === prepared.length) {
       return this.#enqueue(stream, prepared, digests, [], options.expectedVersion);
     }
     return this.#prepareSlow(stream, prepared).then(({ digests, blobs }) =>
@@ -855,11 +863,7 @@ export class KvEventStore implements EventStore {
     this.#assertOpen();
     const matches = compileKindFilter(options.kinds);
     const signal = options.signal;
-    let cursor = options.after === undefined
-      ? 0
-      : options.after === "$end"
-      ? (await this.#end()) - 1
-      : parsePosition(options.after, "after");
+    let cursor = await startAfter(options.after, async () => (await this.#end()) - 1);
     const ended = () => this.#closing || signal?.aborted === true;
     try {
       while (!ended()) {

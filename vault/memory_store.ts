@@ -22,7 +22,7 @@ import {
   prepareInput,
   prepareInputs,
 } from "./_event.ts";
-import { checkExpectedVersion, digestMismatch, readLimit } from "./_append.ts";
+import { checkExpectedVersion, digestMismatch, readLimit, startAfter } from "./_append.ts";
 import { verifyLog } from "./_verify.ts";
 
 /** Options of {@linkcode MemoryEventStore}. */
@@ -232,11 +232,7 @@ export class MemoryEventStore implements EventStore {
     this.#assertOpen();
     const matches = compileKindFilter(options.kinds);
     const signal = options.signal;
-    let next = options.after === undefined
-      ? 0
-      : options.after === "$end"
-      ? this.#events.length
-      : parsePosition(options.after, "after");
+    let next = await startAfter(options.after, () => this.#events.length);
     while (!this.#closed && !signal?.aborted) {
       while (next < this.#events.length) {
         const record = this.#events[next++];

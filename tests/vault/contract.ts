@@ -431,6 +431,14 @@ export async function runContract(t: Deno.TestContext, factory: StoreFactory): P
     },
   );
 
+  await withStore("subscribe refuses a malformed start position", async (store) => {
+    await assert.rejects(
+      store.subscribe({ after: "x" }).next(),
+      new TypeError('Invalid after "x": expected up to 16 digits'),
+    );
+    await assert.rejects(store.subscribe({ kinds: ["bad kind"] }).next(), /Invalid kind pattern/);
+  });
+
   await withStore("verify is clean on a fresh log", async (store) => {
     assert.deepEqual(await store.verify(), { ok: true, checked: 0, problems: [] });
   });
