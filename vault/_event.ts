@@ -13,10 +13,10 @@ import {
   MAX_PAYLOAD_BYTES,
 } from "./limits.ts";
 
-export const MAX_PARENTS = 64;
-export const MAX_META_ENTRIES = 16;
-export const MAX_META_VALUE_LENGTH = 256;
-export const MAX_INTENT_LENGTH = 1024;
+const MAX_PARENTS = 64;
+const MAX_META_ENTRIES = 16;
+const MAX_META_VALUE_LENGTH = 256;
+const MAX_INTENT_LENGTH = 1024;
 
 const META_KEY_RE = /^[A-Za-z0-9_\-.:]{1,64}$/;
 const ID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -34,7 +34,7 @@ export function isEventId(id: unknown): id is string {
 }
 
 /** Throws a TypeError naming the path of the first value that is not JSON. */
-export function assertJson(value: unknown, where: string): void {
+function assertJson(value: unknown, where: string): void {
   const seen = new Set<object>();
   const walk = (v: unknown, path: string): void => {
     switch (typeof v) {

@@ -3,7 +3,7 @@
 
 const MAX_ATTEMPTS = 200;
 
-export function isTransient(error: unknown): boolean {
+function isTransient(error: unknown): boolean {
   const message = error instanceof Error ? error.message : String(error);
   return /database is locked|database is busy|SQLITE_BUSY/i.test(message);
 }

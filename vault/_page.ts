@@ -29,7 +29,7 @@ export interface StoredEvent {
 }
 
 /** Largest page, in UTF-8 bytes. */
-export const PAGE_BYTES = 60 * 1024;
+const PAGE_BYTES = 60 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
