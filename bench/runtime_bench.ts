@@ -6,47 +6,10 @@
 // append throughput. Measured: runtime.emit → handled by one agent (with its
 // checkpoints written), until the agent has handled all 512. Target: ≥ 0.7×.
 //
-// Group "bus": one iteration delivers 1000 events, so deliveries/s = 1000 × iter/s.
-// Targets: the in-memory bus with one subscriber at least 1,000,000 deliveries/s
-// and at least 0.25× a bare loop awaiting the same handler on the same records.
-// The baseline is strict: it reuses prebuilt records, while the bus must make
-// each one (object, id and position strings, the promise emit returns: about
-// twice the bare loop's cost per event on its own) and keeps 1000 of them alive
-// across microtasks, which the young-generation GC has to copy.
-import { defineAgent, EventBus, type EventRecord, Runtime } from "../runtime/mod.ts";
+// The in-memory bus is measured by bench/bus_ratios.ts (a script: interleaved
+// rounds and medians, as the ratio is small and sensitive to noise).
+import { defineAgent, Runtime } from "../runtime/mod.ts";
 import { openVault } from "../vault/mod.ts";
-
-const BATCH = 1000;
-let sum = 0;
-// The handler every variant calls: it returns a promise, as subscriber handlers usually do.
-const handler = (event: EventRecord): Promise<void> => {
-  sum += (event.payload as { n: number }).n;
-  return Promise.resolve();
-};
-const input = { kind: "task.created", payload: { n: 1 } };
-
-const memoryBus = new EventBus();
-const records: EventRecord[] = [];
-for (let i = 0; i < BATCH; i++) records.push(await memoryBus.emit(input));
-const subscription = memoryBus.subscribe("task.*", handler);
-
-Deno.bench({
-  name: "bare loop: await handler(event) × 1000",
-  group: "bus",
-  baseline: true,
-  async fn() {
-    for (let i = 0; i < BATCH; i++) await handler(records[i]);
-  },
-});
-
-Deno.bench({
-  name: "in-memory EventBus: emit × 1000 → 1 subscriber",
-  group: "bus",
-  async fn() {
-    for (let i = 0; i < BATCH; i++) memoryBus.emit(input);
-    await subscription.idle();
-  },
-});
 
 const WRITERS = 64;
 const PER_WRITER = 8;
@@ -64,7 +27,7 @@ runtime.register(defineAgent({
     if (++handled === target) reached();
   },
 }));
-// Started by the first "kv" iteration, so its agent does not run during the "bus" group.
+// Started by the first measured iteration, not at load.
 let started: Promise<void> | undefined;
 
 function writers(append: (writer: number) => Promise<unknown>): Promise<unknown> {
@@ -94,9 +57,6 @@ Deno.bench({
   },
 });
 
-globalThis.addEventListener("unload", () => {
-  if (sum < 0) console.log(sum);
-});
 // Deno.bench has no teardown hook; the temp folder is removed at exit.
 globalThis.addEventListener("unload", () => {
   Deno.removeSync(dir, { recursive: true });
