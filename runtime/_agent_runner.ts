@@ -29,6 +29,8 @@ export interface RunnerDeps {
 
 /** The most time before its expiry that a token is renewed (10% of its life, at least this). */
 const RENEW_MARGIN_MS = 60_000;
+/** How often a running agent's checkpoint is moved past events it does not subscribe to. */
+const ADVANCE_INTERVAL_MS = 1_000;
 
 // Why a tool call may be refused only because the agent's token is stale: it
 // expired, its secret was rotated out (here or by another process) or its
@@ -59,6 +61,8 @@ export class AgentRunner {
   #issued = 0;
   #applied = 0;
   #loop: Promise<void> | undefined;
+  #advancer: ReturnType<typeof setInterval> | undefined;
+  #advancing: Promise<void> | undefined;
   #subscription: Subscription | undefined;
   #current: { event: EventRecord; index: number } | undefined;
   // What the agent emitted while handling each unfinished event, by emit index.
@@ -129,8 +133,12 @@ export class AgentRunner {
       return;
     }
     this.running = true;
-    if (store !== undefined) this.#loop = this.#consume(store);
-    else {
+    if (store !== undefined) {
+      this.#loop = this.#consume(store);
+      this.#advancer = setInterval(() => {
+        this.#advancing ??= this.#advance(store).finally(() => this.#advancing = undefined);
+      }, ADVANCE_INTERVAL_MS);
+    } else {
       this.#subscription = bus.subscribe(this.agent.subscribe, (event) => this.#handle(event));
     }
   }
@@ -231,8 +239,11 @@ export class AgentRunner {
       this.#subscription = undefined;
     } else {
       this.#controller.abort();
+      clearInterval(this.#advancer);
       await this.#loop;
+      await this.#advancing;
       this.#loop = undefined;
+      if (this.#deps.store !== undefined) await this.#advance(this.#deps.store);
     }
     try {
       await this.agent.stop?.(this.#ctx);
@@ -257,6 +268,32 @@ export class AgentRunner {
       let list = this.#emitted.get(cause);
       if (list === undefined) this.#emitted.set(cause, list = []);
       list.push(event);
+    }
+  }
+
+  // Moves the checkpoint to the head of the log when no event the agent
+  // subscribes to lies between the two: the checkpoint otherwise moves only
+  // on handled events, and a restart would rescan everything after it.
+  async #advance(store: EventStore): Promise<void> {
+    const from = this.position;
+    try {
+      const head = await store.head();
+      if (head === null || (from !== null && head <= from)) return;
+      const pending = store.read({
+        from: from === null ? undefined : formatPosition(Number(from) + 1),
+        kinds: [...this.agent.subscribe],
+        limit: 1,
+      });
+      for await (const event of pending) if (event.position <= head) return;
+      // Handling an event meanwhile moved the checkpoint already.
+      if (this.position !== from) return;
+      this.position = head;
+      this.#deps.checkpoints.save(this.agent.name, head, this.failures, this.agent.subscribe);
+    } catch (error) {
+      this.#logger.warn("Could not move agent {name}'s checkpoint: {message}", {
+        name: this.agent.name,
+        message: message(error),
+      });
     }
   }
 

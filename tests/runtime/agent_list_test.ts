@@ -44,19 +44,27 @@ Deno.test("toka agent list", async (t) => {
 
   await t.step("lag counts only pending events the agent subscribes to", async () => {
     const rows = await readAgentRows(store);
-    // Tasks at 1 and 2, two agent.failed at 3 and 4, other.thing at 5: none is
-    // for "fails" after its position, and "idle" never had anything to do.
+    // Tasks at 1 and 2, two agent.failed at 3 and 4, other.thing at 5 (after
+    // the stop). At the stop, both checkpoints moved to the head (4): nothing
+    // after it was for them.
     assert.equal(await store.head(), "0000000000000005");
     assert.deepEqual(rows, [
       {
         name: "fails",
-        position: "0000000000000002",
+        position: "0000000000000004",
         lag: 0,
         subscribe: ["task.*"],
         failures: 2,
         updatedAt: 0,
       },
-      { name: "idle", position: null, lag: 0, subscribe: ["never.*"], failures: 0, updatedAt: 0 },
+      {
+        name: "idle",
+        position: "0000000000000004",
+        lag: 0,
+        subscribe: ["never.*"],
+        failures: 0,
+        updatedAt: 0,
+      },
     ]);
   });
 
@@ -65,7 +73,7 @@ Deno.test("toka agent list", async (t) => {
     assert.equal(await listAgents(context(store, false, out)), 0);
     assert.match(
       out.join(""),
-      /^AGENT\s+POSITION\s+LAG\s+FAILURES\s+UPDATED\nfails\s+0000000000000002\s+0\s+2\s+1970-.*\nidle\s+-\s+0\s+0\s+1970-/,
+      /^AGENT\s+POSITION\s+LAG\s+FAILURES\s+UPDATED\nfails\s+0000000000000004\s+0\s+2\s+1970-.*\nidle\s+0000000000000004\s+0\s+0\s+1970-/,
     );
     const json: string[] = [];
     await listAgents(context(store, true, json));
@@ -141,9 +149,8 @@ Deno.test("toka agent list after a pipeline of agents", async (t) => {
     const rows = await readAgentRows(store);
     assert.equal(await store.head(), "0000000000000018");
     assert.deepEqual(rows.map((row) => [row.name, row.lag]), [["planner", 0], ["worker", 0]]);
-    // Positions are those of the last event each one handled.
-    const planned = await Array.fromAsync(store.read({ kinds: ["task.planned"] }));
-    assert.equal(rows[1].position, planned.at(-1)?.position);
+    // Both finished everything for them, so both checkpoints are at the head.
+    assert.deepEqual(rows.map((row) => row.position), ["0000000000000018", "0000000000000018"]);
   });
 
   await t.step("changed patterns are recorded at the next start", async () => {

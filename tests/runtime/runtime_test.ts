@@ -343,6 +343,76 @@ Deno.test("Agents with a vault", async (t) => {
     await store.close();
   });
 
+  await t.step("the checkpoint moves past events the agent does not subscribe to", async () => {
+    const kv = await Deno.openKv(":memory:");
+    const memory = new MemoryEventStore();
+    const reads: (string | undefined)[] = [];
+    const store = withKv(memory, kv);
+    store.read = (options) => {
+      reads.push(options?.from);
+      return memory.read(options);
+    };
+    const handled: string[] = [];
+    const agent = defineAgent({
+      name: "rare",
+      subscribe: ["rare.*"],
+      handle: (event) => void handled.push(event.kind),
+    });
+    const runtime = await Runtime.create({ vault: store });
+    runtime.register(agent);
+    await runtime.start();
+    await runtime.emit({ kind: "rare.event" });
+    for (let i = 0; i < 50; i++) await runtime.emit({ kind: "common.event" });
+    await until(() => handled.length === 1);
+    // While it runs, within about a second.
+    await until(() => runtime.agents()[0].position === "0000000000000051", 3000);
+    for (let i = 0; i < 5; i++) await runtime.emit({ kind: "common.event" });
+    // And when it stops.
+    await runtime.stop();
+    const stored = await kv.get<{ position: string }>(["runtime", "checkpoint", "rare"]);
+    assert.equal(stored.value?.position, "0000000000000056");
+
+    // A restart reads nothing before the head to find its earlier emits.
+    reads.length = 0;
+    const next = await Runtime.create({ vault: store });
+    next.register(agent);
+    await next.start();
+    await next.stop();
+    assert.deepEqual(reads, ["0000000000000057"]);
+    assert.deepEqual(handled, ["rare.event"]);
+    kv.close();
+    await memory.close();
+  });
+
+  await t.step("an event the agent has not finished holds its checkpoint back", async () => {
+    const store = new MemoryEventStore();
+    let calls = 0;
+    const agent = defineAgent({
+      name: "flaky",
+      subscribe: ["job.*"],
+      handle: () => {
+        if (++calls === 1) throw new Error("not yet");
+      },
+    });
+    const runtime = await Runtime.create({
+      vault: store,
+      retry: { attempts: 3, backoffMs: () => 60_000 },
+    });
+    runtime.register(agent);
+    await runtime.start();
+    await runtime.emit({ kind: "job.run" });
+    for (let i = 0; i < 3; i++) await runtime.emit({ kind: "other.thing" });
+    await until(() => calls === 1);
+    // Stopping cuts the backoff short: job.run is unfinished.
+    await runtime.stop();
+    assert.equal(runtime.agents()[0].position, null);
+    await runtime.start();
+    await until(() => calls === 2);
+    await runtime.stop();
+    assert.equal(runtime.agents()[0].position, "0000000000000004");
+    await store.close();
+  });
+
   await t.step("init, stop hooks, and an agent registered while running", async () => {
     const store = new MemoryEventStore();
     const runtime = await Runtime.create({ vault: store });
