@@ -91,8 +91,8 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
       authority: auth,
       clock: config.clock,
       tools: [...builtinTools({ clock: config.clock }), ...(extraTools ?? [])],
-      // Tool calls are events too.
-      record: (event) => runtime.emit({ ...event, stream: "toolkit" }),
+      // Tool calls are events too, caused by the event the caller was handling.
+      record: (event, cause) => runtime.bus.emit({ ...event, stream: "toolkit" }, cause),
     });
     const runtime = await Runtime.create({ ...config, vault, auth, tools });
     return Object.assign(runtime, {

@@ -204,9 +204,10 @@ export class AgentRunner {
   // runs, so the tool itself runs at most once.
   async #call(name: string, input: unknown, signal: AbortSignal): Promise<unknown> {
     const { tools } = this.#deps;
+    const cause = this.#current?.event;
     const token = await this.#fresh();
     try {
-      return await tools.call(name, input, { token, signal });
+      return await tools.call(name, input, { token, signal, cause });
     } catch (error) {
       if (!staleToken(error) || signal.aborted) throw error;
       if (this.#token === token) {
@@ -224,7 +225,7 @@ export class AgentRunner {
         name: this.agent.name,
         tool: name,
       });
-      return await tools.call(name, input, { token: this.#token, signal });
+      return await tools.call(name, input, { token: this.#token, signal, cause });
     }
   }
 

@@ -6,6 +6,7 @@
  */
 
 import { TokaError } from "./errors.ts";
+import type { EventRecord } from "./event_store.ts";
 
 /** MCP-style hints about a tool's behaviour. */
 export interface ToolAnnotations {
@@ -45,6 +46,11 @@ export interface ToolCallOptions {
   token?: string;
   /** Aborts the call. */
   signal?: AbortSignal;
+  /**
+   * The event being handled when the call is made: the registry's events
+   * (`tool.invoked`, …) are recorded as caused by it. Agents pass it for you.
+   */
+  cause?: EventRecord;
 }
 
 /** The surface of a tool registry, as the runtime and agents see it. */

@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
 import type { ValidateFunction } from "ajv";
 import { TokaError } from "../runtime/errors.ts";
+import type { EventRecord } from "../runtime/event_store.ts";
 import {
   AllowAllAuthority,
   type TokenAuthority,
@@ -54,10 +55,11 @@ export interface ToolRegistryOptions {
   /** Checks callers' tokens; an {@linkcode AllowAllAuthority} by default. */
   authority?: TokenAuthority;
   /**
-   * Records the registry's events; the runtime wires this to its event bus.
-   * A call waits for it, and fails when it throws.
+   * Records the registry's events, with the caller's `cause` if it gave one;
+   * the runtime wires this to its event bus. A call waits for it, and fails
+   * when it throws.
    */
-  record?: (event: ToolEvent) => unknown | Promise<unknown>;
+  record?: (event: ToolEvent, cause?: EventRecord) => unknown | Promise<unknown>;
   /** Milliseconds since the epoch, for durations; `Date.now` by default. */
   clock?: () => number;
   /** Tools to register at once. */
@@ -88,7 +90,7 @@ interface Entry {
 export class ToolRegistry implements ToolRegistryContract {
   #tools = new Map<string, Entry>();
   #authority: TokenAuthority;
-  #record: (event: ToolEvent) => unknown | Promise<unknown>;
+  #record: (event: ToolEvent, cause?: EventRecord) => unknown | Promise<unknown>;
   #clock: () => number;
 
   /**
@@ -231,10 +233,11 @@ export class ToolRegistry implements ToolRegistryContract {
     const callId = crypto.randomUUID();
     const started = this.#clock();
     const inputDigest = digest(input);
+    const cause = options.cause;
     await this.#record({
       kind: "tool.invoked",
       payload: { tool: name, callId, ...(inputDigest && { inputDigest }) },
-    });
+    }, cause);
     let output: unknown;
     try {
       // defineTool guarantees at least one permission, so claims gets set.
@@ -264,13 +267,13 @@ export class ToolRegistry implements ToolRegistryContract {
           durationMs: this.#clock() - started,
           error: { code, message },
         },
-      });
+      }, cause);
       throw error;
     }
     await this.#record({
       kind: "tool.completed",
       payload: { tool: name, callId, durationMs: this.#clock() - started },
-    });
+    }, cause);
     return output;
   }
 

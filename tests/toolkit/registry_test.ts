@@ -14,6 +14,7 @@ import {
   ToolRegistry,
   ToolTimeoutError,
 } from "../../toolkit/mod.ts";
+import type { EventRecord } from "../../runtime/mod.ts";
 import { FakeAuthority } from "./_fakes.ts";
 
 function tool(overrides: Partial<Tool> = {}): Tool {
@@ -315,6 +316,34 @@ Deno.test("ToolRegistry.call: timeout and abort", async (t) => {
 });
 
 Deno.test("ToolRegistry.call: events", async (t) => {
+  await t.step("every event of a call is recorded with the caller's cause", async () => {
+    const seen: [string, unknown][] = [];
+    const tools = new ToolRegistry({
+      record: (event, cause) => void seen.push([event.kind, cause?.id]),
+      tools: [
+        tool({ execute: () => "ok" }),
+        tool({
+          name: "broken",
+          execute: () => {
+            throw new Error("no");
+          },
+        }),
+      ],
+    });
+    const cause = { id: "01CAUSE" } as EventRecord;
+    await tools.call("probe", {}, { cause });
+    await assert.rejects(tools.call("broken", {}, { cause }));
+    await tools.call("probe", {});
+    assert.deepEqual(seen, [
+      ["tool.invoked", "01CAUSE"],
+      ["tool.completed", "01CAUSE"],
+      ["tool.invoked", "01CAUSE"],
+      ["tool.failed", "01CAUSE"],
+      ["tool.invoked", undefined],
+      ["tool.completed", undefined],
+    ]);
+  });
+
   await t.step("a call records invoked then completed, with a digest but no input", async () => {
     let now = 1_000;
     const events: ToolEvent[] = [];
