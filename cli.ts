@@ -103,6 +103,7 @@ Examples:
 Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
   toka auth rotate-secret
   TOKEN=$(toka auth issue --sub agent/planner --perm "tool:*:invoke" --ttl 600)
+  toka auth attenuate "$TOKEN" --perm "tool:echo:invoke" --ttl 60
   toka auth verify "$TOKEN"
   toka auth status
   toka auth revoke <jti> --exp <epoch-seconds>`,

@@ -11,6 +11,8 @@ export const MAX_TOKEN_LENGTH = 16_384;
 export const MAX_LIFETIME_SECS = 86_400;
 export const MAX_ID_LENGTH = 256;
 export const MAX_PERMISSIONS = 100;
+/** How many times a token may be attenuated, one from another. */
+export const MAX_ANCESTORS = 8;
 const MAX_KID_LENGTH = 64;
 const B64URL_RE = /^[A-Za-z0-9_-]+$/;
 
@@ -154,6 +156,23 @@ export function claimsProblem(c: Record<string, unknown>): ClaimProblem | undefi
       };
     }
   }
+  const ancestors = c.ancestors;
+  if (ancestors !== undefined) {
+    if (!Array.isArray(ancestors)) {
+      return { kind: "type", reason: "bad_claims", message: `Claim "ancestors" must be an array` };
+    }
+    if (ancestors.length === 0 || ancestors.length > MAX_ANCESTORS) {
+      return {
+        kind: "range",
+        reason: "bad_claims",
+        message: `Claim "ancestors" must hold 1 to ${MAX_ANCESTORS} token ids, got ${ancestors.length}`,
+      };
+    }
+    for (const id of ancestors) {
+      const problem = idProblem("ancestors", id);
+      if (problem) return problem;
+    }
+  }
   const iat = c.iat as number, exp = c.exp as number;
   if (exp <= iat) {
     return { kind: "range", reason: "bad_claims", message: `Claim "exp" must be after "iat"` };
@@ -182,5 +201,6 @@ export function decodeClaims(parsed: ParsedToken): TokenClaims {
     jti: c.jti as string,
   };
   if (c.nbf !== undefined) claims.nbf = c.nbf as number;
+  if (c.ancestors !== undefined) claims.ancestors = [...(c.ancestors as string[])];
   return claims;
 }

@@ -12,6 +12,7 @@ import {
   checkSignature,
   claimsProblem,
   decodeClaims,
+  MAX_ANCESTORS,
   MAX_ID_LENGTH,
   MAX_LIFETIME_SECS,
   parseToken,
@@ -169,6 +170,7 @@ function parseInitialSecret(secret: string | Uint8Array): Uint8Array {
 
 function freezeClaims(claims: TokenClaims): TokenClaims {
   Object.freeze(claims.permissions);
+  if (claims.ancestors !== undefined) Object.freeze(claims.ancestors);
   return Object.freeze(claims);
 }
 
@@ -184,7 +186,8 @@ function freezeClaims(claims: TokenClaims): TokenClaims {
  *
  * Widening on {@linkcode KvTokenAuthority.attenuate} throws
  * `CapabilityDeniedError` for a permission the parent lacks and `RangeError`
- * for a lifetime past the parent's `exp`.
+ * for a lifetime past the parent's `exp`. Revoking a token also revokes the
+ * tokens attenuated from it.
  *
  * @example Issue, verify, authorize, rotate
  * ```ts
@@ -386,13 +389,16 @@ export class KvTokenAuthority implements TokenAuthority {
 
   /**
    * Derives a child token with fewer (or equal) permissions and no later
-   * expiry, for the same subject and vault. The parent must be valid.
+   * expiry, for the same subject and vault. The parent must be valid. The
+   * child lists the ids of its parent and the parent's ancestors in
+   * `ancestors`: revoking any of them revokes the child too.
    *
    * @param token The parent token.
    * @param options The child's permissions and optional lifetime.
    * @returns The child token.
    * @throws {CapabilityDeniedError} When a requested permission is not covered by the parent's.
-   * @throws {RangeError} When `ttlSecs` would outlive the parent or exceeds limits.
+   * @throws {RangeError} When `ttlSecs` would outlive the parent or exceeds limits, or the
+   *   parent was itself attenuated 8 times already.
    * @throws {TypeError} When a permission is malformed.
    * @throws {InvalidTokenError} When the parent is invalid (or expired, revoked).
    *
@@ -437,6 +443,13 @@ export class KvTokenAuthority implements TokenAuthority {
       jti: this.#newId(16),
     };
     if (parent.nbf !== undefined) claims.nbf = parent.nbf;
+    const ancestors = [...(parent.ancestors ?? []), parent.jti];
+    if (ancestors.length > MAX_ANCESTORS) {
+      throw new RangeError(
+        `Cannot attenuate a token attenuated ${MAX_ANCESTORS} times already`,
+      );
+    }
+    claims.ancestors = ancestors;
     return this.#sign(claims);
   }
 
@@ -648,6 +661,10 @@ export class KvTokenAuthority implements TokenAuthority {
       throw new InvalidTokenError("not_yet_valid");
     }
     if (this.#revoked.has(claims.jti)) throw new TokenRevokedError(claims.jti);
+    // Revoking a token revokes every token attenuated from it.
+    for (const ancestor of claims.ancestors ?? []) {
+      if (this.#revoked.has(ancestor)) throw new TokenRevokedError(ancestor);
+    }
   }
 
   async #rewrap(secrets: StoredSecret[]): Promise<StoredSecret[]> {

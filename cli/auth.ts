@@ -1,5 +1,5 @@
 /**
- * `toka auth ...`: rotate the secret pool, issue, verify and revoke
+ * `toka auth ...`: rotate the secret pool, issue, attenuate, verify and revoke
  * capability tokens, and show the pool's state, in the Deno KV vault named by
  * `--db`. Secrets are unwrapped with `TOKA_MASTER_KEY` when the pool is
  * wrapped; no command ever prints secret material.
@@ -33,6 +33,14 @@ export interface IssueTokenOptions {
   /** The permissions to grant, `resource:action[:target]`. */
   perm: string[];
   /** Lifetime in seconds, 1 to 86400; the authority's default (3600) when omitted. */
+  ttl?: number;
+}
+
+/** Options of {@linkcode attenuateToken}. */
+export interface AttenuateTokenOptions {
+  /** The child's permissions; each must be covered by the parent's. */
+  perm: string[];
+  /** Lifetime in seconds; it ends with the parent's when omitted and may not pass it. */
   ttl?: number;
 }
 
@@ -119,6 +127,41 @@ export async function issueToken(
 }
 
 /**
+ * Derives a narrower token from one the caller holds (`-` reads it from
+ * standard input) and prints it alone on a line; with `--json`, the token and
+ * its claims. Revoking the parent later revokes the child too.
+ *
+ * @param ctx The command context.
+ * @param token The parent token, or `-`.
+ * @param options The child's permissions and lifetime.
+ * @returns The exit code.
+ * @throws {UsageError} When the permissions or lifetime are refused.
+ */
+export async function attenuateToken(
+  ctx: CommandContext,
+  token: string,
+  options: AttenuateTokenOptions,
+): Promise<number> {
+  const permissions = options.perm ?? [];
+  if (permissions.length > MAX_PERMISSIONS) {
+    throw new UsageError(`Too many --perm: at most ${MAX_PERMISSIONS}, got ${permissions.length}`);
+  }
+  if (token === "-") token = await readStdinToken(ctx);
+  return await withAuthority(ctx, async (auth) => {
+    let child: string;
+    try {
+      child = await auth.attenuate(token, { permissions, ttlSecs: options.ttl });
+    } catch (error) {
+      throw asUsageError(error);
+    }
+    ctx.io.stdout(
+      ctx.json ? `${JSON.stringify({ token: child, ...await auth.verify(child) })}\n` : `${child}\n`,
+    );
+    return 0;
+  });
+}
+
+/**
  * Verifies a token (`-` reads it from standard input) and prints its claims.
  * When it is not valid, the reason goes to stderr (or into the JSON) and the
  * exit code is 1; the token itself is never echoed.
@@ -154,6 +197,7 @@ export async function verifyToken(ctx: CommandContext, token: string): Promise<n
     ];
     if (claims.nbf !== undefined) rows.push(["not before", iso(claims.nbf * 1000)]);
     rows.push(["jti", claims.jti]);
+    if (claims.ancestors !== undefined) rows.push(["ancestors", claims.ancestors.join(" ")]);
     ctx.io.stdout(table(rows));
     return 0;
   });
@@ -230,6 +274,20 @@ export function registerAuthCommands(program: Command, run: RunCommand): Command
     .option("--ttl <seconds>", `lifetime, 1 to ${MAX_TTL_SECS} (default: 3600)`, parseTtlArg)
     .action((options: IssueTokenOptions, command: Command) =>
       run(command, (ctx) => issueToken(ctx, options))
+    );
+
+  auth.command("attenuate").description(
+    "derive a narrower token from a valid one and print it alone on stdout",
+  )
+    .argument("<token>", "the parent token, or - to read it from stdin")
+    .option(
+      "--perm <permission>",
+      "a permission the parent grants; repeatable (none: a token that can do nothing)",
+      (value: string, previous: string[] = []) => [...previous, parsePermissionArg(value)],
+    )
+    .option("--ttl <seconds>", "lifetime (default: until the parent expires)", parseTtlArg)
+    .action((token: string, options: AttenuateTokenOptions, command: Command) =>
+      run(command, (ctx) => attenuateToken(ctx, token, options))
     );
 
   auth.command("verify").description("check a token and print its claims; exit 1 when invalid")

@@ -24,6 +24,11 @@ export interface TokenClaims {
   nbf?: number;
   /** Unique token id, used for revocation. */
   jti: string;
+  /**
+   * The ids of the tokens this one was attenuated from, root first: revoking
+   * any of them revokes this one too. Absent on issued tokens.
+   */
+  ancestors?: string[];
 }
 
 /** What to put into a new token. */

@@ -287,6 +287,14 @@ Deno.test("verify rejects every malformed or forged token", async (t) => {
         "lifetime_too_long",
       ],
       ["another vault", forge(header, { ...claims, vault: "other" }), "wrong_vault"],
+      ["ancestors a string", forge(header, { ...claims, ancestors: "j0" }), "bad_claims"],
+      ["ancestors empty", forge(header, { ...claims, ancestors: [] }), "bad_claims"],
+      ["ancestor blank", forge(header, { ...claims, ancestors: [" "] }), "bad_claims"],
+      [
+        "more than 8 ancestors",
+        forge(header, { ...claims, ancestors: Array.from({ length: 9 }, (_, i) => `a${i}`) }),
+        "bad_claims",
+      ],
     ];
     for (const [name, token, reason] of cases) {
       await t.step(name, async () => {
@@ -345,6 +353,40 @@ Deno.test("attenuate narrows and never widens", async (t) => {
       const grandchild = await auth.attenuate(child, { permissions: [] });
       assert.deepEqual((await auth.verify(grandchild)).permissions, []);
       clock.now = T0;
+    });
+
+    await t.step("revoking a token revokes the tokens attenuated from it", async () => {
+      const root = await auth.issue({ sub: "r", permissions: ["tool:*:invoke", "events:read:*"] });
+      const child = await auth.attenuate(root, { permissions: ["tool:*:invoke"] });
+      const sibling = await auth.attenuate(root, { permissions: ["events:read:*"] });
+      const grandchild = await auth.attenuate(child, { permissions: ["tool:echo:invoke"] });
+      const [p, c, s, g] = await Promise.all(
+        [root, child, sibling, grandchild].map((t) => auth.verify(t)),
+      );
+      assert.equal(p.ancestors, undefined);
+      assert.deepEqual(c.ancestors, [p.jti]);
+      assert.deepEqual(g.ancestors, [p.jti, c.jti]);
+      await auth.revoke(c.jti, c.exp);
+      await assert.rejects(auth.verify(grandchild), {
+        name: "TokenRevokedError",
+        message: `Token "${c.jti}" has been revoked`,
+      });
+      await assert.rejects(auth.authorize(grandchild, "tool:echo:invoke"), TokenRevokedError);
+      assert.equal((await auth.verify(sibling)).jti, s.jti, "a sibling is not revoked");
+      assert.equal((await auth.verify(root)).jti, p.jti, "nor the parent");
+      await auth.revoke(p.jti, p.exp);
+      await assert.rejects(auth.verify(sibling), TokenRevokedError);
+    });
+
+    await t.step("a token may be attenuated 8 times, one from another", async () => {
+      const root = await auth.issue({ sub: "p", permissions: ["tool:*:invoke"], ttlSecs: 600 });
+      let token = root;
+      for (let i = 0; i < 8; i++) token = await auth.attenuate(token, { permissions: [] });
+      assert.equal((await auth.verify(token)).ancestors?.length, 8);
+      await assert.rejects(auth.attenuate(token, { permissions: [] }), {
+        name: "RangeError",
+        message: "Cannot attenuate a token attenuated 8 times already",
+      });
     });
 
     await t.step("widening permissions is refused", async () => {

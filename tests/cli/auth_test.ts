@@ -299,6 +299,67 @@ Deno.test("toka auth", async (t) => {
       assert.equal(status.revoked, 1);
     });
 
+    await t.step("attenuate prints a narrower child; revoking the parent revokes it", async () => {
+      const parent = JSON.parse(
+        (await toka("--json", "auth", "issue", "--sub", "p", "--perm", "tool:*:invoke")).out,
+      );
+      const made = await toka("auth", "attenuate", parent.token, "--perm", "tool:echo:invoke");
+      assert.equal(made.code, 0);
+      assert.deepEqual(made.io.err, []);
+      const child = made.out.trim();
+      assert.match(child, TOKEN_RE);
+      const shown = await toka("auth", "verify", child);
+      assert.match(shown.out, /^permissions +tool:echo:invoke$/m);
+      assert.match(shown.out, new RegExp(`^ancestors +${parent.jti}$`, "m"));
+
+      const json = await withStdin(
+        db,
+        `${parent.token}\n`,
+        "--json",
+        "auth",
+        "attenuate",
+        "-",
+        "--ttl",
+        "60",
+      );
+      assert.equal(json.code, 0);
+      const nothing = JSON.parse(json.out);
+      assert.deepEqual(nothing.permissions, [], "no --perm: a token that can do nothing");
+      assert.equal(nothing.exp - nothing.iat, 60);
+      assert.deepEqual(nothing.ancestors, [parent.jti]);
+
+      await toka("auth", "revoke", parent.jti, "--exp", String(parent.exp));
+      const refused = await toka("auth", "verify", child);
+      assert.equal(refused.code, 1);
+      assert.deepEqual(refused.io.errLines(), [`error: Token "${parent.jti}" has been revoked`]);
+    });
+
+    await t.step("bad attenuate input: one line, exit 2 (usage) or 1 (refused)", async () => {
+      const parent =
+        (await toka("auth", "issue", "--sub", "p", "--perm", "tool:echo:*", "--ttl", "600"))
+          .out.trim();
+      const cases: [string[], number, RegExp][] = [
+        [[], 2, /^error: missing required argument 'token'$/],
+        [[parent, "--perm", "nocolon"], 2, /'--perm <permission>' argument 'nocolon'/],
+        [[parent, "--ttl", "0"], 2, /'--ttl <seconds>' argument '0'/],
+        [[parent, "--ttl", "601"], 2, /^error: ttlSecs 601 would outlive the parent token/],
+        [
+          [parent, "--perm", "tool:hash:invoke"],
+          1,
+          /^error: Permission "tool:hash:invoke" is not granted to "p"$/,
+        ],
+        [["garbage"], 1, /^error: Invalid token: it is not a well-formed compact JWS/],
+      ];
+      for (const [args, exit, message] of cases) {
+        const { code, io } = await toka("auth", "attenuate", ...args);
+        assert.equal(code, exit, args.join(" "));
+        assert.deepEqual(io.out, []);
+        assert.equal(io.errLines().length, 1, io.err.join(""));
+        assert.match(io.errLines()[0], message);
+        assert.ok(!io.err.join("").includes(parent), "the token is not echoed");
+      }
+    });
+
     await t.step("revoke --json, and without --exp it lasts 24 h", async () => {
       const before = Math.ceil(Date.now() / 1000);
       const { code, out } = await toka("--json", "auth", "revoke", "some-jti");
@@ -307,7 +368,7 @@ Deno.test("toka auth", async (t) => {
       assert.equal(result.revoked, true);
       assert.equal(result.jti, "some-jti");
       assert.ok(result.exp >= before + 86_400 && result.exp <= before + 86_401);
-      assert.equal(JSON.parse((await toka("--json", "auth", "status")).out).revoked, 2);
+      assert.equal(JSON.parse((await toka("--json", "auth", "status")).out).revoked, 3);
     });
 
     await t.step("bad revoke input exits 2 with one line", async () => {
