@@ -165,7 +165,8 @@ export function claimsProblem(c: Record<string, unknown>): ClaimProblem | undefi
       return {
         kind: "range",
         reason: "bad_claims",
-        message: `Claim "ancestors" must hold 1 to ${MAX_ANCESTORS} token ids, got ${ancestors.length}`,
+        message:
+          `Claim "ancestors" must hold 1 to ${MAX_ANCESTORS} token ids, got ${ancestors.length}`,
       };
     }
     for (const id of ancestors) {

@@ -155,7 +155,9 @@ export async function attenuateToken(
       throw asUsageError(error);
     }
     ctx.io.stdout(
-      ctx.json ? `${JSON.stringify({ token: child, ...await auth.verify(child) })}\n` : `${child}\n`,
+      ctx.json
+        ? `${JSON.stringify({ token: child, ...await auth.verify(child) })}\n`
+        : `${child}\n`,
     );
     return 0;
   });
