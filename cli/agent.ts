@@ -1,7 +1,8 @@
 /**
  * `toka agent list`: each agent's checkpoint in the vault named by `--db`,
  * its lag behind the head of the log (the events after its checkpoint that it
- * subscribes to, counted by scanning the log) and its failures.
+ * subscribes to, counted by scanning the log), its failures, and whether a
+ * process runs it (holds its lease).
  *
  * @module
  */
@@ -9,6 +10,7 @@ import type { Command } from "commander";
 import type { EventStore } from "../runtime/event_store.ts";
 import { formatPosition } from "../runtime/_ids.ts";
 import { readCheckpoints } from "../runtime/_checkpoint.ts";
+import { type Lease, LEASE_PREFIX } from "../runtime/_lease.ts";
 import { type CommandContext, type RunCommand, withStore } from "./_context.ts";
 
 /** One agent as `toka agent list` shows it. */
@@ -29,6 +31,11 @@ export interface AgentRow {
   failures: number;
   /** When its checkpoint was written, ms since the epoch. */
   updatedAt: number;
+  /**
+   * When the lease of the process running it ends unless renewed, ms since
+   * the epoch; `null` when no process runs it.
+   */
+  leasedUntil: number | null;
 }
 
 /**
@@ -47,14 +54,22 @@ export interface AgentRow {
  * ```
  *
  * @param store A store backed by Deno KV.
+ * @param now The time leases are judged at, ms since the epoch.
  * @returns One row per agent, sorted by name.
  * @throws {Error} When the store has no Deno KV.
  */
-export async function readAgentRows(store: EventStore): Promise<AgentRow[]> {
+export async function readAgentRows(
+  store: EventStore,
+  now: number = Date.now(),
+): Promise<AgentRow[]> {
   if (store.kv === undefined) {
     throw new Error("Agent checkpoints live in a Deno KV vault, and this store is not one");
   }
   const head = Number((await store.head()) ?? 0);
+  const leases = new Map<string, number>();
+  for await (const entry of store.kv.list<Lease>({ prefix: [...LEASE_PREFIX] })) {
+    if (entry.value.expiresAt > now) leases.set(String(entry.key[2]), entry.value.expiresAt);
+  }
   const rows: AgentRow[] = [];
   for (const [name, checkpoint] of await readCheckpoints(store.kv)) {
     const after = Number(checkpoint.position ?? 0);
@@ -73,14 +88,15 @@ export async function readAgentRows(store: EventStore): Promise<AgentRow[]> {
       subscribe,
       failures: checkpoint.failures,
       updatedAt: checkpoint.updatedAt,
+      leasedUntil: leases.get(name) ?? null,
     });
   }
   return rows.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
 /**
- * Prints each agent's position, lag and failures; with `--json`, one JSON
- * object per line. A lag shown as `≤N` comes from a checkpoint without
+ * Prints each agent's position, lag, failures and whether a process runs it;
+ * with `--json`, one JSON object per line. A lag shown as `≤N` comes from a checkpoint without
  * recorded kind patterns: N counts every later event.
  *
  * @param ctx The command context.
@@ -98,12 +114,13 @@ export function listAgents(ctx: CommandContext): Promise<number> {
       return 0;
     }
     const table = [
-      ["AGENT", "POSITION", "LAG", "FAILURES", "UPDATED"],
+      ["AGENT", "POSITION", "LAG", "FAILURES", "RUNNING", "UPDATED"],
       ...rows.map((r) => [
         r.name,
         r.position ?? "-",
         r.subscribe === null ? `≤${r.lag}` : String(r.lag),
         String(r.failures),
+        r.leasedUntil === null ? "no" : "yes",
         new Date(r.updatedAt).toISOString(),
       ]),
     ];
@@ -127,7 +144,7 @@ export function registerAgentCommands(program: Command, run: RunCommand): Comman
   const agent = program.command("agent").description("inspect agents");
   agent.command("list")
     .description(
-      "each agent's position, lag (events after its position that it subscribes to; scans the log) and failures",
+      "each agent's position, lag (events after its position that it subscribes to; scans the log), failures, and whether a process runs it",
     )
     .action((_options: unknown, command: Command) => run(command, listAgents));
   return agent;

@@ -8,6 +8,7 @@ import type { TokenAuthority } from "./token_authority.ts";
 import type { StorageAdapter } from "./storage.ts";
 import type { Agent, AgentContext } from "./agent.ts";
 import type { CheckpointBook } from "./_checkpoint.ts";
+import type { LeaseBook } from "./_lease.ts";
 import { formatPosition } from "./_ids.ts";
 import { TokaError } from "./errors.ts";
 
@@ -22,6 +23,7 @@ export interface RunnerDeps {
   tools: ToolRegistry;
   auth: TokenAuthority;
   checkpoints: CheckpointBook;
+  leases: LeaseBook | undefined;
   storage: (scheme: string) => StorageAdapter | undefined;
   retry: RetryPolicy;
   clock: () => number;
@@ -62,6 +64,13 @@ export class AgentRunner {
   #applied = 0;
   #loop: Promise<void> | undefined;
   #advancer: ReturnType<typeof setInterval> | undefined;
+  // The lease: this start's owner id ("" when none is held or asked for), the
+  // wait for another process to give it up, and its renewal.
+  #owner = "";
+  #waiting: Promise<void> | undefined;
+  #renewer: ReturnType<typeof setInterval> | undefined;
+  #renewingLease: Promise<void> | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
   #advancing: Promise<void> | undefined;
   #subscription: Subscription | undefined;
   #current: { event: EventRecord; index: number } | undefined;
@@ -105,10 +114,125 @@ export class AgentRunner {
     });
   }
 
-  async start(): Promise<void> {
-    if (this.running) return;
-    const { store, checkpoints, bus } = this.#deps;
+  /** True while another process holds this agent's lease. */
+  get standby(): boolean {
+    return this.#waiting !== undefined;
+  }
+
+  start(): Promise<void> {
+    return this.#serial(() => this.#start());
+  }
+
+  async #start(): Promise<void> {
+    if (this.running || this.#waiting !== undefined) return;
     this.#controller = new AbortController();
+    const leases = this.#deps.leases;
+    if (leases !== undefined) {
+      this.#owner = crypto.randomUUID();
+      if (!(await leases.acquire(this.agent.name, this.#owner))) {
+        this.#logger.warn(
+          "Agent {name} runs in another process (or one that ended less than {secs} s ago); this one takes over when that lease ends",
+          { name: this.agent.name, secs: leases.ttlMs / 1000 },
+        );
+        this.#waiting = this.#waitForLease(leases, this.#controller.signal);
+        return;
+      }
+      this.#renewLeases(leases);
+    }
+    await this.#beginHolding();
+  }
+
+  async #waitForLease(leases: LeaseBook, signal: AbortSignal): Promise<void> {
+    try {
+      const poll = Math.min(5_000, Math.max(50, leases.ttlMs / 3));
+      while (await sleep(poll, signal)) {
+        if (!(await leases.acquire(this.agent.name, this.#owner))) continue;
+        // Stopped meanwhile: stop() gives the lease back.
+        if (signal.aborted) return;
+        this.#logger.info("Agent {name} takes over", { name: this.agent.name });
+        this.#renewLeases(leases);
+        await this.#beginHolding();
+        return;
+      }
+    } catch (error) {
+      this.#logger.error("Agent {name} could not take over: {message}", {
+        name: this.agent.name,
+        message: message(error),
+      });
+    } finally {
+      this.#waiting = undefined;
+    }
+  }
+
+  #renewLeases(leases: LeaseBook): void {
+    this.#renewer = setInterval(() => {
+      this.#renewingLease ??= leases.renew(this.agent.name, this.#owner).then(
+        (held) => {
+          if (!held) this.#lostLease();
+        },
+        (error) =>
+          this.#logger.warn("Could not renew agent {name}'s lease: {message}", {
+            name: this.agent.name,
+            message: message(error),
+          }),
+      ).finally(() => this.#renewingLease = undefined);
+    }, leases.ttlMs / 3);
+  }
+
+  // Another process took the lease over (this one was paused past its end):
+  // stop handling here, and stand by to take over again.
+  #lostLease(): void {
+    void this.#serial(async () => {
+      if (!this.running) return;
+      this.#logger.warn("Agent {name} lost its lease to another process; it stands by", {
+        name: this.agent.name,
+      });
+      await this.#stop();
+      await this.#start();
+    }).catch((error) =>
+      this.#logger.error("Agent {name} could not stand by: {message}", {
+        name: this.agent.name,
+        message: message(error),
+      })
+    );
+  }
+
+  // Begins, and gives the lease back when that fails: an agent that is not
+  // running must not keep another process from running it.
+  async #beginHolding(): Promise<void> {
+    try {
+      await this.#begin();
+    } catch (error) {
+      await this.#releaseLease();
+      throw error;
+    }
+  }
+
+  async #releaseLease(): Promise<void> {
+    clearInterval(this.#renewer);
+    this.#renewer = undefined;
+    await this.#renewingLease;
+    if (this.#owner === "") return;
+    // The next holder must find the checkpoint this one reached.
+    await this.#deps.checkpoints.flush();
+    await this.#deps.leases?.release(this.agent.name, this.#owner).catch((error) =>
+      this.#logger.warn("Could not release agent {name}'s lease: {message}", {
+        name: this.agent.name,
+        message: message(error),
+      })
+    );
+    this.#owner = "";
+  }
+
+  #serial(task: () => Promise<void>): Promise<void> {
+    const next = this.#queue.then(task);
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  // Starts consuming: the agent holds its lease, if there is one.
+  async #begin(): Promise<void> {
+    const { store, checkpoints, bus } = this.#deps;
     const checkpoint = await checkpoints.load(this.agent.name);
     this.position = checkpoint?.position ?? null;
     this.failures = checkpoint?.failures ?? 0;
@@ -229,8 +353,20 @@ export class AgentRunner {
     }
   }
 
-  async stop(): Promise<void> {
-    if (!this.running) return;
+  stop(): Promise<void> {
+    return this.#serial(() => this.#stop());
+  }
+
+  async #stop(): Promise<void> {
+    if (this.#waiting !== undefined) {
+      this.#controller.abort();
+      await this.#waiting;
+    }
+    if (this.running) await this.#end();
+    await this.#releaseLease();
+  }
+
+  async #end(): Promise<void> {
     this.running = false;
     if (this.#subscription !== undefined) {
       // Without a vault nothing could replay the mailbox, so finish it first.

@@ -20,6 +20,7 @@ import { AllowAllAuthority, type TokenAuthority } from "./token_authority.ts";
 import type { StorageAdapter } from "./storage.ts";
 import { type Agent, defineAgent } from "./agent.ts";
 import { AgentRunner, type RetryPolicy } from "./_agent_runner.ts";
+import { LeaseBook } from "./_lease.ts";
 import { CheckpointBook } from "./_checkpoint.ts";
 import { LocalStorage } from "./_local_storage.ts";
 import { KvStorage } from "./_kv_storage.ts";
@@ -54,6 +55,13 @@ export interface RuntimeConfig {
   retiredTtlSecs?: number;
   /** Retries of a failing handler. */
   retry?: RetryOptions;
+  /**
+   * Seconds an agent's lease lasts unless renewed (10). On a vault with a
+   * Deno KV shared by several processes, one process at a time runs a given
+   * agent; the others stand by and take over when it stops, or this long
+   * after it crashed.
+   */
+  agentLeaseSecs?: number;
 }
 
 /** What {@linkcode Runtime.agents} tells about each agent. */
@@ -70,6 +78,8 @@ export interface AgentStatus {
   failures: number;
   /** Events it finished since this runtime was created. */
   handled: number;
+  /** True while another process runs it: this one takes over when that one's lease ends. */
+  standby: boolean;
 }
 
 const logger = getLogger(["toka", "runtime"]);
@@ -115,6 +125,7 @@ export class Runtime {
   #maxAgents: number;
   #storageRoot: string;
   #checkpoints: CheckpointBook;
+  #leases: LeaseBook | undefined;
   #runners = new Map<string, AgentRunner>();
   #storages = new Map<string, StorageAdapter | undefined>();
   #retry: RetryPolicy;
@@ -133,6 +144,10 @@ export class Runtime {
     this.#storageRoot = config.storageRoot ?? "./.toka/storage";
     this.bus = new EventBus({ store: config.vault, bufferSize: config.eventBufferSize, clock });
     this.#checkpoints = new CheckpointBook(config.vault?.kv, clock);
+    const kv = config.vault?.kv;
+    if (kv !== undefined) {
+      this.#leases = new LeaseBook(kv, clock, (config.agentLeaseSecs ?? 10) * 1000);
+    }
     this.#retry = {
       attempts: config.retry?.attempts ?? 3,
       backoffMs: config.retry?.backoffMs ?? ((n) => Math.min(5000, 100 * 2 ** (n - 1))),
@@ -182,7 +197,8 @@ export class Runtime {
   /**
    * Starts every registered agent; does nothing when already running.
    *
-   * @returns When every agent has loaded its checkpoint and run `init`.
+   * @returns When every agent has loaded its checkpoint and run `init`, or stands by
+   *   because another process runs it (see `agentLeaseSecs`).
    *
    * @example
    * ```ts
@@ -262,6 +278,7 @@ export class Runtime {
       tools: this.tools,
       auth: this.#auth,
       checkpoints: this.#checkpoints,
+      leases: this.#leases,
       storage: (scheme) => this.storage(scheme),
       retry: this.#retry,
       clock: this.#clock,
@@ -319,6 +336,7 @@ export class Runtime {
       position: r.position,
       failures: r.failures,
       handled: r.handled,
+      standby: r.standby,
     }));
   }
 
@@ -480,6 +498,14 @@ function checkConfig(config: RuntimeConfig): void {
   wholeAtLeast("maxAgents", 1);
   wholeAtLeast("eventBufferSize", 1);
   wholeAtLeast("retiredTtlSecs", 0);
+  const lease = config.agentLeaseSecs;
+  if (lease !== undefined && !(typeof lease === "number" && lease >= 0.1 && lease <= 3600)) {
+    throw new RangeError(
+      `Invalid agentLeaseSecs ${
+        JSON.stringify(lease)
+      }: expected a number of seconds from 0.1 to 3600`,
+    );
+  }
   if (config.retry !== undefined) {
     const { attempts, backoffMs } = config.retry;
     if (attempts !== undefined && (!Number.isSafeInteger(attempts) || attempts < 1)) {

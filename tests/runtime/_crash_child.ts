@@ -6,7 +6,9 @@ import { openVault } from "../../vault/mod.ts";
 
 const [mode, db, count] = Deno.args;
 const store = await openVault(db);
-const runtime = await Runtime.create({ vault: store });
+// The killed process keeps its agent's lease until it ends: a short one lets
+// `resume` take over soon.
+const runtime = await Runtime.create({ vault: store, agentLeaseSecs: 1 });
 const handled: number[] = [];
 runtime.register(defineAgent({
   name: "worker",

@@ -56,6 +56,7 @@ Deno.test("toka agent list", async (t) => {
         subscribe: ["task.*"],
         failures: 2,
         updatedAt: 0,
+        leasedUntil: null,
       },
       {
         name: "idle",
@@ -64,6 +65,7 @@ Deno.test("toka agent list", async (t) => {
         subscribe: ["never.*"],
         failures: 0,
         updatedAt: 0,
+        leasedUntil: null,
       },
     ]);
   });
@@ -73,7 +75,7 @@ Deno.test("toka agent list", async (t) => {
     assert.equal(await listAgents(context(store, false, out)), 0);
     assert.match(
       out.join(""),
-      /^AGENT\s+POSITION\s+LAG\s+FAILURES\s+UPDATED\nfails\s+0000000000000004\s+0\s+2\s+1970-.*\nidle\s+0000000000000004\s+0\s+0\s+1970-/,
+      /^AGENT\s+POSITION\s+LAG\s+FAILURES\s+RUNNING\s+UPDATED\nfails\s+0000000000000004\s+0\s+2\s+no\s+1970-.*\nidle\s+0000000000000004\s+0\s+0\s+no\s+1970-/,
     );
     const json: string[] = [];
     await listAgents(context(store, true, json));
@@ -94,6 +96,7 @@ Deno.test("toka agent list", async (t) => {
       position: "0000000000000004",
       failures: 1,
       updatedAt: 0,
+      leasedUntil: null,
     });
     const row = (await readAgentRows(store)).find((r) => r.name === "old");
     assert.deepEqual(row, {
@@ -103,10 +106,11 @@ Deno.test("toka agent list", async (t) => {
       subscribe: null,
       failures: 1,
       updatedAt: 0,
+      leasedUntil: null,
     });
     const out: string[] = [];
     await listAgents(context(store, false, out));
-    assert.match(out.join(""), /\nold\s+0000000000000004\s+≤9\s+1\s/);
+    assert.match(out.join(""), /\nold\s+0000000000000004\s+≤9\s+1\s+no\s/);
     await store.kv.delete(["runtime", "checkpoint", "old"]);
   });
 
@@ -151,6 +155,17 @@ Deno.test("toka agent list after a pipeline of agents", async (t) => {
     assert.deepEqual(rows.map((row) => [row.name, row.lag]), [["planner", 0], ["worker", 0]]);
     // Both finished everything for them, so both checkpoints are at the head.
     assert.deepEqual(rows.map((row) => row.position), ["0000000000000018", "0000000000000018"]);
+  });
+
+  await t.step("a running agent shows as running, until it stops", async () => {
+    const next = await Runtime.create({ vault: store, clock: () => 0 });
+    next.register(defineAgent({ name: "planner", subscribe: ["task.created"], handle() {} }));
+    await next.start();
+    const running = (await readAgentRows(store, 5_000)).map((r) => [r.name, r.leasedUntil]);
+    assert.deepEqual(running, [["planner", 10_000], ["worker", null]]);
+    await next.stop();
+    const stopped = (await readAgentRows(store, 5_000)).map((r) => r.leasedUntil);
+    assert.deepEqual(stopped, [null, null]);
   });
 
   await t.step("changed patterns are recorded at the next start", async () => {

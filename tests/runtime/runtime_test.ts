@@ -4,6 +4,7 @@ import {
   AllowAllAuthority,
   defineAgent,
   type EventRecord,
+  type EventStore,
   type IssueRequest,
   NoopToolRegistry,
   Runtime,
@@ -41,6 +42,14 @@ Deno.test("Runtime lifecycle and configuration", async (t) => {
     await assert.rejects(Runtime.create({ vault: {} as never }), /Invalid vault/);
     await assert.rejects(Runtime.create({ clock: 5 as never }), TypeError);
     await assert.rejects(Runtime.create({ retry: { attempts: 0 } }), RangeError);
+    for (const agentLeaseSecs of [0, 0.01, 3601, NaN, "10" as never]) {
+      await assert.rejects(Runtime.create({ agentLeaseSecs }), {
+        name: "RangeError",
+        message: `Invalid agentLeaseSecs ${
+          JSON.stringify(agentLeaseSecs)
+        }: expected a number of seconds from 0.1 to 3600`,
+      });
+    }
     await assert.rejects(Runtime.create(null as never), TypeError);
     const error = await Runtime.create({ initialSecret: 42 as never }).catch((e) => e);
     assert.equal(error.message, "Invalid initialSecret: expected a string");
@@ -457,6 +466,112 @@ Deno.test("Agents with a vault", async (t) => {
     await sub.close();
     assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     await store.close();
+  });
+});
+
+Deno.test("Agents on a vault shared by several processes", async (t) => {
+  const LEASE = ["runtime", "lease", "worker"];
+  // Two runtimes on one KV stand for two processes sharing a vault.
+  async function shared(): Promise<{ kv: Deno.Kv; store: EventStore; close(): Promise<void> }> {
+    const kv = await Deno.openKv(":memory:");
+    const memory = new MemoryEventStore();
+    return {
+      kv,
+      store: withKv(memory, kv),
+      async close() {
+        kv.close();
+        await memory.close();
+      },
+    };
+  }
+  function worker(handled: number[]) {
+    return defineAgent({
+      name: "worker",
+      subscribe: ["task.*"],
+      handle: (event) => void handled.push((event.payload as { n: number }).n),
+    });
+  }
+
+  await t.step("one runs an agent at a time; another takes over when it stops", async () => {
+    const { store, close } = await shared();
+    const handledA: number[] = [];
+    const handledB: number[] = [];
+    const a = await Runtime.create({ vault: store, agentLeaseSecs: 0.3 });
+    const b = await Runtime.create({ vault: store, agentLeaseSecs: 0.3 });
+    a.register(worker(handledA));
+    b.register(worker(handledB));
+    await a.start();
+    await b.start();
+    assert.deepEqual(
+      [a.agents()[0].running, a.agents()[0].standby, b.agents()[0].running, b.agents()[0].standby],
+      [true, false, false, true],
+    );
+    for (let n = 1; n <= 3; n++) await a.emit({ kind: "task.created", payload: { n } });
+    await until(() => handledA.length === 3);
+    // Longer than a lease: the holder renews it, so the other keeps waiting.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(b.agents()[0].standby, true);
+    await a.stop();
+    await until(() => b.agents()[0].running);
+    for (let n = 4; n <= 5; n++) await b.emit({ kind: "task.created", payload: { n } });
+    await until(() => handledB.length === 2);
+    await b.stop();
+    assert.deepEqual(handledA, [1, 2, 3]);
+    assert.deepEqual(handledB, [4, 5], "each event handled once, by one of them");
+    await close();
+  });
+
+  await t.step("the lease of a holder that crashed is taken over when it ends", async () => {
+    const { kv, store, close } = await shared();
+    await kv.set(LEASE, { owner: "crashed", expiresAt: Date.now() + 400 });
+    const handled: number[] = [];
+    const runtime = await Runtime.create({ vault: store, agentLeaseSecs: 0.3 });
+    runtime.register(worker(handled));
+    await runtime.start();
+    assert.equal(runtime.agents()[0].standby, true);
+    await runtime.emit({ kind: "task.created", payload: { n: 1 } });
+    await until(() => handled.length === 1);
+    assert.equal(runtime.agents()[0].standby, false);
+    await runtime.stop();
+    assert.equal((await kv.get(LEASE)).value, null, "stop gives the lease back");
+    await close();
+  });
+
+  await t.step("a holder that lost its lease stops handling and stands by", async () => {
+    const { kv, store, close } = await shared();
+    const handled: number[] = [];
+    const runtime = await Runtime.create({ vault: store, agentLeaseSecs: 0.3 });
+    runtime.register(worker(handled));
+    await runtime.start();
+    await runtime.emit({ kind: "task.created", payload: { n: 1 } });
+    await until(() => handled.length === 1);
+    // As if this process had been paused past its lease and another took over.
+    await kv.set(LEASE, { owner: "other", expiresAt: Date.now() + 60_000 });
+    await until(() => runtime.agents()[0].standby);
+    await runtime.emit({ kind: "task.created", payload: { n: 2 } });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(handled, [1]);
+    await kv.delete(LEASE);
+    await until(() => handled.length === 2);
+    await runtime.stop();
+    assert.deepEqual(handled, [1, 2]);
+    await close();
+  });
+
+  await t.step("stopping while standing by leaves the other's lease alone", async () => {
+    const { kv, store, close } = await shared();
+    const lease = { owner: "other", expiresAt: Date.now() + 60_000 };
+    await kv.set(LEASE, lease);
+    const runtime = await Runtime.create({ vault: store, agentLeaseSecs: 0.3 });
+    runtime.register(worker([]));
+    await runtime.start();
+    await runtime.stop();
+    assert.deepEqual((await kv.get(LEASE)).value, lease);
+    assert.deepEqual(
+      [runtime.agents()[0].running, runtime.agents()[0].standby],
+      [false, false],
+    );
+    await close();
   });
 });
 
