@@ -67,6 +67,14 @@ export function runDemo(ctx: CommandContext, options: DemoOptions = {}): Promise
     const first = await demoRuntime(store, firstHead, workMs, say);
     await first.runtime.start();
     say(`▶ runtime started: agents planner and worker (worker calls the echo tool)`);
+    const waiting = first.runtime.agents().filter((a) => a.standby).map((a) => a.name);
+    if (waiting.length > 0) {
+      say(
+        `  waiting for another process to release ${
+          waiting.join(" and ")
+        } (its lease ends within 10 s)`,
+      );
+    }
     for (let task = 1; task <= tasks; task++) {
       await first.runtime.emit({
         kind: "task.created",

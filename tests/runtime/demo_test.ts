@@ -46,6 +46,21 @@ Deno.test("toka demo stops mid-run, restarts and resumes without loss or duplica
       assert.ok(rows.every((r) => r.failures === 0));
       assert.equal(tools.filter((e) => e.kind === "tool.completed").length, 7);
     });
+
+    await t.step("an agent another process holds is waited for, and said so", async () => {
+      {
+        using kv = await Deno.openKv(db);
+        await kv.set(["runtime", "lease", "planner"], {
+          owner: "another process",
+          expiresAt: Date.now() + 500,
+        });
+      }
+      const out: string[] = [];
+      assert.equal(await runDemo(context(db, false, out), { tasks: 2, workMs: 10 }), 0);
+      const text = out.join("");
+      assert.match(text, /waiting for another process to release planner \(its lease ends/);
+      assert.match(text, /Summary: 2 tasks, 2 planned, 2 completed, 0 duplicates, 0 lost/);
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
