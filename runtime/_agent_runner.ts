@@ -70,6 +70,8 @@ export class AgentRunner {
   #waiting: Promise<void> | undefined;
   #renewer: ReturnType<typeof setInterval> | undefined;
   #renewingLease: Promise<void> | undefined;
+  // When the lease ends unless renewed, by the clock, as this runner last knew it.
+  #leaseUntil = 0;
   #queue: Promise<unknown> = Promise.resolve();
   #advancing: Promise<void> | undefined;
   #subscription: Subscription | undefined;
@@ -129,6 +131,7 @@ export class AgentRunner {
     const leases = this.#deps.leases;
     if (leases !== undefined) {
       this.#owner = crypto.randomUUID();
+      this.#leaseUntil = this.#deps.clock() + leases.ttlMs;
       if (!(await leases.acquire(this.agent.name, this.#owner))) {
         this.#logger.warn(
           "Agent {name} runs in another process (or one that ended less than {secs} s ago); this one takes over when that lease ends",
@@ -146,7 +149,9 @@ export class AgentRunner {
     try {
       const poll = Math.min(5_000, Math.max(50, leases.ttlMs / 3));
       while (await sleep(poll, signal)) {
+        const asked = this.#deps.clock();
         if (!(await leases.acquire(this.agent.name, this.#owner))) continue;
+        this.#leaseUntil = asked + leases.ttlMs;
         // Stopped meanwhile: stop() gives the lease back.
         if (signal.aborted) return;
         this.#logger.info("Agent {name} takes over", { name: this.agent.name });
@@ -166,9 +171,11 @@ export class AgentRunner {
 
   #renewLeases(leases: LeaseBook): void {
     this.#renewer = setInterval(() => {
+      const asked = this.#deps.clock();
       this.#renewingLease ??= leases.renew(this.agent.name, this.#owner).then(
         (held) => {
-          if (!held) this.#lostLease();
+          if (held) this.#leaseUntil = asked + leases.ttlMs;
+          else this.#lostLease();
         },
         (error) =>
           this.#logger.warn("Could not renew agent {name}'s lease: {message}", {
@@ -239,7 +246,13 @@ export class AgentRunner {
     // Record the agent (and its patterns, which `toka agent list` counts lag
     // by) before it handles anything, and again when its patterns changed.
     if (!samePatterns(checkpoint?.subscribe, this.agent.subscribe)) {
-      checkpoints.save(this.agent.name, this.position, this.failures, this.agent.subscribe);
+      checkpoints.save(
+        this.agent.name,
+        this.position,
+        this.failures,
+        this.agent.subscribe,
+        this.#owner,
+      );
     }
     await this.renewToken();
     if (store !== undefined) await this.#scanEmitted(store);
@@ -425,7 +438,13 @@ export class AgentRunner {
       // Handling an event meanwhile moved the checkpoint already.
       if (this.position !== from) return;
       this.position = head;
-      this.#deps.checkpoints.save(this.agent.name, head, this.failures, this.agent.subscribe);
+      this.#deps.checkpoints.save(
+        this.agent.name,
+        head,
+        this.failures,
+        this.agent.subscribe,
+        this.#owner,
+      );
     } catch (error) {
       this.#logger.warn("Could not move agent {name}'s checkpoint: {message}", {
         name: this.agent.name,
@@ -457,7 +476,32 @@ export class AgentRunner {
     }
   }
 
+  // After a pause longer than the lease (a suspended machine, say), another
+  // process may run this agent now: make sure before handling more, or stop.
+  async #stillHolding(): Promise<boolean> {
+    const leases = this.#deps.leases;
+    const asked = this.#deps.clock();
+    if (leases === undefined || asked < this.#leaseUntil) return true;
+    try {
+      if (await leases.renew(this.agent.name, this.#owner)) {
+        this.#leaseUntil = asked + leases.ttlMs;
+        return true;
+      }
+    } catch (error) {
+      // Unknown: the renewal timer keeps asking.
+      this.#logger.warn("Could not renew agent {name}'s lease: {message}", {
+        name: this.agent.name,
+        message: message(error),
+      });
+      return true;
+    }
+    this.#controller.abort();
+    this.#lostLease();
+    return false;
+  }
+
   async #handle(event: EventRecord): Promise<void> {
+    if (!(await this.#stillHolding())) return;
     const { attempts, backoffMs } = this.#deps.retry;
     const signal = this.#controller.signal;
     for (let attempt = 1;; attempt++) {
@@ -512,6 +556,7 @@ export class AgentRunner {
       event.position,
       this.failures,
       this.agent.subscribe,
+      this.#owner,
     );
   }
 

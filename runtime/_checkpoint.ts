@@ -2,6 +2,7 @@
 // Writes are coalesced per agent, at most one per WRITE_INTERVAL_MS, so a fast
 // agent neither waits for commits nor competes with the log for them.
 import { getLogger } from "@logtape/logtape";
+import { type Lease, LEASE_PREFIX } from "./_lease.ts";
 
 /** Where an agent is in the log. */
 export interface Checkpoint {
@@ -29,6 +30,8 @@ export class CheckpointBook {
   #clock: () => number;
   #latest = new Map<string, Checkpoint>();
   #pending = new Map<string, Checkpoint>();
+  // The lease owner each agent's checkpoint is written for, if it runs under a lease.
+  #owners = new Map<string, string>();
   #writing = new Map<string, Promise<void>>();
   #wakers = new Set<() => void>();
   #flushing = false;
@@ -44,15 +47,23 @@ export class CheckpointBook {
     return entry.value ?? undefined;
   }
 
+  /**
+   * Records where an agent is; written to KV soon after. With `owner`, it is
+   * written only while that owner holds the agent's lease, so a process that
+   * lost the lease cannot move the checkpoint back under the new holder.
+   */
   save(
     name: string,
     position: string | null,
     failures: number,
     subscribe: readonly string[],
+    owner?: string,
   ): void {
     const checkpoint = { position, failures, updatedAt: this.#clock(), subscribe };
     this.#latest.set(name, checkpoint);
     if (this.#kv === undefined) return;
+    if (owner) this.#owners.set(name, owner);
+    else this.#owners.delete(name);
     this.#pending.set(name, checkpoint);
     if (!this.#writing.has(name)) this.#writing.set(name, this.#write(this.#kv, name));
   }
@@ -66,8 +77,17 @@ export class CheckpointBook {
         this.#pending.delete(name);
         for (let attempt = 1;; attempt++) {
           try {
-            await kv.set([...CHECKPOINT_PREFIX, name], checkpoint);
-            break;
+            if (await this.#put(kv, name, checkpoint)) break;
+            if (attempt >= 5) {
+              logger.error(
+                "Could not write the checkpoint of agent {name}: its lease kept changing",
+                {
+                  name,
+                },
+              );
+              break;
+            }
+            continue;
           } catch (error) {
             // Two processes on one file sometimes get "database is locked": retry.
             if (attempt >= 5) {
@@ -84,6 +104,24 @@ export class CheckpointBook {
     } finally {
       this.#writing.delete(name);
     }
+  }
+
+  // Writes the checkpoint; under a lease, only while its owner holds it, in
+  // one commit checked against the lease read. False when the lease changed
+  // meanwhile (a renewal, say): read it again.
+  async #put(kv: Deno.Kv, name: string, checkpoint: Checkpoint): Promise<boolean> {
+    const key = [...CHECKPOINT_PREFIX, name];
+    const owner = this.#owners.get(name);
+    if (owner === undefined) {
+      await kv.set(key, checkpoint);
+      return true;
+    }
+    const lease = await kv.get<Lease>([...LEASE_PREFIX, name]);
+    if (lease.value?.owner !== owner) {
+      logger.warn("Checkpoint of agent {name} not written: another process runs it now", { name });
+      return true;
+    }
+    return (await kv.atomic().check(lease).set(key, checkpoint).commit()).ok;
   }
 
   // A pause that flush() cuts short, so stop() does not wait for it.

@@ -545,6 +545,13 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
     await runtime.start();
     await runtime.emit({ kind: "task.created", payload: { n: 1 } });
     await until(() => handled.length === 1);
+    // Its checkpoint is written (else the next holder would rightly deliver 1 again).
+    const checkpoint = ["runtime", "checkpoint", "worker"];
+    for (let i = 0; i < 100; i++) {
+      const stored = await kv.get<{ position: string | null }>(checkpoint);
+      if (stored.value?.position === "0000000000000001") break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     // As if this process had been paused past its lease and another took over.
     await kv.set(LEASE, { owner: "other", expiresAt: Date.now() + 60_000 });
     await until(() => runtime.agents()[0].standby);
@@ -555,6 +562,26 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
     await until(() => handled.length === 2);
     await runtime.stop();
     assert.deepEqual(handled, [1, 2]);
+    await close();
+  });
+
+  await t.step("a holder that slept past its lease checks it before handling more", async () => {
+    const { kv, store, close } = await shared();
+    const handled: number[] = [];
+    let now = Date.now();
+    // A long lease: its renewal timer does not fire during the test.
+    const runtime = await Runtime.create({ vault: store, agentLeaseSecs: 60, clock: () => now });
+    runtime.register(worker(handled));
+    await runtime.start();
+    await runtime.emit({ kind: "task.created", payload: { n: 1 } });
+    await until(() => handled.length === 1);
+    await kv.set(LEASE, { owner: "other", expiresAt: now + 600_000 });
+    now += 61_000;
+    await runtime.emit({ kind: "task.created", payload: { n: 2 } });
+    await until(() => runtime.agents()[0].standby);
+    assert.deepEqual(handled, [1], "event 2 is left to the new holder");
+    await runtime.stop();
+    assert.equal((await kv.get<{ owner: string }>(LEASE)).value?.owner, "other");
     await close();
   });
 
