@@ -171,19 +171,30 @@ export class AgentRunner {
 
   #renewLeases(leases: LeaseBook): void {
     this.#renewer = setInterval(() => {
-      const asked = this.#deps.clock();
-      this.#renewingLease ??= leases.renew(this.agent.name, this.#owner).then(
-        (held) => {
-          if (held) this.#leaseUntil = asked + leases.ttlMs;
-          else this.#lostLease();
-        },
-        (error) =>
-          this.#logger.warn("Could not renew agent {name}'s lease: {message}", {
-            name: this.agent.name,
-            message: message(error),
-          }),
-      ).finally(() => this.#renewingLease = undefined);
+      this.#renewingLease ??= this.#renewLease(leases).then(() => {})
+        .finally(() => this.#renewingLease = undefined);
     }, leases.ttlMs / 3);
+  }
+
+  // Renews the lease: false once another process has taken it (and this one
+  // stands by); true when renewed, or when KV could not say (the next
+  // renewal asks again).
+  async #renewLease(leases: LeaseBook): Promise<boolean> {
+    const asked = this.#deps.clock();
+    try {
+      if (await leases.renew(this.agent.name, this.#owner)) {
+        this.#leaseUntil = asked + leases.ttlMs;
+        return true;
+      }
+    } catch (error) {
+      this.#logger.warn("Could not renew agent {name}'s lease: {message}", {
+        name: this.agent.name,
+        message: message(error),
+      });
+      return true;
+    }
+    this.#lostLease();
+    return false;
   }
 
   // Another process took the lease over (this one was paused past its end):
@@ -476,32 +487,17 @@ export class AgentRunner {
     }
   }
 
-  // After a pause longer than the lease (a suspended machine, say), another
-  // process may run this agent now: make sure before handling more, or stop.
-  async #stillHolding(): Promise<boolean> {
-    const leases = this.#deps.leases;
-    const asked = this.#deps.clock();
-    if (leases === undefined || asked < this.#leaseUntil) return true;
-    try {
-      if (await leases.renew(this.agent.name, this.#owner)) {
-        this.#leaseUntil = asked + leases.ttlMs;
-        return true;
-      }
-    } catch (error) {
-      // Unknown: the renewal timer keeps asking.
-      this.#logger.warn("Could not renew agent {name}'s lease: {message}", {
-        name: this.agent.name,
-        message: message(error),
-      });
-      return true;
-    }
-    this.#controller.abort();
-    this.#lostLease();
-    return false;
-  }
-
   async #handle(event: EventRecord): Promise<void> {
-    if (!(await this.#stillHolding())) return;
+    // After a pause longer than the lease (a suspended machine, say), another
+    // process may run this agent now: make sure before handling more. Only
+    // then: this is the path of every event.
+    const leases = this.#deps.leases;
+    if (leases !== undefined && this.#deps.clock() >= this.#leaseUntil) {
+      if (!(await this.#renewLease(leases))) {
+        this.#controller.abort();
+        return;
+      }
+    }
     const { attempts, backoffMs } = this.#deps.retry;
     const signal = this.#controller.signal;
     for (let attempt = 1;; attempt++) {

@@ -444,7 +444,7 @@ class Subscriber implements EventStream {
     this.#handler = handler;
     this.#remove = remove;
     this.#emit = emit;
-    this.#context = { emit: (input) => emit(input, this.#current) };
+    this.#context = { emit: (input) => this.#emit(input, this.#current) };
     if (options.after !== undefined) {
       this.#last = options.after;
       this.#catchingUp = true;
