@@ -1,5 +1,6 @@
 // The secret pool and the revocation list in Deno KV. One key holds the whole
 // pool so a rotation is one compare-and-set on its versionstamp.
+import { isLocked, retryLocked as retryWhileLocked } from "../runtime/_kv_retry.ts";
 import { SecretPoolError } from "./errors.ts";
 
 export const POOL_KEY: Deno.KvKey = ["auth", "pool"];
@@ -37,24 +38,17 @@ export interface Secret {
   bytes: Uint8Array;
 }
 
-const LOCKED_RE = /database (table )?is locked|SQLITE_BUSY/i;
-
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Runs a KV call, retrying while SQLite reports the file locked by another process. */
 export async function retryLocked<T>(fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 0;; attempt++) {
-    try {
-      return await fn();
-    } catch (error) {
-      if (!(error instanceof Error) || !LOCKED_RE.test(error.message)) throw error;
-      if (attempt >= 200) {
-        throw new SecretPoolError("secret_pool_busy", "The secret pool stayed locked; try again", {
-          cause: error,
-        });
-      }
-      await delay(1 + Math.random() * Math.min(50, 2 * attempt));
-    }
+  try {
+    return await retryWhileLocked(fn);
+  } catch (error) {
+    if (!isLocked(error)) throw error;
+    throw new SecretPoolError("secret_pool_busy", "The secret pool stayed locked; try again", {
+      cause: error,
+    });
   }
 }
 

@@ -1,6 +1,7 @@
 // Agent leases: on a vault shared by several processes, one process at a time
 // runs a given agent. The holder renews its lease; the others wait and take
 // over once it is released (on stop) or has expired (after a crash).
+import { retryLocked } from "./_kv_retry.ts";
 
 /** A lease as stored at `["runtime", "lease", name]`. */
 export interface Lease {
@@ -9,6 +10,9 @@ export interface Lease {
   /** When it ends unless renewed, ms since the epoch by the runtime's clock. */
   expiresAt: number;
 }
+
+/** Compare-and-sets that lost a race before an operation gives up. */
+const CAS_ATTEMPTS = 5;
 
 /** The KV key prefix of leases. */
 export const LEASE_PREFIX: readonly ["runtime", "lease"] = ["runtime", "lease"];
@@ -41,48 +45,34 @@ export class LeaseBook {
   /** Gives the lease up, if this owner holds it. */
   async release(name: string, owner: string): Promise<void> {
     const key = [...LEASE_PREFIX, name];
-    await retry(async () => {
-      const entry = await this.#kv.get<Lease>(key);
-      if (entry.value?.owner !== owner) return true;
-      return (await this.#kv.atomic().check(entry).delete(key).commit()).ok;
-    });
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const entry = await retryLocked(() => this.#kv.get<Lease>(key));
+      if (entry.value?.owner !== owner) return;
+      const commit = await retryLocked(() => this.#kv.atomic().check(entry).delete(key).commit());
+      if (commit.ok) return;
+    }
   }
 
   // Sets the lease to this owner for another TTL when `mayTake` allows it, in
-  // one compare-and-set on what was read.
+  // one compare-and-set on what was read; a lost race is read again.
   async #take(
     name: string,
     owner: string,
     mayTake: (lease: Lease | null, now: number) => boolean,
   ): Promise<boolean> {
     const key = [...LEASE_PREFIX, name];
-    let taken = false;
-    await retry(async () => {
-      const entry = await this.#kv.get<Lease>(key);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const entry = await retryLocked(() => this.#kv.get<Lease>(key));
       const now = this.#clock();
-      taken = false;
-      if (!mayTake(entry.value, now)) return true;
+      if (!mayTake(entry.value, now)) return false;
       const lease: Lease = { owner, expiresAt: now + this.ttlMs };
       // KV drops a lease long expired, e.g. of a process that crashed.
-      const commit = await this.#kv.atomic().check(entry)
-        .set(key, lease, { expireIn: Math.ceil(this.ttlMs * 3) }).commit();
-      taken = commit.ok;
-      return commit.ok;
-    });
-    return taken;
-  }
-}
-
-// Retries a compare-and-set that lost a race, and "database is locked" (two
-// processes on one file), a few times.
-async function retry(attempt: () => Promise<boolean>): Promise<boolean> {
-  for (let i = 1;; i++) {
-    try {
-      if (await attempt()) return true;
-    } catch (error) {
-      if (i >= 5) throw error;
+      const commit = await retryLocked(() =>
+        this.#kv.atomic().check(entry)
+          .set(key, lease, { expireIn: Math.ceil(this.ttlMs * 3) }).commit()
+      );
+      if (commit.ok) return true;
     }
-    if (i >= 5) return false;
-    await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** i));
+    return false;
   }
 }

@@ -43,7 +43,7 @@ import {
   type StoredEvent,
   toRecord,
 } from "./_page.ts";
-import { retryLocked } from "./_kv_retry.ts";
+import { retryLocked } from "../runtime/_kv_retry.ts";
 import { verifyLog } from "./_verify.ts";
 import { INLINE_PAYLOAD_BYTES } from "./limits.ts";
 
