@@ -167,7 +167,7 @@ export class EventBus {
    * @param cause The event being handled, if any: it becomes a parent, and its
    *   correlation id (or its id) becomes the new event's `meta.correlationId`.
    * @returns The stored event; delivery is asynchronous.
-   * @throws {TypeError} When the kind, stream or another field is invalid.
+   * @throws {TypeError} When the kind, stream, cause or another field is invalid.
    * @throws {VersionConflictError} When `expectedVersion` does not match.
    *
    * @example
@@ -190,6 +190,12 @@ export class EventBus {
       let parents = input.parents;
       let meta = input.meta;
       if (cause !== undefined) {
+        if (
+          cause === null || typeof cause !== "object" || typeof cause.id !== "string" ||
+          cause.meta === null || typeof cause.meta !== "object"
+        ) {
+          throw new TypeError("Invalid cause: expected the event record being handled");
+        }
         parents = parents === undefined
           ? [cause.id]
           : parents.includes(cause.id)

@@ -21,6 +21,10 @@ Deno.test("createRuntime", async (t) => {
     assert.equal(done, true);
     // A call from outside any handler has no cause.
     const store = runtime.bus.store!;
+    await assert.rejects(
+      runtime.tools.call("echo", { text: "x" }, { cause: { id: 1 } as never }),
+      { name: "TypeError", message: "Invalid cause: expected the event record being handled" },
+    );
     const auth = await KvTokenAuthority.open(store.kv!);
     await runtime.tools.call("echo", { text: "direct" }, {
       token: await auth.issue({ sub: "test", permissions: ["tool:*:invoke"] }),

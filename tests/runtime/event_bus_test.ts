@@ -164,6 +164,12 @@ Deno.test("EventBus without a vault", async (t) => {
     await assert.rejects(bus.emit({ kind: "a", stream: "" }), /Invalid stream name/);
     // @ts-expect-error: testing a bad input
     await assert.rejects(bus.emit(null), /expected an object with a kind/);
+    for (const cause of [null, {}, { id: "x" }, "x"]) {
+      await assert.rejects(bus.emit({ kind: "a" }, cause as never), {
+        name: "TypeError",
+        message: "Invalid cause: expected the event record being handled",
+      });
+    }
     assert.throws(() => bus.subscribe("task..x", () => {}), /Invalid kind pattern/);
     assert.throws(() => bus.subscribe("*", { after: "0000000000000001" }), /no vault/);
     assert.throws(() => new EventBus({ bufferSize: 0 }), RangeError);
