@@ -1,0 +1,88 @@
+// Issue 10: storage("local") must not follow a symbolic link swapped in
+// between its checks and its open, rename or delete. A worker swaps a folder
+// and a file under the root for links out of it while the adapter reads,
+// writes and deletes through them.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Runtime, type StorageAdapter } from "../../runtime/mod.ts";
+
+const SWAPPER = new URL("./_symlink_swapper.ts", import.meta.url);
+const RACE_MS = 3000;
+const MAX_OPS = 40_000;
+
+async function race(storage: StorageAdapter, root: string, outside: string) {
+  await Deno.mkdir(join(root, "d"), { recursive: true });
+  await Deno.writeTextFile(join(root, "d", "inside.txt"), "inside");
+  await Deno.writeTextFile(join(root, "f"), "inside");
+  await Deno.writeTextFile(join(outside, "inside.txt"), "SECRET");
+  await Deno.writeTextFile(join(outside, "del.txt"), "SECRET");
+
+  const worker = new Worker(SWAPPER, { type: "module" });
+  const swapped = new Promise<number>((resolve) => worker.onmessage = (e) => resolve(e.data));
+  worker.postMessage({ root, outside, ms: RACE_MS });
+  const end = Date.now() + RACE_MS;
+  let ops = 0;
+  const leaks: string[] = [];
+  const messages = new Set<string>();
+  const decode = (bytes: Uint8Array | undefined) =>
+    bytes === undefined ? undefined : new TextDecoder().decode(bytes);
+  const loop = async (n: number) => {
+    for (let i = 0; Date.now() < end && ops < MAX_OPS; i++, ops++) {
+      try {
+        switch (i % 6) {
+          case 0:
+            if (decode(await storage.get("d/inside.txt")) === "SECRET") leaks.push("read d/");
+            break;
+          case 1:
+            if (decode(await storage.get("f")) === "SECRET") leaks.push("read f");
+            break;
+          case 2:
+            await storage.put(`d/new-${n}-${i % 20}.txt`, "x");
+            break;
+          case 3:
+            await storage.put(`d/sub-${i % 3}/x.txt`, "x");
+            break;
+          case 4:
+            await storage.delete("d/del.txt");
+            break;
+          case 5:
+            await storage.put("d/del.txt", "x");
+            break;
+        }
+      } catch (error) {
+        // Refusals are expected; they must name no absolute path.
+        messages.add(error instanceof Error ? error.message : String(error));
+      }
+    }
+  };
+  await Promise.all([0, 1, 2, 3].map(loop));
+  const swaps = await swapped;
+  worker.terminate();
+
+  assert.ok(swaps > 10, `the worker swapped links in (${swaps} swaps)`);
+  assert.ok(ops > 100, `the adapter worked meanwhile (${ops} operations)`);
+  const names = (await Array.fromAsync(Deno.readDir(outside), (e) => e.name)).sort();
+  assert.deepEqual(
+    { outsideReads: leaks.length, outsideNames: names },
+    { outsideReads: 0, outsideNames: ["del.txt", "inside.txt"] },
+    "nothing outside is read, created or deleted",
+  );
+  assert.equal(await Deno.readTextFile(join(outside, "inside.txt")), "SECRET");
+  assert.equal(await Deno.readTextFile(join(outside, "del.txt")), "SECRET");
+  for (const message of messages) {
+    assert.ok(!message.includes(root) && !message.includes(outside), message);
+  }
+}
+
+Deno.test('storage("local") never follows a link swapped in during an operation', async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    const root = join(dir, "root");
+    const outside = join(dir, "outside");
+    await Deno.mkdir(outside);
+    const runtime = await Runtime.create({ storageRoot: root });
+    await race(runtime.storage("local") as StorageAdapter, root, outside);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
