@@ -1,110 +1,84 @@
-// storage("local"): files under a root directory, with no way out of it.
-import { dirname, join, relative, resolve, sep } from "node:path";
+// storage("local"): files under a root directory, reached without following
+// any symbolic link (see _safe_fs.ts for the exact guarantee).
+import { resolve } from "node:path";
 import type { StorageAdapter } from "./storage.ts";
-import { assertStorageKey, TEMP_PREFIX, toBytes } from "./_storage_key.ts";
+import { assertStorageKey, shownKey, TEMP_PREFIX, toBytes } from "./_storage_key.ts";
+import { FsError, InTheWayError, OutsideRootError, type SafeFsMode, SafeRoot } from "./_safe_fs.ts";
+import { TokaError } from "./errors.ts";
+import { getLogger } from "@logtape/logtape";
+
+const logger = getLogger(["toka", "storage"]);
 
 export class LocalStorage implements StorageAdapter {
   readonly scheme: string = "local";
-  #root: string;
+  #root: SafeRoot;
 
-  constructor(root: string) {
-    this.#root = resolve(root);
-  }
-
-  async #realRoot(create: boolean): Promise<string | undefined> {
-    if (create) await Deno.mkdir(this.#root, { recursive: true });
-    try {
-      return await Deno.realPath(this.#root);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return undefined;
-      throw error;
+  // No key segment starts with TEMP_PREFIX, so a temporary file never shadows a key.
+  constructor(root: string, mode?: SafeFsMode) {
+    this.#root = new SafeRoot(resolve(root), TEMP_PREFIX, mode);
+    if (this.#root.mode === "checked") {
+      logger.warn(
+        'storage("local") cannot open files relative to a folder here (it needs Linux and -A): a process that swaps links in the storage root could redirect a put or delete outside it',
+      );
     }
   }
 
-  // Resolves a key to a path and checks that the deepest existing part of it
-  // really lies inside the root, so a symbolic link cannot lead out.
-  async #path(key: string, create: boolean): Promise<string | undefined> {
+  async #run<T>(op: string, key: string, task: (path: string[]) => Promise<T>): Promise<T> {
     assertStorageKey(key);
-    const root = await this.#realRoot(create);
-    if (root === undefined) return undefined;
-    const path = join(root, ...key.split("/"));
-    for (let probe = path;; probe = dirname(probe)) {
-      let real: string;
-      try {
-        real = await Deno.realPath(probe);
-      } catch (error) {
-        if (error instanceof Deno.errors.NotFound && probe !== root) continue;
-        throw error;
-      }
-      const rel = relative(root, real);
-      if (rel === ".." || rel.startsWith(`..${sep}`) || resolve(root, rel) !== real) {
+    try {
+      return await task(key.split("/"));
+    } catch (error) {
+      // One line, with the key escaped and no path of the root.
+      if (error instanceof OutsideRootError) {
         throw new TypeError(
-          `Invalid storage key ${JSON.stringify(key)}: it leads out of the storage root`,
+          `Invalid storage key ${
+            shownKey(key)
+          }: it goes through a symbolic link, which storage("local") never follows`,
         );
       }
-      return path;
+      if (error instanceof InTheWayError) {
+        throw new TokaError(
+          "storage_conflict",
+          `Cannot ${op} storage key ${shownKey(key)}: ${error.message}`,
+        );
+      }
+      if (error instanceof FsError) {
+        throw new TokaError(
+          "storage_failed",
+          `Cannot ${op} storage key ${shownKey(key)}: ${error.message}`,
+        );
+      }
+      throw error;
     }
   }
 
   async put(key: string, value: Uint8Array | string): Promise<void> {
     const bytes = toBytes(value);
-    const path = (await this.#path(key, true)) as string;
-    await Deno.mkdir(dirname(path), { recursive: true });
-    await this.#path(key, true);
-    // Write then rename, so readers never see half a value; rename also
-    // replaces a dangling link instead of writing through it. No key segment
-    // starts with TEMP_PREFIX, so a temporary file never shadows a key.
-    const temp = join(dirname(path), `${TEMP_PREFIX}${crypto.randomUUID()}`);
-    try {
-      await Deno.writeFile(temp, bytes);
-      await Deno.rename(temp, path);
-    } catch (error) {
-      await Deno.remove(temp).catch(() => {});
-      throw error;
-    }
+    await this.#run(
+      "put",
+      key,
+      (path) => this.#root.writeFile(path, bytes),
+    );
   }
 
-  async get(key: string): Promise<Uint8Array | undefined> {
-    const path = await this.#path(key, false);
-    if (path === undefined) return undefined;
-    try {
-      return await Deno.readFile(path);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.IsADirectory) {
-        return undefined;
-      }
-      throw error;
-    }
+  get(key: string): Promise<Uint8Array | undefined> {
+    return this.#run("get", key, (path) => this.#root.readFile(path));
   }
 
-  async delete(key: string): Promise<boolean> {
-    const path = await this.#path(key, false);
-    if (path === undefined) return false;
-    try {
-      const info = await Deno.lstat(path);
-      if (!info.isFile) return false;
-      await Deno.remove(path);
-      return true;
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return false;
-      throw error;
-    }
+  delete(key: string): Promise<boolean> {
+    return this.#run("delete", key, (path) => this.#root.removeFile(path));
   }
 
   async list(prefix = ""): Promise<string[]> {
-    const root = await this.#realRoot(false);
-    if (root === undefined) return [];
-    const keys: string[] = [];
-    const walk = async (dir: string, base: string): Promise<void> => {
-      for await (const entry of Deno.readDir(dir)) {
-        // Links are not followed: they could lead out of the root.
-        if (entry.isSymlink || entry.name.startsWith(TEMP_PREFIX)) continue;
-        const key = base === "" ? entry.name : `${base}/${entry.name}`;
-        if (entry.isDirectory) await walk(join(dir, entry.name), key);
-        else if (entry.isFile && key.startsWith(prefix)) keys.push(key);
+    let paths: string[][];
+    try {
+      paths = await this.#root.list((name) => name.startsWith(TEMP_PREFIX));
+    } catch (error) {
+      if (error instanceof FsError) {
+        throw new TokaError("storage_failed", `Cannot list storage: ${error.message}`);
       }
-    };
-    await walk(root, "");
-    return keys.sort();
+      throw error;
+    }
+    return paths.map((p) => p.join("/")).filter((key) => key.startsWith(prefix)).sort();
   }
 }

@@ -13,8 +13,8 @@ export const TEMP_PREFIX = ".tmp-";
 
 const encoder = new TextEncoder();
 
-// The start of a long key, for a message that stays short.
-function shown(key: string): string {
+// The start of a long key, quoted and escaped, for a message that stays one short line.
+export function shownKey(key: string): string {
   const chars = [...key];
   return JSON.stringify(chars.length > 40 ? `${chars.slice(0, 40).join("")}…` : key);
 }
@@ -26,37 +26,41 @@ export function assertStorageKey(key: unknown): asserts key is string {
     );
   }
   if (!key.isWellFormed()) {
-    throw new TypeError(`Invalid storage key ${shown(key)}: it has a lone surrogate`);
+    throw new TypeError(`Invalid storage key ${shownKey(key)}: it has a lone surrogate`);
   }
   const bytes = encoder.encode(key).length;
   if (bytes > MAX_KEY_BYTES) {
     throw new TypeError(
       `Invalid storage key ${
-        shown(key)
+        shownKey(key)
       }: it has ${bytes} UTF-8 bytes, at most ${MAX_KEY_BYTES} allowed`,
     );
   }
   if (key.includes("\\") || key.includes("\0")) {
-    throw new TypeError(`Invalid storage key ${shown(key)}: no backslash or NUL allowed`);
+    throw new TypeError(`Invalid storage key ${shownKey(key)}: no backslash or NUL allowed`);
   }
   const parts = key.split("/");
   if (parts.some((part) => part === "" || part === "." || part === "..")) {
     throw new TypeError(
-      `Invalid storage key ${shown(key)}: use a relative path without empty, "." or ".." segments`,
+      `Invalid storage key ${
+        shownKey(key)
+      }: use a relative path without empty, "." or ".." segments`,
     );
   }
   for (const part of parts) {
     const size = encoder.encode(part).length;
     if (size > MAX_SEGMENT_BYTES) {
       throw new TypeError(
-        `Invalid storage key ${shown(key)}: segment ${
-          shown(part)
+        `Invalid storage key ${shownKey(key)}: segment ${
+          shownKey(part)
         } has ${size} UTF-8 bytes, at most ${MAX_SEGMENT_BYTES} allowed`,
       );
     }
     if (part.startsWith(TEMP_PREFIX)) {
       throw new TypeError(
-        `Invalid storage key ${shown(key)}: segments starting with "${TEMP_PREFIX}" are reserved`,
+        `Invalid storage key ${
+          shownKey(key)
+        }: segments starting with "${TEMP_PREFIX}" are reserved`,
       );
     }
   }

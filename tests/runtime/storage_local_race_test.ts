@@ -5,12 +5,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Runtime, type StorageAdapter } from "../../runtime/mod.ts";
+import { LocalStorage } from "../../runtime/_local_storage.ts";
 
 const SWAPPER = new URL("./_symlink_swapper.ts", import.meta.url);
 const RACE_MS = 3000;
 const MAX_OPS = 40_000;
 
-async function race(storage: StorageAdapter, root: string, outside: string) {
+async function race(
+  storage: StorageAdapter,
+  root: string,
+  outside: string,
+): Promise<{ reads: number; changed: string[]; created: string[] }> {
   await Deno.mkdir(join(root, "d"), { recursive: true });
   await Deno.writeTextFile(join(root, "d", "inside.txt"), "inside");
   await Deno.writeTextFile(join(root, "f"), "inside");
@@ -62,16 +67,19 @@ async function race(storage: StorageAdapter, root: string, outside: string) {
   assert.ok(swaps > 10, `the worker swapped links in (${swaps} swaps)`);
   assert.ok(ops > 100, `the adapter worked meanwhile (${ops} operations)`);
   const names = (await Array.fromAsync(Deno.readDir(outside), (e) => e.name)).sort();
-  assert.deepEqual(
-    { outsideReads: leaks.length, outsideNames: names },
-    { outsideReads: 0, outsideNames: ["del.txt", "inside.txt"] },
-    "nothing outside is read, created or deleted",
-  );
-  assert.equal(await Deno.readTextFile(join(outside, "inside.txt")), "SECRET");
-  assert.equal(await Deno.readTextFile(join(outside, "del.txt")), "SECRET");
   for (const message of messages) {
     assert.ok(!message.includes(root) && !message.includes(outside), message);
   }
+  const changed = [];
+  for (const name of ["del.txt", "inside.txt"]) {
+    const now = await Deno.readTextFile(join(outside, name)).catch(() => "(deleted)");
+    if (now !== "SECRET") changed.push(name);
+  }
+  return {
+    reads: leaks.length,
+    changed,
+    created: names.filter((n) => n !== "del.txt" && n !== "inside.txt"),
+  };
 }
 
 Deno.test('storage("local") never follows a link swapped in during an operation', async () => {
@@ -81,7 +89,36 @@ Deno.test('storage("local") never follows a link swapped in during an operation'
     const outside = join(dir, "outside");
     await Deno.mkdir(outside);
     const runtime = await Runtime.create({ storageRoot: root });
-    await race(runtime.storage("local") as StorageAdapter, root, outside);
+    const outcome = await race(runtime.storage("local") as StorageAdapter, root, outside);
+    assert.deepEqual(
+      outcome,
+      { reads: 0, changed: [], created: [] },
+      "nothing read, changed or made outside",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// Without -A (or /proc), the adapter cannot open relative to a folder: it
+// checks what it opened before reading a byte, but a put or delete may still
+// be redirected by a link swapped in for the rename or unlink alone
+// (documented in _safe_fs.ts and README). The test shows how often.
+Deno.test('storage("local") in "checked" mode reads nothing outside in the same race', async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    const root = join(dir, "root");
+    const outside = join(dir, "outside");
+    await Deno.mkdir(outside);
+    const { reads, changed, created } = await race(
+      new LocalStorage(root, "checked"),
+      root,
+      outside,
+    );
+    assert.equal(reads, 0, "no outside bytes read");
+    console.log(
+      `"checked" mode: ${changed.length} outside files changed, ${created.length} names made outside`,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
