@@ -48,7 +48,7 @@ export interface MemoryEventStoreOptions {
  * await store.close();
  * ```
  */
-export class MemoryEventStore implements EventStore {
+export class MemoryEventStore implements EventStore, AsyncDisposable {
   #events: EventRecord[] = [];
   #streams = new Map<string, number[]>();
   #byId = new Map<string, number>();
@@ -307,6 +307,15 @@ export class MemoryEventStore implements EventStore {
     for (const wake of this.#waiters) wake();
     this.#waiters.clear();
     return Promise.resolve();
+  }
+
+  /**
+   * Closes the store, for `await using store = new MemoryEventStore()`.
+   *
+   * @returns When closed, as {@linkcode MemoryEventStore.close}.
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   #assertOpen(): void {

@@ -875,3 +875,70 @@ Deno.test("openVault refuses other URL schemes, and a missing file when told not
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// ---------------------------------------------------------------------------
+// Layout version and disposal
+
+Deno.test("kv store: the layout version is recorded with the first commit and checked at open", async (t) => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    await t.step("opening an empty vault writes nothing", async () => {
+      const store = await KvEventStore.open(kv);
+      await store.close();
+      assert.equal(await count(kv, ["vault"]), 0);
+    });
+    await t.step("the first append records the layout", async () => {
+      const store = await KvEventStore.open(kv);
+      await store.append("s", [{ kind: "k" }]);
+      await store.close();
+      assert.equal((await kv.get(["vault", "layout"])).value, 1);
+    });
+    await t.step("a newer layout is refused with one line, and nothing is written", async () => {
+      await kv.set(["vault", "layout"], 2);
+      const before = await collect(kv.list({ prefix: ["vault"] }));
+      await assert.rejects(KvEventStore.open(kv), (error: unknown) => {
+        assert.ok(error instanceof TokaError);
+        assert.equal(error.code, "vault_layout");
+        assert.equal(
+          error.message,
+          "The vault was written by a newer Toka (vault layout 2; this one reads layout 1): upgrade Toka to open it",
+        );
+        return true;
+      });
+      assert.deepEqual(await collect(kv.list({ prefix: ["vault"] })), before);
+    });
+    await t.step("a layout that is not a version is refused", async () => {
+      await kv.set(["vault", "layout"], "x");
+      await assert.rejects(KvEventStore.open(kv), /unknown layout version "x"/);
+    });
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("stores close with await using", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    let kvStore: KvEventStore;
+    {
+      await using vault = await openVault(`${dir}/v.kv`);
+      kvStore = vault;
+      await vault.append("s", [{ kind: "k" }]);
+    }
+    await assert.rejects(kvStore.append("s", [{ kind: "k" }]), /closed/);
+    // The database was closed too: the file opens again with everything in it.
+    {
+      await using again = await openVault(`${dir}/v.kv`);
+      assert.equal((await again.stats()).events, 1);
+    }
+    let memory: MemoryEventStore;
+    {
+      await using store = new MemoryEventStore();
+      memory = store;
+      await store.append("s", [{ kind: "k" }]);
+    }
+    await assert.rejects(memory.append("s", [{ kind: "k" }]), /closed/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

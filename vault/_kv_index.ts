@@ -1,0 +1,148 @@
+// The stream index and its watermark: stream versions learned from the log,
+// and index entries written in bulk behind the writer.
+import { retryLocked } from "../runtime/_kv_retry.ts";
+import { decodePage, type StoredEvent } from "./_page.ts";
+import {
+  INDEX,
+  type IndexEntry,
+  type KvState,
+  PAGE,
+  type Pending,
+  retryLockedIterable,
+  WATERMARK,
+} from "./_kv_state.ts";
+
+/** Index entries are written once this many events are past the watermark. */
+export const INDEX_EVERY = 2048;
+const INDEX_ENTRY_VERSIONS = 1000;
+
+/** Makes sure the current version of every stream in the batch is known. */
+export async function loadStreams(s: KvState, batch: Pending[]): Promise<void> {
+  const unknown = new Set<string>();
+  for (const pending of batch) {
+    if (!s.streams.has(pending.stream)) unknown.add(pending.stream);
+  }
+  if (unknown.size === 0) return;
+  await Promise.all([...unknown].map(async (stream) => {
+    const last = await retryLocked(async () => {
+      for await (
+        const entry of s.kv.list<IndexEntry>({ prefix: [...INDEX, stream] }, {
+          reverse: true,
+          limit: 1,
+        })
+      ) return entry;
+      return undefined;
+    });
+    if (s.streams.has(stream)) return;
+    if (last === undefined) s.streams.set(stream, { version: 0, position: 0 });
+    else {
+      const first = last.key[last.key.length - 1] as number;
+      const { p } = last.value;
+      s.streams.set(stream, { version: first + p.length - 1, position: p[p.length - 1] });
+    }
+  }));
+}
+
+/**
+ * Learns the stream versions of every page after the last known position,
+ * e.g. written by another process. Payloads are not read, and an unreadable
+ * page is passed over (`verify()` reports it), so a damaged vault still opens.
+ * Subscribers read those events from KV.
+ */
+export async function catchUp(s: KvState): Promise<void> {
+  const pages = s.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, s.next] });
+  for await (const page of retryLockedIterable(pages)) {
+    const start = page.key[2] as number;
+    let events: StoredEvent[] = [];
+    try {
+      events = decodePage(page.value);
+    } catch {
+      // Damaged: its events cannot be known; the log goes on after it.
+    }
+    events.forEach((stored, i) => {
+      s.track(stored.s, stored.v, start + i);
+      s.noteTail(stored.s, stored.v, start + i, start);
+    });
+    s.next = Math.max(s.next, start + Math.max(1, events.length));
+  }
+  s.recent = [];
+  s.recentStart = s.next;
+  s.wake();
+}
+
+/** Starts an index round unless one is running. */
+export function indexInBackground(s: KvState): void {
+  s.indexing ??= index(s, s.next).catch(() => {
+    // A failed index round is repeated by the next one; readers scan the unindexed tail.
+  }).finally(() => s.indexing = null);
+}
+
+/** Writes stream index entries for every event below `upTo`, in bulk. */
+export async function index(s: KvState, upTo: number): Promise<void> {
+  for (;;) {
+    const mark = await retryLocked(() => s.kv.get<number>(WATERMARK));
+    const from = mark.value ?? 1;
+    s.advanceWatermark(from);
+    if (from >= upTo) return;
+    const entries = new Map<string, { first: number; entry: IndexEntry }[]>();
+    let mutations = 0;
+    let bytes = 0;
+    let end = from;
+    for await (const { stream, version, position, page } of tailItems(s, from, upTo)) {
+      // The watermark must stay at a page start; stop at one once a commit is full.
+      if (position === page && (mutations >= 400 || bytes >= 400 * 1024)) break;
+      let list = entries.get(stream);
+      if (list === undefined) entries.set(stream, list = []);
+      let last = list[list.length - 1];
+      if (
+        last === undefined || last.entry.p.length >= INDEX_ENTRY_VERSIONS ||
+        last.first + last.entry.p.length !== version
+      ) {
+        list.push(last = { first: version, entry: { p: [], g: [] } });
+        mutations++;
+        bytes += stream.length + 64;
+      }
+      last.entry.p.push(position);
+      last.entry.g.push(page);
+      bytes += 36;
+      end = position + 1;
+    }
+    if (end === from) return;
+    const op = s.kv.atomic().check(mark).set(WATERMARK, end);
+    for (const [stream, list] of entries) {
+      for (const { first, entry } of list) op.set([...INDEX, stream, first], entry);
+    }
+    const result = await retryLocked(() => op.commit());
+    if (result.ok) s.advanceWatermark(end);
+  }
+}
+
+/**
+ * The stream, version and page of every event from `from` to `upTo`
+ * (exclusive, ending on a page boundary): from memory when this process
+ * wrote or read them all, otherwise from the stored pages.
+ */
+async function* tailItems(
+  s: KvState,
+  from: number,
+  upTo: number,
+): AsyncIterableIterator<{ stream: string; version: number; position: number; page: number }> {
+  const tail = s.tail;
+  if (from >= tail.start && upTo <= tail.start + tail.streams.length) {
+    for (let position = from; position < upTo; position++) {
+      const i = position - tail.start;
+      yield { stream: tail.streams[i], version: tail.versions[i], position, page: tail.pages[i] };
+    }
+    return;
+  }
+  const pages = s.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, from] }, {
+    batchSize: 100,
+  });
+  for await (const page of retryLockedIterable(pages)) {
+    const start = page.key[2] as number;
+    if (start >= upTo) return;
+    for (const [i, stored] of decodePage(page.value).entries()) {
+      yield { stream: stored.s, version: stored.v, position: start + i, page: start };
+    }
+  }
+}

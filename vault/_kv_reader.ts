@@ -1,0 +1,206 @@
+// Reading the Deno KV log: pages by position, events by id, streams through
+// the bulk index and the unindexed tail.
+import type { EventRecord, ReadOptions, StoreStats } from "../runtime/event_store.ts";
+import { compileKindFilter, type KindFilter } from "../runtime/kind_pattern.ts";
+import { retryLocked } from "../runtime/_kv_retry.ts";
+import { assertStream, formatPosition, isEventId, parsePosition, positionInId } from "./_event.ts";
+import { readLimit } from "./_append.ts";
+import { decodePage, type StoredEvent, toRecord } from "./_page.ts";
+import { payloadOf } from "./_kv_blobs.ts";
+import {
+  corrupt,
+  IDS,
+  INDEX,
+  type IndexEntry,
+  type KvState,
+  PAGE,
+  retryLockedIterable,
+  WATERMARK,
+} from "./_kv_state.ts";
+
+/** Reads the log in position order, optionally filtered. */
+export async function* read(s: KvState, options: ReadOptions): AsyncIterableIterator<EventRecord> {
+  s.assertOpen();
+  const matches = compileKindFilter(options.kinds);
+  let remaining = readLimit(options.limit);
+  if (options.direction !== undefined && !["forward", "backward"].includes(options.direction)) {
+    throw new TypeError(
+      `Invalid direction ${JSON.stringify(options.direction)}: use "forward" or "backward"`,
+    );
+  }
+  const backward = options.direction === "backward";
+  const from = options.from === undefined ? undefined : parsePosition(options.from, "from");
+  if (remaining === 0) return;
+  if (options.stream !== undefined) {
+    assertStream(options.stream);
+    yield* readStream(s, options.stream, from, backward, matches, remaining);
+    return;
+  }
+  for await (const record of scan(s, from ?? (backward ? Infinity : 1), backward)) {
+    if (!matches(record.kind)) continue;
+    yield record;
+    if (--remaining === 0) return;
+  }
+}
+
+async function* readStream(
+  s: KvState,
+  stream: string,
+  from: number | undefined,
+  backward: boolean,
+  matches: KindFilter,
+  limit: number,
+): AsyncIterableIterator<EventRecord> {
+  const mark = await retryLocked(() => s.kv.get<number>(WATERMARK));
+  const watermark = mark.value ?? 1;
+  const positions: number[] = [];
+  const pageStarts: number[] = [];
+  const entries = s.kv.list<IndexEntry>({ prefix: [...INDEX, stream] });
+  for await (const { value } of retryLockedIterable(entries)) {
+    for (let i = 0; i < value.p.length; i++) {
+      if (value.p[i] >= watermark) break;
+      positions.push(value.p[i]);
+      pageStarts.push(value.g[i]);
+    }
+  }
+  // The unindexed tail is scanned; it is at most a few thousand events.
+  const tail = s.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, watermark] });
+  for await (const page of retryLockedIterable(tail)) {
+    const start = page.key[2] as number;
+    const events = decodePage(page.value);
+    for (let i = 0; i < events.length; i++) {
+      if (events[i].s === stream) {
+        positions.push(start + i);
+        pageStarts.push(start);
+      }
+    }
+  }
+  let page: { start: number; events: StoredEvent[] } | undefined;
+  for (let n = 0; n < positions.length && limit > 0; n++) {
+    const k = backward ? positions.length - 1 - n : n;
+    const at = positions[k];
+    if (from !== undefined && (backward ? at > from : at < from)) continue;
+    if (page?.start !== pageStarts[k]) {
+      const entry = await retryLocked(() => s.kv.get<Uint8Array>([...PAGE, pageStarts[k]]));
+      if (entry.value === null) throw corrupt(`page ${pageStarts[k]} is missing`);
+      page = { start: pageStarts[k], events: decodePage(entry.value) };
+    }
+    const stored = page.events[at - page.start];
+    if (stored === undefined || stored.s !== stream) {
+      throw corrupt(`the stream index of "${stream}" is inconsistent at ${at}`);
+    }
+    if (!matches(stored.k)) continue;
+    limit--;
+    yield toRecord(stored, at, await payloadOf(s.kv, stored));
+  }
+}
+
+/** Yields records page by page from a position, forward or backward. */
+export async function* scan(
+  s: KvState,
+  from: number,
+  backward: boolean,
+): AsyncIterableIterator<EventRecord> {
+  let start = from;
+  if (!backward && from > 1) {
+    const page = await pageAt(s, from);
+    if (page !== undefined) start = page.start;
+  }
+  const pages = backward
+    ? s.kv.list<Uint8Array>({
+      prefix: PAGE,
+      end: [...PAGE, from === Infinity ? Number.MAX_SAFE_INTEGER : from + 1],
+    }, { reverse: true, batchSize: 100 })
+    : s.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, start] }, { batchSize: 100 });
+  for await (const page of retryLockedIterable(pages)) {
+    const pageStart = page.key[2] as number;
+    const events = decodePage(page.value);
+    for (let n = 0; n < events.length; n++) {
+      const i = backward ? events.length - 1 - n : n;
+      const at = pageStart + i;
+      if (backward ? at > from : at < from) continue;
+      yield toRecord(events[i], at, await payloadOf(s.kv, events[i]));
+    }
+  }
+}
+
+/** The page holding a position (the last page starting at or before it). */
+export async function pageAt(
+  s: KvState,
+  position: number,
+): Promise<{ start: number; events: StoredEvent[] } | undefined> {
+  const found = await retryLocked(async () => {
+    const pages = s.kv.list<Uint8Array>({ prefix: PAGE, end: [...PAGE, position + 1] }, {
+      reverse: true,
+      limit: 1,
+    });
+    for await (const page of pages) return page;
+    return undefined;
+  });
+  if (found === undefined) return undefined;
+  return { start: found.key[2] as number, events: decodePage(found.value) };
+}
+
+/** The event with this id, or `null`. */
+export async function get(s: KvState, id: string): Promise<EventRecord | null> {
+  if (!isEventId(id)) return null;
+  const at = positionInId(id);
+  const recent = s.recentAt(at);
+  if (recent?.id === id) return recent;
+  const found = await eventAt(s, at);
+  if (found?.id === id) return found;
+  const imported = await retryLocked(() => s.kv.get<number>([...IDS, id]));
+  if (imported.value === null) return null;
+  const event = await eventAt(s, imported.value);
+  return event?.id === id ? event : null;
+}
+
+/** Whether an event with this id is stored, without reading its payload. */
+export async function has(s: KvState, id: string): Promise<boolean> {
+  const at = positionInId(id);
+  if (s.recentAt(at)?.id === id) return true;
+  if (at >= 1) {
+    const page = await pageAt(s, at);
+    if (page?.events[at - page.start]?.i === id) return true;
+  }
+  const imported = await retryLocked(() => s.kv.get<number>([...IDS, id]));
+  return imported.value !== null;
+}
+
+async function eventAt(s: KvState, position: number): Promise<EventRecord | null> {
+  if (position < 1) return null;
+  const page = await pageAt(s, position);
+  const stored = page?.events[position - page.start];
+  if (page === undefined || stored === undefined) return null;
+  return toRecord(stored, position, await payloadOf(s.kv, stored));
+}
+
+/** The position after the last stored event. */
+export async function end(s: KvState): Promise<number> {
+  const page = await pageAt(s, Number.MAX_SAFE_INTEGER - 1);
+  return page === undefined ? 1 : page.start + page.events.length;
+}
+
+/** Counts events, streams and kinds by scanning the log. */
+export async function stats(s: KvState): Promise<StoreStats> {
+  s.assertOpen();
+  const kinds: Record<string, number> = {};
+  const streams = new Set<string>();
+  let events = 0;
+  let first: number | null = null;
+  let last: number | null = null;
+  let head: string | null = null;
+  const pages = s.kv.list<Uint8Array>({ prefix: PAGE }, { batchSize: 100 });
+  for await (const page of retryLockedIterable(pages)) {
+    const stored = decodePage(page.value);
+    for (const event of stored) {
+      kinds[event.k] = (kinds[event.k] ?? 0) + 1;
+      streams.add(event.s);
+      first ??= event.t;
+      last = event.t;
+    }
+    events += stored.length;
+    head = formatPosition((page.key[2] as number) + stored.length - 1);
+  }
+  return { events, streams: streams.size, head, firstTimestamp: first, lastTimestamp: last, kinds };
+}

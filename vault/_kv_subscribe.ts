@@ -1,0 +1,85 @@
+// Subscriptions to the Deno KV log: served from this process's recent events
+// while possible, otherwise from the pages; other processes' appends are
+// found by polling with backoff.
+import type { EventRecord, SubscribeOptions } from "../runtime/event_store.ts";
+import { compileKindFilter } from "../runtime/kind_pattern.ts";
+import { startAfter } from "./_append.ts";
+import { end, scan } from "./_kv_reader.ts";
+import type { KvState } from "./_kv_state.ts";
+
+const POLL_MIN_MS = 20;
+const POLL_MAX_MS = 500;
+
+/** Delivers stored events after a position, then new ones, with no gap and no duplicate. */
+export async function* subscribe(
+  s: KvState,
+  options: SubscribeOptions,
+): AsyncIterableIterator<EventRecord> {
+  s.assertOpen();
+  const matches = compileKindFilter(options.kinds);
+  const signal = options.signal;
+  let cursor = await startAfter(options.after, async () => (await end(s)) - 1);
+  const ended = () => s.closing || signal?.aborted === true;
+  try {
+    while (!ended()) {
+      // Served from memory while possible: events this process wrote or has seen.
+      let record: EventRecord | undefined;
+      let served = false;
+      while (
+        cursor + 1 < s.next && !ended() &&
+        (record = s.recentAt(cursor + 1)) !== undefined
+      ) {
+        cursor++;
+        served = true;
+        if (matches(record.kind)) yield record;
+      }
+      if (ended()) return;
+      if (served && cursor + 1 >= s.next) {
+        // Caught up with this process; the wait polls for other processes' appends.
+        await waitForNews(s, cursor, signal);
+        continue;
+      }
+      let progressed = false;
+      for await (const record of scan(s, cursor + 1, false)) {
+        cursor = Number(record.position);
+        progressed = true;
+        if (matches(record.kind)) yield record;
+        if (ended()) return;
+      }
+      if (!progressed) await waitForNews(s, cursor, signal);
+    }
+  } catch (error) {
+    if (s.closed) return;
+    throw error;
+  }
+}
+
+async function waitForNews(
+  s: KvState,
+  cursor: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  let delay = POLL_MIN_MS;
+  while (!s.closing && !signal?.aborted && s.next <= cursor + 1) {
+    if (await sleep(s, delay, signal)) return;
+    if (s.closing || signal?.aborted) return;
+    if ((await end(s)) > cursor + 1) return;
+    delay = Math.min(delay * 2, POLL_MAX_MS);
+  }
+}
+
+/** Resolves true when woken by a local commit, false after `ms`. */
+function sleep(s: KvState, ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (woken: boolean) => {
+      clearTimeout(timer);
+      s.waiters.delete(wake);
+      signal?.removeEventListener("abort", wake);
+      resolve(woken);
+    };
+    const wake = () => done(true);
+    const timer = setTimeout(() => done(false), ms);
+    s.waiters.add(wake);
+    signal?.addEventListener("abort", wake, { once: true });
+  });
+}

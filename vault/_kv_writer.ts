@@ -1,0 +1,336 @@
+// The writer of the Deno KV log: a queue of appends, group-committed in
+// batches within the remote KV limits, each commit guarded by one check.
+import type {
+  AppendOptions,
+  AppendResult,
+  EventInput,
+  EventRecord,
+  ExpectedVersion,
+} from "../runtime/event_store.ts";
+import { retryLocked } from "../runtime/_kv_retry.ts";
+import {
+  eventDigest,
+  makeEventId,
+  positionInId,
+  type PreparedInput,
+  prepareInputs,
+} from "./_event.ts";
+import { assertExpectedVersion, checkExpectedVersion } from "./_append.ts";
+import { encodePage, encodeStored, packPages, type StoredEvent, toRecord } from "./_page.ts";
+import { INLINE_PAYLOAD_BYTES } from "./limits.ts";
+import { storeBlob } from "./_kv_blobs.ts";
+import { catchUp, INDEX_EVERY, indexInBackground, loadStreams } from "./_kv_index.ts";
+import { get, has } from "./_kv_reader.ts";
+import { IDS, type KvState, LAYOUT, LAYOUT_KEY, PAGE, type Pending } from "./_kv_state.ts";
+
+const COMMIT_BYTES = 740 * 1024;
+const COMMIT_MUTATIONS = 900;
+
+/** What an imported event's append resolves to when its id was stored meanwhile. */
+export const ALREADY_STORED: AppendResult = Object.freeze({
+  version: 0,
+  position: "",
+  events: [],
+});
+
+/** Validates an append, computes its digests (storing large payloads first) and queues it. */
+export function append(
+  s: KvState,
+  stream: string,
+  events: EventInput[],
+  options: AppendOptions,
+): Promise<AppendResult> {
+  let prepared: PreparedInput[];
+  try {
+    s.assertOpen();
+    assertExpectedVersion(options.expectedVersion);
+    prepared = prepareInputs(stream, events);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  // Fast path: inline payloads whose parents are recent; otherwise blobs or reads first.
+  const digests: string[] = [];
+  for (const p of prepared) {
+    if (p.bytes > INLINE_PAYLOAD_BYTES) break;
+    const parents: string[] = [];
+    for (const id of p.parents) {
+      const digest = recentDigest(s, id);
+      if (digest === undefined) break;
+      parents.push(digest);
+    }
+    if (parents.length < p.parents.length) break;
+    digests.push(eventDigest(p.canonical, parents));
+  }
+  if (digests.length === prepared.length) {
+    return enqueue(s, stream, prepared, digests, [], options.expectedVersion);
+  }
+  return prepareSlow(s, stream, prepared).then(({ digests, blobs }) =>
+    enqueue(s, stream, prepared, digests, blobs, options.expectedVersion)
+  );
+}
+
+async function prepareSlow(
+  s: KvState,
+  stream: string,
+  prepared: PreparedInput[],
+): Promise<{ digests: string[]; blobs: (string | undefined)[] }> {
+  const digests: string[] = [];
+  const blobs: (string | undefined)[] = [];
+  for (const [i, p] of prepared.entries()) {
+    const parentDigests = await Promise.all(
+      p.parents.map((id) => parentDigest(s, stream, i, id)),
+    );
+    digests.push(eventDigest(p.canonical, parentDigests));
+    blobs.push(p.bytes > INLINE_PAYLOAD_BYTES ? await storeBlob(s.kv, p.canonical) : undefined);
+  }
+  return { digests, blobs };
+}
+
+/** The digest of a recent event, found by the position its id encodes. */
+function recentDigest(s: KvState, id: string): string | undefined {
+  const record = s.recentAt(positionInId(id));
+  return record?.id === id ? record.digest : undefined;
+}
+
+/** The digest of a stored parent; a TypeError when it is not stored. */
+export async function parentDigest(
+  s: KvState,
+  stream: string,
+  index: number,
+  id: string,
+): Promise<string> {
+  const digest = recentDigest(s, id) ?? (await get(s, id))?.digest;
+  if (digest === undefined) {
+    throw new TypeError(
+      `Invalid parent of event ${index} in stream "${stream}": "${id}" is not stored`,
+    );
+  }
+  return digest;
+}
+
+/** Queues an append for the next group commit. */
+export function enqueue(
+  s: KvState,
+  stream: string,
+  prepared: PreparedInput[],
+  digests: string[],
+  blobs: (string | undefined)[],
+  expected: ExpectedVersion | undefined,
+  imported?: EventRecord,
+): Promise<AppendResult> {
+  if (s.closed) return Promise.reject(new TypeError("The event store is closed"));
+  return new Promise((resolve, reject) => {
+    s.queue.push({ stream, prepared, digests, blobs, expected, imported, resolve, reject });
+    s.writing ??= drain(s);
+  });
+}
+
+async function drain(s: KvState): Promise<void> {
+  // Callers are released in commit order, so appends resolve in position order.
+  let settle: (() => void) | undefined;
+  let released: { settle: () => void; timer: ReturnType<typeof setTimeout> } | undefined;
+  const releaseEarlier = () => {
+    if (released === undefined) return;
+    clearTimeout(released.timer);
+    const earlier = released.settle;
+    released = undefined;
+    earlier();
+  };
+  try {
+    // Let appends issued in the same turn join the commit. A commit is
+    // dispatched before the callers of the previous one are released (in a
+    // macrotask), so their next appends are prepared while it runs.
+    for (let i = 0; i < 3; i++) await null;
+    while (s.queue.length > 0) {
+      const committing = commit(s, takeBatch(s));
+      if (settle !== undefined) {
+        releaseEarlier();
+        const previous = settle;
+        const timer = setTimeout(() => {
+          released = undefined;
+          previous();
+        }, 0);
+        released = { settle: previous, timer };
+      }
+      settle = await committing;
+    }
+  } finally {
+    releaseEarlier();
+    settle?.();
+    s.writing = null;
+  }
+}
+
+/** Takes queued appends while the commit stays within the remote KV limits. */
+function takeBatch(s: KvState): Pending[] {
+  let size = 0;
+  let mutations = 0;
+  let count = 0;
+  while (count < s.queue.length) {
+    const pending = s.queue[count];
+    let pendingSize = 0;
+    for (const p of pending.prepared) pendingSize += p.size + 1;
+    // At most a page per event, plus an id entry per imported event.
+    const pendingMutations = pending.prepared.length + (pending.imported === undefined ? 0 : 1);
+    if (
+      count > 0 &&
+      (size + pendingSize > COMMIT_BYTES || mutations + pendingMutations > COMMIT_MUTATIONS)
+    ) break;
+    size += pendingSize;
+    mutations += pendingMutations;
+    count++;
+  }
+  return s.queue.splice(0, count);
+}
+
+/** Commits a batch and returns what settles its callers. */
+async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
+  try {
+    let caughtUp = false;
+    for (;;) {
+      if (batch.some((pending) => !s.streams.has(pending.stream))) {
+        await loadStreams(s, batch);
+      }
+      // An imported event may have been stored since it was queued (a
+      // concurrent import, here or in another process): the check on the
+      // next page makes this read consistent with the commit below.
+      const alreadyStored = new Set<string>();
+      for (const pending of batch) {
+        const id = pending.imported?.id;
+        if (id !== undefined && await has(s, id)) alreadyStored.add(id);
+      }
+      const base = s.next;
+      const timestamp = s.clock();
+      const versions = new Map<string, number>();
+      const rejected: [Pending, unknown][] = [];
+      const accepted: [Pending, StoredEvent[]][] = [];
+      const encoded: { json: string; size: number }[] = [];
+      const ids: [string, number][] = [];
+      let position = base;
+      let eventCount = 0;
+      for (const pending of batch) eventCount += pending.prepared.length;
+      const random = s.randomBytes(new Uint8Array(eventCount * 4));
+      const skipped: Pending[] = [];
+      const seen = new Set<string>();
+      for (const pending of batch) {
+        const imported = pending.imported?.id;
+        if (imported !== undefined) {
+          if (alreadyStored.has(imported) || seen.has(imported)) {
+            skipped.push(pending);
+            continue;
+          }
+          seen.add(imported);
+        }
+        const current = versions.get(pending.stream) ??
+          s.streams.get(pending.stream)?.version ?? 0;
+        try {
+          checkExpectedVersion(pending.stream, pending.expected, current);
+        } catch (error) {
+          rejected.push([pending, error]);
+          continue;
+        }
+        const stored = pending.prepared.map((p, i): StoredEvent => {
+          const at = position++;
+          const t = pending.imported?.timestamp ?? timestamp;
+          const id = pending.imported?.id ?? makeEventId(t, at, random, (at - base) * 4);
+          if (pending.imported !== undefined && positionInId(id) !== at) ids.push([id, at]);
+          const event = {
+            i: id,
+            s: pending.stream,
+            v: current + i + 1,
+            k: p.kind,
+            b: pending.blobs[i],
+            d: pending.digests[i],
+            t,
+            a: p.parents,
+            n: p.intent,
+            m: p.meta,
+          };
+          encoded.push({
+            json: encodeStored(event, event.b === undefined ? p.canonical : undefined),
+            size: p.size,
+          });
+          return event;
+        });
+        versions.set(pending.stream, current + stored.length);
+        accepted.push([pending, stored]);
+      }
+      if (rejected.length > 0 && !caughtUp) {
+        // The versions known here may be stale: another process may have
+        // appended. Confirm a conflict against the log before reporting it.
+        await catchUp(s);
+        caughtUp = true;
+        continue;
+      }
+      if (accepted.length > 0) {
+        const op = s.kv.atomic().check({ key: [...PAGE, base], versionstamp: null });
+        if (s.layoutPending) op.set(LAYOUT_KEY, LAYOUT);
+        const pageStarts: number[] = [];
+        let start = base;
+        for (const page of packPages(encoded)) {
+          op.set([...PAGE, start], encodePage(page));
+          for (let i = 0; i < page.length; i++) pageStarts.push(start);
+          start += page.length;
+        }
+        for (const [id, at] of ids) op.set([...IDS, id], at);
+        const committing = retryLocked(() => op.commit());
+        // Built while the KV thread commits: the records callers and subscribers get.
+        let at = base;
+        const results = accepted.map(([pending, stored]) =>
+          stored.map((event, i) => toRecord(event, at++, ownPayload(pending.prepared[i])))
+        );
+        const result = await committing;
+        if (!result.ok) {
+          // Another process appended first: learn what it wrote, then decide again.
+          await catchUp(s);
+          caughtUp = true;
+          continue;
+        }
+        s.layoutPending = false;
+        s.next = position;
+        for (const records of results) {
+          for (const record of records) {
+            const at = s.recentStart + s.recent.length;
+            s.noteTail(record.stream, record.version, at, pageStarts[at - base]);
+            s.remember(record, record.version);
+          }
+        }
+        s.wake();
+        if (s.next - s.watermark >= INDEX_EVERY) indexInBackground(s);
+        return () => {
+          accepted.forEach(([pending], n) => {
+            const records = results[n];
+            const last = records[records.length - 1];
+            pending.resolve({ version: last.version, position: last.position, events: records });
+          });
+          for (const [pending, error] of rejected) pending.reject(error);
+          for (const pending of skipped) pending.resolve(ALREADY_STORED);
+        };
+      }
+      return () => {
+        for (const [pending, error] of rejected) pending.reject(error);
+        for (const pending of skipped) pending.resolve(ALREADY_STORED);
+      };
+    }
+  } catch (error) {
+    return () => {
+      for (const pending of batch) pending.reject(error);
+    };
+  }
+}
+
+/** A frozen copy of the payload, so that neither the caller nor a reader can change what others see. */
+function ownPayload(prepared: PreparedInput): unknown {
+  const payload = prepared.payload;
+  return payload === null || typeof payload !== "object"
+    ? payload
+    : deepFreeze(JSON.parse(prepared.canonical));
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
