@@ -486,6 +486,20 @@ function hex(bytes: Uint8Array): string {
 // ---------------------------------------------------------------------------
 // The HTTP server.
 
+/**
+ * The access token of every test server. Test files run in parallel in one
+ * process, and `Deno.openKv` reads the token from the environment, so they all
+ * set this same value and never unset it: one file's clean-up cannot pull the
+ * token from under another's open.
+ */
+export const TEST_ACCESS_TOKEN = "toka-kv-connect-test-token";
+
+/** Sets `DENO_KV_ACCESS_TOKEN` to {@linkcode TEST_ACCESS_TOKEN} for this process. */
+export function useTestToken(): string {
+  Deno.env.set("DENO_KV_ACCESS_TOKEN", TEST_ACCESS_TOKEN);
+  return TEST_ACCESS_TOKEN;
+}
+
 /** Options of {@linkcode KvConnectServer.start}. */
 export interface KvConnectServerOptions {
   /** The access token clients must present at the metadata exchange. */

@@ -4,15 +4,13 @@
 // or duplicate, and a subscriber must see every other process's append.
 import assert from "node:assert/strict";
 import { openVault } from "../../vault/mod.ts";
-import { KvConnectServer } from "./_kv_connect_server.ts";
+import { KvConnectServer, useTestToken } from "./_kv_connect_server.ts";
 import {
   checkContendedStream,
   followOtherProcesses,
   startWorker,
   type WorkerResult,
 } from "./_multi_process.ts";
-
-const TOKEN_VAR = "DENO_KV_ACCESS_TOKEN";
 
 /**
  * A pass-through proxy in front of the server that holds metadata exchanges
@@ -74,15 +72,11 @@ function startGate(server: KvConnectServer, n: number) {
 async function withServer(
   body: (server: KvConnectServer, token: string) => Promise<void>,
 ): Promise<void> {
-  const token = crypto.randomUUID();
+  const token = useTestToken();
   const server = await KvConnectServer.start({ accessToken: token });
-  const previous = Deno.env.get(TOKEN_VAR);
-  Deno.env.set(TOKEN_VAR, token);
   try {
     await body(server, token);
   } finally {
-    if (previous === undefined) Deno.env.delete(TOKEN_VAR);
-    else Deno.env.set(TOKEN_VAR, previous);
     await server.close();
   }
 }
@@ -99,7 +93,7 @@ Deno.test("remote multi-process: three processes append to one stream with expec
       results = await Promise.all(
         workers.map((w) =>
           startWorker(gate.url("shared"), "shared", w, K, {
-            env: { [TOKEN_VAR]: token },
+            env: { DENO_KV_ACCESS_TOKEN: token },
             timeoutMs: 30_000,
           })
         ),
@@ -133,7 +127,7 @@ Deno.test("remote multi-process: a subscriber sees other processes' appends", as
       await followOtherProcesses(
         store,
         60,
-        (stream, w) => startWorker(url, stream, w, 60, { env: { [TOKEN_VAR]: token } }),
+        (stream, w) => startWorker(url, stream, w, 60, { env: { DENO_KV_ACCESS_TOKEN: token } }),
       );
     } finally {
       await store.close();

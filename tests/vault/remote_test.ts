@@ -2,21 +2,7 @@
 import assert from "node:assert/strict";
 import { openVault } from "../../vault/mod.ts";
 import { runContract } from "./contract.ts";
-import { KvConnectServer } from "./_kv_connect_server.ts";
-
-const TOKEN_VAR = "DENO_KV_ACCESS_TOKEN";
-
-/** Runs `body` with the access token Deno.openKv reads set to `token`. */
-async function withToken<T>(token: string, body: () => Promise<T>): Promise<T> {
-  const previous = Deno.env.get(TOKEN_VAR);
-  Deno.env.set(TOKEN_VAR, token);
-  try {
-    return await body();
-  } finally {
-    if (previous === undefined) Deno.env.delete(TOKEN_VAR);
-    else Deno.env.set(TOKEN_VAR, previous);
-  }
-}
+import { KvConnectServer, useTestToken } from "./_kv_connect_server.ts";
 
 /** Keys of several types, so ordering across and within types is compared. */
 const KEYS: Deno.KvKey[] = [
@@ -102,10 +88,9 @@ async function exercise(kv: Deno.Kv): Promise<unknown[]> {
 }
 
 Deno.test("contract: openVault on an http:// URL (KV Connect)", async (t) => {
-  const accessToken = crypto.randomUUID();
-  const server = await KvConnectServer.start({ accessToken });
+  const server = await KvConnectServer.start({ accessToken: useTestToken() });
   try {
-    await withToken(accessToken, async () => {
+    {
       let n = 0;
       await runContract(t, async (clock) => {
         const name = `store-${n++}`;
@@ -151,21 +136,26 @@ Deno.test("contract: openVault on an http:// URL (KV Connect)", async (t) => {
           await server.drop("expiry");
         }
       });
-    });
+    }
 
     await t.step("a wrong access token fails openVault with one line", async () => {
-      const url = await server.create("wrong-token");
-      // Deno's client does the metadata exchange within Deno.openKv, so the open
-      // itself fails, and openVault wraps the reason.
-      const error = await withToken("not-the-token", () => openVault(url)).then(
-        () => assert.fail("openVault resolved"),
-        (error: unknown) => error,
-      );
-      assert.ok(error instanceof TypeError);
-      assert.doesNotMatch(error.message, /\n/);
-      assert.ok(error.message.startsWith(`Cannot open the vault at "${url}": `), error.message);
-      assert.match(error.message, /401 Unauthorized: the access token is not valid/);
-      await server.drop("wrong-token");
+      // The token in the environment is the shared test token; this server wants another.
+      const other = await KvConnectServer.start({ accessToken: "another-token" });
+      const url = await other.create("wrong-token");
+      try {
+        // Deno's client does the metadata exchange within Deno.openKv, so the open
+        // itself fails, and openVault wraps the reason.
+        const error = await openVault(url).then(
+          () => assert.fail("openVault resolved"),
+          (error: unknown) => error,
+        );
+        assert.ok(error instanceof TypeError);
+        assert.doesNotMatch(error.message, /\n/);
+        assert.ok(error.message.startsWith(`Cannot open the vault at "${url}": `), error.message);
+        assert.match(error.message, /401 Unauthorized: the access token is not valid/);
+      } finally {
+        await other.close();
+      }
     });
   } finally {
     await server.close();
@@ -174,20 +164,20 @@ Deno.test("contract: openVault on an http:// URL (KV Connect)", async (t) => {
 
 for (const version of [1, 2]) {
   Deno.test(`openVault over KV Connect protocol version ${version}`, async () => {
-    const accessToken = crypto.randomUUID();
-    const server = await KvConnectServer.start({ accessToken, versions: [version] });
+    const server = await KvConnectServer.start({
+      accessToken: useTestToken(),
+      versions: [version],
+    });
     try {
-      await withToken(accessToken, async () => {
-        const vault = await openVault(await server.create("v"));
-        try {
-          await vault.append("s", [{ kind: "a" }, { kind: "b", payload: { n: 1 } }]);
-          const kinds = [];
-          for await (const record of vault.read({ stream: "s" })) kinds.push(record.kind);
-          assert.deepEqual(kinds, ["a", "b"]);
-        } finally {
-          await vault.close();
-        }
-      });
+      const vault = await openVault(await server.create("v"));
+      try {
+        await vault.append("s", [{ kind: "a" }, { kind: "b", payload: { n: 1 } }]);
+        const kinds = [];
+        for await (const record of vault.read({ stream: "s" })) kinds.push(record.kind);
+        assert.deepEqual(kinds, ["a", "b"]);
+      } finally {
+        await vault.close();
+      }
       assert.deepEqual([...server.negotiated], [version]);
     } finally {
       await server.close();
