@@ -1,12 +1,23 @@
 // storage("vault"): values in Deno KV under ["storage", ...], in 60 KiB chunks.
-// A value is written under a fresh generation and published by one commit of
-// its metadata, so readers see the old or the new value, never a mix.
+//
+// A put writes its chunks under a fresh generation id, announced first by a
+// "pending" record, then publishes the value with one commit that checks the
+// previous metadata and the pending record, sets the new metadata and marks
+// the replaced generation as "garbage". Readers so see the old or the new
+// value, never a mix. A put or delete killed part-way leaves a pending record
+// (abandoned after ABANDONED_MS) or a garbage record: every put and delete
+// first sweeps both, so no chunk outlives its value for long.
 import type { StorageAdapter } from "./storage.ts";
-import { assertStorageKey, toBytes } from "./_storage_key.ts";
+import { assertStorageKey, shownKey, toBytes } from "./_storage_key.ts";
+import { TokaError } from "./errors.ts";
 
 const CHUNK_BYTES = 60 * 1024;
 // 12 chunks of 60 KiB stay within the 800 KiB and 1000 mutations of a commit.
 const CHUNKS_PER_COMMIT = 12;
+/** A pending put older than this is taken as abandoned (its process died) and swept. */
+export const ABANDONED_MS = 10 * 60 * 1000;
+// Reads of a value that keeps being replaced meanwhile, before giving up.
+const READ_TRIES = 20;
 
 interface Meta {
   size: number;
@@ -14,10 +25,29 @@ interface Meta {
   generation: string;
 }
 
-const metaKey = (key: string): Deno.KvKey => ["storage", "meta", key];
+/** Options of {@linkcode KvStorage}. */
+export interface KvStorageOptions {
+  /** Milliseconds since the epoch, to judge abandoned puts; `Date.now` by default. */
+  clock?: () => number;
+}
+
+const ROOT = "storage";
+const metaKey = (key: string): Deno.KvKey => [ROOT, "meta", key];
 const chunkPrefix = (key: string, generation: string): Deno.KvKey => [
-  "storage",
+  ROOT,
   "chunk",
+  key,
+  generation,
+];
+const pendingKey = (key: string, generation: string): Deno.KvKey => [
+  ROOT,
+  "pending",
+  key,
+  generation,
+];
+const garbageKey = (key: string, generation: string): Deno.KvKey => [
+  ROOT,
+  "garbage",
   key,
   generation,
 ];
@@ -25,21 +55,37 @@ const chunkPrefix = (key: string, generation: string): Deno.KvKey => [
 export class KvStorage implements StorageAdapter {
   readonly scheme: string = "vault";
   #kv: Deno.Kv;
+  #clock: () => number;
 
-  constructor(kv: Deno.Kv) {
+  constructor(kv: Deno.Kv, options: KvStorageOptions = {}) {
     this.#kv = kv;
+    this.#clock = options.clock ?? Date.now;
   }
 
   async put(key: string, value: Uint8Array | string): Promise<void> {
     assertStorageKey(key);
     const bytes = toBytes(value);
+    await this.#sweep();
     const generation = crypto.randomUUID();
+    const pending = pendingKey(key, generation);
+    await this.#kv.set(pending, { since: this.#clock() });
+    try {
+      await this.#publish(key, generation, bytes);
+    } catch (error) {
+      // Not killed, only failed: leave nothing behind.
+      await this.#discard(key, generation).catch(() => {});
+      throw error;
+    }
+  }
+
+  async #publish(key: string, generation: string, bytes: Uint8Array): Promise<void> {
     const chunks: Uint8Array[] = [];
     for (let i = 0; i < bytes.length; i += CHUNK_BYTES) {
       chunks.push(bytes.slice(i, i + CHUNK_BYTES));
     }
     const meta: Meta = { size: bytes.length, chunks: chunks.length, generation };
     const prefix = chunkPrefix(key, generation);
+    const pending = pendingKey(key, generation);
     // Every commit but the last holds only chunks of the new generation.
     let i = 0;
     for (; chunks.length - i > CHUNKS_PER_COMMIT; i += CHUNKS_PER_COMMIT) {
@@ -48,60 +94,118 @@ export class KvStorage implements StorageAdapter {
       await commit(op);
     }
     for (;;) {
-      const old = await this.#kv.get<Meta>(metaKey(key));
-      const op = this.#kv.atomic().check(old);
+      const [old, mark] = await this.#kv.getMany<[Meta, unknown]>([metaKey(key), pending]);
+      if (mark.value === null) {
+        throw new TokaError(
+          "storage_conflict",
+          `Cannot put storage key ${
+            shownKey(key)
+          }: it took so long that its chunks were swept as abandoned`,
+        );
+      }
+      const op = this.#kv.atomic().check(old, mark).delete(pending);
       for (let j = i; j < chunks.length; j++) op.set([...prefix, j], chunks[j]);
-      const result = await op.set(metaKey(key), meta).commit();
-      if (!result.ok) continue; // Another writer published first: publish over it.
-      if (old.value !== null) await this.#deleteChunks(key, old.value.generation);
+      op.set(metaKey(key), meta);
+      if (old.value !== null) op.set(garbageKey(key, old.value.generation), true);
+      if (!(await op.commit()).ok) continue; // Another writer published first: publish over it.
+      if (old.value !== null) await this.#collect(key, old.value.generation);
       return;
     }
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
     assertStorageKey(key);
-    for (;;) {
+    for (let tries = 0; tries < READ_TRIES; tries++) {
       const meta = await this.#kv.get<Meta>(metaKey(key));
       if (meta.value === null) return undefined;
-      const out = new Uint8Array(meta.value.size);
+      const { size, chunks, generation } = meta.value;
+      const out = new Uint8Array(size);
       let offset = 0;
-      let count = 0;
+      let next = 0;
       for await (
-        const entry of this.#kv.list<Uint8Array>({
-          prefix: chunkPrefix(key, meta.value.generation),
-        })
+        const entry of this.#kv.list<Uint8Array>({ prefix: chunkPrefix(key, generation) })
       ) {
+        if (entry.key.at(-1) !== next || offset + entry.value.byteLength > size) break;
         out.set(entry.value, offset);
-        offset += entry.value.length;
-        count++;
+        offset += entry.value.byteLength;
+        next++;
       }
-      // A concurrent put may have replaced and deleted this generation: read again.
-      if (count === meta.value.chunks && offset === meta.value.size) return out;
+      if (next === chunks && offset === size) return out;
+      // A put may have replaced this generation and deleted it meanwhile: read
+      // again. If the metadata did not change, the value is damaged.
+      const now = await this.#kv.get<Meta>(metaKey(key));
+      if (now.versionstamp === meta.versionstamp) {
+        const why = next < chunks
+          ? `chunk ${next + 1} of ${chunks} is missing`
+          : `its chunks do not add up to its ${size} bytes`;
+        throw new TokaError(
+          "storage_damaged",
+          `Cannot get storage key ${shownKey(key)}: its value is damaged (${why})`,
+        );
+      }
     }
+    throw new TokaError(
+      "storage_conflict",
+      `Cannot get storage key ${
+        shownKey(key)
+      }: it was replaced ${READ_TRIES} times while being read`,
+    );
   }
 
   async delete(key: string): Promise<boolean> {
     assertStorageKey(key);
+    await this.#sweep();
     for (;;) {
       const old = await this.#kv.get<Meta>(metaKey(key));
       if (old.value === null) return false;
-      const result = await this.#kv.atomic().check(old).delete(metaKey(key)).commit();
+      const garbage = garbageKey(key, old.value.generation);
+      const result = await this.#kv.atomic().check(old).delete(metaKey(key)).set(garbage, true)
+        .commit();
       if (!result.ok) continue;
-      await this.#deleteChunks(key, old.value.generation);
+      await this.#collect(key, old.value.generation);
       return true;
     }
   }
 
   async list(prefix = ""): Promise<string[]> {
     const keys: string[] = [];
-    for await (const entry of this.#kv.list({ prefix: ["storage", "meta"] })) {
+    for await (const entry of this.#kv.list({ prefix: [ROOT, "meta"] })) {
       const key = String(entry.key[2]);
       if (key.startsWith(prefix)) keys.push(key);
     }
     return keys.sort();
   }
 
-  async #deleteChunks(key: string, generation: string): Promise<void> {
+  // Marks abandoned puts as garbage, then deletes every garbage generation.
+  async #sweep(): Promise<void> {
+    const cutoff = this.#clock() - ABANDONED_MS;
+    for await (
+      const entry of this.#kv.list<{ since: number }>({ prefix: [ROOT, "pending"] })
+    ) {
+      const since = entry.value?.since;
+      if (typeof since === "number" && since > cutoff) continue;
+      const [, , key, generation] = entry.key as [string, string, string, string];
+      // The check makes the put's own publish fail if it was still alive.
+      await this.#kv.atomic().check(entry).delete(entry.key).set(garbageKey(key, generation), true)
+        .commit();
+    }
+    for await (const entry of this.#kv.list({ prefix: [ROOT, "garbage"] })) {
+      const [, , key, generation] = entry.key as [string, string, string, string];
+      await this.#collect(key, generation);
+    }
+  }
+
+  // A put that failed (not killed): its generation becomes garbage at once.
+  async #discard(key: string, generation: string): Promise<void> {
+    const pending = await this.#kv.get(pendingKey(key, generation));
+    if (pending.value === null) return; // Published, or already swept.
+    await this.#kv.atomic().check(pending).delete(pending.key)
+      .set(garbageKey(key, generation), true).commit();
+    await this.#collect(key, generation);
+  }
+
+  // Deletes a generation's chunks, then its garbage record.
+  async #collect(key: string, generation: string): Promise<void> {
     let op = this.#kv.atomic();
     let n = 0;
     for await (const entry of this.#kv.list({ prefix: chunkPrefix(key, generation) })) {
@@ -111,11 +215,12 @@ export class KvStorage implements StorageAdapter {
         op = this.#kv.atomic();
       }
     }
-    if (n % 500 !== 0) await commit(op);
+    op.delete(garbageKey(key, generation));
+    await commit(op);
   }
 }
 
 async function commit(op: Deno.AtomicOperation): Promise<void> {
   const result = await op.commit();
-  if (!result.ok) throw new Error("A storage commit failed its checks");
+  if (!result.ok) throw new TokaError("storage_conflict", "A storage commit failed its checks");
 }

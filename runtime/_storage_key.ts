@@ -11,6 +11,8 @@ export const MAX_SEGMENT_BYTES = 255;
 /** Names of storage("local")'s temporary files start with this; no key segment may. */
 export const TEMP_PREFIX = ".tmp-";
 
+import { MAX_STORAGE_VALUE_BYTES } from "./storage.ts";
+
 const encoder = new TextEncoder();
 
 // The start of a long key, quoted and escaped, for a message that stays one short line.
@@ -67,7 +69,20 @@ export function assertStorageKey(key: unknown): asserts key is string {
 }
 
 export function toBytes(value: Uint8Array | string): Uint8Array {
-  if (typeof value === "string") return new TextEncoder().encode(value);
-  if (value instanceof Uint8Array) return value;
-  throw new TypeError(`Invalid storage value: expected a string or a Uint8Array`);
+  let bytes: Uint8Array;
+  if (typeof value === "string") {
+    bytes = encoder.encode(value);
+  } else if (value instanceof Uint8Array) {
+    bytes = value;
+  } else {
+    throw new TypeError(`Invalid storage value: expected a string or a Uint8Array`);
+  }
+  if (bytes.length > MAX_STORAGE_VALUE_BYTES) tooLarge(bytes.length);
+  return bytes;
+}
+
+function tooLarge(bytes: number): never {
+  throw new RangeError(
+    `Invalid storage value: it has ${bytes} bytes, at most ${MAX_STORAGE_VALUE_BYTES} (16 MiB) allowed`,
+  );
 }

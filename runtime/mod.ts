@@ -44,7 +44,7 @@ export {
   type AgentTools,
   defineAgent,
 } from "./agent.ts";
-export type { StorageAdapter } from "./storage.ts";
+export { MAX_STORAGE_VALUE_BYTES, type StorageAdapter } from "./storage.ts";
 export { CapabilityDeniedError, TokaError, VersionConflictError } from "./errors.ts";
 export type {
   AppendOptions,

@@ -6,6 +6,19 @@
  */
 
 /**
+ * The most bytes a storage value may have (16 MiB), in every adapter: a value
+ * is held in memory whole, and a bigger one belongs in a file or a blob store.
+ *
+ * @example
+ * ```ts
+ * import { MAX_STORAGE_VALUE_BYTES } from "@toka/runtime/runtime";
+ *
+ * console.log(MAX_STORAGE_VALUE_BYTES); // 16777216
+ * ```
+ */
+export const MAX_STORAGE_VALUE_BYTES: number = 16 * 1024 * 1024;
+
+/**
  * A key-value store of byte values. Keys are relative, slash-separated paths
  * such as `"reports/2024/summary.txt"`: no empty, `.` or `..` segment, no
  * leading slash, no backslash or NUL, no segment starting with `.tmp-`

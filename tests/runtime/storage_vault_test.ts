@@ -24,7 +24,7 @@ async function orphans(kv: Deno.Kv): Promise<{ entries: number; bytes: number }>
 
 // Settles with the promise, or rejects after `ms`.
 async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     return await Promise.race([
       promise,
