@@ -25,11 +25,7 @@ interface Meta {
   generation: string;
 }
 
-/** Options of {@linkcode KvStorage}. */
-export interface KvStorageOptions {
-  /** Milliseconds since the epoch, to judge abandoned puts; `Date.now` by default. */
-  clock?: () => number;
-}
+import type { KvStorageOptions } from "./storage_adapters.ts";
 
 const ROOT = "storage";
 const metaKey = (key: string): Deno.KvKey => [ROOT, "meta", key];

@@ -15,16 +15,24 @@ import { MAX_STORAGE_VALUE_BYTES } from "./storage.ts";
 
 const encoder = new TextEncoder();
 
-// The start of a long key, quoted and escaped, for a message that stays one short line.
+// The start of a long key, quoted, with every control or line-breaking
+// character escaped (JSON.stringify leaves C1 controls, U+2028 and U+2029),
+// for a message that stays one short line.
 export function shownKey(key: string): string {
   const chars = [...key];
-  return JSON.stringify(chars.length > 40 ? `${chars.slice(0, 40).join("")}…` : key);
+  return JSON.stringify(chars.length > 40 ? `${chars.slice(0, 40).join("")}…` : key)
+    .replace(
+      /[\u007f-\u009f\u2028\u2029]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
 }
 
 export function assertStorageKey(key: unknown): asserts key is string {
   if (typeof key !== "string" || key.length === 0) {
     throw new TypeError(
-      `Invalid storage key ${JSON.stringify(key)}: expected a non-empty string`,
+      `Invalid storage key ${
+        typeof key === "string" ? '""' : `of type ${key === null ? "null" : typeof key}`
+      }: expected a non-empty string`,
     );
   }
   if (!key.isWellFormed()) {

@@ -45,6 +45,12 @@ export {
   defineAgent,
 } from "./agent.ts";
 export { MAX_STORAGE_VALUE_BYTES, type StorageAdapter } from "./storage.ts";
+export {
+  createKvStorage,
+  createLocalStorage,
+  createMemoryStorage,
+  type KvStorageOptions,
+} from "./storage_adapters.ts";
 export { CapabilityDeniedError, TokaError, VersionConflictError } from "./errors.ts";
 export type {
   AppendOptions,
