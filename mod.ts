@@ -29,7 +29,7 @@
  */
 
 import { KvTokenAuthority, masterKeyFromEnv } from "./auth/mod.ts";
-import { Runtime, type RuntimeConfig } from "./runtime/mod.ts";
+import { createKvStorage, Runtime, type RuntimeConfig } from "./runtime/mod.ts";
 import { builtinTools, type Tool, ToolRegistry } from "./toolkit/mod.ts";
 import { openVault } from "./vault/mod.ts";
 
@@ -94,7 +94,11 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
       // Tool calls are events too, caused by the event the caller was handling.
       record: (event, cause) => runtime.bus.emit({ ...event, stream: "toolkit" }, cause),
     });
-    const runtime = await Runtime.create({ ...config, vault, auth, tools });
+    // Agents' storage("vault") lives in the vault's KV, given explicitly.
+    const storage = vault.kv === undefined
+      ? config.storage
+      : { vault: createKvStorage(vault.kv, { clock: config.clock }), ...config.storage };
+    const runtime = await Runtime.create({ ...config, vault, auth, tools, storage });
     return Object.assign(runtime, {
       async close(): Promise<void> {
         await runtime.stop();
@@ -121,6 +125,7 @@ export {
   type AgentContext,
   type AgentLogger,
   type AgentStatus,
+  type AgentStorageOptions,
   type AgentTools,
   AllowAllAuthority,
   type AppendOptions,
@@ -128,6 +133,9 @@ export {
   type BusSubscribeOptions,
   CapabilityDeniedError,
   compileKindFilter,
+  createKvStorage,
+  createLocalStorage,
+  createMemoryStorage,
   defineAgent,
   type EmitInput,
   EventBus,
@@ -143,6 +151,8 @@ export {
   type IssueRequest,
   type JsonValue,
   type KindFilter,
+  type KvStorageOptions,
+  MAX_STORAGE_VALUE_BYTES,
   NoopToolRegistry,
   type ReadOptions,
   type RetryOptions,

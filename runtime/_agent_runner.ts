@@ -5,7 +5,7 @@ import type { EventRecord, EventStore } from "./event_store.ts";
 import type { EmitInput, EventBus, Subscription } from "./event_bus.ts";
 import type { ToolRegistry } from "./tool_registry.ts";
 import type { TokenAuthority } from "./token_authority.ts";
-import type { StorageAdapter } from "./storage.ts";
+import type { AgentStorageOptions, StorageAdapter } from "./storage.ts";
 import type { Agent, AgentContext } from "./agent.ts";
 import type { CheckpointBook } from "./_checkpoint.ts";
 import type { LeaseBook } from "./_lease.ts";
@@ -24,7 +24,10 @@ export interface RunnerDeps {
   auth: TokenAuthority;
   checkpoints: CheckpointBook;
   leases: LeaseBook | undefined;
-  storage: (scheme: string) => StorageAdapter | undefined;
+  /** Makes the agent's ctx.storage, given how to read its current token. */
+  storage: (
+    token: () => string,
+  ) => (scheme: string, options?: AgentStorageOptions) => StorageAdapter | undefined;
   retry: RetryPolicy;
   clock: () => number;
 }
@@ -112,7 +115,7 @@ export class AgentRunner {
         list: () => tools.list(),
       }),
       emit: (input: EmitInput) => this.#emit(input),
-      storage,
+      storage: storage(token),
     });
   }
 

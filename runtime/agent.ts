@@ -8,7 +8,7 @@
 import type { EventRecord } from "./event_store.ts";
 import type { EmitInput } from "./event_bus.ts";
 import type { ToolInfo } from "./tool_registry.ts";
-import type { StorageAdapter } from "./storage.ts";
+import type { AgentStorageOptions, StorageAdapter } from "./storage.ts";
 import { compileKindFilter } from "./kind_pattern.ts";
 
 /** The tools an agent may call, with its own token. */
@@ -67,8 +67,17 @@ export interface AgentContext {
    * the n-th emit of the same kind returns the event already stored.
    */
   emit(input: EmitInput): Promise<EventRecord>;
-  /** The runtime's storage: `"local"` or `"vault"`; `undefined` for other schemes. */
-  storage(scheme: string): StorageAdapter | undefined;
+  /**
+   * The agent's own namespace of the runtime's storage (`agents/<name>/` of
+   * it): `"local"`, `"vault"` or another scheme given to the runtime;
+   * `undefined` for a scheme without an adapter. With `prefix`, a shared
+   * folder instead, which, with auth attached, the token must grant with a
+   * permission `storage:<scheme>:<prefix>` (or one for a folder above it);
+   * each operation is then checked, and refused with a `CapabilityDeniedError`.
+   *
+   * @throws {TypeError} When `prefix` is not a folder a permission can name.
+   */
+  storage(scheme: string, options?: AgentStorageOptions): StorageAdapter | undefined;
 }
 
 /** An agent: what {@linkcode defineAgent} takes and returns. */

@@ -44,7 +44,11 @@ export {
   type AgentTools,
   defineAgent,
 } from "./agent.ts";
-export { MAX_STORAGE_VALUE_BYTES, type StorageAdapter } from "./storage.ts";
+export {
+  type AgentStorageOptions,
+  MAX_STORAGE_VALUE_BYTES,
+  type StorageAdapter,
+} from "./storage.ts";
 export {
   createKvStorage,
   createLocalStorage,

@@ -23,7 +23,7 @@ import { AgentRunner, type RetryPolicy } from "./_agent_runner.ts";
 import { LeaseBook } from "./_lease.ts";
 import { CheckpointBook } from "./_checkpoint.ts";
 import { LocalStorage } from "./_local_storage.ts";
-import { KvStorage } from "./_kv_storage.ts";
+import { agentStorage } from "./_scoped_storage.ts";
 
 /** How a failing handler is retried before it is recorded as `agent.failed`. */
 export interface RetryOptions {
@@ -45,8 +45,15 @@ export interface RuntimeConfig {
   maxAgents?: number;
   /** Events each bus subscriber may have waiting (1000). */
   eventBufferSize?: number;
-  /** The directory of `storage("local")` (`./.toka/storage`). */
+  /** The directory of the default `storage("local")` (`./.toka/storage`). */
   storageRoot?: string;
+  /**
+   * Storage adapters by scheme. `local` defaults to files under
+   * `storageRoot`; `vault` has no default (`createRuntime()` gives one in the
+   * vault's Deno KV). See `createKvStorage`, `createLocalStorage` and
+   * `createMemoryStorage`.
+   */
+  storage?: Readonly<Record<string, StorageAdapter>>;
   /** Milliseconds since the epoch; `Date.now` by default. */
   clock?: () => number;
   /** The first auth secret, for `createRuntime()` when it builds the auth feature; never logged. */
@@ -123,11 +130,10 @@ export class Runtime {
   #auth: TokenAuthority;
   #authAttached: boolean;
   #maxAgents: number;
-  #storageRoot: string;
   #checkpoints: CheckpointBook;
   #leases: LeaseBook | undefined;
   #runners = new Map<string, AgentRunner>();
-  #storages = new Map<string, StorageAdapter | undefined>();
+  #storages: Map<string, StorageAdapter>;
   #retry: RetryPolicy;
   #clock: () => number;
   #running = false;
@@ -141,7 +147,11 @@ export class Runtime {
     this.#auth = config.auth ?? new AllowAllAuthority(clock);
     this.#authAttached = config.auth !== undefined;
     this.#maxAgents = config.maxAgents ?? 100;
-    this.#storageRoot = config.storageRoot ?? "./.toka/storage";
+    // Made now but touches no file before its first use.
+    this.#storages = new Map(Object.entries({
+      local: new LocalStorage(config.storageRoot ?? "./.toka/storage"),
+      ...config.storage,
+    }));
     this.bus = new EventBus({ store: config.vault, bufferSize: config.eventBufferSize, clock });
     this.#checkpoints = new CheckpointBook(config.vault?.kv, clock);
     const kv = config.vault?.kv;
@@ -279,7 +289,7 @@ export class Runtime {
       auth: this.#auth,
       checkpoints: this.#checkpoints,
       leases: this.#leases,
-      storage: (scheme) => this.storage(scheme),
+      storage: (token) => agentStorage(defined.name, (s) => this.storage(s), this.#auth, token),
       retry: this.#retry,
       clock: this.#clock,
     });
@@ -406,11 +416,13 @@ export class Runtime {
   }
 
   /**
-   * Returns a storage adapter: `"local"` (files under `storageRoot`) or
-   * `"vault"` (the vault's KV, when it has one).
+   * Returns a storage adapter, whole: `"local"` (files under `storageRoot`
+   * unless another is given), `"vault"` (when one is given in `storage`) or
+   * another scheme given there. Agents get their own namespace of it instead
+   * (`agents/<name>/`, see `AgentContext.storage`).
    *
-   * @param scheme `"local"` or `"vault"`.
-   * @returns The adapter, or `undefined` for an unknown scheme or a vault without KV.
+   * @param scheme `"local"`, `"vault"` or a scheme given in `storage`.
+   * @returns The adapter, or `undefined` for a scheme without one.
    *
    * @example
    * ```ts
@@ -421,17 +433,6 @@ export class Runtime {
    * ```
    */
   storage(scheme: string): StorageAdapter | undefined {
-    if (!this.#storages.has(scheme)) {
-      const kv = this.#store?.kv;
-      this.#storages.set(
-        scheme,
-        scheme === "local"
-          ? new LocalStorage(this.#storageRoot)
-          : scheme === "vault" && kv !== undefined
-          ? new KvStorage(kv)
-          : undefined,
-      );
-    }
     return this.#storages.get(scheme);
   }
 
@@ -540,6 +541,22 @@ function checkConfig(config: RuntimeConfig): void {
     throw new TypeError(
       `Invalid storageRoot ${JSON.stringify(config.storageRoot)}: expected a path`,
     );
+  }
+  if (config.storage !== undefined) {
+    if (config.storage === null || typeof config.storage !== "object") {
+      throw new TypeError("Invalid storage: expected an object of storage adapters by scheme");
+    }
+    for (const [scheme, adapter] of Object.entries(config.storage)) {
+      const methods = ["put", "get", "delete", "list"] as const;
+      if (
+        adapter === null || typeof adapter !== "object" ||
+        methods.some((m) => typeof adapter[m] !== "function")
+      ) {
+        throw new TypeError(
+          `Invalid storage ${JSON.stringify(scheme)}: expected a StorageAdapter`,
+        );
+      }
+    }
   }
   if (config.initialSecret !== undefined && typeof config.initialSecret !== "string") {
     // The value itself is never echoed: it is a secret.

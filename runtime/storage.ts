@@ -49,3 +49,14 @@ export interface StorageAdapter {
   /** Lists the keys that start with `prefix` (all when omitted), sorted. */
   list(prefix?: string): Promise<string[]>;
 }
+
+/** Options of `ctx.storage(scheme, options)`. */
+export interface AgentStorageOptions {
+  /**
+   * A shared prefix (a folder, such as `"shared/reports"` or
+   * `"agents/other"`) instead of the agent's own namespace. With auth
+   * attached, the agent's token must hold `storage:<scheme>:<prefix>` or a
+   * permission for a folder above it (or a `*` wildcard).
+   */
+  prefix?: string;
+}

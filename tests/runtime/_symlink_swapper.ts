@@ -1,3 +1,5 @@
+/// <reference no-default-lib="true" />
+/// <reference lib="deno.worker" />
 // A worker that keeps swapping a folder and a file under a storage root for
 // symbolic links that lead out of it, then back, until told to stop.
 interface Start {

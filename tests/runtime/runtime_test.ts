@@ -338,7 +338,7 @@ Deno.test("Agents with a vault", async (t) => {
     assert.equal(calls[0][2]?.token, "token-1");
     assert.equal(context?.token, "token-1");
     assert.deepEqual(context?.logger.category, ["toka", "agent", "caller"]);
-    assert.equal(context?.storage("local"), runtime.storage("local"));
+    assert.equal(context?.storage("local")?.scheme, "local"); // its own namespace of it
     assert.equal(context?.signal.aborted, false);
     const [done] = await all(store, ["work.done"]);
     assert.deepEqual(done.parents, [root.id]);

@@ -1,104 +1,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Runtime, type StorageAdapter } from "../../runtime/mod.ts";
-import { MemoryEventStore } from "../../vault/mod.ts";
-import { withKv } from "./_helpers.ts";
+import {
+  createKvStorage,
+  createMemoryStorage,
+  Runtime,
+  type StorageAdapter,
+} from "../../runtime/mod.ts";
+import { storageContract } from "./storage_contract.ts";
 
 const text = (bytes: Uint8Array | undefined) =>
   bytes === undefined ? undefined : new TextDecoder().decode(bytes);
-
-const BAD_KEYS = ["", "../x", "a/../../x", "/etc/passwd", "a//b", "a/./b", "a\\b", "a/", "x\0y"];
-
-async function contract(t: Deno.TestContext, storage: StorageAdapter): Promise<void> {
-  await t.step(`${storage.scheme}: put, get, overwrite, list, delete`, async () => {
-    assert.equal(await storage.get("missing"), undefined);
-    await storage.put("notes/a.txt", "alpha");
-    await storage.put("notes/b.txt", new Uint8Array([1, 2, 3]));
-    await storage.put("top", "");
-    assert.equal(text(await storage.get("notes/a.txt")), "alpha");
-    assert.deepEqual(await storage.get("notes/b.txt"), new Uint8Array([1, 2, 3]));
-    assert.deepEqual(await storage.get("top"), new Uint8Array());
-    await storage.put("notes/a.txt", "beta");
-    assert.equal(text(await storage.get("notes/a.txt")), "beta");
-    assert.deepEqual(await storage.list(), ["notes/a.txt", "notes/b.txt", "top"]);
-    assert.deepEqual(await storage.list("notes/"), ["notes/a.txt", "notes/b.txt"]);
-    assert.equal(await storage.delete("notes/a.txt"), true);
-    assert.equal(await storage.delete("notes/a.txt"), false);
-    assert.equal(await storage.get("notes/a.txt"), undefined);
-    assert.deepEqual(await storage.list("notes/"), ["notes/b.txt"]);
-  });
-
-  await t.step(`${storage.scheme}: large values round-trip`, async () => {
-    const big = new Uint8Array(2 * 1024 * 1024 + 17).map((_, i) => i % 251);
-    await storage.put("big.bin", big);
-    assert.deepEqual(await storage.get("big.bin"), big);
-    await storage.put("big.bin", big.subarray(0, 70_000));
-    assert.deepEqual(await storage.get("big.bin"), big.subarray(0, 70_000));
-    assert.equal(await storage.delete("big.bin"), true);
-  });
-
-  await t.step(`${storage.scheme}: refuses bad keys and values`, async () => {
-    for (const key of BAD_KEYS) {
-      await assert.rejects(storage.put(key, "x"), TypeError, `put ${JSON.stringify(key)}`);
-      await assert.rejects(storage.get(key), TypeError, `get ${JSON.stringify(key)}`);
-      await assert.rejects(storage.delete(key), TypeError, `delete ${JSON.stringify(key)}`);
-    }
-    await assert.rejects(storage.put("k", 42 as never), /expected a string or a Uint8Array/);
-  });
-
-  await t.step(`${storage.scheme}: limits keys by UTF-8 bytes, with one-line errors`, async () => {
-    // Under 1,000 characters but over 2,000 bytes: over Deno KV's key limit.
-    const tooLong = `${"€".repeat(85)}/`.repeat(11).slice(0, -1);
-    const longSegment = "é".repeat(128); // 256 bytes
-    const refused: [string, RegExp][] = [
-      [tooLong, /^Invalid storage key ".*…": it has \d+ UTF-8 bytes, at most 1500 allowed$/],
-      ["€".repeat(1000), /at most 1500 allowed$/],
-      [`a/${longSegment}`, /segment "é+…" has 256 UTF-8 bytes, at most 255 allowed$/],
-      ["x\uD800", /lone surrogate/],
-    ];
-    for (const [key, pattern] of refused) {
-      for (
-        const op of [() => storage.put(key, "x"), () => storage.get(key), () => storage.delete(key)]
-      ) {
-        const error = await op().then(() => undefined, (e) => e);
-        assert.ok(error instanceof TypeError, `${error}`);
-        assert.match(error.message, pattern);
-        assert.ok(!error.message.includes("\n"));
-      }
-    }
-    // The longest allowed keys and segments work.
-    const longest = Array.from({ length: 6 }, (_, i) => `${i}`.repeat(249)).join("/");
-    const segment = `${"é".repeat(127)}a`;
-    assert.equal(new TextEncoder().encode(longest).length, 1499);
-    for (const key of [longest, segment, `${segment}/${"€".repeat(85)}`]) {
-      await storage.put(key, "v");
-      assert.equal(text(await storage.get(key)), "v");
-      assert.ok((await storage.list()).includes(key));
-      assert.equal(await storage.delete(key), true);
-    }
-  });
-
-  await t.step(`${storage.scheme}: keys ending in .tmp are listed; .tmp- is reserved`, async () => {
-    await storage.put("notes.tmp", "x");
-    await storage.put("dir.tmp/a.tmp", "y");
-    await storage.put("x.0123456789abcdef0123456789abcdef0123.tmp", "z");
-    assert.equal(text(await storage.get("notes.tmp")), "x");
-    assert.deepEqual(await storage.list(".tmp"), []);
-    assert.deepEqual(
-      (await storage.list()).filter((k) => k.includes(".tmp")),
-      ["dir.tmp/a.tmp", "notes.tmp", "x.0123456789abcdef0123456789abcdef0123.tmp"],
-    );
-    for (const key of [".tmp-1", "a/.tmp-", ".tmp-/b"]) {
-      await assert.rejects(storage.put(key, "x"), /segments starting with ".tmp-" are reserved/);
-    }
-    assert.equal(await storage.get(".tmp"), undefined, '".tmp" alone is an ordinary key');
-    for (
-      const key of ["notes.tmp", "dir.tmp/a.tmp", "x.0123456789abcdef0123456789abcdef0123.tmp"]
-    ) {
-      assert.equal(await storage.delete(key), true);
-    }
-  });
-}
 
 Deno.test('storage("local")', async (t) => {
   const dir = await Deno.makeTempDir();
@@ -110,7 +21,7 @@ Deno.test('storage("local")', async (t) => {
     assert.equal(runtime.storage("local"), storage, "one adapter per scheme");
     assert.deepEqual(await storage.list(), [], "a missing root is empty");
     assert.equal(await storage.get("x"), undefined);
-    await contract(t, storage);
+    await storageContract(t, storage);
 
     await t.step("refuses symbolic links, out of the root or not", async () => {
       await Deno.writeTextFile(join(outside, "secret.txt"), "secret");
@@ -151,12 +62,11 @@ Deno.test('storage("local")', async (t) => {
 
 Deno.test('storage("vault")', async (t) => {
   const kv = await Deno.openKv(":memory:");
-  const store = withKv(new MemoryEventStore(), kv);
   try {
-    const runtime = await Runtime.create({ vault: store });
+    const runtime = await Runtime.create({ storage: { vault: createKvStorage(kv) } });
     const storage = runtime.storage("vault") as StorageAdapter;
     assert.equal(storage.scheme, "vault");
-    await contract(t, storage);
+    await storageContract(t, storage);
 
     await t.step('keeps every KV value within 64 KiB, under ["storage", ...]', async () => {
       await storage.put("chunked", new Uint8Array(1_000_000));
@@ -174,6 +84,20 @@ Deno.test('storage("vault")', async (t) => {
     });
   } finally {
     kv.close();
-    await store.close();
+  }
+});
+
+Deno.test("Runtime.create takes storage adapters by scheme, and refuses what is not one", async () => {
+  const memory = createMemoryStorage("vault");
+  const extra = createMemoryStorage();
+  const runtime = await Runtime.create({ storage: { vault: memory, memory: extra } });
+  assert.equal(runtime.storage("vault"), memory);
+  assert.equal(runtime.storage("memory"), extra);
+  assert.equal(runtime.storage("local")?.scheme, "local", "the default stays");
+  for (const storage of [null, 1, { vault: {} }, { vault: { put() {} } }]) {
+    await assert.rejects(
+      Runtime.create({ storage: storage as never }),
+      /^TypeError: Invalid storage( "vault")?: expected (a StorageAdapter|an object of storage adapters by scheme)$/,
+    );
   }
 });
