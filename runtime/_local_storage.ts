@@ -12,19 +12,25 @@ const logger = getLogger(["toka", "storage"]);
 export class LocalStorage implements StorageAdapter {
   readonly scheme: string = "local";
   #root: SafeRoot;
+  #warned = false;
 
   // No key segment starts with TEMP_PREFIX, so a temporary file never shadows a key.
   constructor(root: string, mode?: SafeFsMode) {
     this.#root = new SafeRoot(resolve(root), TEMP_PREFIX, mode);
-    if (this.#root.mode === "checked") {
-      logger.warn(
-        'storage("local") cannot open files relative to a folder here (it needs Linux and -A): a process that swaps links in the storage root could redirect a put or delete outside it',
-      );
-    }
+  }
+
+  // Said on first use, not when a runtime is made that may never store a file.
+  #warnOnce(): void {
+    if (this.#warned || this.#root.mode !== "checked") return;
+    this.#warned = true;
+    logger.warn(
+      'storage("local") cannot open files relative to a folder here (it needs Linux and -A): a process that swaps links in the storage root could redirect a put or delete outside it',
+    );
   }
 
   async #run<T>(op: string, key: string, task: (path: string[]) => Promise<T>): Promise<T> {
     assertStorageKey(key);
+    this.#warnOnce();
     try {
       return await task(key.split("/"));
     } catch (error) {
@@ -71,6 +77,7 @@ export class LocalStorage implements StorageAdapter {
 
   async list(prefix = ""): Promise<string[]> {
     let paths: string[][];
+    this.#warnOnce();
     try {
       paths = await this.#root.list((name) => name.startsWith(TEMP_PREFIX));
     } catch (error) {

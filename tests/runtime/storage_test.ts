@@ -2,9 +2,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   createKvStorage,
+  createLocalStorage,
   createMemoryStorage,
   Runtime,
   type StorageAdapter,
+  TokaError,
 } from "../../runtime/mod.ts";
 import { storageContract } from "./storage_contract.ts";
 
@@ -42,6 +44,42 @@ Deno.test('storage("local")', async (t) => {
       assert.equal(await Deno.readTextFile(join(outside, "secret.txt")), "secret");
       await assert.rejects(Deno.stat(join(outside, "new.txt")), Deno.errors.NotFound);
       assert.ok(!(await storage.list()).some((k) => k.startsWith("escape")));
+    });
+
+    await t.step("errors are one line and name no path of the root (issue 10)", async () => {
+      await storage.put("plain.txt", "x");
+      await Deno.mkdir(join(root, "folder"));
+      const file = join(dir, "a-file");
+      await Deno.writeTextFile(file, "not a folder");
+      const onFile = createLocalStorage(file);
+      const cases: [() => Promise<unknown>, string][] = [
+        [
+          () => storage.put("plain.txt/x", "v"),
+          'Cannot put storage key "plain.txt/x": a file is where a folder is needed',
+        ],
+        [
+          () => storage.put("folder", "v"),
+          'Cannot put storage key "folder": a folder is where the file would go',
+        ],
+        [
+          () => onFile.put("k", "v"),
+          'Cannot put storage key "k": the file system refused it (EEXIST)',
+        ],
+        [
+          () => onFile.get("k"),
+          'Cannot get storage key "k": the file system refused it (ENOTDIR)',
+        ],
+      ];
+      for (const [op, message] of cases) {
+        const error = await op().then(() => undefined, (e) => e);
+        assert.ok(error instanceof TokaError, String(error));
+        assert.equal(error.message, message);
+      }
+      assert.equal(await storage.get("plain.txt/x"), undefined, "nothing there to read");
+      assert.equal(text(await storage.get("plain.txt")), "x", "nothing changed");
+      assert.equal(await Deno.readTextFile(file), "not a folder");
+      assert.equal(await storage.delete("plain.txt"), true);
+      await Deno.remove(join(root, "folder"));
     });
 
     await t.step("leaves no temporary file behind and hides only its own", async () => {
