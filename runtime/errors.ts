@@ -105,8 +105,8 @@ export class CapabilityDeniedError extends TokaError {
     super(
       "capability_denied",
       subject === undefined
-        ? `Permission "${permission}" is not granted`
-        : `Permission "${permission}" is not granted to "${subject}"`,
+        ? `Permission ${JSON.stringify(permission)} is not granted`
+        : `Permission ${JSON.stringify(permission)} is not granted to ${JSON.stringify(subject)}`,
     );
     this.name = "CapabilityDeniedError";
     this.permission = permission;

@@ -87,7 +87,11 @@ export class ToolNotFoundError extends TokaError {
    * @param tool The tool name that was not found.
    */
   constructor(tool: string) {
-    super("tool_not_found", `No tool named "${tool}" is registered`);
+    // The name comes from the caller: quoted with JSON escapes, so no control character shows.
+    super(
+      "tool_not_found",
+      `No tool named ${JSON.stringify(String(tool).slice(0, 100))} is registered`,
+    );
     this.name = "ToolNotFoundError";
     this.tool = tool;
   }

@@ -19,8 +19,10 @@ export function compileSchema(schema: Record<string, unknown>, what: string): Va
 export function firstProblem(errors: ErrorObject[] | null | undefined): string {
   const error = errors?.[0];
   if (error === undefined) return "/ is not valid";
+  // Keys come from the caller's input: JSON escapes keep a control character out of the message.
   const extra = error.keyword === "additionalProperties"
-    ? ` "${error.params.additionalProperty}"`
+    ? ` ${JSON.stringify(String(error.params.additionalProperty))}`
     : "";
-  return `${error.instancePath || "/"} ${error.message ?? "is not valid"}${extra}`;
+  const path = JSON.stringify(error.instancePath || "/").slice(1, -1);
+  return `${path} ${error.message ?? "is not valid"}${extra}`;
 }

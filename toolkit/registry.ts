@@ -26,8 +26,8 @@ import { defineTool, type Tool, type ToolContext } from "./tool.ts";
 import { ToolExecutionError, ToolInputError, ToolOutputError, ToolTimeoutError } from "./errors.ts";
 
 /**
- * The payload of the `tool.invoked`, `tool.completed` and `tool.failed`
- * events. It never holds a token, nor the input itself: only its digest.
+ * The payload of the `tool.invoked`, `tool.completed`, `tool.failed` and
+ * `tool.denied` events. It never holds a token, nor the input itself: only its digest.
  */
 export interface ToolEventPayload {
   /** The tool name. */
@@ -38,14 +38,20 @@ export interface ToolEventPayload {
   inputDigest?: string;
   /** Milliseconds from invocation to completion or failure (not on `tool.invoked`). */
   durationMs?: number;
-  /** Why the call failed (`tool.failed` only): a `TokaError` code or an error name. */
+  /**
+   * Why the call failed or was refused (`tool.failed`, `tool.denied`): a `TokaError` code or an
+   * error name, and the message (at most 300 characters on `tool.denied`).
+   */
   error?: { code: string; message: string };
 }
 
 /** An event the registry records. */
 export interface ToolEvent {
-  /** `"tool.invoked"`, `"tool.completed"` or `"tool.failed"`. */
-  kind: "tool.invoked" | "tool.completed" | "tool.failed";
+  /**
+   * `"tool.invoked"`, then `"tool.completed"` or `"tool.failed"`; or `"tool.denied"` alone
+   * when the caller's token was refused.
+   */
+  kind: "tool.invoked" | "tool.completed" | "tool.failed" | "tool.denied";
   /** What happened. */
   payload: ToolEventPayload;
 }
@@ -77,7 +83,9 @@ interface Entry {
  * A registry of tools. `call` checks the caller's token for every permission
  * the tool requires, validates the input against the tool's schema, runs the
  * tool with a timeout and the caller's abort signal, validates the output and
- * records `tool.invoked`, then `tool.completed` or `tool.failed`.
+ * records `tool.invoked`, then `tool.completed` or `tool.failed`. The token
+ * is checked first: a refused call does no other work (the input is not read,
+ * hashed nor validated) and records one small `tool.denied` event.
  *
  * @example Register and call a tool
  * ```ts
@@ -211,7 +219,8 @@ export class ToolRegistry implements ToolRegistryContract {
    * @returns The tool's output.
    * @throws {ToolNotFoundError} When no tool has this name (no event is recorded).
    * @throws {CapabilityDeniedError} When the token lacks a required permission, or
-   * another `TokaError` from the authority when the token is not valid.
+   * another `TokaError` from the authority when the token is not valid; checked first,
+   * recorded as one `tool.denied` event, and nothing else is done.
    * @throws {ToolInputError} When the input does not match the schema.
    * @throws {ToolTimeoutError} When the tool runs longer than its timeout.
    * @throws {ToolExecutionError} When the tool throws.
@@ -232,19 +241,29 @@ export class ToolRegistry implements ToolRegistryContract {
     if (entry === undefined) throw new ToolNotFoundError(name);
     const callId = crypto.randomUUID();
     const started = this.#clock();
-    const inputDigest = digest(input);
     const cause = options.cause;
+    // Authorise before touching the input: a refused call costs the caller's
+    // token check and one small event, whatever it sent.
+    let claims!: TokenClaims;
+    try {
+      // defineTool guarantees at least one permission, so claims gets set.
+      for (const permission of entry.info.permissions) {
+        claims = await this.#authority.authorize(options.token, permission);
+      }
+    } catch (error) {
+      await this.#record({
+        kind: "tool.denied",
+        payload: { tool: name, callId, error: errorInfo(error, 300) },
+      }, cause);
+      throw error;
+    }
+    const inputDigest = digest(input);
     await this.#record({
       kind: "tool.invoked",
       payload: { tool: name, callId, ...(inputDigest && { inputDigest }) },
     }, cause);
     let output: unknown;
     try {
-      // defineTool guarantees at least one permission, so claims gets set.
-      let claims!: TokenClaims;
-      for (const permission of entry.info.permissions) {
-        claims = await this.#authority.authorize(options.token, permission);
-      }
       if (!entry.validateInput(input)) {
         throw new ToolInputError(name, firstProblem(entry.validateInput.errors));
       }
@@ -253,19 +272,13 @@ export class ToolRegistry implements ToolRegistryContract {
         throw new ToolOutputError(name, firstProblem(entry.validateOutput.errors));
       }
     } catch (error) {
-      const code = error instanceof TokaError
-        ? error.code
-        : error instanceof Error
-        ? error.name
-        : "unknown";
-      const message = error instanceof Error ? error.message : String(error);
       await this.#record({
         kind: "tool.failed",
         payload: {
           tool: name,
           callId,
           durationMs: this.#clock() - started,
-          error: { code, message },
+          error: errorInfo(error),
         },
       }, cause);
       throw error;
@@ -315,6 +328,19 @@ export class ToolRegistry implements ToolRegistryContract {
       callerSignal?.removeEventListener("abort", onCallerAbort);
     }
   }
+}
+
+function errorInfo(error: unknown, maxLength = Infinity): { code: string; message: string } {
+  const code = error instanceof TokaError
+    ? error.code
+    : error instanceof Error
+    ? error.name
+    : "unknown";
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    code,
+    message: message.length > maxLength ? `${message.slice(0, maxLength)}…` : message,
+  };
 }
 
 // The input's digest, so the log can prove what was asked without storing

@@ -6,6 +6,7 @@
 
 import type { TokenClaims } from "../runtime/token_authority.ts";
 import type { ToolAnnotations } from "../runtime/tool_registry.ts";
+import { isValidPermission, MAX_PERMISSION_LENGTH } from "../auth/permissions.ts";
 import { compileSchema } from "./_schema.ts";
 
 /** What a tool's `execute` receives besides its input. */
@@ -26,7 +27,10 @@ export interface ToolContext {
  * @typeParam O The output type; must match `outputSchema` when given.
  */
 export interface Tool<I = unknown, O = unknown> {
-  /** Unique name matching `^[a-z][a-z0-9_-]{0,63}$`, e.g. `"echo"`. */
+  /**
+   * Unique name matching `^[a-z][a-z0-9_-]{0,51}$`, e.g. `"echo"`: at most 52 characters, so
+   * the default permission `tool:<name>:invoke` fits in 64.
+   */
   name: string;
   /** One-line description for people and models. */
   description: string;
@@ -39,8 +43,8 @@ export interface Tool<I = unknown, O = unknown> {
   /** MCP-style behaviour hints. */
   annotations?: ToolAnnotations;
   /**
-   * Permissions the caller's token must grant, at least one;
-   * `["tool:<name>:invoke"]` by default.
+   * Permissions the caller's token must grant, at least one, each
+   * `resource:action[:target]` of at most 64 characters; `["tool:<name>:invoke"]` by default.
    */
   permissions?: string[];
   /** Milliseconds a call may take; 30000 by default. */
@@ -55,12 +59,19 @@ export interface Tool<I = unknown, O = unknown> {
   execute(input: I, ctx: ToolContext): O | Promise<O>;
 }
 
-const NAME = /^[a-z][a-z0-9_-]{0,63}$/;
+// The default permission "tool:<name>:invoke" must fit the permission length limit.
+const MAX_NAME_LENGTH = MAX_PERMISSION_LENGTH - "tool::invoke".length;
+const NAME = new RegExp(`^[a-z][a-z0-9_-]{0,${MAX_NAME_LENGTH - 1}}$`);
 // From semver.org.
 const SEMVER =
   /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
 // setTimeout's largest delay.
 const MAX_TIMEOUT_MS = 2_147_483_647;
+
+// JSON-style quoting: a control character in a value shows as an escape, never raw.
+function quote(value: unknown): string {
+  return typeof value === "string" ? JSON.stringify(value.slice(0, 100)) : String(value);
+}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -103,9 +114,9 @@ export function defineTool<I, O>(
   const { name, description, version, inputSchema, outputSchema, annotations } = tool;
   if (typeof name !== "string" || !NAME.test(name)) {
     throw new TypeError(
-      `Invalid tool name "${
-        String(name)
-      }": use 1 to 64 characters a-z, 0-9, "_" or "-", starting with a letter`,
+      `Invalid tool name ${
+        quote(name)
+      }: use 1 to ${MAX_NAME_LENGTH} characters a-z, 0-9, "_" or "-", starting with a letter`,
     );
   }
   if (typeof description !== "string" || description.trim() === "") {
@@ -113,7 +124,7 @@ export function defineTool<I, O>(
   }
   if (typeof version !== "string" || !SEMVER.test(version)) {
     throw new TypeError(
-      `Invalid version "${String(version)}" for tool "${name}": use semver, e.g. "1.0.0"`,
+      `Invalid version ${quote(version)} for tool "${name}": use semver, e.g. "1.0.0"`,
     );
   }
   if (!isObject(inputSchema) || inputSchema.type !== "object") {
@@ -130,18 +141,24 @@ export function defineTool<I, O>(
     throw new TypeError(`The annotations of tool "${name}" must be an object`);
   }
   const permissions = tool.permissions ?? [`tool:${name}:invoke`];
-  if (
-    !Array.isArray(permissions) || permissions.length === 0 ||
-    permissions.some((permission) => typeof permission !== "string" || permission === "")
-  ) {
-    throw new TypeError(
-      `The permissions of tool "${name}" must be a non-empty list of non-empty strings`,
-    );
+  if (!Array.isArray(permissions) || permissions.length === 0) {
+    throw new TypeError(`The permissions of tool "${name}" must be a non-empty list`);
+  }
+  for (const permission of permissions) {
+    if (!isValidPermission(permission)) {
+      throw new TypeError(
+        `Invalid permission ${
+          quote(permission)
+        } of tool "${name}": expected "resource:action[:target]" of at most ${MAX_PERMISSION_LENGTH} characters`,
+      );
+    }
   }
   const timeoutMs = tool.timeoutMs ?? 30_000;
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMEOUT_MS) {
     throw new RangeError(
-      `Invalid timeout ${timeoutMs} for tool "${name}": use a positive integer of milliseconds`,
+      `Invalid timeout ${
+        quote(timeoutMs)
+      } for tool "${name}": use a positive integer of milliseconds`,
     );
   }
   if (typeof tool.execute !== "function") {

@@ -66,7 +66,7 @@ Deno.test("Agent tokens are renewed", async (t) => {
     record: (event) => void recorded.push(event),
   });
   const { runtime, errors, tokens, send, ctx } = await harness(auth, tools, clock);
-  const failed = () => recorded.filter((e) => e.kind === "tool.failed");
+  const failed = () => recorded.filter((e) => e.kind === "tool.denied");
   try {
     await t.step("a call within the token's life uses the first token", async () => {
       await send("task.call");

@@ -14,7 +14,7 @@ import {
   ToolRegistry,
   ToolTimeoutError,
 } from "../../toolkit/mod.ts";
-import type { EventRecord } from "../../runtime/mod.ts";
+import { type EventRecord, TokaError } from "../../runtime/mod.ts";
 import { FakeAuthority } from "./_fakes.ts";
 
 function tool(overrides: Partial<Tool> = {}): Tool {
@@ -106,6 +106,19 @@ Deno.test("ToolRegistry.call", async (t) => {
       message: 'No tool named "missing" is registered',
     });
     assert.deepEqual(events, []);
+  });
+
+  await t.step("names and input keys are quoted with escapes in messages", async () => {
+    const tools = new ToolRegistry({
+      tools: [tool({ inputSchema: { type: "object", additionalProperties: false } })],
+    });
+    await assert.rejects(tools.call("a\nb\u001b", {}), {
+      message: 'No tool named "a\\nb\\u001b" is registered',
+    });
+    await assert.rejects(tools.call("probe", { "x\ny": 1 }), {
+      name: "ToolInputError",
+      message: 'Invalid input for tool "probe": / must NOT have additional properties "x\\ny"',
+    });
   });
 
   await t.step("bad input is a one-line ToolInputError and the tool does not run", async () => {
@@ -238,8 +251,8 @@ Deno.test("ToolRegistry.call: capabilities", async (t) => {
       return true;
     });
     assert.equal(runs, 0);
-    assert.deepEqual(events.map((e) => e.kind), ["tool.invoked", "tool.failed"]);
-    assert.equal(events[1].payload.error?.code, "capability_denied");
+    assert.deepEqual(events.map((e) => e.kind), ["tool.denied"]);
+    assert.equal(events[0].payload.error?.code, "capability_denied");
     assert.ok(!JSON.stringify(events).includes('reader"'), "no token in events");
     assert.equal(await tools.call("writer", {}, { token: "both" }), 1);
   });
@@ -250,6 +263,71 @@ Deno.test("ToolRegistry.call: capabilities", async (t) => {
     await assert.rejects(tools.call("echo", { text: 1 }, { token: "forged" }), {
       code: "token_invalid",
     });
+  });
+});
+
+// An input that records every operation done on it: canonicalising, hashing and
+// schema validation all have to look at its keys or values.
+function recordingInput(items: number): { input: Record<string, unknown>; touched: string[] } {
+  const target: Record<string, unknown> = { items: new Array(items).fill(0) };
+  const touched: string[] = [];
+  const record = (trap: string) => (...args: unknown[]) => {
+    touched.push(trap);
+    return (Reflect as unknown as Record<string, (...a: unknown[]) => unknown>)[trap](...args);
+  };
+  const traps = ["get", "has", "ownKeys", "getOwnPropertyDescriptor", "getPrototypeOf"];
+  const handler = Object.fromEntries(traps.map((trap) => [trap, record(trap)]));
+  return { input: new Proxy(target, handler), touched };
+}
+
+Deno.test("ToolRegistry.call: authorises before any work", async (t) => {
+  const authority = new FakeAuthority({
+    reader: { sub: "agent/reader", permissions: ["tool:echo:invoke"] },
+  });
+  let runs = 0;
+  const probe = tool({ execute: () => ++runs });
+
+  await t.step("a denied call with a 1M-item input never reads the input", async () => {
+    const { input, touched } = recordingInput(1_000_000);
+    const events: ToolEvent[] = [];
+    const tools = new ToolRegistry({ authority, tools: [probe], record: (e) => events.push(e) });
+    for (const token of [undefined, "reader", "forged"]) {
+      await assert.rejects(tools.call("probe", input, { token }), TokaError);
+    }
+    assert.deepEqual(touched, [], "no canonicalising, hashing or validation of the input");
+    assert.equal(runs, 0);
+    assert.deepEqual(events.map((e) => e.kind), ["tool.denied", "tool.denied", "tool.denied"]);
+    assert.deepEqual(events.map((e) => e.payload.error?.code), [
+      "capability_denied",
+      "capability_denied",
+      "token_invalid",
+    ]);
+    for (const event of events) {
+      assert.equal(event.payload.inputDigest, undefined);
+      assert.ok(JSON.stringify(event).length < 512, "a small event");
+    }
+  });
+
+  await t.step("50 unauthenticated calls append one event each", async () => {
+    const events: ToolEvent[] = [];
+    const tools = new ToolRegistry({ authority, tools: [probe], record: (e) => events.push(e) });
+    for (let i = 0; i < 50; i++) {
+      await assert.rejects(tools.call("probe", { a: i }), CapabilityDeniedError);
+    }
+    assert.equal(events.length, 50);
+    assert.ok(events.every((e) => e.kind === "tool.denied"));
+  });
+
+  await t.step("an allowed call still records invoked with the digest", async () => {
+    const events: ToolEvent[] = [];
+    const tools = new ToolRegistry({
+      authority: new FakeAuthority({ all: { sub: "a", permissions: ["tool:probe:invoke"] } }),
+      tools: [probe],
+      record: (e) => events.push(e),
+    });
+    await tools.call("probe", { a: 1 }, { token: "all" });
+    assert.deepEqual(events.map((e) => e.kind), ["tool.invoked", "tool.completed"]);
+    assert.match(events[0].payload.inputDigest ?? "", /^sha256:[0-9a-f]{64}$/);
   });
 });
 

@@ -25,20 +25,51 @@ Deno.test("defineTool", async (t) => {
   });
 
   await t.step("accepts names at the edges of the pattern", () => {
-    for (const name of ["a", "a".repeat(64), "my-tool_2"]) {
+    // 52 is the longest name whose default permission "tool:<name>:invoke" fits in 64 characters.
+    for (const name of ["a", "a".repeat(52), "my-tool_2"]) {
       assert.equal(defineTool({ ...base, name }).name, name);
     }
   });
 
   await t.step("rejects bad names with a TypeError naming them", () => {
-    for (const name of ["", "Echo", "1abc", "_x", "a".repeat(65), "has space", "a.b"]) {
+    for (const name of ["", "Echo", "1abc", "_x", "a".repeat(53), "has space", "a.b"]) {
       assert.throws(
         () => defineTool({ ...base, name }),
         (error: unknown) =>
-          error instanceof TypeError && error.message.startsWith(`Invalid tool name "${name}"`),
+          error instanceof TypeError &&
+          error.message.startsWith(`Invalid tool name ${JSON.stringify(name)}`) &&
+          error.message.includes("1 to 52 characters"),
       );
     }
     assert.throws(() => defineTool({ ...base, name: 42 as unknown as string }), TypeError);
+  });
+
+  await t.step("a control character in a name is escaped, never printed raw", () => {
+    for (const name of ["a\nb", "x\u001b[31m", "tab\there"]) {
+      assert.throws(() => defineTool({ ...base, name }), (error: unknown) => {
+        assert.ok(error instanceof TypeError);
+        assert.ok(error.message.startsWith(`Invalid tool name ${JSON.stringify(name)}:`));
+        assert.doesNotMatch(error.message, /[\u0000-\u001f\u007f]/);
+        return true;
+      });
+    }
+  });
+
+  await t.step("validates declared permissions, in one line", () => {
+    for (
+      const [permission, shown] of [
+        ["fs read", '"fs read"'],
+        ["tool", '"tool"'],
+        [`fs:read:${"x".repeat(60)}`, JSON.stringify(`fs:read:${"x".repeat(60)}`)],
+        ["fs:read:\n*", '"fs:read:\\n*"'],
+      ]
+    ) {
+      assert.throws(() => defineTool({ ...base, permissions: ["fs:read:*", permission] }), {
+        name: "TypeError",
+        message:
+          `Invalid permission ${shown} of tool "upper": expected "resource:action[:target]" of at most 64 characters`,
+      });
+    }
   });
 
   await t.step("rejects an input schema that is not type object", () => {

@@ -19,6 +19,14 @@ Deno.test("ToolRegistry with the real KvTokenAuthority", async (t) => {
     await assert.rejects(tools.call("hash", { text: "b" }, { token }), CapabilityDeniedError);
   });
 
+  await t.step("the longest tool name can be called with its default permission", async () => {
+    const name = "t".repeat(52);
+    const info = tools.register({ ...echoTool, name, permissions: undefined });
+    assert.deepEqual(info.permissions, [`tool:${name}:invoke`]);
+    const token = await authority.issue({ sub: "agent/long", permissions: info.permissions });
+    assert.deepEqual(await tools.call(name, { text: "d" }, { token }), { text: "d" });
+  });
+
   await t.step("a missing or tampered token is refused", async () => {
     const token = await authority.issue({ sub: "agent/x", permissions: ["tool:*:invoke"] });
     const [header, claims] = token.split(".");
