@@ -178,6 +178,9 @@ export function claimsProblem(c: Record<string, unknown>): ClaimProblem | undefi
   if (exp <= iat) {
     return { kind: "range", reason: "bad_claims", message: `Claim "exp" must be after "iat"` };
   }
+  if (c.nbf !== undefined && (c.nbf as number) >= exp) {
+    return { kind: "range", reason: "bad_claims", message: `Claim "nbf" must be before "exp"` };
+  }
   if (exp - iat > MAX_LIFETIME_SECS) {
     return {
       kind: "range",

@@ -35,6 +35,8 @@ export interface Secret {
   kid: string;
   createdAt: number;
   retiredAt?: number;
+  /** When this process first saw it retired, by its monotonic clock. */
+  seenRetiredAt?: number;
   bytes: Uint8Array;
 }
 
@@ -79,6 +81,28 @@ export function asStoredPool(value: unknown): StoredPool {
     );
   }
   return p;
+}
+
+/**
+ * With a master key, every secret must be wrapped: anyone able to write the KV
+ * could have planted a raw one to sign tokens of their choosing.
+ */
+export function assertWrapped(pool: StoredPool, masterKey: CryptoKey | undefined): void {
+  if (masterKey === undefined) return;
+  const raw = [pool.active, ...pool.retired].find((s) => s.secret !== undefined);
+  if (raw !== undefined) {
+    throw new SecretPoolError(
+      "secret_pool_unwrapped",
+      `The secret pool holds an unwrapped secret ${
+        JSON.stringify(raw.kid.slice(0, 64))
+      } while a master key is configured: refusing it`,
+    );
+  }
+}
+
+/** Whether every secret of the pool is wrapped. */
+export function isWrapped(pool: StoredPool): boolean {
+  return [pool.active, ...pool.retired].every((s) => s.secret === undefined);
 }
 
 /** Imports the master key for AES-GCM. */

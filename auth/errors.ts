@@ -20,6 +20,7 @@ export type InvalidTokenReason =
   | "bad_claims"
   | "wrong_vault"
   | "not_yet_valid"
+  | "issued_in_future"
   | "lifetime_too_long";
 
 const REASON_TEXT: Record<InvalidTokenReason, string> = {
@@ -31,6 +32,7 @@ const REASON_TEXT: Record<InvalidTokenReason, string> = {
   bad_claims: "its claims are missing or have the wrong type",
   wrong_vault: "it was issued for another vault",
   not_yet_valid: "it is not valid yet (nbf)",
+  issued_in_future: "it was issued in the future (iat)",
   lifetime_too_long: "its lifetime exceeds 24 hours",
 };
 
@@ -94,7 +96,8 @@ export class TokenExpiredError extends TokaError {
 }
 
 /**
- * Thrown when a token's `jti` has been revoked.
+ * Thrown when a token's `jti`, or the `jti` of a token it was attenuated from,
+ * has been revoked. The message names ids, never a token.
  *
  * @example
  * ```ts
@@ -105,29 +108,48 @@ export class TokenExpiredError extends TokaError {
  * ```
  */
 export class TokenRevokedError extends TokaError {
-  /** The revoked token id. */
+  /** The revoked token id: the token's own, or the revoked ancestor's. */
   readonly jti: string;
+  /** The id of the token that was presented; differs from `jti` when an ancestor was revoked. */
+  readonly tokenJti: string;
 
   /**
    * Creates a token-revoked error.
    *
    * @param jti The revoked token id (an identifier, not a secret).
+   * @param tokenJti The presented token's id when it is revoked through its ancestor `jti`.
    */
-  constructor(jti: string) {
-    super("token_revoked", `Token ${JSON.stringify(jti)} has been revoked`);
+  constructor(jti: string, tokenJti: string = jti) {
+    super(
+      "token_revoked",
+      tokenJti === jti
+        ? `Token ${JSON.stringify(jti)} has been revoked`
+        : `Token ${JSON.stringify(tokenJti)} is revoked: its ancestor ${
+          JSON.stringify(jti)
+        } has been revoked`,
+    );
     this.name = "TokenRevokedError";
     this.jti = jti;
+    this.tokenJti = tokenJti;
   }
 }
 
 /** Why the secret pool could not be used. */
-export type SecretPoolErrorCode = "secret_pool_locked" | "secret_pool_corrupt" | "secret_pool_busy";
+export type SecretPoolErrorCode =
+  | "secret_pool_locked"
+  | "secret_pool_corrupt"
+  | "secret_pool_busy"
+  | "secret_pool_unwrapped"
+  | "secret_pool_full";
 
 /**
  * Thrown when the secret pool in Deno KV cannot be read or written:
  * `"secret_pool_locked"` (wrapped secrets and a wrong or missing master key),
- * `"secret_pool_corrupt"` (the stored value has an unexpected shape) or
- * `"secret_pool_busy"` (a write kept conflicting and gave up).
+ * `"secret_pool_corrupt"` (the stored value has an unexpected shape),
+ * `"secret_pool_busy"` (a write kept conflicting and gave up),
+ * `"secret_pool_unwrapped"` (a raw secret in the pool while a master key is
+ * configured: refused, as anyone who can write the KV could have planted it) or
+ * `"secret_pool_full"` (a rotation would end a retired secret's grace early).
  *
  * @example
  * ```ts

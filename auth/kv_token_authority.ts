@@ -6,6 +6,7 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import { CapabilityDeniedError } from "../runtime/errors.ts";
 import type { IssueRequest, TokenAuthority, TokenClaims } from "../runtime/token_authority.ts";
 import {
@@ -19,10 +20,12 @@ import {
   sign,
 } from "./_jws.ts";
 import {
+  assertWrapped,
   asStoredPool,
   conflictPause,
   fromStored,
   importMasterKey,
+  isWrapped,
   MAX_RETIRED,
   POOL_KEY,
   retryLocked,
@@ -48,11 +51,17 @@ export interface KvTokenAuthorityOptions {
   vault?: string;
   /** Milliseconds since the epoch; `Date.now` by default. */
   clock?: () => number;
+  /**
+   * A clock that never goes back, in milliseconds from any origin; `performance.now` by
+   * default. A retired secret stops verifying `retiredTtlSecs` after this process first saw
+   * it retired by this clock, even if the wall clock jumped back.
+   */
+  monotonicClock?: () => number;
   /** Source of random bytes for secrets, key ids and token ids; Web Crypto by default. */
   randomBytes?: (n: number) => Uint8Array;
   /** How long a retired secret still verifies, counted from its retirement; 300 by default. */
   retiredTtlSecs?: number;
-  /** Clock skew tolerated on `exp` and `nbf`; 0 by default. */
+  /** Clock skew tolerated on `exp`, `nbf` and `iat`; 0 by default. */
   leewaySecs?: number;
   /** Token lifetime when {@linkcode IssueRequest.ttlSecs} is omitted; 3600 by default. */
   defaultTtlSecs?: number;
@@ -63,13 +72,20 @@ export interface KvTokenAuthorityOptions {
   initialSecret?: string | Uint8Array;
   /**
    * Master key wrapping the secrets at rest with AES-256-GCM: base64url of 32 bytes (see
-   * {@linkcode masterKeyFromEnv}) or the bytes. Without it secrets are stored raw.
+   * {@linkcode masterKeyFromEnv}) or the bytes. Without it secrets are stored raw. With it,
+   * a raw secret in the pool is refused (`"secret_pool_unwrapped"`).
    */
   masterKey?: string | Uint8Array;
   /**
+   * With `masterKey`: wrap the raw secrets of an existing pool on open, once, and log their
+   * key ids (a deliberate migration from a raw pool). False by default.
+   */
+  wrapRawSecrets?: boolean;
+  /**
    * How often (by `clock`) verify re-reads the pool and revocations to see other
-   * processes' writes; 1 by default. A token whose key id is unknown triggers a re-read at
-   * once (at most every 100 ms), so another process's rotation is seen immediately.
+   * processes' writes; 1 by default. A token whose key id is unknown waits for a re-read
+   * started after it was seen (at most one starts every 100 ms), so another process's
+   * rotation is always seen.
    */
   refreshIntervalSecs?: number;
   /** How many verified tokens to remember (still re-checked on every call); 1024 by default. */
@@ -100,7 +116,10 @@ export interface SecretInfo {
   createdAt: number;
   /** Retirement time, milliseconds since the epoch. */
   retiredAt?: number;
-  /** When a retired secret stops verifying, milliseconds since the epoch. */
+  /**
+   * When a retired secret stops verifying by the wall clock, milliseconds since the epoch
+   * (earlier if the wall clock jumped back: see `monotonicClock`).
+   */
   validUntil?: number;
 }
 
@@ -110,7 +129,7 @@ export interface PoolStatus {
   vault: string;
   /** Key id of the active secret. */
   activeKid: string;
-  /** Whether the secrets are wrapped with a master key at rest. */
+  /** Whether every secret is stored wrapped with a master key, as read from the pool. */
   wrapped: boolean;
   /** How long a retired secret verifies after its retirement. */
   retiredTtlSecs: number;
@@ -122,6 +141,8 @@ export interface PoolStatus {
 
 const UNKNOWN_KID_REFRESH_MS = 100;
 const MAX_CAS_ATTEMPTS = 100;
+const logger = getLogger(["toka", "auth"]);
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function defaultRandomBytes(n: number): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(n));
@@ -209,6 +230,7 @@ export class KvTokenAuthority implements TokenAuthority {
 
   #kv: Deno.Kv;
   #clock: () => number;
+  #mono: () => number;
   #randomBytes: (n: number) => Uint8Array;
   #retiredTtlMs: number;
   #leewayMs: number;
@@ -221,11 +243,16 @@ export class KvTokenAuthority implements TokenAuthority {
   #active: Secret | undefined;
   #poolStamp = "";
   #revokedStamp = "";
+  #wrapped = false;
   #revoked = new Map<string, number>();
   #cache = new Map<string, { claims: TokenClaims; kid: string }>();
   #refreshedAt = -Infinity;
-  #unknownKidRefreshAt = -Infinity;
-  #refreshing: Promise<void> | undefined;
+  // Pool reads: how many started, the one in flight, when the last started (real time).
+  #readsStarted = 0;
+  #readsDone = 0;
+  #reading: { n: number; done: Promise<void> } | undefined;
+  #lastReadStart = -Infinity;
+  #nextReadSlot: Promise<void> | undefined;
 
   private constructor(
     kv: Deno.Kv,
@@ -235,6 +262,7 @@ export class KvTokenAuthority implements TokenAuthority {
     this.#kv = kv;
     this.vault = checkId('Option "vault"', options.vault ?? "default");
     this.#clock = options.clock ?? Date.now;
+    this.#mono = options.monotonicClock ?? (() => performance.now());
     this.#randomBytes = options.randomBytes ?? defaultRandomBytes;
     this.#retiredTtlMs = 1000 * numberOption("retiredTtlSecs", options.retiredTtlSecs, 300, 86_400);
     this.#leewayMs = 1000 * numberOption("leewaySecs", options.leewaySecs, 0, 300);
@@ -257,7 +285,9 @@ export class KvTokenAuthority implements TokenAuthority {
    * @throws {RangeError} When an option is out of range or `initialSecret` is shorter than 32 bytes.
    * @throws {TypeError} When `vault` is blank or `masterKey` is not base64url of 32 bytes.
    * @throws {SecretPoolError} `"secret_pool_locked"` when the pool is wrapped and the master
-   *   key is wrong or missing; `"secret_pool_corrupt"` when the stored pool is unreadable.
+   *   key is wrong or missing; `"secret_pool_unwrapped"` when a master key is given and the pool
+   *   holds a raw secret (unless `wrapRawSecrets`); `"secret_pool_corrupt"` when the stored pool
+   *   is unreadable.
    *
    * @example
    * ```ts
@@ -276,7 +306,7 @@ export class KvTokenAuthority implements TokenAuthority {
       ? undefined
       : await importMasterKey(parseMasterKey(options.masterKey));
     const authority = new KvTokenAuthority(kv, options, masterKey);
-    await authority.#bootstrap(initial);
+    await authority.#bootstrap(initial, options.wrapRawSecrets === true);
     return authority;
   }
 
@@ -345,14 +375,12 @@ export class KvTokenAuthority implements TokenAuthority {
     try {
       return this.#check(token, now);
     } catch (error) {
-      // Another process may have rotated: re-read once, rate-limited against floods of bad kids.
-      if (
-        !(error instanceof InvalidTokenError) || error.reason !== "unknown_kid" ||
-        now - this.#unknownKidRefreshAt < UNKNOWN_KID_REFRESH_MS
-      ) throw error;
-      this.#unknownKidRefreshAt = now;
-      await this.#refresh();
-      return this.#check(token, now);
+      if (!(error instanceof InvalidTokenError) || error.reason !== "unknown_kid") throw error;
+      // Another process may have rotated: wait for a read that starts after this moment.
+      // Reads are shared and rate-limited, so a flood of bogus kids costs at most one read
+      // per 100 ms, and never makes a valid token fail.
+      await this.#readAfter(this.#readsStarted);
+      return this.#check(token, this.#clock());
     }
   }
 
@@ -460,7 +488,10 @@ export class KvTokenAuthority implements TokenAuthority {
    * Concurrent rotations from several processes all land, in some order.
    *
    * @returns The new active key id.
-   * @throws {SecretPoolError} `"secret_pool_busy"` when conflicts never cleared.
+   * @throws {SecretPoolError} `"secret_pool_busy"` when conflicts never cleared;
+   *   `"secret_pool_full"` when 100 retired secrets are still within their grace, as another
+   *   rotation would have to drop one early (nothing is written);
+   *   `"secret_pool_unwrapped"` when a master key is given and the pool holds a raw secret.
    *
    * @example
    * ```ts
@@ -485,13 +516,14 @@ export class KvTokenAuthority implements TokenAuthority {
       if (entry.versionstamp === null) next = { v: 1, active: stored, retired: [] };
       else {
         const pool = asStoredPool(entry.value);
+        assertWrapped(pool, this.#masterKey);
         // A commit reported as failed may still have landed; never rotate twice.
         if ([pool.active, ...pool.retired].some((s) => s.kid === fresh.kid)) break;
         const now = this.#clock();
         const retired = [{ ...pool.active, retiredAt: now }, ...pool.retired]
-          .filter((s) => now < s.retiredAt! + this.#retiredTtlMs)
-          .slice(0, MAX_RETIRED);
-        next = { v: 1, active: stored, retired: await this.#rewrap(retired) };
+          .filter((s) => now < s.retiredAt! + this.#retiredTtlMs);
+        if (retired.length > MAX_RETIRED) this.#poolFull(retired);
+        next = { v: 1, active: stored, retired };
       }
       const result = await retryLocked(() =>
         this.#kv.atomic().check(entry).set(POOL_KEY, next).commit()
@@ -577,7 +609,7 @@ export class KvTokenAuthority implements TokenAuthority {
         const validUntil = s.retiredAt + this.#retiredTtlMs;
         return {
           kid: s.kid,
-          state: now < validUntil ? "retired" : "expired",
+          state: this.#retiredExpired(s, now) ? "expired" : "retired",
           createdAt: s.createdAt,
           retiredAt: s.retiredAt,
           validUntil,
@@ -588,7 +620,7 @@ export class KvTokenAuthority implements TokenAuthority {
     return {
       vault: this.vault,
       activeKid: this.#active!.kid,
-      wrapped: this.#masterKey !== undefined,
+      wrapped: this.#wrapped,
       retiredTtlSecs: this.#retiredTtlMs / 1000,
       secrets,
       revoked,
@@ -625,10 +657,28 @@ export class KvTokenAuthority implements TokenAuthority {
   #usableSecret(kid: string, now: number): Secret {
     const secret = this.#secrets.get(kid);
     if (secret === undefined) throw new InvalidTokenError("unknown_kid");
-    if (secret.retiredAt !== undefined && now >= secret.retiredAt + this.#retiredTtlMs) {
-      throw new InvalidTokenError("key_expired");
-    }
+    if (this.#retiredExpired(secret, now)) throw new InvalidTokenError("key_expired");
     return secret;
+  }
+
+  // By the wall clock, but never longer than retiredTtlSecs after this process first saw the
+  // retirement by its monotonic clock: a backward jump of the wall clock extends nothing.
+  #retiredExpired(secret: Secret, now: number): boolean {
+    return secret.retiredAt !== undefined &&
+      (now >= secret.retiredAt + this.#retiredTtlMs ||
+        this.#mono() - secret.seenRetiredAt! >= this.#retiredTtlMs);
+  }
+
+  #poolFull(retired: StoredSecret[]): never {
+    const freeAt = Math.min(...retired.map((s) => s.retiredAt!)) + this.#retiredTtlMs;
+    throw new SecretPoolError(
+      "secret_pool_full",
+      `Cannot rotate the secret: ${MAX_RETIRED} retired secrets are still within their grace (retiredTtlSecs ${
+        this.#retiredTtlMs / 1000
+      }), and another rotation would end one early; try again after ${
+        new Date(freeAt).toISOString()
+      }`,
+    );
   }
 
   #check(token: string, now: number): TokenClaims {
@@ -657,28 +707,20 @@ export class KvTokenAuthority implements TokenAuthority {
 
   #checkTimes(claims: TokenClaims, now: number): void {
     if (now >= claims.exp * 1000 + this.#leewayMs) throw new TokenExpiredError(claims.exp);
+    // Otherwise a token "issued" in the future would escape the lifetime cap and outlive
+    // its revocation, which is kept only until the latest possible expiry.
+    if (claims.iat * 1000 > now + this.#leewayMs) throw new InvalidTokenError("issued_in_future");
     if (claims.nbf !== undefined && now + this.#leewayMs < claims.nbf * 1000) {
       throw new InvalidTokenError("not_yet_valid");
     }
     if (this.#revoked.has(claims.jti)) throw new TokenRevokedError(claims.jti);
     // Revoking a token revokes every token attenuated from it.
     for (const ancestor of claims.ancestors ?? []) {
-      if (this.#revoked.has(ancestor)) throw new TokenRevokedError(ancestor);
+      if (this.#revoked.has(ancestor)) throw new TokenRevokedError(ancestor, claims.jti);
     }
   }
 
-  async #rewrap(secrets: StoredSecret[]): Promise<StoredSecret[]> {
-    if (this.#masterKey === undefined) return secrets;
-    return await Promise.all(
-      secrets.map(async (s) =>
-        s.secret === undefined
-          ? s
-          : await toStored(await fromStored(s, undefined), this.#masterKey, this.#randomBytes)
-      ),
-    );
-  }
-
-  async #bootstrap(initial: Uint8Array | undefined): Promise<void> {
+  async #bootstrap(initial: Uint8Array | undefined, wrapRaw: boolean): Promise<void> {
     const entry = await retryLocked(() => this.#kv.get(POOL_KEY));
     if (entry.versionstamp === null) {
       const secret: Secret = {
@@ -695,8 +737,45 @@ export class KvTokenAuthority implements TokenAuthority {
       await retryLocked(() =>
         this.#kv.atomic().check({ key: POOL_KEY, versionstamp: null }).set(POOL_KEY, value).commit()
       );
+    } else if (wrapRaw && this.#masterKey !== undefined) {
+      await this.#wrapRawSecrets();
     }
     await this.#load();
+  }
+
+  // The explicit migration of a raw pool: wraps every raw secret in one
+  // compare-and-set, and says which.
+  async #wrapRawSecrets(): Promise<void> {
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const entry = await retryLocked(() => this.#kv.get(POOL_KEY));
+      const pool = asStoredPool(entry.value);
+      const raw = [pool.active, ...pool.retired].filter((s) => s.secret !== undefined);
+      if (raw.length === 0) return;
+      const wrap = async (s: StoredSecret) =>
+        s.secret === undefined
+          ? s
+          : await toStored(await fromStored(s, undefined), this.#masterKey, this.#randomBytes);
+      const next: StoredPool = {
+        v: 1,
+        active: await wrap(pool.active),
+        retired: await Promise.all(pool.retired.map(wrap)),
+      };
+      const result = await retryLocked(() =>
+        this.#kv.atomic().check(entry).set(POOL_KEY, next).commit()
+      );
+      if (result.ok) {
+        logger.warn("Wrapped {count} raw secrets of the pool with the master key: {kids}", {
+          count: raw.length,
+          kids: raw.map((s) => s.kid),
+        });
+        return;
+      }
+      await conflictPause(attempt);
+    }
+    throw new SecretPoolError(
+      "secret_pool_busy",
+      "Cannot wrap the secret pool: too many conflicts",
+    );
   }
 
   #maybeRefresh(now: number): Promise<void> | undefined {
@@ -707,7 +786,37 @@ export class KvTokenAuthority implements TokenAuthority {
 
   /** Re-reads the pool, sharing one read among concurrent callers. */
   #refresh(): Promise<void> {
-    return this.#refreshing ??= this.#load().finally(() => this.#refreshing = undefined);
+    return this.#reading?.done ?? this.#startRead();
+  }
+
+  #startRead(): Promise<void> {
+    const n = ++this.#readsStarted;
+    this.#lastReadStart = performance.now();
+    const done = this.#load().finally(() => {
+      this.#readsDone = Math.max(this.#readsDone, n);
+      if (this.#reading?.n === n) this.#reading = undefined;
+    });
+    this.#reading = { n, done };
+    return done;
+  }
+
+  /** Waits for a read that started after `after` reads had started, starting one if needed. */
+  async #readAfter(after: number): Promise<void> {
+    for (;;) {
+      const reading = this.#reading;
+      if (reading !== undefined && reading.n > after) return await reading.done;
+      if (this.#readsDone > after) return;
+      if (reading !== undefined) {
+        await reading.done.catch(() => {});
+        continue;
+      }
+      // Rate-limited: one read per 100 ms at most, shared by every waiter.
+      this.#nextReadSlot ??= delay(
+        Math.max(0, this.#lastReadStart + UNKNOWN_KID_REFRESH_MS - performance.now()),
+      ).finally(() => this.#nextReadSlot = undefined);
+      await this.#nextReadSlot;
+      if (this.#reading === undefined && this.#readsStarted <= after) this.#startRead();
+    }
   }
 
   async #load(): Promise<void> {
@@ -723,18 +832,24 @@ export class KvTokenAuthority implements TokenAuthority {
     // Versionstamps only grow: an older read finishing late never undoes a newer one.
     if (pool.versionstamp > this.#poolStamp) {
       const stored = asStoredPool(pool.value);
+      assertWrapped(stored, this.#masterKey);
+      const seenAt = this.#mono();
       const secrets = new Map<string, Secret>();
       for (const s of [stored.active, ...stored.retired]) {
         const known = this.#secrets.get(s.kid);
         const secret = known === undefined
           ? await fromStored(s, this.#masterKey)
           : { kid: s.kid, createdAt: s.createdAt, bytes: known.bytes } as Secret;
-        if (s.retiredAt !== undefined) secret.retiredAt = s.retiredAt;
+        if (s.retiredAt !== undefined) {
+          secret.retiredAt = s.retiredAt;
+          secret.seenRetiredAt = known?.seenRetiredAt ?? seenAt;
+        }
         secrets.set(s.kid, secret);
       }
       if (pool.versionstamp > this.#poolStamp) {
         this.#secrets = secrets;
         this.#active = secrets.get(stored.active.kid);
+        this.#wrapped = isWrapped(stored);
         this.#poolStamp = pool.versionstamp;
       }
     }

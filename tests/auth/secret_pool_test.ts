@@ -188,12 +188,14 @@ Deno.test("secrets wrapped at rest with a master key", async (t) => {
     assert.deepEqual(await kv.get(["auth", "pool"]), before);
   });
 
-  await t.step("a raw pool gets wrapped on the next rotation under a master key", async () => {
+  await t.step("a raw pool gets wrapped only when asked, then rotates wrapped", async () => {
     using raw = await Deno.openKv(":memory:");
     const first = await open(raw, clock);
     const old = await first.issue({ sub: "s", permissions: [] });
     assert.ok((await poolValue(raw)).active.secret instanceof Uint8Array);
-    const wrapped = await open(raw, clock, { masterKey });
+    await assert.rejects(open(raw, clock, { masterKey }), { code: "secret_pool_unwrapped" });
+    assert.ok((await poolValue(raw)).active.secret instanceof Uint8Array, "left as it was");
+    const wrapped = await open(raw, clock, { masterKey, wrapRawSecrets: true });
     await wrapped.rotate();
     const pool = await poolValue(raw);
     for (const s of [pool.active, ...pool.retired]) {

@@ -369,7 +369,7 @@ Deno.test("attenuate narrows and never widens", async (t) => {
       await auth.revoke(c.jti, c.exp);
       await assert.rejects(auth.verify(grandchild), {
         name: "TokenRevokedError",
-        message: `Token "${c.jti}" has been revoked`,
+        message: `Token "${g.jti}" is revoked: its ancestor "${c.jti}" has been revoked`,
       });
       await assert.rejects(auth.authorize(grandchild, "tool:echo:invoke"), TokenRevokedError);
       assert.equal((await auth.verify(sibling)).jti, s.jti, "a sibling is not revoked");
