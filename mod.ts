@@ -28,21 +28,45 @@
  * @module
  */
 
-import { KvTokenAuthority, masterKeyFromEnv } from "./auth/mod.ts";
-import { createKvStorage, Runtime, type RuntimeConfig } from "./runtime/mod.ts";
+import { KvTokenAuthority, MASTER_KEY_ENV, masterKeyFromEnv } from "./auth/mod.ts";
+import {
+  createKvStorage,
+  Runtime,
+  type RuntimeConfig,
+  type TokenAuthority,
+} from "./runtime/mod.ts";
 import { builtinTools, type Tool, ToolRegistry } from "./toolkit/mod.ts";
 import { openVault } from "./vault/mod.ts";
 
+/** The `auth` section of {@linkcode CreateRuntimeOptions}: how to open the secret pool. */
+export interface CreateRuntimeAuthOptions {
+  /**
+   * The first secret when the pool does not exist yet: base64url text or bytes, at least
+   * 32 bytes; random by default. Never logged.
+   */
+  initialSecret?: string | Uint8Array;
+  /** How long a retired secret still verifies, counted from its retirement (300). */
+  retiredTtlSecs?: number;
+  /**
+   * Key that wraps the secrets at rest: base64url of 32 bytes or the bytes. `TOKA_MASTER_KEY`
+   * by default (none when unset); `null` keeps the secrets unwrapped without reading it.
+   */
+  masterKey?: string | Uint8Array | null;
+}
+
 /** Options of {@linkcode createRuntime}: a {@linkcode RuntimeConfig} plus where the stack lives. */
-export interface CreateRuntimeOptions extends RuntimeConfig {
+export interface CreateRuntimeOptions extends Omit<RuntimeConfig, "auth"> {
+  /**
+   * A ready {@linkcode TokenAuthority}, or the options of the {@linkcode KvTokenAuthority}
+   * to open on the vault's KV (the default when the vault has one).
+   */
+  auth?: TokenAuthority | CreateRuntimeAuthOptions;
   /**
    * Where to open the vault when `vault` is not given: a file path, `:memory:`
    * or an `https://` URL of a remote Deno KV. `TOKA_DB`, then `./.toka/toka.kv`,
    * by default.
    */
   db?: string;
-  /** Key that wraps the auth secrets at rest; `TOKA_MASTER_KEY` by default, none without it. */
-  masterKey?: string;
   /** Tools to register besides the built-in ones (`echo`, `hash`, `now`). */
   extraTools?: Tool[];
 }
@@ -62,7 +86,11 @@ export interface TokaRuntime extends Runtime {
  * @param options Runtime settings, plus where to open the vault and extra tools.
  * @returns The runtime; call `close()` when done with it.
  * @throws {TypeError} When the vault cannot be opened or an option is invalid.
- * @throws {SecretPoolError} When the secret pool is wrapped and the master key is wrong or missing.
+ * @throws {RangeError} When an auth option is out of range.
+ * @throws {Deno.errors.NotCapable} When `TOKA_MASTER_KEY` cannot be read (no `--allow-env`)
+ *   and `auth.masterKey` is not given: the secrets are never stored raw by accident.
+ * @throws {SecretPoolError} When the secret pool is wrapped and the master key is wrong or
+ *   missing, or a master key is given and the pool holds a raw secret.
  *
  * @example
  * ```ts
@@ -74,17 +102,21 @@ export interface TokaRuntime extends Runtime {
  * ```
  */
 export async function createRuntime(options: CreateRuntimeOptions = {}): Promise<TokaRuntime> {
-  const { db, masterKey, extraTools, ...config } = options;
+  const { db, extraTools, auth: authOption, ...config } = options;
+  const given = isAuthority(authOption) ? authOption : undefined;
+  const authOptions = given === undefined ? checkAuthOptions(authOption) : {};
   const ownsVault = config.vault === undefined;
   const vault = config.vault ?? await openVault(db, { clock: config.clock });
   try {
-    const auth = config.auth ?? (vault.kv === undefined ? undefined : await KvTokenAuthority.open(
+    const auth = given ?? (vault.kv === undefined ? undefined : await KvTokenAuthority.open(
       vault.kv,
       {
         clock: config.clock,
-        initialSecret: config.initialSecret,
-        retiredTtlSecs: config.retiredTtlSecs,
-        masterKey: masterKey ?? envMasterKey(),
+        initialSecret: authOptions.initialSecret,
+        retiredTtlSecs: authOptions.retiredTtlSecs,
+        masterKey: authOptions.masterKey === undefined
+          ? envMasterKey()
+          : authOptions.masterKey ?? undefined,
       },
     ));
     const tools = config.tools ?? new ToolRegistry({
@@ -111,12 +143,29 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
   }
 }
 
+function isAuthority(value: unknown): value is TokenAuthority {
+  return typeof (value as TokenAuthority | undefined)?.authorize === "function";
+}
+
+function checkAuthOptions(value: unknown): CreateRuntimeAuthOptions {
+  if (value === undefined) return {};
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new TypeError("Invalid auth: expected a TokenAuthority or auth options");
+  }
+  return value as CreateRuntimeAuthOptions;
+}
+
+// Falling back to no key when the variable cannot be read would store the
+// secrets raw although the user set one: fail instead.
 function envMasterKey(): string | undefined {
   try {
     return masterKeyFromEnv();
-  } catch {
-    // Without --allow-env there is no master key to read.
-    return undefined;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotCapable)) throw error;
+    throw new Deno.errors.NotCapable(
+      `Cannot read ${MASTER_KEY_ENV}: grant --allow-env=${MASTER_KEY_ENV}, or pass auth.masterKey (null to keep the secrets unwrapped)`,
+      { cause: error },
+    );
   }
 }
 

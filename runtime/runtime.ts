@@ -56,10 +56,6 @@ export interface RuntimeConfig {
   storage?: Readonly<Record<string, StorageAdapter>>;
   /** Milliseconds since the epoch; `Date.now` by default. */
   clock?: () => number;
-  /** The first auth secret, for `createRuntime()` when it builds the auth feature; never logged. */
-  initialSecret?: string;
-  /** How long a retired auth secret stays valid, for `createRuntime()` (300). */
-  retiredTtlSecs?: number;
   /** Retries of a failing handler. */
   retry?: RetryOptions;
   /**
@@ -498,7 +494,6 @@ function checkConfig(config: RuntimeConfig): void {
   };
   wholeAtLeast("maxAgents", 1);
   wholeAtLeast("eventBufferSize", 1);
-  wholeAtLeast("retiredTtlSecs", 0);
   const lease = config.agentLeaseSecs;
   if (lease !== undefined && !(typeof lease === "number" && lease >= 0.1 && lease <= 3600)) {
     throw new RangeError(
@@ -557,9 +552,5 @@ function checkConfig(config: RuntimeConfig): void {
         );
       }
     }
-  }
-  if (config.initialSecret !== undefined && typeof config.initialSecret !== "string") {
-    // The value itself is never echoed: it is a secret.
-    throw new TypeError("Invalid initialSecret: expected a string");
   }
 }

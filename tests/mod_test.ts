@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { createRuntime, defineAgent, type EventRecord, KvTokenAuthority } from "../mod.ts";
+import { jwtVerify } from "jose";
+import {
+  createRuntime,
+  defineAgent,
+  type EventRecord,
+  generateMasterKey,
+  KvTokenAuthority,
+} from "../mod.ts";
 
 Deno.test("createRuntime", async (t) => {
   await t.step("tool events are caused by the event the agent was handling", async () => {
@@ -48,5 +55,72 @@ Deno.test("createRuntime", async (t) => {
       assert.equal(event.meta.causationId, undefined);
     }
     await runtime.close();
+  });
+
+  await t.step("auth options go in the auth section", async () => {
+    const masterKey = generateMasterKey();
+    const initialSecret = "s".repeat(43);
+    let now = Date.parse("2030-01-01T00:00:00Z");
+    const runtime = await createRuntime({
+      db: ":memory:",
+      clock: () => now,
+      auth: { masterKey, initialSecret, retiredTtlSecs: 60 },
+    });
+    const kv = runtime.bus.store!.kv!;
+    const auth = await KvTokenAuthority.open(kv, { masterKey, clock: () => now });
+    assert.equal((await auth.status()).wrapped, true);
+    const token = await auth.issue({ sub: "s", permissions: ["tool:echo:invoke"] });
+    const secret = Uint8Array.fromBase64(initialSecret, { alphabet: "base64url" });
+    assert.equal((await jwtVerify(token, secret)).payload.sub, "s", "signed with initialSecret");
+    const call = () => runtime.tools.call("echo", { text: "x" }, { token });
+    assert.deepEqual(await call(), { text: "x" });
+    await runtime.rotateSecrets();
+    now += 59_000;
+    assert.deepEqual(await call(), { text: "x" });
+    now += 1_000;
+    await assert.rejects(call(), { reason: "key_expired" }, "retiredTtlSecs 60 applies");
+    await runtime.close();
+  });
+
+  await t.step("bad auth options are one-line errors and open nothing", async () => {
+    for (
+      const [auth, message] of [
+        [{ retiredTtlSecs: -1 }, 'Option "retiredTtlSecs" must be a number from 0 to 86400'],
+        [
+          { initialSecret: 42 },
+          'Option "initialSecret" must be base64url text or bytes of at least 32 bytes',
+        ],
+        [{ masterKey: "short" }, /^Invalid master key: expected base64url of 32 bytes/],
+        ["nope", "Invalid auth: expected a TokenAuthority or auth options"],
+      ] as const
+    ) {
+      await assert.rejects(createRuntime({ db: ":memory:", auth: auth as never }), {
+        message,
+      });
+    }
+  });
+
+  await t.step("without env access TOKA_MASTER_KEY is an error, not a raw pool", async () => {
+    const run = async (arg: string) => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--no-prompt",
+          "--allow-read",
+          new URL("./_create_runtime_child.ts", import.meta.url).pathname,
+          arg,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      });
+      const { stdout } = await child.output();
+      return new TextDecoder().decode(stdout).trim();
+    };
+    assert.equal(
+      await run("env"),
+      "NotCapable: Cannot read TOKA_MASTER_KEY: grant --allow-env=TOKA_MASTER_KEY, " +
+        "or pass auth.masterKey (null to keep the secrets unwrapped)",
+    );
+    assert.equal(await run("none"), "opened");
   });
 });
