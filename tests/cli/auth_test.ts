@@ -331,7 +331,11 @@ Deno.test("toka auth", async (t) => {
       await toka("auth", "revoke", parent.jti, "--exp", String(parent.exp));
       const refused = await toka("auth", "verify", child);
       assert.equal(refused.code, 1);
-      assert.deepEqual(refused.io.errLines(), [`error: Token "${parent.jti}" has been revoked`]);
+      const childJti = shown.out.match(/^jti +(\S+)$/m)![1];
+      // Issue 8: the revoked ancestor is named as such, by its id, never the token.
+      assert.deepEqual(refused.io.errLines(), [
+        `error: Token "${childJti}" is revoked: its ancestor "${parent.jti}" has been revoked`,
+      ]);
     });
 
     await t.step("bad attenuate input: one line, exit 2 (usage) or 1 (refused)", async () => {
