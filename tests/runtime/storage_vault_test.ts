@@ -125,3 +125,52 @@ Deno.test('storage("vault"): chunks of a put killed part-way are cleaned up', as
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test('storage("vault"): a put swept as abandoned while still running fails in one line, leaving nothing', async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    // Pauses the second commit of the put: its publishing commit.
+    let commits = 0;
+    let reached!: () => void;
+    const atPublish = new Promise<void>((resolve) => reached = resolve);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => release = resolve);
+    const paused = new Proxy(kv, {
+      get(target, prop) {
+        if (prop === "atomic") {
+          return () => {
+            const op = target.atomic();
+            const commit = op.commit.bind(op);
+            op.commit = async () => {
+              if (++commits === 2) {
+                reached();
+                await released;
+              }
+              return await commit();
+            };
+            return op;
+          };
+        }
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const slow = new KvStorage(paused);
+    const put = slow.put("big.bin", new Uint8Array(1_000_000)).then(() => undefined, (e) => e);
+    await atPublish;
+    // Another process, whose clock is past the abandonment delay, sweeps it.
+    await new KvStorage(kv, { clock: () => Date.now() + 60 * 60 * 1000 }).put("other", "x");
+    release();
+    const error = await put;
+    assert.ok(error instanceof Error);
+    assert.equal(
+      error.message,
+      'Cannot put storage key "big.bin": it took so long that its chunks were swept as abandoned',
+    );
+    assert.equal(await slow.get("big.bin"), undefined);
+    assert.deepEqual(await orphans(kv), { entries: 0, bytes: 0 });
+    assert.deepEqual(await Array.fromAsync(kv.list({ prefix: ["storage", "pending"] })), []);
+  } finally {
+    kv.close();
+  }
+});
