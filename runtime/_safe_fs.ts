@@ -18,14 +18,14 @@
 // Deno lets a program use /proc/self only with every permission (-A). Without
 // it, or on another OS, "checked" mode opens full paths with O_NOFOLLOW (the
 // last segment is never followed) and, before reading a byte, writing or
-// renaming, checks that the path has no link in it (realPath) and names the
-// very file or folder that was opened (same device and inode); temporary
-// files and new folders are made in the root itself and moved into place.
-// Reads are then safe unless a link comes and goes between two system calls
-// of the check. But a rename or unlink is by path: a link swapped in for that
-// one call redirects it, so a put may land, or a delete happen, outside the
-// root (the race test measures it). "checked" mode is safe only when nothing
-// else writes in the root; the runtime logs a warning when it uses it.
+// renaming, checks that the path has no link in it (realPath, before and
+// after an lstat) and names the very file or folder that was opened (same
+// device and inode); temporary files and new folders are made in the root
+// itself and moved into place. That refuses any link that stays in place, but
+// not one swapped in and out between two system calls: a read, or a rename
+// or unlink (by path), can then still reach outside the root (the race test
+// prints how often: rarely, but not never). "checked" mode is safe only when
+// nothing else writes in the root; storage("local") logs a warning in it.
 import { constants, type Stats } from "node:fs";
 import {
   type FileHandle,
