@@ -80,8 +80,9 @@ export interface TokaRuntime extends Runtime {
 /**
  * Creates a runtime with every feature wired: the vault (the embedded Deno KV
  * store by default), capability-token auth with its secret pool in the same
- * KV, and a tool registry holding the built-in tools whose calls are checked
- * against each agent's token and recorded as events.
+ * KV, a tool registry holding the built-in tools whose calls are checked
+ * against each agent's token and recorded as events, and `storage("vault")`
+ * in the same KV (unless `storage.vault` is given).
  *
  * @param options Runtime settings, plus where to open the vault and extra tools.
  * @returns The runtime; call `close()` when done with it.

@@ -174,3 +174,29 @@ Deno.test('storage("vault"): a put swept as abandoned while still running fails 
     kv.close();
   }
 });
+
+// Simulated with direct KV writes: the state a put or delete leaves when it is
+// killed after its publishing commit and before it deleted the old chunks.
+Deno.test('storage("vault"): chunks of a replaced value left by a killed put are swept at once', async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const storage = new KvStorage(kv);
+    await storage.put("doc", new Uint8Array(100_000).fill(2));
+    const meta = await kv.get<{ generation: string }>(["storage", "meta", "doc"]);
+    const stale = crypto.randomUUID();
+    await kv.set(["storage", "chunk", "doc", stale, 0], new Uint8Array(60 * 1024));
+    await kv.set(["storage", "chunk", "doc", stale, 1], new Uint8Array(1000));
+    await kv.set(["storage", "garbage", "doc", stale], true);
+    assert.equal((await orphans(kv)).entries, 2);
+    await storage.delete("missing"); // any put or delete sweeps
+    assert.deepEqual(await orphans(kv), { entries: 0, bytes: 0 });
+    assert.deepEqual(await Array.fromAsync(kv.list({ prefix: ["storage", "garbage"] })), []);
+    assert.equal((await storage.get("doc"))?.byteLength, 100_000);
+    assert.equal(
+      (await kv.get<{ generation: string }>(["storage", "meta", "doc"])).value?.generation,
+      meta.value?.generation,
+    );
+  } finally {
+    kv.close();
+  }
+});
