@@ -13,10 +13,13 @@
 import { Command, CommanderError, Option } from "commander";
 import denoJson from "./deno.json" with { type: "json" };
 import type { EventStore } from "./runtime/event_store.ts";
+import { getLogLevels } from "@logtape/logtape";
 import { DEFAULT_VAULT_PATH, openVault } from "./vault/mod.ts";
-import type { CommandContext, RunCommand } from "./cli/_context.ts";
+import { asDamagedVault, resolveVaultLocation } from "./vault/open_vault.ts";
+import { TokaError } from "./runtime/errors.ts";
+import { type CommandContext, isWriting, type RunCommand } from "./cli/_context.ts";
 import { type CliIo, processIo } from "./cli/_io.ts";
-import { configureLogging, LOG_LEVELS } from "./cli/_log.ts";
+import { configureLogging } from "./cli/_log.ts";
 import { UsageError } from "./cli/_usage_error.ts";
 import { registerAuthCommands } from "./cli/auth.ts";
 import { registerEventsCommands } from "./cli/events.ts";
@@ -28,24 +31,14 @@ export const DEFAULT_DB: string = DEFAULT_VAULT_PATH;
 
 /** Options of {@linkcode main}, for tests and embedders. */
 export interface MainOptions {
-  /** Opens the event store at a `--db` location. */
-  openStore?: (location: string, options: { create: boolean }) => Promise<EventStore>;
-}
-
-/** Commands that write to the vault (`auth status` bootstraps the secret pool), and so may create it. */
-const WRITING = new Set([
-  "events import",
-  "demo",
-  "auth rotate-secret",
-  "auth status",
-  "auth issue",
-  "auth revoke",
-]);
-
-function commandPath(command: Command): string {
-  const names: string[] = [];
-  for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name());
-  return names.join(" ");
+  /**
+   * Opens the event store at a `--db` location. Commands that do not write
+   * ask for `{ create: false, readOnly: true }`.
+   */
+  openStore?: (
+    location: string,
+    options: { create: boolean; readOnly: boolean },
+  ) => Promise<EventStore>;
 }
 
 /**
@@ -77,7 +70,7 @@ export async function main(
     .option("--json", "print machine-readable JSON")
     .addOption(
       new Option("--log-level <level>", "log to stderr at this level and above").choices(
-        LOG_LEVELS,
+        getLogLevels(),
       ),
     )
     // Inherited by every subcommand created below.
@@ -85,7 +78,8 @@ export async function main(
     .configureOutput({
       writeOut: (text) => io.stdout(text),
       writeErr: (text) => io.stderr(text),
-      outputError: (text, write) => write(`${oneLine(text)}\n`),
+      // main() reports every error itself, as text or as JSON.
+      outputError: () => {},
       getOutHelpWidth: () => 100,
       getErrHelpWidth: () => 100,
       getOutHasColors: () => false,
@@ -97,8 +91,12 @@ export async function main(
 Examples:
   toka events list --kind "task.*" --limit 20
   toka events tail --follow
-  toka --db ./backup.kv events export > events.jsonl
-  toka events import < events.jsonl
+  toka --db ./old.kv events export > events.jsonl
+  toka --db ./new.kv events import < events.jsonl
+
+Backups: export carries the events only, not the agents' checkpoints, the secret
+pool or revocations. To back up a whole vault, copy its file (and any -wal file
+beside it) while no process writes to it.
 
 Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
   toka auth rotate-secret
@@ -115,16 +113,31 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
 
   const run: RunCommand = async (command, task) => {
     const globals = command.optsWithGlobals<{ db?: string; json?: boolean }>();
-    const dbLocation = globals.db ?? io.env("TOKA_DB") ?? DEFAULT_DB;
+    let dbLocation: string;
+    try {
+      dbLocation = resolveVaultLocation(globals.db, (name) => io.env(name));
+    } catch (error) {
+      throw error instanceof TypeError ? new UsageError(error.message) : error;
+    }
+    // Only commands that write may create a vault: a mistyped --db of a
+    // read-only command is an error, not a new empty vault.
+    const writes = isWriting(command);
     const ctx: CommandContext = {
       io,
       json: globals.json === true,
       dbLocation,
-      // Only commands that write may create a vault: a mistyped --db of a
-      // read-only command is an error, not a new empty vault.
-      openStore: () => openStore(dbLocation, { create: WRITING.has(commandPath(command)) }),
+      invocation: [
+        ...(io.program ?? ["toka"]),
+        ...(dbLocation === DEFAULT_DB ? [] : ["--db", dbLocation]),
+      ],
+      openStore: () => openStore(dbLocation, { create: writes, readOnly: !writes }),
     };
-    code = await task(ctx);
+    try {
+      code = await task(ctx);
+    } catch (error) {
+      // SQLite errors met while reading a damaged file.
+      throw asDamagedVault(dbLocation, error) ?? error;
+    }
   };
 
   registerEventsCommands(program, run);
@@ -136,7 +149,7 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
   try {
     await program.parseAsync(args, { from: "user" });
   } catch (error) {
-    code = failure(io, error);
+    code = failure(io, error, wantsJson(args));
   } finally {
     await resetLogging?.();
   }
@@ -161,14 +174,28 @@ function requireSubcommands(command: Command): void {
   });
 }
 
-function failure(io: CliIo, error: unknown): number {
+// Read from the arguments, as a parse error can stop commander before it sets the option.
+function wantsJson(args: string[]): boolean {
+  const end = args.indexOf("--");
+  return (end === -1 ? args : args.slice(0, end)).includes("--json");
+}
+
+/** The exit code of an error: 2 for a bad argument value, 1 for a refusal or failure. */
+function failure(io: CliIo, error: unknown, json: boolean): number {
   // Help and --version end parsing through exitOverride with code 0.
-  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+  if (error instanceof CommanderError && error.exitCode === 0) return 0;
   // The reader of stdout went away (`toka events export | head`): nothing left to say.
   if (error instanceof Deno.errors.BrokenPipe) return 0;
-  const message = error instanceof Error ? error.message || error.name : String(error);
-  io.stderr(`error: ${oneLine(message)}\n`);
-  return error instanceof UsageError ? 2 : 1;
+  const usage = error instanceof CommanderError || error instanceof UsageError;
+  let message = error instanceof Error ? error.message || error.name : String(error);
+  // Commander's own messages already start with "error: ".
+  if (error instanceof CommanderError) message = message.replace(/^error: /, "");
+  message = oneLine(message);
+  const code = usage ? "usage" : error instanceof TokaError ? error.code : "error";
+  io.stderr(
+    json ? `${JSON.stringify({ error: { code, message } })}\n` : `error: ${message}\n`,
+  );
+  return usage ? 2 : 1;
 }
 
 function oneLine(text: string): string {

@@ -3,7 +3,8 @@
  * may be the wildcard `*`, and the lone `"*"` grants everything.
  *
  * A wildcard matches exactly one segment, so `events:read:*` grants
- * `events:read:task.created` but not `events:read`. Partial wildcards such as
+ * `events:read:task.created` but not `events:read`. (A kind pattern's `*`,
+ * as in `subscribe: ["task.*"]`, is different: it spans dots.) Partial wildcards such as
  * `tool:ec*:invoke` are not allowed: they would make attenuation undecidable
  * at a glance.
  *

@@ -10,10 +10,10 @@
  *   with the memory growth of the replay.
  */
 import { KvEventStore } from "../vault/mod.ts";
+import { benchOptions } from "./_args.ts";
 
 const PAYLOAD = "x".repeat(256);
-const args = Deno.args;
-const replayCount = Number(args[args.indexOf("--replay") + 1] || 200_000);
+const { replay: replayCount, rounds } = benchOptions(Deno.args);
 
 async function withKv<T>(run: (kv: Deno.Kv) => Promise<T>): Promise<T> {
   const dir = await Deno.makeTempDir();
@@ -125,7 +125,6 @@ async function replay(total: number): Promise<{ raw: number; read: number; growt
 
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
-const rounds = Number(args[args.indexOf("--rounds") + 1] || 5);
 
 // Baseline and store alternate, round by round, so that a change in machine
 // load touches both; each figure is the median of its rounds.

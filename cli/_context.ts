@@ -11,7 +11,16 @@ export interface CommandContext {
   json: boolean;
   /** The `--db` location: a file path, `:memory:` or an `https://` URL. */
   dbLocation: string;
-  /** Opens the event store at {@linkcode CommandContext.dbLocation}; the caller closes it. */
+  /**
+   * The words that run this program again on the same store, as a user types
+   * them (e.g. `["toka", "--db", "x.kv"]`), for hints such as the demo's.
+   */
+  invocation: string[];
+  /**
+   * Opens the event store at {@linkcode CommandContext.dbLocation}; the caller
+   * closes it. A command that does not write opens it read-only: a missing
+   * vault is an error, not a new one.
+   */
   openStore(): Promise<EventStore>;
 }
 
@@ -24,6 +33,30 @@ export type RunCommand = (
   command: Command,
   task: (ctx: CommandContext) => Promise<number>,
 ) => Promise<void>;
+
+const WRITERS = new WeakSet<Command>();
+
+/**
+ * Declares that a command writes to the vault, and so may create it. Every
+ * other command only reads: it opens the vault read-only and never creates one.
+ *
+ * @param command The command being defined.
+ * @returns The same command, for chaining.
+ */
+export function writes(command: Command): Command {
+  WRITERS.add(command);
+  return command;
+}
+
+/**
+ * Whether a command was declared with {@linkcode writes}.
+ *
+ * @param command A command.
+ * @returns True when it writes to the vault.
+ */
+export function isWriting(command: Command): boolean {
+  return WRITERS.has(command);
+}
 
 /**
  * Opens the store, runs `task` with it and always closes it.
@@ -42,4 +75,14 @@ export async function withStore<T>(
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Quotes a word for a POSIX shell when it needs it, so a printed command runs as shown.
+ *
+ * @param word A command-line word.
+ * @returns The word, single-quoted when it holds anything but safe characters.
+ */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }

@@ -14,6 +14,8 @@ export interface CliIo {
   signal?: AbortSignal;
   /** True when standard output is a terminal (progress may be shown). */
   isTty?: boolean;
+  /** The words that start this program as a user types them; `["toka"]` when absent. */
+  program?: string[];
 }
 
 /**
@@ -42,7 +44,28 @@ export function processIo(signal?: AbortSignal): CliIo {
     env: (name) => Deno.env.get(name),
     signal,
     isTty: Deno.stdout.isTerminal(),
+    program: programWords(),
   };
+}
+
+// How to run this program again from the same folder: the compiled `toka` by its name
+// (or path), a checkout as `deno run -A cli.ts`, as in the README.
+function programWords(): string[] {
+  const exec = Deno.execPath();
+  if (Deno.build.standalone) {
+    const name = exec.replace(/^.*[\\/]/, "");
+    const onPath = (Deno.env.get("PATH") ?? "").split(":").some((dir) => `${dir}/${name}` === exec);
+    if (onPath) return [name];
+    const path = relative(exec);
+    return [path.includes("/") ? path : `./${path}`];
+  }
+  const main = Deno.mainModule;
+  return ["deno", "run", "-A", main.startsWith("file:") ? relative(new URL(main).pathname) : main];
+}
+
+function relative(path: string): string {
+  const cwd = Deno.cwd();
+  return path.startsWith(`${cwd}/`) ? path.slice(cwd.length + 1) : path;
 }
 
 // writeSync may write only part of the buffer.

@@ -2,16 +2,6 @@
 import { configure, getTextFormatter, type LogLevel, reset } from "@logtape/logtape";
 import type { CliIo } from "./_io.ts";
 
-/** The levels `--log-level` accepts, quietest last. */
-export const LOG_LEVELS: readonly LogLevel[] = [
-  "trace",
-  "debug",
-  "info",
-  "warning",
-  "error",
-  "fatal",
-];
-
 /**
  * Sends Toka's log records at or above `level` to the io's standard error.
  *

@@ -16,15 +16,18 @@ import {
   TokenExpiredError,
   TokenRevokedError,
 } from "../auth/mod.ts";
+import { MAX_ID_LENGTH, MAX_LIFETIME_SECS, MAX_PERMISSIONS } from "../auth/_jws.ts";
+import { POOL_KEY } from "../auth/_pool_store.ts";
 import type { TokenClaims } from "../runtime/token_authority.ts";
 import type { EventStore } from "../runtime/event_store.ts";
-import { type CommandContext, type RunCommand, withStore } from "./_context.ts";
+import { TokaError } from "../runtime/errors.ts";
+import { type CommandContext, type RunCommand, withStore, writes } from "./_context.ts";
 import { UsageError } from "./_usage_error.ts";
 
-// The auth module's limits, checked here too so bad input is a usage error (exit 2).
-const MAX_TTL_SECS = 86_400;
-const MAX_ID_LENGTH = 256;
-const MAX_PERMISSIONS = 100;
+// The auth module's own limits: the CLI checks them before it opens a vault, so that a
+// bad value is a usage error (exit 2) and creates nothing.
+// A revocation is kept until the token's expiry, which the authority accepts up to here.
+const MAX_REVOKE_SECS = 2 * MAX_LIFETIME_SECS;
 
 /** Options of {@linkcode issueToken}. */
 export interface IssueTokenOptions {
@@ -52,7 +55,8 @@ export interface RevokeTokenOptions {
 
 /**
  * Opens the store and the token authority on its Deno KV, with the master key
- * from `TOKA_MASTER_KEY` in `ctx.io`, runs `task` and closes the store.
+ * from `TOKA_MASTER_KEY` in `ctx.io`, runs `task` and closes the store. The
+ * authority creates the secret pool when the vault has none.
  *
  * @param ctx The command context.
  * @param task The work to do with the authority.
@@ -65,11 +69,41 @@ export function withAuthority<T>(
   ctx: CommandContext,
   task: (auth: KvTokenAuthority) => Promise<T>,
 ): Promise<T> {
+  return withStore(ctx, async (store) => task(await openAuthority(ctx, store)));
+}
+
+/**
+ * Like {@linkcode withAuthority} for commands that only read: a vault without
+ * a secret pool runs `task` with `undefined`, and nothing is written.
+ *
+ * @param ctx The command context.
+ * @param task The work to do with the authority, if the vault has a pool.
+ * @returns What `task` returns.
+ * @throws {Error} When the store is not backed by Deno KV.
+ * @throws {TypeError} When `TOKA_MASTER_KEY` is malformed.
+ * @throws {SecretPoolError} When the pool is wrapped and the key is wrong or missing.
+ */
+export function withExistingAuthority<T>(
+  ctx: CommandContext,
+  task: (auth: KvTokenAuthority | undefined) => Promise<T>,
+): Promise<T> {
   return withStore(ctx, async (store) => {
-    const masterKey = ctx.io.env(MASTER_KEY_ENV) || undefined;
-    const auth = await KvTokenAuthority.open(kvOf(store), { masterKey });
-    return await task(auth);
+    const exists = (await kvOf(store).get(POOL_KEY)).versionstamp !== null;
+    return await task(exists ? await openAuthority(ctx, store) : undefined);
   });
+}
+
+function openAuthority(ctx: CommandContext, store: EventStore): Promise<KvTokenAuthority> {
+  const masterKey = ctx.io.env(MASTER_KEY_ENV) || undefined;
+  return KvTokenAuthority.open(kvOf(store), { masterKey });
+}
+
+function noPool(ctx: CommandContext): TokaError {
+  return new TokaError(
+    "no_secret_pool",
+    `No secret pool in vault "${ctx.dbLocation}" yet, so no token is valid here: ` +
+      `"toka auth issue" or "toka auth rotate-secret" creates one`,
+  );
 }
 
 /**
@@ -135,7 +169,9 @@ export async function issueToken(
  * @param token The parent token, or `-`.
  * @param options The child's permissions and lifetime.
  * @returns The exit code.
- * @throws {UsageError} When the permissions or lifetime are refused.
+ * @throws {UsageError} When there are too many permissions.
+ * @throws {CapabilityDeniedError} When the parent does not grant a permission.
+ * @throws {RangeError} When the lifetime would outlive the parent.
  */
 export async function attenuateToken(
   ctx: CommandContext,
@@ -147,13 +183,11 @@ export async function attenuateToken(
     throw new UsageError(`Too many --perm: at most ${MAX_PERMISSIONS}, got ${permissions.length}`);
   }
   if (token === "-") token = await readStdinToken(ctx);
-  return await withAuthority(ctx, async (auth) => {
-    let child: string;
-    try {
-      child = await auth.attenuate(token, { permissions, ttlSecs: options.ttl });
-    } catch (error) {
-      throw asUsageError(error);
-    }
+  return await withExistingAuthority(ctx, async (auth) => {
+    if (auth === undefined) throw noPool(ctx);
+    // The values were checked as arguments: what the authority refuses now (a
+    // permission or lifetime the parent does not grant) is a denial, exit 1.
+    const child = await auth.attenuate(token, { permissions, ttlSecs: options.ttl });
     ctx.io.stdout(
       ctx.json
         ? `${JSON.stringify({ token: child, ...await auth.verify(child) })}\n`
@@ -174,7 +208,8 @@ export async function attenuateToken(
  */
 export async function verifyToken(ctx: CommandContext, token: string): Promise<number> {
   if (token === "-") token = await readStdinToken(ctx);
-  return withAuthority(ctx, async (auth) => {
+  return withExistingAuthority(ctx, async (auth) => {
+    if (auth === undefined) throw noPool(ctx);
     let claims: TokenClaims;
     try {
       claims = await auth.verify(token);
@@ -207,13 +242,22 @@ export async function verifyToken(ctx: CommandContext, token: string): Promise<n
 
 /**
  * Prints the secret pool: key ids, states, times, and how many token ids are
- * revoked. Never any secret material.
+ * revoked. Never any secret material. It only reads: a vault without a pool
+ * says so (`{"pool":null}` with `--json`) and stays as it was.
  *
  * @param ctx The command context.
  * @returns The exit code.
  */
 export function authStatus(ctx: CommandContext): Promise<number> {
-  return withAuthority(ctx, async (auth) => {
+  return withExistingAuthority(ctx, async (auth) => {
+    if (auth === undefined) {
+      ctx.io.stdout(
+        ctx.json
+          ? `${JSON.stringify({ pool: null })}\n`
+          : `No secret pool in this vault yet: "toka auth issue" or "toka auth rotate-secret" creates one\n`,
+      );
+      return 0;
+    }
     const status = await auth.status();
     ctx.io.stdout(ctx.json ? `${JSON.stringify(statusJson(status))}\n` : formatStatus(status));
     return 0;
@@ -236,7 +280,7 @@ export function revokeToken(
   options: RevokeTokenOptions,
 ): Promise<number> {
   return withAuthority(ctx, async (auth) => {
-    const exp = options.exp ?? Math.ceil(Date.now() / 1000) + MAX_TTL_SECS;
+    const exp = options.exp ?? Math.ceil(Date.now() / 1000) + MAX_LIFETIME_SECS;
     try {
       await auth.revoke(jti, exp);
     } catch (error) {
@@ -263,17 +307,19 @@ export function registerAuthCommands(program: Command, run: RunCommand): Command
     `manage capability tokens and the secret pool (${MASTER_KEY_ENV} unwraps it)`,
   );
 
-  auth.command("rotate-secret").description("make a new signing secret; the old one is retired")
+  writes(auth.command("rotate-secret"))
+    .description("make a new signing secret; the old one is retired")
     .action((_options: unknown, command: Command) => run(command, rotateSecret));
 
-  auth.command("issue").description("issue a token and print it alone on stdout")
+  writes(auth.command("issue"))
+    .description("issue a token and print it alone on stdout (creates the pool if needed)")
     .requiredOption("--sub <subject>", "who holds the token, e.g. agent/planner", parseIdArg)
     .requiredOption(
       "--perm <permission>",
       "a granted permission, resource:action[:target] with * wildcards; repeatable",
       (value: string, previous: string[] = []) => [...previous, parsePermissionArg(value)],
     )
-    .option("--ttl <seconds>", `lifetime, 1 to ${MAX_TTL_SECS} (default: 3600)`, parseTtlArg)
+    .option("--ttl <seconds>", `lifetime, 1 to ${MAX_LIFETIME_SECS} (default: 3600)`, parseTtlArg)
     .action((options: IssueTokenOptions, command: Command) =>
       run(command, (ctx) => issueToken(ctx, options))
     );
@@ -301,12 +347,13 @@ export function registerAuthCommands(program: Command, run: RunCommand): Command
   auth.command("status").description("list the pool's key ids, states and times, and revocations")
     .action((_options: unknown, command: Command) => run(command, authStatus));
 
-  auth.command("revoke").description("revoke a token by its id (jti) until it expires")
-    .argument("<jti>", "the token id")
+  writes(auth.command("revoke"))
+    .description("revoke a token by its id (jti) until it expires")
+    .argument("<jti>", "the token id", parseJtiArg)
     .option(
       "--exp <epoch-seconds>",
-      "the token's expiry, so the revocation is kept no longer (default: 24 h from now)",
-      parseEpochArg,
+      "the token's expiry, in the next 48 h, so the revocation is kept no longer (default: 24 h from now)",
+      parseExpiryArg,
     )
     .action((jti: string, options: RevokeTokenOptions, command: Command) =>
       run(command, (ctx) => revokeToken(ctx, jti, options))
@@ -394,6 +441,14 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
+function parseJtiArg(value: string): string {
+  if (value.trim() === "") throw new InvalidArgumentError("Expected a non-blank token id");
+  if (value.length > MAX_ID_LENGTH) {
+    throw new InvalidArgumentError(`Expected at most ${MAX_ID_LENGTH} characters`);
+  }
+  return value;
+}
+
 function parseIdArg(value: string): string {
   if (value.trim() === "") throw new InvalidArgumentError("Expected a non-blank subject");
   if (value.length > MAX_ID_LENGTH) {
@@ -413,16 +468,29 @@ function parsePermissionArg(value: string): string {
 
 function parseTtlArg(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > MAX_TTL_SECS) {
-    throw new InvalidArgumentError(`Expected a whole number of seconds from 1 to ${MAX_TTL_SECS}`);
+  if (!/^\d+$/.test(value) || n < 1 || n > MAX_LIFETIME_SECS) {
+    throw new InvalidArgumentError(
+      `Expected a whole number of seconds from 1 to ${MAX_LIFETIME_SECS}`,
+    );
   }
   return n;
 }
 
-function parseEpochArg(value: string): number {
+function parseExpiryArg(value: string): number {
   const n = Number(value);
   if (!/^\d{1,15}$/.test(value) || !Number.isSafeInteger(n)) {
     throw new InvalidArgumentError("Expected a whole number of seconds since the epoch");
+  }
+  const now = Date.now() / 1000;
+  if (n <= now) {
+    throw new InvalidArgumentError(
+      "Expected a time in the future: a token past its expiry is refused anyway",
+    );
+  }
+  if (n > now + MAX_REVOKE_SECS) {
+    throw new InvalidArgumentError(
+      `Expected a time at most ${MAX_REVOKE_SECS / 3600} hours from now`,
+    );
   }
   return n;
 }

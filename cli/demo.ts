@@ -11,7 +11,7 @@
 import type { Command } from "commander";
 import { createRuntime, type TokaRuntime } from "../mod.ts";
 import { defineAgent, type EventRecord, type EventStore } from "../runtime/mod.ts";
-import { type CommandContext, type RunCommand, withStore } from "./_context.ts";
+import { type CommandContext, type RunCommand, shellQuote, withStore, writes } from "./_context.ts";
 
 /** What the demo found at the end, also printed with `--json`. */
 export interface DemoSummary {
@@ -28,7 +28,10 @@ export interface DemoSummary {
   duplicates: number;
   /** Tasks never completed (0 when all went well). */
   lost: number;
-  /** Events this run added to the log. */
+  /**
+   * Events this run added to the log: its tasks and every event they caused
+   * (by correlation id), not what other processes appended meanwhile.
+   */
   events: number;
 }
 
@@ -104,9 +107,11 @@ export function runDemo(ctx: CommandContext, options: DemoOptions = {}): Promise
         `Summary: ${summary.tasks} tasks, ${summary.planned} planned, ${summary.completed} completed, ` +
           `${summary.duplicates} duplicates, ${summary.lost} lost; ${summary.events} events logged`,
       );
-      const db = ctx.dbLocation === "./.toka/toka.kv" ? "" : ` --db ${ctx.dbLocation}`;
-      say(`Inspect the log: toka events list${db}`);
-      say(`Inspect the agents: toka agent list${db}`);
+      // The program as the user typed it, with the same store, quoted for a shell.
+      const command = (...words: string[]) =>
+        [...ctx.invocation, ...words].map(shellQuote).join(" ");
+      say(`Inspect the log: ${command("events", "list")}`);
+      say(`Inspect the agents: ${command("agent", "list")}`);
     }
     return summary.duplicates === 0 && summary.lost === 0 ? 0 : 1;
   });
@@ -180,11 +185,14 @@ async function summarize(
 ): Promise<DemoSummary> {
   const planned = new Set<number>();
   const completed = new Set<number>();
+  // This run's tasks, and so the correlation id of every event they caused.
+  const ours = new Set<string>();
   let completions = 0;
   let events = 0;
   for await (const event of store.read({ from: position(after + 1) })) {
-    events++;
     const payload = event.payload as Partial<TaskPayload> | null;
+    if (event.kind === "task.created" && payload?.run === run) ours.add(event.id);
+    if (ours.has(event.id) || ours.has(event.meta.correlationId ?? "")) events++;
     if (payload?.run !== run) continue;
     if (event.kind === "task.planned") planned.add(payload.task as number);
     if (event.kind === "task.completed") {
@@ -216,7 +224,7 @@ function position(n: number): string {
  * @returns The `demo` command.
  */
 export function registerDemoCommand(program: Command, run: RunCommand): Command {
-  return program.command("demo")
+  return writes(program.command("demo"))
     .description("run a small multi-agent demo: stop mid-run, restart, resume without loss")
     .action((_options: unknown, command: Command) => run(command, (ctx) => runDemo(ctx)));
 }

@@ -6,8 +6,11 @@
  */
 import { type Command, InvalidArgumentError } from "commander";
 import { compileKindFilter } from "../runtime/kind_pattern.ts";
+import { assertStream } from "../runtime/_ids.ts";
+import { TokaError } from "../runtime/errors.ts";
+import { assertRecord } from "../vault/_event.ts";
 import type { EventRecord, ImportResult } from "../runtime/event_store.ts";
-import { type CommandContext, type RunCommand, withStore } from "./_context.ts";
+import { type CommandContext, type RunCommand, withStore, writes } from "./_context.ts";
 import { formatEventDetail, formatEventLine, formatStats, formatVerifyReport } from "./_format.ts";
 import { type JsonLine, parseJsonLines, textLines } from "./_json_lines.ts";
 
@@ -106,14 +109,17 @@ export function tailEvents(ctx: CommandContext, options: TailOptions): Promise<n
  * Prints one event in full.
  *
  * @param ctx The command context.
- * @param id The event id.
+ * @param id The event id, in any case (see {@linkcode normalizeEventId}).
  * @returns The exit code.
- * @throws {Error} When no event has this id.
+ * @throws {TokaError} `"event_not_found"` when no event has this id.
  */
 export function showEvent(ctx: CommandContext, id: string): Promise<number> {
   return withStore(ctx, async (store) => {
-    const event = EVENT_ID.test(id) ? await store.get(id) : null;
-    if (event === null) throw new Error(`No event with id ${JSON.stringify(id)}`);
+    const normal = normalizeEventId(id);
+    const event = normal === undefined ? null : await store.get(normal);
+    if (event === null) {
+      throw new TokaError("event_not_found", `No event with id ${JSON.stringify(id)}`);
+    }
     ctx.io.stdout(ctx.json ? `${JSON.stringify(event)}\n` : formatEventDetail(event));
     return 0;
   });
@@ -164,54 +170,67 @@ export function exportEvents(ctx: CommandContext): Promise<number> {
 
 /**
  * Stores the JSON Lines read from standard input, keeping ids, so that
- * importing the same export twice adds nothing. A bad line stops the import
- * there; the events on the lines before it stay imported.
+ * importing the same export twice adds nothing. Every line is read and
+ * checked (JSON, record shape) before anything is stored or a vault created:
+ * a bad line stores nothing. Input is held in memory meanwhile. A record the
+ * store itself refuses (a digest that does not match) stops the import there;
+ * the error says how many events before it are stored, which a re-run skips.
  *
  * @param ctx The command context.
  * @returns The exit code.
  * @throws {SyntaxError} When a line is not JSON, naming the line.
  * @throws {TypeError} When a line is not a valid record, naming the line.
  */
-export function importEvents(ctx: CommandContext): Promise<number> {
+export async function importEvents(ctx: CommandContext): Promise<number> {
   const stdin = ctx.io.stdin;
-  if (stdin === undefined) return Promise.reject(new Error("No standard input to import from"));
-  return withStore(ctx, async (store) => {
-    const total = { imported: 0, skipped: 0 };
-    let batch: JsonLine[] = [];
-    // Batches end at a bad line; a batch the store refuses is retried record by record,
-    // so whatever the store behind, the lines before the bad one are kept.
-    const flush = async () => {
-      const lines = batch;
-      batch = [];
-      if (lines.length === 0) return;
+  if (stdin === undefined) throw new Error("No standard input to import from");
+  const lines: JsonLine[] = [];
+  try {
+    for await (const line of parseJsonLines(textLines(stdin))) {
       try {
-        add(await store.importEvents(lines.map((l) => l.value as EventRecord)));
+        assertRecord(line.value, 0);
       } catch (error) {
-        if (!isInvalidInput(error)) throw error;
-        for (const { line, value } of lines) {
-          try {
-            add(await store.importEvents([value as EventRecord]));
-          } catch (error) {
-            throw isInvalidInput(error) ? onLine(error, line) : error;
-          }
-        }
-        throw error;
+        throw isInvalidInput(error) ? onLine(error, line.line) : error;
       }
-    };
+      lines.push(line);
+    }
+  } catch (error) {
+    if (error instanceof Error) error.message += "; nothing was imported";
+    throw error;
+  }
+  return await withStore(ctx, async (store) => {
+    const total = { imported: 0, skipped: 0 };
     const add = (result: ImportResult) => {
       total.imported += result.imported;
       total.skipped += result.skipped;
     };
-    try {
-      for await (const line of parseJsonLines(textLines(stdin))) {
-        batch.push(line);
-        if (batch.length >= IMPORT_BATCH) await flush();
+    for (let start = 0; start < lines.length; start += IMPORT_BATCH) {
+      const batch = lines.slice(start, start + IMPORT_BATCH);
+      try {
+        add(await store.importEvents(batch.map((l) => l.value as EventRecord)));
+        continue;
+      } catch (error) {
+        if (!isInvalidInput(error)) throw error;
       }
-    } catch (error) {
-      await flush();
-      throw error;
+      // A refused batch is retried record by record, so whatever the store behind,
+      // the records before the refused one are stored and the error names its line.
+      for (const [index, { line, value }] of batch.entries()) {
+        try {
+          add(await store.importEvents([value as EventRecord]));
+        } catch (error) {
+          if (!isInvalidInput(error)) throw error;
+          const before = start + index;
+          throw new Error(
+            `${onLine(error, line).message}; ` +
+              (before === 0
+                ? "nothing was imported"
+                : before === 1
+                ? "the 1 event before it is stored, and a re-run skips it"
+                : `the ${before} events before it are stored, and a re-run skips them`),
+          );
+        }
+      }
     }
-    await flush();
     ctx.io.stdout(
       ctx.json
         ? `${JSON.stringify(total)}\n`
@@ -219,6 +238,18 @@ export function importEvents(ctx: CommandContext): Promise<number> {
     );
     return 0;
   });
+}
+
+/**
+ * An event id in canonical form: ids are case-insensitive Crockford base32,
+ * where `O` reads as `0` and `I` or `L` as `1`.
+ *
+ * @param id What the user typed.
+ * @returns The id in upper case, or undefined when it is not an event id.
+ */
+export function normalizeEventId(id: string): string | undefined {
+  const normal = id.toUpperCase().replaceAll("O", "0").replace(/[IL]/g, "1");
+  return EVENT_ID.test(normal) ? normal : undefined;
 }
 
 function isInvalidInput(error: unknown): error is TypeError | RangeError {
@@ -243,10 +274,10 @@ export function registerEventsCommands(program: Command, run: RunCommand): Comma
   const events = program.command("events").description("inspect and move the event log");
   const filters = (command: Command) =>
     command
-      .option("--stream <name>", "only events of this stream")
+      .option("--stream <name>", "only events of this stream", parseStreamArg)
       .option(
         "--kind <pattern>",
-        "only events of this kind; * matches any run of characters; repeatable",
+        "only events of this kind; * matches any run of characters, dots included; repeatable",
         (value: string, previous: string[] = []) => [...previous, parseKindArg(value)],
       );
 
@@ -264,7 +295,8 @@ export function registerEventsCommands(program: Command, run: RunCommand): Comma
       run(command, (ctx) => tailEvents(ctx, options))
     );
 
-  events.command("show").description("print one event in full").argument("<id>", "the event id")
+  events.command("show").description("print one event in full")
+    .argument("<id>", "the event id (any case)", parseEventIdArg)
     .action((id: string, _options: unknown, command: Command) =>
       run(command, (ctx) => showEvent(ctx, id))
     );
@@ -275,10 +307,16 @@ export function registerEventsCommands(program: Command, run: RunCommand): Comma
   events.command("verify").description("check every digest and parent link; exit 1 on a problem")
     .action((_options: unknown, command: Command) => run(command, verifyEvents));
 
-  events.command("export").description("write every event to stdout as JSON Lines")
+  events.command("export")
+    .description(
+      "write every event to stdout as JSON Lines (events only: no checkpoints, secret pool or revocations)",
+    )
     .action((_options: unknown, command: Command) => run(command, exportEvents));
 
-  events.command("import").description("store events read from stdin as JSON Lines (idempotent)")
+  writes(events.command("import"))
+    .description(
+      "store events read from stdin as JSON Lines (idempotent; every line is checked before any is stored)",
+    )
     .action((_options: unknown, command: Command) => run(command, importEvents));
 
   return events;
@@ -318,6 +356,22 @@ function parseKindArg(value: string): string {
     throw new InvalidArgumentError(
       "Expected dotted segments of letters, digits, _ or - and * wildcards",
     );
+  }
+  return value;
+}
+
+function parseStreamArg(value: string): string {
+  try {
+    assertStream(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+  return value;
+}
+
+function parseEventIdArg(value: string): string {
+  if (normalizeEventId(value) === undefined) {
+    throw new InvalidArgumentError("Expected an event id: 26 characters of Crockford base32");
   }
   return value;
 }

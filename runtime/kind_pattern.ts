@@ -1,6 +1,8 @@
 /**
  * Kind patterns: `"task.created"` matches itself, `"task.*"` matches every kind
- * that starts with `"task."`, and `"*"` matches every kind.
+ * that starts with `"task."` (`"task.a.b"` too: `*` spans dots), and `"*"`
+ * matches every kind. Unlike a permission's `*`, which stands for exactly one
+ * `:` segment (see `@toka/runtime/auth`).
  *
  * @module
  */

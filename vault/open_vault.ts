@@ -1,4 +1,5 @@
 import { KvEventStore, type KvEventStoreOptions } from "./kv_store.ts";
+import { TokaError } from "../runtime/errors.ts";
 
 /** Options of {@linkcode openVault}. */
 export interface OpenVaultOptions extends Omit<KvEventStoreOptions, "closeKv"> {
@@ -7,6 +8,14 @@ export interface OpenVaultOptions extends Omit<KvEventStoreOptions, "closeKv"> {
    * by default. With false, a missing file is an error, as for read-only tools.
    */
   create?: boolean;
+  /**
+   * Open only to read; false by default. A missing file is then an error, an
+   * empty one is not a vault, and a file this process may not write (a 0444
+   * file in a 0555 folder) is read from a private snapshot copy taken at open,
+   * removed on close: Deno KV cannot open a file read-only. Later appends by
+   * other processes are not seen through such a snapshot.
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -21,18 +30,72 @@ export interface OpenVaultOptions extends Omit<KvEventStoreOptions, "closeKv"> {
  */
 export const DEFAULT_VAULT_PATH: string = "./.toka/toka.kv";
 
+// The one rule for the location, shared by openVault() and the CLI: the given
+// location, else TOKA_DB, else the default; an empty one is an error either way.
+export function resolveVaultLocation(
+  location: string | undefined,
+  env: (name: string) => string | undefined = envGet,
+): string {
+  if (location === undefined) {
+    const fromEnv = env("TOKA_DB");
+    if (fromEnv === "") throw new TypeError("TOKA_DB is set but empty: unset it or name a vault");
+    location = fromEnv ?? DEFAULT_VAULT_PATH;
+  }
+  if (typeof location !== "string" || location.trim() === "") {
+    throw new TypeError("Cannot open the vault: the location is empty");
+  }
+  return location;
+}
+
+// SQLite's words for a file that is not a database, or a damaged one.
+const NOT_A_DATABASE = /file is not a database/i;
+const MALFORMED = /malformed|corrupt/i;
+
+/**
+ * The one-line error for a vault file that is damaged, used for what SQLite
+ * reports at open (the probe) and later while reading.
+ */
+export function damagedVaultError(location: string, reason: string): TokaError {
+  return new TokaError(
+    "vault_damaged",
+    `The vault file "${location}" is damaged (${reason}): restore it from a backup ` +
+      `(a copy of the file or an "events export"), then run "toka events verify"`,
+  );
+}
+
+/**
+ * The damaged-vault error for an SQLite error met while reading, else undefined.
+ */
+export function asDamagedVault(location: string, error: unknown): TokaError | undefined {
+  if (error instanceof TokaError || !(error instanceof Error)) return undefined;
+  const reason = error.message.split("\n")[0];
+  return MALFORMED.test(reason) || NOT_A_DATABASE.test(reason)
+    ? damagedVaultError(location, reason)
+    : undefined;
+}
+
 /**
  * Opens the Deno KV event store at a location, creating a local file's folder
  * when needed. The location is a file path, `:memory:` for a throwaway store,
  * or an `https://` URL of a remote Deno KV (Deno Deploy KV or a self-hosted
  * `denokv`) reached over KV Connect with the token in `DENO_KV_ACCESS_TOKEN`.
- * Without a location, `TOKA_DB` is used, then {@linkcode DEFAULT_VAULT_PATH}.
+ * Without a location, `TOKA_DB` is used, then {@linkcode DEFAULT_VAULT_PATH};
+ * a `TOKA_DB` set but empty is an error.
+ *
+ * A local file is checked before Deno KV opens it (SQLite's `quick_check`,
+ * about 1 ms per MB): a damaged file would otherwise make Deno panic in a
+ * background thread, which no caller can catch.
  *
  * @param location Where the store lives.
- * @param options Clock and random source for the store, and whether to create a missing file.
+ * @param options Clock and random source for the store, whether to create a
+ * missing file, and whether to open it only to read.
  * @returns The store; `close()` also closes the database.
- * @throws {TypeError} When the location is empty, has another URL scheme, is missing
- * (with `create: false`) or cannot be opened, with the reason in one line.
+ * @throws {TypeError} When the location is empty (also an empty `TOKA_DB`), has
+ * another URL scheme, is missing (with `create: false` or `readOnly`) or cannot
+ * be opened, with the reason in one line.
+ * @throws {TokaError} `"not_a_vault"` when the file is not a Deno KV database
+ * (an empty file opened read-only, or another kind of file), `"vault_damaged"`
+ * when SQLite finds it damaged. The file is left as it was.
  *
  * @example
  * ```ts
@@ -48,52 +111,136 @@ export async function openVault(
   location?: string,
   options: OpenVaultOptions = {},
 ): Promise<KvEventStore> {
-  const { create = true, ...storeOptions } = options;
-  const target = location ?? envLocation() ?? DEFAULT_VAULT_PATH;
-  if (typeof target !== "string" || target.trim() === "") {
-    throw new TypeError("Cannot open the vault: the location is empty");
-  }
+  const { create = true, readOnly = false, ...storeOptions } = options;
+  const target = resolveVaultLocation(location);
   const remote = /^https?:\/\//i.test(target);
   if (!remote && /^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
     throw new TypeError(
       `Cannot open the vault at "${target}": use a file path, :memory: or an http(s) URL`,
     );
   }
-  if (!create && !remote && target !== ":memory:" && !await exists(target)) {
-    throw new TypeError(`No vault at "${target}"`);
+  const local = !remote && target !== ":memory:";
+  let path = target;
+  let snapshot: string | undefined;
+  if (local) {
+    const size = await fileSize(target);
+    if (size === undefined && (!create || readOnly)) throw new TypeError(`No vault at "${target}"`);
+    if (size === 0 && readOnly) {
+      throw new TokaError("not_a_vault", `"${target}" is not a vault: the file is empty`);
+    }
+    if (size !== undefined && size > 0) {
+      const verdict = await probe(target, target);
+      if (verdict === "unwritable" && readOnly) {
+        snapshot = await Deno.makeTempDir({ prefix: "toka-snapshot-" });
+        try {
+          path = await copyVault(target, snapshot);
+          if (await probe(path, target) === "unwritable") {
+            throw new TypeError(`Cannot open the vault at "${target}": its copy is not writable`);
+          }
+        } catch (error) {
+          await Deno.remove(snapshot, { recursive: true });
+          throw error;
+        }
+      }
+    }
   }
   let kv: Deno.Kv;
   try {
-    if (!remote && target !== ":memory:") {
+    if (local && snapshot === undefined) {
       const folder = target.replace(/[\\/][^\\/]*$/, "");
       if (folder !== target && folder !== "") await Deno.mkdir(folder, { recursive: true });
     }
-    kv = await Deno.openKv(target);
+    kv = await Deno.openKv(path);
   } catch (error) {
+    if (snapshot !== undefined) await Deno.remove(snapshot, { recursive: true });
     const reason = (error instanceof Error ? error.message : String(error)).split("\n")[0];
     throw new TypeError(`Cannot open the vault at "${target}": ${reason}`);
   }
+  let store: KvEventStore;
   try {
-    return await KvEventStore.open(kv, { ...storeOptions, closeKv: true });
+    store = await KvEventStore.open(kv, { ...storeOptions, closeKv: true });
   } catch (error) {
     kv.close();
-    throw error;
+    if (snapshot !== undefined) await Deno.remove(snapshot, { recursive: true });
+    throw asDamagedVault(target, error) ?? error;
   }
+  if (snapshot !== undefined) {
+    const folder = snapshot;
+    const close = store.close.bind(store);
+    store.close = async () => {
+      try {
+        await close();
+      } finally {
+        await Deno.remove(folder, { recursive: true }).catch(() => {});
+      }
+    };
+  }
+  return store;
 }
 
-async function exists(path: string): Promise<boolean> {
+/**
+ * Checks a local SQLite file before Deno KV opens it, with a read-only
+ * connection: "ok", "unwritable" when SQLite cannot even read it without
+ * writing (a WAL database in a folder this process may not write), or throws
+ * the not-a-vault or damaged error naming `shown`.
+ */
+async function probe(path: string, shown: string): Promise<"ok" | "unwritable"> {
+  const { DatabaseSync } = await import("node:sqlite");
+  let db: InstanceType<typeof DatabaseSync> | undefined;
   try {
-    await Deno.stat(path);
-    return true;
+    db = new DatabaseSync(path, { readOnly: true });
+    const problems = db.prepare("PRAGMA quick_check").all()
+      .map((row) => String(Object.values(row)[0]))
+      .filter((line) => line !== "ok");
+    if (problems.length > 0) {
+      const first = problems[0].split("\n").filter((l) => !l.startsWith("***")).join(" ");
+      throw damagedVaultError(shown, first.trim() || "SQLite's quick_check failed");
+    }
+    const kv = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv'").get();
+    if (kv === undefined) {
+      throw new TokaError("not_a_vault", `"${shown}" is not a vault: it holds no Deno KV data`);
+    }
+    return "ok";
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
+    if (error instanceof TokaError) throw error;
+    const reason = (error instanceof Error ? error.message : String(error)).split("\n")[0];
+    if (NOT_A_DATABASE.test(reason)) {
+      throw new TokaError("not_a_vault", `"${shown}" is not a vault: ${reason}`);
+    }
+    if (MALFORMED.test(reason)) throw damagedVaultError(shown, reason);
+    if (/readonly|read-only|unable to open/i.test(reason)) return "unwritable";
+    throw new TypeError(`Cannot open the vault at "${shown}": ${reason}`);
+  } finally {
+    db?.close();
+  }
+}
+
+// The file and its write-ahead log: SQLite replays the log into the copy at open.
+async function copyVault(path: string, folder: string): Promise<string> {
+  const copy = `${folder}/vault.kv`;
+  await Deno.copyFile(path, copy);
+  try {
+    await Deno.copyFile(`${path}-wal`, `${copy}-wal`);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return copy;
+}
+
+async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    const info = await Deno.stat(path);
+    if (info.isDirectory) throw new TypeError(`Cannot open the vault at "${path}": it is a folder`);
+    return info.size;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
   }
 }
 
-function envLocation(): string | undefined {
+function envGet(name: string): string | undefined {
   try {
-    return Deno.env.get("TOKA_DB") || undefined;
+    return Deno.env.get(name);
   } catch {
     // Without --allow-env the default applies.
     return undefined;

@@ -34,6 +34,13 @@ Deno.test("toka auth e2e", async (t) => {
   const db = `${dir}/t.kv`;
   try {
     await t.step("rotate-secret persists: a new process sees the new kid active", async () => {
+      // Status only reads: no vault yet, and it creates none.
+      const none = await toka(["--db", db, "auth", "status"]);
+      assert.deepEqual([none.code, none.err], [1, `error: No vault at "${db}"\n`]);
+      assert.equal(
+        (await toka(["--db", db, "auth", "issue", "--sub", "a", "--perm", "a:b"])).code,
+        0,
+      );
       const before = status(await toka(["--db", db, "--json", "auth", "status"]));
       const rotated = await toka(["--db", db, "auth", "rotate-secret"]);
       assert.equal(rotated.err, "");

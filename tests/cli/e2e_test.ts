@@ -42,7 +42,7 @@ Deno.test("toka e2e", async (t) => {
       assert.equal(usage.out, "");
       assert.match(usage.err, /^error: option '--limit <n>' argument 'abc' is invalid[^\n]*\n$/);
       // A read-only command does not create a vault where none is.
-      const missing = await toka(["--db", db, "events", "show", "nope"]);
+      const missing = await toka(["--db", db, "events", "show", "0".repeat(26)]);
       assert.equal(missing.code, 1);
       assert.equal(missing.err, `error: No vault at "${db}"\n`);
       assert.equal(await Deno.stat(db).then(() => true, () => false), false);
@@ -133,6 +133,50 @@ Deno.test("toka e2e", async (t) => {
         }
       },
     );
+
+    await t.step("the demo's closing hint runs as typed, with a path holding a space", async () => {
+      const root = new URL("../..", import.meta.url).pathname;
+      const spaced = `${dir}/my vault/demo.kv`;
+      const demo = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "cli.ts", "--db", spaced, "demo"],
+        cwd: root,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const out = new TextDecoder().decode(demo.stdout);
+      assert.equal(demo.code, 0, new TextDecoder().decode(demo.stderr));
+      const hint = out.match(/^Inspect the log: (.*)$/m)?.[1];
+      assert.equal(hint, `deno run -A cli.ts --db '${spaced}' events list`);
+      const listed = await new Deno.Command("sh", {
+        args: ["-c", hint!],
+        cwd: root,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(listed.code, 0, new TextDecoder().decode(listed.stderr));
+      assert.match(new TextDecoder().decode(listed.stdout), /task\.completed/);
+    });
+
+    await t.step("an empty TOKA_DB is an error in openVault() too", async () => {
+      const vaultMod = new URL("../../vault/mod.ts", import.meta.url).href;
+      const config = new URL("../../deno.json", import.meta.url).pathname;
+      const code = `import { openVault } from "${vaultMod}";
+        try { await openVault(); console.log("opened"); }
+        catch (e) { console.log(e.constructor.name + ": " + e.message); }`;
+      const child = await new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--config", config, code],
+        cwd: dir,
+        env: { TOKA_DB: "" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(
+        new TextDecoder().decode(child.stdout),
+        "TypeError: TOKA_DB is set but empty: unset it or name a vault\n",
+        new TextDecoder().decode(child.stderr),
+      );
+      assert.equal(await Deno.stat(`${dir}/.toka`).then(() => true, () => false), false);
+    });
 
     await t.step("a closed stdout pipe ends export quietly", async () => {
       const vault = await openVault(db);

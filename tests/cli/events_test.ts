@@ -82,11 +82,14 @@ for (const [name, make] of STORES) {
       assert.deepEqual(await ids("--stream", "nobody"), []);
     });
 
-    await t.step("list with an invalid stream name fails in one line", async () => {
+    await t.step("list with an invalid stream name is a usage error in one line", async () => {
       const { io, run } = toka(store);
-      assert.equal(await run("events", "list", "--stream", "bad stream!"), 1);
+      assert.equal(await run("events", "list", "--stream", "bad stream!"), 2);
       assert.equal(io.errLines().length, 1);
-      assert.match(io.errLines()[0], /^error: Invalid stream name "bad stream!"/);
+      assert.match(
+        io.errLines()[0],
+        /^error: option '--stream <name>' argument 'bad stream!' is invalid/,
+      );
       assert.ok(hasNoStackTrace(io));
     });
 
@@ -102,13 +105,31 @@ for (const [name, make] of STORES) {
       assert.deepEqual(JSON.parse(json.io.out.join("")), all[1]);
     });
 
-    await t.step("show of an unknown or malformed id exits 1", async () => {
+    await t.step("show of an unknown id exits 1, of a malformed id 2", async () => {
       const unknown = "0".repeat(26);
-      for (const id of [unknown, "nope", all[0].id.toLowerCase(), ""]) {
+      const missing = toka(store);
+      assert.equal(await missing.run("events", "show", unknown), 1);
+      assert.deepEqual(missing.io.errLines(), [`error: No event with id "${unknown}"`]);
+      for (const id of ["nope", "", "U".repeat(26), `${all[0].id}0`]) {
         const { io, run } = toka(store);
-        assert.equal(await run("events", "show", id), 1);
-        assert.deepEqual(io.errLines(), [`error: No event with id "${id}"`]);
+        assert.equal(await run("events", "show", id), 2, id);
+        assert.equal(io.errLines().length, 1);
+        assert.match(
+          io.errLines()[0],
+          /^error: command-argument value '.*' is invalid for argument 'id'\. Expected an event id/,
+        );
         assert.deepEqual(io.out, []);
+      }
+    });
+
+    await t.step("show accepts an id in any case (Crockford base32)", async () => {
+      const lower = all[1].id.toLowerCase();
+      // Crockford base32 reads O as 0 and I or L as 1.
+      const lookalike = all[1].id.replaceAll("0", "o").replaceAll("1", "l");
+      for (const id of [lower, lookalike]) {
+        const { io, run } = toka(store);
+        assert.equal(await run("--json", "events", "show", id), 0, id);
+        assert.deepEqual(JSON.parse(io.out.join("")), all[1]);
       }
     });
 
@@ -222,19 +243,31 @@ for (const [name, make] of STORES) {
       await copy.close();
     });
 
-    await t.step("import stops at a malformed line, naming it; earlier lines stay", async () => {
+    await t.step("import checks every line first: a malformed line stores nothing", async () => {
       const lines = all.map((e) => JSON.stringify(e));
       const copy = await make();
       const io = recordingIo({ stdin: `${lines[0]}\n\n{"id": oops\n${lines[1]}\n` });
       assert.equal(await toka(copy, io).run("events", "import"), 1);
       assert.equal(io.errLines().length, 1);
-      assert.match(io.errLines()[0], /^error: Invalid JSON on line 3: /);
+      assert.match(io.errLines()[0], /^error: Invalid JSON on line 3: .*; nothing was imported$/);
       assert.deepEqual(io.out, []);
-      assert.deepEqual((await Array.fromAsync(copy.read())).map((e) => e.id), [all[0].id]);
+      assert.equal((await copy.stats()).events, 0);
       await copy.close();
     });
 
-    await t.step("import refuses a record whose payload was altered", async () => {
+    await t.step("import of something that is not a record stores nothing", async () => {
+      const copy = await make();
+      const io = recordingIo({ stdin: `${JSON.stringify(all[0])}\n\n42\n` });
+      assert.equal(await toka(copy, io).run("events", "import"), 1);
+      assert.deepEqual(io.errLines(), [
+        "error: Invalid record on line 3: not an object; nothing was imported",
+      ]);
+      assert.equal((await copy.stats()).events, 0);
+      assert.ok(hasNoStackTrace(io));
+      await copy.close();
+    });
+
+    await t.step("a record the store refuses on line N: says how many were stored", async () => {
       const altered = { ...all[1], payload: { id: 666 } };
       const copy = await make();
       const io = recordingIo({ stdin: `${JSON.stringify(all[0])}\n${JSON.stringify(altered)}\n` });
@@ -242,19 +275,16 @@ for (const [name, make] of STORES) {
       assert.equal(io.errLines().length, 1);
       assert.match(
         io.errLines()[0],
-        new RegExp(`^error: Invalid record on line 2: digest does not match .*${all[1].id}`),
+        new RegExp(
+          `^error: Invalid record on line 2: digest does not match .*${all[1].id}.*; ` +
+            `the 1 event before it is stored, and a re-run skips it$`,
+        ),
       );
       assert.deepEqual((await Array.fromAsync(copy.read())).map((e) => e.id), [all[0].id]);
-      await copy.close();
-    });
-
-    await t.step("import of something that is not a record exits 1", async () => {
-      const copy = await make();
-      const io = recordingIo({ stdin: `${JSON.stringify(all[0])}\n\n42\n` });
-      assert.equal(await toka(copy, io).run("events", "import"), 1);
-      assert.deepEqual(io.errLines(), ["error: Invalid record on line 3: not an object"]);
-      assert.equal((await copy.stats()).events, 1);
-      assert.ok(hasNoStackTrace(io));
+      // Fixed input: the re-run skips what was stored and adds the rest.
+      const fixed = recordingIo({ stdin: all.map((e) => JSON.stringify(e)).join("\n") });
+      assert.equal(await toka(copy, fixed).run("events", "import"), 0);
+      assert.deepEqual(fixed.outLines(), ["Imported 2 events, skipped 1 already stored"]);
       await copy.close();
     });
 
@@ -272,7 +302,9 @@ for (const [name, make] of STORES) {
         return Promise.resolve(unclosable(store, { close: () => Promise.resolve(void closed++) }));
       };
       for (
-        const args of [["list"], ["show", "nope"], ["stats"], ["verify"], ["export"], ["tail"]]
+        const args of [["list"], ["show", "0".repeat(26)], ["stats"], ["verify"], ["export"], [
+          "tail",
+        ]]
       ) {
         await main(["events", ...args], recordingIo(), { openStore });
       }

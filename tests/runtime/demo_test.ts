@@ -4,11 +4,17 @@ import type { CommandContext } from "../../cli/_context.ts";
 import { openVault } from "../../vault/mod.ts";
 import { readAgentRows } from "../../cli/agent.ts";
 
-function context(db: string, json: boolean, out: string[]): CommandContext {
+function context(
+  db: string,
+  json: boolean,
+  out: string[],
+  invocation: string[] = ["toka", "--db", db],
+): CommandContext {
   return {
     io: { stdout: (t) => void out.push(t), stderr: () => {}, env: () => undefined },
     json,
     dbLocation: db,
+    invocation,
     openStore: () => openVault(db),
   };
 }
@@ -25,7 +31,7 @@ Deno.test("toka demo stops mid-run, restarts and resumes without loss or duplica
       assert.match(text, /runtime stopped after [0-3] of 4 tasks/);
       assert.match(text, /worker completed task 4 \(echo "task 4"\)/);
       assert.match(text, /Summary: 4 tasks, 4 planned, 4 completed, 0 duplicates, 0 lost/);
-      assert.match(text, new RegExp(`Inspect the log: toka events list --db ${db}`));
+      assert.ok(text.includes(`Inspect the log: toka --db ${db} events list\n`), text);
     });
 
     await t.step("a second run on the same vault, as JSON", async () => {
@@ -45,6 +51,67 @@ Deno.test("toka demo stops mid-run, restarts and resumes without loss or duplica
       assert.deepEqual(rows.map((r) => r.name), ["planner", "worker"]);
       assert.ok(rows.every((r) => r.failures === 0));
       assert.equal(tools.filter((e) => e.kind === "tool.completed").length, 7);
+    });
+
+    await t.step(
+      "the hint is the command as typed, with the store, quoted for a shell",
+      async () => {
+        const out: string[] = [];
+        const invocation = ["deno", "run", "-A", "cli.ts", "--db", "my dir/it's.kv"];
+        assert.equal(
+          await runDemo(context(db, false, out, invocation), { tasks: 1, workMs: 1 }),
+          0,
+        );
+        const text = out.join("");
+        assert.ok(
+          text.includes(
+            `Inspect the log: deno run -A cli.ts --db 'my dir/it'\\''s.kv' events list\n`,
+          ),
+          text,
+        );
+        assert.ok(
+          text.includes(
+            `Inspect the agents: deno run -A cli.ts --db 'my dir/it'\\''s.kv' agent list\n`,
+          ),
+        );
+      },
+    );
+
+    await t.step("the summary counts only this run's events, not another writer's", async () => {
+      const other = await openVault(db);
+      let appended = 0;
+      let running = true;
+      const writer = (async () => {
+        while (running) {
+          await other.append("elsewhere", [{ kind: "noise.made", payload: { appended } }]);
+          appended++;
+          await new Promise((resolve) => setTimeout(resolve, 2));
+        }
+      })();
+      const out: string[] = [];
+      const head = Number(await other.head());
+      let summary;
+      try {
+        assert.equal(await runDemo(context(db, true, out), { tasks: 3, workMs: 20 }), 0);
+        summary = JSON.parse(out.join(""));
+      } finally {
+        running = false;
+        await writer;
+      }
+      const since = await Array.fromAsync(other.read({ from: String(head + 1).padStart(16, "0") }));
+      await other.close();
+      const created = new Set(
+        since.filter((e) =>
+          e.kind === "task.created" && (e.payload as { run: string }).run === summary.run
+        )
+          .map((e) => e.id),
+      );
+      const ours = since.filter((e) =>
+        created.has(e.id) || created.has(e.meta.correlationId ?? "")
+      );
+      assert.ok(appended > 0 && since.some((e) => e.stream === "elsewhere"));
+      assert.equal(summary.events, ours.length);
+      assert.ok(summary.events < since.length);
     });
 
     await t.step("an agent another process holds is waited for, and said so", async () => {

@@ -1,0 +1,292 @@
+// Refused input changes nothing, and one rule for exit codes: every bad argument value is 2,
+// every refusal or failure 1; with --json, errors are JSON on stderr. In-process on KV files.
+import assert from "node:assert/strict";
+import { main } from "../../cli.ts";
+import { openVault } from "../../vault/mod.ts";
+import { hasNoStackTrace, type RecordingIo, recordingIo } from "./_fakes.ts";
+
+interface Run {
+  code: number;
+  io: RecordingIo;
+}
+
+async function toka(
+  args: string[],
+  options: { stdin?: string; env?: Record<string, string> } = {},
+): Promise<Run> {
+  const io = recordingIo(options);
+  const code = await main(args, io);
+  assert.ok(hasNoStackTrace(io), io.err.join(""));
+  return { code, io };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+/** Every key and versionstamp of a KV file, to show that a command wrote nothing. */
+async function kvState(path: string): Promise<string[]> {
+  using kv = await Deno.openKv(path);
+  const state: string[] = [];
+  for await (const entry of kv.list({ prefix: [] })) {
+    state.push(`${JSON.stringify(entry.key)}@${entry.versionstamp}`);
+  }
+  return state;
+}
+
+/** The leaf commands, read from the help of the program and of each group. */
+async function leafCommands(group: string[] = []): Promise<string[]> {
+  const help = await toka([...group, "--help"]);
+  const text = help.io.out.join("");
+  const section = (text.split(/^Commands:$/m)[1] ?? "").split("\n\n")[0];
+  const names = [...section.matchAll(/^ {2}(\S+)/gm)].map((m) => m[1])
+    .filter((name) => name !== "help");
+  if (names.length === 0) return [group.join(" ")];
+  const leaves: string[] = [];
+  for (const name of names) leaves.push(...await leafCommands([...group, name]));
+  return leaves;
+}
+
+Deno.test("refused input changes nothing", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const db = `${dir}/h.kv`;
+  try {
+    await t.step("import of garbage creates no vault", async () => {
+      const { code, io } = await toka(["--db", db, "events", "import"], { stdin: "garbage\n" });
+      assert.equal(code, 1);
+      assert.match(io.errLines()[0], /^error: Invalid JSON on line 1: /);
+      assert.equal(await exists(db), false);
+    });
+
+    await t.step("import of a bad line N stores nothing, new vault or not", async () => {
+      const source = await openVault(":memory:");
+      await source.append("s", [{ kind: "a" }, { kind: "b" }]);
+      const lines = (await Array.fromAsync(source.read())).map((e) => JSON.stringify(e));
+      await source.close();
+      const stdin = `${lines[0]}\n${lines[1]}\n{"id": oops\n`;
+      const fresh = await toka(["--db", db, "events", "import"], { stdin });
+      assert.equal(fresh.code, 1);
+      assert.match(
+        fresh.io.errLines()[0],
+        /^error: Invalid JSON on line 3: .*nothing was imported/,
+      );
+      assert.equal(await exists(db), false);
+
+      const vault = await openVault(db);
+      await vault.append("other", [{ kind: "x" }]);
+      await vault.close();
+      const before = await kvState(db);
+      const notRecord = await toka(["--db", db, "events", "import"], {
+        stdin: `${lines[0]}\n42\n`,
+      });
+      assert.equal(notRecord.code, 1);
+      assert.deepEqual(notRecord.io.errLines(), [
+        "error: Invalid record on line 2: not an object; nothing was imported",
+      ]);
+      assert.deepEqual(await kvState(db), before);
+      await Deno.remove(db);
+    });
+
+    await t.step(
+      "auth revoke of a blank id or a past --exp is a usage error, no vault",
+      async () => {
+        const cases: [string[], RegExp][] = [
+          [
+            ["auth", "revoke", ""],
+            /^error: command-argument value '' is invalid for argument 'jti'/,
+          ],
+          [["auth", "revoke", "abc", "--exp", "1"], /argument '1' is invalid.*in the future/],
+          [["auth", "revoke", "abc", "--exp", String(Math.floor(Date.now() / 1000) - 5)], /future/],
+        ];
+        for (const [args, message] of cases) {
+          const { code, io } = await toka(["--db", db, ...args]);
+          assert.equal(code, 2, args.join(" "));
+          assert.deepEqual(io.out, []);
+          assert.equal(io.errLines().length, 1);
+          assert.match(io.errLines()[0], message);
+          assert.equal(await exists(db), false, args.join(" "));
+        }
+      },
+    );
+
+    await t.step("reading auth commands on a mistyped --db create nothing", async () => {
+      for (const args of [["auth", "status"], ["auth", "verify", "a.b.c"]]) {
+        const { code, io } = await toka(["--db", db, ...args]);
+        assert.equal(code, 1, args.join(" "));
+        assert.deepEqual(io.errLines(), [`error: No vault at "${db}"`]);
+        assert.equal(await exists(db), false, args.join(" "));
+      }
+    });
+
+    await t.step(
+      "auth status, verify and attenuate on a vault without a pool write nothing",
+      async () => {
+        const vault = await openVault(db);
+        await vault.append("s", [{ kind: "a" }]);
+        await vault.close();
+        const before = await kvState(db);
+        const status = await toka(["--db", db, "auth", "status"]);
+        assert.equal(status.code, 0);
+        assert.match(status.io.out.join(""), /^No secret pool in this vault yet/);
+        const json = await toka(["--db", db, "--json", "auth", "status"]);
+        assert.deepEqual(JSON.parse(json.io.out.join("")), { pool: null });
+        for (const args of [["auth", "verify", "a.b.c"], ["auth", "attenuate", "a.b.c"]]) {
+          const { code, io } = await toka(["--db", db, ...args]);
+          assert.equal(code, 1, args.join(" "));
+          assert.match(
+            io.errLines()[0],
+            /^error: No secret pool in vault .* no token is valid here/,
+          );
+        }
+        assert.deepEqual(await kvState(db), before);
+        await Deno.remove(db);
+      },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("one rule for exit codes: bad values 2, refusals and failures 1", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const db = `${dir}/v.kv`;
+  const missing = `${dir}/missing.kv`;
+  try {
+    // A vault with a pool and a token, for the refusals.
+    const issued = await toka(["--db", db, "auth", "issue", "--sub", "p", "--perm", "tool:echo:*"]);
+    assert.equal(issued.code, 0);
+    const token = issued.io.out.join("").trim();
+
+    // Every leaf command with a bad value; each runs on a path where no vault is, which
+    // must still not exist afterwards.
+    const bad: Record<string, string[][]> = {
+      "events list": [
+        ["--stream", "bad stream!"],
+        ["--kind", "bad kind"],
+        ["--from", "x1"],
+        ["--limit", "-1"],
+      ],
+      "events tail": [["--stream", "bad stream!"], ["-n", "1.5"], ["--kind", "a..b"]],
+      "events show": [["not-an-id"], [""], ["0".repeat(25)]],
+      "events stats": [["extra"]],
+      "events verify": [["--bogus"]],
+      "events export": [["extra"]],
+      "events import": [["--bogus"]],
+      "agent list": [["extra"]],
+      "auth rotate-secret": [["extra"]],
+      "auth issue": [
+        ["--sub", " ", "--perm", "a:b"],
+        ["--sub", "a", "--perm", "nocolon"],
+        ["--sub", "a", "--perm", "a:b", "--ttl", "0"],
+        ["--sub", "a", ...Array.from({ length: 101 }, (_, i) => ["--perm", `t:${i}`]).flat()],
+      ],
+      "auth attenuate": [["tok", "--perm", "nocolon"], ["tok", "--ttl", "86401"]],
+      "auth verify": [[]],
+      "auth status": [["extra"]],
+      "auth revoke": [[""], ["x".repeat(257)], ["j", "--exp", "soon"], ["j", "--exp", "1"], [
+        "j",
+        "--exp",
+        String(Math.ceil(Date.now() / 1000) + 3 * 86_400),
+      ]],
+      "demo": [["extra"]],
+    };
+
+    // Arguments that are fine, for the global bad values (an empty --db or TOKA_DB).
+    const fine: Record<string, string[]> = {
+      "events show": ["0".repeat(26)],
+      "auth issue": ["--sub", "a", "--perm", "a:b"],
+      "auth attenuate": ["tok"],
+      "auth verify": ["tok"],
+      "auth revoke": ["j"],
+    };
+
+    await t.step("the walk covers every command", async () => {
+      assert.deepEqual(Object.keys(bad).sort(), (await leafCommands()).sort());
+    });
+
+    await t.step("every command with a bad value exits 2 and creates nothing", async () => {
+      for (const [command, cases] of Object.entries(bad)) {
+        const words = command.split(" ");
+        const good = [...words, ...fine[command] ?? []];
+        const all = [
+          ...cases.map((args) => [...words, ...args]),
+          ["--db", "", ...good],
+          [...good, "--log-level", "loud"],
+        ];
+        for (const args of all) {
+          const { code, io } = await toka(["--db", missing, ...args]);
+          const what = JSON.stringify(args);
+          assert.equal(code, 2, `${what}: ${io.err.join("")}`);
+          assert.deepEqual(io.out, [], what);
+          assert.equal(io.errLines().length, 1, `${what}: ${io.err.join("")}`);
+          assert.match(io.errLines()[0], /^error: \S/, what);
+          assert.equal(await exists(missing), false, what);
+        }
+        const empty = await toka(good, { env: { TOKA_DB: "" } });
+        assert.equal(empty.code, 2, command);
+        assert.deepEqual(empty.io.errLines(), [
+          "error: TOKA_DB is set but empty: unset it or name a vault",
+        ]);
+      }
+    });
+
+    await t.step("refusals and failures exit 1", async () => {
+      const cases: [string[], RegExp][] = [
+        [["auth", "attenuate", token, "--perm", "tool:hash:invoke"], /is not granted/],
+        [["auth", "attenuate", token, "--ttl", "86400"], /would outlive the parent/],
+        [["auth", "attenuate", "garbage"], /^error: Invalid token/],
+        [["auth", "verify", "garbage"], /^error: Invalid token/],
+        [["events", "show", "0".repeat(26)], /^error: No event with id "0{26}"$/],
+      ];
+      for (const [args, message] of cases) {
+        const { code, io } = await toka(["--db", db, ...args]);
+        assert.equal(code, 1, `${args.join(" ")}: ${io.err.join("")}`);
+        assert.equal(io.errLines().length, 1);
+        assert.match(io.errLines()[0], message);
+      }
+      const missingVault = await toka(["--db", missing, "events", "stats"]);
+      assert.equal(missingVault.code, 1);
+    });
+
+    await t.step("with --json, errors are JSON on stderr", async () => {
+      const usage = await toka(["--db", db, "--json", "events", "list", "--limit", "abc"]);
+      assert.equal(usage.code, 2);
+      assert.deepEqual(usage.io.out, []);
+      assert.equal(usage.io.errLines().length, 1);
+      const usageError = JSON.parse(usage.io.errLines()[0]);
+      assert.equal(usageError.error.code, "usage");
+      assert.match(usageError.error.message, /^option '--limit <n>' argument 'abc' is invalid/);
+
+      const unknown = await toka(["--json", "bogus"]);
+      assert.equal(unknown.code, 2);
+      assert.equal(JSON.parse(unknown.io.errLines()[0]).error.code, "usage");
+
+      const failure = await toka(["--db", db, "--json", "events", "show", "0".repeat(26)]);
+      assert.equal(failure.code, 1);
+      assert.deepEqual(JSON.parse(failure.io.errLines()[0]), {
+        error: { code: "event_not_found", message: `No event with id "${"0".repeat(26)}"` },
+      });
+
+      const denied = await toka([
+        "--db",
+        db,
+        "--json",
+        "auth",
+        "attenuate",
+        token,
+        "--perm",
+        "tool:hash:invoke",
+      ]);
+      assert.equal(denied.code, 1);
+      assert.equal(JSON.parse(denied.io.errLines()[0]).error.code, "capability_denied");
+
+      const noVault = await toka(["--db", missing, "--json", "events", "stats"]);
+      assert.equal(noVault.code, 1);
+      assert.deepEqual(JSON.parse(noVault.io.errLines()[0]), {
+        error: { code: "error", message: `No vault at "${missing}"` },
+      });
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
