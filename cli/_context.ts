@@ -13,9 +13,10 @@ export interface CommandContext {
   dbLocation: string;
   /**
    * The words that run this program again on the same store, as a user types
-   * them (e.g. `["toka", "--db", "x.kv"]`), for hints such as the demo's.
+   * them (e.g. `["toka", "--db", "x.kv"]`), for hints such as the demo's;
+   * `toka --db <dbLocation>` when absent.
    */
-  invocation: string[];
+  invocation?: string[];
   /**
    * Opens the event store at {@linkcode CommandContext.dbLocation}; the caller
    * closes it. A command that does not write opens it read-only: a missing

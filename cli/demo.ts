@@ -109,7 +109,7 @@ export function runDemo(ctx: CommandContext, options: DemoOptions = {}): Promise
       );
       // The program as the user typed it, with the same store, quoted for a shell.
       const command = (...words: string[]) =>
-        [...ctx.invocation, ...words].map(shellQuote).join(" ");
+        [...ctx.invocation ?? ["toka", "--db", ctx.dbLocation], ...words].map(shellQuote).join(" ");
       say(`Inspect the log: ${command("events", "list")}`);
       say(`Inspect the agents: ${command("agent", "list")}`);
     }
