@@ -16,6 +16,12 @@ export interface OpenVaultOptions extends Omit<KvEventStoreOptions, "closeKv"> {
    * other processes are not seen through such a snapshot.
    */
   readOnly?: boolean;
+  /**
+   * Check a local file with SQLite's `quick_check` before Deno KV opens it;
+   * true by default. It costs about 3 ms per MB of vault (bench/open_probe.ts);
+   * without it, a damaged file can make Deno panic in a background thread.
+   */
+  check?: boolean;
 }
 
 /**
@@ -83,8 +89,9 @@ export function asDamagedVault(location: string, error: unknown): TokaError | un
  * a `TOKA_DB` set but empty is an error.
  *
  * A local file is checked before Deno KV opens it (SQLite's `quick_check`,
- * about 1 ms per MB): a damaged file would otherwise make Deno panic in a
- * background thread, which no caller can catch.
+ * about 3 ms per MB; see {@linkcode OpenVaultOptions.check}): a damaged file
+ * would otherwise make Deno panic in a background thread, which no caller can
+ * catch.
  *
  * @param location Where the store lives.
  * @param options Clock and random source for the store, whether to create a
@@ -111,7 +118,7 @@ export async function openVault(
   location?: string,
   options: OpenVaultOptions = {},
 ): Promise<KvEventStore> {
-  const { create = true, readOnly = false, ...storeOptions } = options;
+  const { create = true, readOnly = false, check = true, ...storeOptions } = options;
   const target = resolveVaultLocation(location);
   const remote = /^https?:\/\//i.test(target);
   if (!remote && /^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
@@ -128,13 +135,13 @@ export async function openVault(
     if (size === 0 && readOnly) {
       throw new TokaError("not_a_vault", `"${target}" is not a vault: the file is empty`);
     }
-    if (size !== undefined && size > 0) {
-      const verdict = await probe(target, target);
+    if (size !== undefined && size > 0 && (check || readOnly)) {
+      const verdict = await probe(target, target, check);
       if (verdict === "unwritable" && readOnly) {
         snapshot = await Deno.makeTempDir({ prefix: "toka-snapshot-" });
         try {
           path = await copyVault(target, snapshot);
-          if (await probe(path, target) === "unwritable") {
+          if (await probe(path, target, check) === "unwritable") {
             throw new TypeError(`Cannot open the vault at "${target}": its copy is not writable`);
           }
         } catch (error) {
@@ -180,16 +187,20 @@ export async function openVault(
 
 /**
  * Checks a local SQLite file before Deno KV opens it, with a read-only
- * connection: "ok", "unwritable" when SQLite cannot even read it without
+ * connection (with `check`, SQLite's quick_check too): "ok", "unwritable" when SQLite cannot even read it without
  * writing (a WAL database in a folder this process may not write), or throws
  * the not-a-vault or damaged error naming `shown`.
  */
-async function probe(path: string, shown: string): Promise<"ok" | "unwritable"> {
+async function probe(
+  path: string,
+  shown: string,
+  check: boolean,
+): Promise<"ok" | "unwritable"> {
   const { DatabaseSync } = await import("node:sqlite");
   let db: InstanceType<typeof DatabaseSync> | undefined;
   try {
     db = new DatabaseSync(path, { readOnly: true });
-    const problems = db.prepare("PRAGMA quick_check").all()
+    const problems = db.prepare(check ? "PRAGMA quick_check" : "SELECT 'ok'").all()
       .map((row) => String(Object.values(row)[0]))
       .filter((line) => line !== "ok");
     if (problems.length > 0) {
