@@ -173,8 +173,9 @@ export function exportEvents(ctx: CommandContext): Promise<number> {
  * importing the same export twice adds nothing. Every line is read and
  * checked (JSON, record shape) before anything is stored or a vault created:
  * a bad line stores nothing. Input is held in memory meanwhile. A record the
- * store itself refuses (a digest that does not match) stops the import there;
- * the error says how many events before it are stored, which a re-run skips.
+ * store itself refuses (a digest that does not match, a domain error) stops
+ * the import there; the error names its line and says how many events before
+ * it are stored, which a re-run skips.
  *
  * @param ctx The command context.
  * @returns The exit code.
@@ -210,7 +211,7 @@ export async function importEvents(ctx: CommandContext): Promise<number> {
         add(await store.importEvents(batch.map((l) => l.value as EventRecord)));
         continue;
       } catch (error) {
-        if (!isInvalidInput(error)) throw error;
+        if (!isRefusal(error)) throw error;
       }
       // A refused batch is retried record by record, so whatever the store behind,
       // the records before the refused one are stored and the error names its line.
@@ -218,16 +219,22 @@ export async function importEvents(ctx: CommandContext): Promise<number> {
         try {
           add(await store.importEvents([value as EventRecord]));
         } catch (error) {
-          if (!isInvalidInput(error)) throw error;
+          if (!isRefusal(error)) throw error;
           const before = start + index;
-          throw new Error(
-            `${onLine(error, line).message}; ` +
-              (before === 0
-                ? "nothing was imported"
-                : before === 1
-                ? "the 1 event before it is stored, and a re-run skips it"
-                : `the ${before} events before it are stored, and a re-run skips them`),
-          );
+          const message = `${
+            isInvalidInput(error)
+              ? onLine(error, line).message
+              : `Refused on line ${line}: ${(error as Error).message}`
+          }; ${
+            before === 0
+              ? "nothing was imported"
+              : before === 1
+              ? "the 1 event before it is stored, and a re-run skips it"
+              : `the ${before} events before it are stored, and a re-run skips them`
+          }`;
+          throw error instanceof TokaError
+            ? new TokaError(error.code, message)
+            : new Error(message);
         }
       }
     }
@@ -254,6 +261,11 @@ export function normalizeEventId(id: string): string | undefined {
 
 function isInvalidInput(error: unknown): error is TypeError | RangeError {
   return error instanceof TypeError || error instanceof RangeError;
+}
+
+// What a store says when it will not take a record: bad input or a domain condition.
+function isRefusal(error: unknown): boolean {
+  return isInvalidInput(error) || error instanceof TokaError;
 }
 
 // The store numbers the records of one call ("Invalid record 0: ..."); users think in lines.

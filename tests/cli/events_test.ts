@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { main } from "../../cli.ts";
-import { MemoryEventStore, openVault } from "../../vault/mod.ts";
+import { MemoryEventStore, openVault, TokaError } from "../../vault/mod.ts";
 import type { EventRecord, EventStore } from "../../runtime/event_store.ts";
 import { hasNoStackTrace, opener, recordingIo, unclosable } from "./_fakes.ts";
 
@@ -287,6 +287,38 @@ for (const [name, make] of STORES) {
       assert.deepEqual(fixed.outLines(), ["Imported 2 events, skipped 1 already stored"]);
       await copy.close();
     });
+
+    await t.step(
+      "a store's refusal (a domain error) on line N names it and what was stored",
+      async () => {
+        const copy = await make();
+        const refused = all[2].id;
+        const strict = unclosable(copy, {
+          importEvents: async (records) => {
+            const list = await Array.fromAsync(records);
+            if (list.some((r) => r.id === refused)) {
+              throw new TokaError(
+                "import_conflict",
+                `Stream "agent/worker" already has other events`,
+              );
+            }
+            return await copy.importEvents(list);
+          },
+        });
+        const io = recordingIo({ stdin: all.map((e) => JSON.stringify(e)).join("\n") });
+        const code = await main(["--json", "events", "import"], io, { openStore: opener(strict) });
+        assert.equal(code, 1);
+        assert.deepEqual(JSON.parse(io.errLines()[0]), {
+          error: {
+            code: "import_conflict",
+            message: `Refused on line 3: Stream "agent/worker" already has other events; ` +
+              `the 2 events before it are stored, and a re-run skips them`,
+          },
+        });
+        assert.equal((await copy.stats()).events, 2);
+        await copy.close();
+      },
+    );
 
     await t.step("import without stdin exits 1", async () => {
       const { io, run } = toka(store);
