@@ -12,6 +12,7 @@ import {
   isValidPermission,
   KvTokenAuthority,
   MASTER_KEY_ENV,
+  parseMasterKey,
   type PoolStatus,
   TokenExpiredError,
   TokenRevokedError,
@@ -65,11 +66,14 @@ export interface RevokeTokenOptions {
  * @throws {TypeError} When `TOKA_MASTER_KEY` is malformed.
  * @throws {SecretPoolError} When the pool is wrapped and the key is wrong or missing.
  */
-export function withAuthority<T>(
+export async function withAuthority<T>(
   ctx: CommandContext,
   task: (auth: KvTokenAuthority) => Promise<T>,
 ): Promise<T> {
-  return withStore(ctx, async (store) => task(await openAuthority(ctx, store)));
+  // A malformed key is refused before the vault is opened, and so created.
+  const masterKey = ctx.io.env(MASTER_KEY_ENV) || undefined;
+  if (masterKey !== undefined) parseMasterKey(masterKey);
+  return await withStore(ctx, async (store) => task(await openAuthority(ctx, store)));
 }
 
 /**

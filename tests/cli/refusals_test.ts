@@ -109,6 +109,22 @@ Deno.test("refused input changes nothing", async (t) => {
       },
     );
 
+    await t.step("a malformed TOKA_MASTER_KEY creates no vault", async () => {
+      const env = { TOKA_MASTER_KEY: "not-a-key" };
+      for (
+        const args of [
+          ["auth", "issue", "--sub", "a", "--perm", "a:b"],
+          ["auth", "rotate-secret"],
+          ["auth", "revoke", "j"],
+        ]
+      ) {
+        const { code, io } = await toka(["--db", db, ...args], { env });
+        assert.equal(code, 1, args.join(" "));
+        assert.match(io.errLines()[0], /^error: Invalid master key: expected base64url/);
+        assert.equal(await exists(db), false, args.join(" "));
+      }
+    });
+
     await t.step("reading auth commands on a mistyped --db create nothing", async () => {
       for (const args of [["auth", "status"], ["auth", "verify", "a.b.c"]]) {
         const { code, io } = await toka(["--db", db, ...args]);
