@@ -56,6 +56,26 @@ Deno.test("damaged, empty and read-only vault files", async (t) => {
     }
     await vault.close();
 
+    await t.step("reading commands leave a healthy vault byte for byte as it was", async () => {
+      const before = await digest(good);
+      // auth verify fails (no pool, so no token is valid), and writes nothing either.
+      const reads: [string[], number][] = [
+        [["events", "list"], 0],
+        [["events", "stats"], 0],
+        [["events", "verify"], 0],
+        [["agent", "list"], 0],
+        [["auth", "status"], 0],
+        [["auth", "verify", "a.b.c"], 1],
+      ];
+      for (const [command, expected] of reads) {
+        const { code, err } = await toka(["--db", good, ...command]);
+        assert.equal(code, expected, `${command.join(" ")}: ${err}`);
+        assert.equal(await digest(good), before, command.join(" "));
+      }
+      const entries = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
+      assert.deepEqual(entries, ["good.kv"]);
+    });
+
     await t.step("a zeroed page: one line saying the file is damaged, file unchanged", async () => {
       // queue_running's page made Deno KV's queue thread panic; kv's page is an SQLite error.
       for (const table of ["queue_running", "kv"]) {
