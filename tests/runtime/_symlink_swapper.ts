@@ -1,17 +1,19 @@
 /// <reference no-default-lib="true" />
 /// <reference lib="deno.worker" />
 // A worker that keeps swapping a folder and a file under a storage root for
-// symbolic links that lead out of it, then back, until told to stop.
+// symbolic links that lead out of it, then back. Each message is one round of
+// `ms` milliseconds; the reply is the number of swaps made so far, so the
+// parent can ask for more rounds on a slow (loaded) machine.
 interface Start {
   root: string;
   outside: string;
   ms: number;
 }
 
+let swaps = 0;
 self.onmessage = (message: MessageEvent<Start>) => {
   const { root, outside, ms } = message.data;
   const end = Date.now() + ms;
-  let swaps = 0;
   const swap = (name: string, target: string) => {
     const path = `${root}/${name}`;
     const parked = `${root}/${name}.parked`;

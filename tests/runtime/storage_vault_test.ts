@@ -83,9 +83,9 @@ Deno.test('storage("vault"): values over 16 MiB are refused in one line, storing
   }
 });
 
-// A real process is killed with SIGKILL while it puts 8 MiB values (most of a
-// put's time is spent writing chunks, so the kill lands mid-put; the test
-// checks that it did by finding orphans before the cleanup).
+// A real process is killed with SIGKILL while it puts 8 MiB values: the test
+// watches the file and kills it once a put's chunks are there without their
+// metadata, then checks that the orphans survived the kill before the cleanup.
 Deno.test('storage("vault"): chunks of a put killed part-way are cleaned up', async () => {
   const dir = await Deno.makeTempDir();
   const db = join(dir, "storage.kv");
@@ -99,7 +99,17 @@ Deno.test('storage("vault"): chunks of a put killed part-way are cleaned up', as
       }).spawn();
       const reader = child.stdout.getReader();
       await reader.read(); // "ready"
-      await new Promise((resolve) => setTimeout(resolve, 300 + attempt * 150));
+      // Kill as soon as a put is seen part-way (chunks no metadata names yet),
+      // however slow the machine is; give up on this attempt after 20 s.
+      const watcher = await Deno.openKv(db);
+      try {
+        for (const end = Date.now() + 20_000; Date.now() < end;) {
+          if ((await orphans(watcher)).entries > 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      } finally {
+        watcher.close();
+      }
       child.kill("SIGKILL");
       await reader.cancel();
       await child.status;
