@@ -21,6 +21,7 @@ import { type CommandContext, isWriting, type RunCommand } from "./cli/_context.
 import { type CliIo, processIo } from "./cli/_io.ts";
 import { configureLogging } from "./cli/_log.ts";
 import { UsageError } from "./cli/_usage_error.ts";
+import { redactTokens } from "./auth/_redact.ts";
 import { registerAuthCommands } from "./cli/auth.ts";
 import { registerEventsCommands } from "./cli/events.ts";
 import { registerAgentCommands } from "./cli/agent.ts";
@@ -198,8 +199,12 @@ function failure(io: CliIo, error: unknown, json: boolean): number {
   return usage ? 2 : 1;
 }
 
+// Error lines may echo what the user typed: never a token, nor a raw control character.
 function oneLine(text: string): string {
-  return text.trim().replace(/\s*\n\s*/g, " ");
+  return redactTokens(text.trim().replace(/\s*\n\s*/g, " ")).replace(
+    /[\p{Cc}\u2028\u2029]/gu,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 if (import.meta.main) {
