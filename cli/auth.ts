@@ -14,6 +14,7 @@ import {
   MASTER_KEY_ENV,
   parseMasterKey,
   type PoolStatus,
+  SecretPoolError,
   TokenExpiredError,
   TokenRevokedError,
 } from "../auth/mod.ts";
@@ -97,9 +98,46 @@ export function withExistingAuthority<T>(
   });
 }
 
-function openAuthority(ctx: CommandContext, store: EventStore): Promise<KvTokenAuthority> {
+async function openAuthority(
+  ctx: CommandContext,
+  store: EventStore,
+  options: { wrapRawSecrets?: boolean } = {},
+): Promise<KvTokenAuthority> {
   const masterKey = ctx.io.env(MASTER_KEY_ENV) || undefined;
-  return KvTokenAuthority.open(kvOf(store), { masterKey });
+  try {
+    return await KvTokenAuthority.open(kvOf(store), { masterKey, ...options });
+  } catch (error) {
+    if (!(error instanceof SecretPoolError) || error.code !== "secret_pool_unwrapped") throw error;
+    throw new SecretPoolError(
+      error.code,
+      `${error.message}; run "toka auth wrap-secrets" once to wrap the raw secrets`,
+    );
+  }
+}
+
+/**
+ * Wraps the raw secrets of the pool with `TOKA_MASTER_KEY`, once, on purpose:
+ * with a master key set, raw secrets are otherwise refused. The wrapped key ids
+ * are logged.
+ *
+ * @param ctx The command context.
+ * @returns The exit code.
+ * @throws {UsageError} When `TOKA_MASTER_KEY` is not set.
+ */
+export function wrapSecrets(ctx: CommandContext): Promise<number> {
+  if (!ctx.io.env(MASTER_KEY_ENV)) {
+    throw new UsageError(`Set ${MASTER_KEY_ENV} to the key that should wrap the secret pool`);
+  }
+  return withStore(ctx, async (store) => {
+    const auth = await openAuthority(ctx, store, { wrapRawSecrets: true });
+    const { wrapped } = await auth.status();
+    ctx.io.stdout(
+      ctx.json
+        ? `${JSON.stringify({ wrapped })}\n`
+        : `✅ Secret pool wrapped with ${MASTER_KEY_ENV}\n`,
+    );
+    return 0;
+  });
 }
 
 function noPool(ctx: CommandContext): TokaError {
@@ -350,6 +388,12 @@ export function registerAuthCommands(program: Command, run: RunCommand): Command
 
   auth.command("status").description("list the pool's key ids, states and times, and revocations")
     .action((_options: unknown, command: Command) => run(command, authStatus));
+
+  writes(auth.command("wrap-secrets"))
+    .description(
+      `wrap a raw secret pool with ${MASTER_KEY_ENV}, once (raw secrets are refused under a key)`,
+    )
+    .action((_options: unknown, command: Command) => run(command, wrapSecrets));
 
   writes(auth.command("revoke"))
     .description("revoke a token by its id (jti) until it expires")

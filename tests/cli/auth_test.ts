@@ -470,6 +470,33 @@ Deno.test("toka auth with TOKA_MASTER_KEY", async (t) => {
       assert.ok(!io.err.join("").includes(bad));
     });
 
+    await t.step("a raw pool is refused under a key until wrap-secrets wraps it", async () => {
+      const rawDb = `${dir}/raw.kv`;
+      const plain = tokaAt(rawDb);
+      const token = (await plain("auth", "issue", "--sub", "a", "--perm", "a:b")).out.trim();
+      const keyed = tokaAt(rawDb, { TOKA_MASTER_KEY: key });
+      const refused = await keyed("auth", "status");
+      assert.equal(refused.code, 1);
+      assert.match(
+        refused.io.errLines()[0],
+        /^error: The secret pool holds an unwrapped secret "[0-9a-f]+" while a master key is configured: refusing it; run "toka auth wrap-secrets" once to wrap the raw secrets$/,
+      );
+      assert.equal((await rawSecrets(rawDb)).wrapped, false, "nothing changed");
+      const wrapped = await keyed("auth", "wrap-secrets");
+      assert.equal(wrapped.code, 0);
+      assert.equal(wrapped.out, "✅ Secret pool wrapped with TOKA_MASTER_KEY\n");
+      assert.equal((await rawSecrets(rawDb)).wrapped, true);
+      assert.equal(JSON.parse((await keyed("--json", "auth", "status")).out).wrapped, true);
+      assert.equal((await keyed("auth", "verify", token)).code, 0);
+      const again = await keyed("--json", "auth", "wrap-secrets");
+      assert.deepEqual(JSON.parse(again.out), { wrapped: true });
+      const without = await plain("auth", "wrap-secrets");
+      assert.equal(without.code, 2);
+      assert.deepEqual(without.io.errLines(), [
+        "error: Set TOKA_MASTER_KEY to the key that should wrap the secret pool",
+      ]);
+    });
+
     await t.step("status output holds neither the key nor any stored bytes", async () => {
       const { secrets } = await rawSecrets(db);
       for (const args of [["auth", "status"], ["--json", "auth", "status"]]) {
