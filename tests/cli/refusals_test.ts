@@ -199,6 +199,7 @@ Deno.test("one rule for exit codes: bad values 2, refusals and failures 1", asyn
       "auth attenuate": [["tok", "--perm", "nocolon"], ["tok", "--ttl", "86401"]],
       "auth verify": [[]],
       "auth status": [["extra"]],
+      "auth wrap-secrets": [["extra"]],
       "auth revoke": [[""], ["x".repeat(257)], ["j", "--exp", "soon"], ["j", "--exp", "1"], [
         "j",
         "--exp",
