@@ -136,12 +136,12 @@ export async function openVault(
       throw new TokaError("not_a_vault", `"${target}" is not a vault: the file is empty`);
     }
     if (size !== undefined && size > 0 && (check || readOnly)) {
-      const verdict = await probe(target, target, check);
+      const verdict = await probe(target, target, check, !readOnly);
       if (verdict === "unwritable" && readOnly) {
         snapshot = await Deno.makeTempDir({ prefix: "toka-snapshot-" });
         try {
           path = await copyVault(target, snapshot);
-          if (await probe(path, target, check) === "unwritable") {
+          if (await probe(path, target, check, false) === "unwritable") {
             throw new TypeError(`Cannot open the vault at "${target}": its copy is not writable`);
           }
         } catch (error) {
@@ -187,14 +187,17 @@ export async function openVault(
 
 /**
  * Checks a local SQLite file before Deno KV opens it, with a read-only
- * connection (with `check`, SQLite's quick_check too): "ok", "unwritable" when SQLite cannot even read it without
- * writing (a WAL database in a folder this process may not write), or throws
- * the not-a-vault or damaged error naming `shown`.
+ * connection (with `check`, SQLite's quick_check too): "ok", "unwritable" when
+ * SQLite cannot even read it without writing (a WAL database in a folder this
+ * process may not write), or throws the not-a-vault or damaged error naming
+ * `shown`. With `mayCreate`, a database with no table at all is "ok": another
+ * process has written its header and is about to create Deno KV's tables.
  */
 async function probe(
   path: string,
   shown: string,
   check: boolean,
+  mayCreate: boolean,
 ): Promise<"ok" | "unwritable"> {
   const { DatabaseSync } = await import("node:sqlite");
   let db: InstanceType<typeof DatabaseSync> | undefined;
@@ -208,7 +211,8 @@ async function probe(
       throw damagedVaultError(shown, first.trim() || "SQLite's quick_check failed");
     }
     const kv = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv'").get();
-    if (kv === undefined) {
+    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get();
+    if (kv === undefined && !(mayCreate && Number(tables?.n) === 0)) {
       throw new TokaError("not_a_vault", `"${shown}" is not a vault: it holds no Deno KV data`);
     }
     return "ok";
