@@ -77,5 +77,5 @@ export function formatVerifyReport(report: VerifyReport): string {
   if (report.ok) return `OK: ${report.checked} events verified, no problem found\n`;
   const count = report.problems.length;
   return `FAILED: ${count} problem${count === 1 ? "" : "s"} in ${report.checked} events\n` +
-    report.problems.map((p) => `${p.id}  ${p.position}  ${p.reason}\n`).join("");
+    report.problems.map((p) => `${p.id ?? "-"}  ${p.position}  ${p.reason}\n`).join("");
 }

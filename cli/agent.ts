@@ -65,7 +65,7 @@ export async function readAgentRows(
   if (store.kv === undefined) {
     throw new Error("Agent checkpoints live in a Deno KV vault, and this store is not one");
   }
-  const head = Number((await store.head()) ?? 0);
+  const head = Number((await store.head())?.position ?? 0);
   const leases = new Map<string, number>();
   for await (const entry of store.kv.list<Lease>({ prefix: [...LEASE_PREFIX] })) {
     if (entry.value.expiresAt > now) leases.set(String(entry.key[2]), entry.value.expiresAt);

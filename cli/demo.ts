@@ -63,7 +63,7 @@ export function runDemo(ctx: CommandContext, options: DemoOptions = {}): Promise
   };
   return withStore(ctx, async (store) => {
     const run = crypto.randomUUID().slice(0, 8);
-    const firstHead = Number((await store.head()) ?? 0);
+    const firstHead = Number((await store.head())?.position ?? 0);
     say(`Toka demo on ${ctx.dbLocation} (run ${run})`);
 
     // Phase 1: produce, handle, stop mid-run.

@@ -9,7 +9,7 @@ import { compileKindFilter } from "../runtime/kind_pattern.ts";
 import { assertStream } from "../runtime/_ids.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { assertRecord } from "../vault/_event.ts";
-import type { EventRecord, ImportResult } from "../runtime/event_store.ts";
+import type { EventRecord, ImportResult, LogHead } from "../runtime/event_store.ts";
 import { type CommandContext, type RunCommand, withStore, writes } from "./_context.ts";
 import { formatEventDetail, formatEventLine, formatStats, formatVerifyReport } from "./_format.ts";
 import { type JsonLine, parseJsonLines, textLines } from "./_json_lines.ts";
@@ -77,7 +77,7 @@ export function listEvents(ctx: CommandContext, options: ListOptions): Promise<n
 export function tailEvents(ctx: CommandContext, options: TailOptions): Promise<number> {
   return withStore(ctx, async (store) => {
     const out = output(ctx);
-    const head = await store.head();
+    const head = (await store.head())?.position ?? null;
     const last: EventRecord[] = [];
     if (head !== null && options.lines > 0) {
       for await (
@@ -140,14 +140,44 @@ export function eventStats(ctx: CommandContext): Promise<number> {
 }
 
 /**
- * Recomputes every digest and parent link and lists the events at fault.
+ * Prints the position and chain digest of the last event as one value
+ * (`<position>@sha256:<hex>`, or JSON with `--json`), to keep and later pass
+ * to `events verify --expect-head`.
  *
  * @param ctx The command context.
+ * @returns The exit code.
+ */
+export function eventHead(ctx: CommandContext): Promise<number> {
+  return withStore(ctx, async (store) => {
+    const head = await store.head();
+    if (ctx.json) ctx.io.stdout(`${JSON.stringify(head)}\n`);
+    else ctx.io.stdout(head === null ? "The log is empty\n" : `${formatHead(head)}\n`);
+    return 0;
+  });
+}
+
+/** Options of {@linkcode verifyEvents}. */
+export interface VerifyEventsOptions {
+  /** A head printed earlier by `events head`: the log must still hold it. */
+  expectHead?: LogHead;
+}
+
+/**
+ * Recomputes the digest chain and every parent link and lists the events at
+ * fault; with an expected head, also proves nothing before it changed.
+ *
+ * @param ctx The command context.
+ * @param options The expected head, if any.
  * @returns 0 when the log is intact, 1 when a problem was found.
  */
-export function verifyEvents(ctx: CommandContext): Promise<number> {
+export function verifyEvents(
+  ctx: CommandContext,
+  options: VerifyEventsOptions = {},
+): Promise<number> {
   return withStore(ctx, async (store) => {
-    const report = await store.verify();
+    const report = await store.verify(
+      options.expectHead === undefined ? undefined : { expectHead: options.expectHead },
+    );
     ctx.io.stdout(ctx.json ? `${JSON.stringify(report)}\n` : formatVerifyReport(report));
     return report.ok ? 0 : 1;
   });
@@ -316,8 +346,20 @@ export function registerEventsCommands(program: Command, run: RunCommand): Comma
   events.command("stats").description("count events, streams and kinds")
     .action((_options: unknown, command: Command) => run(command, eventStats));
 
-  events.command("verify").description("check every digest and parent link; exit 1 on a problem")
-    .action((_options: unknown, command: Command) => run(command, verifyEvents));
+  events.command("verify")
+    .description("check the digest chain, parent links and index; exit 1 on a problem")
+    .option(
+      "--expect-head <head>",
+      "a head printed earlier by `events head`: fail unless the log still holds it",
+      parseHeadArg,
+    )
+    .action((options: VerifyEventsOptions, command: Command) =>
+      run(command, (ctx) => verifyEvents(ctx, options))
+    );
+
+  events.command("head")
+    .description("print the position and chain digest of the last event, to keep")
+    .action((_options: unknown, command: Command) => run(command, eventHead));
 
   events.command("export")
     .description(
@@ -391,4 +433,28 @@ function parseEventIdArg(value: string): string {
 function parsePositionArg(value: string): string {
   if (!/^\d{1,16}$/.test(value)) throw new InvalidArgumentError("Expected up to 16 digits");
   return value.padStart(16, "0");
+}
+
+function formatHead(head: LogHead): string {
+  return `${head.position}@${head.digest}`;
+}
+
+/** `<position>@sha256:<hex>` as `events head` prints it, or its `--json` form. */
+function parseHeadArg(value: string): LogHead {
+  const text = /^\s*\{/.test(value) ? undefined : value.match(/^(\d{1,16})@(sha256:[0-9a-f]{64})$/);
+  if (text) return { position: text[1].padStart(16, "0"), digest: text[2] };
+  if (text === undefined) {
+    try {
+      const head = JSON.parse(value);
+      if (
+        typeof head?.position === "string" && /^\d{1,16}$/.test(head.position) &&
+        typeof head.digest === "string" && /^sha256:[0-9a-f]{64}$/.test(head.digest)
+      ) return { position: head.position.padStart(16, "0"), digest: head.digest };
+    } catch {
+      // refused below
+    }
+  }
+  throw new InvalidArgumentError(
+    "Expected <position>@sha256:<64 hex digits>, as printed by `toka events head`",
+  );
 }

@@ -441,7 +441,7 @@ export class AgentRunner {
   async #advance(store: EventStore): Promise<void> {
     const from = this.position;
     try {
-      const head = await store.head();
+      const head = (await store.head())?.position ?? null;
       if (head === null || (from !== null && head <= from)) return;
       const pending = store.read({
         from: from === null ? undefined : formatPosition(Number(from) + 1),

@@ -30,7 +30,12 @@ export interface EventRecord<P = unknown> {
   payload: P;
   /** Ids of causal parents. */
   parents: string[];
-  /** `"sha256:<hex>"` over the canonical payload and the sorted parent digests. */
+  /**
+   * `"sha256:<hex>"` over the canonical record (every other field), its
+   * parents' digests (sorted) and the digest of the event before it in
+   * position order: a chain, so that no edit, removal or reordering of any
+   * event passes `verify()`.
+   */
   digest: string;
   /** Why the event happened, in words, if the producer said. */
   intent?: string;
@@ -104,11 +109,29 @@ export interface SubscribeOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * The last event of a log: its position and chain digest. Kept (or published)
+ * and later passed to {@linkcode EventStore.verify} as `expectHead`, it proves
+ * that nothing before it was rewritten or cut off since.
+ */
+export interface LogHead {
+  /** Position of the last event; 16 zero-padded decimal digits. */
+  position: string;
+  /** Its chain digest, `"sha256:<hex>"`. */
+  digest: string;
+}
+
+/** Options of {@linkcode EventStore.verify}. */
+export interface VerifyOptions {
+  /** A head kept earlier: the log must still hold that event with that digest. */
+  expectHead?: LogHead;
+}
+
 /** One problem found by {@linkcode EventStore.verify}. */
 export interface VerifyProblem {
-  /** The id of the event at fault. */
-  id: string;
-  /** Its position. */
+  /** The id of the event at fault; absent where no event can be read (missing or unreadable). */
+  id?: string;
+  /** Its position, or the first position of what is missing or unreadable. */
   position: string;
   /** What is wrong, in one line. */
   reason: string;
@@ -120,7 +143,7 @@ export interface VerifyReport {
   ok: boolean;
   /** How many events were checked. */
   checked: number;
-  /** Every problem found, in log order. */
+  /** The problems found, in log order (at most 1,000, then a count of the rest). */
   problems: VerifyProblem[];
 }
 
@@ -173,14 +196,20 @@ export interface EventStore {
   readStream(stream: string): AsyncIterableIterator<EventRecord>;
   /** Returns the event with this id, or `null`. */
   get(id: string): Promise<EventRecord | null>;
-  /** Returns the position of the last event, or `null` for an empty log. */
-  head(): Promise<string | null>;
+  /** Returns the position and chain digest of the last event, or `null` for an empty log. */
+  head(): Promise<LogHead | null>;
   /** Counts events, streams and kinds. */
   stats(): Promise<StoreStats>;
   /** Catches up from the log, then follows new events live, with no gap and no duplicate. */
   subscribe(options?: SubscribeOptions): AsyncIterableIterator<EventRecord>;
-  /** Recomputes every digest and parent link and reports tampered events by id. */
-  verify(): Promise<VerifyReport>;
+  /**
+   * Recomputes the digest chain and every parent link (and, where the store
+   * has them, checks its indexes) and reports the first broken events by id
+   * or position; with `expectHead`, also proves nothing before that head changed.
+   *
+   * @throws {TypeError} When `expectHead` is not a head.
+   */
+  verify(options?: VerifyOptions): Promise<VerifyReport>;
   /** Stores exported records, keeping their ids; records whose id is already stored are skipped. */
   importEvents(records: Iterable<EventRecord> | AsyncIterable<EventRecord>): Promise<ImportResult>;
   /** Flushes pending work and releases resources; the store is unusable afterwards. */

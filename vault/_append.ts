@@ -36,7 +36,7 @@ export function readLimit(limit: number | undefined): number {
 
 export function digestMismatch(index: number, id: string): TypeError {
   return new TypeError(
-    `Invalid record ${index}: digest does not match its payload and parents (id ${id})`,
+    `Invalid record ${index}: digest does not match the record and the record before it (id ${id}): tampered, or not imported from the start of its export`,
   );
 }
 

@@ -81,12 +81,72 @@ export function sha256Hex(data: string | Uint8Array): string {
   return hash("sha256", data, "hex");
 }
 
-/** The causal digest: H(canonical payload ‖ sorted parent digests). */
-export function eventDigest(canonicalPayload: string, parentDigests: readonly string[]): string {
-  const input = parentDigests.length === 0
-    ? canonicalPayload
-    : `${canonicalPayload}\n${[...parentDigests].sort().join("\n")}`;
-  return `sha256:${hash("sha256", input, "hex")}`;
+/** The fields of an event that its digest covers, with its canonical payload. */
+export interface DigestFields {
+  id: string;
+  position: number;
+  stream: string;
+  version: number;
+  kind: string;
+  /** The payload as canonical JSON (RFC 8785). */
+  canonicalPayload: string;
+  /** Parent ids, in the order given. */
+  parents: readonly string[];
+  intent?: string;
+  timestamp: number;
+  meta: Readonly<Record<string, string>>;
+}
+
+/**
+ * The chained digest of an event: `sha256:` over the canonical JSON (RFC 8785)
+ * of every field of the record, its parents' digests (sorted) and the digest
+ * of the event before it in position order (`null` for the first), so that no
+ * edit, removal or reordering of any event goes unnoticed after it:
+ *
+ *   {"id","intent"?,"kind","meta","parentDigests","parents","payload",
+ *    "position","prev","stream","timestamp","version"}
+ *
+ * Built by hand in canonical key order: this runs once per appended event.
+ */
+export function recordDigest(
+  fields: DigestFields,
+  parentDigests: readonly string[],
+  previous: string | null,
+): string {
+  let json = `{"id":${JSON.stringify(fields.id)}`;
+  if (fields.intent !== undefined) json += `,"intent":${JSON.stringify(fields.intent)}`;
+  json += `,"kind":${JSON.stringify(fields.kind)},"meta":${canonicalMeta(fields.meta)}`;
+  json += `,"parentDigests":${
+    parentDigests.length === 0 ? "[]" : JSON.stringify([...parentDigests].sort())
+  }`;
+  json += `,"parents":${fields.parents.length === 0 ? "[]" : JSON.stringify(fields.parents)}`;
+  json += `,"payload":${fields.canonicalPayload},"position":${fields.position}`;
+  json += `,"prev":${previous === null ? "null" : JSON.stringify(previous)}`;
+  json += `,"stream":${JSON.stringify(fields.stream)},"timestamp":${fields.timestamp}`;
+  json += `,"version":${fields.version}}`;
+  return `sha256:${hash("sha256", json, "hex")}`;
+}
+
+function canonicalMeta(meta: Readonly<Record<string, string>>): string {
+  const keys = Object.keys(meta);
+  if (keys.length === 0) return "{}";
+  keys.sort();
+  let json = "{";
+  for (let i = 0; i < keys.length; i++) {
+    json += `${i === 0 ? "" : ","}${JSON.stringify(keys[i])}:${JSON.stringify(meta[keys[i]])}`;
+  }
+  return json + "}";
+}
+
+/** Throws a TypeError when a clock gave something other than a finite number. */
+export function assertTimestamp(value: unknown): asserts value is number {
+  if (typeof value !== "number" || !Number.isFinite(value)) {
+    throw new TypeError(
+      `Invalid clock value ${
+        typeof value === "number" ? String(value) : typeof value
+      }: the vault's clock must return milliseconds since the epoch as a finite number`,
+    );
+  }
 }
 
 // Shared by every event without parents or meta: records are read-only.
@@ -241,6 +301,12 @@ export function assertRecord(record: unknown, index: number): asserts record is 
   assertStream(r.stream);
   if (typeof r.timestamp !== "number" || !Number.isFinite(r.timestamp)) {
     throw new TypeError(`Invalid ${where}: "timestamp" is not a number`);
+  }
+  if (typeof r.position !== "string" || !POSITION_RE.test(r.position) || Number(r.position) < 1) {
+    throw new TypeError(`Invalid ${where}: "position" is not a position`);
+  }
+  if (typeof r.version !== "number" || !Number.isSafeInteger(r.version) || r.version < 1) {
+    throw new TypeError(`Invalid ${where}: "version" is not a version`);
   }
   if (typeof r.digest !== "string" || !/^sha256:[0-9a-f]{64}$/.test(r.digest)) {
     throw new TypeError(`Invalid ${where}: "digest" is not a sha256 digest`);

@@ -63,6 +63,8 @@ export async function catchUp(s: KvState): Promise<void> {
       s.track(stored.s, stored.v, start + i);
       s.noteTail(stored.s, stored.v, start + i, start);
     });
+    // The next commit chains to the last event; after a damaged page, to nothing.
+    s.lastDigest = events.length > 0 ? events[events.length - 1].d : null;
     s.next = Math.max(s.next, start + Math.max(1, events.length));
   }
   s.recent = [];

@@ -1,6 +1,6 @@
 // Reading the Deno KV log: pages by position, events by id, streams through
 // the bulk index and the unindexed tail.
-import type { EventRecord, ReadOptions, StoreStats } from "../runtime/event_store.ts";
+import type { EventRecord, LogHead, ReadOptions, StoreStats } from "../runtime/event_store.ts";
 import { compileKindFilter, type KindFilter } from "../runtime/kind_pattern.ts";
 import { retryLocked } from "../runtime/_kv_retry.ts";
 import { assertStream, formatPosition, isEventId, parsePosition, positionInId } from "./_event.ts";
@@ -9,6 +9,7 @@ import { decodePage, type StoredEvent, toRecord } from "./_page.ts";
 import { payloadOf } from "./_kv_blobs.ts";
 import {
   corrupt,
+  type IdEntry,
   IDS,
   INDEX,
   type IndexEntry,
@@ -149,10 +150,48 @@ export async function get(s: KvState, id: string): Promise<EventRecord | null> {
   if (recent?.id === id) return recent;
   const found = await eventAt(s, at);
   if (found?.id === id) return found;
-  const imported = await retryLocked(() => s.kv.get<number>([...IDS, id]));
+  const imported = await retryLocked(() => s.kv.get<IdEntry>([...IDS, id]));
   if (imported.value === null) return null;
-  const event = await eventAt(s, imported.value);
+  const event = await eventAt(s, imported.value.p);
   return event?.id === id ? event : null;
+}
+
+/**
+ * The digest an event had in the export it was imported from (its own
+ * digest unless it was imported at another place in the chain), or
+ * `undefined` when it is not stored.
+ */
+export async function exportedDigest(s: KvState, id: string): Promise<string | undefined> {
+  const event = await get(s, id);
+  if (event === null) return undefined;
+  const entry = await retryLocked(() => s.kv.get<IdEntry>([...IDS, id]));
+  return entry.value?.d ?? event.digest;
+}
+
+/** The stored digest of the event at a position, without reading its payload. */
+export async function digestAt(s: KvState, position: number): Promise<string | undefined> {
+  if (position < 1) return undefined;
+  const recent = s.recentAt(position);
+  if (recent !== undefined) return recent.digest;
+  try {
+    const page = await pageAt(s, position);
+    return page?.events[position - page.start]?.d;
+  } catch {
+    return undefined; // an unreadable page: nothing to chain to
+  }
+}
+
+/** The position and digest of the last event, including other processes' appends. */
+export async function head(s: KvState): Promise<LogHead | null> {
+  let page: { start: number; events: StoredEvent[] } | undefined;
+  try {
+    page = await pageAt(s, Number.MAX_SAFE_INTEGER - 1);
+  } catch {
+    throw corrupt("the last page of the log is unreadable");
+  }
+  const last = page?.events[page.events.length - 1];
+  if (page === undefined || last === undefined) return null;
+  return { position: formatPosition(page.start + page.events.length - 1), digest: last.d };
 }
 
 /** Whether an event with this id is stored, without reading its payload. */
@@ -163,7 +202,7 @@ export async function has(s: KvState, id: string): Promise<boolean> {
     const page = await pageAt(s, at);
     if (page?.events[at - page.start]?.i === id) return true;
   }
-  const imported = await retryLocked(() => s.kv.get<number>([...IDS, id]));
+  const imported = await retryLocked(() => s.kv.get<IdEntry>([...IDS, id]));
   return imported.value !== null;
 }
 

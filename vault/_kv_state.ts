@@ -4,13 +4,15 @@ import type { AppendResult, EventRecord, ExpectedVersion } from "../runtime/even
 import { TokaError } from "../runtime/errors.ts";
 import { retryLocked } from "../runtime/_kv_retry.ts";
 import type { PreparedInput } from "./_event.ts";
+import type { ImportLink } from "./_import.ts";
 
 // Key layout, all under ["vault"]:
 //   ["vault", "layout"]                    the layout version of everything below (LAYOUT)
 //   ["vault", "ev", firstPosition]         a page: JSON array of the events of one commit (≤ 60 KiB)
 //   ["vault", "si", stream, firstVersion]  stream index entry: positions and page starts, written in bulk
 //   ["vault", "ix"]                        index watermark: every position below it is in the stream index
-//   ["vault", "id", id]                    position of an imported event whose id does not encode it
+//   ["vault", "id", id]                    { p: position, d?: exported digest } of an imported event
+//                                          stored at another position or with another digest
 //   ["vault", "blob", hex]                 a large payload's size and chunk count, written last
 //   ["vault", "bc", hex, n]                its chunks (60 KiB each)
 export const LAYOUT_KEY = ["vault", "layout"] as const;
@@ -26,7 +28,10 @@ export const CHUNK = ["vault", "bc"] as const;
  * with its first commit and checks it at open: a newer one is refused, so a
  * later change of format comes with a migration from this one.
  */
-export const LAYOUT = 1;
+export const LAYOUT = 2;
+
+/** Layout 1 (before chained digests): events carried a digest of their payload and parents only. */
+export const LAYOUT_UNCHAINED = 1;
 
 /** Cached events of this process, for `get`, parent digests and subscribers. */
 export const RECENT_EVENTS = 8192;
@@ -37,12 +42,29 @@ export const STREAM_CACHE = 10_000;
 export interface Pending {
   stream: string;
   prepared: PreparedInput[];
-  digests: string[];
+  /** The stored digests of each event's parents. */
+  parentDigests: string[][];
   blobs: (string | undefined)[];
   expected: ExpectedVersion | undefined;
   imported?: EventRecord;
+  /** The import it belongs to: once one of its records is refused, the later ones are too. */
+  group?: ImportGroup;
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
+}
+
+/** An import in progress, as the writer sees it. */
+export interface ImportGroup {
+  /** Why a record of the import was refused, once one was. */
+  refused?: unknown;
+}
+
+/** An imported event's id entry. */
+export interface IdEntry {
+  /** Its position here. */
+  p: number;
+  /** Its digest in the export, when it differs from the one here. */
+  d?: string;
 }
 
 /** What the store knows of a stream: its version and the position of its last event. */
@@ -83,6 +105,10 @@ export class KvState {
   watermark = 1;
   /** Whether the layout key still has to be written (with the next commit). */
   layoutPending = false;
+  /** The digest of the event at `next - 1`, which the next commit chains to. */
+  lastDigest: string | null = null;
+  /** The last record an import went through, for the next import call to chain to. */
+  lastImported: ImportLink | undefined;
   streams: Map<string, StreamState> = new Map();
   tail: Tail = { start: 1, streams: [], versions: [], pages: [] };
   /** Events this process wrote or saw, from `recentStart` on. */

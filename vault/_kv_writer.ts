@@ -9,11 +9,12 @@ import type {
 } from "../runtime/event_store.ts";
 import { retryLocked } from "../runtime/_kv_retry.ts";
 import {
-  eventDigest,
+  assertTimestamp,
   makeEventId,
   positionInId,
   type PreparedInput,
   prepareInputs,
+  recordDigest,
 } from "./_event.ts";
 import { assertExpectedVersion, checkExpectedVersion } from "./_append.ts";
 import { encodePage, encodeStored, packPages, type StoredEvent, toRecord } from "./_page.ts";
@@ -21,7 +22,16 @@ import { INLINE_PAYLOAD_BYTES } from "./limits.ts";
 import { storeBlob } from "./_kv_blobs.ts";
 import { catchUp, INDEX_EVERY, indexInBackground, loadStreams } from "./_kv_index.ts";
 import { get, has } from "./_kv_reader.ts";
-import { IDS, type KvState, LAYOUT, LAYOUT_KEY, PAGE, type Pending } from "./_kv_state.ts";
+import {
+  type IdEntry,
+  IDS,
+  type ImportGroup,
+  type KvState,
+  LAYOUT,
+  LAYOUT_KEY,
+  PAGE,
+  type Pending,
+} from "./_kv_state.ts";
 
 const COMMIT_BYTES = 740 * 1024;
 const COMMIT_MUTATIONS = 900;
@@ -33,7 +43,11 @@ export const ALREADY_STORED: AppendResult = Object.freeze({
   events: [],
 });
 
-/** Validates an append, computes its digests (storing large payloads first) and queues it. */
+/**
+ * Validates an append, finds its parents' digests (storing large payloads
+ * first) and queues it; the events' own digests are made at commit, where
+ * their positions and the digest they chain to are known.
+ */
 export function append(
   s: KvState,
   stream: string,
@@ -49,7 +63,7 @@ export function append(
     return Promise.reject(error);
   }
   // Fast path: inline payloads whose parents are recent; otherwise blobs or reads first.
-  const digests: string[] = [];
+  const parentDigests: string[][] = [];
   for (const p of prepared) {
     if (p.bytes > INLINE_PAYLOAD_BYTES) break;
     const parents: string[] = [];
@@ -59,13 +73,13 @@ export function append(
       parents.push(digest);
     }
     if (parents.length < p.parents.length) break;
-    digests.push(eventDigest(p.canonical, parents));
+    parentDigests.push(parents);
   }
-  if (digests.length === prepared.length) {
-    return enqueue(s, stream, prepared, digests, [], options.expectedVersion);
+  if (parentDigests.length === prepared.length) {
+    return enqueue(s, stream, prepared, parentDigests, [], options.expectedVersion);
   }
-  return prepareSlow(s, stream, prepared).then(({ digests, blobs }) =>
-    enqueue(s, stream, prepared, digests, blobs, options.expectedVersion)
+  return prepareSlow(s, stream, prepared).then(({ parentDigests, blobs }) =>
+    enqueue(s, stream, prepared, parentDigests, blobs, options.expectedVersion)
   );
 }
 
@@ -73,17 +87,14 @@ async function prepareSlow(
   s: KvState,
   stream: string,
   prepared: PreparedInput[],
-): Promise<{ digests: string[]; blobs: (string | undefined)[] }> {
-  const digests: string[] = [];
+): Promise<{ parentDigests: string[][]; blobs: (string | undefined)[] }> {
+  const parentDigests: string[][] = [];
   const blobs: (string | undefined)[] = [];
   for (const [i, p] of prepared.entries()) {
-    const parentDigests = await Promise.all(
-      p.parents.map((id) => parentDigest(s, stream, i, id)),
-    );
-    digests.push(eventDigest(p.canonical, parentDigests));
+    parentDigests.push(await Promise.all(p.parents.map((id) => parentDigest(s, stream, i, id))));
     blobs.push(p.bytes > INLINE_PAYLOAD_BYTES ? await storeBlob(s.kv, p.canonical) : undefined);
   }
-  return { digests, blobs };
+  return { parentDigests, blobs };
 }
 
 /** The digest of a recent event, found by the position its id encodes. */
@@ -113,14 +124,25 @@ export function enqueue(
   s: KvState,
   stream: string,
   prepared: PreparedInput[],
-  digests: string[],
+  parentDigests: string[][],
   blobs: (string | undefined)[],
   expected: ExpectedVersion | undefined,
   imported?: EventRecord,
+  group?: ImportGroup,
 ): Promise<AppendResult> {
   if (s.closed) return Promise.reject(new TypeError("The event store is closed"));
   return new Promise((resolve, reject) => {
-    s.queue.push({ stream, prepared, digests, blobs, expected, imported, resolve, reject });
+    s.queue.push({
+      stream,
+      prepared,
+      parentDigests,
+      blobs,
+      expected,
+      imported,
+      group,
+      resolve,
+      reject,
+    });
     s.writing ??= drain(s);
   });
 }
@@ -201,11 +223,14 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
       }
       const base = s.next;
       const timestamp = s.clock();
+      assertTimestamp(timestamp);
       const versions = new Map<string, number>();
       const rejected: [Pending, unknown][] = [];
       const accepted: [Pending, StoredEvent[]][] = [];
       const encoded: { json: string; size: number }[] = [];
-      const ids: [string, number][] = [];
+      const ids: [string, IdEntry][] = [];
+      const refusedGroups = new Map<ImportGroup, unknown>();
+      let previous = s.lastDigest;
       let position = base;
       let eventCount = 0;
       for (const pending of batch) eventCount += pending.prepared.length;
@@ -221,26 +246,54 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
           }
           seen.add(imported);
         }
+        const group = pending.group;
+        if (group !== undefined && (group.refused ?? refusedGroups.get(group)) !== undefined) {
+          // An earlier record of this import was refused: the import stops there.
+          rejected.push([pending, group.refused ?? refusedGroups.get(group)]);
+          continue;
+        }
         const current = versions.get(pending.stream) ??
           s.streams.get(pending.stream)?.version ?? 0;
         try {
           checkExpectedVersion(pending.stream, pending.expected, current);
         } catch (error) {
           rejected.push([pending, error]);
+          if (group !== undefined) refusedGroups.set(group, error);
           continue;
         }
         const stored = pending.prepared.map((p, i): StoredEvent => {
           const at = position++;
           const t = pending.imported?.timestamp ?? timestamp;
           const id = pending.imported?.id ?? makeEventId(t, at, random, (at - base) * 4);
-          if (pending.imported !== undefined && positionInId(id) !== at) ids.push([id, at]);
+          const version = current + i + 1;
+          const digest = recordDigest(
+            {
+              id,
+              position: at,
+              stream: pending.stream,
+              version,
+              kind: p.kind,
+              canonicalPayload: p.canonical,
+              parents: p.parents,
+              intent: p.intent,
+              timestamp: t,
+              meta: p.meta,
+            },
+            pending.parentDigests[i],
+            previous,
+          );
+          previous = digest;
+          const exported = pending.imported;
+          if (exported !== undefined && (positionInId(id) !== at || exported.digest !== digest)) {
+            ids.push([id, exported.digest === digest ? { p: at } : { p: at, d: exported.digest }]);
+          }
           const event = {
             i: id,
             s: pending.stream,
-            v: current + i + 1,
+            v: version,
             k: p.kind,
             b: pending.blobs[i],
-            d: pending.digests[i],
+            d: digest,
             t,
             a: p.parents,
             n: p.intent,
@@ -288,6 +341,8 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
         }
         s.layoutPending = false;
         s.next = position;
+        s.lastDigest = previous;
+        for (const [group, error] of refusedGroups) group.refused = error;
         for (const records of results) {
           for (const record of records) {
             const at = s.recentStart + s.recent.length;
@@ -307,6 +362,7 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
           for (const pending of skipped) pending.resolve(ALREADY_STORED);
         };
       }
+      for (const [group, error] of refusedGroups) group.refused = error;
       return () => {
         for (const [pending, error] of rejected) pending.reject(error);
         for (const pending of skipped) pending.resolve(ALREADY_STORED);

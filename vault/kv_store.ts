@@ -6,14 +6,16 @@ import type {
   EventRecord,
   EventStore,
   ImportResult,
+  LogHead,
   ReadOptions,
   StoreStats,
   SubscribeOptions,
+  VerifyOptions,
   VerifyReport,
 } from "../runtime/event_store.ts";
-import { assertStream, formatPosition } from "./_event.ts";
+import { assertStream } from "./_event.ts";
 import { retryLocked } from "../runtime/_kv_retry.ts";
-import { KvState, LAYOUT, LAYOUT_KEY, WATERMARK } from "./_kv_state.ts";
+import { KvState, LAYOUT, LAYOUT_KEY, LAYOUT_UNCHAINED, PAGE, WATERMARK } from "./_kv_state.ts";
 import { append } from "./_kv_writer.ts";
 import { catchUp, index } from "./_kv_index.ts";
 import * as reader from "./_kv_reader.ts";
@@ -56,7 +58,7 @@ export interface KvEventStoreOptions {
  * {
  *   await using store = await KvEventStore.open(kv);
  *   await store.append("agent/planner", [{ kind: "task.created", payload: { title: "Plan" } }]);
- *   console.log(await store.head()); // "0000000000000001"
+ *   console.log((await store.head())?.position); // "0000000000000001"
  * } // closed here
  * kv.close();
  * ```
@@ -85,12 +87,13 @@ export class KvEventStore implements EventStore, AsyncDisposable {
     const [layout, watermark] = await retryLocked(() =>
       kv.getMany<[unknown, number]>([LAYOUT_KEY, WATERMARK])
     );
-    assertLayout(layout.value);
-    // A vault without the key is empty or predates it (layout 1); the first commit records it.
+    // Without the key, a vault is new, or was written before the key existed (layout 1).
+    assertLayout(layout.value ?? (await hasEvents(kv) ? LAYOUT_UNCHAINED : null));
     s.layoutPending = layout.value === null;
     s.watermark = watermark.value ?? 1;
     s.next = s.watermark;
     await catchUp(s);
+    s.lastDigest = (await reader.digestAt(s, s.next - 1)) ?? null;
     return new KvEventStore(s);
   }
 
@@ -143,13 +146,14 @@ export class KvEventStore implements EventStore, AsyncDisposable {
   }
 
   /**
-   * Returns the position of the last event, including other processes' appends.
+   * Returns the position and chain digest of the last event, including other
+   * processes' appends: a value to keep and later pass to `verify({ expectHead })`.
    *
-   * @returns The position, or `null` for an empty log.
+   * @returns The head, or `null` for an empty log.
+   * @throws {TokaError} With code `"vault_corrupt"` when the last page is unreadable.
    */
-  async head(): Promise<string | null> {
-    const end = await reader.end(this.#s);
-    return end > 1 ? formatPosition(end - 1) : null;
+  head(): Promise<LogHead | null> {
+    return reader.head(this.#s);
   }
 
   /**
@@ -175,24 +179,34 @@ export class KvEventStore implements EventStore, AsyncDisposable {
   }
 
   /**
-   * Recomputes every digest and parent link, and checks positions, versions
-   * and large payloads.
+   * Recomputes the digest chain and every parent link, checks positions,
+   * versions, large payloads, the stream index and its watermark, in one pass
+   * in bounded memory (about 9 bytes an event for the index check). With
+   * `expectHead` (a value `head()` returned earlier), also proves that
+   * nothing up to that event was rewritten or cut off since.
    *
-   * @returns The problems found, by event id.
+   * @param options A kept head the log must still hold.
+   * @returns The problems found, first ones first, by event id or position.
+   * @throws {TypeError} When `expectHead` is not a head.
    */
-  verify(): Promise<VerifyReport> {
-    return verify(this.#s);
+  verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    return verify(this.#s, options);
   }
 
   /**
-   * Stores exported records, keeping their ids, timestamps, metadata and
-   * parents; records whose id is already stored are skipped, so importing the
-   * same export twice adds nothing. Records are imported in order; on a bad
-   * record the import stops there, and what was imported stays.
+   * Stores exported records, keeping their ids, versions, timestamps,
+   * metadata and parents; imported into an empty vault (or one that ends just
+   * before them) they also keep their positions and digests, so the log
+   * verifies and has the same head as the one exported. Each record's digest
+   * is checked against the export's chain; a record of a stream that has
+   * other events here is refused. Records whose id is already stored are
+   * skipped, so importing the same export twice adds nothing. Records are
+   * imported in order; on a bad record the import stops there, and what was
+   * imported stays.
    *
-   * @param records Records as returned by `read()` of any store.
+   * @param records Records as returned by `read()` of any store, from the start of the log.
    * @returns How many were imported and how many were already stored.
-   * @throws {TypeError} When a record is malformed, its parent is missing or its digest does not match.
+   * @throws {TypeError} When a record is malformed, its parent is missing, its digest does not match or its stream has other events here.
    */
   importEvents(records: Iterable<EventRecord> | AsyncIterable<EventRecord>): Promise<ImportResult> {
     return importEvents(this.#s, records);
@@ -231,10 +245,12 @@ export class KvEventStore implements EventStore, AsyncDisposable {
 }
 
 /**
- * Refuses a vault written by a newer layout. Older layouts would be migrated
- * here, in place and before anything else reads the vault: each migration
- * rewrites what changed (a page format, a key) and then sets the layout key,
- * so that an interrupted migration is simply run again at the next open.
+ * Refuses a vault of another layout with one line. Layout 1 (before chained
+ * digests) would migrate here, in place and before anything else reads the
+ * vault: read the pages in position order, check each event's layout-1
+ * digest (payload and parents), write its chained digest, and set the layout
+ * key last, so that an interrupted migration simply runs again at the next
+ * open. No layout-1 vault was released, so that migration is not written.
  */
 function assertLayout(layout: unknown): void {
   if (layout === null || layout === LAYOUT) return;
@@ -244,10 +260,23 @@ function assertLayout(layout: unknown): void {
       `The vault was written by a newer Toka (vault layout ${layout}; this one reads layout ${LAYOUT}): upgrade Toka to open it`,
     );
   }
+  if (layout === LAYOUT_UNCHAINED) {
+    throw new TokaError(
+      "vault_layout",
+      `The vault was written by an older Toka (vault layout ${layout}, digests not chained; this one reads layout ${LAYOUT}): open it with the Toka that wrote it`,
+    );
+  }
   throw new TokaError(
     "vault_layout",
     `The vault has an unknown layout version ${
-      JSON.stringify(layout)
+      String(JSON.stringify(layout)).slice(0, 40)
     }: it is not a Toka vault or it is damaged`,
   );
+}
+
+async function hasEvents(kv: Deno.Kv): Promise<boolean> {
+  return await retryLocked(async () => {
+    for await (const _ of kv.list({ prefix: PAGE }, { limit: 1 })) return true;
+    return false;
+  });
 }

@@ -5,25 +5,29 @@ import type {
   EventRecord,
   EventStore,
   ImportResult,
+  LogHead,
   ReadOptions,
   StoreStats,
   SubscribeOptions,
+  VerifyOptions,
   VerifyReport,
 } from "../runtime/event_store.ts";
 import { compileKindFilter } from "../runtime/kind_pattern.ts";
 import {
   assertRecord,
   assertStream,
-  eventDigest,
+  assertTimestamp,
   formatPosition,
   makeEventId,
   parsePosition,
   type PreparedInput,
   prepareInput,
   prepareInputs,
+  recordDigest,
 } from "./_event.ts";
 import { checkExpectedVersion, digestMismatch, readLimit, startAfter } from "./_append.ts";
-import { verifyLog } from "./_verify.ts";
+import { canonicalOf, ChainVerifier } from "./_verify.ts";
+import { exportedDigest, type ImportLink, previousInExport, streamConflict } from "./_import.ts";
 
 /** Options of {@linkcode MemoryEventStore}. */
 export interface MemoryEventStoreOptions {
@@ -52,6 +56,9 @@ export class MemoryEventStore implements EventStore, AsyncDisposable {
   #events: EventRecord[] = [];
   #streams = new Map<string, number[]>();
   #byId = new Map<string, number>();
+  /** Exported digests of imported events stored with another one (at another position). */
+  #exported = new Map<string, string>();
+  #lastImported: ImportLink | undefined;
   #waiters = new Set<() => void>();
   #clock: () => number;
   #randomBytes: (bytes: Uint8Array) => Uint8Array;
@@ -97,24 +104,35 @@ export class MemoryEventStore implements EventStore, AsyncDisposable {
     imported?: EventRecord,
   ): AppendResult {
     // Everything is checked and built before anything is stored.
+    const now = imported?.timestamp ?? this.#clock();
+    assertTimestamp(now);
+    let previous = this.#events[this.#events.length - 1]?.digest ?? null;
     const records = prepared.map((p, i) => {
       const position = this.#events.length + i + 1;
-      const timestamp = imported?.timestamp ?? this.#clock();
       const record: EventRecord = {
-        id: imported?.id ?? makeEventId(timestamp, position, this.#randomBytes(new Uint8Array(4))),
+        id: imported?.id ?? makeEventId(now, position, this.#randomBytes(new Uint8Array(4))),
         position: formatPosition(position),
         stream,
         version: current + i + 1,
         kind: p.kind,
         payload: deepFreeze(JSON.parse(p.canonical)),
         parents: p.parents,
-        digest: eventDigest(p.canonical, p.parents.map((id) => this.#parentDigest(stream, id))),
-        timestamp,
+        digest: "",
+        timestamp: now,
         meta: p.meta,
       };
       if (p.intent !== undefined) record.intent = p.intent;
+      record.digest = recordDigest(
+        { ...record, position, canonicalPayload: p.canonical },
+        p.parents.map((id) => this.#parentDigest(stream, id)),
+        previous,
+      );
+      previous = record.digest;
       return record;
     });
+    if (imported !== undefined && records[0].digest !== imported.digest) {
+      this.#exported.set(imported.id, imported.digest);
+    }
     let indexes = this.#streams.get(stream);
     if (indexes === undefined) this.#streams.set(stream, indexes = []);
     for (const record of records) {
@@ -193,13 +211,15 @@ export class MemoryEventStore implements EventStore, AsyncDisposable {
   }
 
   /**
-   * Returns the position of the last event.
+   * Returns the position and chain digest of the last event.
    *
-   * @returns The position, or `null` for an empty log.
+   * @returns The head, or `null` for an empty log.
    */
-  head(): Promise<string | null> {
-    const n = this.#events.length;
-    return Promise.resolve(n === 0 ? null : formatPosition(n));
+  head(): Promise<LogHead | null> {
+    const last = this.#events[this.#events.length - 1];
+    return Promise.resolve(
+      last === undefined ? null : { position: last.position, digest: last.digest },
+    );
   }
 
   /**
@@ -252,20 +272,38 @@ export class MemoryEventStore implements EventStore, AsyncDisposable {
   }
 
   /**
-   * Recomputes every digest and parent link.
+   * Recomputes the digest chain and every parent link.
    *
+   * @param options A head kept earlier, which the log must still hold.
    * @returns The problems found, by event id.
+   * @throws {TypeError} When `expectHead` is not a head.
    */
-  verify(): Promise<VerifyReport> {
-    return verifyLog(this.read());
+  async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    const verifier = new ChainVerifier((id) => {
+      const index = this.#byId.get(id);
+      return Promise.resolve(
+        index === undefined
+          ? undefined
+          : { position: index + 1, digest: this.#events[index].digest },
+      );
+    }, options.expectHead);
+    for (const [i, record] of this.#events.entries()) {
+      await verifier.check(record, i + 1, canonicalOf(record.payload));
+    }
+    return verifier.finish(this.#events.length + 1);
   }
 
   /**
-   * Stores exported records, keeping their ids, timestamps and metadata.
+   * Stores exported records in order, keeping their ids, versions,
+   * timestamps and metadata, and their positions and digests when the log
+   * is empty or ends just before them. Each record's digest is checked
+   * against the export's chain first; a record of a stream that has other
+   * events here is refused. Records whose id is stored are skipped, so
+   * importing the same export twice adds nothing.
    *
-   * @param records Records as returned by `read()` of any store.
+   * @param records Records as returned by `read()` of any store, from the start of the log.
    * @returns How many were imported and how many were already stored.
-   * @throws {TypeError} When a record is malformed or its digest does not match.
+   * @throws {TypeError} When a record is malformed, its digest does not match or its stream has other events here.
    */
   async importEvents(
     records: Iterable<EventRecord> | AsyncIterable<EventRecord>,
@@ -274,24 +312,31 @@ export class MemoryEventStore implements EventStore, AsyncDisposable {
     let imported = 0;
     let skipped = 0;
     let index = 0;
+    // The chain goes on from the previous import call (e.g. the next batch of one export).
+    let last = this.#lastImported;
     for await (const record of records) {
       assertRecord(record, index);
       if (this.#byId.has(record.id)) skipped++;
       else {
         const prepared = prepareInput(record.stream, record, index);
-        const digest = eventDigest(
-          prepared.canonical,
-          prepared.parents.map((id) => this.#parentDigest(record.stream, id)),
-        );
-        if (digest !== record.digest) throw digestMismatch(index, record.id);
-        this.#store(
-          record.stream,
-          [prepared],
-          this.#streams.get(record.stream)?.length ?? 0,
+        const previous = await previousInExport(
           record,
+          index,
+          last,
+          (position) => Promise.resolve(this.#events[position - 1]?.digest),
         );
+        const parents = prepared.parents.map((id) =>
+          this.#exported.get(id) ?? this.#parentDigest(record.stream, id)
+        );
+        if (exportedDigest(record, prepared, parents, previous) !== record.digest) {
+          throw digestMismatch(index, record.id);
+        }
+        const current = this.#streams.get(record.stream)?.length ?? 0;
+        if (record.version !== current + 1) throw streamConflict(index, record, current);
+        this.#store(record.stream, [prepared], current, record);
         imported++;
       }
+      this.#lastImported = last = { position: Number(record.position), digest: record.digest };
       index++;
     }
     return { imported, skipped };

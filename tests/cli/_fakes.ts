@@ -67,7 +67,7 @@ export function unclosable(store: EventStore, overrides: Partial<EventStore> = {
     head: () => store.head(),
     stats: () => store.stats(),
     subscribe: (...args) => store.subscribe(...args),
-    verify: () => store.verify(),
+    verify: (options) => store.verify(options),
     importEvents: (...args) => store.importEvents(...args),
     close: () => Promise.resolve(),
     ...overrides,

@@ -168,6 +168,64 @@ for (const [name, make] of STORES) {
       assert.deepEqual(JSON.parse(json.out.join("")).problems, problems);
     });
 
+    await t.step("head prints the last position and chain digest, to pass to verify", async () => {
+      const head = await store.head();
+      assert.deepEqual(head, { position: all[2].position, digest: all[2].digest });
+      const human = toka(store);
+      assert.equal(await human.run("events", "head"), 0);
+      assert.deepEqual(human.io.outLines(), [`${all[2].position}@${all[2].digest}`]);
+      const json = toka(store);
+      assert.equal(await json.run("--json", "events", "head"), 0);
+      assert.deepEqual(JSON.parse(json.io.out.join("")), head);
+
+      const kept = human.io.outLines()[0];
+      const ok = toka(store);
+      assert.equal(await ok.run("events", "verify", "--expect-head", kept), 0);
+      assert.deepEqual(ok.io.outLines(), ["OK: 3 events verified, no problem found"]);
+      const short = toka(store);
+      const unpadded = `${Number(all[1].position)}@${all[1].digest}`;
+      assert.equal(await short.run("events", "verify", "--expect-head", unpadded), 0);
+      const fromJson = toka(store);
+      assert.equal(
+        await fromJson.run("events", "verify", "--expect-head", JSON.stringify(head)),
+        0,
+      );
+
+      const rewritten = toka(store);
+      const wrong = `${all[2].position}@sha256:${"0".repeat(64)}`;
+      assert.equal(await rewritten.run("events", "verify", "--expect-head", wrong), 1);
+      assert.deepEqual(rewritten.io.outLines(), [
+        "FAILED: 1 problem in 3 events",
+        `${all[2].id}  ${
+          all[2].position
+        }  digest differs from the expected head: the log up to this event was rewritten`,
+      ]);
+      const cut = toka(store);
+      assert.equal(
+        await cut.run("events", "verify", "--expect-head", `7@${all[2].digest}`),
+        1,
+      );
+      assert.match(cut.io.outLines()[1], /^-  0000000000000004  the log ends at position 3/);
+
+      for (const bad of ["", "12", "x@sha256:00", `1@sha256:${"g".repeat(64)}`, "{}"]) {
+        const { io, run } = toka(store);
+        assert.equal(await run("events", "verify", "--expect-head", bad), 2, bad);
+        assert.equal(io.errLines().length, 1);
+        assert.match(io.errLines()[0], /Expected <position>@sha256:<64 hex digits>/);
+      }
+    });
+
+    await t.step("head of an empty log", async () => {
+      const empty = await make();
+      const human = toka(empty);
+      assert.equal(await human.run("events", "head"), 0);
+      assert.deepEqual(human.io.outLines(), ["The log is empty"]);
+      const json = toka(empty);
+      assert.equal(await json.run("--json", "events", "head"), 0);
+      assert.equal(JSON.parse(json.io.out.join("")), null);
+      await empty.close();
+    });
+
     await t.step("tail prints the last n events", async () => {
       const { io, run } = toka(store);
       assert.equal(await run("events", "tail", "-n", "2"), 0);

@@ -12,7 +12,7 @@ export function withKv(store: EventStore, kv: Deno.Kv): EventStore {
     head: () => store.head(),
     stats: () => store.stats(),
     subscribe: (options) => store.subscribe(options),
-    verify: () => store.verify(),
+    verify: (options) => store.verify(options),
     importEvents: (records) => store.importEvents(records),
     close: () => store.close(),
   };

@@ -47,7 +47,7 @@ Deno.test("toka agent list", async (t) => {
     // Tasks at 1 and 2, two agent.failed at 3 and 4, other.thing at 5 (after
     // the stop). At the stop, both checkpoints moved to the head (4): nothing
     // after it was for them.
-    assert.equal(await store.head(), "0000000000000005");
+    assert.equal((await store.head())?.position, "0000000000000005");
     assert.deepEqual(rows, [
       {
         name: "fails",
@@ -151,7 +151,7 @@ Deno.test("toka agent list after a pipeline of agents", async (t) => {
 
   await t.step("agents that handled everything have no lag", async () => {
     const rows = await readAgentRows(store);
-    assert.equal(await store.head(), "0000000000000018");
+    assert.equal((await store.head())?.position, "0000000000000018");
     assert.deepEqual(rows.map((row) => [row.name, row.lag]), [["planner", 0], ["worker", 0]]);
     // Both finished everything for them, so both checkpoints are at the head.
     assert.deepEqual(rows.map((row) => row.position), ["0000000000000018", "0000000000000018"]);

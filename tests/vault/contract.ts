@@ -246,9 +246,9 @@ export async function runContract(t: Deno.TestContext, factory: StoreFactory): P
     const d = (await store.append("s", [{ kind: "c", payload: 1, parents: [a.id, b.id] }]))
       .events[0];
     assert.deepEqual(c.parents, [b.id, a.id]);
-    assert.equal(a.digest, b.digest, "same payload, no parents: same digest");
-    assert.notEqual(c.digest, a.digest);
-    assert.equal(c.digest, d.digest, "parent order does not change the digest");
+    // The digest covers the whole record and chains to the event before it.
+    assert.notEqual(a.digest, b.digest, "same payload, other id, stream and position");
+    assert.equal(new Set([a.digest, b.digest, c.digest, d.digest]).size, 4);
     assert.deepEqual(await store.verify(), { ok: true, checked: 4, problems: [] });
   });
 
@@ -305,7 +305,8 @@ export async function runContract(t: Deno.TestContext, factory: StoreFactory): P
     assert.deepEqual(await store.get(events[0].id), events[0]);
     assert.equal(await store.get("01M8E4YQ9Q0000000001TBXYTG"), null);
     assert.equal(await store.get("not-an-id"), null);
-    assert.equal(await store.head(), "0000000000000003");
+    const last = (await collect(store.read({ direction: "backward", limit: 1 })))[0];
+    assert.deepEqual(await store.head(), { position: "0000000000000003", digest: last.digest });
     assert.deepEqual(await store.stats(), {
       events: 3,
       streams: 2,
@@ -463,11 +464,14 @@ export async function runContract(t: Deno.TestContext, factory: StoreFactory): P
       const exported = await collect(source.store.read());
       assert.deepEqual(await target.store.importEvents(exported), { imported: 3, skipped: 0 });
       assert.deepEqual(await target.store.importEvents(exported), { imported: 0, skipped: 3 });
+      // Into an empty vault: ids, versions, positions and so the chain digests are kept.
       const imported = await collect(target.store.read());
-      const strip = (e: EventRecord) => ({ ...e, position: undefined, version: undefined });
-      assert.deepEqual(imported.map(strip), exported.map(strip));
+      assert.deepEqual(imported, exported);
       assert.deepEqual(await target.store.get(exported[1].id), imported[1]);
-      assert.ok((await target.store.verify()).ok);
+      assert.deepEqual(await target.store.verify(), { ok: true, checked: 3, problems: [] });
+      assert.deepEqual(await target.store.head(), await source.store.head());
+      const kept = await source.store.head();
+      assert.ok((await target.store.verify({ expectHead: kept! })).ok);
 
       const before = await snapshot(target.store);
       const tampered = { ...exported[0], id: "01M8E4YQ9Q0000000077TBXYTG", payload: { n: 2 } };
@@ -480,6 +484,12 @@ export async function runContract(t: Deno.TestContext, factory: StoreFactory): P
         target.store.importEvents([{ bogus: true } as unknown as EventRecord]),
         /Invalid record 0/,
       );
+      await assert.rejects(
+        target.store.importEvents(
+          [exported[2]].map((e) => ({ ...e, id: "01M8E4YQ9Q0000000078TBXYTG" })),
+        ),
+        /digest does not match/,
+      );
       assert.equal(await snapshot(target.store), before);
     } finally {
       await source.store.close();
@@ -487,6 +497,103 @@ export async function runContract(t: Deno.TestContext, factory: StoreFactory): P
       await target.store.close();
       await target.cleanup?.();
     }
+  });
+
+  await t.step(
+    "import refuses a stream that has other events, and goes on from the start",
+    async () => {
+      const source = await open();
+      const target = await open();
+      try {
+        await source.store.append("s", [{ kind: "a" }, { kind: "b" }]);
+        await source.store.append("t", [{ kind: "c" }]);
+        const exported = await collect(source.store.read());
+        await target.store.append("other", [{ kind: "x" }]);
+        await target.store.append("t", [{ kind: "mine" }]);
+        const before = await snapshot(target.store);
+        // A record that is not at the start of its export cannot be checked on its own.
+        await assert.rejects(
+          target.store.importEvents([exported[2]]),
+          /Invalid record 0: digest does not match .*not imported from the start of its export/,
+        );
+        assert.equal(await snapshot(target.store), before);
+        // Stream "s" is new here: its events are stored, at other positions, then "t" is refused.
+        await assert.rejects(target.store.importEvents(exported), (error: unknown) => {
+          assert.ok(error instanceof TypeError);
+          assert.equal(
+            error.message,
+            'Invalid record 2: stream "t" is at version 1 here, the record has version 1; import into a vault where the stream is new or ends just before it',
+          );
+          return true;
+        });
+        const stored = await collect(target.store.read());
+        assert.deepEqual(stored.map((e) => [e.stream, e.version, e.kind]), [
+          ["other", 1, "x"],
+          ["t", 1, "mine"],
+          ["s", 1, "a"],
+          ["s", 2, "b"],
+        ]);
+        assert.deepEqual(stored.slice(2).map((e) => e.id), exported.slice(0, 2).map((e) => e.id));
+        assert.ok((await target.store.verify()).ok);
+        // Importing the same again adds nothing and refuses the same record.
+        await assert.rejects(target.store.importEvents(exported), /Invalid record 2: stream "t"/);
+        assert.equal((await collect(target.store.read())).length, 4);
+      } finally {
+        await source.store.close();
+        await source.cleanup?.();
+        await target.store.close();
+        await target.cleanup?.();
+      }
+    },
+  );
+
+  await withStore(
+    "a clock value that is not a finite number is refused before writing",
+    async (store) => {
+      await store.append("s", [{ kind: "k" }]);
+      const before = await snapshot(store);
+      for (const bad of [NaN, Infinity, -Infinity, undefined, "1", null]) {
+        now = bad as unknown as number;
+        await assert.rejects(store.append("s", [{ kind: "k" }]), (error: unknown) => {
+          assert.ok(error instanceof TypeError, String(error));
+          assert.match(
+            error.message,
+            /^Invalid clock value .+: the vault's clock must return milliseconds since the epoch as a finite number$/,
+          );
+          return true;
+        });
+      }
+      now = T0 + 1;
+      assert.equal(await snapshot(store), before);
+      const next = await store.append("s", [{ kind: "k" }]);
+      assert.equal(next.version, 2);
+      assert.ok((await store.verify()).ok);
+    },
+  );
+
+  await withStore("verify with an expected head", async (store) => {
+    await store.append("s", [{ kind: "a" }, { kind: "b" }]);
+    const head = (await store.head())!;
+    await store.append("s", [{ kind: "c" }]);
+    assert.ok(
+      (await store.verify({ expectHead: head })).ok,
+      "a later append changes nothing before",
+    );
+    const wrong = { ...head, digest: `sha256:${"0".repeat(64)}` };
+    const report = await store.verify({ expectHead: wrong });
+    assert.equal(report.ok, false);
+    assert.equal(report.problems[0].position, head.position);
+    assert.match(report.problems[0].reason, /expected head/);
+    const later = { position: "0000000000000009", digest: head.digest };
+    assert.match((await store.verify({ expectHead: later })).problems[0].reason, /cut off/);
+    await assert.rejects(
+      store.verify({ expectHead: { position: "x", digest: head.digest } }),
+      /Invalid expected head position "x"/,
+    );
+    await assert.rejects(
+      store.verify({ expectHead: { position: head.position, digest: "nope" } }),
+      /Invalid expected head/,
+    );
   });
 
   await t.step("a closed store refuses appends", async () => {

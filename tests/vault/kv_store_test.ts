@@ -556,9 +556,14 @@ Deno.test("kv store limits: importing 2,000 records, twice", async () => {
     await store.append("before", [{ kind: "l.before" }, { kind: "l.before" }]);
     assert.deepEqual(await store.importEvents(records), { imported: 2000, skipped: 0 });
     assert.deepEqual(await store.importEvents(records), { imported: 0, skipped: 2000 });
+    // After other events: the same ids and versions, at other positions, chained here.
     for (const record of [records[0], records[999], records[1999]]) {
-      assert.equal((await store.get(record.id))?.digest, record.digest);
+      const stored = await store.get(record.id);
+      assert.deepEqual(stored?.payload, record.payload);
+      assert.equal(stored?.version, record.version);
+      assert.equal(Number(stored?.position), Number(record.position) + 2);
     }
+    assert.equal((await store.verify()).ok, true);
   });
 });
 
@@ -891,21 +896,29 @@ Deno.test("kv store: the layout version is recorded with the first commit and ch
       const store = await KvEventStore.open(kv);
       await store.append("s", [{ kind: "k" }]);
       await store.close();
-      assert.equal((await kv.get(["vault", "layout"])).value, 1);
+      assert.equal((await kv.get(["vault", "layout"])).value, 2);
     });
     await t.step("a newer layout is refused with one line, and nothing is written", async () => {
-      await kv.set(["vault", "layout"], 2);
+      await kv.set(["vault", "layout"], 3);
       const before = await collect(kv.list({ prefix: ["vault"] }));
       await assert.rejects(KvEventStore.open(kv), (error: unknown) => {
         assert.ok(error instanceof TokaError);
         assert.equal(error.code, "vault_layout");
         assert.equal(
           error.message,
-          "The vault was written by a newer Toka (vault layout 2; this one reads layout 1): upgrade Toka to open it",
+          "The vault was written by a newer Toka (vault layout 3; this one reads layout 2): upgrade Toka to open it",
         );
         return true;
       });
       assert.deepEqual(await collect(kv.list({ prefix: ["vault"] })), before);
+    });
+    await t.step("layout 1 (digests not chained, or no key beside events) is refused", async () => {
+      const message =
+        "The vault was written by an older Toka (vault layout 1, digests not chained; this one reads layout 2): open it with the Toka that wrote it";
+      await kv.set(["vault", "layout"], 1);
+      await assert.rejects(KvEventStore.open(kv), new RegExp(message.replace(/[()]/g, "\\$&")));
+      await kv.delete(["vault", "layout"]);
+      await assert.rejects(KvEventStore.open(kv), /vault layout 1, digests not chained/);
     });
     await t.step("a layout that is not a version is refused", async () => {
       await kv.set(["vault", "layout"], "x");
@@ -938,6 +951,34 @@ Deno.test("stores close with await using", async () => {
       await store.append("s", [{ kind: "k" }]);
     }
     await assert.rejects(memory.append("s", [{ kind: "k" }]), /closed/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// Regression: a clock returning NaN (or Infinity, undefined, a string) was
+// written into the page as `null`, and the vault could not be read after reopening.
+Deno.test("kv store: a bad clock value is refused before writing, and the vault reopens whole", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    let value: unknown = 1_767_225_600_000;
+    {
+      await using vault = await openVault(`${dir}/v.kv`, { clock: () => value as number });
+      await vault.append("s", [{ kind: "k" }]);
+      for (const bad of [NaN, Infinity, undefined, "1767225600000"]) {
+        value = bad;
+        await assert.rejects(
+          vault.append("s", [{ kind: "k" }]),
+          /^TypeError: Invalid clock value .*: the vault's clock must return milliseconds since the epoch as a finite number$/,
+        );
+      }
+      value = 1_767_225_600_001;
+      await vault.append("s", [{ kind: "k" }]);
+    }
+    await using reopened = await openVault(`${dir}/v.kv`, { create: false });
+    const events = await collect(reopened.read());
+    assert.deepEqual(events.map((e) => e.timestamp), [1_767_225_600_000, 1_767_225_600_001]);
+    assert.deepEqual(await reopened.verify(), { ok: true, checked: 2, problems: [] });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
