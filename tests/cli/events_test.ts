@@ -205,7 +205,7 @@ for (const [name, make] of STORES) {
         await cut.run("events", "verify", "--expect-head", `7@${all[2].digest}`),
         1,
       );
-      assert.match(cut.io.outLines()[1], /^-  0000000000000004  the log ends at position 3/);
+      assert.ok(cut.io.outLines()[1].startsWith("-  0000000000000004  the log ends at position 3"));
 
       for (const bad of ["", "12", "x@sha256:00", `1@sha256:${"g".repeat(64)}`, "{}"]) {
         const { io, run } = toka(store);
