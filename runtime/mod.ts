@@ -65,9 +65,11 @@ export type {
   ExpectedVersion,
   ImportResult,
   JsonValue,
+  LogHead,
   ReadOptions,
   StoreStats,
   SubscribeOptions,
+  VerifyOptions,
   VerifyProblem,
   VerifyReport,
 } from "./event_store.ts";

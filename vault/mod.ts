@@ -34,9 +34,11 @@ export type {
   ExpectedVersion,
   ImportResult,
   JsonValue,
+  LogHead,
   ReadOptions,
   StoreStats,
   SubscribeOptions,
+  VerifyOptions,
   VerifyProblem,
   VerifyReport,
 } from "../runtime/event_store.ts";
