@@ -89,7 +89,7 @@ Deno.test("toka demo stops mid-run, restarts and resumes without loss or duplica
         }
       })();
       const out: string[] = [];
-      const head = Number(await other.head());
+      const head = Number((await other.head())?.position ?? 0);
       let summary;
       try {
         assert.equal(await runDemo(context(db, true, out), { tasks: 3, workMs: 20 }), 0);
