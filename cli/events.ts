@@ -9,6 +9,7 @@ import { compileKindFilter } from "../runtime/kind_pattern.ts";
 import { assertStream } from "../runtime/_ids.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { assertRecord } from "../vault/_event.ts";
+import { isSnapshot } from "../vault/open_vault.ts";
 import type { EventRecord, ImportResult, LogHead } from "../runtime/event_store.ts";
 import { type CommandContext, type RunCommand, withStore, writes } from "./_context.ts";
 import { formatEventDetail, formatEventLine, formatStats, formatVerifyReport } from "./_format.ts";
@@ -76,6 +77,12 @@ export function listEvents(ctx: CommandContext, options: ListOptions): Promise<n
  */
 export function tailEvents(ctx: CommandContext, options: TailOptions): Promise<number> {
   return withStore(ctx, async (store) => {
+    if (options.follow && isSnapshot(store)) {
+      throw new Error(
+        `Cannot follow "${ctx.dbLocation}": this process may not write it, so it is read from ` +
+          `a snapshot that shows no later events; run without --follow`,
+      );
+    }
     const out = output(ctx);
     const head = (await store.head())?.position ?? null;
     const last: EventRecord[] = [];

@@ -53,6 +53,13 @@ export function resolveVaultLocation(
   return location;
 }
 
+const SNAPSHOTS = new WeakSet<object>();
+
+/** Whether a store was opened on a snapshot copy (a vault this process may not write). */
+export function isSnapshot(store: object): boolean {
+  return SNAPSHOTS.has(store);
+}
+
 // SQLite's words for a file that is not a database, or a damaged one.
 const NOT_A_DATABASE = /file is not a database/i;
 const MALFORMED = /malformed|corrupt/i;
@@ -172,6 +179,7 @@ export async function openVault(
     throw asDamagedVault(target, error) ?? error;
   }
   if (snapshot !== undefined) {
+    SNAPSHOTS.add(store);
     const folder = snapshot;
     const close = store.close.bind(store);
     store.close = async () => {

@@ -181,6 +181,15 @@ Deno.test("damaged, empty and read-only vault files", async (t) => {
           const listed = await run([...cli, "events", "list", "--limit", "2"], { cwd: shared });
           assert.equal(listed.code, 0, listed.err);
           assert.equal(listed.out.trimEnd().split("\n").length, 2);
+          // A snapshot sees no later appends: following it would wait forever.
+          const tail = await run([...cli, "events", "tail", "--follow"], { cwd: shared });
+          assert.equal(tail.code, 1);
+          assert.equal(tail.out, "");
+          assert.equal(
+            tail.err,
+            `error: Cannot follow "${readOnly}": this process may not write it, so it is read ` +
+              `from a snapshot that shows no later events; run without --follow\n`,
+          );
           // A writing command is refused in one line.
           const rotated = await run([...cli, "auth", "rotate-secret"], { cwd: shared });
           assert.equal(rotated.code, 1);
