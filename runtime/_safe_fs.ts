@@ -57,6 +57,16 @@ export class InTheWayError extends TypeError {
   }
 }
 
+/** A file is larger than the caller's limit; nothing was read past it. */
+export class TooLargeError extends RangeError {
+  readonly size: number;
+  constructor(size: number) {
+    super(`it has ${size} bytes`);
+    this.name = "TooLargeError";
+    this.size = size;
+  }
+}
+
 /** How paths are resolved: see the notes at the top of this file. */
 export type SafeFsMode = "fd" | "checked";
 
@@ -243,10 +253,12 @@ export class SafeRoot {
   /**
    * Reads a file.
    *
+   * @param maxBytes The largest size read; a larger file is refused before it is read.
    * @returns Its bytes, or undefined when it or a folder on the way is missing, or it is not a file.
    * @throws {OutsideRootError} When a segment is a symbolic link.
+   * @throws {TooLargeError} When the file has more than `maxBytes` bytes.
    */
-  readFile(path: readonly string[]): Promise<Uint8Array | undefined> {
+  readFile(path: readonly string[], maxBytes = Infinity): Promise<Uint8Array | undefined> {
     return guard(async () => {
       const dir = await this.#walk(path.slice(0, -1), false).catch(notFolder);
       if (dir === undefined) return undefined;
@@ -259,8 +271,13 @@ export class SafeRoot {
           });
         if (handle === undefined) return undefined;
         try {
-          if (!(await handle.stat()).isFile()) return undefined;
-          return new Uint8Array(await handle.readFile());
+          const stats = await handle.stat();
+          if (!stats.isFile()) return undefined;
+          if (stats.size > maxBytes) throw new TooLargeError(stats.size);
+          if (maxBytes === Infinity) return new Uint8Array(await handle.readFile());
+          // The file may grow after the stat: read at most one byte past the limit.
+          const buffer = new Uint8Array(Math.min(stats.size, maxBytes) + 1);
+          return await readAtMost(handle, buffer, maxBytes);
         } finally {
           await handle.close();
         }
@@ -402,6 +419,26 @@ export class SafeRoot {
   }
 }
 
+// Reads into `buffer` (of at most maxBytes + 1 bytes, grown as needed) until the end or past maxBytes.
+async function readAtMost(
+  handle: FileHandle,
+  buffer: Uint8Array,
+  maxBytes: number,
+): Promise<Uint8Array> {
+  let length = 0;
+  for (;;) {
+    if (length === buffer.length) {
+      if (length > maxBytes) throw new TooLargeError(length);
+      const grown = new Uint8Array(Math.min(buffer.length * 2, maxBytes + 1));
+      grown.set(buffer);
+      buffer = grown;
+    }
+    const { bytesRead } = await handle.read(buffer, length, buffer.length - length);
+    if (bytesRead === 0) return buffer.subarray(0, length);
+    length += bytesRead;
+  }
+}
+
 // A file where a folder should be, on a read or delete: nothing is there.
 function notFolder(error: unknown): undefined {
   if (error instanceof InTheWayError) return undefined;
@@ -414,6 +451,7 @@ async function guard<T>(task: () => Promise<T>): Promise<T> {
     return await task();
   } catch (error) {
     if (error instanceof OutsideRootError || error instanceof InTheWayError) throw error;
+    if (error instanceof TooLargeError) throw error;
     if (error instanceof FsError) throw error;
     throw new FsError(error);
   }

@@ -33,6 +33,18 @@ export {
   type NowOutput,
 } from "./builtin_tools.ts";
 export {
+  createFsTools,
+  type FsDeleteInput,
+  type FsDeleteOutput,
+  type FsListInput,
+  type FsListOutput,
+  type FsReadInput,
+  type FsReadOutput,
+  type FsToolsOptions,
+  type FsWriteInput,
+  type FsWriteOutput,
+} from "./fs_tools.ts";
+export {
   NoopToolRegistry,
   type ToolAnnotations,
   type ToolCallOptions,

@@ -28,8 +28,9 @@ export interface ToolContext {
  */
 export interface Tool<I = unknown, O = unknown> {
   /**
-   * Unique name matching `^[a-z][a-z0-9_-]{0,51}$`, e.g. `"echo"`: at most 52 characters, so
-   * the default permission `tool:<name>:invoke` fits in 64.
+   * Unique name: words of a-z, 0-9, `_` or `-`, each starting with a letter, separated by `.`,
+   * e.g. `"echo"` or `"fs.read"`; at most 52 characters, so the default permission
+   * `tool:<name>:invoke` fits in 64.
    */
   name: string;
   /** One-line description for people and models. */
@@ -61,7 +62,8 @@ export interface Tool<I = unknown, O = unknown> {
 
 // The default permission "tool:<name>:invoke" must fit the permission length limit.
 const MAX_NAME_LENGTH = MAX_PERMISSION_LENGTH - "tool::invoke".length;
-const NAME = new RegExp(`^[a-z][a-z0-9_-]{0,${MAX_NAME_LENGTH - 1}}$`);
+// Dot-separated words, each starting with a letter: "echo", "fs.read", "weather.forecast".
+const NAME = /^[a-z][a-z0-9_-]*(?:\.[a-z][a-z0-9_-]*)*$/;
 // From semver.org.
 const SEMVER =
   /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
@@ -112,11 +114,11 @@ export function defineTool<I, O>(
 ): Tool<I, O> & { permissions: string[]; timeoutMs: number } {
   if (!isObject(tool)) throw new TypeError("A tool definition must be an object");
   const { name, description, version, inputSchema, outputSchema, annotations } = tool;
-  if (typeof name !== "string" || !NAME.test(name)) {
+  if (typeof name !== "string" || name.length > MAX_NAME_LENGTH || !NAME.test(name)) {
     throw new TypeError(
       `Invalid tool name ${
         quote(name)
-      }: use 1 to ${MAX_NAME_LENGTH} characters a-z, 0-9, "_" or "-", starting with a letter`,
+      }: use 1 to ${MAX_NAME_LENGTH} characters a-z, 0-9, "_" or "-", starting with a letter, in words separated by "."`,
     );
   }
   if (typeof description !== "string" || description.trim() === "") {

@@ -26,13 +26,13 @@ Deno.test("defineTool", async (t) => {
 
   await t.step("accepts names at the edges of the pattern", () => {
     // 52 is the longest name whose default permission "tool:<name>:invoke" fits in 64 characters.
-    for (const name of ["a", "a".repeat(52), "my-tool_2"]) {
+    for (const name of ["a", "a".repeat(52), "my-tool_2", "fs.read", "weather.forecast-2"]) {
       assert.equal(defineTool({ ...base, name }).name, name);
     }
   });
 
   await t.step("rejects bad names with a TypeError naming them", () => {
-    for (const name of ["", "Echo", "1abc", "_x", "a".repeat(53), "has space", "a.b"]) {
+    for (const name of ["", "Echo", "1abc", "_x", "a".repeat(53), "has space", "a.", ".a", "a..b", "a.1b", "a/b"]) {
       assert.throws(
         () => defineTool({ ...base, name }),
         (error: unknown) =>
