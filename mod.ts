@@ -35,7 +35,13 @@ import {
   type RuntimeConfig,
   type TokenAuthority,
 } from "./runtime/mod.ts";
-import { builtinTools, type Tool, ToolRegistry } from "./toolkit/mod.ts";
+import {
+  builtinTools,
+  createFsTools,
+  type FsToolsOptions,
+  type Tool,
+  ToolRegistry,
+} from "./toolkit/mod.ts";
 import { openVault } from "./vault/mod.ts";
 
 /** The `auth` section of {@linkcode CreateRuntimeOptions}: how to open the secret pool. */
@@ -69,6 +75,12 @@ export interface CreateRuntimeOptions extends Omit<RuntimeConfig, "auth"> {
   db?: string;
   /** Tools to register besides the built-in ones (`echo`, `hash`, `now`). */
   extraTools?: Tool[];
+  /**
+   * Registers the file tools `fs.read`, `fs.write`, `fs.list` and `fs.delete` (see
+   * {@linkcode createFsTools}); their `root` is `storageRoot` by default. Not registered
+   * without it.
+   */
+  fs?: Partial<FsToolsOptions>;
 }
 
 /** A runtime with every feature wired, that also owns what {@linkcode createRuntime} opened. */
@@ -103,7 +115,15 @@ export interface TokaRuntime extends Runtime {
  * ```
  */
 export async function createRuntime(options: CreateRuntimeOptions = {}): Promise<TokaRuntime> {
-  const { db, extraTools, auth: authOption, ...config } = options;
+  const { db, extraTools, auth: authOption, fs, ...config } = options;
+  // Checked before the vault opens, so a bad option opens nothing.
+  const builtins = [...builtinTools({ clock: config.clock })];
+  if (fs !== undefined) {
+    if (typeof fs !== "object" || fs === null || Array.isArray(fs)) {
+      throw new TypeError("Invalid fs: expected the options of the fs tools, e.g. {}");
+    }
+    builtins.push(...createFsTools({ ...fs, root: fs.root ?? config.storageRoot ?? DEFAULT_ROOT }));
+  }
   const given = isAuthority(authOption) ? authOption : undefined;
   const authOptions = given === undefined ? checkAuthOptions(authOption) : {};
   const ownsVault = config.vault === undefined;
@@ -123,7 +143,7 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
     const tools = config.tools ?? new ToolRegistry({
       authority: auth,
       clock: config.clock,
-      tools: [...builtinTools({ clock: config.clock }), ...(extraTools ?? [])],
+      tools: [...builtins, ...(extraTools ?? [])],
       // Tool calls are events too, caused by the event the caller was handling.
       record: (event, cause) => runtime.bus.emit({ ...event, stream: "toolkit" }, cause),
     });
@@ -143,6 +163,9 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
     throw error;
   }
 }
+
+// Runtime's default storageRoot, where storage("local") keeps files.
+const DEFAULT_ROOT = "./.toka/storage";
 
 function isAuthority(value: unknown): value is TokenAuthority {
   return typeof (value as TokenAuthority | undefined)?.authorize === "function";
@@ -240,9 +263,19 @@ export {
 } from "./vault/mod.ts";
 export {
   builtinTools,
+  createFsTools,
   createNowTool,
   defineTool,
   echoTool,
+  type FsDeleteInput,
+  type FsDeleteOutput,
+  type FsListInput,
+  type FsListOutput,
+  type FsReadInput,
+  type FsReadOutput,
+  type FsToolsOptions,
+  type FsWriteInput,
+  type FsWriteOutput,
   hashTool,
   type NowOutput,
   type Tool,

@@ -13,11 +13,15 @@ import {
   FsError,
   InTheWayError,
   OutsideRootError,
-  type SafeFsMode,
   SafeRoot,
   TooLargeError,
 } from "../runtime/_safe_fs.ts";
-import { MAX_KEY_BYTES, MAX_SEGMENT_BYTES, shownKey, TEMP_PREFIX } from "../runtime/_storage_key.ts";
+import {
+  MAX_KEY_BYTES,
+  MAX_SEGMENT_BYTES,
+  shownKey,
+  TEMP_PREFIX,
+} from "../runtime/_storage_key.ts";
 import { MAX_STORAGE_VALUE_BYTES } from "../runtime/storage.ts";
 import { defineTool, type Tool } from "./tool.ts";
 
@@ -33,8 +37,12 @@ export interface FsToolsOptions {
   maxWriteBytes?: number;
   /** The most paths `fs.list` returns (1000); it says `truncated: true` past them. */
   maxListEntries?: number;
-  /** How paths are resolved (see `storage("local")`); by the platform and permissions by default. */
-  mode?: SafeFsMode;
+  /**
+   * How paths are resolved: `"fd"` (relative to open folders; Linux with every permission) or
+   * `"checked"` (full paths checked before and after each open); by what the process may use by
+   * default, as `storage("local")`.
+   */
+  mode?: "fd" | "checked";
 }
 
 /** The input of `fs.read`. */
@@ -223,7 +231,8 @@ export function createFsTools(options: FsToolsOptions): Tool[] {
 
   const read = defineTool<FsReadInput, FsReadOutput>({
     name: "fs.read",
-    description: `Reads a file under the tools' root, as UTF-8 text or base64 (at most ${maxRead} bytes)`,
+    description:
+      `Reads a file under the tools' root, as UTF-8 text or base64 (at most ${maxRead} bytes)`,
     version: "1.0.0",
     inputSchema: {
       type: "object",
@@ -260,7 +269,9 @@ export function createFsTools(options: FsToolsOptions): Tool[] {
             `File ${shownKey(path)} has ${error.size} bytes, more than the ${maxRead} allowed`,
           );
         }
-        if (bytes === undefined) throw new TokaError("fs_not_found", `No file at ${shownKey(path)}`);
+        if (bytes === undefined) {
+          throw new TokaError("fs_not_found", `No file at ${shownKey(path)}`);
+        }
         let content: string;
         if (encoding === "base64") content = Buffer.from(bytes).toString("base64");
         else {
@@ -280,7 +291,8 @@ export function createFsTools(options: FsToolsOptions): Tool[] {
 
   const write = defineTool<FsWriteInput, FsWriteOutput>({
     name: "fs.write",
-    description: `Writes a file under the tools' root from UTF-8 text or base64 (at most ${maxWrite} bytes)`,
+    description:
+      `Writes a file under the tools' root from UTF-8 text or base64 (at most ${maxWrite} bytes)`,
     version: "1.0.0",
     inputSchema: {
       type: "object",
@@ -321,7 +333,9 @@ export function createFsTools(options: FsToolsOptions): Tool[] {
       }
       if (bytes.length > maxWrite) {
         throw new RangeError(
-          `Content for ${shownKey(path)} has ${bytes.length} bytes, more than the ${maxWrite} allowed`,
+          `Content for ${
+            shownKey(path)
+          } has ${bytes.length} bytes, more than the ${maxWrite} allowed`,
         );
       }
       return onPath("write", path, async (parts) => {

@@ -132,12 +132,14 @@ Deno.test("fs tools", async (t) => {
           ".tmp-x",
         ]
       ) {
-        for (const [name, input] of [
-          ["fs.read", { path }],
-          ["fs.write", { path, content: "x" }],
-          ["fs.delete", { path }],
-          ["fs.list", { path }],
-        ] as const) {
+        for (
+          const [name, input] of [
+            ["fs.read", { path }],
+            ["fs.write", { path, content: "x" }],
+            ["fs.delete", { path }],
+            ["fs.list", { path }],
+          ] as const
+        ) {
           const message = await failure(tools.call(name, input), root);
           assert.match(message, new RegExp(`^Tool "${name}" failed: Invalid path "`), message);
         }
@@ -198,7 +200,11 @@ Deno.test("fs tools", async (t) => {
       );
       assert.equal(
         await failure(
-          tools.call("fs.write", { path: "w.txt", content: b64(Array(65).fill(1)), encoding: "base64" }),
+          tools.call("fs.write", {
+            path: "w.txt",
+            content: b64(Array(65).fill(1)),
+            encoding: "base64",
+          }),
           dir,
         ),
         'Tool "fs.write" failed: Content for "w.txt" has 65 bytes, more than the 64 allowed',
@@ -223,8 +229,16 @@ Deno.test("fs tools", async (t) => {
           { path: "x.bin", content: "not base64!", encoding: "base64" },
           'Content for "x.bin" is not valid base64',
         ],
-        ["fs.write", { path: "x.txt", content: "\ud800" }, 'Content for "x.txt" has a lone surrogate'],
-        ["fs.write", { path: "notes", content: "x" }, 'Cannot write "notes": a folder is where the file would go'],
+        [
+          "fs.write",
+          { path: "x.txt", content: "\ud800" },
+          'Content for "x.txt" has a lone surrogate',
+        ],
+        [
+          "fs.write",
+          { path: "notes", content: "x" },
+          'Cannot write "notes": a folder is where the file would go',
+        ],
         [
           "fs.write",
           { path: "w.txt/inner", content: "x" },
@@ -245,7 +259,10 @@ Deno.test("fs tools", async (t) => {
 
     await t.step("each tool needs its own permission", async () => {
       const authority = new FakeAuthority({
-        reader: { sub: "agent/reader", permissions: ["tool:fs.read:invoke", "tool:fs.list:invoke"] },
+        reader: {
+          sub: "agent/reader",
+          permissions: ["tool:fs.read:invoke", "tool:fs.list:invoke"],
+        },
       });
       const gated = new ToolRegistry({ authority, tools: createFsTools({ root }) });
       const read = await gated.call("fs.read", { path: "w.txt" }, { token: "reader" });

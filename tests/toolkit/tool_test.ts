@@ -32,7 +32,21 @@ Deno.test("defineTool", async (t) => {
   });
 
   await t.step("rejects bad names with a TypeError naming them", () => {
-    for (const name of ["", "Echo", "1abc", "_x", "a".repeat(53), "has space", "a.", ".a", "a..b", "a.1b", "a/b"]) {
+    for (
+      const name of [
+        "",
+        "Echo",
+        "1abc",
+        "_x",
+        "a".repeat(53),
+        "has space",
+        "a.",
+        ".a",
+        "a..b",
+        "a.1b",
+        "a/b",
+      ]
+    ) {
       assert.throws(
         () => defineTool({ ...base, name }),
         (error: unknown) =>
