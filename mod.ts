@@ -38,7 +38,9 @@ import {
 import {
   builtinTools,
   createFsTools,
+  createHttpFetchTool,
   type FsToolsOptions,
+  type HttpFetchOptions,
   type Tool,
   ToolRegistry,
 } from "./toolkit/mod.ts";
@@ -81,6 +83,11 @@ export interface CreateRuntimeOptions extends Omit<RuntimeConfig, "auth"> {
    * without it.
    */
   fs?: Partial<FsToolsOptions>;
+  /**
+   * Registers `http.fetch` (see {@linkcode createHttpFetchTool}) with these allowlists and
+   * limits; `http: {}` registers it refusing every host. Not registered without it.
+   */
+  http?: HttpFetchOptions;
 }
 
 /** A runtime with every feature wired, that also owns what {@linkcode createRuntime} opened. */
@@ -115,7 +122,7 @@ export interface TokaRuntime extends Runtime {
  * ```
  */
 export async function createRuntime(options: CreateRuntimeOptions = {}): Promise<TokaRuntime> {
-  const { db, extraTools, auth: authOption, fs, ...config } = options;
+  const { db, extraTools, auth: authOption, fs, http, ...config } = options;
   // Checked before the vault opens, so a bad option opens nothing.
   const builtins = [...builtinTools({ clock: config.clock })];
   if (fs !== undefined) {
@@ -123,6 +130,14 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
       throw new TypeError("Invalid fs: expected the options of the fs tools, e.g. {}");
     }
     builtins.push(...createFsTools({ ...fs, root: fs.root ?? config.storageRoot ?? DEFAULT_ROOT }));
+  }
+  if (http !== undefined) {
+    if (typeof http !== "object" || http === null || Array.isArray(http)) {
+      throw new TypeError(
+        'Invalid http: expected the options of http.fetch, e.g. { allow: ["api.example.com"] }',
+      );
+    }
+    builtins.push(createHttpFetchTool(http) as Tool);
   }
   const given = isAuthority(authOption) ? authOption : undefined;
   const authOptions = given === undefined ? checkAuthOptions(authOption) : {};
@@ -264,6 +279,7 @@ export {
 export {
   builtinTools,
   createFsTools,
+  createHttpFetchTool,
   createNowTool,
   defineTool,
   echoTool,
@@ -277,6 +293,9 @@ export {
   type FsWriteInput,
   type FsWriteOutput,
   hashTool,
+  type HttpFetchInput,
+  type HttpFetchOptions,
+  type HttpFetchOutput,
   type NowOutput,
   type Tool,
   type ToolContext,

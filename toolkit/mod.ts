@@ -45,6 +45,12 @@ export {
   type FsWriteOutput,
 } from "./fs_tools.ts";
 export {
+  createHttpFetchTool,
+  type HttpFetchInput,
+  type HttpFetchOptions,
+  type HttpFetchOutput,
+} from "./http_fetch_tool.ts";
+export {
   NoopToolRegistry,
   type ToolAnnotations,
   type ToolCallOptions,

@@ -96,3 +96,70 @@ Deno.test("createRuntime with the fs tools", async (t) => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("createRuntime with http.fetch", async (t) => {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response("pong"),
+  );
+  const url = `http://127.0.0.1:${server.addr.port}/ping`;
+  try {
+    await t.step("http: {} registers it, refusing every host", async () => {
+      const runtime = await createRuntime({
+        db: ":memory:",
+        http: {},
+        auth: new AllowAllAuthority(),
+      });
+      assert.ok(runtime.tools.get("http.fetch"));
+      await assert.rejects(runtime.tools.call("http.fetch", { url }), {
+        message: 'Tool "http.fetch" failed: Host "127.0.0.1" is not on the http.fetch allowlist',
+      });
+      await runtime.close();
+    });
+
+    await t.step("an agent granted it reaches an allowed host; events are logged", async () => {
+      const runtime = await createRuntime({
+        db: ":memory:",
+        http: { allowPrivate: ["127.0.0.1"] },
+      });
+      const done = Promise.withResolvers<unknown>();
+      runtime.register(defineAgent({
+        name: "fetcher",
+        subscribe: ["ping.wanted"],
+        permissions: ["tool:http.fetch:invoke"],
+        async handle(_event, ctx) {
+          try {
+            done.resolve(await ctx.tools.call("http.fetch", { url }));
+          } catch (error) {
+            done.reject(error);
+          }
+        },
+      }));
+      await runtime.start();
+      await runtime.emit({ kind: "ping.wanted" });
+      const out = await done.promise as { status: number; body: string };
+      const kinds = (await Array.fromAsync(runtime.bus.store!.read())).map((e) => e.kind);
+      await runtime.close();
+      assert.equal(out.status, 200);
+      assert.equal(out.body, "pong");
+      assert.deepEqual(kinds.filter((k) => k.startsWith("tool.")), [
+        "tool.invoked",
+        "tool.completed",
+      ]);
+    });
+
+    await t.step("bad http options are one-line errors", async () => {
+      await assert.rejects(createRuntime({ db: ":memory:", http: { allow: ["a.test:80"] } }), {
+        name: "TypeError",
+        message:
+          'Invalid http allow entry "a.test:80": expected a host name, "*.<domain>" or an IP address, without scheme, port or path',
+      });
+      await assert.rejects(
+        createRuntime({ db: ":memory:", http: [] as unknown as Record<string, never> }),
+        TypeError,
+      );
+    });
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -1,0 +1,473 @@
+/**
+ * The `http.fetch` built-in tool: HTTP requests to the hosts of an allowlist.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { lookup } from "node:dns/promises";
+import { TokaError } from "../runtime/errors.ts";
+import { defineTool, type Tool } from "./tool.ts";
+import { addressClass, isIpLiteral } from "./_ip.ts";
+
+/** Options of {@linkcode createHttpFetchTool}. */
+export interface HttpFetchOptions {
+  /**
+   * The hosts requests may go to: names (`"api.example.com"`), `"*.example.com"` for any
+   * host below a domain, or IP addresses (`"203.0.113.7"`, `"[2001:db8::1]"`). None by default:
+   * every request is refused until a host is allowed. A host whose addresses are loopback,
+   * private or link-local is still refused unless it is also in `allowPrivate`.
+   */
+  allow?: string[];
+  /**
+   * Hosts (exact names or addresses, no wildcard) allowed even when they resolve to loopback,
+   * private, link-local or other non-public addresses, e.g. `["localhost"]`. They need not be
+   * repeated in `allow`.
+   */
+  allowPrivate?: string[];
+  /** The largest response body, in bytes (1 MiB; at most 16 MiB); a larger one is refused. */
+  maxResponseBytes?: number;
+  /** The largest request body, in bytes (1 MiB; at most 16 MiB). */
+  maxRequestBytes?: number;
+  /** Milliseconds the whole call may take, redirects included (10000). */
+  timeoutMs?: number;
+  /** The most redirects followed (5); each is checked against the lists like the first URL. */
+  maxRedirects?: number;
+  /**
+   * Resolves a host name to its IP addresses; `node:dns` `lookup` (the system resolver) by
+   * default. `localhost` and names under `.localhost` are loopback without asking it.
+   */
+  resolve?: (hostname: string) => Promise<string[]>;
+}
+
+/** The input of `http.fetch`. */
+export interface HttpFetchInput {
+  /** An `http:` or `https:` URL without credentials. */
+  url: string;
+  /** `GET` by default. */
+  method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
+  /** Request headers. */
+  headers?: Record<string, string>;
+  /** The request body (not with GET or HEAD). */
+  body?: string;
+  /** How `body` is encoded: `"utf8"` (the default) or `"base64"`. */
+  bodyEncoding?: "utf8" | "base64";
+  /** How to return the response body: `"utf8"` (the default; it must be UTF-8) or `"base64"`. */
+  responseEncoding?: "utf8" | "base64";
+}
+
+/** The output of `http.fetch`. */
+export interface HttpFetchOutput {
+  /** The URL that answered, after redirects. */
+  url: string;
+  /** The HTTP status. */
+  status: number;
+  /** The status text. */
+  statusText: string;
+  /** Response headers, lower-cased names; repeated ones joined with ", ". */
+  headers: Record<string, string>;
+  /** The response body, as `encoding` says. */
+  body: string;
+  /** How `body` is encoded. */
+  encoding: "utf8" | "base64";
+  /** How many redirects were followed. */
+  redirects: number;
+}
+
+const MIB = 1024 * 1024;
+const MAX_BYTES = 16 * MIB;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// Headers that carry the caller's credentials: dropped when a redirect leaves the origin.
+const CREDENTIALS = ["authorization", "cookie", "proxy-authorization"];
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function limit(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+) {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`Invalid ${name} ${value}: expected an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+// A host as URLs print it: lower case, IPv4 in dotted decimal (so "2130706433",
+// "0x7f.1" and "127.1" all become "127.0.0.1"), IPv6 compressed, without brackets
+// and without a final dot.
+function canonicalHost(host: string): string | undefined {
+  if (/[\s/?#@*\\]/.test(host) || host === "") return undefined;
+  if (isIpLiteral(host) && host.includes(":")) host = `[${host}]`; // a bare IPv6 address
+  // No port: "host:80" would pass the URL check below, 80 being http's default.
+  if (host.startsWith("[") ? !host.endsWith("]") : host.includes(":")) return undefined;
+  let url: URL;
+  try {
+    url = new URL(`http://${host}`);
+  } catch {
+    return undefined;
+  }
+  if (url.port !== "" || url.username !== "" || url.pathname !== "/") return undefined;
+  return bare(url.hostname);
+}
+
+function bare(hostname: string): string {
+  const unbracketed = hostname.startsWith("[") ? hostname.slice(1, -1) : hostname;
+  return unbracketed.endsWith(".") ? unbracketed.slice(0, -1) : unbracketed;
+}
+
+function hostList(name: string, entries: unknown, wildcards: boolean): string[] {
+  if (entries === undefined) return [];
+  if (!Array.isArray(entries)) throw new TypeError(`Invalid ${name}: expected a list of hosts`);
+  return entries.map((entry) => {
+    const wild = wildcards && typeof entry === "string" && entry.startsWith("*.");
+    const host = typeof entry === "string"
+      ? canonicalHost(wild ? entry.slice(2) : entry)
+      : undefined;
+    if (host === undefined || (wild && isIpLiteral(host))) {
+      throw new TypeError(
+        `Invalid ${name} entry ${JSON.stringify(entry)}: expected a host name${
+          wildcards ? ', "*.<domain>"' : ""
+        } or an IP address, without scheme, port or path`,
+      );
+    }
+    return wild ? `*.${host}` : host;
+  });
+}
+
+function matches(list: string[], host: string): boolean {
+  return list.some((entry) =>
+    entry.startsWith("*.") ? host.endsWith(entry.slice(1)) : entry === host
+  );
+}
+
+async function systemResolve(hostname: string): Promise<string[]> {
+  const found = await lookup(hostname, { all: true, verbatim: true });
+  return found.map((entry) => entry.address);
+}
+
+/**
+ * Creates `http.fetch`: an HTTP request to a host on the allowlist, returning
+ * `{ url, status, statusText, headers, body, encoding, redirects }`.
+ *
+ * Every URL, the first and each redirect's (followed by the tool, at most `maxRedirects`),
+ * must be `http:` or `https:`, without credentials, to a host on `allow` or `allowPrivate`;
+ * a host's addresses (from `resolve`, or the address itself) must all be public unless the
+ * host is on `allowPrivate`: loopback, private, link-local, multicast and reserved addresses
+ * are refused, also as IPv4 inside IPv6 (`::ffff:127.0.0.1`) or in decimal or octal forms
+ * (`2130706433`, `0177.0.0.1`), which URLs normalise. A redirect to another origin drops the
+ * `authorization`, `cookie` and `proxy-authorization` headers; 303, and 301/302 after a POST,
+ * continue as GET without a body. The response body is read up to `maxResponseBytes` and the
+ * whole call is bounded by `timeoutMs`. Refusals and failures are one-line errors naming
+ * the host. Needs `tool:http.fetch:invoke`.
+ *
+ * The addresses are checked before each request, and the request resolves the host again:
+ * a DNS server that answers differently the second time (DNS rebinding) is not caught. Allow
+ * only hosts whose DNS you trust, or name them by address.
+ *
+ * @param options The allowlists and limits; with none, every request is refused.
+ * @returns The tool, ready to register.
+ * @throws {TypeError} When a host entry is not a host name or address.
+ * @throws {RangeError} When a limit is not an integer in range.
+ *
+ * @example Nothing is allowed by default
+ * ```ts
+ * import { createHttpFetchTool, ToolRegistry } from "@toka/runtime/toolkit";
+ *
+ * const tools = new ToolRegistry({ tools: [createHttpFetchTool()] });
+ * await tools.call("http.fetch", { url: "https://example.com/" })
+ *   .catch((error) => console.log(error.message));
+ * // Tool "http.fetch" failed: Host "example.com" is not on the http.fetch allowlist
+ * ```
+ */
+export function createHttpFetchTool(
+  options: HttpFetchOptions = {},
+): Tool<HttpFetchInput, HttpFetchOutput> {
+  const allow = hostList("http allow", options.allow, true);
+  const allowPrivate = hostList("http allowPrivate", options.allowPrivate, false);
+  const maxResponse = limit("maxResponseBytes", options.maxResponseBytes, MIB, 0, MAX_BYTES);
+  const maxRequest = limit("maxRequestBytes", options.maxRequestBytes, MIB, 0, MAX_BYTES);
+  const timeoutMs = limit("timeoutMs", options.timeoutMs, 10_000, 1, 3_600_000);
+  const maxRedirects = limit("maxRedirects", options.maxRedirects, 5, 0, 20);
+  const resolve = options.resolve ?? systemResolve;
+
+  // Throws unless a request may go to `url`.
+  const check = async (url: URL, redirected: boolean): Promise<void> => {
+    const host = bare(url.hostname);
+    const refuse = (why: string): never => {
+      throw new TokaError(
+        "http_refused",
+        `${redirected ? "Redirect to host" : "Host"} ${JSON.stringify(host)} ${why}`,
+      );
+    };
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new TokaError(
+        "http_refused",
+        `${redirected ? "Redirect to" : "URL with"} scheme ${
+          JSON.stringify(url.protocol.slice(0, -1))
+        } refused: only http and https are allowed`,
+      );
+    }
+    if (url.username !== "" || url.password !== "") {
+      refuse("refused: credentials in the URL are not allowed, send them in a header");
+    }
+    const privateOk = allowPrivate.includes(host);
+    if (!privateOk && !matches(allow, host)) refuse("is not on the http.fetch allowlist");
+    if (privateOk) return;
+    let addresses: string[];
+    if (isIpLiteral(host)) addresses = [host];
+    else if (host === "localhost" || host.endsWith(".localhost")) {
+      addresses = ["127.0.0.1", "::1"];
+    } else {
+      try {
+        addresses = await resolve(host);
+      } catch {
+        addresses = [];
+      }
+      if (addresses.length === 0) refuse("cannot be resolved");
+    }
+    for (const address of addresses) {
+      const kind = addressClass(address);
+      if (kind !== undefined) {
+        refuse(
+          `has the ${kind} address ${address}: list the host in allowPrivate to reach it`,
+        );
+      }
+    }
+  };
+
+  return defineTool<HttpFetchInput, HttpFetchOutput>({
+    name: "http.fetch",
+    description:
+      "Sends an HTTP request to an allowed host and returns the status, headers and body",
+    version: "1.0.0",
+    inputSchema: {
+      type: "object",
+      properties: {
+        url: { type: "string", minLength: 1, maxLength: 8192 },
+        method: {
+          type: "string",
+          enum: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        },
+        headers: { type: "object", additionalProperties: { type: "string" } },
+        body: { type: "string", maxLength: Math.ceil(maxRequest / 3) * 4 },
+        bodyEncoding: { type: "string", enum: ["utf8", "base64"] },
+        responseEncoding: { type: "string", enum: ["utf8", "base64"] },
+      },
+      required: ["url"],
+      additionalProperties: false,
+    },
+    outputSchema: {
+      type: "object",
+      properties: {
+        url: { type: "string" },
+        status: { type: "integer" },
+        statusText: { type: "string" },
+        headers: { type: "object", additionalProperties: { type: "string" } },
+        body: { type: "string" },
+        encoding: { type: "string", enum: ["utf8", "base64"] },
+        redirects: { type: "integer", minimum: 0 },
+      },
+      required: ["url", "status", "statusText", "headers", "body", "encoding", "redirects"],
+    },
+    annotations: {
+      readOnlyHint: false,
+      destructiveHint: true,
+      idempotentHint: false,
+      openWorldHint: true,
+    },
+    // The tool's own deadline reports first, with the host in its message.
+    timeoutMs: timeoutMs + 5000,
+    execute: async (input, ctx) => {
+      let url: URL;
+      try {
+        url = new URL(input.url);
+      } catch {
+        throw new TypeError(`Invalid url ${JSON.stringify(input.url.slice(0, 100))}: not a URL`);
+      }
+      let method: string = input.method ?? "GET";
+      let body: Uint8Array<ArrayBuffer> | undefined;
+      if (input.body !== undefined) {
+        if (method === "GET" || method === "HEAD") {
+          throw new TypeError(`A ${method} request cannot have a body`);
+        }
+        if (input.bodyEncoding === "base64") {
+          if (!BASE64.test(input.body)) throw new TypeError("The body is not valid base64");
+          body = new Uint8Array(Buffer.from(input.body, "base64"));
+        } else {
+          if (!input.body.isWellFormed()) throw new TypeError("The body has a lone surrogate");
+          body = new TextEncoder().encode(input.body);
+        }
+        if (body.length > maxRequest) {
+          throw new RangeError(
+            `The body has ${body.length} bytes, more than the ${maxRequest} allowed`,
+          );
+        }
+      }
+      let headers: Headers;
+      try {
+        headers = new Headers(input.headers ?? {});
+      } catch {
+        throw new TypeError("Invalid headers: a name or value is not allowed in HTTP");
+      }
+
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort("timeout"), timeoutMs);
+      const onAbort = () => controller.abort(ctx.signal.reason);
+      ctx.signal.addEventListener("abort", onAbort, { once: true });
+      let host = bare(url.hostname);
+      // fetch's own messages may hold the whole URL: say only which host failed, and how.
+      const failed = (error: unknown): never => {
+        if (controller.signal.reason === "timeout") {
+          throw new TokaError(
+            "http_timeout",
+            `Request to host ${JSON.stringify(host)} timed out after ${timeoutMs} ms`,
+          );
+        }
+        if (ctx.signal.aborted) throw ctx.signal.reason;
+        throw new TokaError(
+          "http_failed",
+          `Request to host ${JSON.stringify(host)} failed: ${fetchReason(error)}`,
+        );
+      };
+      try {
+        for (let redirects = 0;; redirects++) {
+          host = bare(url.hostname);
+          await check(url, redirects > 0);
+          const response = await fetch(url, {
+            method,
+            headers,
+            body,
+            redirect: "manual",
+            signal: controller.signal,
+          }).catch(failed);
+          const location = response.headers.get("location");
+          if (REDIRECTS.has(response.status) && location !== null) {
+            await response.body?.cancel();
+            if (redirects >= maxRedirects) {
+              throw new TokaError(
+                "http_redirects",
+                `Host ${JSON.stringify(host)} redirected more than ${maxRedirects} times`,
+              );
+            }
+            let next: URL;
+            try {
+              next = new URL(location, url);
+            } catch {
+              throw new TokaError(
+                "http_failed",
+                `Host ${JSON.stringify(host)} redirected to an invalid URL`,
+              );
+            }
+            if (
+              response.status === 303 ||
+              ((response.status === 301 || response.status === 302) && method === "POST")
+            ) {
+              if (method !== "HEAD") method = "GET";
+              body = undefined;
+              headers.delete("content-type");
+              headers.delete("content-length");
+            }
+            if (next.origin !== url.origin) {
+              for (const name of CREDENTIALS) headers.delete(name);
+            }
+            url = next;
+            continue;
+          }
+          const bytes = await readBody(response, maxResponse, host, failed);
+          const encoding = input.responseEncoding ?? "utf8";
+          let text: string;
+          if (encoding === "base64") text = Buffer.from(bytes).toString("base64");
+          else {
+            try {
+              text = utf8.decode(bytes);
+            } catch {
+              throw new TokaError(
+                "http_not_text",
+                `The response from host ${
+                  JSON.stringify(host)
+                } is not UTF-8 text: ask for responseEncoding "base64"`,
+              );
+            }
+          }
+          return {
+            url: url.href,
+            status: response.status,
+            statusText: response.statusText,
+            headers: headerRecord(response.headers),
+            body: text,
+            encoding,
+            redirects,
+          };
+        }
+      } finally {
+        clearTimeout(timer);
+        ctx.signal.removeEventListener("abort", onAbort);
+      }
+    },
+  });
+}
+
+// Headers iterate set-cookie once per value: join them as the others are.
+function headerRecord(headers: Headers): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of headers) out[name] = name in out ? `${out[name]}, ${value}` : value;
+  return out;
+}
+
+function fetchReason(error: unknown): string {
+  const text = error instanceof Error ? `${error.message} ${String(error.cause ?? "")}` : "";
+  if (/refused/i.test(text)) return "connection refused";
+  if (/reset/i.test(text)) return "connection reset";
+  if (/certificate|tls|ssl/i.test(text)) return "TLS error";
+  if (/dns|resolve|lookup/i.test(text)) return "the host cannot be resolved";
+  return "network error";
+}
+
+// Reads a body up to `max` bytes; refuses a larger one without reading the rest.
+async function readBody(
+  response: Response,
+  max: number,
+  host: string,
+  failed: (error: unknown) => never,
+): Promise<Uint8Array> {
+  const tooLarge = (): never => {
+    throw new TokaError(
+      "http_too_large",
+      `The response from host ${JSON.stringify(host)} is larger than the ${max} bytes allowed`,
+    );
+  };
+  const declared = Number(response.headers.get("content-length") ?? NaN);
+  if (declared > max) {
+    await response.body?.cancel();
+    tooLarge();
+  }
+  if (response.body === null) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = response.body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read().catch(failed);
+      if (done) break;
+      size += value.length;
+      if (size > max) {
+        await reader.cancel();
+        tooLarge();
+      }
+      chunks.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.length;
+  }
+  return bytes;
+}
