@@ -124,7 +124,8 @@ async function demoRuntime(
   say: (line: string) => void,
 ): Promise<{ runtime: TokaRuntime; completed(run: string, count: number): Promise<void> }> {
   // The whole stack: the worker's tool calls are checked against its capability token.
-  const runtime = await createRuntime({ vault: store, retry: { attempts: 3 } });
+  // No drain on stop: the demo shows a stop mid-run and a resume.
+  const runtime = await createRuntime({ vault: store, retry: { attempts: 3 }, stopTimeoutMs: 0 });
   runtime.register(defineAgent({
     name: "planner",
     subscribe: ["task.created"],

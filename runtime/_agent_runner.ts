@@ -30,6 +30,8 @@ export interface RunnerDeps {
   ) => (scheme: string, options?: AgentStorageOptions) => StorageAdapter | undefined;
   retry: RetryPolicy;
   clock: () => number;
+  /** How long stop() lets handlers drain before their signal aborts. */
+  stopTimeoutMs: number;
 }
 
 /** The most time before its expiry that a token is renewed (10% of its life, at least this). */
@@ -58,7 +60,10 @@ export class AgentRunner {
   #deps: RunnerDeps;
   #actor: string;
   #logger;
+  // Aborts the handlers (ctx.signal): at stop, once drained or past the deadline.
   #controller = new AbortController();
+  // Ends the live feed from the log; stop() then drains up to the head by reading.
+  #feed = new AbortController();
   #token = "";
   // When (by the clock) the token is due for renewal; never when its claims are unknown.
   #renewAt = Infinity;
@@ -208,7 +213,7 @@ export class AgentRunner {
       this.#logger.warn("Agent {name} lost its lease to another process; it stands by", {
         name: this.agent.name,
       });
-      await this.#stop();
+      await this.#stop(false);
       await this.#start();
     }).catch((error) =>
       this.#logger.error("Agent {name} could not stand by: {message}", {
@@ -285,6 +290,7 @@ export class AgentRunner {
     }
     this.running = true;
     if (store !== undefined) {
+      this.#feed = new AbortController();
       this.#loop = this.#consume(store);
       this.#advancer = setInterval(() => {
         this.#advancing ??= this.#advance(store).finally(() => this.#advancing = undefined);
@@ -380,34 +386,59 @@ export class AgentRunner {
     }
   }
 
+  /**
+   * Stops after draining: events the agent subscribes to that were in the log
+   * (or its mailbox) when stop began are handled, up to `stopTimeoutMs`;
+   * then its signal aborts and what is left waits for the next start.
+   */
   stop(): Promise<void> {
-    return this.#serial(() => this.#stop());
+    return this.#serial(() => this.#stop(true));
   }
 
-  async #stop(): Promise<void> {
+  async #stop(drain: boolean): Promise<void> {
     if (this.#waiting !== undefined) {
       this.#controller.abort();
       await this.#waiting;
     }
-    if (this.running) await this.#end();
+    if (this.running) await this.#end(drain);
     await this.#releaseLease();
   }
 
-  async #end(): Promise<void> {
+  async #end(drain: boolean): Promise<void> {
     this.running = false;
-    if (this.#subscription !== undefined) {
-      // Without a vault nothing could replay the mailbox, so finish it first.
-      await this.#subscription.idle();
-      this.#controller.abort();
-      await this.#subscription.close();
-      this.#subscription = undefined;
-    } else {
-      this.#controller.abort();
-      clearInterval(this.#advancer);
-      await this.#loop;
-      await this.#advancing;
-      this.#loop = undefined;
-      if (this.#deps.store !== undefined) await this.#advance(this.#deps.store);
+    const store = this.#deps.store;
+    const ms = this.#deps.stopTimeoutMs;
+    const controller = this.#controller;
+    if (!drain || ms === 0) controller.abort();
+    const deadline = controller.signal.aborted ? undefined : setTimeout(() => {
+      this.#logger.warn(
+        "Agent {name} did not drain within {ms} ms: its handler is aborted and the rest is handled at the next start",
+        { name: this.agent.name, ms },
+      );
+      controller.abort();
+    }, ms);
+    try {
+      if (this.#subscription !== undefined) {
+        // Without a vault nothing could replay the mailbox, so finish it first.
+        await Promise.race([this.#subscription.idle(), aborted(controller.signal)]);
+        controller.abort();
+        await this.#subscription.close();
+        this.#subscription = undefined;
+      } else if (store !== undefined) {
+        // The head when stop began: what was appended before it is handled.
+        const head = controller.signal.aborted ? null : await store.head().catch(() => null);
+        this.#feed.abort();
+        clearInterval(this.#advancer);
+        await this.#loop;
+        await this.#advancing;
+        this.#loop = undefined;
+        if (head !== null) await this.#drain(store, head);
+        controller.abort();
+        await this.#advance(store);
+      }
+    } finally {
+      clearTimeout(deadline);
+      controller.abort();
     }
     try {
       await this.agent.stop?.(this.#ctx);
@@ -419,6 +450,17 @@ export class AgentRunner {
     }
     // A renewal started by reading ctx.token must not outlive the agent.
     await this.#renewing?.catch(() => {});
+  }
+
+  // Handles, by reading the log, the events after the checkpoint up to `head`.
+  async #drain(store: EventStore, head: string): Promise<void> {
+    const signal = this.#controller.signal;
+    if (signal.aborted || (this.position !== null && this.position >= head)) return;
+    const from = this.position === null ? undefined : formatPosition(Number(this.position) + 1);
+    for await (const event of store.read({ from, kinds: [...this.agent.subscribe] })) {
+      if (event.position > head || signal.aborted) break;
+      await this.#handle(event);
+    }
   }
 
   // Emits of a previous run that died before its checkpoint, so that a
@@ -468,7 +510,8 @@ export class AgentRunner {
   }
 
   async #consume(store: EventStore): Promise<void> {
-    const signal = this.#controller.signal;
+    const signal = this.#feed.signal;
+    const handlers = this.#controller.signal;
     try {
       for await (
         const event of store.subscribe({
@@ -478,10 +521,10 @@ export class AgentRunner {
         })
       ) {
         await this.#handle(event);
-        if (signal.aborted) break;
+        if (signal.aborted || handlers.aborted) break;
       }
     } catch (error) {
-      if (!signal.aborted) {
+      if (!signal.aborted && !handlers.aborted) {
         this.#logger.error("Agent {name} stopped reading the log: {message}", {
           name: this.agent.name,
           message: message(error),
@@ -498,6 +541,7 @@ export class AgentRunner {
     if (leases !== undefined && this.#deps.clock() >= this.#leaseUntil) {
       if (!(await this.#renewLease(leases))) {
         this.#controller.abort();
+        this.#feed.abort();
         return;
       }
     }
@@ -588,6 +632,13 @@ function samePatterns(
 ): boolean {
   return stored !== undefined && stored.length === current.length &&
     stored.every((pattern, i) => pattern === current[i]);
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) =>
+    signal.addEventListener("abort", () => resolve(), { once: true })
+  );
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<boolean> {

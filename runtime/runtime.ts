@@ -65,6 +65,13 @@ export interface RuntimeConfig {
    * after it crashed.
    */
   agentLeaseSecs?: number;
+  /**
+   * Milliseconds `stop()` lets agents drain (10000): they handle the events
+   * appended before it and finish the one in hand. Past this, their
+   * `ctx.signal` aborts; an unfinished event is handled again at the next
+   * start. 0 aborts at once.
+   */
+  stopTimeoutMs?: number;
 }
 
 /** What {@linkcode Runtime.agents} tells about each agent. */
@@ -132,6 +139,7 @@ export class Runtime {
   #storages: Map<string, StorageAdapter>;
   #retry: RetryPolicy;
   #clock: () => number;
+  #stopTimeoutMs: number;
   #running = false;
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -154,6 +162,7 @@ export class Runtime {
     if (kv !== undefined) {
       this.#leases = new LeaseBook(kv, clock, (config.agentLeaseSecs ?? 10) * 1000);
     }
+    this.#stopTimeoutMs = config.stopTimeoutMs ?? 10_000;
     this.#retry = {
       attempts: config.retry?.attempts ?? 3,
       backoffMs: config.retry?.backoffMs ?? ((n) => Math.min(5000, 100 * 2 ** (n - 1))),
@@ -225,9 +234,11 @@ export class Runtime {
   }
 
   /**
-   * Stops every agent after the event it is handling (and, without a vault,
-   * after its mailbox), waits for bus subscribers to go idle, writes the
-   * checkpoints and flushes the vault. Does nothing when stopped.
+   * Stops every agent after draining it: the events appended before `stop()`
+   * that it subscribes to are handled and the one in hand finishes, up to
+   * `stopTimeoutMs` (10 s), after which its `ctx.signal` aborts and what is
+   * left is handled at the next start. Then waits for bus subscribers to go
+   * idle and writes the checkpoints. Does nothing when stopped.
    *
    * @returns When nothing is left running.
    *
@@ -288,6 +299,7 @@ export class Runtime {
       storage: (token) => agentStorage(defined.name, (s) => this.storage(s), this.#auth, token),
       retry: this.#retry,
       clock: this.#clock,
+      stopTimeoutMs: this.#stopTimeoutMs,
     });
     this.#runners.set(defined.name, runner);
     if (this.#running) {
@@ -494,6 +506,7 @@ function checkConfig(config: RuntimeConfig): void {
   };
   wholeAtLeast("maxAgents", 1);
   wholeAtLeast("eventBufferSize", 1);
+  wholeAtLeast("stopTimeoutMs", 0);
   const lease = config.agentLeaseSecs;
   if (lease !== undefined && !(typeof lease === "number" && lease >= 0.1 && lease <= 3600)) {
     throw new RangeError(

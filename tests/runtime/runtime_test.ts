@@ -49,6 +49,14 @@ Deno.test("Runtime lifecycle and configuration", async (t) => {
         }: expected a number of seconds from 0.1 to 3600`,
       });
     }
+    for (const stopTimeoutMs of [-1, 1.5, "10" as never]) {
+      await assert.rejects(Runtime.create({ stopTimeoutMs }), {
+        name: "RangeError",
+        message: `Invalid stopTimeoutMs ${
+          JSON.stringify(stopTimeoutMs)
+        }: expected a whole number ≥ 0`,
+      });
+    }
     await assert.rejects(Runtime.create(null as never), TypeError);
   });
 
@@ -134,9 +142,79 @@ Deno.test("Agents without a vault", async (t) => {
 });
 
 Deno.test("Agents with a vault", async (t) => {
-  await t.step("resume after stop without loss or duplicate", async () => {
+  await t.step("stop drains: events appended before it are handled, then resume", async () => {
     const store = new MemoryEventStore();
     const runtime = await Runtime.create({ vault: store });
+    const handled: number[] = [];
+    const slow = gate();
+    let inFlight = 0;
+    runtime.register(defineAgent({
+      name: "worker",
+      subscribe: ["task.created"],
+      async handle(event, ctx) {
+        const n = (event.payload as { n: number }).n;
+        inFlight = n;
+        if (n === 3) await slow.promise;
+        handled.push(n);
+        await ctx.emit({ kind: "task.done", payload: { n } });
+      },
+    }));
+    await runtime.start();
+    for (let n = 1; n <= 5; n++) await runtime.emit({ kind: "task.created", payload: { n } });
+    await until(() => inFlight === 3);
+    const stopping = runtime.stop();
+    slow.open();
+    await stopping;
+    assert.deepEqual(handled, [1, 2, 3, 4, 5], "every event appended before stop is handled");
+    for (let n = 6; n <= 7; n++) await runtime.emit({ kind: "task.created", payload: { n } });
+    await runtime.start();
+    await until(() => handled.length === 7);
+    await runtime.stop();
+    assert.deepEqual(handled, [1, 2, 3, 4, 5, 6, 7]);
+    const done = await all(store, ["task.done"]);
+    assert.deepEqual(done.map((e) => (e.payload as { n: number }).n), [1, 2, 3, 4, 5, 6, 7]);
+    await store.close();
+  });
+
+  await t.step("past stopTimeoutMs the handler's signal aborts; the event comes back", async () => {
+    const store = new MemoryEventStore();
+    const runtime = await Runtime.create({ vault: store, stopTimeoutMs: 50 });
+    const seen: number[] = [];
+    const abortedOn: number[] = [];
+    runtime.register(defineAgent({
+      name: "stuck",
+      subscribe: ["task.created"],
+      async handle(event, ctx) {
+        const n = (event.payload as { n: number }).n;
+        seen.push(n);
+        if (n !== 2 || seen.filter((x) => x === 2).length > 1) return;
+        // Never finishes on its own the first time: only the abort ends it.
+        await new Promise((_, reject) =>
+          ctx.signal.addEventListener("abort", () => {
+            abortedOn.push(n);
+            reject(ctx.signal.reason);
+          })
+        );
+      },
+    }));
+    await runtime.start();
+    for (let n = 1; n <= 3; n++) await runtime.emit({ kind: "task.created", payload: { n } });
+    await until(() => seen.includes(2));
+    await runtime.stop();
+    assert.deepEqual(abortedOn, [2]);
+    assert.deepEqual(seen, [1, 2], "nothing after the aborted event is handled");
+    assert.equal(runtime.agents()[0].position, (await all(store))[0].position);
+    await runtime.start();
+    await until(() => seen.length === 4);
+    await runtime.stop();
+    assert.deepEqual(seen, [1, 2, 2, 3]);
+    assert.equal(runtime.agents()[0].failures, 0);
+    await store.close();
+  });
+
+  await t.step("with stopTimeoutMs 0 the in-flight event finishes, the rest waits", async () => {
+    const store = new MemoryEventStore();
+    const runtime = await Runtime.create({ vault: store, stopTimeoutMs: 0 });
     const handled: number[] = [];
     const slow = gate();
     let inFlight = 0;

@@ -1,0 +1,94 @@
+// The README's library examples, run as a user runs them (a module of their
+// own, importing the package by name) and checked for what they print or store.
+import assert from "node:assert/strict";
+import { openVault } from "../vault/mod.ts";
+
+const root = new URL("../", import.meta.url);
+const readme = await Deno.readTextFile(new URL("README.md", root));
+
+/** The first ```ts block under a README heading. */
+export function example(heading: string): string {
+  const start = readme.indexOf(`\n${heading}\n`);
+  assert.ok(start >= 0, `README has no heading "${heading}"`);
+  const match = readme.slice(start).match(/```ts\n([\s\S]*?)```/);
+  assert.ok(match, `README has no ts example under "${heading}"`);
+  return match[1];
+}
+
+/** Runs a module in a subprocess with the package's own config; returns its output. */
+async function run(code: string, dir: string): Promise<{ code: number; out: string; err: string }> {
+  const file = `${dir}/example.ts`;
+  // A module outside the package imports it by path, as a project with an import map would.
+  const source = code.replace(
+    /"@toka\/runtime(\/[a-z]+)?"/g,
+    (_, sub: string | undefined) => JSON.stringify(new URL(`.${sub ?? ""}/mod.ts`, root).href),
+  );
+  await Deno.writeTextFile(file, source);
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", "--config", new URL("deno.json", root).pathname, file],
+    cwd: dir,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, out: decode(output.stdout), err: decode(output.stderr) };
+}
+
+Deno.test("README examples print and store what they say", async (t) => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await t.step("The whole stack: the agent greets the user before close() returns", async () => {
+      const code = example("### The whole stack");
+      // The same code on a file vault, so the log can be read after the example ended.
+      const db = `${dir}/whole.kv`;
+      assert.ok(code.includes(`createRuntime({ db: ":memory:" })`));
+      const result = await run(code.replace(`":memory:"`, JSON.stringify(db)), dir);
+      assert.equal(result.code, 0, result.err);
+      const vault = await openVault(db);
+      try {
+        const events = await Array.fromAsync(vault.read());
+        const kinds = events.map((e) => e.kind);
+        assert.deepEqual(kinds, ["user.joined", "tool.invoked", "tool.completed", "user.greeted"]);
+        const greeted = events[3];
+        assert.deepEqual(greeted.payload, { text: "Hello Ada" });
+        assert.deepEqual(greeted.parents, [events[0].id]);
+        assert.equal(greeted.meta.correlationId, events[0].id);
+      } finally {
+        await vault.close();
+      }
+    });
+
+    await t.step("The runtime: the subscriber prints work.done", async () => {
+      const result = await run(example("### The runtime"), dir);
+      assert.equal(result.code, 0, result.err);
+      assert.equal(result.out, "work.done\n");
+    });
+
+    await t.step("Auth: issue, authorize, attenuate and rotate run without error", async () => {
+      const code = example("### Auth");
+      const result = await run(
+        `${code}\nconsole.log(JSON.stringify(child.split(".").length));`,
+        dir,
+      );
+      assert.equal(result.code, 0, result.err);
+      assert.equal(result.out, "3\n");
+    });
+
+    await t.step("The toolkit: records, then prints the tool's output", async () => {
+      const result = await run(example("### The toolkit"), dir);
+      assert.equal(result.code, 0, result.err);
+      assert.equal(result.out, `tool.invoked\ntool.completed\n{ text: "HI" }\n`);
+    });
+
+    await t.step("The vault: versions, verify, then the live event", async () => {
+      const result = await run(example("### The vault"), dir);
+      assert.equal(result.code, 0, result.err);
+      assert.equal(
+        result.out,
+        `1 order.placed\n2 order.paid\n{ ok: true, checked: 2, problems: [] }\nnew order.shipped\n`,
+      );
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
