@@ -6,14 +6,16 @@ import { openVault } from "../vault/mod.ts";
 const root = new URL("../", import.meta.url);
 const readme = await Deno.readTextFile(new URL("README.md", root));
 
-/** The first ```ts block under a README heading. */
-export function example(heading: string): string {
+/** The first ```ts (or other language) block under a README heading. */
+export function example(heading: string, language = "ts"): string {
   const start = readme.indexOf(`\n${heading}\n`);
   assert.ok(start >= 0, `README has no heading "${heading}"`);
-  const match = readme.slice(start).match(/```ts\n([\s\S]*?)```/);
-  assert.ok(match, `README has no ts example under "${heading}"`);
+  const match = readme.slice(start).match(new RegExp("```" + language + "\\n([\\s\\S]*?)```"));
+  assert.ok(match, `README has no ${language} example under "${heading}"`);
   return match[1];
 }
+
+const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 /** Runs a module in a subprocess with the package's own config; returns its output. */
 async function run(code: string, dir: string): Promise<{ code: number; out: string; err: string }> {
@@ -30,9 +32,74 @@ async function run(code: string, dir: string): Promise<{ code: number; out: stri
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
   return { code: output.code, out: decode(output.stdout), err: decode(output.stderr) };
 }
+
+/** Runs `main.ts` in a project of its own, configured only by its own deno.json. */
+async function runProject(
+  dir: string,
+  config: unknown,
+  code: string,
+): Promise<{ code: number; out: string; err: string }> {
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/deno.json`, JSON.stringify(config, null, 2));
+  await Deno.writeTextFile(`${dir}/main.ts`, code);
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", "main.ts"],
+    cwd: dir,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: output.code, out: decode(output.stdout), err: decode(output.stderr) };
+}
+
+/** Every event kind in a vault file. */
+async function kinds(db: string): Promise<string[]> {
+  const vault = await openVault(db);
+  try {
+    return (await Array.fromAsync(vault.read())).map((e) => e.kind);
+  } finally {
+    await vault.close();
+  }
+}
+
+Deno.test("README: use it in your project", async (t) => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // The README's deno.json, with a link to this checkout in place of JSR.
+    const config = JSON.parse(example("### Use it in your project", "json"));
+    assert.equal(config.imports["@toka/runtime"], "jsr:@toka/runtime@^0.1.0");
+    assert.deepEqual(config.unstable, ["kv"]);
+    const linked = { ...config, links: [new URL(".", root).pathname] };
+    const whole = example("### The whole stack");
+
+    await t.step("a project that imports the package runs the whole-stack example", async () => {
+      const db = `${dir}/app/toka.kv`;
+      const code = whole.replace(`":memory:"`, JSON.stringify(db));
+      const result = await runProject(`${dir}/app`, linked, code);
+      assert.equal(result.code, 0, result.err);
+      assert.ok((await kinds(db)).includes("user.greeted"));
+    });
+
+    await t.step("subpath imports resolve too", async () => {
+      const result = await runProject(`${dir}/sub`, linked, example("### The runtime"));
+      assert.equal(result.code, 0, result.err);
+      assert.equal(result.out, "work.done\n");
+    });
+
+    await t.step("without unstable kv it fails as the README says", async () => {
+      const { unstable: _, ...withoutKv } = linked;
+      const result = await runProject(`${dir}/nokv`, withoutKv, whole);
+      assert.equal(result.code, 1);
+      assert.match(
+        result.err,
+        /Cannot open the vault at ":memory:": Deno\.openKv is not a function/,
+      );
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("README examples print and store what they say", async (t) => {
   const dir = await Deno.makeTempDir();
