@@ -148,6 +148,10 @@ export class AgentRunner {
         this.#waiting = this.#waitForLease(leases, this.#controller.signal);
         return;
       }
+      this.#logger.debug("Agent {name} took its lease for {secs} s", {
+        name: this.agent.name,
+        secs: leases.ttlMs / 1000,
+      });
       this.#renewLeases(leases);
     }
     await this.#beginHolding();
@@ -192,6 +196,7 @@ export class AgentRunner {
     try {
       if (await leases.renew(this.agent.name, this.#owner)) {
         this.#leaseUntil = asked + leases.ttlMs;
+        this.#logger.trace("Agent {name} renewed its lease", { name: this.agent.name });
         return true;
       }
     } catch (error) {
@@ -241,11 +246,13 @@ export class AgentRunner {
     if (this.#owner === "") return;
     // The next holder must find the checkpoint this one reached.
     await this.#deps.checkpoints.flush();
-    await this.#deps.leases?.release(this.agent.name, this.#owner).catch((error) =>
-      this.#logger.warn("Could not release agent {name}'s lease: {message}", {
-        name: this.agent.name,
-        message: message(error),
-      })
+    await this.#deps.leases?.release(this.agent.name, this.#owner).then(
+      () => this.#logger.debug("Agent {name} released its lease", { name: this.agent.name }),
+      (error) =>
+        this.#logger.warn("Could not release agent {name}'s lease: {message}", {
+          name: this.agent.name,
+          message: message(error),
+        }),
     );
     this.#owner = "";
   }
@@ -289,6 +296,10 @@ export class AgentRunner {
       return;
     }
     this.running = true;
+    this.#logger.info("Agent {name} started after position {position}", {
+      name: this.agent.name,
+      position: this.position ?? "none",
+    });
     if (store !== undefined) {
       this.#feed = new AbortController();
       this.#loop = this.#consume(store);
@@ -335,6 +346,11 @@ export class AgentRunner {
     this.#applied = seq;
     this.#token = token;
     this.#renewAt = Number.isFinite(renewAt) ? renewAt : Infinity;
+    // Never the token itself: only when it is due for renewal.
+    this.#logger.debug("Agent {name} has a new token, due for renewal at {renewAt}", {
+      name: this.agent.name,
+      renewAt: Number.isFinite(renewAt) ? new Date(renewAt).toISOString() : "never",
+    });
   }
 
   #renewDue(): boolean {
@@ -363,9 +379,18 @@ export class AgentRunner {
     const { tools } = this.#deps;
     const cause = this.#current?.event;
     const token = await this.#fresh();
+    const agent = this.agent.name;
+    this.#logger.debug("Agent {agent} calls tool {tool}", { agent, tool: name });
     try {
-      return await tools.call(name, input, { token, signal, cause });
+      const output = await tools.call(name, input, { token, signal, cause });
+      this.#logger.debug("Tool {tool} returned to agent {agent}", { agent, tool: name });
+      return output;
     } catch (error) {
+      this.#logger.debug("Tool {tool} failed for agent {agent}: {message}", {
+        agent,
+        tool: name,
+        message: message(error),
+      });
       if (!staleToken(error) || signal.aborted) throw error;
       if (this.#token === token) {
         try {
@@ -432,7 +457,13 @@ export class AgentRunner {
         await this.#loop;
         await this.#advancing;
         this.#loop = undefined;
-        if (head !== null) await this.#drain(store, head);
+        if (head !== null) {
+          this.#logger.debug("Agent {name} drains up to position {head}", {
+            name: this.agent.name,
+            head,
+          });
+          await this.#drain(store, head);
+        }
         controller.abort();
         await this.#advance(store);
       }
@@ -450,6 +481,11 @@ export class AgentRunner {
     }
     // A renewal started by reading ctx.token must not outlive the agent.
     await this.#renewing?.catch(() => {});
+    this.#logger.info("Agent {name} stopped at position {position}, {handled} events handled", {
+      name: this.agent.name,
+      position: this.position ?? "none",
+      handled: this.handled,
+    });
   }
 
   // Handles, by reading the log, the events after the checkpoint up to `head`.
@@ -594,6 +630,11 @@ export class AgentRunner {
     this.#emitted.delete(event.id);
     this.position = event.position;
     this.handled++;
+    this.#logger.trace("Agent {name} handled event {id} ({kind})", () => ({
+      name: this.agent.name,
+      id: event.id,
+      kind: event.kind,
+    }));
     this.#deps.checkpoints.save(
       this.agent.name,
       event.position,

@@ -77,7 +77,13 @@ export class CheckpointBook {
         this.#pending.delete(name);
         for (let attempt = 1;; attempt++) {
           try {
-            if (await this.#put(kv, name, checkpoint)) break;
+            if (await this.#put(kv, name, checkpoint)) {
+              logger.debug("Checkpoint of agent {name} moved to position {position}", {
+                name,
+                position: checkpoint.position ?? "none",
+              });
+              break;
+            }
             if (attempt >= 5) {
               logger.error(
                 "Could not write the checkpoint of agent {name}: its lease kept changing",

@@ -230,6 +230,7 @@ export class Runtime {
       if (this.#running) return;
       this.#running = true;
       await Promise.all([...this.#runners.values()].map((r) => this.#startRunner(r)));
+      logger.info("Runtime started with {count} agents", { count: this.#runners.size });
     });
   }
 
@@ -260,6 +261,7 @@ export class Runtime {
       await this.bus.idle();
       await this.#checkpoints.flush();
       await (this.#store as { flush?: () => Promise<void> } | undefined)?.flush?.();
+      logger.info("Runtime stopped");
     });
   }
 
@@ -467,9 +469,12 @@ export class Runtime {
       throw new TypeError("Cannot rotate secrets: the attached auth has no rotate()");
     }
     const { kid } = await auth.rotate();
-    await Promise.all(
-      [...this.#runners.values()].filter((r) => r.running).map((r) => r.renewToken()),
-    );
+    const running = [...this.#runners.values()].filter((r) => r.running);
+    await Promise.all(running.map((r) => r.renewToken()));
+    logger.info("Auth secrets rotated: new key id {kid}, {count} agent tokens renewed", {
+      kid,
+      count: running.length,
+    });
     return { kid };
   }
 
