@@ -240,6 +240,7 @@ export {
   type JsonValue,
   type KindFilter,
   type KvStorageOptions,
+  LeaseLostError,
   type LogHead,
   MAX_STORAGE_VALUE_BYTES,
   NoopToolRegistry,

@@ -10,7 +10,7 @@ import type { Agent, AgentContext } from "./agent.ts";
 import type { CheckpointBook } from "./_checkpoint.ts";
 import type { LeaseBook } from "./_lease.ts";
 import { formatPosition } from "./_ids.ts";
-import { TokaError } from "./errors.ts";
+import { LeaseLostError, TokaError } from "./errors.ts";
 
 export interface RetryPolicy {
   attempts: number;
@@ -30,6 +30,8 @@ export interface RunnerDeps {
   ) => (scheme: string, options?: AgentStorageOptions) => StorageAdapter | undefined;
   retry: RetryPolicy;
   clock: () => number;
+  /** Milliseconds from a monotonic clock: leases are judged by it, never by the wall clock. */
+  monotonic: () => number;
   /** How long stop() lets handlers drain before their signal aborts. */
   stopTimeoutMs: number;
 }
@@ -78,8 +80,9 @@ export class AgentRunner {
   #waiting: Promise<void> | undefined;
   #renewer: ReturnType<typeof setInterval> | undefined;
   #renewingLease: Promise<void> | undefined;
-  // When the lease ends unless renewed, by the clock, as this runner last knew it.
-  #leaseUntil = 0;
+  // When (by the monotonic clock) this runner last asked for the lease and got
+  // it: no other process can take it over before a whole lease after that.
+  #leaseConfirmed = -Infinity;
   #queue: Promise<unknown> = Promise.resolve();
   #advancing: Promise<void> | undefined;
   #subscription: Subscription | undefined;
@@ -139,7 +142,7 @@ export class AgentRunner {
     const leases = this.#deps.leases;
     if (leases !== undefined) {
       this.#owner = crypto.randomUUID();
-      this.#leaseUntil = this.#deps.clock() + leases.ttlMs;
+      const asked = this.#deps.monotonic();
       if (!(await leases.acquire(this.agent.name, this.#owner))) {
         this.#logger.warn(
           "Agent {name} runs in another process (or one that ended less than {secs} s ago); this one takes over when that lease ends",
@@ -148,6 +151,7 @@ export class AgentRunner {
         this.#waiting = this.#waitForLease(leases, this.#controller.signal);
         return;
       }
+      this.#leaseConfirmed = asked;
       this.#logger.debug("Agent {name} took its lease for {secs} s", {
         name: this.agent.name,
         secs: leases.ttlMs / 1000,
@@ -161,9 +165,9 @@ export class AgentRunner {
     try {
       const poll = Math.min(5_000, Math.max(50, leases.ttlMs / 3));
       while (await sleep(poll, signal)) {
-        const asked = this.#deps.clock();
+        const asked = this.#deps.monotonic();
         if (!(await leases.acquire(this.agent.name, this.#owner))) continue;
-        this.#leaseUntil = asked + leases.ttlMs;
+        this.#leaseConfirmed = asked;
         // Stopped meanwhile: stop() gives the lease back.
         if (signal.aborted) return;
         this.#logger.info("Agent {name} takes over", { name: this.agent.name });
@@ -192,10 +196,10 @@ export class AgentRunner {
   // stands by); true when renewed, or when KV could not say (the next
   // renewal asks again).
   async #renewLease(leases: LeaseBook): Promise<boolean> {
-    const asked = this.#deps.clock();
+    const asked = this.#deps.monotonic();
     try {
       if (await leases.renew(this.agent.name, this.#owner)) {
-        this.#leaseUntil = asked + leases.ttlMs;
+        this.#leaseConfirmed = asked;
         this.#logger.trace("Agent {name} renewed its lease", { name: this.agent.name });
         return true;
       }
@@ -378,6 +382,7 @@ export class AgentRunner {
   async #call(name: string, input: unknown, signal: AbortSignal): Promise<unknown> {
     const { tools } = this.#deps;
     const cause = this.#current?.event;
+    await this.#fence();
     const token = await this.#fresh();
     const agent = this.agent.name;
     this.#logger.debug("Agent {agent} calls tool {tool}", { agent, tool: name });
@@ -573,13 +578,9 @@ export class AgentRunner {
     // After a pause longer than the lease (a suspended machine, say), another
     // process may run this agent now: make sure before handling more. Only
     // then: this is the path of every event.
-    const leases = this.#deps.leases;
-    if (leases !== undefined && this.#deps.clock() >= this.#leaseUntil) {
-      if (!(await this.#renewLease(leases))) {
-        this.#controller.abort();
-        this.#feed.abort();
-        return;
-      }
+    if (!this.#leaseFresh()) {
+      // Unconfirmed (the vault did not answer) is handled anyway: emits are fenced.
+      if (!(await this.#confirmLease().catch(() => true))) return;
     }
     const { attempts, backoffMs } = this.#deps.retry;
     const signal = this.#controller.signal;
@@ -644,10 +645,43 @@ export class AgentRunner {
     );
   }
 
+  // True when no lease is needed, or this runner confirmed it less than half a
+  // lease ago: another process can take it only a whole lease after that.
+  #leaseFresh(): boolean {
+    const leases = this.#deps.leases;
+    return leases === undefined || this.#owner === "" ||
+      this.#deps.monotonic() - this.#leaseConfirmed < leases.ttlMs / 2;
+  }
+
+  // Renews the lease; when another process took it, stops handling here at
+  // once (the handler's signal aborts) and returns false.
+  // Throws when the store could not say: the caller may try again.
+  async #confirmLease(): Promise<boolean> {
+    if (!(await this.#renewLease(this.#deps.leases as LeaseBook))) {
+      this.#controller.abort();
+      this.#feed.abort();
+      return false;
+    }
+    if (this.#leaseFresh()) return true;
+    throw new TokaError(
+      "lease_unconfirmed",
+      `Cannot confirm agent "${this.agent.name}"'s lease: the vault did not answer`,
+    );
+  }
+
+  // The fence of everything the agent appends: after a pause past its lease
+  // (a suspended process, a blocked event loop), an emit or tool call is made
+  // only once the lease is renewed, and refused when another process took it.
+  async #fence(): Promise<void> {
+    if (this.#leaseFresh()) return;
+    if (!(await this.#confirmLease())) throw new LeaseLostError(this.agent.name);
+  }
+
   async #emit(input: EmitInput): Promise<EventRecord> {
     if (input === null || typeof input !== "object") {
       throw new TypeError(`Invalid event ${JSON.stringify(input)}: expected an object with a kind`);
     }
+    await this.#fence();
     const full = {
       ...input,
       stream: input.stream ?? this.#actor,

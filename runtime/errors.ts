@@ -112,3 +112,35 @@ export class CapabilityDeniedError extends TokaError {
     this.permission = permission;
   }
 }
+
+/**
+ * Thrown by an agent's `ctx.emit` (and `ctx.tools.call`) once another process
+ * has taken over its lease: what it would emit is not appended, so the new
+ * holder's work is not duplicated in the log.
+ *
+ * @example
+ * ```ts
+ * import { LeaseLostError } from "@toka/runtime/runtime";
+ *
+ * const error = new LeaseLostError("worker");
+ * console.log(error.code); // "lease_lost"
+ * ```
+ */
+export class LeaseLostError extends TokaError {
+  /** The agent whose lease was lost. */
+  readonly agent: string;
+
+  /**
+   * Creates a lease-lost error.
+   *
+   * @param agent The agent's name.
+   */
+  constructor(agent: string) {
+    super(
+      "lease_lost",
+      `Agent "${agent}" lost its lease to another process: nothing it emits is appended`,
+    );
+    this.name = "LeaseLostError";
+    this.agent = agent;
+  }
+}

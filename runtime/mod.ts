@@ -55,7 +55,12 @@ export {
   createMemoryStorage,
   type KvStorageOptions,
 } from "./storage_adapters.ts";
-export { CapabilityDeniedError, TokaError, VersionConflictError } from "./errors.ts";
+export {
+  CapabilityDeniedError,
+  LeaseLostError,
+  TokaError,
+  VersionConflictError,
+} from "./errors.ts";
 export type {
   AppendOptions,
   AppendResult,

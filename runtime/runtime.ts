@@ -56,6 +56,12 @@ export interface RuntimeConfig {
   storage?: Readonly<Record<string, StorageAdapter>>;
   /** Milliseconds since the epoch; `Date.now` by default. */
   clock?: () => number;
+  /**
+   * Milliseconds from a monotonic clock (`performance.now` by default): agent
+   * leases are judged by it, so a wall-clock jump neither delays a takeover
+   * nor lets a paused holder append.
+   */
+  monotonicClock?: () => number;
   /** Retries of a failing handler. */
   retry?: RetryOptions;
   /**
@@ -139,6 +145,7 @@ export class Runtime {
   #storages: Map<string, StorageAdapter>;
   #retry: RetryPolicy;
   #clock: () => number;
+  #monotonic: () => number;
   #stopTimeoutMs: number;
   #running = false;
   #queue: Promise<unknown> = Promise.resolve();
@@ -146,6 +153,7 @@ export class Runtime {
   private constructor(config: RuntimeConfig) {
     const clock = config.clock ?? Date.now;
     this.#clock = clock;
+    this.#monotonic = config.monotonicClock ?? (() => performance.now());
     this.#store = config.vault;
     this.tools = config.tools ?? new NoopToolRegistry();
     this.#auth = config.auth ?? new AllowAllAuthority(clock);
@@ -160,7 +168,12 @@ export class Runtime {
     this.#checkpoints = new CheckpointBook(config.vault?.kv, clock);
     const kv = config.vault?.kv;
     if (kv !== undefined) {
-      this.#leases = new LeaseBook(kv, clock, (config.agentLeaseSecs ?? 10) * 1000);
+      this.#leases = new LeaseBook(
+        kv,
+        clock,
+        (config.agentLeaseSecs ?? 10) * 1000,
+        this.#monotonic,
+      );
     }
     this.#stopTimeoutMs = config.stopTimeoutMs ?? 10_000;
     this.#retry = {
@@ -301,6 +314,7 @@ export class Runtime {
       storage: (token) => agentStorage(defined.name, (s) => this.storage(s), this.#auth, token),
       retry: this.#retry,
       clock: this.#clock,
+      monotonic: this.#monotonic,
       stopTimeoutMs: this.#stopTimeoutMs,
     });
     this.#runners.set(defined.name, runner);
@@ -546,6 +560,9 @@ function checkConfig(config: RuntimeConfig): void {
   }
   if (config.clock !== undefined && typeof config.clock !== "function") {
     throw new TypeError("Invalid clock: expected a function returning milliseconds");
+  }
+  if (config.monotonicClock !== undefined && typeof config.monotonicClock !== "function") {
+    throw new TypeError("Invalid monotonicClock: expected a function returning milliseconds");
   }
   if (
     config.storageRoot !== undefined &&

@@ -644,14 +644,21 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
     const { kv, store, close } = await shared();
     const handled: number[] = [];
     let now = Date.now();
+    let monotonic = 0;
     // A long lease: its renewal timer does not fire during the test.
-    const runtime = await Runtime.create({ vault: store, agentLeaseSecs: 60, clock: () => now });
+    const runtime = await Runtime.create({
+      vault: store,
+      agentLeaseSecs: 60,
+      clock: () => now,
+      monotonicClock: () => monotonic,
+    });
     runtime.register(worker(handled));
     await runtime.start();
     await runtime.emit({ kind: "task.created", payload: { n: 1 } });
     await until(() => handled.length === 1);
     await kv.set(LEASE, { owner: "other", expiresAt: now + 600_000 });
     now += 61_000;
+    monotonic += 61_000;
     await runtime.emit({ kind: "task.created", payload: { n: 2 } });
     await until(() => runtime.agents()[0].standby);
     assert.deepEqual(handled, [1], "event 2 is left to the new holder");
@@ -659,6 +666,58 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
     assert.equal((await kv.get<{ owner: string }>(LEASE)).value?.owner, "other");
     await close();
   });
+
+  await t.step(
+    "a standby judges a lease by its own monotonic clock, not by wall time written by another process",
+    async () => {
+      const { kv, store, close } = await shared();
+      // A holder that crashed wrote an end 1 s ahead by its clock; this
+      // process's wall clock has since jumped back 60 s.
+      await kv.set(LEASE, { owner: "crashed", expiresAt: Date.now() + 1_000 });
+      const handled: number[] = [];
+      const runtime = await Runtime.create({
+        vault: store,
+        agentLeaseSecs: 0.3,
+        clock: () => Date.now() - 60_000,
+      });
+      runtime.register(worker(handled));
+      const started = performance.now();
+      await runtime.start();
+      assert.equal(runtime.agents()[0].standby, true);
+      await runtime.emit({ kind: "task.created", payload: { n: 1 } });
+      await until(() => handled.length === 1, 20_000);
+      const waited = performance.now() - started;
+      // A lease (0.3 s) of seeing no renewal, plus polls: far from the 61 s the written time says.
+      assert.ok(waited >= 300 && waited < 15_000, `took over after ${waited} ms`);
+      await runtime.stop();
+      await close();
+    },
+  );
+
+  await t.step(
+    "a lease renewed by its holder is never taken, whatever the wall clocks say",
+    async () => {
+      const { kv, store, close } = await shared();
+      const handled: number[] = [];
+      const a = await Runtime.create({ vault: store, agentLeaseSecs: 0.3 });
+      // The standby's wall clock runs 60 s ahead: by it, the holder's lease ended long ago.
+      const b = await Runtime.create({
+        vault: store,
+        agentLeaseSecs: 0.3,
+        clock: () => Date.now() + 60_000,
+      });
+      a.register(worker(handled));
+      b.register(worker([]));
+      await a.start();
+      await b.start();
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      assert.deepEqual([a.agents()[0].running, b.agents()[0].standby], [true, true]);
+      assert.notEqual((await kv.get(LEASE)).value, null);
+      await b.stop();
+      await a.stop();
+      await close();
+    },
+  );
 
   await t.step("stopping while standing by leaves the other's lease alone", async () => {
     const { kv, store, close } = await shared();
