@@ -92,7 +92,7 @@ export interface CreateRuntimeOptions extends Omit<RuntimeConfig, "auth"> {
 
 /** A runtime with every feature wired, that also owns what {@linkcode createRuntime} opened. */
 export interface TokaRuntime extends Runtime {
-  /** Stops the runtime and closes the vault if `createRuntime` opened it. */
+  /** Stops the runtime and closes the vault if `createRuntime` opened it; `await using` calls it. */
   close(): Promise<void>;
 }
 
@@ -167,12 +167,12 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
       ? config.storage
       : { vault: createKvStorage(vault.kv, { clock: config.clock }), ...config.storage };
     const runtime = await Runtime.create({ ...config, vault, auth, tools, storage });
-    return Object.assign(runtime, {
-      async close(): Promise<void> {
-        await runtime.stop();
-        if (ownsVault) await vault.close();
-      },
-    });
+    const close = async (): Promise<void> => {
+      await runtime.stop();
+      if (ownsVault) await vault.close();
+    };
+    // `await using` closes what createRuntime opened, not only the runtime.
+    return Object.assign(runtime, { close, [Symbol.asyncDispose]: close });
   } catch (error) {
     if (ownsVault) await vault.close();
     throw error;

@@ -273,9 +273,28 @@ export class Runtime {
       await Promise.all([...this.#runners.values()].map((r) => r.stop()));
       await this.bus.idle();
       await this.#checkpoints.flush();
-      await (this.#store as { flush?: () => Promise<void> } | undefined)?.flush?.();
       logger.info("Runtime stopped");
     });
+  }
+
+  /**
+   * Stops the runtime, as {@linkcode Runtime.stop}, at the end of an
+   * `await using` block.
+   *
+   * @returns When nothing is left running.
+   *
+   * @example
+   * ```ts
+   * import { Runtime } from "@toka/runtime/runtime";
+   *
+   * {
+   *   await using runtime = await Runtime.create();
+   *   await runtime.start();
+   * } // stopped here
+   * ```
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
   }
 
   /**
@@ -475,11 +494,11 @@ export class Runtime {
    * ```
    */
   async rotateSecrets(): Promise<{ kid: string }> {
-    const auth = this.#auth as TokenAuthority & { rotate?: () => Promise<{ kid: string }> };
+    const auth = this.#auth;
     if (!this.#authAttached) {
       throw new TypeError("Cannot rotate secrets: no auth is attached to the runtime");
     }
-    if (typeof auth.rotate !== "function") {
+    if (auth.rotate === undefined) {
       throw new TypeError("Cannot rotate secrets: the attached auth has no rotate()");
     }
     const { kid } = await auth.rotate();

@@ -59,6 +59,13 @@ export interface TokenAuthority {
    * @throws {CapabilityDeniedError} When the permission is not granted.
    */
   authorize(token: string | undefined, permission: string): Promise<TokenClaims>;
+  /**
+   * Rotates the signing secret, for an authority that keeps secrets (optional):
+   * {@linkcode Runtime.rotateSecrets} needs it.
+   *
+   * @returns The key id of the new active secret.
+   */
+  rotate?(): Promise<{ kid: string }>;
 }
 
 /**

@@ -6,6 +6,7 @@ import {
   type EventRecord,
   generateMasterKey,
   KvTokenAuthority,
+  openVault,
 } from "../mod.ts";
 
 Deno.test("createRuntime", async (t) => {
@@ -122,5 +123,34 @@ Deno.test("createRuntime", async (t) => {
         "or pass auth.masterKey (null to keep the secrets unwrapped)",
     );
     assert.equal(await run("none"), "opened");
+  });
+
+  await t.step("await using closes the runtime and the vault it opened", async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const db = `${dir}/toka.kv`;
+      let greeted = false;
+      {
+        await using runtime = await createRuntime({ db });
+        runtime.register(defineAgent({
+          name: "greeter",
+          subscribe: ["user.joined"],
+          async handle(_event, ctx) {
+            await ctx.emit({ kind: "user.greeted" });
+            greeted = true;
+          },
+        }));
+        await runtime.start();
+        await runtime.emit({ kind: "user.joined" });
+      }
+      assert.equal(greeted, true, "drained before the block ended");
+      // Had the vault stayed open, the resource sanitizer would fail this test.
+      const vault = await openVault(db);
+      const kinds = (await Array.fromAsync(vault.read())).map((e) => e.kind);
+      await vault.close();
+      assert.deepEqual(kinds, ["user.joined", "user.greeted"]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   });
 });

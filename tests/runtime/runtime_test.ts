@@ -101,6 +101,31 @@ Deno.test("Runtime lifecycle and configuration", async (t) => {
     assert.equal(runtime.storage("local")?.scheme, "local");
   });
 
+  await t.step(
+    "await using stops the runtime at the end of the block, after draining",
+    async () => {
+      const handled: string[] = [];
+      let outside: Runtime;
+      {
+        await using runtime = await Runtime.create();
+        outside = runtime;
+        runtime.register(defineAgent({
+          name: "worker",
+          subscribe: ["task.*"],
+          async handle(event) {
+            await new Promise((resolve) => setTimeout(resolve, 20));
+            handled.push(event.kind);
+          },
+        }));
+        await runtime.start();
+        await runtime.emit({ kind: "task.created" });
+        assert.equal(runtime.isRunning, true);
+      }
+      assert.equal(outside.isRunning, false);
+      assert.deepEqual(handled, ["task.created"]);
+    },
+  );
+
   await t.step("rotateSecrets needs an auth that can rotate", async () => {
     const runtime = await Runtime.create();
     await assert.rejects(runtime.rotateSecrets(), {
