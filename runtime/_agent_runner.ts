@@ -10,6 +10,7 @@ import type { Agent, AgentContext } from "./agent.ts";
 import type { CheckpointBook } from "./_checkpoint.ts";
 import type { LeaseBook } from "./_lease.ts";
 import { formatPosition } from "./_ids.ts";
+import { delay } from "./_retry.ts";
 import { LeaseLostError, TokaError } from "./errors.ts";
 
 export interface RetryPolicy {
@@ -164,7 +165,7 @@ export class AgentRunner {
   async #waitForLease(leases: LeaseBook, signal: AbortSignal): Promise<void> {
     try {
       const poll = Math.min(5_000, Math.max(50, leases.ttlMs / 3));
-      while (await sleep(poll, signal)) {
+      while (await delay(poll, signal)) {
         const asked = this.#deps.monotonic();
         if (!(await leases.acquire(this.agent.name, this.#owner))) continue;
         this.#leaseConfirmed = asked;
@@ -623,7 +624,7 @@ export class AgentRunner {
           attempt,
           message: message(error),
         });
-        if (!(await sleep(backoffMs(attempt), signal))) return;
+        if (!(await delay(backoffMs(attempt), signal))) return;
       } finally {
         this.#current = undefined;
       }
@@ -714,17 +715,4 @@ function aborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) =>
     signal.addEventListener("abort", () => resolve(), { once: true })
   );
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve(!signal.aborted);
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

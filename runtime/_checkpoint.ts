@@ -3,6 +3,8 @@
 // agent neither waits for commits nor competes with the log for them.
 import { getLogger } from "@logtape/logtape";
 import { type Lease, LEASE_PREFIX } from "./_lease.ts";
+import { retryLocked } from "./_kv_retry.ts";
+import { delay } from "./_retry.ts";
 
 /** Where an agent is in the log. */
 export interface Checkpoint {
@@ -33,7 +35,7 @@ export class CheckpointBook {
   // The lease owner each agent's checkpoint is written for, if it runs under a lease.
   #owners = new Map<string, string>();
   #writing = new Map<string, Promise<void>>();
-  #wakers = new Set<() => void>();
+  #flushed = new AbortController();
   #flushing = false;
 
   constructor(kv: Deno.Kv | undefined, clock: () => number) {
@@ -43,7 +45,8 @@ export class CheckpointBook {
 
   async load(name: string): Promise<Checkpoint | undefined> {
     if (this.#kv === undefined) return this.#latest.get(name);
-    const entry = await this.#kv.get<Checkpoint>([...CHECKPOINT_PREFIX, name]);
+    const kv = this.#kv;
+    const entry = await retryLocked(() => kv.get<Checkpoint>([...CHECKPOINT_PREFIX, name]));
     return entry.value ?? undefined;
   }
 
@@ -72,39 +75,31 @@ export class CheckpointBook {
     try {
       for (let checkpoint; (checkpoint = this.#pending.get(name)) !== undefined;) {
         this.#pending.delete(name);
-        if (!this.#flushing) await this.#pause(WRITE_INTERVAL_MS);
+        if (!this.#flushing) await delay(WRITE_INTERVAL_MS, this.#flushed.signal);
         checkpoint = this.#pending.get(name) ?? checkpoint;
         this.#pending.delete(name);
-        for (let attempt = 1;; attempt++) {
-          try {
-            if (await this.#put(kv, name, checkpoint)) {
-              logger.debug("Checkpoint of agent {name} moved to position {position}", {
-                name,
-                position: checkpoint.position ?? "none",
-              });
-              break;
-            }
-            if (attempt >= 5) {
-              logger.error(
-                "Could not write the checkpoint of agent {name}: its lease kept changing",
-                {
-                  name,
-                },
-              );
-              break;
-            }
-            continue;
-          } catch (error) {
-            // Two processes on one file sometimes get "database is locked": retry.
-            if (attempt >= 5) {
-              logger.error("Could not write the checkpoint of agent {name}: {message}", {
-                name,
-                message: error instanceof Error ? error.message : String(error),
-              });
-              break;
-            }
-            await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** attempt));
+        try {
+          // A lease renewed between our read and commit: read it again.
+          let written = false;
+          for (let attempt = 1; attempt <= 5 && !written; attempt++) {
+            written = await this.#put(kv, name, checkpoint);
           }
+          if (written) {
+            logger.debug("Checkpoint of agent {name} moved to position {position}", {
+              name,
+              position: checkpoint.position ?? "none",
+            });
+          } else {
+            logger.error(
+              "Could not write the checkpoint of agent {name}: its lease kept changing",
+              { name },
+            );
+          }
+        } catch (error) {
+          logger.error("Could not write the checkpoint of agent {name}: {message}", {
+            name,
+            message: error instanceof Error ? error.message : String(error),
+          });
         }
       }
     } finally {
@@ -114,39 +109,29 @@ export class CheckpointBook {
 
   // Writes the checkpoint; under a lease, only while its owner holds it, in
   // one commit checked against the lease read. False when the lease changed
-  // meanwhile (a renewal, say): read it again.
+  // meanwhile (a renewal, say): read it again. A locked database is retried.
   async #put(kv: Deno.Kv, name: string, checkpoint: Checkpoint): Promise<boolean> {
     const key = [...CHECKPOINT_PREFIX, name];
     const owner = this.#owners.get(name);
     if (owner === undefined) {
-      await kv.set(key, checkpoint);
+      await retryLocked(() => kv.set(key, checkpoint));
       return true;
     }
-    const lease = await kv.get<Lease>([...LEASE_PREFIX, name]);
+    const lease = await retryLocked(() => kv.get<Lease>([...LEASE_PREFIX, name]));
     if (lease.value?.owner !== owner) {
       logger.warn("Checkpoint of agent {name} not written: another process runs it now", { name });
       return true;
     }
-    return (await kv.atomic().check(lease).set(key, checkpoint).commit()).ok;
+    return (await retryLocked(() => kv.atomic().check(lease).set(key, checkpoint).commit())).ok;
   }
 
-  // A pause that flush() cuts short, so stop() does not wait for it.
-  #pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#wakers.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.#wakers.add(done);
-    });
-  }
-
+  /** Writes every pending checkpoint now. */
   async flush(): Promise<void> {
     this.#flushing = true;
     try {
-      for (const wake of this.#wakers) wake();
+      // Cuts short the writers' pauses, so stop() does not wait for them.
+      this.#flushed.abort();
+      this.#flushed = new AbortController();
       while (this.#writing.size > 0) await Promise.all(this.#writing.values());
     } finally {
       this.#flushing = false;

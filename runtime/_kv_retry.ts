@@ -1,6 +1,7 @@
 // SQLite-backed Deno KV answers "database is locked" when another process holds
 // the write lock; the operation did not happen and is safe to repeat. Shared by
 // the vault, the auth pool and the runtime's checkpoints and leases.
+import { retry } from "./_retry.ts";
 
 const MAX_ATTEMPTS = 200;
 
@@ -11,14 +12,10 @@ export function isLocked(error: unknown): boolean {
 }
 
 /** Runs `operation`, repeating it with jittered backoff while the database is locked. */
-export async function retryLocked<T>(operation: () => Promise<T>): Promise<T> {
-  for (let attempt = 1;; attempt++) {
-    try {
-      return await operation();
-    } catch (error) {
-      if (!isLocked(error) || attempt >= MAX_ATTEMPTS) throw error;
-      const delay = Math.min(50, attempt * 2) * (0.5 + Math.random());
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
-  }
+export function retryLocked<T>(operation: () => Promise<T>): Promise<T> {
+  return retry(operation, {
+    attempts: MAX_ATTEMPTS,
+    delayMs: (attempt) => Math.min(50, attempt * 2) * (0.5 + Math.random()),
+    retryIf: isLocked,
+  });
 }

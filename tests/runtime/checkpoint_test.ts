@@ -50,4 +50,25 @@ Deno.test("CheckpointBook", async (t) => {
       subscribe: ["task.*"],
     });
   });
+
+  await t.step("load and save retry a database that is locked for a while", async () => {
+    using kv = await Deno.openKv(":memory:");
+    await kv.set(KEY, { position: "0000000000000003", failures: 1, updatedAt: 5 });
+    // Another process holds the write lock for the next few operations.
+    let locked = 3;
+    const busy = () => {
+      if (locked-- > 0) throw new Error("database is locked");
+    };
+    const flaky = {
+      get: (key: Deno.KvKey) => (busy(), kv.get(key)),
+      set: (key: Deno.KvKey, value: unknown) => (busy(), kv.set(key, value)),
+    } as unknown as Deno.Kv;
+    const book = new CheckpointBook(flaky, () => 9);
+    assert.equal((await book.load("worker"))?.position, "0000000000000003");
+    assert.ok(locked < 0, "the locked reads were tried again");
+    locked = 2;
+    book.save("worker", "0000000000000004", 1, ["task.*"]);
+    await book.flush();
+    assert.equal((await kv.get<{ position: string }>(KEY)).value?.position, "0000000000000004");
+  });
 });
