@@ -31,6 +31,8 @@
 import { KvTokenAuthority, MASTER_KEY_ENV, masterKeyFromEnv } from "./auth/mod.ts";
 import {
   createKvStorage,
+  KvCheckpointStore,
+  KvLeaseStore,
   Runtime,
   type RuntimeConfig,
   type TokenAuthority,
@@ -162,11 +164,22 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
       // Tool calls are events too, caused by the event the caller was handling.
       record: (event, cause) => runtime.bus.emit({ ...event, stream: "toolkit" }, cause),
     });
-    // Agents' storage("vault") lives in the vault's KV, given explicitly.
-    const storage = vault.kv === undefined
+    // Agents' storage("vault") lives in the vault's KV, given explicitly; so do
+    // checkpoints and leases, so that they outlive the process and several
+    // processes sharing the vault run each agent once.
+    const kv = vault.kv;
+    const storage = kv === undefined
       ? config.storage
-      : { vault: createKvStorage(vault.kv, { clock: config.clock }), ...config.storage };
-    const runtime = await Runtime.create({ ...config, vault, auth, tools, storage });
+      : { vault: createKvStorage(kv, { clock: config.clock }), ...config.storage };
+    const runtime = await Runtime.create({
+      ...config,
+      vault,
+      auth,
+      tools,
+      storage,
+      checkpoints: config.checkpoints ?? (kv === undefined ? undefined : new KvCheckpointStore(kv)),
+      leases: config.leases ?? (kv === undefined ? undefined : new KvLeaseStore(kv)),
+    });
     const close = async (): Promise<void> => {
       await runtime.stop();
       if (ownsVault) await vault.close();
@@ -220,6 +233,8 @@ export {
   type AppendResult,
   type BusSubscribeOptions,
   CapabilityDeniedError,
+  type Checkpoint,
+  type CheckpointStore,
   compileKindFilter,
   createKvStorage,
   createLocalStorage,
@@ -239,16 +254,24 @@ export {
   type IssueRequest,
   type JsonValue,
   type KindFilter,
+  KvCheckpointStore,
+  KvLeaseStore,
   type KvStorageOptions,
+  type Lease,
   LeaseLostError,
+  type LeaseStore,
   type LogHead,
   MAX_STORAGE_VALUE_BYTES,
+  MemoryCheckpointStore,
+  MemoryLeaseStore,
   NoopToolRegistry,
   type ReadOptions,
   type RetryOptions,
   Runtime,
   type RuntimeConfig,
+  type SaveResult,
   type StorageAdapter,
+  type StoredLease,
   type StoreStats,
   type SubscribeOptions,
   type Subscription,

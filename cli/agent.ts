@@ -9,8 +9,7 @@
 import type { Command } from "commander";
 import type { EventStore } from "../runtime/event_store.ts";
 import { formatPosition } from "../runtime/_ids.ts";
-import { readCheckpoints } from "../runtime/_checkpoint.ts";
-import { type Lease, LEASE_PREFIX } from "../runtime/_lease.ts";
+import { KvCheckpointStore, KvLeaseStore } from "../runtime/mod.ts";
 import { type CommandContext, type RunCommand, withStore } from "./_context.ts";
 
 /** One agent as `toka agent list` shows it. */
@@ -67,11 +66,11 @@ export async function readAgentRows(
   }
   const head = Number((await store.head())?.position ?? 0);
   const leases = new Map<string, number>();
-  for await (const entry of store.kv.list<Lease>({ prefix: [...LEASE_PREFIX] })) {
-    if (entry.value.expiresAt > now) leases.set(String(entry.key[2]), entry.value.expiresAt);
+  for await (const [name, lease] of new KvLeaseStore(store.kv).list()) {
+    if (lease.expiresAt > now) leases.set(name, lease.expiresAt);
   }
   const rows: AgentRow[] = [];
-  for (const [name, checkpoint] of await readCheckpoints(store.kv)) {
+  for await (const [name, checkpoint] of new KvCheckpointStore(store.kv).list()) {
     const after = Number(checkpoint.position ?? 0);
     const subscribe = Array.isArray(checkpoint.subscribe) ? [...checkpoint.subscribe] : null;
     let lag = Math.max(0, head - after);

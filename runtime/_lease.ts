@@ -4,33 +4,22 @@
 // whole lease (after a crash or a pause). That judgement uses only their own
 // monotonic clock: a wall-clock time written by another process, whose clock
 // may differ or jump, decides nothing.
-import { retryLocked } from "./_kv_retry.ts";
-
-/** A lease as stored at `["runtime", "lease", name]`. */
-export interface Lease {
-  /** The runner holding it: random, one per runner start. */
-  owner: string;
-  /** When it ends unless renewed, ms since the epoch by the holder's clock: informative only. */
-  expiresAt: number;
-}
+import type { Lease, LeaseStore } from "./agent_state.ts";
 
 /** Compare-and-sets that lost a race before an operation gives up. */
 const CAS_ATTEMPTS = 5;
 
-/** The KV key prefix of leases. */
-export const LEASE_PREFIX: readonly ["runtime", "lease"] = ["runtime", "lease"];
-
 export class LeaseBook {
   readonly ttlMs: number;
-  #kv: Deno.Kv;
+  #store: LeaseStore;
   #clock: () => number;
   #monotonic: () => number;
   // Per agent: the other holder's lease as last read, and since when (by the
   // monotonic clock) it has not changed.
-  #seen = new Map<string, { versionstamp: string; since: number }>();
+  #seen = new Map<string, { version: string; since: number }>();
 
-  constructor(kv: Deno.Kv, clock: () => number, ttlMs: number, monotonic: () => number) {
-    this.#kv = kv;
+  constructor(store: LeaseStore, clock: () => number, ttlMs: number, monotonic: () => number) {
+    this.#store = store;
     this.#clock = clock;
     this.ttlMs = ttlMs;
     this.#monotonic = monotonic;
@@ -41,12 +30,12 @@ export class LeaseBook {
    * process has seen go unrenewed for a whole lease.
    */
   acquire(name: string, owner: string): Promise<boolean> {
-    return this.#take(name, owner, (lease, versionstamp) => {
+    return this.#take(name, owner, (lease, version) => {
       if (lease === null || lease.owner === owner) return true;
       const now = this.#monotonic();
       const seen = this.#seen.get(name);
-      if (seen === undefined || seen.versionstamp !== versionstamp) {
-        this.#seen.set(name, { versionstamp, since: now });
+      if (seen === undefined || seen.version !== version) {
+        this.#seen.set(name, { version, since: now });
         return false;
       }
       return now - seen.since >= this.ttlMs;
@@ -60,12 +49,10 @@ export class LeaseBook {
 
   /** Gives the lease up, if this owner holds it. */
   async release(name: string, owner: string): Promise<void> {
-    const key = [...LEASE_PREFIX, name];
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const entry = await retryLocked(() => this.#kv.get<Lease>(key));
-      if (entry.value?.owner !== owner) return;
-      const commit = await retryLocked(() => this.#kv.atomic().check(entry).delete(key).commit());
-      if (commit.ok) return;
+      const { lease, version } = await this.#store.read(name);
+      if (lease?.owner !== owner) return;
+      if ((await this.#store.swap(name, version, null)) !== undefined) return;
     }
   }
 
@@ -74,19 +61,14 @@ export class LeaseBook {
   async #take(
     name: string,
     owner: string,
-    mayTake: (lease: Lease | null, versionstamp: string) => boolean,
+    mayTake: (lease: Lease | null, version: string) => boolean,
   ): Promise<boolean> {
-    const key = [...LEASE_PREFIX, name];
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const entry = await retryLocked(() => this.#kv.get<Lease>(key));
-      if (!mayTake(entry.value, entry.versionstamp ?? "")) return false;
-      const lease: Lease = { owner, expiresAt: this.#clock() + this.ttlMs };
-      // KV drops a lease long expired, e.g. of a process that crashed.
-      const commit = await retryLocked(() =>
-        this.#kv.atomic().check(entry)
-          .set(key, lease, { expireIn: Math.ceil(this.ttlMs * 3) }).commit()
-      );
-      if (commit.ok) {
+      const { lease, version } = await this.#store.read(name);
+      if (!mayTake(lease, version ?? "")) return false;
+      const next: Lease = { owner, expiresAt: this.#clock() + this.ttlMs };
+      // The store may drop a lease long expired, e.g. of a process that crashed.
+      if ((await this.#store.swap(name, version, next, Math.ceil(this.ttlMs * 3))) !== undefined) {
         this.#seen.delete(name);
         return true;
       }

@@ -56,6 +56,18 @@ export {
   type KvStorageOptions,
 } from "./storage_adapters.ts";
 export {
+  type Checkpoint,
+  type CheckpointStore,
+  KvCheckpointStore,
+  KvLeaseStore,
+  type Lease,
+  type LeaseStore,
+  MemoryCheckpointStore,
+  MemoryLeaseStore,
+  type SaveResult,
+  type StoredLease,
+} from "./agent_state.ts";
+export {
   CapabilityDeniedError,
   LeaseLostError,
   TokaError,

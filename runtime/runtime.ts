@@ -22,6 +22,13 @@ import { type Agent, defineAgent } from "./agent.ts";
 import { AgentRunner, type RetryPolicy } from "./_agent_runner.ts";
 import { LeaseBook } from "./_lease.ts";
 import { CheckpointBook } from "./_checkpoint.ts";
+import {
+  type CheckpointStore,
+  KvCheckpointStore,
+  KvLeaseStore,
+  type LeaseStore,
+  MemoryCheckpointStore,
+} from "./agent_state.ts";
 import { LocalStorage } from "./_local_storage.ts";
 import { agentStorage } from "./_scoped_storage.ts";
 
@@ -64,6 +71,17 @@ export interface RuntimeConfig {
   monotonicClock?: () => number;
   /** Retries of a failing handler. */
   retry?: RetryOptions;
+  /**
+   * Where agents' checkpoints are kept: a {@linkcode KvCheckpointStore} on the
+   * vault's Deno KV when it has one, else in memory ({@linkcode MemoryCheckpointStore}).
+   */
+  checkpoints?: CheckpointStore;
+  /**
+   * Agents' leases, so that one process at a time runs each agent: a
+   * {@linkcode KvLeaseStore} on the vault's Deno KV when it has one, else none
+   * (a runtime alone in its process needs none).
+   */
+  leases?: LeaseStore;
   /**
    * Seconds an agent's lease lasts unless renewed (10). On a vault with a
    * Deno KV shared by several processes, one process at a time runs a given
@@ -165,11 +183,15 @@ export class Runtime {
       ...config.storage,
     }));
     this.bus = new EventBus({ store: config.vault, bufferSize: config.eventBufferSize, clock });
-    this.#checkpoints = new CheckpointBook(config.vault?.kv, clock);
+    // Defaults on the vault's own KV, for a vault that has one.
     const kv = config.vault?.kv;
-    if (kv !== undefined) {
+    const checkpoints = config.checkpoints ??
+      (kv === undefined ? new MemoryCheckpointStore() : new KvCheckpointStore(kv));
+    this.#checkpoints = new CheckpointBook(checkpoints, clock);
+    const leases = config.leases ?? (kv === undefined ? undefined : new KvLeaseStore(kv));
+    if (leases !== undefined) {
       this.#leases = new LeaseBook(
-        kv,
+        leases,
         clock,
         (config.agentLeaseSecs ?? 10) * 1000,
         this.#monotonic,
@@ -576,6 +598,12 @@ function checkConfig(config: RuntimeConfig): void {
   }
   if (config.auth !== undefined && typeof config.auth?.issue !== "function") {
     throw new TypeError("Invalid auth: expected a TokenAuthority");
+  }
+  if (config.checkpoints !== undefined && typeof config.checkpoints?.save !== "function") {
+    throw new TypeError("Invalid checkpoints: expected a CheckpointStore");
+  }
+  if (config.leases !== undefined && typeof config.leases?.swap !== "function") {
+    throw new TypeError("Invalid leases: expected a LeaseStore");
   }
   if (config.clock !== undefined && typeof config.clock !== "function") {
     throw new TypeError("Invalid clock: expected a function returning milliseconds");

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { CheckpointBook } from "../../runtime/_checkpoint.ts";
+import { KvCheckpointStore } from "../../runtime/mod.ts";
 
 Deno.test("CheckpointBook", async (t) => {
   const KEY = ["runtime", "checkpoint", "worker"];
@@ -7,7 +8,7 @@ Deno.test("CheckpointBook", async (t) => {
 
   await t.step("writes under a lease only while its owner holds it", async () => {
     using kv = await Deno.openKv(":memory:");
-    const book = new CheckpointBook(kv, () => 7);
+    const book = new CheckpointBook(new KvCheckpointStore(kv), () => 7);
     const position = async () => (await kv.get<{ position: string }>(KEY)).value?.position;
 
     await kv.set(LEASE, { owner: "a", expiresAt: 1_000 });
@@ -34,7 +35,7 @@ Deno.test("CheckpointBook", async (t) => {
 
   await t.step("writes without a lease when no owner is given", async () => {
     using kv = await Deno.openKv(":memory:");
-    const book = new CheckpointBook(kv, () => 7);
+    const book = new CheckpointBook(new KvCheckpointStore(kv), () => 7);
     book.save("worker", "0000000000000003", 1, ["task.*"]);
     await book.flush();
     assert.deepEqual((await kv.get(KEY)).value, {
@@ -63,7 +64,7 @@ Deno.test("CheckpointBook", async (t) => {
       get: (key: Deno.KvKey) => (busy(), kv.get(key)),
       set: (key: Deno.KvKey, value: unknown) => (busy(), kv.set(key, value)),
     } as unknown as Deno.Kv;
-    const book = new CheckpointBook(flaky, () => 9);
+    const book = new CheckpointBook(new KvCheckpointStore(flaky), () => 9);
     assert.equal((await book.load("worker"))?.position, "0000000000000003");
     assert.ok(locked < 0, "the locked reads were tried again");
     locked = 2;

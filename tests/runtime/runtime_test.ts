@@ -6,6 +6,8 @@ import {
   type EventRecord,
   type EventStore,
   type IssueRequest,
+  MemoryCheckpointStore,
+  MemoryLeaseStore,
   NoopToolRegistry,
   Runtime,
   type ToolCallOptions,
@@ -741,6 +743,34 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
       await b.stop();
       await a.stop();
       await close();
+    },
+  );
+
+  await t.step(
+    "checkpoints and leases are ports: the in-memory ones, passed as options",
+    async () => {
+      const store = new MemoryEventStore();
+      const leases = new MemoryLeaseStore();
+      const checkpoints = new MemoryCheckpointStore(leases);
+      const handledA: number[] = [];
+      const handledB: number[] = [];
+      const a = await Runtime.create({ vault: store, checkpoints, leases, agentLeaseSecs: 0.3 });
+      const b = await Runtime.create({ vault: store, checkpoints, leases, agentLeaseSecs: 0.3 });
+      a.register(worker(handledA));
+      b.register(worker(handledB));
+      await a.start();
+      await b.start();
+      assert.deepEqual([a.agents()[0].running, b.agents()[0].standby], [true, true]);
+      for (let n = 1; n <= 2; n++) await a.emit({ kind: "task.created", payload: { n } });
+      await a.stop();
+      assert.equal((await checkpoints.load("worker"))?.position, "0000000000000002");
+      await until(() => b.agents()[0].running);
+      await b.emit({ kind: "task.created", payload: { n: 3 } });
+      await until(() => handledB.length === 1);
+      await b.stop();
+      assert.deepEqual([handledA, handledB], [[1, 2], [3]], "resumed from the shared checkpoint");
+      assert.deepEqual(await leases.read("worker"), { lease: null, version: null });
+      await store.close();
     },
   );
 
