@@ -9,9 +9,11 @@ import type { AgentStorageOptions, StorageAdapter } from "./storage.ts";
 import type { Agent, AgentContext } from "./agent.ts";
 import type { CheckpointBook } from "./_checkpoint.ts";
 import type { LeaseBook } from "./_lease.ts";
+import { LeaseHolder } from "./_lease_holder.ts";
 import { formatPosition } from "./_ids.ts";
 import { delay } from "./_retry.ts";
-import { LeaseLostError, TokaError } from "./errors.ts";
+import { LeaseLostError } from "./errors.ts";
+import { staleToken, TokenKeeper } from "./_token_keeper.ts";
 
 export interface RetryPolicy {
   attempts: number;
@@ -37,20 +39,8 @@ export interface RunnerDeps {
   stopTimeoutMs: number;
 }
 
-/** The most time before its expiry that a token is renewed (10% of its life, at least this). */
-const RENEW_MARGIN_MS = 60_000;
 /** How often a running agent's checkpoint is moved past events it does not subscribe to. */
 const ADVANCE_INTERVAL_MS = 1_000;
-
-// Why a tool call may be refused only because the agent's token is stale: it
-// expired, its secret was rotated out (here or by another process) or its
-// key id is unknown. A revoked token is not re-issued.
-function staleToken(error: unknown): boolean {
-  if (!(error instanceof TokaError)) return false;
-  if (error.code === "token_expired") return true;
-  const reason = (error as { reason?: unknown }).reason;
-  return error.code === "invalid_token" && (reason === "key_expired" || reason === "unknown_kid");
-}
 
 const message = (error: unknown): string => error instanceof Error ? error.message : String(error);
 
@@ -67,23 +57,12 @@ export class AgentRunner {
   #controller = new AbortController();
   // Ends the live feed from the log; stop() then drains up to the head by reading.
   #feed = new AbortController();
-  #token = "";
-  // When (by the clock) the token is due for renewal; never when its claims are unknown.
-  #renewAt = Infinity;
-  #renewing: Promise<void> | undefined;
-  #issued = 0;
-  #applied = 0;
+  #tokens: TokenKeeper;
   #loop: Promise<void> | undefined;
   #advancer: ReturnType<typeof setInterval> | undefined;
-  // The lease: this start's owner id ("" when none is held or asked for), the
-  // wait for another process to give it up, and its renewal.
-  #owner = "";
+  // The lease, if the runtime has leases, and the wait for another process to give it up.
+  #lease: LeaseHolder | undefined;
   #waiting: Promise<void> | undefined;
-  #renewer: ReturnType<typeof setInterval> | undefined;
-  #renewingLease: Promise<void> | undefined;
-  // When (by the monotonic clock) this runner last asked for the lease and got
-  // it: no other process can take it over before a whole lease after that.
-  #leaseConfirmed = -Infinity;
   #queue: Promise<unknown> = Promise.resolve();
   #advancing: Promise<void> | undefined;
   #subscription: Subscription | undefined;
@@ -97,17 +76,27 @@ export class AgentRunner {
     this.#deps = deps;
     this.#actor = `agent/${agent.name}`;
     this.#logger = getLogger(["toka", "agent", agent.name]);
+    this.#lease = deps.leases === undefined ? undefined : new LeaseHolder(
+      deps.leases,
+      agent.name,
+      deps.monotonic,
+      this.#logger,
+      () => this.#lostLease(),
+    );
+    this.#tokens = new TokenKeeper(
+      deps.auth,
+      agent.name,
+      agent.permissions ?? [],
+      deps.clock,
+      this.#logger,
+    );
     this.#ctx = this.#context();
   }
 
   #context(): AgentContext {
     const { tools, storage } = this.#deps;
-    const token = () => {
-      // A getter cannot wait: start the renewal and hand out the current token,
-      // still valid for the renewal margin.
-      if (this.#renewDue()) void this.#fresh();
-      return this.#token;
-    };
+    // Still valid for the renewal margin while a due renewal runs.
+    const token = () => this.#tokens.current;
     const signal = () => this.#controller.signal;
     return Object.freeze({
       name: this.agent.name,
@@ -140,42 +129,24 @@ export class AgentRunner {
   async #start(): Promise<void> {
     if (this.running || this.#waiting !== undefined) return;
     this.#controller = new AbortController();
-    const leases = this.#deps.leases;
-    if (leases !== undefined) {
-      this.#owner = crypto.randomUUID();
-      const asked = this.#deps.monotonic();
-      if (!(await leases.acquire(this.agent.name, this.#owner))) {
-        this.#logger.warn(
-          "Agent {name} runs in another process (or one that ended less than {secs} s ago); this one takes over when that lease ends",
-          { name: this.agent.name, secs: leases.ttlMs / 1000 },
-        );
-        this.#waiting = this.#waitForLease(leases, this.#controller.signal);
-        return;
-      }
-      this.#leaseConfirmed = asked;
-      this.#logger.debug("Agent {name} took its lease for {secs} s", {
-        name: this.agent.name,
-        secs: leases.ttlMs / 1000,
-      });
-      this.#renewLeases(leases);
+    const lease = this.#lease;
+    if (lease !== undefined && !(await lease.take())) {
+      this.#logger.warn(
+        "Agent {name} runs in another process (or one that ended less than {secs} s ago); this one takes over when that lease ends",
+        { name: this.agent.name, secs: lease.ttlMs / 1000 },
+      );
+      this.#waiting = this.#waitForLease(lease, this.#controller.signal);
+      return;
     }
     await this.#beginHolding();
   }
 
-  async #waitForLease(leases: LeaseBook, signal: AbortSignal): Promise<void> {
+  async #waitForLease(lease: LeaseHolder, signal: AbortSignal): Promise<void> {
     try {
-      const poll = Math.min(5_000, Math.max(50, leases.ttlMs / 3));
-      while (await delay(poll, signal)) {
-        const asked = this.#deps.monotonic();
-        if (!(await leases.acquire(this.agent.name, this.#owner))) continue;
-        this.#leaseConfirmed = asked;
-        // Stopped meanwhile: stop() gives the lease back.
-        if (signal.aborted) return;
-        this.#logger.info("Agent {name} takes over", { name: this.agent.name });
-        this.#renewLeases(leases);
-        await this.#beginHolding();
-        return;
-      }
+      // Stopped meanwhile: stop() gives a lease taken back.
+      if (!(await lease.waitFor(signal))) return;
+      this.#logger.info("Agent {name} takes over", { name: this.agent.name });
+      await this.#beginHolding();
     } catch (error) {
       this.#logger.error("Agent {name} could not take over: {message}", {
         name: this.agent.name,
@@ -184,35 +155,6 @@ export class AgentRunner {
     } finally {
       this.#waiting = undefined;
     }
-  }
-
-  #renewLeases(leases: LeaseBook): void {
-    this.#renewer = setInterval(() => {
-      this.#renewingLease ??= this.#renewLease(leases).then(() => {})
-        .finally(() => this.#renewingLease = undefined);
-    }, leases.ttlMs / 3);
-  }
-
-  // Renews the lease: false once another process has taken it (and this one
-  // stands by); true when renewed, or when KV could not say (the next
-  // renewal asks again).
-  async #renewLease(leases: LeaseBook): Promise<boolean> {
-    const asked = this.#deps.monotonic();
-    try {
-      if (await leases.renew(this.agent.name, this.#owner)) {
-        this.#leaseConfirmed = asked;
-        this.#logger.trace("Agent {name} renewed its lease", { name: this.agent.name });
-        return true;
-      }
-    } catch (error) {
-      this.#logger.warn("Could not renew agent {name}'s lease: {message}", {
-        name: this.agent.name,
-        message: message(error),
-      });
-      return true;
-    }
-    this.#lostLease();
-    return false;
   }
 
   // Another process took the lease over (this one was paused past its end):
@@ -245,21 +187,8 @@ export class AgentRunner {
   }
 
   async #releaseLease(): Promise<void> {
-    clearInterval(this.#renewer);
-    this.#renewer = undefined;
-    await this.#renewingLease;
-    if (this.#owner === "") return;
     // The next holder must find the checkpoint this one reached.
-    await this.#deps.checkpoints.flush();
-    await this.#deps.leases?.release(this.agent.name, this.#owner).then(
-      () => this.#logger.debug("Agent {name} released its lease", { name: this.agent.name }),
-      (error) =>
-        this.#logger.warn("Could not release agent {name}'s lease: {message}", {
-          name: this.agent.name,
-          message: message(error),
-        }),
-    );
-    this.#owner = "";
+    await this.#lease?.release(() => this.#deps.checkpoints.flush());
   }
 
   #serial(task: () => Promise<void>): Promise<void> {
@@ -282,7 +211,7 @@ export class AgentRunner {
         this.position,
         this.failures,
         this.agent.subscribe,
-        this.#owner,
+        this.#lease?.owner,
       );
     }
     await this.renewToken();
@@ -317,64 +246,8 @@ export class AgentRunner {
   }
 
   /** Issues a fresh token to the agent, e.g. after a rotation. */
-  async renewToken(): Promise<void> {
-    const renewal = this.#issue();
-    this.#renewing = renewal;
-    try {
-      await renewal;
-    } finally {
-      if (this.#renewing === renewal) this.#renewing = undefined;
-    }
-  }
-
-  async #issue(): Promise<void> {
-    const { auth } = this.#deps;
-    const seq = ++this.#issued;
-    const token = await auth.issue({
-      sub: this.#actor,
-      permissions: [...(this.agent.permissions ?? [])],
-    });
-    let renewAt = Infinity;
-    try {
-      const { iat, exp } = await auth.verify(token);
-      const life = (exp - iat) * 1000;
-      renewAt = exp * 1000 - Math.min(life / 2, Math.max(life / 10, RENEW_MARGIN_MS));
-    } catch (error) {
-      // Without its claims the token is renewed only when a call is refused.
-      this.#logger.warn("Cannot read the expiry of agent {name}'s token: {message}", {
-        name: this.agent.name,
-        message: message(error),
-      });
-    }
-    // Of renewals that overlap (a rotation during a due renewal), the latest issued wins.
-    if (seq < this.#applied) return;
-    this.#applied = seq;
-    this.#token = token;
-    this.#renewAt = Number.isFinite(renewAt) ? renewAt : Infinity;
-    // Never the token itself: only when it is due for renewal.
-    this.#logger.debug("Agent {name} has a new token, due for renewal at {renewAt}", {
-      name: this.agent.name,
-      renewAt: Number.isFinite(renewAt) ? new Date(renewAt).toISOString() : "never",
-    });
-  }
-
-  #renewDue(): boolean {
-    return this.#renewing === undefined && this.#deps.clock() >= this.#renewAt;
-  }
-
-  // The token to call with: renewed first when it is due. A failed renewal is
-  // logged and the current token used; a refused call renews it again.
-  async #fresh(): Promise<string> {
-    try {
-      if (this.#renewDue()) await this.renewToken();
-      else if (this.#renewing !== undefined) await this.#renewing;
-    } catch (error) {
-      this.#logger.warn("Cannot renew agent {name}'s token: {message}", {
-        name: this.agent.name,
-        message: message(error),
-      });
-    }
-    return this.#token;
+  renewToken(): Promise<void> {
+    return this.#tokens.renew();
   }
 
   // Calls a tool with the agent's token; when the token is refused as stale,
@@ -384,7 +257,7 @@ export class AgentRunner {
     const { tools } = this.#deps;
     const cause = this.#current?.event;
     await this.#fence();
-    const token = await this.#fresh();
+    const token = await this.#tokens.fresh();
     const agent = this.agent.name;
     this.#logger.debug("Agent {agent} calls tool {tool}", { agent, tool: name });
     try {
@@ -398,22 +271,12 @@ export class AgentRunner {
         message: message(error),
       });
       if (!staleToken(error) || signal.aborted) throw error;
-      if (this.#token === token) {
-        try {
-          await this.renewToken();
-        } catch (renewal) {
-          this.#logger.warn("Cannot renew agent {name}'s token: {message}", {
-            name: this.agent.name,
-            message: message(renewal),
-          });
-          throw error;
-        }
-      }
+      const renewed = await this.#tokens.afterRefusal(token, error);
       this.#logger.info("Renewed agent {name}'s refused token; calling tool {tool} again", {
         name: this.agent.name,
         tool: name,
       });
-      return await tools.call(name, input, { token: this.#token, signal, cause });
+      return await tools.call(name, input, { token: renewed, signal, cause });
     }
   }
 
@@ -486,7 +349,7 @@ export class AgentRunner {
       });
     }
     // A renewal started by reading ctx.token must not outlive the agent.
-    await this.#renewing?.catch(() => {});
+    await this.#tokens.settle();
     this.#logger.info("Agent {name} stopped at position {position}, {handled} events handled", {
       name: this.agent.name,
       position: this.position ?? "none",
@@ -541,7 +404,7 @@ export class AgentRunner {
         head,
         this.failures,
         this.agent.subscribe,
-        this.#owner,
+        this.#lease?.owner,
       );
     } catch (error) {
       this.#logger.warn("Could not move agent {name}'s checkpoint: {message}", {
@@ -642,32 +505,24 @@ export class AgentRunner {
       event.position,
       this.failures,
       this.agent.subscribe,
-      this.#owner,
+      this.#lease?.owner,
     );
   }
 
-  // True when no lease is needed, or this runner confirmed it less than half a
-  // lease ago: another process can take it only a whole lease after that.
+  // True when no lease is needed, or it was confirmed less than half a lease
+  // ago: another process can take it only a whole lease after that.
   #leaseFresh(): boolean {
-    const leases = this.#deps.leases;
-    return leases === undefined || this.#owner === "" ||
-      this.#deps.monotonic() - this.#leaseConfirmed < leases.ttlMs / 2;
+    return this.#lease === undefined || this.#lease.owner === "" || this.#lease.fresh;
   }
 
   // Renews the lease; when another process took it, stops handling here at
-  // once (the handler's signal aborts) and returns false.
-  // Throws when the store could not say: the caller may try again.
+  // once (the handler's signal aborts) and returns false. Throws when the
+  // store could not say: the caller may try again.
   async #confirmLease(): Promise<boolean> {
-    if (!(await this.#renewLease(this.#deps.leases as LeaseBook))) {
-      this.#controller.abort();
-      this.#feed.abort();
-      return false;
-    }
-    if (this.#leaseFresh()) return true;
-    throw new TokaError(
-      "lease_unconfirmed",
-      `Cannot confirm agent "${this.agent.name}"'s lease: the vault did not answer`,
-    );
+    if (await (this.#lease as LeaseHolder).confirm()) return true;
+    this.#controller.abort();
+    this.#feed.abort();
+    return false;
   }
 
   // The fence of everything the agent appends: after a pause past its lease
