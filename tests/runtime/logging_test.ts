@@ -16,7 +16,7 @@ Deno.test("the runtime logs its lifecycle at info and its work at debug, never a
   });
   try {
     const secret = "c2VjcmV0LXRoYXQtaXMtbmV2ZXItbG9nZ2VkLTAxMjM0NTY3ODk";
-    const runtime = await createRuntime({ db: ":memory:", initialSecret: secret });
+    const runtime = await createRuntime({ db: ":memory:", auth: { initialSecret: secret } });
     const tokens: string[] = [];
     let done = false;
     runtime.register(defineAgent({
