@@ -1,9 +1,9 @@
 // The README's library examples, run as a user runs them (a module of their
 // own, importing the package by name) and checked for what they print or store.
 import assert from "node:assert/strict";
-import { openVault } from "../vault/mod.ts";
+import { openVault } from "../../vault/mod.ts";
 
-const root = new URL("../", import.meta.url);
+const root = new URL("../../", import.meta.url);
 const readme = await Deno.readTextFile(new URL("README.md", root));
 
 /** The first ```ts (or other language) block under a README heading. */
