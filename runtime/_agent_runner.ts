@@ -320,7 +320,9 @@ export class AgentRunner {
         this.#subscription = undefined;
       } else if (store !== undefined) {
         // The head when stop began: what was appended before it is handled.
-        const head = controller.signal.aborted ? null : await store.head().catch(() => null);
+        const head = controller.signal.aborted
+          ? null
+          : await store.head().then((h) => h?.position ?? null, () => null);
         this.#feed.abort();
         clearInterval(this.#advancer);
         await this.#loop;
