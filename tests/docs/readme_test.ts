@@ -147,12 +147,12 @@ Deno.test("README examples print and store what they say", async (t) => {
       assert.equal(result.out, `tool.invoked\ntool.completed\n{ text: "HI" }\n`);
     });
 
-    await t.step("The vault: versions, verify, then the live event", async () => {
+    await t.step("The vault: versions, verify, the kept head, then the live event", async () => {
       const result = await run(example("### The vault"), dir);
       assert.equal(result.code, 0, result.err);
       assert.equal(
         result.out,
-        `1 order.placed\n2 order.paid\n{ ok: true, checked: 2, problems: [] }\nnew order.shipped\n`,
+        `1 order.placed\n2 order.paid\n{ ok: true, checked: 2, problems: [] }\ntrue\nnew order.shipped\n`,
       );
     });
   } finally {
