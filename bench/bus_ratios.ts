@@ -15,11 +15,10 @@
  * Targets: at least 1,000,000 deliveries/s, and at least 0.25× the baseline.
  */
 import { EventBus, type EventRecord } from "../runtime/mod.ts";
+import { BATCH, interleaved, median, range } from "./_interleaved.ts";
 
 const args = Deno.args;
 const rounds = Number(args[args.indexOf("--rounds") + 1] || 31);
-const BATCH = 1000;
-const SAMPLES = 100;
 
 let sum = 0;
 const handler = (event: EventRecord): Promise<void> => {
@@ -42,45 +41,20 @@ async function viaBus(): Promise<void> {
   await subscription.idle();
 }
 
-// Nanoseconds per event over SAMPLES batches.
-async function time(run: () => Promise<void>): Promise<number> {
-  const started = performance.now();
-  for (let i = 0; i < SAMPLES; i++) await run();
-  return (performance.now() - started) * 1e6 / (SAMPLES * BATCH);
-}
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1];
-};
-
-// Warm-up: let both paths reach optimized code before measuring.
-for (let i = 0; i < 5; i++) await time(bare), await time(viaBus);
-
-const bareNs: number[] = [];
-const busNs: number[] = [];
-const ratios: number[] = [];
-for (let round = 0; round < rounds; round++) {
-  let b: number, m: number;
-  if (round % 2 === 0) b = await time(bare), m = await time(viaBus);
-  else m = await time(viaBus), b = await time(bare);
-  bareNs.push(b);
-  busNs.push(m);
-  ratios.push(b / m);
-}
+const { events, baselineNs, candidateNs, ratios } = await interleaved(bare, viaBus, rounds);
 await bus.close();
 if (sum < 0) console.log(sum);
 
 const ratio = median(ratios);
-console.log(`rounds: ${rounds} × ${SAMPLES * BATCH} events each way`);
-console.log(`bare loop:       ${median(bareNs).toFixed(1)} ns/event`);
+console.log(`rounds: ${rounds} × ${events} events each way`);
+console.log(`bare loop:       ${median(baselineNs).toFixed(1)} ns/event`);
 console.log(
-  `in-memory bus:   ${median(busNs).toFixed(1)} ns/event, ${
-    (1e9 / median(busNs) / 1e6).toFixed(1)
+  `in-memory bus:   ${median(candidateNs).toFixed(1)} ns/event, ${
+    (1e9 / median(candidateNs) / 1e6).toFixed(1)
   } M deliveries/s (target ≥ 1 M/s)`,
 );
 console.log(
   `ratio:           ${ratio.toFixed(3)}× the bare loop (median of rounds; range ${
-    Math.min(...ratios).toFixed(3)
-  }–${Math.max(...ratios).toFixed(3)}; target ≥ 0.25×)`,
+    range(ratios, 3)
+  }; target ≥ 0.25×)`,
 );

@@ -18,12 +18,11 @@
  */
 import { EventEmitter } from "node:events";
 import { EventBus, type EventRecord } from "../runtime/mod.ts";
+import { BATCH, interleaved, median, range } from "./_interleaved.ts";
 import { IdMaker } from "../runtime/_ids.ts";
 
 const args = Deno.args;
 const rounds = Number(args[args.indexOf("--rounds") + 1] || 31);
-const BATCH = 1000;
-const SAMPLES = 100;
 
 let sum = 0;
 const handler = (event: { payload: unknown }): Promise<void> => {
@@ -58,43 +57,19 @@ async function viaBus(): Promise<void> {
   await subscription.idle();
 }
 
-// Nanoseconds per event over SAMPLES batches.
-async function time(run: () => Promise<void>): Promise<number> {
-  const started = performance.now();
-  for (let i = 0; i < SAMPLES; i++) await run();
-  return (performance.now() - started) * 1e6 / (SAMPLES * BATCH);
-}
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1];
-};
-
-for (let i = 0; i < 5; i++) await time(viaEmitter), await time(viaBus);
-
-const emitterNs: number[] = [];
-const busNs: number[] = [];
-const ratios: number[] = [];
-for (let round = 0; round < rounds; round++) {
-  let e: number, b: number;
-  if (round % 2 === 0) e = await time(viaEmitter), b = await time(viaBus);
-  else b = await time(viaBus), e = await time(viaEmitter);
-  emitterNs.push(e);
-  busNs.push(b);
-  ratios.push(e / b);
-}
+const { events, baselineNs, candidateNs, ratios } = await interleaved(viaEmitter, viaBus, rounds);
 await bus.close();
 if (sum < 0) console.log(sum);
 
-console.log(`rounds: ${rounds} × ${SAMPLES * BATCH} events each way`);
-console.log(`EventEmitter, fresh ids: ${median(emitterNs).toFixed(1)} ns/event`);
+console.log(`rounds: ${rounds} × ${events} events each way`);
+console.log(`EventEmitter, fresh ids: ${median(baselineNs).toFixed(1)} ns/event`);
 console.log(
-  `in-memory bus:           ${median(busNs).toFixed(1)} ns/event, ${
-    (1e9 / median(busNs) / 1e6).toFixed(1)
+  `in-memory bus:           ${median(candidateNs).toFixed(1)} ns/event, ${
+    (1e9 / median(candidateNs) / 1e6).toFixed(1)
   } M deliveries/s`,
 );
 console.log(
   `ratio: the bus is ${median(ratios).toFixed(2)}× the EventEmitter's speed (median; range ${
-    Math.min(...ratios).toFixed(2)
-  }–${Math.max(...ratios).toFixed(2)}; must stay > 1)`,
+    range(ratios, 2)
+  }; must stay > 1)`,
 );
