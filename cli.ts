@@ -21,7 +21,7 @@ import { type CommandContext, isWriting, type RunCommand } from "./cli/_context.
 import { type CliIo, processIo } from "./cli/_io.ts";
 import { configureLogging } from "./cli/_log.ts";
 import { UsageError } from "./cli/_usage_error.ts";
-import { redactTokens } from "./auth/_redact.ts";
+import { redactTokens } from "./internal/redact.ts";
 import { registerAuthCommands } from "./cli/auth.ts";
 import { registerEventsCommands } from "./cli/events.ts";
 import { registerAgentCommands } from "./cli/agent.ts";

@@ -4,13 +4,13 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { Buffer } from "node:buffer";
 import type { TokenClaims } from "../runtime/token_authority.ts";
 import { InvalidTokenError, type InvalidTokenReason } from "./errors.ts";
-import { isValidPermission, MAX_PERMISSION_LENGTH } from "./permissions.ts";
+import { isValidPermission, MAX_PERMISSION_LENGTH } from "../internal/permissions.ts";
+import { MAX_ID_LENGTH, MAX_LIFETIME_SECS, MAX_PERMISSIONS } from "./limits.ts";
+
+export { MAX_ID_LENGTH, MAX_LIFETIME_SECS, MAX_PERMISSIONS };
 
 export const TOKEN_TYPE = "toka.cap+jwt";
 export const MAX_TOKEN_LENGTH = 16_384;
-export const MAX_LIFETIME_SECS = 86_400;
-export const MAX_ID_LENGTH = 256;
-export const MAX_PERMISSIONS = 100;
 /** How many times a token may be attenuated, one from another. */
 export const MAX_ANCESTORS = 8;
 const MAX_KID_LENGTH = 64;

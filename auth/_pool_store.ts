@@ -1,9 +1,10 @@
 // The secret pool and the revocation list in Deno KV. One key holds the whole
 // pool so a rotation is one compare-and-set on its versionstamp.
-import { isLocked, retryLocked as retryWhileLocked } from "../runtime/_kv_retry.ts";
+import { isLocked, retryLocked as retryWhileLocked } from "../internal/kv_retry.ts";
 import { SecretPoolError } from "./errors.ts";
+import { POOL_KEY } from "../internal/auth_keys.ts";
 
-export const POOL_KEY: Deno.KvKey = ["auth", "pool"];
+export { POOL_KEY };
 export const REVOKED_PREFIX: Deno.KvKey = ["auth", "revoked"];
 /** Rewritten by every revocation, so a reader lists revocations only when it moved. */
 export const REVOCATIONS_MARKER: Deno.KvKey = ["auth", "revocations"];

@@ -43,7 +43,7 @@ import {
   TokenRevokedError,
 } from "./errors.ts";
 import { parseMasterKey } from "./master_key.ts";
-import { assertPermission, permits } from "./permissions.ts";
+import { assertPermission, permits } from "../internal/permissions.ts";
 
 /** Options of {@linkcode KvTokenAuthority.open}. Every one has a default. */
 export interface KvTokenAuthorityOptions {

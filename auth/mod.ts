@@ -48,7 +48,8 @@ export {
   isValidPermission,
   MAX_PERMISSION_LENGTH,
   permits,
-} from "./permissions.ts";
+} from "../internal/permissions.ts";
+export { MAX_ID_LENGTH, MAX_LIFETIME_SECS, MAX_PERMISSIONS } from "./limits.ts";
 export {
   generateMasterKey,
   MASTER_KEY_ENV,

@@ -19,7 +19,7 @@
 import { EventEmitter } from "node:events";
 import { EventBus, type EventRecord } from "../runtime/mod.ts";
 import { BATCH, interleaved, median, range } from "./_interleaved.ts";
-import { IdMaker } from "../runtime/_ids.ts";
+import { IdMaker } from "../internal/ids.ts";
 
 const args = Deno.args;
 const rounds = Number(args[args.indexOf("--rounds") + 1] || 31);

@@ -9,7 +9,7 @@
  *   key's path, then `Deno.readFile` (what the adapter did before it stopped
  *   following links, minus its checks);
  * - "fd" mode (Linux with -A): every folder and file opened relative to its
- *   parent's descriptor with O_NOFOLLOW (runtime/_safe_fs.ts);
+ *   parent's descriptor with O_NOFOLLOW (internal/safe_fs.ts);
  * - "checked" mode (without -A): paths checked with realPath and inodes.
  * The three alternate round by round (the order rotates) and the medians of
  * the per-round ratios are printed, so a noisy neighbour affects all of them.

@@ -8,7 +8,7 @@
  */
 import type { Command } from "commander";
 import type { EventStore } from "../runtime/event_store.ts";
-import { formatPosition } from "../runtime/_ids.ts";
+import { formatPosition } from "../internal/ids.ts";
 import { KvCheckpointStore, KvLeaseStore } from "../runtime/mod.ts";
 import { type CommandContext, type RunCommand, withStore } from "./_context.ts";
 

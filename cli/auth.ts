@@ -12,14 +12,16 @@ import {
   isValidPermission,
   KvTokenAuthority,
   MASTER_KEY_ENV,
+  MAX_ID_LENGTH,
+  MAX_LIFETIME_SECS,
+  MAX_PERMISSIONS,
   parseMasterKey,
   type PoolStatus,
   SecretPoolError,
   TokenExpiredError,
   TokenRevokedError,
 } from "../auth/mod.ts";
-import { MAX_ID_LENGTH, MAX_LIFETIME_SECS, MAX_PERMISSIONS } from "../auth/_jws.ts";
-import { POOL_KEY } from "../auth/_pool_store.ts";
+import { POOL_KEY } from "../internal/auth_keys.ts";
 import type { TokenClaims } from "../runtime/token_authority.ts";
 import type { EventStore } from "../runtime/event_store.ts";
 import { TokaError } from "../runtime/errors.ts";

@@ -6,16 +6,15 @@
  */
 import { type Command, InvalidArgumentError } from "commander";
 import { compileKindFilter } from "../runtime/kind_pattern.ts";
-import { assertStream } from "../runtime/_ids.ts";
+import { assertStream, isEventId } from "../internal/ids.ts";
 import { TokaError } from "../runtime/errors.ts";
-import { assertRecord } from "../vault/_event.ts";
+import { assertRecordShape } from "../internal/event_record.ts";
 import { isSnapshot } from "../vault/open_vault.ts";
 import type { EventRecord, ImportResult, LogHead } from "../runtime/event_store.ts";
 import { type CommandContext, type RunCommand, withStore, writes } from "./_context.ts";
 import { formatEventDetail, formatEventLine, formatStats, formatVerifyReport } from "./_format.ts";
 import { type JsonLine, parseJsonLines, textLines } from "./_json_lines.ts";
 
-const EVENT_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 // Batches small writes; a live tail flushes after every event.
 const FLUSH_BYTES = 64 * 1024;
 const IMPORT_BATCH = 500;
@@ -226,7 +225,7 @@ export async function importEvents(ctx: CommandContext): Promise<number> {
   try {
     for await (const line of parseJsonLines(textLines(stdin))) {
       try {
-        assertRecord(line.value, 0);
+        assertRecordShape(line.value, 0);
       } catch (error) {
         throw isInvalidInput(error) ? onLine(error, line.line) : error;
       }
@@ -293,7 +292,7 @@ export async function importEvents(ctx: CommandContext): Promise<number> {
  */
 export function normalizeEventId(id: string): string | undefined {
   const normal = id.toUpperCase().replaceAll("O", "0").replace(/[IL]/g, "1");
-  return EVENT_ID.test(normal) ? normal : undefined;
+  return isEventId(normal) ? normal : undefined;
 }
 
 function isInvalidInput(error: unknown): error is TypeError | RangeError {

@@ -10,8 +10,8 @@ import type { Agent, AgentContext } from "./agent.ts";
 import type { CheckpointBook } from "./_checkpoint.ts";
 import type { LeaseBook } from "./_lease.ts";
 import { LeaseHolder } from "./_lease_holder.ts";
-import { formatPosition } from "./_ids.ts";
-import { delay } from "./_retry.ts";
+import { formatPosition } from "../internal/ids.ts";
+import { delay } from "../internal/retry.ts";
 import { LeaseLostError } from "./errors.ts";
 import { staleToken, TokenKeeper } from "./_token_keeper.ts";
 

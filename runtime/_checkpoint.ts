@@ -3,7 +3,7 @@
 // for commits nor competes with the log for them.
 import { getLogger } from "@logtape/logtape";
 import type { Checkpoint, CheckpointStore } from "./agent_state.ts";
-import { delay } from "./_retry.ts";
+import { delay } from "../internal/retry.ts";
 
 const logger = getLogger(["toka", "runtime", "checkpoint"]);
 const WRITE_INTERVAL_MS = 20;

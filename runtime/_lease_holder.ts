@@ -4,7 +4,7 @@
 import type { Logger } from "@logtape/logtape";
 import type { LeaseBook } from "./_lease.ts";
 import { TokaError } from "./errors.ts";
-import { delay } from "./_retry.ts";
+import { delay } from "../internal/retry.ts";
 
 const message = (error: unknown): string => error instanceof Error ? error.message : String(error);
 

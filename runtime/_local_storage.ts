@@ -1,9 +1,15 @@
 // storage("local"): files under a root directory, reached without following
-// any symbolic link (see _safe_fs.ts for the exact guarantee).
+// any symbolic link (see internal/safe_fs.ts for the exact guarantee).
 import { resolve } from "node:path";
 import type { StorageAdapter } from "./storage.ts";
 import { assertStorageKey, shownKey, TEMP_PREFIX, toBytes } from "./_storage_key.ts";
-import { FsError, InTheWayError, OutsideRootError, type SafeFsMode, SafeRoot } from "./_safe_fs.ts";
+import {
+  FsError,
+  InTheWayError,
+  OutsideRootError,
+  type SafeFsMode,
+  SafeRoot,
+} from "../internal/safe_fs.ts";
 import { TokaError } from "./errors.ts";
 import { getLogger } from "@logtape/logtape";
 

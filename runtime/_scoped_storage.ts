@@ -6,7 +6,7 @@ import type { TokenAuthority } from "./token_authority.ts";
 import { CapabilityDeniedError } from "./errors.ts";
 import { assertStorageKey, shownKey } from "./_storage_key.ts";
 
-// A permission target may use only these (auth/permissions.ts).
+// A permission target may use only these (internal/permissions.ts).
 const PREFIX_RE = /^[A-Za-z0-9_.@/-]+$/;
 
 // True when a granted permission covers the folder `prefix` of `scheme`.

@@ -10,7 +10,7 @@ import type {
   EventStream,
   HandlerContext,
 } from "./event_bus.ts";
-import { formatPosition } from "./_ids.ts";
+import { formatPosition } from "../internal/ids.ts";
 
 const logger = getLogger(["toka", "runtime", "bus"]);
 

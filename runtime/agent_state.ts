@@ -8,7 +8,7 @@
  * @module
  */
 
-import { retryLocked } from "./_kv_retry.ts";
+import { retryLocked } from "../internal/kv_retry.ts";
 
 /** Where an agent is in the log. */
 export interface Checkpoint {

@@ -9,7 +9,7 @@
 import { VersionConflictError } from "./errors.ts";
 import type { EventInput, EventRecord, EventStore, ExpectedVersion } from "./event_store.ts";
 import { compileKindFilter, type KindFilter } from "./kind_pattern.ts";
-import { assertKind, assertStream, IdMaker, PositionMaker } from "./_ids.ts";
+import { assertKind, assertStream, IdMaker, PositionMaker } from "../internal/ids.ts";
 import { Subscriber } from "./_subscriber.ts";
 
 /** What {@linkcode EventBus.emit} takes: an event, and where to append it. */

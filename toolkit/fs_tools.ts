@@ -15,13 +15,13 @@ import {
   OutsideRootError,
   SafeRoot,
   TooLargeError,
-} from "../runtime/_safe_fs.ts";
+} from "../internal/safe_fs.ts";
 import {
   MAX_KEY_BYTES,
   MAX_SEGMENT_BYTES,
   shownKey,
   TEMP_PREFIX,
-} from "../runtime/_storage_key.ts";
+} from "../internal/storage_key.ts";
 import { MAX_STORAGE_VALUE_BYTES } from "../runtime/storage.ts";
 import { defineTool, type Tool } from "./tool.ts";
 

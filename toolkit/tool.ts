@@ -6,7 +6,7 @@
 
 import type { TokenClaims } from "../runtime/token_authority.ts";
 import type { ToolAnnotations } from "../runtime/tool_registry.ts";
-import { isValidPermission, MAX_PERMISSION_LENGTH } from "../auth/permissions.ts";
+import { isValidPermission, MAX_PERMISSION_LENGTH } from "../internal/permissions.ts";
 import { compileSchema } from "./_schema.ts";
 
 /** What a tool's `execute` receives besides its input. */

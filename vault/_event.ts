@@ -3,9 +3,18 @@ import { Buffer } from "node:buffer";
 import { hash } from "node:crypto";
 import canonicalize from "canonicalize";
 import type { EventInput, EventRecord } from "../runtime/event_store.ts";
-import { assertKind, assertStream, encode, formatPosition } from "../runtime/_ids.ts";
+import {
+  assertKind,
+  assertStream,
+  CROCKFORD,
+  encode,
+  formatPosition,
+  isEventId,
+  POSITION_RE,
+} from "../internal/ids.ts";
+import { assertRecordShape } from "../internal/event_record.ts";
 
-export { assertKind, assertStream, formatPosition };
+export { assertKind, assertStream, formatPosition, isEventId };
 import {
   INLINE_PAYLOAD_BYTES,
   MAX_APPEND_BYTES,
@@ -19,18 +28,12 @@ const MAX_META_VALUE_LENGTH = 256;
 const MAX_INTENT_LENGTH = 1024;
 
 const META_KEY_RE = /^[A-Za-z0-9_\-.:]{1,64}$/;
-const ID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
-const POSITION_RE = /^[0-9]{1,16}$/;
 
 export function parsePosition(position: string, what = "position"): number {
   if (typeof position !== "string" || !POSITION_RE.test(position)) {
     throw new TypeError(`Invalid ${what} ${JSON.stringify(position)}: expected up to 16 digits`);
   }
   return Number(position);
-}
-
-export function isEventId(id: unknown): id is string {
-  return typeof id === "string" && ID_RE.test(id);
 }
 
 /** Throws a TypeError naming the path of the first value that is not JSON. */
@@ -266,8 +269,6 @@ export function prepareInputs(stream: string, events: EventInput[]): PreparedInp
   return prepared;
 }
 
-const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
 /**
  * A 26-character, time-ordered id that also encodes the event's position, so
  * that `get(id)` needs no separate index for events born in this store.
@@ -294,21 +295,5 @@ export function positionInId(id: string): number {
 
 /** Checks a record read back from an export for shape, before import. */
 export function assertRecord(record: unknown, index: number): asserts record is EventRecord {
-  const r = record as Partial<EventRecord>;
-  const where = `record ${index}`;
-  if (r === null || typeof r !== "object") throw new TypeError(`Invalid ${where}: not an object`);
-  if (!isEventId(r.id)) throw new TypeError(`Invalid ${where}: "id" is not an event id`);
-  assertStream(r.stream);
-  if (typeof r.timestamp !== "number" || !Number.isFinite(r.timestamp)) {
-    throw new TypeError(`Invalid ${where}: "timestamp" is not a number`);
-  }
-  if (typeof r.position !== "string" || !POSITION_RE.test(r.position) || Number(r.position) < 1) {
-    throw new TypeError(`Invalid ${where}: "position" is not a position`);
-  }
-  if (typeof r.version !== "number" || !Number.isSafeInteger(r.version) || r.version < 1) {
-    throw new TypeError(`Invalid ${where}: "version" is not a version`);
-  }
-  if (typeof r.digest !== "string" || !/^sha256:[0-9a-f]{64}$/.test(r.digest)) {
-    throw new TypeError(`Invalid ${where}: "digest" is not a sha256 digest`);
-  }
+  assertRecordShape(record, index);
 }

@@ -1,5 +1,5 @@
 // Large payloads: stored once per content digest, chunked across KV values.
-import { retryLocked } from "../runtime/_kv_retry.ts";
+import { retryLocked } from "../internal/kv_retry.ts";
 import { sha256Hex } from "./_event.ts";
 import type { StoredEvent } from "./_page.ts";
 import { BLOB, CHUNK, corrupt } from "./_kv_state.ts";

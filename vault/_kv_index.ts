@@ -1,6 +1,6 @@
 // The stream index and its watermark: stream versions learned from the log,
 // and index entries written in bulk behind the writer.
-import { retryLocked } from "../runtime/_kv_retry.ts";
+import { retryLocked } from "../internal/kv_retry.ts";
 import { decodePage, type StoredEvent } from "./_page.ts";
 import {
   INDEX,

@@ -2,7 +2,7 @@
 // the bulk index and the unindexed tail.
 import type { EventRecord, LogHead, ReadOptions, StoreStats } from "../runtime/event_store.ts";
 import { compileKindFilter, type KindFilter } from "../runtime/kind_pattern.ts";
-import { retryLocked } from "../runtime/_kv_retry.ts";
+import { retryLocked } from "../internal/kv_retry.ts";
 import { assertStream, formatPosition, isEventId, parsePosition, positionInId } from "./_event.ts";
 import { readLimit } from "./_append.ts";
 import { decodePage, type StoredEvent, toRecord } from "./_page.ts";

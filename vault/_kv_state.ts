@@ -2,7 +2,7 @@
 // reader, subscriptions, verify and import): one object, passed explicitly.
 import type { AppendResult, EventRecord, ExpectedVersion } from "../runtime/event_store.ts";
 import { TokaError } from "../runtime/errors.ts";
-import { retryLocked } from "../runtime/_kv_retry.ts";
+import { retryLocked } from "../internal/kv_retry.ts";
 import type { PreparedInput } from "./_event.ts";
 import type { ImportLink } from "./_import.ts";
 

@@ -3,7 +3,7 @@
 // by position where no event can be read, then the stream index and its
 // watermark checked against what the pages hold.
 import type { VerifyOptions, VerifyReport } from "../runtime/event_store.ts";
-import { retryLocked } from "../runtime/_kv_retry.ts";
+import { retryLocked } from "../internal/kv_retry.ts";
 import { positionInId } from "./_event.ts";
 import { decodePage, type StoredEvent, toRecord } from "./_page.ts";
 import { canonicalOf, ChainVerifier } from "./_verify.ts";

@@ -7,7 +7,7 @@ import type {
   EventRecord,
   ExpectedVersion,
 } from "../runtime/event_store.ts";
-import { retryLocked } from "../runtime/_kv_retry.ts";
+import { retryLocked } from "../internal/kv_retry.ts";
 import {
   assertTimestamp,
   makeEventId,

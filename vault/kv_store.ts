@@ -14,7 +14,7 @@ import type {
   VerifyReport,
 } from "../runtime/event_store.ts";
 import { assertStream } from "./_event.ts";
-import { retryLocked } from "../runtime/_kv_retry.ts";
+import { retryLocked } from "../internal/kv_retry.ts";
 import { KvState, LAYOUT, LAYOUT_KEY, LAYOUT_UNCHAINED, PAGE, WATERMARK } from "./_kv_state.ts";
 import { append } from "./_kv_writer.ts";
 import { catchUp, index } from "./_kv_index.ts";

@@ -64,7 +64,7 @@ Deno.test('storage("local") never follows a link swapped in during an operation'
 // checks each path before and after it opens it, which refuses a link that
 // stays in place, but a link swapped in and out between two of its system
 // calls still gets through now and then: a read, put or delete may then reach
-// outside (documented in _safe_fs.ts and the README). The test checks that
+// outside (documented in internal/safe_fs.ts and the README). The test checks that
 // the refusals happen, in one line, and prints how often the race was won.
 Deno.test('storage("local") in "checked" mode refuses links, in one line, in the same race', async () => {
   const dir = await Deno.realPath(await Deno.makeTempDir());

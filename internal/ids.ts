@@ -1,7 +1,12 @@
 // Event ids, positions and name rules, shared by the bus and the vault (which
 // imports them from here, so that the runtime loads no vault code).
 
-const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/** Crockford's base32 alphabet: the digits of every event id. */
+export const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/** An event id: 26 Crockford base32 characters. */
+const EVENT_ID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+/** A position as stored: up to 16 decimal digits. */
+export const POSITION_RE = /^[0-9]{1,16}$/;
 const KIND_RE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 const STREAM_RE = /^[A-Za-z0-9_\-.:@/]+$/;
 
@@ -13,6 +18,11 @@ export function encode(value: number, length: number): string {
     value = Math.floor(value / 32);
   }
   return out;
+}
+
+/** Whether `id` has the shape of an event id. */
+export function isEventId(id: unknown): id is string {
+  return typeof id === "string" && EVENT_ID_RE.test(id);
 }
 
 const PAIRS = Array.from({ length: 1024 }, (_, i) => encode(i, 2));

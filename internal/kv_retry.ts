@@ -1,7 +1,7 @@
 // SQLite-backed Deno KV answers "database is locked" when another process holds
 // the write lock; the operation did not happen and is safe to repeat. Shared by
 // the vault, the auth pool and the runtime's checkpoints and leases.
-import { retry } from "./_retry.ts";
+import { retry } from "./retry.ts";
 
 const MAX_ATTEMPTS = 200;
 
