@@ -11,7 +11,7 @@
  * checkpoint for emits of an interrupted run). Measured: `start()` + `stop()`
  * of a new runtime on the same vault.
  */
-import { defineAgent, Runtime } from "../runtime/mod.ts";
+import { defineAgent, KvCheckpointStore, KvLeaseStore, Runtime } from "../runtime/mod.ts";
 import { openVault } from "../vault/mod.ts";
 
 const args = Deno.args;
@@ -21,7 +21,11 @@ const dir = await Deno.makeTempDir();
 try {
   const store = await openVault(`${dir}/bench.kv`);
   const agent = defineAgent({ name: "rare", subscribe: ["rare.*"], handle() {} });
-  const first = await Runtime.create({ vault: store });
+  const first = await Runtime.create({
+    vault: store,
+    checkpoints: new KvCheckpointStore(store.kv),
+    leases: new KvLeaseStore(store.kv),
+  });
   first.register(agent);
   await first.start();
   await first.emit({ kind: "rare.event" });
@@ -39,7 +43,11 @@ try {
   for await (const _ of store.read()) scanned++;
   const scanMs = performance.now() - started;
 
-  const next = await Runtime.create({ vault: store });
+  const next = await Runtime.create({
+    vault: store,
+    checkpoints: new KvCheckpointStore(store.kv),
+    leases: new KvLeaseStore(store.kv),
+  });
   next.register(agent);
   started = performance.now();
   await next.start();

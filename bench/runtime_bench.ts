@@ -8,7 +8,7 @@
 //
 // The in-memory bus is measured by bench/bus_ratios.ts (a script: interleaved
 // rounds and medians, as the ratio is small and sensitive to noise).
-import { defineAgent, Runtime } from "../runtime/mod.ts";
+import { defineAgent, KvCheckpointStore, KvLeaseStore, Runtime } from "../runtime/mod.ts";
 import { openVault } from "../vault/mod.ts";
 
 const WRITERS = 64;
@@ -16,7 +16,11 @@ const PER_WRITER = 8;
 const dir = await Deno.makeTempDir();
 const baselineVault = await openVault(`${dir}/baseline.kv`);
 const runtimeVault = await openVault(`${dir}/runtime.kv`);
-const runtime = await Runtime.create({ vault: runtimeVault });
+const runtime = await Runtime.create({
+  vault: runtimeVault,
+  checkpoints: new KvCheckpointStore(runtimeVault.kv),
+  leases: new KvLeaseStore(runtimeVault.kv),
+});
 let handled = 0;
 let target = 0;
 let reached: () => void = () => {};

@@ -22,13 +22,7 @@ import { type Agent, defineAgent } from "./agent.ts";
 import { AgentRunner, type RetryPolicy } from "./_agent_runner.ts";
 import { LeaseBook } from "./_lease.ts";
 import { CheckpointBook } from "./_checkpoint.ts";
-import {
-  type CheckpointStore,
-  KvCheckpointStore,
-  KvLeaseStore,
-  type LeaseStore,
-  MemoryCheckpointStore,
-} from "./agent_state.ts";
+import { type CheckpointStore, type LeaseStore, MemoryCheckpointStore } from "./agent_state.ts";
 import { LocalStorage } from "./_local_storage.ts";
 import { agentStorage } from "./_scoped_storage.ts";
 
@@ -42,7 +36,7 @@ export interface RetryOptions {
 
 /** Options of {@linkcode Runtime.create}; every field is optional. */
 export interface RuntimeConfig {
-  /** The event store: events are appended before delivery, checkpoints kept in its `kv`. In memory without one. */
+  /** The event store: events are appended before delivery. In memory without one. Its KV is never used for checkpoints or leases: pass those as `checkpoints` and `leases`. */
   vault?: EventStore;
   /** The tool registry agents call; a {@linkcode NoopToolRegistry} by default. */
   tools?: ToolRegistry;
@@ -72,14 +66,18 @@ export interface RuntimeConfig {
   /** Retries of a failing handler. */
   retry?: RetryOptions;
   /**
-   * Where agents' checkpoints are kept: a {@linkcode KvCheckpointStore} on the
-   * vault's Deno KV when it has one, else in memory ({@linkcode MemoryCheckpointStore}).
+   * Where agents' checkpoints are kept: in memory ({@linkcode MemoryCheckpointStore})
+   * by default, whatever the vault, so they do not outlive the process. Pass a
+   * `KvCheckpointStore` for durable ones; `createRuntime()` wires one on the KV
+   * it opened.
    */
   checkpoints?: CheckpointStore;
   /**
-   * Agents' leases, so that one process at a time runs each agent: a
-   * {@linkcode KvLeaseStore} on the vault's Deno KV when it has one, else none
-   * (a runtime alone in its process needs none).
+   * Agents' leases, so that one process at a time runs each agent: none by
+   * default (a runtime alone in its process needs none). Pass a `KvLeaseStore`
+   * when several processes share a vault, or a `MemoryLeaseStore` shared by
+   * runtimes in one process; `createRuntime()` wires a `KvLeaseStore` on the KV
+   * it opened.
    */
   leases?: LeaseStore;
   /**
@@ -183,12 +181,11 @@ export class Runtime {
       ...config.storage,
     }));
     this.bus = new EventBus({ store: config.vault, bufferSize: config.eventBufferSize, clock });
-    // Defaults on the vault's own KV, for a vault that has one.
-    const kv = config.vault?.kv;
-    const checkpoints = config.checkpoints ??
-      (kv === undefined ? new MemoryCheckpointStore() : new KvCheckpointStore(kv));
+    // Ports, never the vault's KV: nothing outside the vault reaches into it.
+    // `createRuntime()` passes the KV stores on the KV it opened.
+    const checkpoints = config.checkpoints ?? new MemoryCheckpointStore();
     this.#checkpoints = new CheckpointBook(checkpoints, clock);
-    const leases = config.leases ?? (kv === undefined ? undefined : new KvLeaseStore(kv));
+    const leases = config.leases;
     if (leases !== undefined) {
       this.#leases = new LeaseBook(
         leases,

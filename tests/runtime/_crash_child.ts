@@ -3,12 +3,13 @@
 // prints what it handled as JSON and exits.
 import { defineAgent, Runtime } from "../../runtime/mod.ts";
 import { openVault } from "../../vault/mod.ts";
+import { kvPorts } from "./_helpers.ts";
 
 const [mode, db, count] = Deno.args;
 const store = await openVault(db);
 // The killed process keeps its agent's lease until it ends: a short one lets
 // `resume` take over soon.
-const runtime = await Runtime.create({ vault: store, agentLeaseSecs: 1 });
+const runtime = await Runtime.create({ vault: store, ...kvPorts(store.kv), agentLeaseSecs: 1 });
 const handled: number[] = [];
 runtime.register(defineAgent({
   name: "worker",

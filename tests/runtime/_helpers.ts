@@ -1,21 +1,16 @@
 // Fakes shared by the runtime tests.
-import type { EventRecord, EventStore } from "../../runtime/mod.ts";
+import {
+  type CheckpointStore,
+  type EventRecord,
+  type EventStore,
+  KvCheckpointStore,
+  KvLeaseStore,
+  type LeaseStore,
+} from "../../runtime/mod.ts";
 
-/** The store, seen through an object that also carries a KV database. */
-export function withKv(store: EventStore, kv: Deno.Kv): EventStore {
-  return {
-    kv,
-    append: (stream, events, options) => store.append(stream, events, options),
-    read: (options) => store.read(options),
-    readStream: (stream) => store.readStream(stream),
-    get: (id) => store.get(id),
-    head: () => store.head(),
-    stats: () => store.stats(),
-    subscribe: (options) => store.subscribe(options),
-    verify: (options) => store.verify(options),
-    importEvents: (records) => store.importEvents(records),
-    close: () => store.close(),
-  };
+/** The KV checkpoint and lease stores on `kv`, as `createRuntime()` wires them. */
+export function kvPorts(kv: Deno.Kv): { checkpoints: CheckpointStore; leases: LeaseStore } {
+  return { checkpoints: new KvCheckpointStore(kv), leases: new KvLeaseStore(kv) };
 }
 
 /** A promise to resolve from outside. */

@@ -5,10 +5,16 @@
 // "refused <n> <error name>: <message>".
 import { defineAgent, Runtime } from "../../runtime/mod.ts";
 import { openVault } from "../../vault/mod.ts";
+import { kvPorts } from "./_helpers.ts";
 
 const [db] = Deno.args;
 const store = await openVault(db);
-const runtime = await Runtime.create({ vault: store, agentLeaseSecs: 1, retry: { attempts: 1 } });
+const runtime = await Runtime.create({
+  vault: store,
+  ...kvPorts(store.kv),
+  agentLeaseSecs: 1,
+  retry: { attempts: 1 },
+});
 const nap = new Int32Array(new SharedArrayBuffer(4));
 runtime.register(defineAgent({
   name: "worker",

@@ -3,10 +3,11 @@
 // "handled <n>" for each task it finishes.
 import { defineAgent, Runtime } from "../../runtime/mod.ts";
 import { openVault } from "../../vault/mod.ts";
+import { kvPorts } from "./_helpers.ts";
 
 const [db] = Deno.args;
 const store = await openVault(db);
-const runtime = await Runtime.create({ vault: store, agentLeaseSecs: 1 });
+const runtime = await Runtime.create({ vault: store, ...kvPorts(store.kv), agentLeaseSecs: 1 });
 runtime.register(defineAgent({
   name: "worker",
   subscribe: ["task.created"],

@@ -4,7 +4,7 @@ import { MemoryEventStore, openVault } from "../../vault/mod.ts";
 import { listAgents, readAgentRows } from "../../cli/agent.ts";
 import type { CommandContext } from "../../cli/_context.ts";
 import type { EventStore } from "../../runtime/mod.ts";
-import { until } from "./_helpers.ts";
+import { kvPorts, until } from "./_helpers.ts";
 
 function context(store: EventStore, json: boolean, out: string[]): CommandContext {
   return {
@@ -28,7 +28,12 @@ function unclosable(store: EventStore): EventStore {
 
 Deno.test("toka agent list", async (t) => {
   const store = await openVault(":memory:");
-  const runtime = await Runtime.create({ vault: store, clock: () => 0, retry: { attempts: 1 } });
+  const runtime = await Runtime.create({
+    vault: store,
+    ...kvPorts(store.kv),
+    clock: () => 0,
+    retry: { attempts: 1 },
+  });
   runtime.register(defineAgent({
     name: "fails",
     subscribe: ["task.*"],
@@ -127,7 +132,7 @@ Deno.test("toka agent list", async (t) => {
 
 Deno.test("toka agent list after a pipeline of agents", async (t) => {
   const store = await openVault(":memory:");
-  const runtime = await Runtime.create({ vault: store, clock: () => 0 });
+  const runtime = await Runtime.create({ vault: store, ...kvPorts(store.kv), clock: () => 0 });
   let done = 0;
   runtime.register(defineAgent({
     name: "planner",
@@ -158,7 +163,7 @@ Deno.test("toka agent list after a pipeline of agents", async (t) => {
   });
 
   await t.step("a running agent shows as running, until it stops", async () => {
-    const next = await Runtime.create({ vault: store, clock: () => 0 });
+    const next = await Runtime.create({ vault: store, ...kvPorts(store.kv), clock: () => 0 });
     next.register(defineAgent({ name: "planner", subscribe: ["task.created"], handle() {} }));
     await next.start();
     const running = (await readAgentRows(store, 5_000)).map((r) => [r.name, r.leasedUntil]);
@@ -169,7 +174,7 @@ Deno.test("toka agent list after a pipeline of agents", async (t) => {
   });
 
   await t.step("changed patterns are recorded at the next start", async () => {
-    const next = await Runtime.create({ vault: store, clock: () => 0 });
+    const next = await Runtime.create({ vault: store, ...kvPorts(store.kv), clock: () => 0 });
     next.register(defineAgent({ name: "worker", subscribe: ["task.*"], handle() {} }));
     await next.start();
     await next.stop();

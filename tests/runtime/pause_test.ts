@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { defineAgent, Runtime } from "../../runtime/mod.ts";
 import { openVault } from "../../vault/mod.ts";
+import { kvPorts } from "./_helpers.ts";
 
 const CHILD = new URL("./_pause_child.ts", import.meta.url).pathname;
 
@@ -35,7 +36,7 @@ Deno.test("a holder paused past its lease appends nothing once resumed", async (
     }
   })();
   const handledHere: number[] = [];
-  const standby = await Runtime.create({ vault: store, agentLeaseSecs: 1 });
+  const standby = await Runtime.create({ vault: store, ...kvPorts(store.kv), agentLeaseSecs: 1 });
   standby.register(defineAgent({
     name: "worker",
     subscribe: ["task.created"],

@@ -15,7 +15,7 @@ import {
   type ToolRegistry,
 } from "../../runtime/mod.ts";
 import { MemoryEventStore } from "../../vault/mod.ts";
-import { all, gate, until, withKv } from "./_helpers.ts";
+import { all, gate, kvPorts, until } from "./_helpers.ts";
 
 const fast = { attempts: 3, backoffMs: () => 1 };
 
@@ -275,14 +275,14 @@ Deno.test("Agents with a vault", async (t) => {
 
   await t.step("a new runtime on the same KV resumes from the stored checkpoint", async () => {
     const kv = await Deno.openKv(":memory:");
-    const store = withKv(new MemoryEventStore({ clock: () => 1000 }), kv);
+    const store = new MemoryEventStore({ clock: () => 1000 });
     const handled: string[] = [];
     const agent = defineAgent({
       name: "worker",
       subscribe: ["task.*"],
       handle: (event) => void handled.push(event.id),
     });
-    const first = await Runtime.create({ vault: store, clock: () => 42 });
+    const first = await Runtime.create({ vault: store, ...kvPorts(kv), clock: () => 42 });
     first.register(agent);
     await first.start();
     await first.emit({ kind: "task.created" });
@@ -298,7 +298,7 @@ Deno.test("Agents with a vault", async (t) => {
     });
 
     await first.emit({ kind: "task.created" });
-    const second = await Runtime.create({ vault: store });
+    const second = await Runtime.create({ vault: store, ...kvPorts(kv) });
     second.register(agent);
     await second.start();
     await until(() => handled.length === 3);
@@ -458,10 +458,11 @@ Deno.test("Agents with a vault", async (t) => {
     const kv = await Deno.openKv(":memory:");
     const memory = new MemoryEventStore();
     const reads: (string | undefined)[] = [];
-    const store = withKv(memory, kv);
+    const store = memory;
+    const read = memory.read.bind(memory);
     store.read = (options) => {
       reads.push(options?.from);
-      return memory.read(options);
+      return read(options);
     };
     const handled: string[] = [];
     const agent = defineAgent({
@@ -469,7 +470,7 @@ Deno.test("Agents with a vault", async (t) => {
       subscribe: ["rare.*"],
       handle: (event) => void handled.push(event.kind),
     });
-    const runtime = await Runtime.create({ vault: store });
+    const runtime = await Runtime.create({ vault: store, ...kvPorts(kv) });
     runtime.register(agent);
     await runtime.start();
     await runtime.emit({ kind: "rare.event" });
@@ -485,7 +486,7 @@ Deno.test("Agents with a vault", async (t) => {
 
     // A restart reads nothing before the head to find its earlier emits.
     reads.length = 0;
-    const next = await Runtime.create({ vault: store });
+    const next = await Runtime.create({ vault: store, ...kvPorts(kv) });
     next.register(agent);
     await next.start();
     await next.stop();
@@ -579,7 +580,7 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
     const memory = new MemoryEventStore();
     return {
       kv,
-      store: withKv(memory, kv),
+      store: memory,
       async close() {
         kv.close();
         await memory.close();
@@ -595,11 +596,11 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
   }
 
   await t.step("one runs an agent at a time; another takes over when it stops", async () => {
-    const { store, close } = await shared();
+    const { kv, store, close } = await shared();
     const handledA: number[] = [];
     const handledB: number[] = [];
-    const a = await Runtime.create({ vault: store, agentLeaseSecs: 0.3 });
-    const b = await Runtime.create({ vault: store, agentLeaseSecs: 0.3 });
+    const a = await Runtime.create({ vault: store, ...kvPorts(kv), agentLeaseSecs: 0.3 });
+    const b = await Runtime.create({ vault: store, ...kvPorts(kv), agentLeaseSecs: 0.3 });
     a.register(worker(handledA));
     b.register(worker(handledB));
     await a.start();
@@ -627,7 +628,7 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
     const { kv, store, close } = await shared();
     await kv.set(LEASE, { owner: "crashed", expiresAt: Date.now() + 400 });
     const handled: number[] = [];
-    const runtime = await Runtime.create({ vault: store, agentLeaseSecs: 0.3 });
+    const runtime = await Runtime.create({ vault: store, ...kvPorts(kv), agentLeaseSecs: 0.3 });
     runtime.register(worker(handled));
     await runtime.start();
     assert.equal(runtime.agents()[0].standby, true);
@@ -642,7 +643,7 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
   await t.step("a holder that lost its lease stops handling and stands by", async () => {
     const { kv, store, close } = await shared();
     const handled: number[] = [];
-    const runtime = await Runtime.create({ vault: store, agentLeaseSecs: 0.3 });
+    const runtime = await Runtime.create({ vault: store, ...kvPorts(kv), agentLeaseSecs: 0.3 });
     runtime.register(worker(handled));
     await runtime.start();
     await runtime.emit({ kind: "task.created", payload: { n: 1 } });
@@ -675,6 +676,7 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
     // A long lease: its renewal timer does not fire during the test.
     const runtime = await Runtime.create({
       vault: store,
+      ...kvPorts(kv),
       agentLeaseSecs: 60,
       clock: () => now,
       monotonicClock: () => monotonic,
@@ -704,6 +706,7 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
       const handled: number[] = [];
       const runtime = await Runtime.create({
         vault: store,
+        ...kvPorts(kv),
         agentLeaseSecs: 0.3,
         clock: () => Date.now() - 60_000,
       });
@@ -726,10 +729,11 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
     async () => {
       const { kv, store, close } = await shared();
       const handled: number[] = [];
-      const a = await Runtime.create({ vault: store, agentLeaseSecs: 0.3 });
+      const a = await Runtime.create({ vault: store, ...kvPorts(kv), agentLeaseSecs: 0.3 });
       // The standby's wall clock runs 60 s ahead: by it, the holder's lease ended long ago.
       const b = await Runtime.create({
         vault: store,
+        ...kvPorts(kv),
         agentLeaseSecs: 0.3,
         clock: () => Date.now() + 60_000,
       });
@@ -778,7 +782,7 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
     const { kv, store, close } = await shared();
     const lease = { owner: "other", expiresAt: Date.now() + 60_000 };
     await kv.set(LEASE, lease);
-    const runtime = await Runtime.create({ vault: store, agentLeaseSecs: 0.3 });
+    const runtime = await Runtime.create({ vault: store, ...kvPorts(kv), agentLeaseSecs: 0.3 });
     runtime.register(worker([]));
     await runtime.start();
     await runtime.stop();
