@@ -12,7 +12,7 @@ import type { LeaseBook } from "./_lease.ts";
 import { LeaseHolder } from "./_lease_holder.ts";
 import { formatPosition } from "../internal/ids.ts";
 import { delay } from "../internal/retry.ts";
-import { LeaseLostError } from "./errors.ts";
+import { GuardFailedError, LeaseLostError } from "./errors.ts";
 import { staleToken, TokenKeeper } from "./_token_keeper.ts";
 
 export interface RetryPolicy {
@@ -535,6 +535,23 @@ export class AgentRunner {
     if (!(await this.#confirmLease())) throw new LeaseLostError(this.agent.name);
   }
 
+  // Emits under the lease's guard, so the vault appends nothing once the lease
+  // changed, however long a pause fell after #fence(). A guard that failed
+  // because this holder renewed the lease meanwhile is replaced and retried.
+  async #fencedEmit(input: EmitInput, cause?: EventRecord): Promise<EventRecord> {
+    for (let attempt = 1;; attempt++) {
+      const guard = this.#lease?.guard();
+      try {
+        return await this.#deps.bus.emit(guard === undefined ? input : { ...input, guard }, cause);
+      } catch (error) {
+        if (!(error instanceof GuardFailedError) || guard === undefined) throw error;
+        if (attempt >= 3 || !(await this.#confirmLease())) {
+          throw new LeaseLostError(this.agent.name);
+        }
+      }
+    }
+  }
+
   async #emit(input: EmitInput): Promise<EventRecord> {
     if (input === null || typeof input !== "object") {
       throw new TypeError(`Invalid event ${JSON.stringify(input)}: expected an object with a kind`);
@@ -546,12 +563,12 @@ export class AgentRunner {
       meta: { ...input.meta, actor: this.#actor },
     };
     const current = this.#current;
-    if (current === undefined) return this.#deps.bus.emit(full);
+    if (current === undefined) return this.#fencedEmit(full);
     const index = current.index++;
     const id = current.event.id;
     const prior = this.#emitted.get(id)?.[index];
     if (prior !== undefined && prior.kind === input.kind) return prior;
-    const record = await this.#deps.bus.emit(full, current.event);
+    const record = await this.#fencedEmit(full, current.event);
     let list = this.#emitted.get(id);
     if (list === undefined) this.#emitted.set(id, list = []);
     list[index] = record;

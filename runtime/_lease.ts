@@ -5,6 +5,7 @@
 // monotonic clock: a wall-clock time written by another process, whose clock
 // may differ or jump, decides nothing.
 import type { Lease, LeaseStore } from "./agent_state.ts";
+import type { AppendGuard } from "./event_store.ts";
 
 /** Compare-and-sets that lost a race before an operation gives up. */
 const CAS_ATTEMPTS = 5;
@@ -29,7 +30,7 @@ export class LeaseBook {
    * Takes the lease when it is free, this owner's, or another's that this
    * process has seen go unrenewed for a whole lease.
    */
-  acquire(name: string, owner: string): Promise<boolean> {
+  acquire(name: string, owner: string): Promise<string | undefined> {
     return this.#take(name, owner, (lease, version) => {
       if (lease === null || lease.owner === owner) return true;
       const now = this.#monotonic();
@@ -43,7 +44,7 @@ export class LeaseBook {
   }
 
   /** Extends the lease; false when this owner no longer holds it. */
-  renew(name: string, owner: string): Promise<boolean> {
+  renew(name: string, owner: string): Promise<string | undefined> {
     return this.#take(name, owner, (lease) => lease?.owner === owner);
   }
 
@@ -62,17 +63,23 @@ export class LeaseBook {
     name: string,
     owner: string,
     mayTake: (lease: Lease | null, version: string) => boolean,
-  ): Promise<boolean> {
+  ): Promise<string | undefined> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const { lease, version } = await this.#store.read(name);
-      if (!mayTake(lease, version ?? "")) return false;
+      if (!mayTake(lease, version ?? "")) return undefined;
       const next: Lease = { owner, expiresAt: this.#clock() + this.ttlMs };
       // The store may drop a lease long expired, e.g. of a process that crashed.
-      if ((await this.#store.swap(name, version, next, Math.ceil(this.ttlMs * 3))) !== undefined) {
+      const taken = await this.#store.swap(name, version, next, Math.ceil(this.ttlMs * 3));
+      if (taken !== undefined) {
         this.#seen.delete(name);
-        return true;
+        return taken;
       }
     }
-    return false;
+    return undefined;
+  }
+
+  // What the vault's append checks to fence an emit by the lease at `version`.
+  guard(name: string, version: string): AppendGuard | undefined {
+    return this.#store.guard?.(name, version);
   }
 }

@@ -3,6 +3,7 @@
 // before appending after a pause, and given back at stop.
 import type { Logger } from "@logtape/logtape";
 import type { LeaseBook } from "./_lease.ts";
+import type { AppendGuard } from "./event_store.ts";
 import { TokaError } from "./errors.ts";
 import { delay } from "../internal/retry.ts";
 
@@ -21,6 +22,8 @@ export class LeaseHolder {
   // When (by the monotonic clock) this holder last asked for the lease and got
   // it: no other process can take it over before a whole lease after that.
   #confirmed = -Infinity;
+  // The lease's version as this holder last wrote it.
+  #version: string | undefined;
 
   constructor(
     book: LeaseBook,
@@ -66,8 +69,10 @@ export class LeaseHolder {
 
   async #acquire(): Promise<boolean> {
     const asked = this.#monotonic();
-    if (!(await this.#book.acquire(this.#name, this.owner))) return false;
+    const version = await this.#book.acquire(this.#name, this.owner);
+    if (version === undefined) return false;
     this.#confirmed = asked;
+    this.#version = version;
     this.#renewer = setInterval(() => {
       this.#renewing ??= this.renew().then(() => {}).finally(() => this.#renewing = undefined);
     }, this.ttlMs / 3);
@@ -87,8 +92,10 @@ export class LeaseHolder {
   async renew(): Promise<boolean> {
     const asked = this.#monotonic();
     try {
-      if (await this.#book.renew(this.#name, this.owner)) {
+      const version = await this.#book.renew(this.#name, this.owner);
+      if (version !== undefined) {
         this.#confirmed = asked;
+        this.#version = version;
         this.#logger.trace("Agent {name} renewed its lease", { name: this.#name });
         return true;
       }
@@ -101,6 +108,15 @@ export class LeaseHolder {
     }
     this.#onLost();
     return false;
+  }
+
+  /**
+   * The append guard that holds while the lease is as this holder last wrote
+   * it; undefined when none is held or the lease store makes no guards.
+   */
+  guard(): AppendGuard | undefined {
+    if (this.owner === "" || this.#version === undefined) return undefined;
+    return this.#book.guard(this.#name, this.#version);
   }
 
   /**
@@ -133,5 +149,6 @@ export class LeaseHolder {
         }),
     );
     this.owner = "";
+    this.#version = undefined;
   }
 }

@@ -9,6 +9,7 @@
  */
 
 import { retryLocked } from "../internal/kv_retry.ts";
+import type { AppendGuard } from "./event_store.ts";
 
 /** Where an agent is in the log. */
 export interface Checkpoint {
@@ -109,6 +110,17 @@ export interface LeaseStore {
    * @returns Agent names and leases, by name.
    */
   list(): AsyncIterable<[string, Lease]>;
+  /**
+   * A guard for the vault's append that holds while the lease is still at
+   * `version`: a holder's emits carry it, so none is appended once another
+   * process took (or the holder renewed) the lease. Without this method,
+   * emits are fenced only by the runner's check before appending.
+   *
+   * @param agent The agent's name.
+   * @param version The lease's version, as `swap` returned it.
+   * @returns The guard, for `AppendOptions.guard`.
+   */
+  guard?(agent: string, version: string): AppendGuard;
 }
 
 const CHECKPOINT_PREFIX = ["runtime", "checkpoint"] as const;
@@ -173,6 +185,28 @@ export class KvLeaseStore implements LeaseStore {
     else op.set(key, lease, forgetAfterMs === undefined ? {} : { expireIn: forgetAfterMs });
     const commit = await retryLocked(() => op.commit());
     return commit.ok ? (lease === null ? "" : commit.versionstamp) : undefined;
+  }
+
+  /**
+   * A guard that the Deno KV event store on the same KV checks in its commit:
+   * the lease key's versionstamp is still `version`.
+   *
+   * @param agent The agent's name.
+   * @param version The lease's version, as `swap` returned it.
+   * @returns The guard, for `AppendOptions.guard`.
+   *
+   * @example
+   * ```ts
+   * import { KvLeaseStore } from "@toka/runtime/runtime";
+   *
+   * const kv = await Deno.openKv(":memory:");
+   * const guard = new KvLeaseStore(kv).guard("worker", "00000000000000010000");
+   * console.log(guard.check?.key); // ["runtime", "lease", "worker"]
+   * kv.close();
+   * ```
+   */
+  guard(agent: string, version: string): AppendGuard {
+    return { check: { key: [...LEASE_PREFIX, agent], versionstamp: version } };
   }
 
   /**
@@ -306,6 +340,28 @@ export class MemoryLeaseStore implements LeaseStore {
     const next = String(++this.#versions).padStart(20, "0");
     this.#leases.set(agent, { lease: { ...lease }, version: next });
     return Promise.resolve(next);
+  }
+
+  /**
+   * A guard that holds while the lease is still at `version`, checked by the
+   * in-memory event store synchronously with its append.
+   *
+   * @param agent The agent's name.
+   * @param version The lease's version, as `swap` returned it.
+   * @returns The guard, for `AppendOptions.guard`.
+   *
+   * @example
+   * ```ts
+   * import { MemoryLeaseStore } from "@toka/runtime/runtime";
+   *
+   * const leases = new MemoryLeaseStore();
+   * const version = await leases.swap("worker", null, { owner: "a", expiresAt: 0 });
+   * const guard = leases.guard("worker", version!);
+   * console.log(guard.holds?.()); // true
+   * ```
+   */
+  guard(agent: string, version: string): AppendGuard {
+    return { holds: () => this.#leases.get(agent)?.version === version };
   }
 
   /**

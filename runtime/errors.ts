@@ -114,6 +114,37 @@ export class CapabilityDeniedError extends TokaError {
 }
 
 /**
+ * Thrown by `EventStore.append` when the append's guard no longer
+ * holds at commit: nothing of that append was stored.
+ *
+ * @example
+ * ```ts
+ * import { GuardFailedError } from "@toka/runtime/runtime";
+ *
+ * const error = new GuardFailedError("agent/worker");
+ * console.log(error.code); // "guard_failed"
+ * ```
+ */
+export class GuardFailedError extends TokaError {
+  /** The stream the append was refused on. */
+  readonly stream: string;
+
+  /**
+   * Creates a guard-failed error.
+   *
+   * @param stream The stream of the refused append.
+   */
+  constructor(stream: string) {
+    super(
+      "guard_failed",
+      `Cannot append to stream ${JSON.stringify(stream)}: its guard no longer holds`,
+    );
+    this.name = "GuardFailedError";
+    this.stream = stream;
+  }
+}
+
+/**
  * Thrown by an agent's `ctx.emit` (and `ctx.tools.call`) once another process
  * has taken over its lease: what it would emit is not appended, so the new
  * holder's work is not duplicated in the log.

@@ -6,8 +6,14 @@
  * @module
  */
 
-import { VersionConflictError } from "./errors.ts";
-import type { EventInput, EventRecord, EventStore, ExpectedVersion } from "./event_store.ts";
+import { GuardFailedError, VersionConflictError } from "./errors.ts";
+import type {
+  AppendGuard,
+  EventInput,
+  EventRecord,
+  EventStore,
+  ExpectedVersion,
+} from "./event_store.ts";
 import { compileKindFilter, type KindFilter } from "./kind_pattern.ts";
 import { assertKind, assertStream, IdMaker, PositionMaker } from "../internal/ids.ts";
 import { Subscriber } from "./_subscriber.ts";
@@ -18,6 +24,8 @@ export interface EmitInput<P = unknown> extends EventInput<P> {
   stream?: string;
   /** The version the stream must be at; `"any"` when omitted. */
   expectedVersion?: ExpectedVersion;
+  /** Append only while this guard holds, atomically with the vault's commit (see `AppendGuard`). */
+  guard?: AppendGuard;
 }
 
 /** What a subscription handler gets besides the event. */
@@ -168,6 +176,7 @@ export class EventBus {
    * @returns The stored event; delivery is asynchronous.
    * @throws {TypeError} When the kind, stream, cause or another field is invalid.
    * @throws {VersionConflictError} When `expectedVersion` does not match.
+   * @throws {GuardFailedError} When `guard` no longer holds at commit.
    *
    * @example
    * ```ts
@@ -209,7 +218,10 @@ export class EventBus {
       if (this.#store !== undefined) {
         const event: EventInput = { kind: input.kind, payload: input.payload, parents, meta };
         if (input.intent !== undefined) event.intent = input.intent;
-        return this.#append(this.#store, stream, event, input.expectedVersion);
+        return this.#append(this.#store, stream, event, input.expectedVersion, input.guard);
+      }
+      if (input.guard?.holds !== undefined && input.guard.holds() !== true) {
+        throw new GuardFailedError(stream);
       }
       const kind = input.kind;
       if (kind !== this.#lastKind) {
@@ -248,8 +260,10 @@ export class EventBus {
     stream: string,
     event: EventInput,
     expectedVersion: ExpectedVersion | undefined,
+    guard: AppendGuard | undefined,
   ): Promise<EventRecord> {
-    const { events } = await store.append(stream, [event], { expectedVersion });
+    const options = guard === undefined ? { expectedVersion } : { expectedVersion, guard };
+    const { events } = await store.append(stream, [event], options);
     this.#dispatch(events[0]);
     return events[0];
   }

@@ -66,10 +66,32 @@ export interface EventInput<P = unknown> {
  */
 export type ExpectedVersion = number | "any" | "no_stream" | "exists";
 
+/**
+ * A condition an append is committed under, evaluated by the store atomically
+ * with its commit: when it no longer holds, nothing of the append is stored
+ * and it fails with a `GuardFailedError` (other appends committed with it
+ * still land). Give `check` or `holds`, or both: a Deno KV store adds `check`
+ * to its commit (a KV key's versionstamp, in the store's own KV) and calls
+ * `holds` only when there is no `check`; the in-memory store calls `holds`
+ * (and cannot evaluate a `check` alone). A lease store makes one for a lease
+ * it stores (`LeaseStore.guard`), to fence a lease holder's appends.
+ */
+export interface AppendGuard {
+  /** The KV key whose versionstamp (`null`: absent) must be unchanged at commit. */
+  readonly check?: Deno.AtomicCheck;
+  /** Called synchronously at commit: false fails the append. */
+  readonly holds?: () => boolean;
+}
+
 /** Options of {@linkcode EventStore.append}. */
 export interface AppendOptions {
   /** The stream version required before the append; `"any"` when omitted. */
   expectedVersion?: ExpectedVersion;
+  /**
+   * Commit the append only while this guard holds, checked atomically with
+   * the commit; `GuardFailedError` otherwise.
+   */
+  guard?: AppendGuard;
 }
 
 /** What {@linkcode EventStore.append} returns. */

@@ -69,11 +69,13 @@ export {
 } from "./agent_state.ts";
 export {
   CapabilityDeniedError,
+  GuardFailedError,
   LeaseLostError,
   TokaError,
   VersionConflictError,
 } from "./errors.ts";
 export type {
+  AppendGuard,
   AppendOptions,
   AppendResult,
   EventInput,

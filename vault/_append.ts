@@ -1,6 +1,6 @@
 // Rules shared by both stores' append, read and import paths.
-import { VersionConflictError } from "../runtime/errors.ts";
-import type { ExpectedVersion } from "../runtime/event_store.ts";
+import { GuardFailedError, VersionConflictError } from "../runtime/errors.ts";
+import type { AppendGuard, ExpectedVersion } from "../runtime/event_store.ts";
 import { parsePosition } from "./_event.ts";
 
 /** Throws when a stream at `current` does not satisfy `expected`. */
@@ -65,4 +65,31 @@ export async function startAfter(
   if (after === undefined) return 0;
   if (after === "$end") return await head();
   return parsePosition(after, "after");
+}
+
+/** Throws a TypeError when `guard` is given and is not an {@linkcode AppendGuard}. */
+export function assertGuard(guard: unknown, needHolds: boolean): void {
+  if (guard === undefined) return;
+  const g = guard as AppendGuard;
+  const check = g?.check;
+  const validCheck = check === undefined ||
+    (check !== null && typeof check === "object" && Array.isArray(check.key) &&
+      (check.versionstamp === null || typeof check.versionstamp === "string"));
+  const validHolds = g?.holds === undefined || typeof g.holds === "function";
+  if (
+    guard === null || typeof guard !== "object" || !validCheck || !validHolds ||
+    (check === undefined && g.holds === undefined)
+  ) {
+    throw new TypeError(
+      "Invalid guard: expected { check } (a KV key and versionstamp) or { holds }",
+    );
+  }
+  if (needHolds && g.holds === undefined) {
+    throw new TypeError("Invalid guard: this store has no KV to check; give it a holds() function");
+  }
+}
+
+/** Throws {@linkcode GuardFailedError} when `guard` has a `holds` that returns false. */
+export function checkHolds(stream: string, guard: AppendGuard | undefined): void {
+  if (guard?.holds !== undefined && guard.holds() !== true) throw new GuardFailedError(stream);
 }

@@ -92,7 +92,10 @@ export async function importEvents(
         : undefined;
       unsettled.add(record.id);
       appends.push(
-        enqueue(s, record.stream, [prepared], [parents], [blob], record.version - 1, record, group)
+        enqueue(s, record.stream, [prepared], [parents], [blob], record.version - 1, {
+          imported: record,
+          group,
+        })
           .catch((error: unknown) =>
             error instanceof VersionConflictError
               ? streamConflict(index, record, error.actual)

@@ -1,6 +1,11 @@
 // The state every part of the Deno KV event store shares (writer, index,
 // reader, subscriptions, verify and import): one object, passed explicitly.
-import type { AppendResult, EventRecord, ExpectedVersion } from "../runtime/event_store.ts";
+import type {
+  AppendGuard,
+  AppendResult,
+  EventRecord,
+  ExpectedVersion,
+} from "../runtime/event_store.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
 import type { PreparedInput } from "./_event.ts";
@@ -49,6 +54,8 @@ export interface Pending {
   imported?: EventRecord;
   /** The import it belongs to: once one of its records is refused, the later ones are too. */
   group?: ImportGroup;
+  /** The condition the append is committed under. */
+  guard?: AppendGuard;
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
 }

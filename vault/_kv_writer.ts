@@ -1,6 +1,7 @@
 // The writer of the Deno KV log: a queue of appends, group-committed in
 // batches within the remote KV limits, each commit guarded by one check.
 import type {
+  AppendGuard,
   AppendOptions,
   AppendResult,
   EventInput,
@@ -16,7 +17,8 @@ import {
   prepareInputs,
   recordDigest,
 } from "./_event.ts";
-import { assertExpectedVersion, checkExpectedVersion } from "./_append.ts";
+import { assertExpectedVersion, assertGuard, checkExpectedVersion } from "./_append.ts";
+import { GuardFailedError } from "../runtime/errors.ts";
 import { encodePage, encodeStored, packPages, type StoredEvent, toRecord } from "./_page.ts";
 import { INLINE_PAYLOAD_BYTES } from "./limits.ts";
 import { storeBlob } from "./_kv_blobs.ts";
@@ -35,6 +37,9 @@ import {
 
 const COMMIT_BYTES = 740 * 1024;
 const COMMIT_MUTATIONS = 900;
+// Guarded appends add a check each: with the page check, a commit stays well
+// within the remote limit of 10 checks; later guarded appends wait a commit.
+const COMMIT_GUARDS = 4;
 
 /** What an imported event's append resolves to when its id was stored meanwhile. */
 export const ALREADY_STORED: AppendResult = Object.freeze({
@@ -58,6 +63,7 @@ export function append(
   try {
     s.assertOpen();
     assertExpectedVersion(options.expectedVersion);
+    assertGuard(options.guard, false);
     prepared = prepareInputs(stream, events);
   } catch (error) {
     return Promise.reject(error);
@@ -76,10 +82,14 @@ export function append(
     parentDigests.push(parents);
   }
   if (parentDigests.length === prepared.length) {
-    return enqueue(s, stream, prepared, parentDigests, [], options.expectedVersion);
+    return enqueue(s, stream, prepared, parentDigests, [], options.expectedVersion, {
+      guard: options.guard,
+    });
   }
   return prepareSlow(s, stream, prepared).then(({ parentDigests, blobs }) =>
-    enqueue(s, stream, prepared, parentDigests, blobs, options.expectedVersion)
+    enqueue(s, stream, prepared, parentDigests, blobs, options.expectedVersion, {
+      guard: options.guard,
+    })
   );
 }
 
@@ -127,8 +137,7 @@ export function enqueue(
   parentDigests: string[][],
   blobs: (string | undefined)[],
   expected: ExpectedVersion | undefined,
-  imported?: EventRecord,
-  group?: ImportGroup,
+  extra: { imported?: EventRecord; group?: ImportGroup; guard?: AppendGuard } = {},
 ): Promise<AppendResult> {
   if (s.closed) return Promise.reject(new TypeError("The event store is closed"));
   return new Promise((resolve, reject) => {
@@ -138,8 +147,7 @@ export function enqueue(
       parentDigests,
       blobs,
       expected,
-      imported,
-      group,
+      ...extra,
       resolve,
       reject,
     });
@@ -188,8 +196,17 @@ function takeBatch(s: KvState): Pending[] {
   let size = 0;
   let mutations = 0;
   let count = 0;
+  let guards = 0;
   while (count < s.queue.length) {
     const pending = s.queue[count];
+    if (pending.guard?.check !== undefined) {
+      if (guards === COMMIT_GUARDS) {
+        // This one waits for the next commit; unguarded ones behind it may not
+        // overtake it (appends commit in the order they were made).
+        break;
+      }
+      guards++;
+    }
     let pendingSize = 0;
     for (const p of pending.prepared) pendingSize += p.size + 1;
     // At most a page per event, plus an id entry per imported event.
@@ -209,6 +226,8 @@ function takeBatch(s: KvState): Pending[] {
 async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
   try {
     let caughtUp = false;
+    // Appends whose guard failed: refused, while the others are committed.
+    const guardFailed = new Set<Pending>();
     for (;;) {
       if (batch.some((pending) => !s.streams.has(pending.stream))) {
         await loadStreams(s, batch);
@@ -256,6 +275,11 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
           s.streams.get(pending.stream)?.version ?? 0;
         try {
           checkExpectedVersion(pending.stream, pending.expected, current);
+          const guard = pending.guard;
+          if (
+            guardFailed.has(pending) ||
+            (guard?.check === undefined && guard?.holds !== undefined && guard.holds() !== true)
+          ) throw new GuardFailedError(pending.stream);
         } catch (error) {
           rejected.push([pending, error]);
           if (group !== undefined) refusedGroups.set(group, error);
@@ -308,7 +332,7 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
         versions.set(pending.stream, current + stored.length);
         accepted.push([pending, stored]);
       }
-      if (rejected.length > 0 && !caughtUp) {
+      if (rejected.some(([, error]) => !(error instanceof GuardFailedError)) && !caughtUp) {
         // The versions known here may be stale: another process may have
         // appended. Confirm a conflict against the log before reporting it.
         await catchUp(s);
@@ -326,6 +350,8 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
           start += page.length;
         }
         for (const [id, at] of ids) op.set([...IDS, id], at);
+        const guarded = accepted.filter(([pending]) => pending.guard?.check !== undefined);
+        for (const [pending] of guarded) op.check(pending.guard!.check!);
         const committing = retryLocked(() => op.commit());
         // Built while the KV thread commits: the records callers and subscribers get.
         let at = base;
@@ -334,6 +360,16 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
         );
         const result = await committing;
         if (!result.ok) {
+          if (guarded.length > 0) {
+            // Which guards failed: their appends are refused, the others retried.
+            const keys = guarded.map(([pending]) => pending.guard!.check!.key);
+            const entries = await retryLocked(() => s.kv.getMany(keys));
+            guarded.forEach(([pending], i) => {
+              if (entries[i].versionstamp !== pending.guard!.check!.versionstamp) {
+                guardFailed.add(pending);
+              }
+            });
+          }
           // Another process appended first: learn what it wrote, then decide again.
           await catchUp(s);
           caughtUp = true;

@@ -25,7 +25,14 @@ import {
   prepareInputs,
   recordDigest,
 } from "./_event.ts";
-import { checkExpectedVersion, digestMismatch, readLimit, startAfter } from "./_append.ts";
+import {
+  assertGuard,
+  checkExpectedVersion,
+  checkHolds,
+  digestMismatch,
+  readLimit,
+  startAfter,
+} from "./_append.ts";
 import { canonicalOf, ChainVerifier } from "./_verify.ts";
 import { exportedDigest, type ImportLink, previousInExport, streamConflict } from "./_import.ts";
 
@@ -82,15 +89,19 @@ export class MemoryEventStore implements EventStore, AsyncDisposable {
    * @param options The expected version.
    * @returns The stream's new version, the last position and the stored events.
    * @throws {VersionConflictError} When the expected version does not match.
-   * @throws {TypeError} When a stream name, kind, payload or parent is invalid.
+   * @throws {GuardFailedError} When the guard's `holds()` returns false.
+   * @throws {TypeError} When a stream name, kind, payload, parent or guard is invalid.
    * @throws {RangeError} When a payload exceeds the maximum size.
    */
   append(stream: string, events: EventInput[], options: AppendOptions = {}): Promise<AppendResult> {
     try {
       this.#assertOpen();
+      assertGuard(options.guard, true);
       const prepared = prepareInputs(stream, events);
       const current = this.#streams.get(stream)?.length ?? 0;
       checkExpectedVersion(stream, options.expectedVersion, current);
+      // Stored synchronously below: nothing can change what the guard saw.
+      checkHolds(stream, options.guard);
       return Promise.resolve(this.#store(stream, prepared, current));
     } catch (error) {
       return Promise.reject(error);

@@ -1,7 +1,7 @@
 // The event store contract: every EventStore implementation runs this suite.
 import assert from "node:assert/strict";
-import type { EventRecord, EventStore } from "../../runtime/event_store.ts";
-import { TokaError, VersionConflictError } from "../../runtime/errors.ts";
+import type { AppendGuard, EventRecord, EventStore } from "../../runtime/event_store.ts";
+import { GuardFailedError, TokaError, VersionConflictError } from "../../runtime/errors.ts";
 import { MAX_PAYLOAD_BYTES } from "../../vault/limits.ts";
 
 /** Makes a fresh, empty store whose clock is `clock`; `cleanup` releases what it opened. */
@@ -594,6 +594,71 @@ export async function runContract(t: Deno.TestContext, factory: StoreFactory): P
       store.verify({ expectHead: { position: head.position, digest: "nope" } }),
       /Invalid expected head/,
     );
+  });
+
+  // A guard each store can evaluate atomically with its commit: a KV key's
+  // versionstamp in the store's own KV, else a synchronous predicate.
+  async function makeGuard(
+    store: EventStore,
+  ): Promise<{ guard: AppendGuard; break(): Promise<void> }> {
+    const kv = store.kv;
+    if (kv === undefined) {
+      let holds = true;
+      return { guard: { holds: () => holds }, break: () => Promise.resolve(void (holds = false)) };
+    }
+    const key = ["test", "guard", crypto.randomUUID()];
+    const { versionstamp } = await kv.set(key, 1);
+    return {
+      guard: { check: { key, versionstamp } },
+      break: async () => void await kv.set(key, 2),
+    };
+  }
+
+  await withStore("a guarded append lands while its guard holds", async (store) => {
+    const { guard } = await makeGuard(store);
+    const result = await store.append("g", [{ kind: "k" }], { guard });
+    assert.equal(result.version, 1);
+    // More guarded appends at once than one commit checks: all land, in order.
+    const many = await Promise.all(
+      Array.from(
+        { length: 12 },
+        (_, n) => store.append("g", [{ kind: "k", payload: n }], { guard }),
+      ),
+    );
+    assert.deepEqual(many.map((r) => r.version), Array.from({ length: 12 }, (_, n) => n + 2));
+  });
+
+  await withStore("a broken guard fails only its append; the others land", async (store) => {
+    const { guard, break: breakGuard } = await makeGuard(store);
+    await store.append("other", [{ kind: "k" }]);
+    await breakGuard();
+    const before = await snapshot(store);
+    const results = await Promise.allSettled([
+      store.append("a", [{ kind: "k" }]),
+      store.append("g", [{ kind: "k" }, { kind: "k" }], { guard }),
+      store.append("b", [{ kind: "k" }]),
+    ]);
+    assert.equal(results[0].status, "fulfilled");
+    assert.equal(results[2].status, "fulfilled");
+    assert.equal(results[1].status, "rejected");
+    const error = (results[1] as PromiseRejectedResult).reason;
+    assert.ok(error instanceof GuardFailedError);
+    assert.equal(error.code, "guard_failed");
+    assert.equal(error.message, 'Cannot append to stream "g": its guard no longer holds');
+    assert.notEqual(await snapshot(store), before);
+    const streams = (await collect(store.read())).map((e) => e.stream);
+    assert.deepEqual(streams, ["other", "a", "b"], "nothing of the guarded append is stored");
+    assert.ok((await store.verify()).ok);
+  });
+
+  await withStore("an invalid guard is a TypeError and appends nothing", async (store) => {
+    for (const guard of [null, {}, { holds: 1 }, { check: { key: "x", versionstamp: null } }]) {
+      await assert.rejects(
+        store.append("s", [{ kind: "k" }], { guard: guard as unknown as AppendGuard }),
+        (error: unknown) => error instanceof TypeError && /^Invalid guard/.test(error.message),
+      );
+    }
+    assert.equal(await store.head(), null);
   });
 
   await t.step("a closed store refuses appends", async () => {
