@@ -14,14 +14,18 @@ import { until } from "./_helpers.ts";
 // The race of a paused lease holder, made deterministic: the store lets
 // another "process" take the agent's lease after the runner's own lease check
 // and before the append commits.
-function stealing(store: EventStore, leases: LeaseStore): EventStore & { arm(): void } {
+function stealing(
+  store: EventStore,
+  leases: LeaseStore,
+  renew = false,
+): EventStore & { arm(): void } {
   let armed = false;
   const append: EventStore["append"] = async (stream, events, options) => {
     if (armed && events[0]?.kind === "task.done") {
       armed = false;
-      const { version } = await leases.read("worker");
+      const { lease, version } = await leases.read("worker");
       const taken = await leases.swap("worker", version, {
-        owner: "other",
+        owner: renew ? lease!.owner : "other",
         expiresAt: Date.now() + 60_000,
       });
       assert.notEqual(taken, undefined, "the other process took the lease");
@@ -41,8 +45,8 @@ function stealing(store: EventStore, leases: LeaseStore): EventStore & { arm(): 
   }) as EventStore & { arm(): void };
 }
 
-async function race(store: EventStore, leases: LeaseStore): Promise<void> {
-  const vault = stealing(store, leases);
+async function race(store: EventStore, leases: LeaseStore, renew = false): Promise<void> {
+  const vault = stealing(store, leases, renew);
   const errors: unknown[] = [];
   let finished = false;
   const runtime = await Runtime.create({
@@ -73,6 +77,10 @@ async function race(store: EventStore, leases: LeaseStore): Promise<void> {
   await runtime.stop();
   const done = [];
   for await (const event of store.read({ kinds: ["task.done"] })) done.push(event);
+  if (renew) {
+    assert.deepEqual([done.length, errors], [1, []], "a renewal meanwhile: appended once");
+    return;
+  }
   assert.equal(done.length, 0, "an emit made after the lease was taken is not appended");
   assert.equal(errors.length, 1);
   assert.equal((errors[0] as { code?: string }).code, "lease_lost");
@@ -89,6 +97,17 @@ Deno.test("an agent's emits are fenced atomically by its lease", async (t) => {
     const kv = await Deno.openKv(":memory:");
     const store = await KvEventStore.open(kv);
     await race(store, new KvLeaseStore(kv));
+    await store.close();
+    kv.close();
+  });
+
+  await t.step("a renewal of its own between the check and the commit: appended once", async () => {
+    const memory = new MemoryEventStore();
+    await race(memory, new MemoryLeaseStore(), true);
+    await memory.close();
+    const kv = await Deno.openKv(":memory:");
+    const store = await KvEventStore.open(kv);
+    await race(store, new KvLeaseStore(kv), true);
     await store.close();
     kv.close();
   });
