@@ -4,22 +4,9 @@
 import assert from "node:assert/strict";
 import { KvEventStore, openVault, type VerifyReport } from "../../vault/mod.ts";
 import { canonicalJson, recordDigest } from "../../vault/_event.ts";
+import type { StoredEvent as Stored } from "../../vault/_page.ts";
 
 const T0 = 1_767_225_600_000;
-
-interface Stored {
-  i: string;
-  s: string;
-  v: number;
-  k: string;
-  p?: unknown;
-  b?: string;
-  d: string;
-  t: number;
-  a?: string[];
-  n?: string;
-  m?: Record<string, string>;
-}
 
 interface Page {
   key: Deno.KvKey;
