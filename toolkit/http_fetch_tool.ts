@@ -7,6 +7,7 @@
 import { Buffer } from "node:buffer";
 import { lookup } from "node:dns/promises";
 import { TokaError } from "../runtime/errors.ts";
+import { redactTokens } from "../internal/redact.ts";
 import { defineTool, type Tool } from "./tool.ts";
 import { addressClass, isIpLiteral } from "./_ip.ts";
 
@@ -286,7 +287,10 @@ export function createHttpFetchTool(
       try {
         url = new URL(input.url);
       } catch {
-        throw new TypeError(`Invalid url ${JSON.stringify(input.url.slice(0, 100))}: not a URL`);
+        // The message reaches logs and tool.failed events: never echo a token the URL holds.
+        throw new TypeError(
+          `Invalid url ${JSON.stringify(redactTokens(input.url.slice(0, 100)))}: not a URL`,
+        );
       }
       let method: string = input.method ?? "GET";
       let body: Uint8Array<ArrayBuffer> | undefined;

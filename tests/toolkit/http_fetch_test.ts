@@ -293,6 +293,10 @@ Deno.test("http.fetch", async (t) => {
       const cases: [Record<string, unknown>, string][] = [
         [{ url: "not a url" }, 'Invalid url "not a url": not a URL'],
         [
+          { url: "bad url?token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln" },
+          'Invalid url "bad url?token=<token>": not a URL',
+        ],
+        [
           { url: "ftp://127.0.0.1/x" },
           'URL with scheme "ftp" refused: only http and https are allowed',
         ],
