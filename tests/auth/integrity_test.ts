@@ -1,38 +1,20 @@
 // Issue 10 "Auth": each step reproduces an attack or a fault of the review.
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
-import { createHmac } from "node:crypto";
 import {
   generateMasterKey,
-  InvalidTokenError,
   KvTokenAuthority,
   type KvTokenAuthorityOptions,
   SecretPoolError,
   TokenRevokedError,
 } from "../../auth/mod.ts";
+import { isInvalid, kidOf, sign } from "./_tokens.ts";
 
 const T0 = 1_700_000_000_000;
 const SECRET = new Uint8Array(32).fill(5);
 
-const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
-
-/** Signs arbitrary header and claims with a secret, bypassing every check. */
-function forge(kid: string, claims: Record<string, unknown>, secret = SECRET): string {
-  const input = `${b64({ alg: "HS256", typ: "toka.cap+jwt", kid })}.${b64(claims)}`;
-  return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
-}
-
-function kidOf(token: string): string {
-  return JSON.parse(Buffer.from(token.split(".")[0], "base64url").toString()).kid;
-}
-
-function isInvalid(reason: string) {
-  return (error: unknown) => {
-    assert.ok(error instanceof InvalidTokenError, String(error));
-    assert.equal(error.reason, reason);
-    return true;
-  };
-}
+/** Signs arbitrary claims under `kid` with a secret, bypassing every check. */
+const forge = (kid: string, claims: Record<string, unknown>, secret = SECRET) =>
+  sign({ alg: "HS256", typ: "toka.cap+jwt", kid }, claims, secret);
 
 interface Clocks {
   now: number;

@@ -10,6 +10,7 @@ import {
   TokenExpiredError,
   TokenRevokedError,
 } from "../../auth/mod.ts";
+import { b64, isInvalid, kidOf, sign } from "./_tokens.ts";
 
 const SECRET = new Uint8Array(32).fill(7);
 const T0 = 1_700_000_000_000;
@@ -30,26 +31,9 @@ async function withAuthority(
   await fn(auth, clock);
 }
 
-const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
-
 /** Signs arbitrary header and claims with the test secret, bypassing every check. */
-function forge(header: Record<string, unknown>, claims: unknown, secret = SECRET): string {
-  const input = `${b64(header)}.${b64(claims)}`;
-  return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
-}
-
-function kidOf(token: string): string {
-  return JSON.parse(Buffer.from(token.split(".")[0], "base64url").toString()).kid;
-}
-
-function isInvalid(reason: string) {
-  return (error: unknown) => {
-    assert.ok(error instanceof InvalidTokenError, String(error));
-    assert.equal(error.code, "invalid_token");
-    assert.equal(error.reason, reason);
-    return true;
-  };
-}
+const forge = (header: Record<string, unknown>, claims: unknown, secret = SECRET) =>
+  sign(header, claims, secret);
 
 Deno.test("issue and verify", async (t) => {
   await withAuthority(async (auth, clock) => {
