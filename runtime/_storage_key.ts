@@ -2,13 +2,7 @@
 // internal/storage_key.ts, which the toolkit's file tools share.
 import { MAX_STORAGE_VALUE_BYTES } from "./storage.ts";
 
-export {
-  assertStorageKey,
-  MAX_KEY_BYTES,
-  MAX_SEGMENT_BYTES,
-  shownKey,
-  TEMP_PREFIX,
-} from "../internal/storage_key.ts";
+export { assertStorageKey, shownKey, TEMP_PREFIX } from "../internal/storage_key.ts";
 
 const encoder = new TextEncoder();
 
