@@ -297,3 +297,12 @@ export function positionInId(id: string): number {
 export function assertRecord(record: unknown, index: number): asserts record is EventRecord {
   assertRecordShape(record, index);
 }
+
+/** Freezes a value and everything in it, so that no holder of a record can change what others see. */
+export function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

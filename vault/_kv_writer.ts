@@ -11,6 +11,7 @@ import type {
 import { retryLocked } from "../internal/kv_retry.ts";
 import {
   assertTimestamp,
+  deepFreeze,
   makeEventId,
   positionInId,
   type PreparedInput,
@@ -417,12 +418,4 @@ function ownPayload(prepared: PreparedInput): unknown {
   return payload === null || typeof payload !== "object"
     ? payload
     : deepFreeze(JSON.parse(prepared.canonical));
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
 }

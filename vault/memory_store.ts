@@ -17,6 +17,7 @@ import {
   assertRecord,
   assertStream,
   assertTimestamp,
+  deepFreeze,
   formatPosition,
   makeEventId,
   parsePosition,
@@ -377,12 +378,4 @@ export class MemoryEventStore implements EventStore, AsyncDisposable {
   #assertOpen(): void {
     if (this.#closed) throw new TypeError("The event store is closed");
   }
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === "object") {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
 }
