@@ -6,42 +6,21 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import { CapabilityDeniedError } from "../runtime/errors.ts";
 import type { IssueRequest, TokenAuthority, TokenClaims } from "../runtime/token_authority.ts";
+import { attenuate, issue } from "./_issuance.ts";
 import {
-  checkSignature,
-  claimsProblem,
-  decodeClaims,
-  MAX_ANCESTORS,
-  MAX_ID_LENGTH,
-  MAX_LIFETIME_SECS,
-  parseToken,
-  sign,
-} from "./_jws.ts";
-import {
-  assertWrapped,
-  asStoredPool,
-  conflictPause,
-  fromStored,
-  importMasterKey,
-  isWrapped,
-  MAX_RETIRED,
-  POOL_KEY,
-  retryLocked,
-  REVOCATIONS_MARKER,
-  REVOKED_PREFIX,
-  type Secret,
-  type StoredPool,
-  type StoredSecret,
-  toStored,
-} from "./_pool_store.ts";
-import {
-  InvalidTokenError,
-  SecretPoolError,
-  TokenExpiredError,
-  TokenRevokedError,
-} from "./errors.ts";
+  checkId,
+  checkTtl,
+  defaultRandomBytes,
+  numberOption,
+  parseInitialSecret,
+} from "./_options.ts";
+import { PoolCache } from "./_pool_cache.ts";
+import { bootstrap, rotate } from "./_pool_rotation.ts";
+import { importMasterKey } from "./_pool_store.ts";
+import { revoke, status } from "./_revocation.ts";
+import { TokenVerifier } from "./_verification.ts";
 import { parseMasterKey } from "./master_key.ts";
 import { assertPermission, permits } from "../internal/permissions.ts";
 
@@ -139,62 +118,6 @@ export interface PoolStatus {
   revoked: number;
 }
 
-const UNKNOWN_KID_REFRESH_MS = 100;
-const MAX_CAS_ATTEMPTS = 100;
-const logger = getLogger(["toka", "auth"]);
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-function defaultRandomBytes(n: number): Uint8Array {
-  return crypto.getRandomValues(new Uint8Array(n));
-}
-
-function numberOption(name: string, value: number | undefined, fallback: number, max: number) {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > max) {
-    throw new RangeError(`Option "${name}" must be a number from 0 to ${max}`);
-  }
-  return value;
-}
-
-function checkId(name: string, value: unknown): string {
-  if (typeof value !== "string" || value.trim().length === 0) {
-    throw new TypeError(`${name} must be a non-blank string`);
-  }
-  if (value.length > MAX_ID_LENGTH) {
-    throw new RangeError(
-      `${name} must be at most ${MAX_ID_LENGTH} characters, got ${value.length}`,
-    );
-  }
-  return value;
-}
-
-function checkTtl(ttl: unknown): number {
-  if (!Number.isSafeInteger(ttl) || (ttl as number) <= 0 || (ttl as number) > MAX_LIFETIME_SECS) {
-    throw new RangeError(`ttlSecs must be an integer from 1 to ${MAX_LIFETIME_SECS}`);
-  }
-  return ttl as number;
-}
-
-function parseInitialSecret(secret: string | Uint8Array): Uint8Array {
-  let bytes: Uint8Array | undefined;
-  if (secret instanceof Uint8Array) bytes = secret.slice();
-  else if (typeof secret === "string" && /^[A-Za-z0-9_-]+$/.test(secret)) {
-    bytes = Uint8Array.fromBase64(secret, { alphabet: "base64url" });
-  }
-  if (bytes === undefined || bytes.length < 32) {
-    throw new RangeError(
-      'Option "initialSecret" must be base64url text or bytes of at least 32 bytes',
-    );
-  }
-  return bytes;
-}
-
-function freezeClaims(claims: TokenClaims): TokenClaims {
-  Object.freeze(claims.permissions);
-  if (claims.ancestors !== undefined) Object.freeze(claims.ancestors);
-  return Object.freeze(claims);
-}
-
 /**
  * A {@linkcode TokenAuthority} backed by Deno KV. Tokens are compact JWS
  * (HS256, `typ: "toka.cap+jwt"`, `kid`) that `jose` verifies too.
@@ -228,51 +151,31 @@ export class KvTokenAuthority implements TokenAuthority {
   /** The vault name tokens are issued for and checked against. */
   readonly vault: string;
 
-  #kv: Deno.Kv;
-  #clock: () => number;
-  #mono: () => number;
-  #randomBytes: (n: number) => Uint8Array;
-  #retiredTtlMs: number;
-  #leewayMs: number;
-  #defaultTtlSecs: number;
-  #refreshMs: number;
-  #cacheSize: number;
-  #masterKey: CryptoKey | undefined;
-
-  #secrets = new Map<string, Secret>();
-  #active: Secret | undefined;
-  #poolStamp = "";
-  #revokedStamp = "";
-  #wrapped = false;
-  #revoked = new Map<string, number>();
-  #cache = new Map<string, { claims: TokenClaims; kid: string }>();
-  #refreshedAt = -Infinity;
-  // Pool reads: how many started, the one in flight, when the last started (real time).
-  #readsStarted = 0;
-  #readsDone = 0;
-  #reading: { n: number; done: Promise<void> } | undefined;
-  #lastReadStart = -Infinity;
-  #nextReadSlot: Promise<void> | undefined;
+  #pool: PoolCache;
+  #verifier: TokenVerifier;
 
   private constructor(
     kv: Deno.Kv,
     options: KvTokenAuthorityOptions,
     masterKey: CryptoKey | undefined,
   ) {
-    this.#kv = kv;
     this.vault = checkId('Option "vault"', options.vault ?? "default");
-    this.#clock = options.clock ?? Date.now;
-    this.#mono = options.monotonicClock ?? (() => performance.now());
-    this.#randomBytes = options.randomBytes ?? defaultRandomBytes;
-    this.#retiredTtlMs = 1000 * numberOption("retiredTtlSecs", options.retiredTtlSecs, 300, 86_400);
-    this.#leewayMs = 1000 * numberOption("leewaySecs", options.leewaySecs, 0, 300);
-    this.#defaultTtlSecs = checkTtl(options.defaultTtlSecs ?? 3600);
-    this.#refreshMs = 1000 *
-      numberOption("refreshIntervalSecs", options.refreshIntervalSecs, 1, 3600);
-    this.#cacheSize = Math.floor(
-      numberOption("verifyCacheSize", options.verifyCacheSize, 1024, 1_000_000),
-    );
-    this.#masterKey = masterKey;
+    this.#pool = new PoolCache({
+      kv,
+      vault: this.vault,
+      clock: options.clock ?? Date.now,
+      mono: options.monotonicClock ?? (() => performance.now()),
+      randomBytes: options.randomBytes ?? defaultRandomBytes,
+      retiredTtlMs: 1000 * numberOption("retiredTtlSecs", options.retiredTtlSecs, 300, 86_400),
+      leewayMs: 1000 * numberOption("leewaySecs", options.leewaySecs, 0, 300),
+      defaultTtlSecs: checkTtl(options.defaultTtlSecs ?? 3600),
+      refreshMs: 1000 * numberOption("refreshIntervalSecs", options.refreshIntervalSecs, 1, 3600),
+      cacheSize: Math.floor(
+        numberOption("verifyCacheSize", options.verifyCacheSize, 1024, 1_000_000),
+      ),
+      masterKey,
+    });
+    this.#verifier = new TokenVerifier(this.#pool);
   }
 
   /**
@@ -306,7 +209,7 @@ export class KvTokenAuthority implements TokenAuthority {
       ? undefined
       : await importMasterKey(parseMasterKey(options.masterKey));
     const authority = new KvTokenAuthority(kv, options, masterKey);
-    await authority.#bootstrap(initial, options.wrapRawSecrets === true);
+    await bootstrap(authority.#pool, initial, options.wrapRawSecrets === true);
     return authority;
   }
 
@@ -329,23 +232,7 @@ export class KvTokenAuthority implements TokenAuthority {
    * ```
    */
   async issue(request: IssueOptions): Promise<string> {
-    if (typeof request !== "object" || request === null) {
-      throw new TypeError("Issue request must be an object");
-    }
-    await this.#maybeRefresh(this.#clock());
-    const iat = Math.floor(this.#clock() / 1000);
-    const ttl = checkTtl(request.ttlSecs ?? this.#defaultTtlSecs);
-    if (!Array.isArray(request.permissions)) throw new TypeError("permissions must be an array");
-    const claims: TokenClaims = {
-      sub: request.sub,
-      vault: this.vault,
-      permissions: [...request.permissions],
-      iat,
-      exp: iat + ttl,
-      jti: this.#newId(16),
-    };
-    if (request.nbf !== undefined) claims.nbf = request.nbf;
-    return this.#sign(claims);
+    return await issue(this.#pool, request);
   }
 
   /**
@@ -370,18 +257,7 @@ export class KvTokenAuthority implements TokenAuthority {
    * ```
    */
   async verify(token: string): Promise<TokenClaims> {
-    const now = this.#clock();
-    await this.#maybeRefresh(now);
-    try {
-      return this.#check(token, now);
-    } catch (error) {
-      if (!(error instanceof InvalidTokenError) || error.reason !== "unknown_kid") throw error;
-      // Another process may have rotated: wait for a read that starts after this moment.
-      // Reads are shared and rate-limited, so a flood of bogus kids costs at most one read
-      // per 100 ms, and never makes a valid token fail.
-      await this.#readAfter(this.#readsStarted);
-      return this.#check(token, this.#clock());
-    }
+    return await this.#verifier.verify(token);
   }
 
   /**
@@ -443,42 +319,7 @@ export class KvTokenAuthority implements TokenAuthority {
    */
   async attenuate(token: string, options: AttenuateOptions): Promise<string> {
     const parent = await this.verify(token);
-    if (typeof options !== "object" || options === null || !Array.isArray(options.permissions)) {
-      throw new TypeError("permissions must be an array");
-    }
-    for (const p of options.permissions) {
-      assertPermission(p);
-      if (!permits(parent.permissions, p)) throw new CapabilityDeniedError(p, parent.sub);
-    }
-    const iat = Math.floor(this.#clock() / 1000);
-    let exp = parent.exp;
-    if (options.ttlSecs !== undefined) {
-      exp = iat + checkTtl(options.ttlSecs);
-      if (exp > parent.exp) {
-        throw new RangeError(
-          `ttlSecs ${options.ttlSecs} would outlive the parent token, which expires in ${
-            parent.exp - iat
-          } seconds`,
-        );
-      }
-    }
-    const claims: TokenClaims = {
-      sub: parent.sub,
-      vault: this.vault,
-      permissions: [...options.permissions],
-      iat,
-      exp,
-      jti: this.#newId(16),
-    };
-    if (parent.nbf !== undefined) claims.nbf = parent.nbf;
-    const ancestors = [...(parent.ancestors ?? []), parent.jti];
-    if (ancestors.length > MAX_ANCESTORS) {
-      throw new RangeError(
-        `Cannot attenuate a token attenuated ${MAX_ANCESTORS} times already`,
-      );
-    }
-    claims.ancestors = ancestors;
-    return this.#sign(claims);
+    return attenuate(this.#pool, parent, options);
   }
 
   /**
@@ -504,41 +345,7 @@ export class KvTokenAuthority implements TokenAuthority {
    * ```
    */
   async rotate(): Promise<{ kid: string }> {
-    const fresh: Secret = {
-      kid: this.#newId(8),
-      createdAt: this.#clock(),
-      bytes: this.#newSecret(),
-    };
-    const stored = await toStored(fresh, this.#masterKey, this.#randomBytes);
-    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      const entry = await retryLocked(() => this.#kv.get(POOL_KEY));
-      let next: StoredPool;
-      if (entry.versionstamp === null) next = { v: 1, active: stored, retired: [] };
-      else {
-        const pool = asStoredPool(entry.value);
-        assertWrapped(pool, this.#masterKey);
-        // A commit reported as failed may still have landed; never rotate twice.
-        if ([pool.active, ...pool.retired].some((s) => s.kid === fresh.kid)) break;
-        const now = this.#clock();
-        const retired = [{ ...pool.active, retiredAt: now }, ...pool.retired]
-          .filter((s) => now < s.retiredAt! + this.#retiredTtlMs);
-        if (retired.length > MAX_RETIRED) this.#poolFull(retired);
-        next = { v: 1, active: stored, retired };
-      }
-      const result = await retryLocked(() =>
-        this.#kv.atomic().check(entry).set(POOL_KEY, next).commit()
-      );
-      if (result.ok) break;
-      await conflictPause(attempt);
-      if (attempt === MAX_CAS_ATTEMPTS - 1) {
-        throw new SecretPoolError(
-          "secret_pool_busy",
-          "Cannot rotate the secret: too many conflicts",
-        );
-      }
-    }
-    await this.#load();
-    return { kid: fresh.kid };
+    return await rotate(this.#pool);
   }
 
   /**
@@ -564,21 +371,7 @@ export class KvTokenAuthority implements TokenAuthority {
    * ```
    */
   async revoke(jti: string, exp?: number): Promise<void> {
-    checkId("jti", jti);
-    const now = this.#clock();
-    const until = exp ?? Math.ceil(now / 1000) + MAX_LIFETIME_SECS;
-    if (!Number.isSafeInteger(until)) throw new TypeError("exp must be an integer of seconds");
-    const remainingMs = until * 1000 + this.#leewayMs - now;
-    if (remainingMs > 2 * MAX_LIFETIME_SECS * 1000) {
-      throw new RangeError("exp must be at most 48 hours from now, in seconds since the epoch");
-    }
-    await retryLocked(() =>
-      this.#kv.atomic()
-        .set([...REVOKED_PREFIX, jti], until, { expireIn: Math.max(1000, remainingMs) })
-        .set(REVOCATIONS_MARKER, now)
-        .commit()
-    );
-    this.#revoked.set(jti, until);
+    await revoke(this.#pool, jti, exp);
   }
 
   /**
@@ -598,273 +391,6 @@ export class KvTokenAuthority implements TokenAuthority {
    * ```
    */
   async status(): Promise<PoolStatus> {
-    await this.#load();
-    const now = this.#clock();
-    const secrets: SecretInfo[] = [...this.#secrets.values()]
-      .sort((a, b) => (b.retiredAt ?? Infinity) - (a.retiredAt ?? Infinity))
-      .map((s) => {
-        if (s.retiredAt === undefined) {
-          return { kid: s.kid, state: "active", createdAt: s.createdAt };
-        }
-        const validUntil = s.retiredAt + this.#retiredTtlMs;
-        return {
-          kid: s.kid,
-          state: this.#retiredExpired(s, now) ? "expired" : "retired",
-          createdAt: s.createdAt,
-          retiredAt: s.retiredAt,
-          validUntil,
-        };
-      });
-    let revoked = 0;
-    for (const exp of this.#revoked.values()) if (exp * 1000 + this.#leewayMs > now) revoked++;
-    return {
-      vault: this.vault,
-      activeKid: this.#active!.kid,
-      wrapped: this.#wrapped,
-      retiredTtlSecs: this.#retiredTtlMs / 1000,
-      secrets,
-      revoked,
-    };
-  }
-
-  // Hex, so that an id never starts with "-" and reads as an option on a command line.
-  #newId(bytes: number): string {
-    return Array.from(this.#takeRandom(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
-  }
-
-  #newSecret(): Uint8Array {
-    return this.#takeRandom(32).slice();
-  }
-
-  #takeRandom(n: number): Uint8Array {
-    const bytes = this.#randomBytes(n);
-    if (!(bytes instanceof Uint8Array) || bytes.length !== n) {
-      throw new RangeError(`randomBytes(${n}) must return ${n} bytes`);
-    }
-    return bytes;
-  }
-
-  #sign(claims: TokenClaims): string {
-    const problem = claimsProblem(claims as unknown as Record<string, unknown>);
-    if (problem) {
-      throw problem.kind === "type"
-        ? new TypeError(problem.message)
-        : new RangeError(problem.message);
-    }
-    return sign(claims, this.#active!.kid, this.#active!.bytes);
-  }
-
-  #usableSecret(kid: string, now: number): Secret {
-    const secret = this.#secrets.get(kid);
-    if (secret === undefined) throw new InvalidTokenError("unknown_kid");
-    if (this.#retiredExpired(secret, now)) throw new InvalidTokenError("key_expired");
-    return secret;
-  }
-
-  // By the wall clock, but never longer than retiredTtlSecs after this process first saw the
-  // retirement by its monotonic clock: a backward jump of the wall clock extends nothing.
-  #retiredExpired(secret: Secret, now: number): boolean {
-    return secret.retiredAt !== undefined &&
-      (now >= secret.retiredAt + this.#retiredTtlMs ||
-        this.#mono() - secret.seenRetiredAt! >= this.#retiredTtlMs);
-  }
-
-  #poolFull(retired: StoredSecret[]): never {
-    const freeAt = Math.min(...retired.map((s) => s.retiredAt!)) + this.#retiredTtlMs;
-    throw new SecretPoolError(
-      "secret_pool_full",
-      `Cannot rotate the secret: ${MAX_RETIRED} retired secrets are still within their grace (retiredTtlSecs ${
-        this.#retiredTtlMs / 1000
-      }), and another rotation would end one early; try again after ${
-        new Date(freeAt).toISOString()
-      }`,
-    );
-  }
-
-  #check(token: string, now: number): TokenClaims {
-    const hit = this.#cache.get(token);
-    let claims: TokenClaims;
-    if (hit !== undefined) {
-      this.#usableSecret(hit.kid, now);
-      claims = hit.claims;
-    } else {
-      const parsed = parseToken(token);
-      checkSignature(parsed, this.#usableSecret(parsed.kid, now).bytes);
-      claims = freezeClaims(decodeClaims(parsed));
-      if (claims.vault !== this.vault) throw new InvalidTokenError("wrong_vault");
-      this.#checkTimes(claims, now);
-      if (this.#cacheSize > 0) {
-        if (this.#cache.size >= this.#cacheSize) {
-          this.#cache.delete(this.#cache.keys().next().value!);
-        }
-        this.#cache.set(token, { claims, kid: parsed.kid });
-      }
-      return claims;
-    }
-    this.#checkTimes(claims, now);
-    return claims;
-  }
-
-  #checkTimes(claims: TokenClaims, now: number): void {
-    if (now >= claims.exp * 1000 + this.#leewayMs) throw new TokenExpiredError(claims.exp);
-    // Otherwise a token "issued" in the future would escape the lifetime cap and outlive
-    // its revocation, which is kept only until the latest possible expiry.
-    if (claims.iat * 1000 > now + this.#leewayMs) throw new InvalidTokenError("issued_in_future");
-    if (claims.nbf !== undefined && now + this.#leewayMs < claims.nbf * 1000) {
-      throw new InvalidTokenError("not_yet_valid");
-    }
-    if (this.#revoked.has(claims.jti)) throw new TokenRevokedError(claims.jti);
-    // Revoking a token revokes every token attenuated from it.
-    for (const ancestor of claims.ancestors ?? []) {
-      if (this.#revoked.has(ancestor)) throw new TokenRevokedError(ancestor, claims.jti);
-    }
-  }
-
-  async #bootstrap(initial: Uint8Array | undefined, wrapRaw: boolean): Promise<void> {
-    const entry = await retryLocked(() => this.#kv.get(POOL_KEY));
-    if (entry.versionstamp === null) {
-      const secret: Secret = {
-        kid: this.#newId(8),
-        createdAt: this.#clock(),
-        bytes: initial ?? this.#newSecret(),
-      };
-      const value: StoredPool = {
-        v: 1,
-        active: await toStored(secret, this.#masterKey, this.#randomBytes),
-        retired: [],
-      };
-      // Losing this race is fine: the winner's pool is read below.
-      await retryLocked(() =>
-        this.#kv.atomic().check({ key: POOL_KEY, versionstamp: null }).set(POOL_KEY, value).commit()
-      );
-    } else if (wrapRaw && this.#masterKey !== undefined) {
-      await this.#wrapRawSecrets();
-    }
-    await this.#load();
-  }
-
-  // The explicit migration of a raw pool: wraps every raw secret in one
-  // compare-and-set, and says which.
-  async #wrapRawSecrets(): Promise<void> {
-    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      const entry = await retryLocked(() => this.#kv.get(POOL_KEY));
-      const pool = asStoredPool(entry.value);
-      const raw = [pool.active, ...pool.retired].filter((s) => s.secret !== undefined);
-      if (raw.length === 0) return;
-      const wrap = async (s: StoredSecret) =>
-        s.secret === undefined
-          ? s
-          : await toStored(await fromStored(s, undefined), this.#masterKey, this.#randomBytes);
-      const next: StoredPool = {
-        v: 1,
-        active: await wrap(pool.active),
-        retired: await Promise.all(pool.retired.map(wrap)),
-      };
-      const result = await retryLocked(() =>
-        this.#kv.atomic().check(entry).set(POOL_KEY, next).commit()
-      );
-      if (result.ok) {
-        logger.warn("Wrapped {count} raw secrets of the pool with the master key: {kids}", {
-          count: raw.length,
-          kids: raw.map((s) => s.kid),
-        });
-        return;
-      }
-      await conflictPause(attempt);
-    }
-    throw new SecretPoolError(
-      "secret_pool_busy",
-      "Cannot wrap the secret pool: too many conflicts",
-    );
-  }
-
-  #maybeRefresh(now: number): Promise<void> | undefined {
-    if (now - this.#refreshedAt >= this.#refreshMs || now < this.#refreshedAt) {
-      return this.#refresh();
-    }
-  }
-
-  /** Re-reads the pool, sharing one read among concurrent callers. */
-  #refresh(): Promise<void> {
-    return this.#reading?.done ?? this.#startRead();
-  }
-
-  #startRead(): Promise<void> {
-    const n = ++this.#readsStarted;
-    this.#lastReadStart = performance.now();
-    const done = this.#load().finally(() => {
-      this.#readsDone = Math.max(this.#readsDone, n);
-      if (this.#reading?.n === n) this.#reading = undefined;
-    });
-    this.#reading = { n, done };
-    return done;
-  }
-
-  /** Waits for a read that started after `after` reads had started, starting one if needed. */
-  async #readAfter(after: number): Promise<void> {
-    for (;;) {
-      const reading = this.#reading;
-      if (reading !== undefined && reading.n > after) return await reading.done;
-      if (this.#readsDone > after) return;
-      if (reading !== undefined) {
-        await reading.done.catch(() => {});
-        continue;
-      }
-      // Rate-limited: one read per 100 ms at most, shared by every waiter.
-      this.#nextReadSlot ??= delay(
-        Math.max(0, this.#lastReadStart + UNKNOWN_KID_REFRESH_MS - performance.now()),
-      ).finally(() => this.#nextReadSlot = undefined);
-      await this.#nextReadSlot;
-      if (this.#reading === undefined && this.#readsStarted <= after) this.#startRead();
-    }
-  }
-
-  async #load(): Promise<void> {
-    const [pool, marker] = await retryLocked(() =>
-      this.#kv.getMany([POOL_KEY, REVOCATIONS_MARKER])
-    );
-    if (pool.versionstamp === null) {
-      throw new SecretPoolError(
-        "secret_pool_corrupt",
-        `The secret pool at ["auth","pool"] is missing`,
-      );
-    }
-    // Versionstamps only grow: an older read finishing late never undoes a newer one.
-    if (pool.versionstamp > this.#poolStamp) {
-      const stored = asStoredPool(pool.value);
-      assertWrapped(stored, this.#masterKey);
-      const seenAt = this.#mono();
-      const secrets = new Map<string, Secret>();
-      for (const s of [stored.active, ...stored.retired]) {
-        const known = this.#secrets.get(s.kid);
-        const secret = known === undefined
-          ? await fromStored(s, this.#masterKey)
-          : { kid: s.kid, createdAt: s.createdAt, bytes: known.bytes } as Secret;
-        if (s.retiredAt !== undefined) {
-          secret.retiredAt = s.retiredAt;
-          secret.seenRetiredAt = known?.seenRetiredAt ?? seenAt;
-        }
-        secrets.set(s.kid, secret);
-      }
-      if (pool.versionstamp > this.#poolStamp) {
-        this.#secrets = secrets;
-        this.#active = secrets.get(stored.active.kid);
-        this.#wrapped = isWrapped(stored);
-        this.#poolStamp = pool.versionstamp;
-      }
-    }
-    if (marker.versionstamp !== null && marker.versionstamp > this.#revokedStamp) {
-      const listed = await retryLocked(() =>
-        Array.fromAsync(this.#kv.list<number>({ prefix: REVOKED_PREFIX }))
-      );
-      const now = this.#clock();
-      // Merge, so a revocation made here while this read was in flight is kept.
-      for (const e of listed) this.#revoked.set(e.key[2] as string, e.value);
-      for (const [jti, exp] of this.#revoked) {
-        if (exp * 1000 + this.#leewayMs <= now) this.#revoked.delete(jti);
-      }
-      this.#revokedStamp = marker.versionstamp;
-    }
-    this.#refreshedAt = this.#clock();
+    return await status(this.#pool);
   }
 }

@@ -1,0 +1,179 @@
+// The in-memory copy of the secret pool and revocations that verification reads, and the
+// shared, rate-limited re-reads that keep it fresh.
+import {
+  assertWrapped,
+  asStoredPool,
+  fromStored,
+  isWrapped,
+  POOL_KEY,
+  retryLocked,
+  REVOCATIONS_MARKER,
+  REVOKED_PREFIX,
+  type Secret,
+} from "./_pool_store.ts";
+import { InvalidTokenError, SecretPoolError } from "./errors.ts";
+
+const UNKNOWN_KID_REFRESH_MS = 100;
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** KvTokenAuthority's resolved options. */
+export interface AuthorityConfig {
+  kv: Deno.Kv;
+  vault: string;
+  clock: () => number;
+  mono: () => number;
+  randomBytes: (n: number) => Uint8Array;
+  retiredTtlMs: number;
+  leewayMs: number;
+  defaultTtlSecs: number;
+  refreshMs: number;
+  cacheSize: number;
+  masterKey: CryptoKey | undefined;
+}
+
+export class PoolCache {
+  readonly config: AuthorityConfig;
+
+  secrets = new Map<string, Secret>();
+  active: Secret | undefined;
+  wrapped = false;
+  revoked = new Map<string, number>();
+  #poolStamp = "";
+  #revokedStamp = "";
+  #refreshedAt = -Infinity;
+  // Pool reads: how many started, the one in flight, when the last started (real time).
+  #readsStarted = 0;
+  #readsDone = 0;
+  #reading: { n: number; done: Promise<void> } | undefined;
+  #lastReadStart = -Infinity;
+  #nextReadSlot: Promise<void> | undefined;
+
+  constructor(config: AuthorityConfig) {
+    this.config = config;
+  }
+
+  get readsStarted(): number {
+    return this.#readsStarted;
+  }
+
+  // Hex, so that an id never starts with "-" and reads as an option on a command line.
+  newId(bytes: number): string {
+    return Array.from(this.#takeRandom(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  newSecret(): Uint8Array {
+    return this.#takeRandom(32).slice();
+  }
+
+  #takeRandom(n: number): Uint8Array {
+    const bytes = this.config.randomBytes(n);
+    if (!(bytes instanceof Uint8Array) || bytes.length !== n) {
+      throw new RangeError(`randomBytes(${n}) must return ${n} bytes`);
+    }
+    return bytes;
+  }
+
+  usableSecret(kid: string, now: number): Secret {
+    const secret = this.secrets.get(kid);
+    if (secret === undefined) throw new InvalidTokenError("unknown_kid");
+    if (this.retiredExpired(secret, now)) throw new InvalidTokenError("key_expired");
+    return secret;
+  }
+
+  // By the wall clock, but never longer than retiredTtlSecs after this process first saw the
+  // retirement by its monotonic clock: a backward jump of the wall clock extends nothing.
+  retiredExpired(secret: Secret, now: number): boolean {
+    return secret.retiredAt !== undefined &&
+      (now >= secret.retiredAt + this.config.retiredTtlMs ||
+        this.config.mono() - secret.seenRetiredAt! >= this.config.retiredTtlMs);
+  }
+
+  maybeRefresh(now: number): Promise<void> | undefined {
+    if (now - this.#refreshedAt >= this.config.refreshMs || now < this.#refreshedAt) {
+      return this.#refresh();
+    }
+  }
+
+  /** Re-reads the pool, sharing one read among concurrent callers. */
+  #refresh(): Promise<void> {
+    return this.#reading?.done ?? this.#startRead();
+  }
+
+  #startRead(): Promise<void> {
+    const n = ++this.#readsStarted;
+    this.#lastReadStart = performance.now();
+    const done = this.load().finally(() => {
+      this.#readsDone = Math.max(this.#readsDone, n);
+      if (this.#reading?.n === n) this.#reading = undefined;
+    });
+    this.#reading = { n, done };
+    return done;
+  }
+
+  /** Waits for a read that started after `after` reads had started, starting one if needed. */
+  async readAfter(after: number): Promise<void> {
+    for (;;) {
+      const reading = this.#reading;
+      if (reading !== undefined && reading.n > after) return await reading.done;
+      if (this.#readsDone > after) return;
+      if (reading !== undefined) {
+        await reading.done.catch(() => {});
+        continue;
+      }
+      // Rate-limited: one read per 100 ms at most, shared by every waiter.
+      this.#nextReadSlot ??= delay(
+        Math.max(0, this.#lastReadStart + UNKNOWN_KID_REFRESH_MS - performance.now()),
+      ).finally(() => this.#nextReadSlot = undefined);
+      await this.#nextReadSlot;
+      if (this.#reading === undefined && this.#readsStarted <= after) this.#startRead();
+    }
+  }
+
+  async load(): Promise<void> {
+    const { kv, masterKey } = this.config;
+    const [pool, marker] = await retryLocked(() => kv.getMany([POOL_KEY, REVOCATIONS_MARKER]));
+    if (pool.versionstamp === null) {
+      throw new SecretPoolError(
+        "secret_pool_corrupt",
+        `The secret pool at ["auth","pool"] is missing`,
+      );
+    }
+    // Versionstamps only grow: an older read finishing late never undoes a newer one.
+    if (pool.versionstamp > this.#poolStamp) {
+      const stored = asStoredPool(pool.value);
+      assertWrapped(stored, masterKey);
+      const seenAt = this.config.mono();
+      const secrets = new Map<string, Secret>();
+      for (const s of [stored.active, ...stored.retired]) {
+        const known = this.secrets.get(s.kid);
+        const secret = known === undefined
+          ? await fromStored(s, masterKey)
+          : { kid: s.kid, createdAt: s.createdAt, bytes: known.bytes } as Secret;
+        if (s.retiredAt !== undefined) {
+          secret.retiredAt = s.retiredAt;
+          secret.seenRetiredAt = known?.seenRetiredAt ?? seenAt;
+        }
+        secrets.set(s.kid, secret);
+      }
+      if (pool.versionstamp > this.#poolStamp) {
+        this.secrets = secrets;
+        this.active = secrets.get(stored.active.kid);
+        this.wrapped = isWrapped(stored);
+        this.#poolStamp = pool.versionstamp;
+      }
+    }
+    if (marker.versionstamp !== null && marker.versionstamp > this.#revokedStamp) {
+      const listed = await retryLocked(() =>
+        Array.fromAsync(kv.list<number>({ prefix: REVOKED_PREFIX }))
+      );
+      const now = this.config.clock();
+      // Merge, so a revocation made here while this read was in flight is kept.
+      for (const e of listed) this.revoked.set(e.key[2] as string, e.value);
+      for (const [jti, exp] of this.revoked) {
+        if (exp * 1000 + this.config.leewayMs <= now) this.revoked.delete(jti);
+      }
+      this.#revokedStamp = marker.versionstamp;
+    }
+    this.#refreshedAt = this.config.clock();
+  }
+}
