@@ -26,7 +26,9 @@
  * @module
  */
 
-export { type AgentStatus, type RetryOptions, Runtime, type RuntimeConfig } from "./runtime.ts";
+export { Runtime } from "./runtime.ts";
+export type { AgentStatus } from "./agent_status.ts";
+export type { RetryOptions, RuntimeConfig } from "./runtime_config.ts";
 export {
   type BusSubscribeOptions,
   type EmitInput,

@@ -1,0 +1,89 @@
+// Validation of a RuntimeConfig, so that Runtime.create() rejects bad options
+// with one clear error before anything is wired.
+
+import type { RuntimeConfig } from "./runtime_config.ts";
+
+export function checkConfig(config: RuntimeConfig): void {
+  if (config === null || typeof config !== "object") {
+    throw new TypeError(`Invalid runtime config ${JSON.stringify(config)}: expected an object`);
+  }
+  const wholeAtLeast = (field: keyof RuntimeConfig, min: number) => {
+    const value = config[field];
+    if (value !== undefined && (!Number.isSafeInteger(value) || (value as number) < min)) {
+      throw new RangeError(
+        `Invalid ${field} ${JSON.stringify(value)}: expected a whole number ≥ ${min}`,
+      );
+    }
+  };
+  wholeAtLeast("maxAgents", 1);
+  wholeAtLeast("eventBufferSize", 1);
+  wholeAtLeast("stopTimeoutMs", 0);
+  const lease = config.agentLeaseSecs;
+  if (lease !== undefined && !(typeof lease === "number" && lease >= 0.1 && lease <= 3600)) {
+    throw new RangeError(
+      `Invalid agentLeaseSecs ${
+        JSON.stringify(lease)
+      }: expected a number of seconds from 0.1 to 3600`,
+    );
+  }
+  if (config.retry !== undefined) {
+    const { attempts, backoffMs } = config.retry;
+    if (attempts !== undefined && (!Number.isSafeInteger(attempts) || attempts < 1)) {
+      throw new RangeError(
+        `Invalid retry.attempts ${JSON.stringify(attempts)}: expected a whole number ≥ 1`,
+      );
+    }
+    if (backoffMs !== undefined && typeof backoffMs !== "function") {
+      throw new TypeError("Invalid retry.backoffMs: expected a function");
+    }
+  }
+  const vault = config.vault;
+  if (
+    vault !== undefined &&
+    (vault === null || typeof vault.append !== "function" || typeof vault.subscribe !== "function")
+  ) {
+    throw new TypeError("Invalid vault: expected an EventStore");
+  }
+  if (config.tools !== undefined && typeof config.tools?.call !== "function") {
+    throw new TypeError("Invalid tools: expected a ToolRegistry");
+  }
+  if (config.auth !== undefined && typeof config.auth?.issue !== "function") {
+    throw new TypeError("Invalid auth: expected a TokenAuthority");
+  }
+  if (config.checkpoints !== undefined && typeof config.checkpoints?.save !== "function") {
+    throw new TypeError("Invalid checkpoints: expected a CheckpointStore");
+  }
+  if (config.leases !== undefined && typeof config.leases?.swap !== "function") {
+    throw new TypeError("Invalid leases: expected a LeaseStore");
+  }
+  if (config.clock !== undefined && typeof config.clock !== "function") {
+    throw new TypeError("Invalid clock: expected a function returning milliseconds");
+  }
+  if (config.monotonicClock !== undefined && typeof config.monotonicClock !== "function") {
+    throw new TypeError("Invalid monotonicClock: expected a function returning milliseconds");
+  }
+  if (
+    config.storageRoot !== undefined &&
+    (typeof config.storageRoot !== "string" || config.storageRoot === "")
+  ) {
+    throw new TypeError(
+      `Invalid storageRoot ${JSON.stringify(config.storageRoot)}: expected a path`,
+    );
+  }
+  if (config.storage !== undefined) {
+    if (config.storage === null || typeof config.storage !== "object") {
+      throw new TypeError("Invalid storage: expected an object of storage adapters by scheme");
+    }
+    for (const [scheme, adapter] of Object.entries(config.storage)) {
+      const methods = ["put", "get", "delete", "list"] as const;
+      if (
+        adapter === null || typeof adapter !== "object" ||
+        methods.some((m) => typeof adapter[m] !== "function")
+      ) {
+        throw new TypeError(
+          `Invalid storage ${JSON.stringify(scheme)}: expected a StorageAdapter`,
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The options of {@linkcode Runtime.create}.
+ *
+ * @module
+ */
+
+import type { EventStore } from "./event_store.ts";
+import type { ToolRegistry } from "./tool_registry.ts";
+import type { TokenAuthority } from "./token_authority.ts";
+import type { StorageAdapter } from "./storage.ts";
+import type { CheckpointStore, LeaseStore } from "./agent_state.ts";
+
+/** How a failing handler is retried before it is recorded as `agent.failed`. */
+export interface RetryOptions {
+  /** Tries in all, the first included (3). */
+  attempts?: number;
+  /** Milliseconds to wait before try `attempt + 1`; 100 ms doubling, at most 5 s, by default. */
+  backoffMs?: (attempt: number) => number;
+}
+
+/** Options of {@linkcode Runtime.create}; every field is optional. */
+export interface RuntimeConfig {
+  /** The event store: events are appended before delivery. In memory without one. Its KV is never used for checkpoints or leases: pass those as `checkpoints` and `leases`. */
+  vault?: EventStore;
+  /** The tool registry agents call; a {@linkcode NoopToolRegistry} by default. */
+  tools?: ToolRegistry;
+  /** Issues agent tokens; an {@linkcode AllowAllAuthority} (every call allowed) by default. */
+  auth?: TokenAuthority;
+  /** The most agents that may be registered at once (100). */
+  maxAgents?: number;
+  /** Events each bus subscriber may have waiting (1000). */
+  eventBufferSize?: number;
+  /** The directory of the default `storage("local")` (`./.toka/storage`). */
+  storageRoot?: string;
+  /**
+   * Storage adapters by scheme. `local` defaults to files under
+   * `storageRoot`; `vault` has no default (`createRuntime()` gives one in the
+   * vault's Deno KV). See `createKvStorage`, `createLocalStorage` and
+   * `createMemoryStorage`.
+   */
+  storage?: Readonly<Record<string, StorageAdapter>>;
+  /** Milliseconds since the epoch; `Date.now` by default. */
+  clock?: () => number;
+  /**
+   * Milliseconds from a monotonic clock (`performance.now` by default): agent
+   * leases are judged by it, so a wall-clock jump neither delays a takeover
+   * nor lets a paused holder append.
+   */
+  monotonicClock?: () => number;
+  /** Retries of a failing handler. */
+  retry?: RetryOptions;
+  /**
+   * Where agents' checkpoints are kept: in memory ({@linkcode MemoryCheckpointStore})
+   * by default, whatever the vault, so they do not outlive the process. Pass a
+   * `KvCheckpointStore` for durable ones; `createRuntime()` wires one on the KV
+   * it opened.
+   */
+  checkpoints?: CheckpointStore;
+  /**
+   * Agents' leases, so that one process at a time runs each agent: none by
+   * default (a runtime alone in its process needs none). Pass a `KvLeaseStore`
+   * when several processes share a vault, or a `MemoryLeaseStore` shared by
+   * runtimes in one process; `createRuntime()` wires a `KvLeaseStore` on the KV
+   * it opened.
+   */
+  leases?: LeaseStore;
+  /**
+   * Seconds an agent's lease lasts unless renewed (10). On a vault with a
+   * Deno KV shared by several processes, one process at a time runs a given
+   * agent; the others stand by and take over when it stops, or this long
+   * after it crashed.
+   */
+  agentLeaseSecs?: number;
+  /**
+   * Milliseconds `stop()` lets agents drain (10000): they handle the events
+   * appended before it and finish the one in hand. Past this, their
+   * `ctx.signal` aborts; an unfinished event is handled again at the next
+   * start. 0 aborts at once.
+   */
+  stopTimeoutMs?: number;
+}
