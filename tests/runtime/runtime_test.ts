@@ -168,39 +168,52 @@ Deno.test("Agents without a vault", async (t) => {
   });
 });
 
+/**
+ * Five tasks, the third held until `stop()` is called, then two more after a
+ * restart: what was handled when stop returned, at the end, and the task.done
+ * events in the log.
+ */
+async function stopMidHandler(
+  config: { stopTimeoutMs?: number } = {},
+): Promise<{ atStop: number[]; handled: number[]; done: number[] }> {
+  const store = new MemoryEventStore();
+  const runtime = await Runtime.create({ vault: store, ...config });
+  const handled: number[] = [];
+  const slow = gate();
+  let inFlight = 0;
+  runtime.register(defineAgent({
+    name: "worker",
+    subscribe: ["task.created"],
+    async handle(event, ctx) {
+      const n = (event.payload as { n: number }).n;
+      inFlight = n;
+      if (n === 3) await slow.promise;
+      handled.push(n);
+      await ctx.emit({ kind: "task.done", payload: { n } });
+    },
+  }));
+  await runtime.start();
+  for (let n = 1; n <= 5; n++) await runtime.emit({ kind: "task.created", payload: { n } });
+  await until(() => inFlight === 3);
+  const stopping = runtime.stop();
+  slow.open();
+  await stopping;
+  const atStop = [...handled];
+  for (let n = 6; n <= 7; n++) await runtime.emit({ kind: "task.created", payload: { n } });
+  await runtime.start();
+  await until(() => handled.length === 7);
+  await runtime.stop();
+  const done = (await all(store, ["task.done"])).map((e) => (e.payload as { n: number }).n);
+  await store.close();
+  return { atStop, handled, done };
+}
+
 Deno.test("Agents with a vault", async (t) => {
   await t.step("stop drains: events appended before it are handled, then resume", async () => {
-    const store = new MemoryEventStore();
-    const runtime = await Runtime.create({ vault: store });
-    const handled: number[] = [];
-    const slow = gate();
-    let inFlight = 0;
-    runtime.register(defineAgent({
-      name: "worker",
-      subscribe: ["task.created"],
-      async handle(event, ctx) {
-        const n = (event.payload as { n: number }).n;
-        inFlight = n;
-        if (n === 3) await slow.promise;
-        handled.push(n);
-        await ctx.emit({ kind: "task.done", payload: { n } });
-      },
-    }));
-    await runtime.start();
-    for (let n = 1; n <= 5; n++) await runtime.emit({ kind: "task.created", payload: { n } });
-    await until(() => inFlight === 3);
-    const stopping = runtime.stop();
-    slow.open();
-    await stopping;
-    assert.deepEqual(handled, [1, 2, 3, 4, 5], "every event appended before stop is handled");
-    for (let n = 6; n <= 7; n++) await runtime.emit({ kind: "task.created", payload: { n } });
-    await runtime.start();
-    await until(() => handled.length === 7);
-    await runtime.stop();
+    const { atStop, handled, done } = await stopMidHandler();
+    assert.deepEqual(atStop, [1, 2, 3, 4, 5], "every event appended before stop is handled");
     assert.deepEqual(handled, [1, 2, 3, 4, 5, 6, 7]);
-    const done = await all(store, ["task.done"]);
-    assert.deepEqual(done.map((e) => (e.payload as { n: number }).n), [1, 2, 3, 4, 5, 6, 7]);
-    await store.close();
+    assert.deepEqual(done, [1, 2, 3, 4, 5, 6, 7]);
   });
 
   await t.step("past stopTimeoutMs the handler's signal aborts; the event comes back", async () => {
@@ -240,37 +253,10 @@ Deno.test("Agents with a vault", async (t) => {
   });
 
   await t.step("with stopTimeoutMs 0 the in-flight event finishes, the rest waits", async () => {
-    const store = new MemoryEventStore();
-    const runtime = await Runtime.create({ vault: store, stopTimeoutMs: 0 });
-    const handled: number[] = [];
-    const slow = gate();
-    let inFlight = 0;
-    runtime.register(defineAgent({
-      name: "worker",
-      subscribe: ["task.created"],
-      async handle(event, ctx) {
-        const n = (event.payload as { n: number }).n;
-        inFlight = n;
-        if (n === 3) await slow.promise;
-        handled.push(n);
-        await ctx.emit({ kind: "task.done", payload: { n } });
-      },
-    }));
-    await runtime.start();
-    for (let n = 1; n <= 5; n++) await runtime.emit({ kind: "task.created", payload: { n } });
-    await until(() => inFlight === 3);
-    const stopping = runtime.stop();
-    slow.open();
-    await stopping;
-    assert.deepEqual(handled, [1, 2, 3], "the in-flight event is finished, the rest waits");
-    for (let n = 6; n <= 7; n++) await runtime.emit({ kind: "task.created", payload: { n } });
-    await runtime.start();
-    await until(() => handled.length === 7);
-    await runtime.stop();
+    const { atStop, handled, done } = await stopMidHandler({ stopTimeoutMs: 0 });
+    assert.deepEqual(atStop, [1, 2, 3], "the in-flight event is finished, the rest waits");
     assert.deepEqual(handled, [1, 2, 3, 4, 5, 6, 7]);
-    const done = await all(store, ["task.done"]);
-    assert.deepEqual(done.map((e) => (e.payload as { n: number }).n), [1, 2, 3, 4, 5, 6, 7]);
-    await store.close();
+    assert.deepEqual(done, [1, 2, 3, 4, 5, 6, 7]);
   });
 
   await t.step("a new runtime on the same KV resumes from the stored checkpoint", async () => {
