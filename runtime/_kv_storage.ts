@@ -8,6 +8,7 @@
 // (abandoned after ABANDONED_MS) or a garbage record: every put and delete
 // first sweeps both, so no chunk outlives its value for long.
 import type { StorageAdapter } from "./storage.ts";
+import type { KvStorageOptions } from "./storage_adapters.ts";
 import { assertStorageKey, shownKey, toBytes } from "./_storage_key.ts";
 import { TokaError } from "./errors.ts";
 
@@ -24,8 +25,6 @@ interface Meta {
   chunks: number;
   generation: string;
 }
-
-import type { KvStorageOptions } from "./storage_adapters.ts";
 
 const ROOT = "storage";
 const metaKey = (key: string): Deno.KvKey => [ROOT, "meta", key];
