@@ -88,8 +88,14 @@ export class KvEventStore implements EventStore, AsyncDisposable {
       kv.getMany<[unknown, number]>([LAYOUT_KEY, WATERMARK])
     );
     // Without the key, a vault is new, or was written before the key existed (layout 1).
-    assertLayout(layout.value ?? (await hasEvents(kv) ? LAYOUT_UNCHAINED : null));
-    s.layoutPending = layout.value === null;
+    // The key is committed with the first events, so when events turn up after the
+    // first read (another process's first append), a second read decides.
+    let stored = layout.value;
+    if (stored === null && await hasEvents(kv)) {
+      stored = (await retryLocked(() => kv.get(LAYOUT_KEY))).value ?? LAYOUT_UNCHAINED;
+    }
+    assertLayout(stored);
+    s.layoutPending = stored === null;
     s.watermark = watermark.value ?? 1;
     s.next = s.watermark;
     await catchUp(s);

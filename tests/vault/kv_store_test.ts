@@ -983,3 +983,31 @@ Deno.test("kv store: a bad clock value is refused before writing, and the vault 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("kv store: opening while another process makes its first append is not called layout 1", async () => {
+  using kv = await Deno.openKv(":memory:");
+  let raced = false;
+  // The other process commits its first append (events and layout key together)
+  // right after this open's first read of the layout key.
+  const racing = new Proxy(kv, {
+    get(target, name) {
+      if (name === "getMany" && !raced) {
+        return async (...args: Parameters<Deno.Kv["getMany"]>) => {
+          const result = await target.getMany(...args);
+          raced = true;
+          const other = await KvEventStore.open(target);
+          await other.append("s", [{ kind: "a.b" }]);
+          await other.close();
+          return result;
+        };
+      }
+      const value = Reflect.get(target, name, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const store = await KvEventStore.open(racing as Deno.Kv);
+  assert.ok(raced);
+  await store.append("s", [{ kind: "a.c" }], { expectedVersion: 1 });
+  assert.equal((await store.verify()).ok, true);
+  await store.close();
+});
