@@ -22,10 +22,7 @@ import { type CliIo, processIo } from "./cli/_io.ts";
 import { configureLogging } from "./cli/_log.ts";
 import { UsageError } from "./cli/_usage_error.ts";
 import { redactTokens } from "./internal/redact.ts";
-import { registerAuthCommands } from "./cli/auth.ts";
-import { registerEventsCommands } from "./cli/events.ts";
-import { registerAgentCommands } from "./cli/agent.ts";
-import { registerDemoCommand } from "./cli/demo.ts";
+import { COMMAND_GROUPS, invokedGroup } from "./cli/_commands.ts";
 
 /** Where the event store lives when neither `--db` nor `TOKA_DB` says otherwise. */
 export const DEFAULT_DB: string = DEFAULT_VAULT_PATH;
@@ -141,10 +138,13 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
     }
   };
 
-  registerEventsCommands(program, run);
-  registerAgentCommands(program, run);
-  registerAuthCommands(program, run);
-  registerDemoCommand(program, run);
+  // Only the invoked command's module is loaded (`toka events stats` loads no
+  // runtime, toolkit or auth code); the others are listed by name for help.
+  const invoked = invokedGroup(program, args);
+  for (const group of COMMAND_GROUPS) {
+    if (group.name === invoked) (await group.load())(program, run);
+    else program.command(group.name).description(group.summary);
+  }
   requireSubcommands(program);
 
   try {
