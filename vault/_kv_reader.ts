@@ -194,6 +194,46 @@ export async function head(s: KvState): Promise<LogHead | null> {
   return { position: formatPosition(page.start + page.events.length - 1), digest: last.d };
 }
 
+/**
+ * The ids among `ids` that are stored, without reading payloads: each page
+ * is read once, and ids stored elsewhere are looked up 10 at a time (Deno
+ * KV's `getMany` limit). Positions at or past `s.next` hold nothing this
+ * process may build on: a commit checks the next page key anyway.
+ */
+export async function storedAmong(s: KvState, ids: readonly string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  const rest: string[] = [];
+  const byPosition = ids.map((id) => ({ id, at: positionInId(id) })).sort((a, b) => a.at - b.at);
+  let page: { start: number; events: StoredEvent[] } | undefined;
+  for (const { id, at } of byPosition) {
+    if (s.recentAt(at)?.id === id) {
+      found.add(id);
+      continue;
+    }
+    if (at >= 1 && at < s.next) {
+      if (page === undefined || at < page.start || at >= page.start + page.events.length) {
+        page = await pageAt(s, at);
+      }
+      if (page?.events[at - page.start]?.i === id) {
+        found.add(id);
+        continue;
+      }
+    }
+    rest.push(id);
+  }
+  const chunks: string[][] = [];
+  for (let i = 0; i < rest.length; i += 10) chunks.push(rest.slice(i, i + 10));
+  await Promise.all(chunks.map(async (chunk) => {
+    const entries = await retryLocked(() =>
+      s.kv.getMany<IdEntry[]>(chunk.map((id) => [...IDS, id]))
+    );
+    entries.forEach((entry, i) => {
+      if (entry.value !== null) found.add(chunk[i]);
+    });
+  }));
+  return found;
+}
+
 /** Whether an event with this id is stored, without reading its payload. */
 export async function has(s: KvState, id: string): Promise<boolean> {
   const at = positionInId(id);

@@ -24,7 +24,7 @@ import { encodePage, encodeStored, packPages, type StoredEvent, toRecord } from 
 import { INLINE_PAYLOAD_BYTES } from "./limits.ts";
 import { storeBlob } from "./_kv_blobs.ts";
 import { catchUp, INDEX_EVERY, indexInBackground, loadStreams } from "./_kv_index.ts";
-import { get, has } from "./_kv_reader.ts";
+import { get, storedAmong } from "./_kv_reader.ts";
 import {
   type IdEntry,
   IDS,
@@ -236,11 +236,13 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
       // An imported event may have been stored since it was queued (a
       // concurrent import, here or in another process): the check on the
       // next page makes this read consistent with the commit below.
-      const alreadyStored = new Set<string>();
+      const importedIds: string[] = [];
       for (const pending of batch) {
-        const id = pending.imported?.id;
-        if (id !== undefined && await has(s, id)) alreadyStored.add(id);
+        if (pending.imported !== undefined) importedIds.push(pending.imported.id);
       }
+      const alreadyStored = importedIds.length === 0
+        ? new Set<string>()
+        : await storedAmong(s, importedIds);
       const base = s.next;
       const timestamp = s.clock();
       assertTimestamp(timestamp);

@@ -1011,3 +1011,44 @@ Deno.test("kv store: opening while another process makes its first append is not
   assert.equal((await store.verify()).ok, true);
   await store.close();
 });
+
+// Regression: the group commit looked up each imported id with its own awaited
+// read (one KV round trip per record, on top of the import's own check).
+Deno.test("kv store: an import's group commit looks its ids up in batches", async () => {
+  const source = new MemoryEventStore();
+  await source.append("batched", Array.from({ length: 100 }, () => ({ kind: "l.batched" })));
+  const records = await collect(source.read());
+  await source.close();
+  using kv = await Deno.openKv(":memory:");
+  let idReads = 0;
+  const isId = (key: Deno.KvKey) => key[0] === "vault" && key[1] === "id";
+  const counting = new Proxy(kv, {
+    get(target, name) {
+      const value = Reflect.get(target, name, target);
+      if (name === "get") {
+        return (key: Deno.KvKey, ...rest: unknown[]) => {
+          if (isId(key)) idReads++;
+          return (value as (...args: unknown[]) => unknown).call(target, key, ...rest);
+        };
+      }
+      if (name === "getMany") {
+        return (keys: Deno.KvKey[], ...rest: unknown[]) => {
+          if (keys.some(isId)) idReads++;
+          return (value as (...args: unknown[]) => unknown).call(target, keys, ...rest);
+        };
+      }
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const store = await KvEventStore.open(counting as Deno.Kv);
+  // Offset positions, so that each imported id needs an id lookup.
+  await store.append("before", [{ kind: "l.before" }]);
+  idReads = 0;
+  assert.deepEqual(await store.importEvents(records), { imported: 100, skipped: 0 });
+  // The import checks each record once before queueing it; the commit adds at
+  // most one read per 10 ids (Deno KV's getMany limit), not one per id.
+  assert.ok(idReads <= 100 + 10 + 1, `${idReads} id reads for 100 records`);
+  assert.deepEqual(await store.importEvents(records), { imported: 0, skipped: 100 });
+  assert.equal((await store.verify()).ok, true);
+  await store.close();
+});
