@@ -17,7 +17,7 @@ import { getLogLevels } from "@logtape/logtape";
 import { DEFAULT_VAULT_PATH, openVault } from "./vault/mod.ts";
 import { asDamagedVault, resolveVaultLocation } from "./vault/open_vault.ts";
 import { TokaError } from "./runtime/errors.ts";
-import { type CommandContext, isWriting, type RunCommand } from "./cli/_context.ts";
+import { type CommandContext, isWriting, mayCreate, type RunCommand } from "./cli/_context.ts";
 import { type CliIo, processIo } from "./cli/_io.ts";
 import { configureLogging } from "./cli/_log.ts";
 import { UsageError } from "./cli/_usage_error.ts";
@@ -128,7 +128,7 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
         ...(io.program ?? ["toka"]),
         ...(dbLocation === DEFAULT_DB ? [] : ["--db", dbLocation]),
       ],
-      openStore: () => openStore(dbLocation, { create: writes, readOnly: !writes }),
+      openStore: () => openStore(dbLocation, { create: mayCreate(command), readOnly: !writes }),
     };
     try {
       code = await task(ctx);

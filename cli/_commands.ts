@@ -40,6 +40,16 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
     summary: "run a small multi-agent demo: stop mid-run, restart, resume without loss",
     load: async () => (await import("./demo.ts")).registerDemoCommand,
   },
+  {
+    name: "tool",
+    summary: "list, describe and call tools (calls are checked against a token and recorded)",
+    load: async () => (await import("./tool.ts")).registerToolCommands,
+  },
+  {
+    name: "mcp",
+    summary: "serve the tools to MCP clients",
+    load: async () => (await import("./mcp.ts")).registerMcpCommands,
+  },
 ];
 
 /**

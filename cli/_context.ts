@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import type { EventStore } from "../runtime/event_store.ts";
 import type { CliIo } from "./_io.ts";
+import type { CliToolSettings } from "./_tool_registry.ts";
 
 /** The global options and services a command runs with. */
 export interface CommandContext {
@@ -23,6 +24,12 @@ export interface CommandContext {
    * vault is an error, not a new one.
    */
   openStore(): Promise<EventStore>;
+  /**
+   * What the tool commands (`toka tool`, `toka mcp serve`) register besides the
+   * built-ins: the fs tools' root, the `http.fetch` allowlist, plugins. Built-in
+   * defaults when absent.
+   */
+  toolSettings?: CliToolSettings;
 }
 
 /**
@@ -35,18 +42,42 @@ export type RunCommand = (
   task: (ctx: CommandContext) => Promise<number>,
 ) => Promise<void>;
 
-const WRITERS = new WeakSet<Command>();
+// Each writing command, and whether it may create a missing vault.
+const WRITERS = new WeakMap<Command, boolean>();
+
+/** Options of {@linkcode writes}. */
+export interface WritesOptions {
+  /**
+   * Whether the command may create a missing vault (true). A command that
+   * needs what is already in it, such as a secret pool to check tokens
+   * against, says false: on a missing vault it fails and creates nothing.
+   */
+  create?: boolean;
+}
 
 /**
- * Declares that a command writes to the vault, and so may create it. Every
- * other command only reads: it opens the vault read-only and never creates one.
+ * Declares that a command writes to the vault, and so may create it unless
+ * `options.create` is false. Every other command only reads: it opens the
+ * vault read-only and never creates one.
  *
  * @param command The command being defined.
+ * @param options Whether it may create a missing vault.
  * @returns The same command, for chaining.
  */
-export function writes(command: Command): Command {
-  WRITERS.add(command);
+export function writes(command: Command, options: WritesOptions = {}): Command {
+  WRITERS.set(command, options.create ?? true);
   return command;
+}
+
+/**
+ * Whether a command was declared with {@linkcode writes} and may create a
+ * missing vault.
+ *
+ * @param command A command.
+ * @returns True when it may create the vault.
+ */
+export function mayCreate(command: Command): boolean {
+  return WRITERS.get(command) === true;
 }
 
 /**

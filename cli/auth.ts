@@ -84,7 +84,7 @@ export async function withAuthority<T>(
  * a secret pool runs `task` with `undefined`, and nothing is written.
  *
  * @param ctx The command context.
- * @param task The work to do with the authority, if the vault has a pool.
+ * @param task The work to do with the authority, if the vault has a pool, and the open store.
  * @returns What `task` returns.
  * @throws {Error} When the store is not backed by Deno KV.
  * @throws {TypeError} When `TOKA_MASTER_KEY` is malformed.
@@ -92,11 +92,11 @@ export async function withAuthority<T>(
  */
 export function withExistingAuthority<T>(
   ctx: CommandContext,
-  task: (auth: KvTokenAuthority | undefined) => Promise<T>,
+  task: (auth: KvTokenAuthority | undefined, store: EventStore) => Promise<T>,
 ): Promise<T> {
   return withStore(ctx, async (store) => {
     const exists = (await kvOf(store).get(POOL_KEY)).versionstamp !== null;
-    return await task(exists ? await openAuthority(ctx, store) : undefined);
+    return await task(exists ? await openAuthority(ctx, store) : undefined, store);
   });
 }
 

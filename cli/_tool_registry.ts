@@ -1,0 +1,104 @@
+// The one place the CLI builds a tool registry: `toka tool` and `toka mcp serve`
+// (and, through the `program` engineer's config loader, toka.json's settings).
+import {
+  builtinTools,
+  createFsTools,
+  createHttpFetchTool,
+  type Tool,
+  ToolRegistry,
+  type ToolRegistryOptions,
+} from "../toolkit/mod.ts";
+import type { TokenAuthority } from "../runtime/token_authority.ts";
+import type { EventStore } from "../runtime/event_store.ts";
+import { TokaError } from "../runtime/errors.ts";
+
+/** Where the fs tools work when no root is set: the runtime's own `storageRoot` default. */
+export const DEFAULT_TOOL_ROOT = "./.toka/storage";
+
+/** The stream the CLI records `tool.*` events in, as `createRuntime()` does. */
+export const TOOL_STREAM = "toolkit";
+
+/** What the CLI's registry holds besides the built-ins `echo`, `hash` and `now`. */
+export interface CliToolSettings {
+  /** The root of `fs.read|write|list|delete`; {@linkcode DEFAULT_TOOL_ROOT} by default. */
+  storageRoot?: string;
+  /** Hosts `http.fetch` may reach; `http.fetch` is registered only when this is given. */
+  httpAllow?: string[];
+  /**
+   * Plugin specs, as a manifest's `plugins` field holds them. Loading them needs the
+   * plugins module (`loadPlugins`); until it is part of Toka, a non-empty list is refused.
+   */
+  plugins?: unknown[];
+}
+
+/** Options of {@linkcode buildCliTools}: who checks tokens and where calls are recorded. */
+export interface CliToolsOptions {
+  /** Checks callers' tokens; every call is allowed without one (listing and describing). */
+  authority?: TokenAuthority;
+  /** Records the registry's `tool.*` events; nothing is recorded without it. */
+  record?: ToolRegistryOptions["record"];
+}
+
+/** The CLI's registry and what it started for it (plugins); close it when done. */
+export interface CliTools extends AsyncDisposable {
+  /** The registry: built-ins, fs and http per the settings, then plugins. */
+  readonly registry: ToolRegistry;
+  /** Stops what the registry started (plugin processes); the registry is unusable after it. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the CLI's tool registry: `echo`, `hash`, `now`, the fs tools under
+ * `settings.storageRoot`, `http.fetch` when `settings.httpAllow` is given, and
+ * plugins when given. Building starts nothing and writes nothing: the fs
+ * root is made on the first write.
+ *
+ * @param settings What to register besides the built-ins.
+ * @param options The token authority and the event recorder.
+ * @returns The registry and its closer.
+ * @throws {TypeError} When a setting is invalid (e.g. an empty root or a bad host).
+ * @throws {TokaError} With code `plugins_unavailable` when plugins are given.
+ */
+export function buildCliTools(
+  settings: CliToolSettings = {},
+  options: CliToolsOptions = {},
+): Promise<CliTools> {
+  const tools: Tool[] = [
+    ...builtinTools(),
+    ...createFsTools({ root: settings.storageRoot ?? DEFAULT_TOOL_ROOT }),
+  ];
+  if (settings.httpAllow !== undefined) {
+    tools.push(createHttpFetchTool({ allow: settings.httpAllow }) as Tool);
+  }
+  if (settings.plugins !== undefined && settings.plugins.length > 0) {
+    throw new TokaError(
+      "plugins_unavailable",
+      "Plugins are not supported by this build of toka yet: remove the plugins setting",
+    );
+  }
+  const registry = new ToolRegistry({
+    authority: options.authority,
+    record: options.record,
+    tools,
+  });
+  const close = () => Promise.resolve();
+  return Promise.resolve({ registry, close, [Symbol.asyncDispose]: close });
+}
+
+/**
+ * A recorder that appends each `tool.*` event to {@linkcode TOOL_STREAM} of a
+ * store, tagged with where the call came from (`meta.source`).
+ *
+ * @param store The vault.
+ * @param source Where the calls come from, e.g. `"cli"` or `"mcp"`.
+ * @returns The recorder for {@linkcode CliToolsOptions.record}.
+ */
+export function storeRecorder(
+  store: EventStore,
+  source: string,
+): NonNullable<ToolRegistryOptions["record"]> {
+  const meta = { source };
+  return async (event) => {
+    await store.append(TOOL_STREAM, [{ kind: event.kind, payload: event.payload, meta }]);
+  };
+}
