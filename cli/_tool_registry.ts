@@ -59,7 +59,7 @@ export interface CliTools extends AsyncDisposable {
  * @throws {TypeError} When a setting is invalid (e.g. an empty root or a bad host).
  * @throws {TokaError} With code `plugins_unavailable` when plugins are given.
  */
-export function buildCliTools(
+export async function buildCliTools(
   settings: CliToolSettings = {},
   options: CliToolsOptions = {},
 ): Promise<CliTools> {
@@ -81,8 +81,8 @@ export function buildCliTools(
     record: options.record,
     tools,
   });
-  const close = () => Promise.resolve();
-  return Promise.resolve({ registry, close, [Symbol.asyncDispose]: close });
+  const close = async (): Promise<void> => {};
+  return await Promise.resolve({ registry, close, [Symbol.asyncDispose]: close });
 }
 
 /**

@@ -207,6 +207,16 @@ Deno.test("one rule for exit codes: bad values 2, refusals and failures 1", asyn
         String(Math.ceil(Date.now() / 1000) + 3 * 86_400),
       ]],
       "demo": [["extra"]],
+      "tool list": [["extra"]],
+      "tool describe": [[], ["Bad Name!"], ["x".repeat(53)]],
+      "tool run": [
+        ["Bad Name!"],
+        ["echo", "--input", "{not json"],
+        ["echo", "--input", "{}", "--input-file", `${dir}/input.json`],
+        ["echo", "--input-file", `${dir}/no-such-input.json`],
+        ["echo", "--token", ""],
+      ],
+      "mcp serve": [["extra"]],
     };
 
     // Arguments that are fine, for the global bad values (an empty --db or TOKA_DB).
@@ -216,6 +226,8 @@ Deno.test("one rule for exit codes: bad values 2, refusals and failures 1", asyn
       "auth attenuate": ["tok"],
       "auth verify": ["tok"],
       "auth revoke": ["j"],
+      "tool describe": ["echo"],
+      "tool run": ["echo", "--input", "{}"],
     };
 
     await t.step("the walk covers every command", async () => {
@@ -255,6 +267,12 @@ Deno.test("one rule for exit codes: bad values 2, refusals and failures 1", asyn
         [["auth", "attenuate", "garbage"], /^error: Invalid token/],
         [["auth", "verify", "garbage"], /^error: Invalid token/],
         [["events", "show", "0".repeat(26)], /^error: No event with id "0{26}"$/],
+        [["tool", "describe", "nope"], /^error: No tool named "nope" is registered$/],
+        [["tool", "run", "echo", "--token", token, "--input", "{}"], /^error: Invalid input/],
+        [["tool", "run", "hash", "--token", token, "--input", "{}"], /is not granted to "p"$/],
+        [["tool", "run", "echo", "--token", "garbage"], /^error: Invalid token/],
+        [["tool", "run", "echo", "--input", "{}"], /^error: Missing token/],
+        [["mcp", "serve"], /^error: Missing token: set TOKA_TOKEN/],
       ];
       for (const [args, message] of cases) {
         const { code, io } = await toka(["--db", db, ...args]);
