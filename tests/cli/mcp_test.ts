@@ -1,0 +1,207 @@
+// `toka mcp serve` as a real child process, driven by the MCP SDK's own client over stdio
+// (StdioClientTransport), on a temp vault whose token is issued through the auth API; and
+// its refusals in-process.
+import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import type { Tool as McpTool } from "@modelcontextprotocol/sdk/types.js";
+import type { ChildProcess } from "node:child_process";
+import { main } from "../../cli.ts";
+import { KvTokenAuthority } from "../../auth/mod.ts";
+import { openVault } from "../../vault/mod.ts";
+import type { EventRecord } from "../../runtime/event_store.ts";
+import { hasNoStackTrace, recordingIo } from "./_fakes.ts";
+
+const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+// Generous: a child's start-up on a loaded machine can take many seconds.
+const TIMEOUT_MS = 120_000;
+
+interface ClientConfig {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+/** A vault with a secret pool, and a token granting `permissions`. */
+async function vaultWithToken(db: string, permissions: string[]): Promise<string> {
+  await using vault = await openVault(db);
+  const auth = await KvTokenAuthority.open(vault.kv!, { masterKey: undefined });
+  return await auth.issue({ sub: "mcp-test", permissions });
+}
+
+/** The client configuration the README shows, made to run this checkout. */
+async function readmeConfig(db: string, token: string): Promise<ClientConfig> {
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const start = readme.indexOf("\n### An MCP server: `toka mcp serve`\n");
+  assert.ok(start >= 0);
+  const json = readme.slice(start).match(/```json\n([\s\S]*?)```/)![1];
+  const config = JSON.parse(json).mcpServers.toka as ClientConfig;
+  assert.equal(config.command, "toka");
+  assert.deepEqual(config.args.slice(2), ["mcp", "serve"]);
+  assert.deepEqual(Object.keys(config.env), ["TOKA_TOKEN"]);
+  return {
+    // `toka` is this checkout's cli.ts here, as the README says for a checkout.
+    command: Deno.execPath(),
+    args: ["run", "-A", CLI, "--db", db, ...config.args.slice(2)],
+    env: { TOKA_TOKEN: token, NO_COLOR: "1" },
+  };
+}
+
+async function toolEvents(db: string): Promise<EventRecord[]> {
+  await using vault = await openVault(db, { create: false });
+  return await Array.fromAsync(vault.read({ stream: "toolkit" }));
+}
+
+Deno.test("toka mcp serve, driven by the SDK's client in a real child process", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const db = `${dir}/v.kv`;
+  const token = await vaultWithToken(db, ["tool:echo:invoke", "tool:now:invoke"]);
+  const config = await readmeConfig(db, token);
+  const transport = new StdioClientTransport({ ...config, stderr: "pipe" });
+  let stderr = "";
+  transport.stderr!.on("data", (chunk: Uint8Array) => stderr += new TextDecoder().decode(chunk));
+  const client = new Client({ name: "toka-test", version: "1.0.0" });
+  const options = { timeout: TIMEOUT_MS };
+  try {
+    await client.connect(transport, options);
+
+    await t.step("it lists only the tools the token grants, with schemas", async () => {
+      assert.equal(client.getServerVersion()?.name, "toka");
+      const { tools } = await client.listTools(undefined, options);
+      assert.deepEqual(tools.map((tool: McpTool) => tool.name), ["echo", "now"]);
+      const echo = tools[0];
+      assert.equal(echo.description, "Returns the text it is given");
+      assert.deepEqual(echo.inputSchema.required, ["text"]);
+      assert.equal(echo.outputSchema?.type, "object");
+      assert.deepEqual(echo.annotations, {
+        readOnlyHint: true,
+        idempotentHint: true,
+        openWorldHint: false,
+      });
+    });
+
+    await t.step("a permitted call returns the output, as text and structured", async () => {
+      const result = await client.callTool(
+        { name: "echo", arguments: { text: "hi" } },
+        undefined,
+        options,
+      );
+      assert.equal(result.isError, undefined);
+      assert.deepEqual(result.structuredContent, { text: "hi" });
+      assert.deepEqual(result.content, [{ type: "text", text: '{"text":"hi"}' }]);
+    });
+
+    await t.step("a tool the token does not grant is refused as a tool error", async () => {
+      const result = await client.callTool(
+        { name: "hash", arguments: { text: "hi" } },
+        undefined,
+        options,
+      );
+      assert.equal(result.isError, true);
+      assert.deepEqual(result.content, [{
+        type: "text",
+        text: 'Permission "tool:hash:invoke" is not granted to "mcp-test"',
+      }]);
+    });
+
+    await t.step("invalid input is a tool error naming the problem", async () => {
+      const result = await client.callTool(
+        { name: "echo", arguments: { text: 42 } },
+        undefined,
+        options,
+      );
+      assert.equal(result.isError, true);
+      assert.deepEqual(result.content, [{
+        type: "text",
+        text: 'Invalid input for tool "echo": /text must be string',
+      }]);
+    });
+
+    await t.step("an unknown tool is a protocol error", async () => {
+      await assert.rejects(
+        () => client.callTool({ name: "nope", arguments: {} }, undefined, options),
+        /No tool named "nope" is registered/,
+      );
+    });
+
+    await t.step("closing its stdin ends the server by itself, exit 0", async () => {
+      // What client.close() does first; done here so the test sees the exit code (and
+      // close() then has no child left to wait for with its 2 s timers).
+      const child = (transport as unknown as { _process: ChildProcess })._process;
+      const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
+      child.stdin!.end();
+      assert.equal(await exited, 0);
+    });
+  } finally {
+    await client.close();
+  }
+
+  try {
+    await t.step("the calls are in the vault's log", async () => {
+      const events = await toolEvents(db);
+      assert.deepEqual(events.map((e) => [e.kind, (e.payload as { tool: string }).tool]), [
+        ["tool.invoked", "echo"],
+        ["tool.completed", "echo"],
+        ["tool.denied", "hash"],
+        ["tool.invoked", "echo"],
+        ["tool.failed", "echo"],
+      ]);
+      assert.ok(events.every((e) => e.meta.source === "mcp"));
+      assert.ok(!JSON.stringify(events).includes(token));
+      assert.equal(stderr, "", "nothing but protocol, and no log without --log-level");
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("toka mcp serve refuses a missing or bad token in one line", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const db = `${dir}/v.kv`;
+  try {
+    const token = await vaultWithToken(db, ["tool:echo:invoke"]);
+    const serve = async (env: Record<string, string>, at = db) => {
+      const io = recordingIo({ env, stdin: "" });
+      const code = await main(["--db", at, "mcp", "serve"], io);
+      assert.ok(hasNoStackTrace(io));
+      assert.deepEqual(io.out, [], "nothing on stdout");
+      return { code, err: io.errLines() };
+    };
+
+    await t.step("no token", async () => {
+      assert.deepEqual(await serve({}), {
+        code: 1,
+        err: [
+          'error: Missing token: set TOKA_TOKEN to a capability token ("toka auth issue" makes one)',
+        ],
+      });
+    });
+
+    await t.step("a bad token, never echoed", async () => {
+      const forged = `${token.slice(0, -4)}AAAA`;
+      assert.deepEqual(await serve({ TOKA_TOKEN: forged }), {
+        code: 1,
+        err: ["error: Invalid token: its signature does not match"],
+      });
+      const garbage = await serve({ TOKA_TOKEN: "garbage" });
+      assert.equal(garbage.code, 1);
+      assert.equal(garbage.err.length, 1);
+      assert.match(garbage.err[0], /^error: Invalid token: it is not a well-formed compact JWS/);
+    });
+
+    await t.step("a missing vault is not created", async () => {
+      const missing = `${dir}/missing.kv`;
+      assert.deepEqual(await serve({ TOKA_TOKEN: token }, missing), {
+        code: 1,
+        err: [`error: No vault at "${missing}"`],
+      });
+      assert.equal(await Deno.stat(missing).then(() => true, () => false), false);
+    });
+
+    await t.step("a valid token and a closed stdin: serves nothing, exits 0", async () => {
+      assert.deepEqual(await serve({ TOKA_TOKEN: token }), { code: 0, err: [] });
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
