@@ -221,7 +221,7 @@ export class ToolRegistry implements ToolRegistryContract {
    * @throws {CapabilityDeniedError} When the token lacks a required permission, or
    * another `TokaError` from the authority when the token is not valid; checked first,
    * recorded as one `tool.denied` event, and nothing else is done.
-   * @throws {ToolInputError} When the input does not match the schema.
+   * @throws {ToolInputError} When the input does not match the schema, or the tool refuses it.
    * @throws {ToolTimeoutError} When the tool runs longer than its timeout.
    * @throws {ToolExecutionError} When the tool throws.
    * @throws {ToolOutputError} When the output does not match the output schema.
@@ -267,7 +267,7 @@ export class ToolRegistry implements ToolRegistryContract {
       if (!entry.validateInput(input)) {
         throw new ToolInputError(name, firstProblem(entry.validateInput.errors));
       }
-      output = await this.#run(entry, input, claims, callId, options.signal);
+      output = await this.#run(entry, input, claims, callId, options.signal, cause);
       if (entry.validateOutput && !entry.validateOutput(output)) {
         throw new ToolOutputError(name, firstProblem(entry.validateOutput.errors));
       }
@@ -299,6 +299,7 @@ export class ToolRegistry implements ToolRegistryContract {
     claims: TokenClaims,
     callId: string,
     callerSignal: AbortSignal | undefined,
+    cause: EventRecord | undefined,
   ): Promise<unknown> {
     callerSignal?.throwIfAborted();
     const { name, timeoutMs } = entry.info;
@@ -315,11 +316,13 @@ export class ToolRegistry implements ToolRegistryContract {
       signal: controller.signal,
       claims,
       callId,
+      ...(cause !== undefined && { cause }),
     };
     try {
       const running = (async () => await entry.tool.execute(input, ctx))().catch(
         (error: unknown) => {
-          throw new ToolExecutionError(name, error);
+          // A tool's own input checks, beyond the schema, fail as the schema's do.
+          throw error instanceof ToolInputError ? error : new ToolExecutionError(name, error);
         },
       );
       return await Promise.race([running, stopped.promise]);

@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { EventRecord } from "../runtime/event_store.ts";
 import type { TokenClaims } from "../runtime/token_authority.ts";
 import type { ToolAnnotations } from "../runtime/tool_registry.ts";
 import { isValidPermission, MAX_PERMISSION_LENGTH } from "../internal/permissions.ts";
@@ -17,6 +18,8 @@ export interface ToolContext {
   claims: TokenClaims;
   /** A unique id of this call, also in the call's events. */
   callId: string;
+  /** The event the caller was handling (`ToolCallOptions.cause`), if it gave one. */
+  cause?: EventRecord;
 }
 
 /**
