@@ -51,6 +51,15 @@ export {
   type HttpFetchOutput,
 } from "./http_fetch_tool.ts";
 export {
+  type ScheduleCancelInput,
+  type ScheduleCancelOutput,
+  type ScheduledTimer,
+  type ScheduleInput,
+  type ScheduleListOutput,
+  Scheduler,
+  type SchedulerOptions,
+} from "./schedule_tools.ts";
+export {
   NoopToolRegistry,
   type ToolAnnotations,
   type ToolCallOptions,

@@ -1,0 +1,292 @@
+// Where the schedule tool keeps its timers, and how a due timer fires once.
+//
+// In Deno KV (durable, shared by every process on the vault; remote KV too, since
+// nothing here needs kv.enqueue), under ["schedule"]:
+//   ["schedule", "timer", id]      the timer (a Timer)
+//   ["schedule", "due", due, id]   true: the index the poller reads by due time
+//
+// Firing is exactly once, even with several processes and crashes: a poller first
+// claims the timer (a commit that checks the timer's versionstamp and records the
+// log head), then appends the event guarded by the claimed versionstamp, then
+// deletes the timer under the same check. Whoever changes the timer meanwhile
+// (cancel, another poller's claim) makes the append fail. A claim left behind by
+// a process that died, or whose commit outcome is unknown, is taken over after
+// `claimTimeoutMs` of no change: the new claim fences the old claimer out, then the
+// log after the recorded head is searched for the event before appending it.
+import { GuardFailedError } from "../runtime/errors.ts";
+import type { EmitInput } from "../runtime/event_bus.ts";
+import type { AppendGuard, EventStore } from "../runtime/event_store.ts";
+import { retryLocked } from "../internal/kv_retry.ts";
+
+/** A pending timer, as stored. */
+export interface Timer {
+  id: string;
+  kind: string;
+  /** The payload as JSON text: its size is known and it is stored compactly. */
+  payloadJson: string;
+  stream: string;
+  /** Milliseconds since the epoch. */
+  due: number;
+  scheduledAt: number;
+  /** The subject of the token that scheduled it. */
+  scheduledBy: string;
+  /** The event whose handler scheduled it, if any. */
+  cause?: string;
+  correlationId?: string;
+  /** Set while a poller fires it: who, and the log head before the append. */
+  claim?: { by: string; from: string | null };
+}
+
+/** What cancel found. */
+export type CancelOutcome = "cancelled" | "not_found" | "firing";
+
+/** Appends a timer's event; a guard makes the append conditional on the timer. */
+export type FireEmit = (input: EmitInput) => Promise<unknown>;
+
+/** The timers of one scheduler. */
+export interface TimerStore {
+  /** Adds a timer unless `maxPending` are pending; false when full. */
+  add(timer: Timer, maxPending: number): Promise<boolean>;
+  /** Every pending timer, by due time. */
+  list(): Promise<Timer[]>;
+  /** Cancels a pending timer of `owner`. */
+  cancel(id: string, owner: string): Promise<CancelOutcome>;
+  /** Ids of timers due at `now`, earliest first, at most `limit`. */
+  due(now: number, limit: number): Promise<string[]>;
+  /** The earliest due time of a pending timer. */
+  nextDue(): Promise<number | undefined>;
+  /** Fires one timer if it is still pending; true when this call appended its event. */
+  fire(id: string, emit: FireEmit): Promise<boolean>;
+}
+
+/** The event a timer fires. */
+export function firedEvent(timer: Timer): EmitInput {
+  const meta: Record<string, string> = {
+    scheduleId: timer.id,
+    scheduledBy: timer.scheduledBy,
+  };
+  if (timer.cause !== undefined) {
+    meta.causationId = timer.cause;
+    meta.correlationId = timer.correlationId ?? timer.cause;
+  }
+  return {
+    kind: timer.kind,
+    payload: JSON.parse(timer.payloadJson),
+    stream: timer.stream,
+    parents: timer.cause === undefined ? [] : [timer.cause],
+    meta,
+  };
+}
+
+/** Timers in memory: they live as long as the process. */
+export class MemoryTimerStore implements TimerStore {
+  #timers = new Map<string, Timer>();
+  #firing = new Set<string>();
+
+  add(timer: Timer, maxPending: number): Promise<boolean> {
+    if (this.#timers.size >= maxPending) return Promise.resolve(false);
+    this.#timers.set(timer.id, structuredClone(timer));
+    return Promise.resolve(true);
+  }
+
+  list(): Promise<Timer[]> {
+    return Promise.resolve(
+      [...this.#timers.values()].sort(byDue).map((timer) => structuredClone(timer)),
+    );
+  }
+
+  cancel(id: string, owner: string): Promise<CancelOutcome> {
+    const timer = this.#timers.get(id);
+    if (timer === undefined || timer.scheduledBy !== owner) return Promise.resolve("not_found");
+    if (this.#firing.has(id)) return Promise.resolve("firing");
+    this.#timers.delete(id);
+    return Promise.resolve("cancelled");
+  }
+
+  due(now: number, limit: number): Promise<string[]> {
+    return Promise.resolve(
+      [...this.#timers.values()].filter((t) => t.due <= now).sort(byDue).slice(0, limit)
+        .map((t) => t.id),
+    );
+  }
+
+  nextDue(): Promise<number | undefined> {
+    let next: number | undefined;
+    for (const timer of this.#timers.values()) {
+      if (!this.#firing.has(timer.id) && (next === undefined || timer.due < next)) {
+        next = timer.due;
+      }
+    }
+    return Promise.resolve(next);
+  }
+
+  async fire(id: string, emit: FireEmit): Promise<boolean> {
+    const timer = this.#timers.get(id);
+    if (timer === undefined || this.#firing.has(id)) return false;
+    this.#firing.add(id);
+    try {
+      // One process: marking it firing is enough to fire it once.
+      await emit(firedEvent(timer));
+      this.#timers.delete(id);
+      return true;
+    } finally {
+      this.#firing.delete(id);
+    }
+  }
+}
+
+const TIMER = ["schedule", "timer"] as const;
+const DUE = ["schedule", "due"] as const;
+
+/** Timers in Deno KV, beside the vault: durable, and fired once across processes. */
+export class KvTimerStore implements TimerStore {
+  #kv: Deno.Kv;
+  #vault: EventStore;
+  #claimTimeoutMs: number;
+  // This store's claims, told apart from those of other processes and earlier runs.
+  #instance = crypto.randomUUID();
+  #firing = new Set<string>();
+  // Claims of others, by timer id: the versionstamp seen and when it was first seen.
+  #seen = new Map<string, { versionstamp: string; at: number }>();
+
+  constructor(kv: Deno.Kv, vault: EventStore, claimTimeoutMs: number) {
+    this.#kv = kv;
+    this.#vault = vault;
+    this.#claimTimeoutMs = claimTimeoutMs;
+  }
+
+  async add(timer: Timer, maxPending: number): Promise<boolean> {
+    // Counted, not locked: schedules racing in several processes may pass the limit
+    // by their number, which a limit against runaway agents tolerates.
+    let pending = 0;
+    for await (const _ of this.#kv.list({ prefix: DUE }, { limit: maxPending })) pending++;
+    if (pending >= maxPending) return false;
+    const key = [...TIMER, timer.id];
+    const result = await retryLocked(() =>
+      this.#kv.atomic()
+        .check({ key, versionstamp: null })
+        .set(key, timer)
+        .set([...DUE, timer.due, timer.id], true)
+        .commit()
+    );
+    if (!result.ok) throw new Error(`Timer id "${timer.id}" is already taken`);
+    return true;
+  }
+
+  async list(): Promise<Timer[]> {
+    const timers: Timer[] = [];
+    for await (const entry of this.#kv.list<Timer>({ prefix: TIMER })) timers.push(entry.value);
+    return timers.sort(byDue);
+  }
+
+  async cancel(id: string, owner: string): Promise<CancelOutcome> {
+    const key = [...TIMER, id];
+    for (;;) {
+      const entry = await retryLocked(() => this.#kv.get<Timer>(key));
+      const timer = entry.value;
+      if (timer === null || timer.scheduledBy !== owner) return "not_found";
+      if (timer.claim !== undefined) return "firing";
+      const result = await retryLocked(() =>
+        this.#kv.atomic().check(entry).delete(key).delete([...DUE, timer.due, id]).commit()
+      );
+      if (result.ok) return "cancelled";
+      // Changed meanwhile (claimed, fired): look again.
+    }
+  }
+
+  async due(now: number, limit: number): Promise<string[]> {
+    const ids: string[] = [];
+    const entries = this.#kv.list({ start: [...DUE], end: [...DUE, now + 1] }, { limit });
+    for await (const entry of entries) ids.push(entry.key[3] as string);
+    return ids;
+  }
+
+  async nextDue(): Promise<number | undefined> {
+    for await (const entry of this.#kv.list({ prefix: DUE }, { limit: 1 })) {
+      return entry.key[2] as number;
+    }
+    return undefined;
+  }
+
+  async fire(id: string, emit: FireEmit): Promise<boolean> {
+    if (this.#firing.has(id)) return false;
+    this.#firing.add(id);
+    try {
+      return await this.#fire(id, emit);
+    } finally {
+      this.#firing.delete(id);
+    }
+  }
+
+  async #fire(id: string, emit: FireEmit): Promise<boolean> {
+    const key = [...TIMER, id];
+    const entry = await retryLocked(() => this.#kv.get<Timer>(key));
+    const timer = entry.value;
+    if (timer === null) {
+      this.#seen.delete(id);
+      return false;
+    }
+    if (timer.claim !== undefined && timer.claim.by !== this.#instance) {
+      // Another process fires it now, or died doing so: wait until its claim has
+      // not changed for claimTimeoutMs, as this process observes it.
+      const seen = this.#seen.get(id);
+      if (seen === undefined || seen.versionstamp !== entry.versionstamp) {
+        this.#seen.set(id, { versionstamp: entry.versionstamp!, at: performance.now() });
+        if (this.#claimTimeoutMs > 0) return false;
+      } else if (performance.now() - seen.at < this.#claimTimeoutMs) {
+        return false;
+      }
+    }
+    this.#seen.delete(id);
+    // The search for an earlier append starts at the first claim's head.
+    const from = timer.claim !== undefined
+      ? timer.claim.from
+      : (await this.#vault.head())?.position ?? null;
+    const claimed: Timer = { ...timer, claim: { by: this.#instance, from } };
+    const claim = await retryLocked(() =>
+      this.#kv.atomic().check(entry).set(key, claimed).commit()
+    );
+    if (!claim.ok) return false; // Cancelled or claimed meanwhile.
+    const guard: AppendGuard = { check: { key, versionstamp: claim.versionstamp } };
+    // A former claim may have appended before it stopped: never append twice.
+    if (timer.claim !== undefined && await this.#appended(timer, from)) {
+      await this.#finish(timer, guard);
+      return false;
+    }
+    try {
+      await emit({ ...firedEvent(timer), guard });
+    } catch (error) {
+      // Someone changed the timer after the claim: cancelled, or claimed by another poller.
+      if (error instanceof GuardFailedError) return false;
+      throw error;
+    }
+    await this.#finish(timer, guard);
+    return true;
+  }
+
+  // Whether the log after `from` holds the timer's event.
+  async #appended(timer: Timer, from: string | null): Promise<boolean> {
+    const events = this.#vault.read({
+      from: from ?? undefined,
+      stream: timer.stream,
+      kinds: [timer.kind],
+    });
+    for await (const event of events) {
+      if (event.meta.scheduleId === timer.id) return true;
+    }
+    return false;
+  }
+
+  async #finish(timer: Timer, guard: AppendGuard): Promise<void> {
+    const check = guard.check!;
+    // A failed check means another poller took over; it finds the event and finishes.
+    await retryLocked(() =>
+      this.#kv.atomic().check(check).delete(check.key).delete([...DUE, timer.due, timer.id])
+        .commit()
+    );
+  }
+}
+
+function byDue(a: Timer, b: Timer): number {
+  return a.due - b.due || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
