@@ -43,6 +43,8 @@ import {
   createHttpFetchTool,
   type FsToolsOptions,
   type HttpFetchOptions,
+  Scheduler,
+  type SchedulerOptions,
   type Tool,
   ToolRegistry,
 } from "./toolkit/mod.ts";
@@ -90,6 +92,12 @@ export interface CreateRuntimeOptions extends Omit<RuntimeConfig, "auth"> {
    * limits; `http: {}` registers it refusing every host. Not registered without it.
    */
   http?: HttpFetchOptions;
+  /**
+   * Registers `schedule`, `schedule.list` and `schedule.cancel` (see {@linkcode Scheduler})
+   * with these limits; their timers live in the vault's KV and fire while the runtime runs,
+   * from `start()` to `stop()`. `schedule: {}` for the defaults. Not registered without it.
+   */
+  schedule?: Omit<SchedulerOptions, "emit" | "vault" | "clock">;
 }
 
 /** A runtime with every feature wired, that also owns what {@linkcode createRuntime} opened. */
@@ -124,7 +132,7 @@ export interface TokaRuntime extends Runtime {
  * ```
  */
 export async function createRuntime(options: CreateRuntimeOptions = {}): Promise<TokaRuntime> {
-  const { db, extraTools, auth: authOption, fs, http, ...config } = options;
+  const { db, extraTools, auth: authOption, fs, http, schedule, ...config } = options;
   // Checked before the vault opens, so a bad option opens nothing.
   const builtins = [...builtinTools({ clock: config.clock })];
   if (fs !== undefined) {
@@ -140,6 +148,13 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
       );
     }
     builtins.push(createHttpFetchTool(http) as Tool);
+  }
+  if (schedule !== undefined) {
+    if (typeof schedule !== "object" || schedule === null || Array.isArray(schedule)) {
+      throw new TypeError("Invalid schedule: expected the options of the schedule tools, e.g. {}");
+    }
+    // Only checks the limits, before the vault opens; the real one is made below.
+    new Scheduler({ ...schedule, emit: () => Promise.resolve() });
   }
   const given = isAuthority(authOption) ? authOption : undefined;
   const authOptions = given === undefined ? checkAuthOptions(authOption) : {};
@@ -157,10 +172,16 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
           : authOptions.masterKey ?? undefined,
       },
     ));
+    const scheduler = schedule === undefined ? undefined : new Scheduler({
+      ...schedule,
+      vault,
+      clock: config.clock,
+      emit: (input) => runtime.bus.emit(input),
+    });
     const tools = config.tools ?? new ToolRegistry({
       authority: auth,
       clock: config.clock,
-      tools: [...builtins, ...(extraTools ?? [])],
+      tools: [...builtins, ...(scheduler?.tools ?? []), ...(extraTools ?? [])],
       // Tool calls are events too, caused by the event the caller was handling.
       record: (event, cause) => runtime.bus.emit({ ...event, stream: "toolkit" }, cause),
     });
@@ -184,6 +205,20 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
       await runtime.stop();
       if (ownsVault) await vault.close();
     };
+    if (scheduler !== undefined) {
+      // The timers' poller runs with the runtime: started after it, stopped before it.
+      const [start, stop] = [runtime.start.bind(runtime), runtime.stop.bind(runtime)];
+      Object.assign(runtime, {
+        start: async () => {
+          await start();
+          scheduler.start();
+        },
+        stop: async () => {
+          await scheduler.stop();
+          await stop();
+        },
+      });
+    }
     // `await using` closes what createRuntime opened, not only the runtime.
     return Object.assign(runtime, { close, [Symbol.asyncDispose]: close });
   } catch (error) {
@@ -323,6 +358,13 @@ export {
   type HttpFetchOptions,
   type HttpFetchOutput,
   type NowOutput,
+  type ScheduleCancelInput,
+  type ScheduleCancelOutput,
+  type ScheduledTimer,
+  type ScheduleInput,
+  type ScheduleListOutput,
+  Scheduler,
+  type SchedulerOptions,
   type Tool,
   type ToolContext,
   type ToolEvent,
