@@ -12,8 +12,10 @@ export interface CliIo {
   env(name: string): string | undefined;
   /** Ends long-running commands such as `events tail --follow`. */
   signal?: AbortSignal;
-  /** True when standard output is a terminal (progress may be shown). */
+  /** True when standard output is a terminal. */
   isTty?: boolean;
+  /** True when standard error is a terminal: long commands then show progress there. */
+  stderrIsTty?: boolean;
   /** The words that start this program as a user types them; `["toka"]` when absent. */
   program?: string[];
 }
@@ -44,6 +46,7 @@ export function processIo(signal?: AbortSignal): CliIo {
     env: (name) => Deno.env.get(name),
     signal,
     isTty: Deno.stdout.isTerminal(),
+    stderrIsTty: Deno.stderr.isTerminal(),
     program: programWords(),
   };
 }

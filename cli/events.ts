@@ -8,16 +8,14 @@ import { type Command, InvalidArgumentError } from "commander";
 import { compileKindFilter } from "../runtime/kind_pattern.ts";
 import { assertStream, isEventId } from "../internal/ids.ts";
 import { TokaError } from "../runtime/errors.ts";
-import { assertRecordShape } from "../internal/event_record.ts";
 import { isSnapshot } from "../vault/open_vault.ts";
-import type { EventRecord, ImportResult, LogHead } from "../runtime/event_store.ts";
+import type { EventRecord, LogHead } from "../runtime/event_store.ts";
 import { type CommandContext, type RunCommand, withStore, writes } from "./_context.ts";
 import { formatEventDetail, formatEventLine, formatStats, formatVerifyReport } from "./_format.ts";
-import { type JsonLine, parseJsonLines, textLines } from "./_json_lines.ts";
+import { importEvents } from "./_events_import.ts";
 
 // Batches small writes; a live tail flushes after every event.
 const FLUSH_BYTES = 64 * 1024;
-const IMPORT_BATCH = 500;
 
 /** Filters shared by `events list` and `events tail`. */
 export interface EventFilterOptions {
@@ -205,85 +203,6 @@ export function exportEvents(ctx: CommandContext): Promise<number> {
 }
 
 /**
- * Stores the JSON Lines read from standard input, keeping ids, so that
- * importing the same export twice adds nothing. Every line is read and
- * checked (JSON, record shape) before anything is stored or a vault created:
- * a bad line stores nothing. Input is held in memory meanwhile. A record the
- * store itself refuses (a digest that does not match, a domain error) stops
- * the import there; the error names its line and says how many events before
- * it are stored, which a re-run skips.
- *
- * @param ctx The command context.
- * @returns The exit code.
- * @throws {SyntaxError} When a line is not JSON, naming the line.
- * @throws {TypeError} When a line is not a valid record, naming the line.
- */
-export async function importEvents(ctx: CommandContext): Promise<number> {
-  const stdin = ctx.io.stdin;
-  if (stdin === undefined) throw new Error("No standard input to import from");
-  const lines: JsonLine[] = [];
-  try {
-    for await (const line of parseJsonLines(textLines(stdin))) {
-      try {
-        assertRecordShape(line.value, 0);
-      } catch (error) {
-        throw isInvalidInput(error) ? onLine(error, line.line) : error;
-      }
-      lines.push(line);
-    }
-  } catch (error) {
-    if (error instanceof Error) error.message += "; nothing was imported";
-    throw error;
-  }
-  return await withStore(ctx, async (store) => {
-    const total = { imported: 0, skipped: 0 };
-    const add = (result: ImportResult) => {
-      total.imported += result.imported;
-      total.skipped += result.skipped;
-    };
-    for (let start = 0; start < lines.length; start += IMPORT_BATCH) {
-      const batch = lines.slice(start, start + IMPORT_BATCH);
-      try {
-        add(await store.importEvents(batch.map((l) => l.value as EventRecord)));
-        continue;
-      } catch (error) {
-        if (!isRefusal(error)) throw error;
-      }
-      // A refused batch is retried record by record, so whatever the store behind,
-      // the records before the refused one are stored and the error names its line.
-      for (const [index, { line, value }] of batch.entries()) {
-        try {
-          add(await store.importEvents([value as EventRecord]));
-        } catch (error) {
-          if (!isRefusal(error)) throw error;
-          const before = start + index;
-          const message = `${
-            isInvalidInput(error)
-              ? onLine(error, line).message
-              : `Refused on line ${line}: ${(error as Error).message}`
-          }; ${
-            before === 0
-              ? "nothing was imported"
-              : before === 1
-              ? "the 1 event before it is stored, and a re-run skips it"
-              : `the ${before} events before it are stored, and a re-run skips them`
-          }`;
-          throw error instanceof TokaError
-            ? new TokaError(error.code, message)
-            : new Error(message);
-        }
-      }
-    }
-    ctx.io.stdout(
-      ctx.json
-        ? `${JSON.stringify(total)}\n`
-        : `Imported ${total.imported} events, skipped ${total.skipped} already stored\n`,
-    );
-    return 0;
-  });
-}
-
-/**
  * An event id in canonical form: ids are case-insensitive Crockford base32,
  * where `O` reads as `0` and `I` or `L` as `1`.
  *
@@ -293,22 +212,6 @@ export async function importEvents(ctx: CommandContext): Promise<number> {
 export function normalizeEventId(id: string): string | undefined {
   const normal = id.toUpperCase().replaceAll("O", "0").replace(/[IL]/g, "1");
   return isEventId(normal) ? normal : undefined;
-}
-
-function isInvalidInput(error: unknown): error is TypeError | RangeError {
-  return error instanceof TypeError || error instanceof RangeError;
-}
-
-// What a store says when it will not take a record: bad input or a domain condition.
-function isRefusal(error: unknown): boolean {
-  return isInvalidInput(error) || error instanceof TokaError;
-}
-
-// The store numbers the records of one call ("Invalid record 0: ..."); users think in lines.
-function onLine(error: Error, line: number): Error {
-  return new Error(
-    `Invalid record on line ${line}: ${error.message.replace(/^Invalid record 0: /, "")}`,
-  );
 }
 
 /**

@@ -11,7 +11,16 @@ import * as reader from "./_kv_reader.ts";
 import { ALREADY_STORED, enqueue, parentDigest } from "./_kv_writer.ts";
 import type { ImportGroup, KvState } from "./_kv_state.ts";
 
-const IMPORT_CHUNK = 200;
+// Records checked per round: their ids are looked up together.
+const IMPORT_CHUNK = 1000;
+// Queued appends not yet committed, at most: the writer group-commits them meanwhile.
+const IMPORT_WINDOW = 4000;
+
+interface Ready {
+  record: EventRecord;
+  index: number;
+  prepared: PreparedInput;
+}
 
 /**
  * Stores exported records in order. Each record's digest is checked against
@@ -21,6 +30,9 @@ const IMPORT_CHUNK = 200;
  * here is refused. Imported into an empty vault (or one that ends just
  * before them) records keep their positions and so their digests. The
  * import stops at the first bad record; what was imported before it stays.
+ *
+ * Records are queued to the writer as they are checked, while earlier ones
+ * commit, so that an import commits as many events at once as appends do.
  */
 export async function importEvents(
   s: KvState,
@@ -29,17 +41,58 @@ export async function importEvents(
   s.assertOpen();
   const result: ImportResult = { imported: 0, skipped: 0 };
   const group: ImportGroup = {};
-  // Exported digests of this call's records, for their children in the same chunk.
+  // Exported digests of this call's records, for their children.
   const exported = new Map<string, string>();
   // The chain goes on from the previous import call (e.g. the next batch of one export).
   let last = s.lastImported;
   let chunk: { record: EventRecord; index: number }[] = [];
+  let appends: Promise<AppendResult | Error>[] = [];
+  let unsettled = new Set<string>();
+
+  const settle = async () => {
+    const settled = await Promise.all(appends);
+    appends = [];
+    unsettled = new Set();
+    for (const appended of settled) {
+      if (appended instanceof Error) throw appended;
+      if (appended === ALREADY_STORED) result.skipped++;
+      else result.imported++;
+    }
+  };
+
+  const queue = async (ready: Ready[]) => {
+    for (const { record, index, prepared } of ready) {
+      // A parent queued here gets its digest in this vault once it is committed.
+      if (prepared.parents.some((id) => unsettled.has(id))) await settle();
+      const parents = await Promise.all(
+        prepared.parents.map((id) => parentDigest(s, record.stream, index, id)),
+      );
+      const blob = prepared.bytes > INLINE_PAYLOAD_BYTES
+        ? await storeBlob(s.kv, prepared.canonical)
+        : undefined;
+      unsettled.add(record.id);
+      appends.push(
+        enqueue(s, record.stream, [prepared], [parents], [blob], record.version - 1, {
+          imported: record,
+          group,
+        }).catch((error: unknown) =>
+          error instanceof VersionConflictError
+            ? streamConflict(index, record, error.actual)
+            : error instanceof Error
+            ? error
+            : new Error(String(error))
+        ),
+      );
+    }
+    if (appends.length >= IMPORT_WINDOW) await settle();
+  };
+
   const flush = async () => {
-    const existing = await Promise.all(chunk.map(({ record }) => reader.has(s, record.id)));
-    const ready: { record: EventRecord; index: number; prepared: PreparedInput }[] = [];
+    const stored = await reader.storedAmong(s, chunk.map(({ record }) => record.id));
+    const ready: Ready[] = [];
     try {
-      for (const [n, { record, index }] of chunk.entries()) {
-        if (existing[n] || exported.has(record.id)) {
+      for (const { record, index } of chunk) {
+        if (stored.has(record.id) || exported.has(record.id)) {
           result.skipped++;
         } else {
           const prepared = prepareInput(record.stream, record, index);
@@ -60,60 +113,28 @@ export async function importEvents(
         exported.set(record.id, record.digest);
         s.lastImported = last = { position: Number(record.position), digest: record.digest };
       }
-    } finally {
+    } catch (error) {
       // What was checked before a bad record is still imported, in order.
-      await store(ready);
+      await queue(ready);
+      await settle();
+      throw error;
     }
     chunk = [];
+    await queue(ready);
   };
-  const store = async (
-    ready: { record: EventRecord; index: number; prepared: PreparedInput }[],
-  ) => {
-    let appends: Promise<AppendResult | Error>[] = [];
-    let unsettled = new Set<string>();
-    const settle = async () => {
-      const settled = await Promise.all(appends);
-      appends = [];
-      unsettled = new Set();
-      for (const appended of settled) {
-        if (appended instanceof Error) throw appended;
-        if (appended === ALREADY_STORED) result.skipped++;
-        else result.imported++;
-      }
-    };
-    for (const { record, index, prepared } of ready) {
-      // A parent queued in this chunk has its digest here once it is committed.
-      if (prepared.parents.some((id) => unsettled.has(id))) await settle();
-      const parents = await Promise.all(
-        prepared.parents.map((id) => parentDigest(s, record.stream, index, id)),
-      );
-      const blob = prepared.bytes > INLINE_PAYLOAD_BYTES
-        ? await storeBlob(s.kv, prepared.canonical)
-        : undefined;
-      unsettled.add(record.id);
-      appends.push(
-        enqueue(s, record.stream, [prepared], [parents], [blob], record.version - 1, {
-          imported: record,
-          group,
-        })
-          .catch((error: unknown) =>
-            error instanceof VersionConflictError
-              ? streamConflict(index, record, error.actual)
-              : error instanceof Error
-              ? error
-              : new Error(String(error))
-          ),
-      );
+
+  try {
+    let index = 0;
+    for await (const record of records) {
+      assertRecord(record, index);
+      chunk.push({ record, index: index++ });
+      if (chunk.length >= IMPORT_CHUNK) await flush();
     }
+    await flush();
+  } finally {
+    // Every queued append settles before the call returns or throws.
     await settle();
-  };
-  let index = 0;
-  for await (const record of records) {
-    assertRecord(record, index);
-    chunk.push({ record, index: index++ });
-    if (chunk.length >= IMPORT_CHUNK) await flush();
   }
-  await flush();
   return result;
 }
 

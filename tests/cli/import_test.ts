@@ -1,0 +1,114 @@
+// `events import` in bounded memory and in batches: a line without end is refused once it is
+// too long (without reading the rest), an export larger than a batch keeps ids, versions,
+// positions and digests, and the copy of standard input it checks is always removed.
+import assert from "node:assert/strict";
+import { main } from "../../cli.ts";
+import { MAX_LINE_BYTES } from "../../cli/_events_import.ts";
+import { MemoryEventStore, openVault } from "../../vault/mod.ts";
+import type { EventRecord } from "../../runtime/event_store.ts";
+import { hasNoStackTrace, recordingIo } from "./_fakes.ts";
+
+/** 50 MiB of one line without a newline, made as it is read; counts what was read. */
+function endlessLine(): { stream: ReadableStream<Uint8Array>; read(): number } {
+  const chunk = new TextEncoder().encode(`{"id":"${"x".repeat(1024 * 1024 - 7)}`);
+  let read = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (read >= 50 * 1024 * 1024) controller.close();
+      else {
+        read += chunk.length;
+        controller.enqueue(chunk);
+      }
+    },
+  });
+  return { stream, read: () => read };
+}
+
+/** An export of `count` events over a few streams, some with parents in earlier batches. */
+async function exportOf(count: number): Promise<EventRecord[]> {
+  const source = new MemoryEventStore();
+  let first: string | undefined;
+  for (let n = 0; n < count; n += 100) {
+    const events = Array.from({ length: Math.min(100, count - n) }, (_, i) => ({
+      kind: "test.event",
+      payload: { n: n + i, text: "é€".repeat(8) },
+      parents: first === undefined || i > 0 ? [] : [first],
+    }));
+    const result = await source.append(`s-${(n / 100) % 7}`, events);
+    first ??= result.events[0].id;
+  }
+  const records = await Array.fromAsync(source.read());
+  await source.close();
+  return records;
+}
+
+Deno.test("events import in bounded memory and batches", async (t) => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await t.step("a 50 MB line without a newline is refused once it is too long", async () => {
+      const db = `${dir}/long.kv`;
+      const line = endlessLine();
+      const io = recordingIo();
+      const code = await main(["--db", db, "events", "import"], { ...io, stdin: line.stream });
+      assert.equal(code, 1);
+      assert.deepEqual(io.errLines(), [
+        `error: Line 1 is longer than ${
+          MAX_LINE_BYTES.toLocaleString("en-US")
+        } bytes; nothing was imported`,
+      ]);
+      assert.ok(line.read() <= MAX_LINE_BYTES + 2 * 1024 * 1024, `read ${line.read()} bytes`);
+      assert.equal(await Deno.stat(db).then(() => true, () => false), false);
+    });
+
+    const records = await exportOf(4500);
+    const text = records.map((r) => JSON.stringify(r)).join("\n") + "\n";
+    const db = `${dir}/copy.kv`;
+
+    await t.step("an export larger than a batch keeps ids, positions and digests", async () => {
+      // Cut into uneven chunks, mid-line and mid-character.
+      const chunks: string[] = [];
+      for (let at = 0; at < text.length; at += 70_001) chunks.push(text.slice(at, at + 70_001));
+      const io = recordingIo({ stdin: chunks });
+      assert.equal(await main(["--db", db, "events", "import"], io), 0, io.err.join(""));
+      assert.deepEqual(io.outLines(), ["Imported 4500 events, skipped 0 already stored"]);
+      assert.deepEqual(io.err, []);
+      const vault = await openVault(db, { create: false });
+      try {
+        assert.deepEqual(await Array.fromAsync(vault.read()), records);
+        assert.deepEqual((await vault.verify()).ok, true);
+      } finally {
+        await vault.close();
+      }
+    });
+
+    await t.step("a re-run skips every stored event", async () => {
+      const io = recordingIo({ stdin: text });
+      assert.equal(await main(["--db", db, "--json", "events", "import"], io), 0);
+      assert.deepEqual(JSON.parse(io.out.join("")), { imported: 0, skipped: 4500 });
+    });
+
+    await t.step("a refused line in a later batch names its line and what was stored", async () => {
+      const lines = text.trimEnd().split("\n");
+      const bad = { ...records[3000], payload: { n: -1 } };
+      lines[3000] = JSON.stringify(bad);
+      const fresh = `${dir}/refused.kv`;
+      const io = recordingIo({ stdin: lines.join("\n") });
+      assert.equal(await main(["--db", fresh, "events", "import"], io), 1);
+      assert.ok(hasNoStackTrace(io));
+      assert.equal(io.errLines().length, 1);
+      assert.match(
+        io.errLines()[0],
+        /^error: Invalid record on line 3001: digest does not match .*; the 3000 events before it are stored, and a re-run skips them$/,
+      );
+      const vault = await openVault(fresh, { create: false });
+      try {
+        assert.equal((await vault.stats()).events, 3000);
+        assert.equal((await vault.verify()).ok, true);
+      } finally {
+        await vault.close();
+      }
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
