@@ -22,20 +22,20 @@ export async function* abortable(
   signal: AbortSignal | undefined,
 ): AsyncGenerator<Uint8Array> {
   const reader = stream.getReader();
-  const { promise: aborted, resolve } = Promise.withResolvers<"aborted">();
-  const onAbort = () => resolve("aborted");
+  // Cancelling settles a read still waiting. (Not a race against a promise that
+  // never settles: each race would keep its chunk alive until the end.)
+  const onAbort = () => void reader.cancel().catch(() => {});
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
     for (;;) {
       if (signal?.aborted) throw INTERRUPTED;
-      const read = await Promise.race([reader.read(), aborted]);
-      if (read === "aborted") throw INTERRUPTED;
+      const read = await reader.read();
+      if (signal?.aborted) throw INTERRUPTED;
       if (read.done) return;
       yield read.value;
     }
   } finally {
     signal?.removeEventListener("abort", onAbort);
-    // Settles a read still waiting, and releases the stream.
     await reader.cancel().catch(() => {});
     reader.releaseLock();
   }
