@@ -25,26 +25,53 @@ export function isEventId(id: unknown): id is string {
   return typeof id === "string" && EVENT_ID_RE.test(id);
 }
 
+/**
+ * A 26-character, time-ordered id that also encodes the event's position, so
+ * that `get(id)` needs no separate index for events born in this store.
+ */
+export function makeEventId(
+  timestamp: number,
+  position: number,
+  random: Uint8Array,
+  offset = 0,
+): string {
+  const r = ((random[offset] << 22) | (random[offset + 1] << 14) | (random[offset + 2] << 6) |
+    (random[offset + 3] >> 2)) >>> 0;
+  return encode(Math.max(0, Math.floor(timestamp)) % 2 ** 48, 10) +
+    encode(position % 2 ** 50, 10) + encode(r % 2 ** 30, 6);
+}
+
+/** The position an id encodes, or -1 when it is not an event id. */
+export function positionInId(id: string): number {
+  if (!isEventId(id)) return -1;
+  let value = 0;
+  for (let i = 10; i < 20; i++) value = value * 32 + CROCKFORD.indexOf(id[i]);
+  return value;
+}
+
 const PAIRS = Array.from({ length: 1024 }, (_, i) => encode(i, 2));
 
-/** Makes 26-character, time-ordered Crockford base32 ids. */
+/**
+ * Makes the ids of {@linkcode makeEventId}'s layout for consecutive positions
+ * cheaply (the bus's hot path): only the parts that changed are re-encoded,
+ * and the random part is drawn once per maker.
+ */
 export class IdMaker {
-  #prefix = encode(crypto.getRandomValues(new Uint32Array(1))[0], 6);
+  #random = encode(crypto.getRandomValues(new Uint32Array(1))[0] % 2 ** 30, 6);
   #lastMs = -1;
   #time = "";
   #lastHigh = -1;
   #head = "";
 
-  next(ms: number, counter: number): string {
-    // Encoding is the hot path of an in-memory emit: re-encode only what changed.
-    const high = Math.floor(counter / 1024);
+  next(ms: number, position: number): string {
+    const high = Math.floor(position / 1024);
     if (ms !== this.#lastMs || high !== this.#lastHigh) {
-      if (ms !== this.#lastMs) this.#time = encode(ms, 10) + this.#prefix;
+      if (ms !== this.#lastMs) this.#time = encode(Math.max(0, Math.floor(ms)) % 2 ** 48, 10);
       this.#lastMs = ms;
       this.#lastHigh = high;
-      this.#head = this.#time + encode(high, 8);
+      this.#head = this.#time + encode(high % 2 ** 40, 8);
     }
-    return this.#head + PAIRS[counter % 1024];
+    return this.#head + PAIRS[position % 1024] + this.#random;
   }
 }
 

@@ -1,8 +1,8 @@
-// Runs one agent: an ordered consumer of the log (or of the bus, without a
-// vault) with retries, checkpoints and idempotent emits.
+// Runs one agent: an ordered consumer of the log (the vault, or the in-memory
+// store without one) with retries, checkpoints and idempotent emits.
 import { getLogger } from "@logtape/logtape";
 import type { EventRecord, EventStore } from "./event_store.ts";
-import type { EmitInput, EventBus, Subscription } from "./event_bus.ts";
+import type { EmitInput, EventBus } from "./event_bus.ts";
 import type { ToolRegistry } from "./tool_registry.ts";
 import type { TokenAuthority } from "./token_authority.ts";
 import type { AgentStorageOptions, StorageAdapter } from "./storage.ts";
@@ -21,8 +21,10 @@ export interface RetryPolicy {
 }
 
 export interface RunnerDeps {
+  /** Appends the agent's emits (and fans them out to plain subscribers). */
   bus: EventBus;
-  store: EventStore | undefined;
+  /** The log the agent consumes: the bus's store. */
+  store: EventStore;
   tools: ToolRegistry;
   auth: TokenAuthority;
   checkpoints: CheckpointBook;
@@ -65,7 +67,6 @@ export class AgentRunner {
   #waiting: Promise<void> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #advancing: Promise<void> | undefined;
-  #subscription: Subscription | undefined;
   #current: { event: EventRecord; index: number } | undefined;
   // What the agent emitted while handling each unfinished event, by emit index.
   #emitted = new Map<string, EventRecord[]>();
@@ -199,7 +200,7 @@ export class AgentRunner {
 
   // Starts consuming: the agent holds its lease, if there is one.
   async #begin(): Promise<void> {
-    const { store, checkpoints, bus } = this.#deps;
+    const { store, checkpoints } = this.#deps;
     const checkpoint = await checkpoints.load(this.agent.name);
     this.position = checkpoint?.position ?? null;
     this.failures = checkpoint?.failures ?? 0;
@@ -215,7 +216,7 @@ export class AgentRunner {
       );
     }
     await this.renewToken();
-    if (store !== undefined) await this.#scanEmitted(store);
+    await this.#scanEmitted(store);
     try {
       await this.agent.init?.(this.#ctx);
     } catch (error) {
@@ -234,15 +235,11 @@ export class AgentRunner {
       name: this.agent.name,
       position: this.position ?? "none",
     });
-    if (store !== undefined) {
-      this.#feed = new AbortController();
-      this.#loop = this.#consume(store);
-      this.#advancer = setInterval(() => {
-        this.#advancing ??= this.#advance(store).finally(() => this.#advancing = undefined);
-      }, ADVANCE_INTERVAL_MS);
-    } else {
-      this.#subscription = bus.subscribe(this.agent.subscribe, (event) => this.#handle(event));
-    }
+    this.#feed = new AbortController();
+    this.#loop = this.#consume(store);
+    this.#advancer = setInterval(() => {
+      this.#advancing ??= this.#advance(store).finally(() => this.#advancing = undefined);
+    }, ADVANCE_INTERVAL_MS);
   }
 
   /** Issues a fresh token to the agent, e.g. after a rotation. */
@@ -282,7 +279,7 @@ export class AgentRunner {
 
   /**
    * Stops after draining: events the agent subscribes to that were in the log
-   * (or its mailbox) when stop began are handled, up to `stopTimeoutMs`;
+   * when stop began are handled, up to `stopTimeoutMs`;
    * then its signal aborts and what is left waits for the next start.
    */
   stop(): Promise<void> {
@@ -312,32 +309,24 @@ export class AgentRunner {
       controller.abort();
     }, ms);
     try {
-      if (this.#subscription !== undefined) {
-        // Without a vault nothing could replay the mailbox, so finish it first.
-        await Promise.race([this.#subscription.idle(), aborted(controller.signal)]);
-        controller.abort();
-        await this.#subscription.close();
-        this.#subscription = undefined;
-      } else if (store !== undefined) {
-        // The head when stop began: what was appended before it is handled.
-        const head = controller.signal.aborted
-          ? null
-          : await store.head().then((h) => h?.position ?? null, () => null);
-        this.#feed.abort();
-        clearInterval(this.#advancer);
-        await this.#loop;
-        await this.#advancing;
-        this.#loop = undefined;
-        if (head !== null) {
-          this.#logger.debug("Agent {name} drains up to position {head}", {
-            name: this.agent.name,
-            head,
-          });
-          await this.#drain(store, head);
-        }
-        controller.abort();
-        await this.#advance(store);
+      // The head when stop began: what was appended before it is handled.
+      const head = controller.signal.aborted
+        ? null
+        : await store.head().then((h) => h?.position ?? null, () => null);
+      this.#feed.abort();
+      clearInterval(this.#advancer);
+      await this.#loop;
+      await this.#advancing;
+      this.#loop = undefined;
+      if (head !== null) {
+        this.#logger.debug("Agent {name} drains up to position {head}", {
+          name: this.agent.name,
+          head,
+        });
+        await this.#drain(store, head);
       }
+      controller.abort();
+      await this.#advance(store);
     } finally {
       clearTimeout(deadline);
       controller.abort();
@@ -582,11 +571,4 @@ function samePatterns(
 ): boolean {
   return stored !== undefined && stored.length === current.length &&
     stored.every((pattern, i) => pattern === current[i]);
-}
-
-function aborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) =>
-    signal.addEventListener("abort", () => resolve(), { once: true })
-  );
 }

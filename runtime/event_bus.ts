@@ -6,7 +6,7 @@
  * @module
  */
 
-import { GuardFailedError, VersionConflictError } from "./errors.ts";
+import { checkExpectedVersion, checkHolds } from "./append_rules.ts";
 import type {
   AppendGuard,
   EventInput,
@@ -220,9 +220,7 @@ export class EventBus {
         if (input.intent !== undefined) event.intent = input.intent;
         return this.#append(this.#store, stream, event, input.expectedVersion, input.guard);
       }
-      if (input.guard?.holds !== undefined && input.guard.holds() !== true) {
-        throw new GuardFailedError(stream);
-      }
+      checkHolds(stream, input.guard);
       const kind = input.kind;
       if (kind !== this.#lastKind) {
         assertKind(kind);
@@ -285,25 +283,7 @@ export class EventBus {
       this.#lastStream = stream;
       this.#lastCounter = counter;
     }
-    if (expected === undefined) return ++counter.version;
-    const current = counter.version;
-    if (expected !== undefined && expected !== "any") {
-      const ok = expected === "no_stream"
-        ? current === 0
-        : expected === "exists"
-        ? current > 0
-        : typeof expected === "number"
-        ? current === expected
-        : undefined;
-      if (ok === undefined) {
-        throw new TypeError(
-          `Invalid expected version ${
-            JSON.stringify(expected)
-          }: use a number ≥ 0, "any", "no_stream" or "exists"`,
-        );
-      }
-      if (!ok) throw new VersionConflictError(stream, expected, current);
-    }
+    checkExpectedVersion(stream, expected, counter.version);
     return ++counter.version;
   }
 

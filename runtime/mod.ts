@@ -69,6 +69,7 @@ export {
   type SaveResult,
   type StoredLease,
 } from "./agent_state.ts";
+export { MemoryEventStore, type MemoryEventStoreOptions } from "./memory_event_store.ts";
 export {
   CapabilityDeniedError,
   GuardFailedError,

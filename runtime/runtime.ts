@@ -23,6 +23,7 @@ import { AgentRunner, type RetryPolicy } from "./_agent_runner.ts";
 import { LeaseBook } from "./_lease.ts";
 import { CheckpointBook } from "./_checkpoint.ts";
 import { MemoryCheckpointStore } from "./agent_state.ts";
+import { MemoryEventStore } from "./memory_event_store.ts";
 import { LocalStorage } from "./_local_storage.ts";
 import { checkConfig } from "./_check_config.ts";
 import type { RuntimeConfig } from "./runtime_config.ts";
@@ -33,13 +34,14 @@ const logger = getLogger(["toka", "runtime"]);
 
 /**
  * Hosts agents around an {@linkcode EventBus}. Every feature is optional:
- * without a vault the bus works in memory, without a toolkit `tools` is a
- * no-op registry, without auth every call is allowed (the runtime logs each
- * of these once).
+ * without a vault the log is a `MemoryEventStore`, without a toolkit `tools`
+ * is a no-op registry, without auth every call is allowed (the runtime logs
+ * each of these once).
  *
- * Delivery guarantee with a vault: each agent is a consumer of the log and
- * its checkpoint (`["runtime", "checkpoint", name]` in the vault's KV) is
- * written after each event it finishes. After `stop()` it resumes exactly
+ * Delivery guarantee: each agent is a consumer of the log (the vault, or the
+ * in-memory store) and its checkpoint (`["runtime", "checkpoint", name]` in
+ * the vault's KV with `createRuntime()`) is written after each event it
+ * finishes. After `stop()` it resumes exactly
  * after the last finished event. After a crash or SIGKILL, events handled
  * since the last written checkpoint are delivered again (at-least-once for
  * the handler), but what the agent emits is idempotent per handled event,
@@ -66,7 +68,7 @@ export class Runtime {
   readonly tools: ToolRegistry;
   /** The event bus. */
   readonly bus: EventBus;
-  #store: EventStore | undefined;
+  #store: EventStore;
   #auth: TokenAuthority;
   #authAttached: boolean;
   #maxAgents: number;
@@ -85,7 +87,8 @@ export class Runtime {
     const clock = config.clock ?? Date.now;
     this.#clock = clock;
     this.#monotonic = config.monotonicClock ?? (() => performance.now());
-    this.#store = config.vault;
+    // Agents always consume a store: without a vault, one in memory.
+    this.#store = config.vault ?? new MemoryEventStore({ clock });
     this.tools = config.tools ?? new NoopToolRegistry();
     this.#auth = config.auth ?? new AllowAllAuthority(clock);
     this.#authAttached = config.auth !== undefined;
@@ -95,7 +98,7 @@ export class Runtime {
       local: new LocalStorage(config.storageRoot ?? "./.toka/storage"),
       ...config.storage,
     }));
-    this.bus = new EventBus({ store: config.vault, bufferSize: config.eventBufferSize, clock });
+    this.bus = new EventBus({ store: this.#store, bufferSize: config.eventBufferSize, clock });
     // Ports, never the vault's KV: nothing outside the vault reaches into it.
     // `createRuntime()` passes the KV stores on the KV it opened.
     const checkpoints = config.checkpoints ?? new MemoryCheckpointStore();
@@ -353,7 +356,7 @@ export class Runtime {
    *
    * @param patterns Kind patterns, e.g. `"task.*"`.
    * @param handler Called for each matching event, one at a time.
-   * @param options Replay position (with a vault) and abort signal.
+   * @param options Replay position and abort signal.
    * @returns The subscription.
    * @throws {TypeError} When a pattern is invalid.
    *
@@ -377,7 +380,7 @@ export class Runtime {
    * Subscribes an async iterator to the bus.
    *
    * @param patterns Kind patterns, e.g. `"task.*"`.
-   * @param options Replay position (with a vault) and abort signal.
+   * @param options Replay position and abort signal.
    * @returns The subscription, to iterate with `for await`.
    * @throws {TypeError} When a pattern is invalid.
    */

@@ -20,7 +20,7 @@ export interface RetryOptions {
 
 /** Options of {@linkcode Runtime.create}; every field is optional. */
 export interface RuntimeConfig {
-  /** The event store: events are appended before delivery. In memory without one. Its KV is never used for checkpoints or leases: pass those as `checkpoints` and `leases`. */
+  /** The event store agents consume: events are appended before delivery. A `MemoryEventStore` by default. Its KV is never used for checkpoints or leases: pass those as `checkpoints` and `leases`. */
   vault?: EventStore;
   /** The tool registry agents call; a {@linkcode NoopToolRegistry} by default. */
   tools?: ToolRegistry;

@@ -1,6 +1,6 @@
 // Large payloads: stored once per content digest, chunked across KV values.
 import { retryLocked } from "../internal/kv_retry.ts";
-import { sha256Hex } from "./_event.ts";
+import { sha256Hex } from "../runtime/event_rules.ts";
 import type { StoredEvent } from "./_page.ts";
 import { BLOB, CHUNK, corrupt } from "./_kv_state.ts";
 

@@ -2,10 +2,10 @@
 // versions, and their positions and digests where the log allows it.
 import { VersionConflictError } from "../runtime/errors.ts";
 import type { AppendResult, EventRecord, ImportResult } from "../runtime/event_store.ts";
-import { assertRecord, type PreparedInput, prepareInput } from "./_event.ts";
-import { digestMismatch } from "./_append.ts";
-import { exportedDigest, previousInExport, streamConflict } from "./_import.ts";
-import { INLINE_PAYLOAD_BYTES } from "./limits.ts";
+import { assertRecord, type PreparedInput, prepareInput } from "../runtime/event_rules.ts";
+import { digestMismatch } from "../runtime/append_rules.ts";
+import { exportedDigest, previousInExport, streamConflict } from "../runtime/import_rules.ts";
+import { INLINE_PAYLOAD_BYTES } from "../runtime/event_limits.ts";
 import { storeBlob } from "./_kv_blobs.ts";
 import * as reader from "./_kv_reader.ts";
 import { ALREADY_STORED, enqueue, parentDigest } from "./_kv_writer.ts";

@@ -3,8 +3,14 @@
 import type { EventRecord, LogHead, ReadOptions, StoreStats } from "../runtime/event_store.ts";
 import { compileKindFilter, type KindFilter } from "../runtime/kind_pattern.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
-import { assertStream, formatPosition, isEventId, parsePosition, positionInId } from "./_event.ts";
-import { readLimit } from "./_append.ts";
+import {
+  assertStream,
+  formatPosition,
+  isEventId,
+  parsePosition,
+  positionInId,
+} from "../runtime/event_rules.ts";
+import { readLimit } from "../runtime/append_rules.ts";
 import { decodePage, type StoredEvent, toRecord } from "./_page.ts";
 import { payloadOf } from "./_kv_blobs.ts";
 import {

@@ -8,8 +8,8 @@ import type {
 } from "../runtime/event_store.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
-import type { PreparedInput } from "./_event.ts";
-import type { ImportLink } from "./_import.ts";
+import type { PreparedInput } from "../runtime/event_rules.ts";
+import type { ImportLink } from "../runtime/import_rules.ts";
 
 // Key layout, all under ["vault"]:
 //   ["vault", "layout"]                    the layout version of everything below (LAYOUT)

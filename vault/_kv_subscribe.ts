@@ -3,7 +3,7 @@
 // found by polling with backoff.
 import type { EventRecord, SubscribeOptions } from "../runtime/event_store.ts";
 import { compileKindFilter } from "../runtime/kind_pattern.ts";
-import { startAfter } from "./_append.ts";
+import { startAfter } from "../runtime/append_rules.ts";
 import { end, scan } from "./_kv_reader.ts";
 import type { KvState } from "./_kv_state.ts";
 

@@ -4,9 +4,9 @@
 // watermark checked against what the pages hold.
 import type { VerifyOptions, VerifyReport } from "../runtime/event_store.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
-import { positionInId } from "./_event.ts";
+import { positionInId } from "../runtime/event_rules.ts";
 import { decodePage, type StoredEvent, toRecord } from "./_page.ts";
-import { canonicalOf, ChainVerifier } from "./_verify.ts";
+import { canonicalOf, ChainVerifier } from "../runtime/chain_verify.ts";
 import { payloadOf } from "./_kv_blobs.ts";
 import { get } from "./_kv_reader.ts";
 import {

@@ -17,11 +17,15 @@ import {
   type PreparedInput,
   prepareInputs,
   recordDigest,
-} from "./_event.ts";
-import { assertExpectedVersion, assertGuard, checkExpectedVersion } from "./_append.ts";
+} from "../runtime/event_rules.ts";
+import {
+  assertExpectedVersion,
+  assertGuard,
+  checkExpectedVersion,
+} from "../runtime/append_rules.ts";
 import { GuardFailedError } from "../runtime/errors.ts";
 import { encodePage, encodeStored, packPages, type StoredEvent, toRecord } from "./_page.ts";
-import { INLINE_PAYLOAD_BYTES } from "./limits.ts";
+import { INLINE_PAYLOAD_BYTES } from "../runtime/event_limits.ts";
 import { storeBlob } from "./_kv_blobs.ts";
 import { catchUp, INDEX_EVERY, indexInBackground, loadStreams } from "./_kv_index.ts";
 import { get, storedAmong } from "./_kv_reader.ts";

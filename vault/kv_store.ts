@@ -13,7 +13,7 @@ import type {
   VerifyOptions,
   VerifyReport,
 } from "../runtime/event_store.ts";
-import { assertStream } from "./_event.ts";
+import { assertStream } from "../runtime/event_rules.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
 import { KvState, LAYOUT, LAYOUT_KEY, LAYOUT_UNCHAINED, PAGE, WATERMARK } from "./_kv_state.ts";
 import { append } from "./_kv_writer.ts";

@@ -22,7 +22,7 @@
  */
 
 export { KvEventStore, type KvEventStoreOptions } from "./kv_store.ts";
-export { MemoryEventStore, type MemoryEventStoreOptions } from "./memory_store.ts";
+export { MemoryEventStore, type MemoryEventStoreOptions } from "../runtime/memory_event_store.ts";
 export { DEFAULT_VAULT_PATH, openVault, type OpenVaultOptions } from "./open_vault.ts";
 export { TokaError, VersionConflictError } from "../runtime/errors.ts";
 export type {
@@ -47,4 +47,4 @@ export {
   MAX_APPEND_BYTES,
   MAX_EVENTS_PER_APPEND,
   MAX_PAYLOAD_BYTES,
-} from "./limits.ts";
+} from "../runtime/event_limits.ts";

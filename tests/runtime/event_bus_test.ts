@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { EventBus, type EventRecord, VersionConflictError } from "../../runtime/mod.ts";
 import { MemoryEventStore } from "../../vault/mod.ts";
 import { gate, until } from "./_helpers.ts";
+import { positionInId } from "../../internal/ids.ts";
 
 Deno.test("EventBus without a vault", async (t) => {
   await t.step("delivers by kind pattern, in order, to handlers", async () => {
@@ -35,6 +36,20 @@ Deno.test("EventBus without a vault", async (t) => {
     assert.equal(last.position, "0000000000002050");
     assert.equal(last.version, 2050);
     await bus.close();
+  });
+
+  await t.step("makes ids of the vault's one layout: time, position, random", async () => {
+    const bus = new EventBus({ clock: () => 1_700_000_000_000 });
+    const store = new MemoryEventStore({ clock: () => 1_700_000_000_000 });
+    for (let i = 1; i <= 1100; i++) {
+      const event = await bus.emit({ kind: "a.b" });
+      const { events: [stored] } = await store.append("s", [{ kind: "a.b" }]);
+      assert.equal(positionInId(event.id), i);
+      // The same time and position fields as the store's id; only the random part differs.
+      assert.equal(event.id.slice(0, 20), stored.id.slice(0, 20));
+    }
+    await bus.close();
+    await store.close();
   });
 
   await t.step("iterates, and leaving the loop closes the subscription", async () => {

@@ -164,7 +164,30 @@ Deno.test("Agents without a vault", async (t) => {
     const [status] = runtime.agents();
     assert.equal(status.handled, 5);
     assert.equal(status.running, false);
-    assert.equal(status.position, "0000000000000005");
+    // One delivery path: as with a vault, stop() moves the checkpoint past the
+    // "other" event it does not subscribe to (position 6), after task 5.
+    assert.equal(status.position, "0000000000000006");
+  });
+
+  await t.step("consume the in-memory log: a restart resumes after the checkpoint", async () => {
+    const runtime = await Runtime.create();
+    const seen: unknown[] = [];
+    runtime.register(defineAgent({
+      name: "worker",
+      subscribe: ["task.*"],
+      handle: (event) => void seen.push(event.payload),
+    }));
+    // Appended before the first start: in the log, so handled, as with a vault.
+    await runtime.emit({ kind: "task.created", payload: 1 });
+    await runtime.start();
+    await runtime.emit({ kind: "task.created", payload: 2 });
+    await runtime.stop();
+    // Appended while stopped: handled at the next start, nothing twice.
+    await runtime.emit({ kind: "task.created", payload: 3 });
+    await runtime.start();
+    await runtime.stop();
+    assert.deepEqual(seen, [1, 2, 3]);
+    assert.equal(runtime.agents()[0].position, "0000000000000003");
   });
 });
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import type { AppendGuard, EventRecord, EventStore } from "../../runtime/event_store.ts";
 import { GuardFailedError, TokaError, VersionConflictError } from "../../runtime/errors.ts";
-import { MAX_PAYLOAD_BYTES } from "../../vault/limits.ts";
+import { MAX_PAYLOAD_BYTES } from "../../runtime/event_limits.ts";
 
 /** Makes a fresh, empty store whose clock is `clock`; `cleanup` releases what it opened. */
 export type StoreFactory = (

@@ -1,28 +1,27 @@
 // Rules shared by both stores' append, read and import paths.
-import { GuardFailedError, VersionConflictError } from "../runtime/errors.ts";
-import type { AppendGuard, ExpectedVersion } from "../runtime/event_store.ts";
-import { parsePosition } from "./_event.ts";
+import { GuardFailedError, VersionConflictError } from "./errors.ts";
+import type { AppendGuard, ExpectedVersion } from "./event_store.ts";
+import { parsePosition } from "./event_rules.ts";
 
-/** Throws when a stream at `current` does not satisfy `expected`. */
+/**
+ * The one expected-version check of every store and the bus: throws a
+ * {@linkcode VersionConflictError} when a stream at `current` does not
+ * satisfy `expected`, and a TypeError when `expected` is not an expected version.
+ */
 export function checkExpectedVersion(
   stream: string,
   expected: ExpectedVersion | undefined,
   current: number,
 ): void {
   if (expected === undefined || expected === "any") return;
-  if (expected === "no_stream") {
-    if (current !== 0) throw new VersionConflictError(stream, expected, current);
-  } else if (expected === "exists") {
-    if (current === 0) throw new VersionConflictError(stream, expected, current);
-  } else if (typeof expected === "number" && Number.isSafeInteger(expected) && expected >= 0) {
-    if (current !== expected) throw new VersionConflictError(stream, expected, current);
-  } else {
-    throw new TypeError(
-      `Invalid expected version ${
-        JSON.stringify(expected)
-      }: use a number ≥ 0, "any", "no_stream" or "exists"`,
-    );
-  }
+  const ok = expected === "no_stream"
+    ? current === 0
+    : expected === "exists"
+    ? current > 0
+    : current === expected;
+  if (ok) return;
+  assertExpectedVersion(expected);
+  throw new VersionConflictError(stream, expected, current);
 }
 
 /** Validates a read limit; no limit is `Infinity`. */
@@ -41,7 +40,9 @@ export function digestMismatch(index: number, id: string): TypeError {
 }
 
 /** Throws a TypeError when `expected` is not a valid expected version. */
-export function assertExpectedVersion(expected: unknown): void {
+export function assertExpectedVersion(
+  expected: unknown,
+): asserts expected is ExpectedVersion | undefined {
   if (
     expected === undefined || expected === "any" || expected === "no_stream" ||
     expected === "exists" ||

@@ -1,7 +1,7 @@
 // Log verification shared by both stores: the digest chain, parent links,
 // versions and a kept head, checked event by event in bounded memory.
-import type { EventRecord, LogHead, VerifyProblem, VerifyReport } from "../runtime/event_store.ts";
-import { canonicalJson, formatPosition, parsePosition, recordDigest } from "./_event.ts";
+import type { EventRecord, LogHead, VerifyProblem, VerifyReport } from "./event_store.ts";
+import { canonicalJson, formatPosition, parsePosition, recordDigest } from "./event_rules.ts";
 
 /** Digests of this many recent events are kept for parent links; older parents are read. */
 const PARENT_WINDOW = 16_384;

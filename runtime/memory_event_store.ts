@@ -11,8 +11,8 @@ import type {
   SubscribeOptions,
   VerifyOptions,
   VerifyReport,
-} from "../runtime/event_store.ts";
-import { compileKindFilter } from "../runtime/kind_pattern.ts";
+} from "./event_store.ts";
+import { compileKindFilter } from "./kind_pattern.ts";
 import {
   assertRecord,
   assertStream,
@@ -25,7 +25,7 @@ import {
   prepareInput,
   prepareInputs,
   recordDigest,
-} from "./_event.ts";
+} from "./event_rules.ts";
 import {
   assertGuard,
   checkExpectedVersion,
@@ -33,9 +33,14 @@ import {
   digestMismatch,
   readLimit,
   startAfter,
-} from "./_append.ts";
-import { canonicalOf, ChainVerifier } from "./_verify.ts";
-import { exportedDigest, type ImportLink, previousInExport, streamConflict } from "./_import.ts";
+} from "./append_rules.ts";
+import { canonicalOf, ChainVerifier } from "./chain_verify.ts";
+import {
+  exportedDigest,
+  type ImportLink,
+  previousInExport,
+  streamConflict,
+} from "./import_rules.ts";
 
 /** Options of {@linkcode MemoryEventStore}. */
 export interface MemoryEventStoreOptions {

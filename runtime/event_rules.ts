@@ -2,25 +2,25 @@
 import { Buffer } from "node:buffer";
 import { hash } from "node:crypto";
 import canonicalize from "canonicalize";
-import type { EventInput, EventRecord } from "../runtime/event_store.ts";
+import type { EventInput, EventRecord } from "./event_store.ts";
 import {
   assertKind,
   assertStream,
-  CROCKFORD,
-  encode,
   formatPosition,
   isEventId,
+  makeEventId,
   POSITION_RE,
+  positionInId,
 } from "../internal/ids.ts";
 import { assertRecordShape } from "../internal/event_record.ts";
 
-export { assertKind, assertStream, formatPosition, isEventId };
+export { assertKind, assertStream, formatPosition, isEventId, makeEventId, positionInId };
 import {
   INLINE_PAYLOAD_BYTES,
   MAX_APPEND_BYTES,
   MAX_EVENTS_PER_APPEND,
   MAX_PAYLOAD_BYTES,
-} from "./limits.ts";
+} from "./event_limits.ts";
 
 const MAX_PARENTS = 64;
 const MAX_META_ENTRIES = 16;
@@ -267,30 +267,6 @@ export function prepareInputs(stream: string, events: EventInput[]): PreparedInp
     );
   }
   return prepared;
-}
-
-/**
- * A 26-character, time-ordered id that also encodes the event's position, so
- * that `get(id)` needs no separate index for events born in this store.
- */
-export function makeEventId(
-  timestamp: number,
-  position: number,
-  random: Uint8Array,
-  offset = 0,
-): string {
-  const r = ((random[offset] << 22) | (random[offset + 1] << 14) | (random[offset + 2] << 6) |
-    (random[offset + 3] >> 2)) >>> 0;
-  return encode(Math.max(0, Math.floor(timestamp)) % 2 ** 48, 10) +
-    encode(position % 2 ** 50, 10) + encode(r % 2 ** 30, 6);
-}
-
-/** The position an id encodes, or -1 when it is not an event id. */
-export function positionInId(id: string): number {
-  if (!isEventId(id)) return -1;
-  let value = 0;
-  for (let i = 10; i < 20; i++) value = value * 32 + CROCKFORD.indexOf(id[i]);
-  return value;
 }
 
 /** Checks a record read back from an export for shape, before import. */

@@ -1,7 +1,7 @@
 // Rules shared by both stores' imports: each record's digest is checked
 // against the export's own chain before it is stored.
-import type { EventRecord } from "../runtime/event_store.ts";
-import { type PreparedInput, recordDigest } from "./_event.ts";
+import type { EventRecord } from "./event_store.ts";
+import { type PreparedInput, recordDigest } from "./event_rules.ts";
 
 /** The last record an import went through (imported or skipped), to chain the next one to. */
 export interface ImportLink {
