@@ -12,9 +12,9 @@ import {
   type Secret,
 } from "./_pool_store.ts";
 import { InvalidTokenError, SecretPoolError } from "./errors.ts";
+import { delay } from "../internal/retry.ts";
 
 const UNKNOWN_KID_REFRESH_MS = 100;
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** KvTokenAuthority's resolved options. */
 export interface AuthorityConfig {
@@ -46,7 +46,7 @@ export class PoolCache {
   #readsDone = 0;
   #reading: { n: number; done: Promise<void> } | undefined;
   #lastReadStart = -Infinity;
-  #nextReadSlot: Promise<void> | undefined;
+  #nextReadSlot: Promise<unknown> | undefined;
 
   constructor(config: AuthorityConfig) {
     this.config = config;

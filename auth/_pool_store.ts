@@ -1,6 +1,7 @@
 // The secret pool and the revocation list in Deno KV. One key holds the whole
 // pool so a rotation is one compare-and-set on its versionstamp.
 import { isLocked, retryLocked as retryWhileLocked } from "../internal/kv_retry.ts";
+import { delay } from "../internal/retry.ts";
 import { SecretPoolError } from "./errors.ts";
 import { POOL_KEY } from "../internal/auth_keys.ts";
 
@@ -41,8 +42,6 @@ export interface Secret {
   bytes: Uint8Array;
 }
 
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 /** Runs a KV call, retrying while SQLite reports the file locked by another process. */
 export async function retryLocked<T>(fn: () => Promise<T>): Promise<T> {
   try {
@@ -56,8 +55,8 @@ export async function retryLocked<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /** Backs off a little between compare-and-set attempts so racing writers spread out. */
-export function conflictPause(attempt: number): Promise<void> {
-  return delay(Math.random() * Math.min(20, attempt + 1));
+export async function conflictPause(attempt: number): Promise<void> {
+  await delay(Math.random() * Math.min(20, attempt + 1));
 }
 
 function isSecretShape(s: unknown): s is StoredSecret {

@@ -2,12 +2,13 @@
 // the write lock; the operation did not happen and is safe to repeat. Shared by
 // the vault, the auth pool and the runtime's checkpoints and leases.
 import { retry } from "./retry.ts";
+import { errorMessage } from "./error_message.ts";
 
 const MAX_ATTEMPTS = 200;
 
 /** Whether a KV error only says the database was locked: nothing happened, try again. */
 export function isLocked(error: unknown): boolean {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   return /database (table )?is locked|database is busy|SQLITE_BUSY/i.test(message);
 }
 

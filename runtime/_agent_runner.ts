@@ -14,6 +14,7 @@ import { formatPosition } from "../internal/ids.ts";
 import { delay } from "../internal/retry.ts";
 import { GuardFailedError, LeaseLostError } from "./errors.ts";
 import { staleToken, TokenKeeper } from "./_token_keeper.ts";
+import { errorMessage } from "../internal/error_message.ts";
 
 export interface RetryPolicy {
   attempts: number;
@@ -43,8 +44,6 @@ export interface RunnerDeps {
 
 /** How often a running agent's checkpoint is moved past events it does not subscribe to. */
 const ADVANCE_INTERVAL_MS = 1_000;
-
-const message = (error: unknown): string => error instanceof Error ? error.message : String(error);
 
 export class AgentRunner {
   readonly agent: Agent;
@@ -151,7 +150,7 @@ export class AgentRunner {
     } catch (error) {
       this.#logger.error("Agent {name} could not take over: {message}", {
         name: this.agent.name,
-        message: message(error),
+        message: errorMessage(error),
       });
     } finally {
       this.#waiting = undefined;
@@ -171,7 +170,7 @@ export class AgentRunner {
     }).catch((error) =>
       this.#logger.error("Agent {name} could not stand by: {message}", {
         name: this.agent.name,
-        message: message(error),
+        message: errorMessage(error),
       })
     );
   }
@@ -222,11 +221,11 @@ export class AgentRunner {
     } catch (error) {
       this.#logger.error("Agent {name} failed to initialise: {message}", {
         name: this.agent.name,
-        message: message(error),
+        message: errorMessage(error),
       });
       await this.#emit({
         kind: "agent.failed",
-        payload: { agent: this.agent.name, phase: "init", error: message(error) },
+        payload: { agent: this.agent.name, phase: "init", error: errorMessage(error) },
       }).catch(() => {});
       return;
     }
@@ -265,7 +264,7 @@ export class AgentRunner {
       this.#logger.debug("Tool {tool} failed for agent {agent}: {message}", {
         agent,
         tool: name,
-        message: message(error),
+        message: errorMessage(error),
       });
       if (!staleToken(error) || signal.aborted) throw error;
       const renewed = await this.#tokens.afterRefusal(token, error);
@@ -336,7 +335,7 @@ export class AgentRunner {
     } catch (error) {
       this.#logger.error("Agent {name} failed to stop cleanly: {message}", {
         name: this.agent.name,
-        message: message(error),
+        message: errorMessage(error),
       });
     }
     // A renewal started by reading ctx.token must not outlive the agent.
@@ -400,7 +399,7 @@ export class AgentRunner {
     } catch (error) {
       this.#logger.warn("Could not move agent {name}'s checkpoint: {message}", {
         name: this.agent.name,
-        message: message(error),
+        message: errorMessage(error),
       });
     }
   }
@@ -423,7 +422,7 @@ export class AgentRunner {
       if (!signal.aborted && !handlers.aborted) {
         this.#logger.error("Agent {name} stopped reading the log: {message}", {
           name: this.agent.name,
-          message: message(error),
+          message: errorMessage(error),
         });
       }
     }
@@ -455,7 +454,7 @@ export class AgentRunner {
               name: this.agent.name,
               id: event.id,
               attempts,
-              message: message(error),
+              message: errorMessage(error),
             },
           );
           await this.#emit({
@@ -465,10 +464,12 @@ export class AgentRunner {
               eventId: event.id,
               kind: event.kind,
               attempts,
-              error: message(error),
+              error: errorMessage(error),
             },
           }).catch((e) =>
-            this.#logger.error("Could not record agent.failed: {message}", { message: message(e) })
+            this.#logger.error("Could not record agent.failed: {message}", {
+              message: errorMessage(e),
+            })
           );
           break;
         }
@@ -476,7 +477,7 @@ export class AgentRunner {
           name: this.agent.name,
           id: event.id,
           attempt,
-          message: message(error),
+          message: errorMessage(error),
         });
         if (!(await delay(backoffMs(attempt), signal))) return;
       } finally {

@@ -4,6 +4,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Checkpoint, CheckpointStore } from "./agent_state.ts";
 import { delay } from "../internal/retry.ts";
+import { errorMessage } from "../internal/error_message.ts";
 
 const logger = getLogger(["toka", "runtime", "checkpoint"]);
 const WRITE_INTERVAL_MS = 20;
@@ -78,7 +79,7 @@ export class CheckpointBook {
         } catch (error) {
           logger.error("Could not write the checkpoint of agent {name}: {message}", {
             name,
-            message: error instanceof Error ? error.message : String(error),
+            message: errorMessage(error),
           });
         }
       }

@@ -6,8 +6,7 @@ import type { LeaseBook } from "./_lease.ts";
 import type { AppendGuard } from "./event_store.ts";
 import { TokaError } from "./errors.ts";
 import { delay } from "../internal/retry.ts";
-
-const message = (error: unknown): string => error instanceof Error ? error.message : String(error);
+import { errorMessage } from "../internal/error_message.ts";
 
 export class LeaseHolder {
   /** This start's owner id; "" when none is held or asked for. */
@@ -102,7 +101,7 @@ export class LeaseHolder {
     } catch (error) {
       this.#logger.warn("Could not renew agent {name}'s lease: {message}", {
         name: this.#name,
-        message: message(error),
+        message: errorMessage(error),
       });
       return true;
     }
@@ -145,7 +144,7 @@ export class LeaseHolder {
       (error) =>
         this.#logger.warn("Could not release agent {name}'s lease: {message}", {
           name: this.#name,
-          message: message(error),
+          message: errorMessage(error),
         }),
     );
     this.owner = "";

@@ -11,6 +11,7 @@ import type {
   HandlerContext,
 } from "./event_bus.ts";
 import { formatPosition } from "../internal/ids.ts";
+import { errorMessage } from "../internal/error_message.ts";
 
 const logger = getLogger(["toka", "runtime", "bus"]);
 
@@ -218,7 +219,7 @@ export class Subscriber implements EventStream {
       patterns: this.patterns.join(","),
       id: event.id,
       kind: event.kind,
-      message: error instanceof Error ? error.message : String(error),
+      message: errorMessage(error),
     });
   }
 
@@ -244,7 +245,7 @@ export class Subscriber implements EventStream {
     } catch (error) {
       logger.error("Subscriber to {patterns} could not catch up from the vault: {message}", {
         patterns: this.patterns.join(","),
-        message: error instanceof Error ? error.message : String(error),
+        message: errorMessage(error),
       });
       void this.close();
     }

@@ -3,6 +3,7 @@
 import type { Logger } from "@logtape/logtape";
 import type { TokenAuthority } from "./token_authority.ts";
 import { TokaError } from "./errors.ts";
+import { errorMessage } from "../internal/error_message.ts";
 
 /** The most time before its expiry that a token is renewed (10% of its life, at least this). */
 const RENEW_MARGIN_MS = 60_000;
@@ -18,8 +19,6 @@ export function staleToken(error: unknown): boolean {
   const reason = (error as { reason?: unknown }).reason;
   return error.code === "invalid_token" && (reason === "key_expired" || reason === "unknown_kid");
 }
-
-const message = (error: unknown): string => error instanceof Error ? error.message : String(error);
 
 export class TokenKeeper {
   #auth: TokenAuthority;
@@ -81,7 +80,7 @@ export class TokenKeeper {
     } catch (error) {
       this.#logger.warn("Cannot renew agent {name}'s token: {message}", {
         name: this.#name,
-        message: message(error),
+        message: errorMessage(error),
       });
     }
     return this.#token;
@@ -100,7 +99,7 @@ export class TokenKeeper {
       } catch (error) {
         this.#logger.warn("Cannot renew agent {name}'s token: {message}", {
           name: this.#name,
-          message: message(error),
+          message: errorMessage(error),
         });
         throw refusal;
       }
@@ -123,7 +122,7 @@ export class TokenKeeper {
       // Without its claims the token is renewed only when a call is refused.
       this.#logger.warn("Cannot read the expiry of agent {name}'s token: {message}", {
         name: this.#name,
-        message: message(error),
+        message: errorMessage(error),
       });
     }
     // Of renewals that overlap (a rotation during a due renewal), the latest issued wins.

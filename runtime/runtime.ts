@@ -29,6 +29,7 @@ import { checkConfig } from "./_check_config.ts";
 import type { RuntimeConfig } from "./runtime_config.ts";
 import type { AgentStatus } from "./agent_status.ts";
 import { agentStorage } from "./_scoped_storage.ts";
+import { errorMessage } from "../internal/error_message.ts";
 
 const logger = getLogger(["toka", "runtime"]);
 
@@ -455,7 +456,7 @@ export class Runtime {
       // One agent that cannot start must not keep the others from running.
       logger.error("Agent {name} could not start: {message}", {
         name: runner.agent.name,
-        message: error instanceof Error ? error.message : String(error),
+        message: errorMessage(error),
       });
     }
   }

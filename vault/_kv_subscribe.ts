@@ -6,6 +6,7 @@ import { compileKindFilter } from "../runtime/kind_pattern.ts";
 import { startAfter } from "../runtime/append_rules.ts";
 import { end, scan } from "./_kv_reader.ts";
 import type { KvState } from "./_kv_state.ts";
+import { delay } from "../internal/retry.ts";
 
 const POLL_MIN_MS = 20;
 const POLL_MAX_MS = 500;
@@ -59,27 +60,24 @@ async function waitForNews(
   cursor: number,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  let delay = POLL_MIN_MS;
+  let wait = POLL_MIN_MS;
   while (!s.closing && !signal?.aborted && s.next <= cursor + 1) {
-    if (await sleep(s, delay, signal)) return;
+    if (await sleep(s, wait, signal)) return;
     if (s.closing || signal?.aborted) return;
     if ((await end(s)) > cursor + 1) return;
-    delay = Math.min(delay * 2, POLL_MAX_MS);
+    wait = Math.min(wait * 2, POLL_MAX_MS);
   }
 }
 
-/** Resolves true when woken by a local commit, false after `ms`. */
-function sleep(s: KvState, ms: number, signal: AbortSignal | undefined): Promise<boolean> {
-  return new Promise((resolve) => {
-    const done = (woken: boolean) => {
-      clearTimeout(timer);
-      s.waiters.delete(wake);
-      signal?.removeEventListener("abort", wake);
-      resolve(woken);
-    };
-    const wake = () => done(true);
-    const timer = setTimeout(() => done(false), ms);
-    s.waiters.add(wake);
-    signal?.addEventListener("abort", wake, { once: true });
-  });
+/** Resolves true when woken by a local commit (or the signal), false after `ms`. */
+async function sleep(s: KvState, ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  const woken = new AbortController();
+  const wake = () => woken.abort();
+  s.waiters.add(wake);
+  try {
+    const cut = signal === undefined ? woken.signal : AbortSignal.any([woken.signal, signal]);
+    return !(await delay(ms, cut));
+  } finally {
+    s.waiters.delete(wake);
+  }
 }
