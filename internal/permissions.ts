@@ -102,3 +102,27 @@ export function permits(granted: readonly string[], required: string): boolean {
   for (const g of granted) if (covers(g, required)) return true;
   return false;
 }
+
+/**
+ * Like {@linkcode permits}, for a required `resource:action:target` whose
+ * target is a folder: a grant whose target is that folder or one above it
+ * allows it too (`storage:vault:shared` allows `storage:vault:shared/reports`,
+ * not `storage:vault:sharedx`).
+ *
+ * @param granted The token's permissions.
+ * @param required The permission an operation on a folder needs.
+ * @returns True when one of the grants covers it.
+ */
+export function permitsPrefix(granted: readonly string[], required: string): boolean {
+  const w = required.split(":");
+  for (const g of granted) {
+    if (covers(g, required)) return true;
+    const parts = g.split(":");
+    if (parts.length !== 3 || w.length !== 3) continue;
+    if (
+      (parts[0] === "*" || parts[0] === w[0]) && (parts[1] === "*" || parts[1] === w[1]) &&
+      w[2].startsWith(`${parts[2]}/`)
+    ) return true;
+  }
+  return false;
+}

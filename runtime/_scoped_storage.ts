@@ -5,19 +5,10 @@ import type { AgentStorageOptions, StorageAdapter } from "./storage.ts";
 import type { TokenAuthority } from "./token_authority.ts";
 import { CapabilityDeniedError } from "./errors.ts";
 import { assertStorageKey, shownKey } from "./_storage_key.ts";
+import { permitsPrefix } from "../internal/permissions.ts";
 
 // A permission target may use only these (internal/permissions.ts).
 const PREFIX_RE = /^[A-Za-z0-9_.@/-]+$/;
-
-// True when a granted permission covers the folder `prefix` of `scheme`.
-function grants(permission: string, scheme: string, prefix: string): boolean {
-  if (permission === "*") return true;
-  const [resource, action, target, extra] = permission.split(":");
-  if (extra !== undefined || (resource !== "storage" && resource !== "*")) return false;
-  if (action !== scheme && action !== "*") return false;
-  if (target === undefined) return false;
-  return target === "*" || prefix === target || prefix.startsWith(`${target}/`);
-}
 
 /**
  * Makes an agent's `ctx.storage(scheme, options)`.
@@ -61,8 +52,9 @@ export function agentStorage(
       const check = mine ? undefined : async () => {
         if (!auth.enforcing) return;
         const claims = await auth.verify(token());
-        if (!claims.permissions.some((p) => grants(p, scheme, prefix))) {
-          throw new CapabilityDeniedError(`storage:${scheme}:${prefix}`, claims.sub);
+        const wanted = `storage:${scheme}:${prefix}`;
+        if (!permitsPrefix(claims.permissions, wanted)) {
+          throw new CapabilityDeniedError(wanted, claims.sub);
         }
       };
       view = new ScopedStorage(inner, prefix, check);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { assertPermission, isValidPermission, permits } from "../../auth/mod.ts";
+import { permitsPrefix } from "../../internal/permissions.ts";
 
 Deno.test("permissions", async (t) => {
   await t.step("valid and invalid syntax", () => {
@@ -27,6 +28,33 @@ Deno.test("permissions", async (t) => {
       message:
         `Invalid permission "tool": expected "resource:action[:target]" of at most 64 characters`,
     });
+  });
+
+  await t.step("a folder target also grants the folders below it (permitsPrefix)", () => {
+    const wanted = "storage:vault:shared/reports";
+    for (
+      const g of [
+        "*",
+        "storage:vault:shared",
+        "storage:vault:shared/reports",
+        "storage:*:shared",
+        "*:vault:shared",
+        "storage:vault:*",
+      ]
+    ) assert.equal(permitsPrefix([g], wanted), true, g);
+    for (
+      const g of [
+        "storage:vault:sharedx",
+        "storage:vault:shared/reports/x",
+        "storage:local:shared",
+        "tool:vault:shared",
+        "storage:vault",
+        "storage:vault:shar",
+      ]
+    ) assert.equal(permitsPrefix([g], wanted), false, g);
+    assert.equal(permitsPrefix([], wanted), false);
+    // Only the target is a folder: no other segment matches by prefix.
+    assert.equal(permitsPrefix(["storage:va:shared"], "storage:va/x:shared"), false);
   });
 
   await t.step("exact and wildcard grants", () => {
