@@ -6,11 +6,14 @@
 // the replaced generation as "garbage". Readers so see the old or the new
 // value, never a mix. A put or delete killed part-way leaves a pending record
 // (abandoned after ABANDONED_MS) or a garbage record: every put and delete
-// first sweeps both, so no chunk outlives its value for long.
+// first sweeps garbage records (normally none: one empty read), and looks for
+// abandoned puts at most once a minute (they only become so with time), so no
+// chunk outlives its value for long. Every KV call retries a locked database.
 import type { StorageAdapter } from "./storage.ts";
 import type { KvStorageOptions } from "./storage_adapters.ts";
 import { assertStorageKey, shownKey, toBytes } from "./_storage_key.ts";
 import { TokaError } from "./errors.ts";
+import { retryLocked } from "../internal/kv_retry.ts";
 
 const CHUNK_BYTES = 60 * 1024;
 // 12 chunks of 60 KiB stay within the 800 KiB and 1000 mutations of a commit.
@@ -19,6 +22,8 @@ const CHUNKS_PER_COMMIT = 12;
 export const ABANDONED_MS = 10 * 60 * 1000;
 // Reads of a value that keeps being replaced meanwhile, before giving up.
 const READ_TRIES = 20;
+/** How often (by the adapter's clock) puts and deletes look for abandoned puts. */
+const ABANDONED_SCAN_MS = 60 * 1000;
 
 interface Meta {
   size: number;
@@ -51,6 +56,7 @@ export class KvStorage implements StorageAdapter {
   readonly scheme: string = "vault";
   #kv: Deno.Kv;
   #clock: () => number;
+  #scannedAt: number | undefined;
 
   constructor(kv: Deno.Kv, options: KvStorageOptions = {}) {
     this.#kv = kv;
@@ -63,7 +69,7 @@ export class KvStorage implements StorageAdapter {
     await this.#sweep();
     const generation = crypto.randomUUID();
     const pending = pendingKey(key, generation);
-    await this.#kv.set(pending, { since: this.#clock() });
+    await retryLocked(() => this.#kv.set(pending, { since: this.#clock() }));
     try {
       await this.#publish(key, generation, bytes);
     } catch (error) {
@@ -89,7 +95,9 @@ export class KvStorage implements StorageAdapter {
       await commit(op);
     }
     for (;;) {
-      const [old, mark] = await this.#kv.getMany<[Meta, unknown]>([metaKey(key), pending]);
+      const [old, mark] = await retryLocked(() =>
+        this.#kv.getMany<[Meta, unknown]>([metaKey(key), pending])
+      );
       if (mark.value === null) {
         throw new TokaError(
           "storage_conflict",
@@ -102,7 +110,8 @@ export class KvStorage implements StorageAdapter {
       for (let j = i; j < chunks.length; j++) op.set([...prefix, j], chunks[j]);
       op.set(metaKey(key), meta);
       if (old.value !== null) op.set(garbageKey(key, old.value.generation), true);
-      if (!(await op.commit()).ok) continue; // Another writer published first: publish over it.
+      // Another writer published first: publish over it.
+      if (!(await retryLocked(() => op.commit())).ok) continue;
       if (old.value !== null) await this.#collect(key, old.value.generation);
       return;
     }
@@ -111,27 +120,17 @@ export class KvStorage implements StorageAdapter {
   async get(key: string): Promise<Uint8Array | undefined> {
     assertStorageKey(key);
     for (let tries = 0; tries < READ_TRIES; tries++) {
-      const meta = await this.#kv.get<Meta>(metaKey(key));
+      const meta = await retryLocked(() => this.#kv.get<Meta>(metaKey(key)));
       if (meta.value === null) return undefined;
       const { size, chunks, generation } = meta.value;
-      const out = new Uint8Array(size);
-      let offset = 0;
-      let next = 0;
-      for await (
-        const entry of this.#kv.list<Uint8Array>({ prefix: chunkPrefix(key, generation) })
-      ) {
-        if (entry.key.at(-1) !== next || offset + entry.value.byteLength > size) break;
-        out.set(entry.value, offset);
-        offset += entry.value.byteLength;
-        next++;
-      }
-      if (next === chunks && offset === size) return out;
+      const read = await retryLocked(() => this.#read(key, generation, size));
+      if (read.next === chunks && read.offset === size) return read.out;
       // A put may have replaced this generation and deleted it meanwhile: read
       // again. If the metadata did not change, the value is damaged.
-      const now = await this.#kv.get<Meta>(metaKey(key));
+      const now = await retryLocked(() => this.#kv.get<Meta>(metaKey(key)));
       if (now.versionstamp === meta.versionstamp) {
-        const why = next < chunks
-          ? `chunk ${next + 1} of ${chunks} is missing`
+        const why = read.next < chunks
+          ? `chunk ${read.next + 1} of ${chunks} is missing`
           : `its chunks do not add up to its ${size} bytes`;
         throw new TokaError(
           "storage_damaged",
@@ -147,15 +146,33 @@ export class KvStorage implements StorageAdapter {
     );
   }
 
+  // Reads a generation's chunks in order, up to the first gap.
+  async #read(
+    key: string,
+    generation: string,
+    size: number,
+  ): Promise<{ out: Uint8Array; offset: number; next: number }> {
+    const out = new Uint8Array(size);
+    let offset = 0;
+    let next = 0;
+    for await (const entry of this.#kv.list<Uint8Array>({ prefix: chunkPrefix(key, generation) })) {
+      if (entry.key.at(-1) !== next || offset + entry.value.byteLength > size) break;
+      out.set(entry.value, offset);
+      offset += entry.value.byteLength;
+      next++;
+    }
+    return { out, offset, next };
+  }
+
   async delete(key: string): Promise<boolean> {
     assertStorageKey(key);
     await this.#sweep();
     for (;;) {
-      const old = await this.#kv.get<Meta>(metaKey(key));
+      const old = await retryLocked(() => this.#kv.get<Meta>(metaKey(key)));
       if (old.value === null) return false;
       const garbage = garbageKey(key, old.value.generation);
-      const result = await this.#kv.atomic().check(old).delete(metaKey(key)).set(garbage, true)
-        .commit();
+      const op = this.#kv.atomic().check(old).delete(metaKey(key)).set(garbage, true);
+      const result = await retryLocked(() => op.commit());
       if (!result.ok) continue;
       await this.#collect(key, old.value.generation);
       return true;
@@ -163,28 +180,38 @@ export class KvStorage implements StorageAdapter {
   }
 
   async list(prefix = ""): Promise<string[]> {
-    const keys: string[] = [];
-    for await (const entry of this.#kv.list({ prefix: [ROOT, "meta"] })) {
-      const key = String(entry.key[2]);
-      if (key.startsWith(prefix)) keys.push(key);
-    }
+    // Keys under a prefix are contiguous from the prefix itself: read only those.
+    const keys = await retryLocked(async () => {
+      const found: string[] = [];
+      const entries = this.#kv.list({ prefix: [ROOT, "meta"], start: [ROOT, "meta", prefix] });
+      for await (const entry of entries) {
+        const key = String(entry.key[2]);
+        if (!key.startsWith(prefix)) break;
+        found.push(key);
+      }
+      return found;
+    });
     return keys.sort();
   }
 
-  // Marks abandoned puts as garbage, then deletes every garbage generation.
+  // Deletes every garbage generation, after marking abandoned puts as garbage
+  // when none were looked for within the last minute.
   async #sweep(): Promise<void> {
-    const cutoff = this.#clock() - ABANDONED_MS;
-    for await (
-      const entry of this.#kv.list<{ since: number }>({ prefix: [ROOT, "pending"] })
-    ) {
-      const since = entry.value?.since;
-      if (typeof since === "number" && since > cutoff) continue;
-      const [, , key, generation] = entry.key as [string, string, string, string];
-      // The check makes the put's own publish fail if it was still alive.
-      await this.#kv.atomic().check(entry).delete(entry.key).set(garbageKey(key, generation), true)
-        .commit();
+    const now = this.#clock();
+    if (this.#scannedAt === undefined || Math.abs(now - this.#scannedAt) >= ABANDONED_SCAN_MS) {
+      this.#scannedAt = now;
+      const cutoff = now - ABANDONED_MS;
+      for (const entry of await entries<{ since: number }>(this.#kv, [ROOT, "pending"])) {
+        const since = entry.value?.since;
+        if (typeof since === "number" && since > cutoff) continue;
+        const [, , key, generation] = entry.key as [string, string, string, string];
+        // The check makes the put's own publish fail if it was still alive.
+        const op = this.#kv.atomic().check(entry).delete(entry.key)
+          .set(garbageKey(key, generation), true);
+        await retryLocked(() => op.commit());
+      }
     }
-    for await (const entry of this.#kv.list({ prefix: [ROOT, "garbage"] })) {
+    for (const entry of await entries(this.#kv, [ROOT, "garbage"])) {
       const [, , key, generation] = entry.key as [string, string, string, string];
       await this.#collect(key, generation);
     }
@@ -192,20 +219,21 @@ export class KvStorage implements StorageAdapter {
 
   // A put that failed (not killed): its generation becomes garbage at once.
   async #discard(key: string, generation: string): Promise<void> {
-    const pending = await this.#kv.get(pendingKey(key, generation));
+    const pending = await retryLocked(() => this.#kv.get(pendingKey(key, generation)));
     if (pending.value === null) return; // Published, or already swept.
-    await this.#kv.atomic().check(pending).delete(pending.key)
-      .set(garbageKey(key, generation), true).commit();
+    const op = this.#kv.atomic().check(pending).delete(pending.key)
+      .set(garbageKey(key, generation), true);
+    await retryLocked(() => op.commit());
     await this.#collect(key, generation);
   }
 
   // Deletes a generation's chunks, then its garbage record.
   async #collect(key: string, generation: string): Promise<void> {
+    const chunks = await entries(this.#kv, chunkPrefix(key, generation));
     let op = this.#kv.atomic();
-    let n = 0;
-    for await (const entry of this.#kv.list({ prefix: chunkPrefix(key, generation) })) {
-      op.delete(entry.key);
-      if (++n % 500 === 0) {
+    for (let i = 0; i < chunks.length; i++) {
+      op.delete(chunks[i].key);
+      if ((i + 1) % 500 === 0) {
         await commit(op);
         op = this.#kv.atomic();
       }
@@ -215,7 +243,12 @@ export class KvStorage implements StorageAdapter {
   }
 }
 
+// Every entry under a prefix, read again from the start if the database was locked.
+function entries<T>(kv: Deno.Kv, prefix: Deno.KvKey): Promise<Deno.KvEntry<T>[]> {
+  return retryLocked(() => Array.fromAsync(kv.list<T>({ prefix })));
+}
+
 async function commit(op: Deno.AtomicOperation): Promise<void> {
-  const result = await op.commit();
+  const result = await retryLocked(() => op.commit());
   if (!result.ok) throw new TokaError("storage_conflict", "A storage commit failed its checks");
 }

@@ -21,7 +21,8 @@ export interface KvStorageOptions {
  * Creates storage in Deno KV (scheme `"vault"`): values under
  * `["storage", ...]` in 60 KiB chunks, each put published by one commit. The
  * chunks of a put or delete killed part-way are swept by a later put or
- * delete (those of an unfinished put once it is 10 minutes old).
+ * delete (those of an unfinished put once it is 10 minutes old, looked for
+ * at most once a minute per adapter). A locked database is retried.
  *
  * @param kv The database; the caller keeps it open while the storage is used, and closes it.
  * @param options The clock.

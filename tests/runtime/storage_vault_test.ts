@@ -210,3 +210,106 @@ Deno.test('storage("vault"): chunks of a replaced value left by a killed put are
     kv.close();
   }
 });
+
+/** `kv` behind a proxy that counts what the adapter asks of it, and can fail calls first. */
+function watched(kv: Deno.Kv, lockFirst = false) {
+  const counts = { pendingScans: 0, metaEntriesRead: 0, locked: 0 };
+  const failed = new Set<string>();
+  const lock = (what: string) => {
+    if (!lockFirst || failed.has(what)) return;
+    failed.add(what);
+    counts.locked++;
+    throw new Error("database is locked");
+  };
+  const proxy = new Proxy(kv, {
+    get(target, prop) {
+      if (prop === "list") {
+        return (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
+          const prefix = "prefix" in selector ? selector.prefix : selector.start;
+          if (prefix?.[1] === "pending") counts.pendingScans++;
+          const iterator = target.list(selector, options);
+          return (async function* () {
+            lock(`list ${String(prefix?.[1])}`);
+            for await (const entry of iterator) {
+              if (entry.key[1] === "meta") counts.metaEntriesRead++;
+              yield entry;
+            }
+          })();
+        };
+      }
+      if (prop === "atomic") {
+        return () => {
+          const op = target.atomic();
+          const commit = op.commit.bind(op);
+          op.commit = () => {
+            try {
+              lock("commit");
+            } catch (error) {
+              return Promise.reject(error);
+            }
+            return commit();
+          };
+          return op;
+        };
+      }
+      const value = Reflect.get(target, prop);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        try {
+          lock(String(prop));
+        } catch (error) {
+          return Promise.reject(error);
+        }
+        return value.apply(target, args);
+      };
+    },
+  });
+  return { kv: proxy, counts };
+}
+
+// Regression: every put and delete listed every pending put to find abandoned ones.
+Deno.test('storage("vault"): abandoned puts are looked for once a minute, not on every write', async () => {
+  using kv = await Deno.openKv(":memory:");
+  let now = 1_700_000_000_000;
+  const { kv: counted, counts } = watched(kv);
+  const storage = new KvStorage(counted, { clock: () => now });
+  for (let i = 0; i < 5; i++) await storage.put(`k${i}`, "v");
+  await storage.delete("k0");
+  assert.equal(counts.pendingScans, 1);
+  now += 61_000;
+  await storage.put("k1", "w");
+  assert.equal(counts.pendingScans, 2);
+});
+
+// Regression: list(prefix) read every key and filtered them in JS.
+Deno.test('storage("vault"): list(prefix) reads only the keys under the prefix', async () => {
+  using kv = await Deno.openKv(":memory:");
+  const { kv: counted, counts } = watched(kv);
+  const storage = new KvStorage(counted);
+  for (let i = 0; i < 30; i++) await storage.put(`b/${i}`, "v");
+  for (let i = 0; i < 3; i++) await storage.put(`a/${i}`, "v");
+  await storage.put("c", "v");
+  counts.metaEntriesRead = 0;
+  assert.deepEqual(await storage.list("a/"), ["a/0", "a/1", "a/2"]);
+  assert.ok(counts.metaEntriesRead <= 4, `${counts.metaEntriesRead} keys read`);
+  assert.equal((await storage.list()).length, 34);
+  assert.deepEqual(await storage.list("b/1"), [
+    "b/1",
+    ...Array.from({ length: 10 }, (_, i) => `b/1${i}`),
+  ]);
+  assert.deepEqual(await storage.list("d"), []);
+});
+
+// Regression: a KV call refused because another process held the file's lock failed the operation.
+Deno.test('storage("vault"): a locked database is retried, as everywhere else', async () => {
+  using kv = await Deno.openKv(":memory:");
+  const { kv: locking, counts } = watched(kv, true);
+  const storage = new KvStorage(locking);
+  await storage.put("big", new Uint8Array(200_000).fill(3));
+  await storage.put("big", "small");
+  assert.equal(new TextDecoder().decode(await storage.get("big")), "small");
+  assert.deepEqual(await storage.list(), ["big"]);
+  assert.equal(await storage.delete("big"), true);
+  assert.equal(await storage.get("big"), undefined);
+  assert.ok(counts.locked >= 4, `${counts.locked} locked calls`);
+});
