@@ -5,7 +5,7 @@
 import type { EventRecord, ImportResult } from "../runtime/event_store.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { assertRecordShape } from "../internal/event_record.ts";
-import { MAX_PAYLOAD_BYTES } from "../vault/limits.ts";
+import { MAX_PAYLOAD_BYTES } from "../runtime/event_limits.ts";
 import { type CommandContext, withStore } from "./_context.ts";
 import { byteLines, type JsonLine, parseJsonLines } from "./_json_lines.ts";
 import { abortable, INTERRUPTED, INTERRUPTED_EXIT } from "./_interrupt.ts";
