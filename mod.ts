@@ -48,7 +48,7 @@ import {
   type Tool,
   ToolRegistry,
 } from "./toolkit/mod.ts";
-import { openVault } from "./vault/mod.ts";
+import { openVault, vaultKv } from "./vault/mod.ts";
 
 /** The `auth` section of {@linkcode CreateRuntimeOptions}: how to open the secret pool. */
 export interface CreateRuntimeAuthOptions {
@@ -97,7 +97,7 @@ export interface CreateRuntimeOptions extends Omit<RuntimeConfig, "auth"> {
    * with these limits; their timers live in the vault's KV and fire while the runtime runs,
    * from `start()` to `stop()`. `schedule: {}` for the defaults. Not registered without it.
    */
-  schedule?: Omit<SchedulerOptions, "emit" | "vault" | "clock">;
+  schedule?: Omit<SchedulerOptions, "emit" | "vault" | "kv" | "clock">;
 }
 
 /** A runtime with every feature wired, that also owns what {@linkcode createRuntime} opened. */
@@ -160,9 +160,12 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
   const authOptions = given === undefined ? checkAuthOptions(authOption) : {};
   const ownsVault = config.vault === undefined;
   const vault = config.vault ?? await openVault(db, { clock: config.clock });
+  // The state beside the log (secret pool, timers, storage, checkpoints,
+  // leases) lives in the vault's KV, handed out by the vault.
+  const kv = vaultKv(vault);
   try {
-    const auth = given ?? (vault.kv === undefined ? undefined : await KvTokenAuthority.open(
-      vault.kv,
+    const auth = given ?? (kv === undefined ? undefined : await KvTokenAuthority.open(
+      kv,
       {
         clock: config.clock,
         initialSecret: authOptions.initialSecret,
@@ -175,6 +178,7 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
     const scheduler = schedule === undefined ? undefined : new Scheduler({
       ...schedule,
       vault,
+      kv,
       clock: config.clock,
       emit: (input) => runtime.bus.emit(input),
     });
@@ -188,7 +192,6 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
     // Agents' storage("vault") lives in the vault's KV, given explicitly; so do
     // checkpoints and leases, so that they outlive the process and several
     // processes sharing the vault run each agent once.
-    const kv = vault.kv;
     const storage = kv === undefined
       ? config.storage
       : { vault: createKvStorage(kv, { clock: config.clock }), ...config.storage };
@@ -336,6 +339,7 @@ export {
   type MemoryEventStoreOptions,
   openVault,
   type OpenVaultOptions,
+  vaultKv,
 } from "./vault/mod.ts";
 export {
   builtinTools,

@@ -3,9 +3,9 @@
 import { isLocked, retryLocked as retryWhileLocked } from "../internal/kv_retry.ts";
 import { delay } from "../internal/retry.ts";
 import { SecretPoolError } from "./errors.ts";
-import { POOL_KEY } from "../internal/auth_keys.ts";
 
-export { POOL_KEY };
+/** The one KV key that holds the whole secret pool. */
+export const POOL_KEY: Deno.KvKey = ["auth", "pool"];
 export const REVOKED_PREFIX: Deno.KvKey = ["auth", "revoked"];
 /** Rewritten by every revocation, so a reader lists revocations only when it moved. */
 export const REVOCATIONS_MARKER: Deno.KvKey = ["auth", "revocations"];

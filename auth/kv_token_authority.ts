@@ -18,7 +18,7 @@ import {
 } from "./_options.ts";
 import { PoolCache } from "./_pool_cache.ts";
 import { bootstrap, rotate } from "./_pool_rotation.ts";
-import { importMasterKey } from "./_pool_store.ts";
+import { importMasterKey, POOL_KEY, retryLocked } from "./_pool_store.ts";
 import { revoke, status } from "./_revocation.ts";
 import { TokenVerifier } from "./_verification.ts";
 import { parseMasterKey } from "./master_key.ts";
@@ -176,6 +176,28 @@ export class KvTokenAuthority implements TokenAuthority {
       masterKey,
     });
     this.#verifier = new TokenVerifier(this.#pool);
+  }
+
+  /**
+   * Tells whether a Deno KV holds a secret pool, without creating one (for a
+   * reader that must not write, such as `toka auth status`).
+   *
+   * @param kv The database.
+   * @returns True when a pool is stored under `["auth", "pool"]`.
+   * @throws {SecretPoolError} With code `"secret_pool_busy"` when the database stays locked.
+   *
+   * @example
+   * ```ts
+   * import { KvTokenAuthority } from "@toka/runtime/auth";
+   *
+   * using kv = await Deno.openKv(":memory:");
+   * console.log(await KvTokenAuthority.hasPool(kv)); // false
+   * await KvTokenAuthority.open(kv, { masterKey: undefined });
+   * console.log(await KvTokenAuthority.hasPool(kv)); // true
+   * ```
+   */
+  static async hasPool(kv: Deno.Kv): Promise<boolean> {
+    return (await retryLocked(() => kv.get(POOL_KEY))).versionstamp !== null;
   }
 
   /**

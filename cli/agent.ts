@@ -10,6 +10,7 @@ import type { Command } from "commander";
 import type { EventStore } from "../runtime/event_store.ts";
 import { formatPosition } from "../internal/ids.ts";
 import { KvCheckpointStore, KvLeaseStore } from "../runtime/mod.ts";
+import { vaultKv } from "../vault/kv_store.ts";
 import { type CommandContext, type RunCommand, withStore } from "./_context.ts";
 
 /** One agent as `toka agent list` shows it. */
@@ -61,16 +62,17 @@ export async function readAgentRows(
   store: EventStore,
   now: number = Date.now(),
 ): Promise<AgentRow[]> {
-  if (store.kv === undefined) {
+  const kv = vaultKv(store);
+  if (kv === undefined) {
     throw new Error("Agent checkpoints live in a Deno KV vault, and this store is not one");
   }
   const head = Number((await store.head())?.position ?? 0);
   const leases = new Map<string, number>();
-  for await (const [name, lease] of new KvLeaseStore(store.kv).list()) {
+  for await (const [name, lease] of new KvLeaseStore(kv).list()) {
     if (lease.expiresAt > now) leases.set(name, lease.expiresAt);
   }
   const rows: AgentRow[] = [];
-  for await (const [name, checkpoint] of new KvCheckpointStore(store.kv).list()) {
+  for await (const [name, checkpoint] of new KvCheckpointStore(kv).list()) {
     const after = Number(checkpoint.position ?? 0);
     const subscribe = Array.isArray(checkpoint.subscribe) ? [...checkpoint.subscribe] : null;
     let lag = Math.max(0, head - after);

@@ -21,12 +21,12 @@ import {
   TokenExpiredError,
   TokenRevokedError,
 } from "../auth/mod.ts";
-import { POOL_KEY } from "../internal/auth_keys.ts";
 import type { TokenClaims } from "../runtime/token_authority.ts";
 import type { EventStore } from "../runtime/event_store.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { type CommandContext, type RunCommand, withStore, writes } from "./_context.ts";
 import { UsageError } from "./_usage_error.ts";
+import { vaultKv } from "../vault/kv_store.ts";
 
 // The auth module's own limits: the CLI checks them before it opens a vault, so that a
 // bad value is a usage error (exit 2) and creates nothing.
@@ -95,7 +95,7 @@ export function withExistingAuthority<T>(
   task: (auth: KvTokenAuthority | undefined, store: EventStore) => Promise<T>,
 ): Promise<T> {
   return withStore(ctx, async (store) => {
-    const exists = (await kvOf(store).get(POOL_KEY)).versionstamp !== null;
+    const exists = await KvTokenAuthority.hasPool(kvOf(store));
     return await task(exists ? await openAuthority(ctx, store) : undefined, store);
   });
 }
@@ -413,8 +413,8 @@ export function registerAuthCommands(program: Command, run: RunCommand): Command
 }
 
 function kvOf(store: EventStore): Deno.Kv {
-  const kv = (store as { kv?: unknown }).kv;
-  if (kv instanceof Deno.Kv) return kv;
+  const kv = vaultKv(store);
+  if (kv !== undefined) return kv;
   throw new Error("The auth commands need a Deno KV vault, and this store is not one");
 }
 

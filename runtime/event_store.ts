@@ -199,12 +199,6 @@ export interface ImportResult {
  */
 export interface EventStore {
   /**
-   * The Deno KV database behind the store, when there is one. Other features
-   * (agent checkpoints, the secret pool, vault storage) keep their state there,
-   * under their own key prefixes.
-   */
-  readonly kv?: Deno.Kv;
-  /**
    * Appends events to one stream atomically.
    *
    * @throws {VersionConflictError} When `expectedVersion` does not match; nothing is stored.

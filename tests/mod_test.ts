@@ -4,9 +4,12 @@ import {
   createRuntime,
   defineAgent,
   type EventRecord,
+  type EventStore,
   generateMasterKey,
   KvTokenAuthority,
+  MemoryEventStore,
   openVault,
+  vaultKv,
 } from "../mod.ts";
 
 Deno.test("createRuntime", async (t) => {
@@ -33,7 +36,7 @@ Deno.test("createRuntime", async (t) => {
       runtime.tools.call("echo", { text: "x" }, { cause: { id: 1 } as never }),
       { name: "TypeError", message: "Invalid cause: expected the event record being handled" },
     );
-    const auth = await KvTokenAuthority.open(store.kv!);
+    const auth = await KvTokenAuthority.open(vaultKv(store)!);
     await runtime.tools.call("echo", { text: "direct" }, {
       token: await auth.issue({ sub: "test", permissions: ["tool:*:invoke"] }),
     });
@@ -67,7 +70,7 @@ Deno.test("createRuntime", async (t) => {
       clock: () => now,
       auth: { masterKey, initialSecret, retiredTtlSecs: 60 },
     });
-    const kv = runtime.bus.store!.kv!;
+    const kv = vaultKv(runtime.bus.store!)!;
     const auth = await KvTokenAuthority.open(kv, { masterKey, clock: () => now });
     assert.equal((await auth.status()).wrapped, true);
     const token = await auth.issue({ sub: "s", permissions: ["tool:echo:invoke"] });
@@ -153,4 +156,18 @@ Deno.test("createRuntime", async (t) => {
       await Deno.remove(dir, { recursive: true });
     }
   });
+});
+
+// Nothing outside the vault reaches into its KV through the port: the event
+// store interface has no `kv`; the vault hands its KV out by vaultKv().
+Deno.test("the EventStore port has no kv; vaultKv() hands out a vault's", async () => {
+  const runtime = await createRuntime({ db: ":memory:" });
+  const store: EventStore = runtime.bus.store!;
+  // @ts-expect-error: `kv` is not part of the EventStore interface.
+  assert.ok(store.kv === undefined || store.kv !== null);
+  const kv = vaultKv(store);
+  assert.ok(kv instanceof Deno.Kv);
+  assert.equal(await KvTokenAuthority.hasPool(kv), true);
+  assert.equal(vaultKv(new MemoryEventStore()), undefined);
+  await runtime.close();
 });

@@ -23,10 +23,15 @@ export interface SchedulerOptions {
    */
   emit: (input: EmitInput) => Promise<unknown>;
   /**
-   * The vault. When it has a Deno KV (a file or a remote KV), timers are kept there, survive
-   * restarts and fire once across processes; without one they live in this process only.
+   * The vault. With `kv` (its Deno KV: a file or a remote KV), timers are kept there, survive
+   * restarts and fire once across processes; without it they live in this process only.
    */
   vault?: EventStore;
+  /**
+   * The vault's Deno KV, as `vaultKv(vault)` from `@toka/runtime/vault` hands it out: timers
+   * are kept in it, beside the log. Needs `vault`.
+   */
+  kv?: Deno.Kv;
   /** Milliseconds since the epoch, for due times; `Date.now` by default. */
   clock?: () => number;
   /** The longest wait between two looks for due timers, in ms (1000; 10 to 60000). */
@@ -207,10 +212,13 @@ export class Scheduler implements AsyncDisposable {
     this.#maxPending = limit("maxPending", options.maxPending, 1000, 1, 100_000);
     this.#maxPayloadBytes = limit("maxPayloadBytes", options.maxPayloadBytes, 16_384, 1, 32_768);
     const claimMs = limit("claimTimeoutMs", options.claimTimeoutMs, 10_000, 0, 3_600_000);
-    const kv = options.vault?.kv;
-    this.#store = kv === undefined
+    const { vault, kv } = options;
+    if (kv !== undefined && vault === undefined) {
+      throw new TypeError("Invalid schedule options: kv needs the vault it belongs to");
+    }
+    this.#store = kv === undefined || vault === undefined
       ? new MemoryTimerStore()
-      : new KvTimerStore(kv, options.vault!, claimMs);
+      : new KvTimerStore(kv, vault, claimMs);
     this.tools = this.#makeTools();
   }
 

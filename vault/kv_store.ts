@@ -64,7 +64,11 @@ export interface KvEventStoreOptions {
  * ```
  */
 export class KvEventStore implements EventStore, AsyncDisposable {
-  /** The Deno KV database behind the store. */
+  /**
+   * The Deno KV database behind the store, handed out by the vault (see
+   * {@linkcode vaultKv}) for the state that lives beside the log under its
+   * own key prefixes. It is not part of the `EventStore` interface.
+   */
   readonly kv: Deno.Kv;
   #s: KvState;
 
@@ -285,4 +289,29 @@ async function hasEvents(kv: Deno.Kv): Promise<boolean> {
     for await (const _ of kv.list({ prefix: PAGE }, { limit: 1 })) return true;
     return false;
   });
+}
+
+/**
+ * The Deno KV database a vault keeps its log in, so that the state that lives
+ * beside the log, under its own key prefixes, can be kept there too: agent
+ * checkpoints and leases (`KvCheckpointStore`, `KvLeaseStore`),
+ * `storage("vault")` (`createKvStorage`), the secret pool
+ * (`KvTokenAuthority`) and timers. The vault hands it out here; the
+ * `EventStore` interface has no KV.
+ *
+ * @param store An event store.
+ * @returns The store's Deno KV, or `undefined` when it is not a Deno KV vault.
+ *
+ * @example
+ * ```ts
+ * import { MemoryEventStore, openVault, vaultKv } from "@toka/runtime/vault";
+ *
+ * const vault = await openVault(":memory:");
+ * console.log(vaultKv(vault) instanceof Deno.Kv); // true
+ * console.log(vaultKv(new MemoryEventStore())); // undefined
+ * await vault.close();
+ * ```
+ */
+export function vaultKv(store: EventStore): Deno.Kv | undefined {
+  return store instanceof KvEventStore ? store.kv : undefined;
 }

@@ -21,7 +21,7 @@
  * @module
  */
 
-export { KvEventStore, type KvEventStoreOptions } from "./kv_store.ts";
+export { KvEventStore, type KvEventStoreOptions, vaultKv } from "./kv_store.ts";
 export { MemoryEventStore, type MemoryEventStoreOptions } from "../runtime/memory_event_store.ts";
 export { DEFAULT_VAULT_PATH, openVault, type OpenVaultOptions } from "./open_vault.ts";
 export { TokaError, VersionConflictError } from "../runtime/errors.ts";

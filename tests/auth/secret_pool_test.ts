@@ -216,3 +216,13 @@ Deno.test("a corrupt pool is reported, not overwritten", async () => {
   });
   assert.deepEqual((await kv.get(["auth", "pool"])).value, { v: 1, active: "nope", retired: [] });
 });
+
+// The CLI asked KV for the pool's key itself (internal/auth_keys.ts) to tell
+// whether a vault has a pool: a public read instead.
+Deno.test("hasPool tells whether a KV holds a secret pool, creating none", async () => {
+  using kv = await Deno.openKv(":memory:");
+  assert.equal(await KvTokenAuthority.hasPool(kv), false);
+  assert.deepEqual(await Array.fromAsync(kv.list({ prefix: [] })), []);
+  await KvTokenAuthority.open(kv, { masterKey: undefined });
+  assert.equal(await KvTokenAuthority.hasPool(kv), true);
+});

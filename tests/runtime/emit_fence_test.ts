@@ -8,7 +8,7 @@ import {
   MemoryLeaseStore,
   Runtime,
 } from "../../runtime/mod.ts";
-import { KvEventStore, MemoryEventStore } from "../../vault/mod.ts";
+import { KvEventStore, MemoryEventStore, vaultKv } from "../../vault/mod.ts";
 import { until } from "./_helpers.ts";
 
 // The race of a paused lease holder, made deterministic: the store lets
@@ -52,7 +52,7 @@ async function race(store: EventStore, leases: LeaseStore, renew = false): Promi
   const runtime = await Runtime.create({
     vault,
     leases,
-    checkpoints: store.kv === undefined
+    checkpoints: vaultKv(store) === undefined
       ? new MemoryCheckpointStore(leases as MemoryLeaseStore)
       : undefined,
     agentLeaseSecs: 30,

@@ -10,7 +10,7 @@ import {
   type SchedulerOptions,
   ToolRegistry,
 } from "../../toolkit/mod.ts";
-import { openVault } from "../../vault/mod.ts";
+import { openVault, vaultKv } from "../../vault/mod.ts";
 import { KvConnectServer, useTestToken } from "../vault/_kv_connect_server.ts";
 
 const T0 = Date.parse("2030-01-01T00:00:00Z");
@@ -23,6 +23,7 @@ function on(vault: EventStore, clock: { now: number }, options: Partial<Schedule
   const bus = new EventBus({ store: vault });
   const scheduler = new Scheduler({
     vault,
+    kv: vaultKv(vault),
     emit: (input) => bus.emit(input),
     clock: () => clock.now,
     ...options,

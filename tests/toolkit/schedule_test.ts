@@ -133,6 +133,14 @@ Deno.test("schedule: inputs", async (t) => {
     assert.throws(() => new Scheduler({ emit, maxPayloadBytes: 40_000 }), RangeError);
     assert.throws(() => new Scheduler({} as SchedulerOptions), /emit must be a function/);
   });
+
+  await t.step("a KV without the vault it belongs to is refused in one line", async () => {
+    using kv = await Deno.openKv(":memory:");
+    assert.throws(
+      () => new Scheduler({ emit: () => Promise.resolve(), kv }),
+      { name: "TypeError", message: "Invalid schedule options: kv needs the vault it belongs to" },
+    );
+  });
 });
 
 Deno.test("schedule: firing by the clock, list and cancel", async (t) => {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import type { AppendGuard, EventRecord, EventStore } from "../../runtime/event_store.ts";
 import { GuardFailedError, TokaError, VersionConflictError } from "../../runtime/errors.ts";
 import { MAX_PAYLOAD_BYTES } from "../../runtime/event_limits.ts";
+import { vaultKv } from "../../vault/mod.ts";
 
 /** Makes a fresh, empty store whose clock is `clock`; `cleanup` releases what it opened. */
 export type StoreFactory = (
@@ -601,7 +602,7 @@ export async function runContract(t: Deno.TestContext, factory: StoreFactory): P
   async function makeGuard(
     store: EventStore,
   ): Promise<{ guard: AppendGuard; break(): Promise<void> }> {
-    const kv = store.kv;
+    const kv = vaultKv(store);
     if (kv === undefined) {
       let holds = true;
       return { guard: { holds: () => holds }, break: () => Promise.resolve(void (holds = false)) };
