@@ -198,6 +198,10 @@ export class KvTimerStore implements TimerStore {
     const ids: string[] = [];
     const entries = this.#kv.list({ start: [...DUE], end: [...DUE, now + 1] }, { limit });
     for await (const entry of entries) ids.push(entry.key[3] as string);
+    // Forget the claims seen on timers that are gone (fired or cancelled elsewhere).
+    if (ids.length < limit) {
+      for (const id of this.#seen.keys()) if (!ids.includes(id)) this.#seen.delete(id);
+    }
     return ids;
   }
 

@@ -191,6 +191,8 @@ export class Scheduler implements AsyncDisposable {
   #running = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #wakeAt = Infinity;
+  // The earliest due time scheduled while a pass ran: the pass may have missed it.
+  #missed = Infinity;
   #polling: Promise<number> = Promise.resolve(0);
   #loop: Promise<void> = Promise.resolve();
 
@@ -287,7 +289,8 @@ export class Scheduler implements AsyncDisposable {
    * fired. The poller calls it; call it yourself with an injected clock, e.g. in tests.
    *
    * @returns The number of events this call emitted.
-   * @throws {Error} What the vault or `emit` threw for a timer; that timer stays pending.
+   * @throws {Error} What the vault or `emit` threw for the first timer that could not fire,
+   *   after trying the others; the timers that could not fire stay pending.
    *
    * @example Fire with an injected clock
    * ```ts
@@ -313,18 +316,26 @@ export class Scheduler implements AsyncDisposable {
 
   async #pollOnce(): Promise<number> {
     let fired = 0;
+    const failures: unknown[] = [];
     for (;;) {
       const ids = await this.#store.due(this.#clock(), 100);
       let progress = false;
       for (const id of ids) {
-        if (await this.#store.fire(id, this.#emit)) {
-          fired++;
-          progress = true;
+        try {
+          if (await this.#store.fire(id, this.#emit)) {
+            fired++;
+            progress = true;
+          }
+        } catch (error) {
+          // It stays pending; the timers due after it still fire.
+          failures.push(error);
         }
       }
-      // Due timers left are claimed by another process: the next pass looks again.
-      if (ids.length < 100 || !progress) return fired;
+      // Due timers left are failing or claimed by another process: the next pass looks again.
+      if (ids.length < 100 || !progress) break;
     }
+    if (failures.length > 0) throw failures[0];
+    return fired;
   }
 
   #wake(delayMs: number): void {
@@ -357,6 +368,8 @@ export class Scheduler implements AsyncDisposable {
     } catch {
       // The vault is unreachable for now: poll again after the interval.
     }
+    delay = Math.max(0, Math.min(delay, this.#missed - this.#clock()));
+    this.#missed = Infinity;
     if (this.#running && this.#timer === undefined) this.#wake(delay);
   }
 
@@ -430,6 +443,8 @@ export class Scheduler implements AsyncDisposable {
     // Wake up earlier than planned for a timer due before the next look.
     if (this.#running && this.#timer !== undefined && due < this.#wakeAt) {
       this.#wake(Math.max(0, due - this.#clock()));
+    } else if (this.#running && this.#timer === undefined) {
+      this.#missed = Math.min(this.#missed, due);
     }
     return describe(timer);
   }

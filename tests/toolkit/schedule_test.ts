@@ -230,12 +230,34 @@ Deno.test("schedule: firing by the clock, list and cancel", async (t) => {
     assert.equal(await scheduler.poll(), 1);
     assert.deepEqual(emitted, ["retry.me"]);
   });
+
+  await t.step("a timer that cannot fire does not hold back the ones due after it", async () => {
+    const emitted: string[] = [];
+    const clock = { now: T0 };
+    const scheduler = new Scheduler({
+      clock: () => clock.now,
+      emit: (input) => {
+        if (input.kind === "poison") return Promise.reject(new Error("Refused by the vault"));
+        emitted.push(input.kind);
+        return Promise.resolve();
+      },
+    });
+    const tools = new ToolRegistry({ tools: scheduler.tools });
+    await tools.call("schedule", { kind: "poison", delayMs: 0 });
+    await tools.call("schedule", { kind: "healthy", delayMs: 1 });
+    clock.now += 1;
+    await assert.rejects(scheduler.poll(), /Refused by the vault/);
+    assert.deepEqual(emitted, ["healthy"]);
+    const { timers } = await tools.call("schedule.list", {}) as { timers: ScheduledTimer[] };
+    assert.deepEqual(timers.map((timer) => timer.kind), ["poison"]);
+  });
 });
 
 Deno.test("schedule: the poller", async (t) => {
   await t.step("start fires due timers with real timers; stop leaves nothing running", async () => {
     const bus = new EventBus();
-    const scheduler = new Scheduler({ emit: (input) => bus.emit(input), pollIntervalMs: 50 });
+    // A long interval: pong fires only because scheduling it wakes the poller up.
+    const scheduler = new Scheduler({ emit: (input) => bus.emit(input), pollIntervalMs: 60_000 });
     const tools = new ToolRegistry({ tools: scheduler.tools });
     const stream = bus.subscribe(["ping", "pong"]);
     await tools.call("schedule", { kind: "ping", delayMs: 0 });
@@ -253,6 +275,32 @@ Deno.test("schedule: the poller", async (t) => {
     await scheduler.stop();
     await scheduler.stop(); // no-op
     assert.equal(scheduler.running, false);
+  });
+
+  await t.step("a timer scheduled during a pass is not left to the next interval", async () => {
+    const bus = new EventBus();
+    let tools!: ToolRegistry;
+    const scheduler = new Scheduler({
+      pollIntervalMs: 60_000,
+      emit: async (input) => {
+        // Scheduled during the pass, after it read the due timers.
+        if (input.kind === "first") await tools.call("schedule", { kind: "second", delayMs: 0 });
+        return bus.emit(input);
+      },
+    });
+    tools = new ToolRegistry({ tools: scheduler.tools });
+    const stream = bus.subscribe(["first", "second"]);
+    await tools.call("schedule", { kind: "first", delayMs: 0 });
+    scheduler.start();
+    const kinds: string[] = [];
+    const deadline = setTimeout(() => stream.close(), 10_000);
+    for await (const event of stream) {
+      kinds.push(event.kind);
+      if (kinds.length === 2) break;
+    }
+    clearTimeout(deadline);
+    await scheduler.stop();
+    assert.deepEqual(kinds, ["first", "second"]);
   });
 
   await t.step(
