@@ -4,6 +4,10 @@
 // nothing here needs kv.enqueue), under ["schedule"]:
 //   ["schedule", "timer", id]      the timer (a Timer)
 //   ["schedule", "due", due, id]   true: the index the poller reads by due time
+//   ["schedule", "done", id]       a fired or cancelled timer scheduled while handling an
+//                                  event (a TimerInfo, expiring after DONE_TTL_MS): the
+//                                  same call made again when the event is handled again
+//                                  finds it instead of scheduling a second timer
 //
 // Firing is exactly once, even with several processes and crashes: a poller first
 // claims the timer (a commit that checks the timer's versionstamp and records the
@@ -37,6 +41,16 @@ export interface Timer {
   claim?: { by: string; from: string | null };
 }
 
+/** What a caller is told about a timer. */
+export type TimerInfo = Pick<Timer, "id" | "kind" | "stream" | "due">;
+
+/** How long a fired or cancelled timer's id is remembered: 30 days. */
+export const DONE_TTL_MS = 30 * 86_400_000;
+
+function info(timer: TimerInfo): TimerInfo {
+  return { id: timer.id, kind: timer.kind, stream: timer.stream, due: timer.due };
+}
+
 /** What cancel found. */
 export type CancelOutcome = "cancelled" | "not_found" | "firing";
 
@@ -45,8 +59,11 @@ export type FireEmit = (input: EmitInput) => Promise<unknown>;
 
 /** The timers of one scheduler. */
 export interface TimerStore {
-  /** Adds a timer unless `maxPending` are pending; false when full. */
-  add(timer: Timer, maxPending: number): Promise<boolean>;
+  /**
+   * Adds a timer unless `maxPending` are pending (then `undefined`). A timer whose id is
+   * pending, fired or cancelled already is not added again: that one is returned.
+   */
+  add(timer: Timer, maxPending: number): Promise<TimerInfo | undefined>;
   /** Every pending timer, by due time. */
   list(): Promise<Timer[]>;
   /** Cancels a pending timer of `owner`. */
@@ -82,11 +99,27 @@ export function firedEvent(timer: Timer): EmitInput {
 export class MemoryTimerStore implements TimerStore {
   #timers = new Map<string, Timer>();
   #firing = new Set<string>();
+  // Fired or cancelled timers with a cause, oldest first, with when they ended.
+  #done = new Map<string, { info: TimerInfo; at: number }>();
 
-  add(timer: Timer, maxPending: number): Promise<boolean> {
-    if (this.#timers.size >= maxPending) return Promise.resolve(false);
+  add(timer: Timer, maxPending: number): Promise<TimerInfo | undefined> {
+    const now = performance.now();
+    for (const [id, { at }] of this.#done) {
+      if (now - at < DONE_TTL_MS) break;
+      this.#done.delete(id);
+    }
+    const known = this.#timers.get(timer.id) ?? this.#done.get(timer.id)?.info;
+    if (known !== undefined) return Promise.resolve(info(known));
+    if (this.#timers.size >= maxPending) return Promise.resolve(undefined);
     this.#timers.set(timer.id, structuredClone(timer));
-    return Promise.resolve(true);
+    return Promise.resolve(info(timer));
+  }
+
+  #end(timer: Timer): void {
+    this.#timers.delete(timer.id);
+    if (timer.cause !== undefined) {
+      this.#done.set(timer.id, { info: info(timer), at: performance.now() });
+    }
   }
 
   list(): Promise<Timer[]> {
@@ -99,7 +132,7 @@ export class MemoryTimerStore implements TimerStore {
     const timer = this.#timers.get(id);
     if (timer === undefined || timer.scheduledBy !== owner) return Promise.resolve("not_found");
     if (this.#firing.has(id)) return Promise.resolve("firing");
-    this.#timers.delete(id);
+    this.#end(timer);
     return Promise.resolve("cancelled");
   }
 
@@ -127,7 +160,7 @@ export class MemoryTimerStore implements TimerStore {
     try {
       // One process: marking it firing is enough to fire it once.
       await emit(firedEvent(timer));
-      this.#timers.delete(id);
+      this.#end(timer);
       return true;
     } finally {
       this.#firing.delete(id);
@@ -137,6 +170,7 @@ export class MemoryTimerStore implements TimerStore {
 
 const TIMER = ["schedule", "timer"] as const;
 const DUE = ["schedule", "due"] as const;
+const DONE = ["schedule", "done"] as const;
 
 /** Timers in Deno KV, beside the vault: durable, and fired once across processes. */
 export class KvTimerStore implements TimerStore {
@@ -155,22 +189,31 @@ export class KvTimerStore implements TimerStore {
     this.#claimTimeoutMs = claimTimeoutMs;
   }
 
-  async add(timer: Timer, maxPending: number): Promise<boolean> {
-    // Counted, not locked: schedules racing in several processes may pass the limit
-    // by their number, which a limit against runaway agents tolerates.
-    let pending = 0;
-    for await (const _ of this.#kv.list({ prefix: DUE }, { limit: maxPending })) pending++;
-    if (pending >= maxPending) return false;
+  async add(timer: Timer, maxPending: number): Promise<TimerInfo | undefined> {
     const key = [...TIMER, timer.id];
-    const result = await retryLocked(() =>
-      this.#kv.atomic()
-        .check({ key, versionstamp: null })
-        .set(key, timer)
-        .set([...DUE, timer.due, timer.id], true)
-        .commit()
-    );
-    if (!result.ok) throw new Error(`Timer id "${timer.id}" is already taken`);
-    return true;
+    const doneKey = [...DONE, timer.id];
+    for (;;) {
+      const [pending, done] = await retryLocked(() =>
+        this.#kv.getMany<[Timer, TimerInfo]>([key, doneKey])
+      );
+      const known = pending.value ?? done.value;
+      if (known !== null) return info(known);
+      // Counted, not locked: schedules racing in several processes may pass the limit
+      // by their number, which a limit against runaway agents tolerates.
+      let count = 0;
+      for await (const _ of this.#kv.list({ prefix: DUE }, { limit: maxPending })) count++;
+      if (count >= maxPending) return undefined;
+      const result = await retryLocked(() =>
+        this.#kv.atomic()
+          .check(pending)
+          .check(done)
+          .set(key, timer)
+          .set([...DUE, timer.due, timer.id], true)
+          .commit()
+      );
+      if (result.ok) return info(timer);
+      // The same timer was added, fired or cancelled meanwhile: read what it is now.
+    }
   }
 
   async list(): Promise<Timer[]> {
@@ -187,7 +230,7 @@ export class KvTimerStore implements TimerStore {
       if (timer === null || timer.scheduledBy !== owner) return "not_found";
       if (timer.claim !== undefined) return "firing";
       const result = await retryLocked(() =>
-        this.#kv.atomic().check(entry).delete(key).delete([...DUE, timer.due, id]).commit()
+        this.#end(this.#kv.atomic().check(entry), timer).commit()
       );
       if (result.ok) return "cancelled";
       // Changed meanwhile (claimed, fired): look again.
@@ -282,12 +325,15 @@ export class KvTimerStore implements TimerStore {
   }
 
   async #finish(timer: Timer, guard: AppendGuard): Promise<void> {
-    const check = guard.check!;
     // A failed check means another poller took over; it finds the event and finishes.
-    await retryLocked(() =>
-      this.#kv.atomic().check(check).delete(check.key).delete([...DUE, timer.due, timer.id])
-        .commit()
-    );
+    await retryLocked(() => this.#end(this.#kv.atomic().check(guard.check!), timer).commit());
+  }
+
+  // Deletes a timer; one scheduled while handling an event is remembered as done.
+  #end(op: Deno.AtomicOperation, timer: Timer): Deno.AtomicOperation {
+    op.delete([...TIMER, timer.id]).delete([...DUE, timer.due, timer.id]);
+    if (timer.cause === undefined) return op;
+    return op.set([...DONE, timer.id], info(timer), { expireIn: DONE_TTL_MS });
   }
 }
 

@@ -11,7 +11,14 @@ import type { EventRecord, EventStore } from "../runtime/event_store.ts";
 import { assertKind, assertStream } from "../internal/ids.ts";
 import { ToolInputError } from "./errors.ts";
 import { defineTool, type Tool, type ToolContext } from "./tool.ts";
-import { KvTimerStore, MemoryTimerStore, type Timer, type TimerStore } from "./_schedule_store.ts";
+import { createHash } from "node:crypto";
+import {
+  KvTimerStore,
+  MemoryTimerStore,
+  type Timer,
+  type TimerInfo,
+  type TimerStore,
+} from "./_schedule_store.ts";
 
 const logger = getLogger(["toka", "toolkit", "schedule"]);
 
@@ -123,7 +130,7 @@ function limit(
   return value;
 }
 
-function describe(timer: Timer): ScheduledTimer {
+function describe(timer: TimerInfo): ScheduledTimer {
   return {
     id: timer.id,
     kind: timer.kind,
@@ -156,8 +163,11 @@ const TIMER_SCHEMA = {
  *
  * The fired event has the given kind, payload and stream (`"schedule"` by default), the event
  * whose handler called `schedule` as parent (`ctx.tools.call` passes it), and
- * `meta.scheduleId` and `meta.scheduledBy` (the caller's token subject). A caller lists and
- * cancels only the timers it scheduled. Bad input is a `ToolInputError` naming the field.
+ * `meta.scheduleId` and `meta.scheduledBy` (the caller's token subject). While handling an
+ * event, the same call (caller, input and event) is one timer: a handler run again after an
+ * error or a restart gets that timer back, also after it fired or was cancelled (for 30 days).
+ * A caller lists and cancels only the timers it scheduled. Bad input is a `ToolInputError`
+ * naming the field.
  *
  * @example Schedule an event, list it, let it fire
  * ```ts
@@ -422,31 +432,45 @@ export class Scheduler implements AsyncDisposable {
   async #schedule(input: ScheduleInput, ctx: ToolContext): Promise<ScheduledTimer> {
     const { due, stream, payloadJson } = this.#input(input);
     const cause: EventRecord | undefined = ctx.cause;
+    const scheduledBy = ctx.claims.sub;
     const timer: Timer = {
-      id: crypto.randomUUID(),
+      // While handling an event, the same call gets the same id: when the handler runs
+      // again (a retry, or a restart before its checkpoint) it finds that timer.
+      id: cause === undefined ? crypto.randomUUID() : createHash("sha256")
+        .update(JSON.stringify([
+          scheduledBy,
+          cause.id,
+          input.kind,
+          stream,
+          payloadJson,
+          input.at ?? null,
+          input.delayMs ?? null,
+        ]))
+        .digest("hex").slice(0, 32),
       kind: input.kind,
       payloadJson,
       stream,
       due,
       scheduledAt: this.#clock(),
-      scheduledBy: ctx.claims.sub,
+      scheduledBy,
       ...(cause !== undefined && {
         cause: cause.id,
         correlationId: cause.meta.correlationId ?? cause.id,
       }),
     };
-    if (!(await this.#store.add(timer, this.#maxPending))) {
+    const stored = await this.#store.add(timer, this.#maxPending);
+    if (stored === undefined) {
       throw new RangeError(
         `Cannot schedule "${input.kind}": ${this.#maxPending} timers are pending, the limit`,
       );
     }
     // Wake up earlier than planned for a timer due before the next look.
-    if (this.#running && this.#timer !== undefined && due < this.#wakeAt) {
-      this.#wake(Math.max(0, due - this.#clock()));
+    if (this.#running && this.#timer !== undefined && stored.due < this.#wakeAt) {
+      this.#wake(Math.max(0, stored.due - this.#clock()));
     } else if (this.#running && this.#timer === undefined) {
-      this.#missed = Math.min(this.#missed, due);
+      this.#missed = Math.min(this.#missed, stored.due);
     }
-    return describe(timer);
+    return describe(stored);
   }
 
   #makeTools(): Tool[] {

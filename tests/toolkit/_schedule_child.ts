@@ -1,7 +1,8 @@
-// A process for the schedule restart test. `schedule <db> <delayMs>`: an agent
-// schedules a reminder, the process prints its timer as JSON and runs until killed.
-// `serve <db>` runs the runtime (without that agent) until the reminder is in the
-// log, then stops and prints "fired".
+// A process for the schedule restart test, on a vault file. `schedule <db> <delayMs>`:
+// the planner agent schedules a reminder for a new task, the process prints the timer
+// as JSON and runs until killed. `serve <db>`: runs the same agent (which handles the
+// task again if the killed process had not saved its checkpoint) until the reminder is
+// in the log and the task is handled, then stops and prints "fired".
 import { createRuntime, defineAgent } from "../../mod.ts";
 
 const [mode, db, delayMs] = Deno.args;
@@ -14,30 +15,37 @@ const runtime = await createRuntime({
   db,
   auth: { masterKey: null },
   schedule: { pollIntervalMs: 50 },
+  // The killed process holds the agent's lease until it ends: a short one is taken over soon.
+  agentLeaseSecs: 1,
 });
+runtime.register(defineAgent({
+  name: "planner",
+  subscribe: ["task.created"],
+  permissions: ["tool:schedule:invoke"],
+  async handle(event, ctx) {
+    const timer = await ctx.tools.call("schedule", {
+      kind: "reminder.due",
+      payload: { text: "Stand up" },
+      delayMs: (event.payload as { delayMs: number }).delayMs,
+    });
+    if (mode === "schedule") console.log(JSON.stringify(timer));
+  },
+}));
+await runtime.start();
 if (mode === "schedule") {
-  runtime.register(defineAgent({
-    name: "planner",
-    subscribe: ["task.created"],
-    permissions: ["tool:schedule:invoke"],
-    async handle(_event, ctx) {
-      const timer = await ctx.tools.call("schedule", {
-        kind: "reminder.due",
-        payload: { text: "Stand up" },
-        delayMs: Number(delayMs),
-      });
-      console.log(JSON.stringify(timer));
-    },
-  }));
-  await runtime.start();
-  await runtime.emit({ kind: "task.created" });
+  await runtime.emit({ kind: "task.created", payload: { delayMs: Number(delayMs) } });
   await new Promise(() => {}); // Runs until killed.
 } else {
-  await runtime.start();
   const vault = runtime.bus.store!;
-  while ((await Array.fromAsync(vault.read({ kinds: ["reminder.due"] }))).length === 0) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const [task] = await Array.fromAsync(vault.read({ kinds: ["task.created"] }));
+  const done = async () => {
+    const fired = await Array.fromAsync(vault.read({ kinds: ["reminder.due"] }));
+    const [planner] = runtime.agents();
+    const handled = planner.standby ||
+      (planner.position !== null && planner.position >= task.position);
+    return fired.length > 0 && handled;
+  };
+  while (!(await done())) await new Promise((resolve) => setTimeout(resolve, 50));
   await runtime.close();
   clearTimeout(deadline);
   console.log("fired");

@@ -194,6 +194,28 @@ async function contract(t: Deno.TestContext, database: () => Promise<Open>): Pro
     }
   });
 
+  await t.step("the same call for the same event is one timer, also once fired", async () => {
+    const open = await database();
+    const clock = { now: T0 };
+    const [one, two] = [await open(), await open()];
+    try {
+      const a = on(one, clock);
+      const b = on(two, clock);
+      const cause = await a.bus.emit({ kind: "task.created" });
+      const input = { kind: "task.reminder", delayMs: 5 };
+      const first = await a.tools.call("schedule", input, { cause }) as ScheduledTimer;
+      assert.deepEqual(await b.tools.call("schedule", input, { cause }), first);
+      clock.now += 5;
+      assert.equal(await b.scheduler.poll(), 1);
+      assert.deepEqual(await a.tools.call("schedule", input, { cause }), first);
+      assert.deepEqual(await a.tools.call("schedule.list", {}), { timers: [] });
+      assert.deepEqual(await kinds(one, "task.reminder"), [first.id]);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+
   await t.step("cancel removes a durable timer for good", async () => {
     const open = await database();
     const clock = { now: T0 };

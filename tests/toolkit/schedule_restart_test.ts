@@ -1,5 +1,6 @@
 // A real process's agent schedules a reminder and is killed before it is due; after the due
-// time two processes start on the same vault file: the reminder fires exactly once.
+// time two processes start on the same vault file: the reminder fires exactly once, although
+// the agent handles its task again there (the killed process had not saved its checkpoint).
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { ScheduledTimer } from "../../toolkit/mod.ts";

@@ -211,6 +211,33 @@ Deno.test("schedule: firing by the clock, list and cancel", async (t) => {
     );
   });
 
+  await t.step("the same call while handling the same event schedules one timer", async () => {
+    const { tools, clock, scheduler, fired, bus } = setup();
+    const cause = await bus.emit({ kind: "task.created" });
+    const other = await bus.emit({ kind: "task.created" });
+    const input = { kind: "task.reminder", payload: { n: 1 }, delayMs: 10 };
+    const call = (input: unknown, event = cause) =>
+      tools.call("schedule", input, { token: "ada", cause: event }) as Promise<ScheduledTimer>;
+    const first = await call(input);
+    assert.deepEqual(await call(input), first, "a retried handler finds its timer");
+    assert.notEqual((await call({ ...input, payload: { n: 2 } })).id, first.id);
+    assert.notEqual((await call(input, other)).id, first.id, "another event, another timer");
+    const theirs = await tools.call("schedule", input, { token: "bob", cause });
+    assert.notEqual((theirs as ScheduledTimer).id, first.id, "another caller, another timer");
+    clock.now += 10;
+    assert.equal(await scheduler.poll(), 4);
+    // Fired: the same call again is told about that timer and schedules nothing.
+    assert.deepEqual(await call(input), first);
+    const cancelled = await call({ ...input, delayMs: 20 });
+    await tools.call("schedule.cancel", { id: cancelled.id }, { token: "ada" });
+    assert.deepEqual(await call({ ...input, delayMs: 20 }), cancelled);
+    assert.deepEqual(await tools.call("schedule.list", {}, { token: "ada" }), { timers: [] });
+    clock.now += 100;
+    assert.equal(await scheduler.poll(), 0);
+    await bus.idle();
+    assert.equal(fired.filter((e) => e.kind === "task.reminder").length, 4);
+  });
+
   await t.step("an emit that fails leaves the timer pending for the next pass", async () => {
     let fail = true;
     const emitted: string[] = [];
@@ -279,7 +306,6 @@ Deno.test("schedule: the poller", async (t) => {
 
   await t.step("a timer scheduled during a pass is not left to the next interval", async () => {
     const bus = new EventBus();
-    let tools!: ToolRegistry;
     const scheduler = new Scheduler({
       pollIntervalMs: 60_000,
       emit: async (input) => {
@@ -288,7 +314,7 @@ Deno.test("schedule: the poller", async (t) => {
         return bus.emit(input);
       },
     });
-    tools = new ToolRegistry({ tools: scheduler.tools });
+    const tools = new ToolRegistry({ tools: scheduler.tools });
     const stream = bus.subscribe(["first", "second"]);
     await tools.call("schedule", { kind: "first", delayMs: 0 });
     scheduler.start();
@@ -367,6 +393,35 @@ Deno.test("schedule: in createRuntime", async (t) => {
     } finally {
       await runtime.close();
     }
+  });
+
+  await t.step("a handler retried after scheduling leaves one timer, fired once", async () => {
+    await using runtime = await createRuntime({
+      db: ":memory:",
+      schedule: { pollIntervalMs: 20 },
+      retry: { attempts: 3, backoffMs: () => 1 },
+    });
+    let attempts = 0;
+    runtime.register(defineAgent({
+      name: "flaky",
+      subscribe: ["task.created"],
+      permissions: ["tool:schedule:invoke"],
+      async handle(_event, ctx) {
+        await ctx.tools.call("schedule", { kind: "task.reminder", delayMs: 50 });
+        if (++attempts === 1) throw new Error("Flaky after scheduling");
+      },
+    }));
+    await runtime.start();
+    await runtime.emit({ kind: "task.created" });
+    const vault = runtime.bus.store!;
+    const reminders = () => Array.fromAsync(vault.read({ kinds: ["task.reminder"] }));
+    for (let i = 0; i < 1000 && (await reminders()).length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // Time for a second timer, if there were one, to fire too.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(attempts, 2);
+    assert.equal((await reminders()).length, 1);
   });
 
   await t.step("an agent without the permission is refused", async () => {
