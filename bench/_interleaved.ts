@@ -6,11 +6,11 @@
 export const BATCH = 1000;
 const SAMPLES = 100;
 
-/** Nanoseconds per event over SAMPLES batches of BATCH events. */
-async function time(run: () => Promise<void>): Promise<number> {
+/** Nanoseconds per event over `samples` batches of BATCH events. */
+async function time(run: () => Promise<void>, samples: number): Promise<number> {
   const started = performance.now();
-  for (let i = 0; i < SAMPLES; i++) await run();
-  return (performance.now() - started) * 1e6 / (SAMPLES * BATCH);
+  for (let i = 0; i < samples; i++) await run();
+  return (performance.now() - started) * 1e6 / (samples * BATCH);
 }
 
 /** The median of some values. */
@@ -29,19 +29,21 @@ export interface Rounds {
 
 /**
  * Warms both up (5 timings each), then runs `rounds` interleaved rounds. A
- * ratio above 1 means the candidate is faster than the baseline.
+ * ratio above 1 means the candidate is faster than the baseline. Each timing
+ * runs `samples` batches (100; fewer for work that takes milliseconds a batch).
  */
 export async function interleaved(
   baseline: () => Promise<void>,
   candidate: () => Promise<void>,
   rounds: number,
+  samples: number = SAMPLES,
 ): Promise<Rounds> {
-  for (let i = 0; i < 5; i++) await time(baseline), await time(candidate);
-  const result: Rounds = { events: SAMPLES * BATCH, baselineNs: [], candidateNs: [], ratios: [] };
+  for (let i = 0; i < 5; i++) await time(baseline, samples), await time(candidate, samples);
+  const result: Rounds = { events: samples * BATCH, baselineNs: [], candidateNs: [], ratios: [] };
   for (let round = 0; round < rounds; round++) {
     let b: number, c: number;
-    if (round % 2 === 0) b = await time(baseline), c = await time(candidate);
-    else c = await time(candidate), b = await time(baseline);
+    if (round % 2 === 0) b = await time(baseline, samples), c = await time(candidate, samples);
+    else c = await time(candidate, samples), b = await time(baseline, samples);
     result.baselineNs.push(b);
     result.candidateNs.push(c);
     result.ratios.push(b / c);

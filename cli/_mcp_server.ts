@@ -19,7 +19,7 @@ import type { ToolRegistry } from "../toolkit/mod.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { redactTokens } from "../internal/redact.ts";
 import type { CommandContext } from "./_context.ts";
-import { buildCliTools, storeRecorder } from "./_tool_registry.ts";
+import { buildCliTools, storeRecorders } from "./_tool_registry.ts";
 import { LineTransport } from "./_mcp_transport.ts";
 import { withExistingAuthority } from "./auth.ts";
 import { noSecretPool, TOKEN_ENV } from "./tool.ts";
@@ -52,7 +52,7 @@ export async function serveMcp(ctx: CommandContext): Promise<number> {
     const claims = await authority.verify(token);
     await using tools = await buildCliTools(ctx.toolSettings, {
       authority,
-      record: storeRecorder(store, "mcp"),
+      ...storeRecorders(store, "mcp"),
     });
     const server = createMcpServer(tools.registry, authority, token);
     const transport = new LineTransport(stdin, (text) => ctx.io.stdout(text));

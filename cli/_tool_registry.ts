@@ -5,11 +5,12 @@ import {
   createFsTools,
   createHttpFetchTool,
   type Tool,
+  type ToolEvent,
   ToolRegistry,
   type ToolRegistryOptions,
 } from "../toolkit/mod.ts";
 import type { TokenAuthority } from "../runtime/token_authority.ts";
-import type { EventStore } from "../runtime/event_store.ts";
+import type { EventInput, EventStore } from "../runtime/event_store.ts";
 import { TokaError } from "../runtime/errors.ts";
 
 /** Where the fs tools work when no root is set: the runtime's own `storageRoot` default. */
@@ -37,6 +38,8 @@ export interface CliToolsOptions {
   authority?: TokenAuthority;
   /** Records the registry's `tool.*` events; nothing is recorded without it. */
   record?: ToolRegistryOptions["record"];
+  /** Records several of them at once, e.g. as one vault append. */
+  recordBatch?: ToolRegistryOptions["recordBatch"];
 }
 
 /** The CLI's registry and what it started for it (plugins); close it when done. */
@@ -79,6 +82,7 @@ export async function buildCliTools(
   const registry = new ToolRegistry({
     authority: options.authority,
     record: options.record,
+    recordBatch: options.recordBatch,
     tools,
   });
   const close = async (): Promise<void> => {};
@@ -86,19 +90,30 @@ export async function buildCliTools(
 }
 
 /**
- * A recorder that appends each `tool.*` event to {@linkcode TOOL_STREAM} of a
- * store, tagged with where the call came from (`meta.source`).
+ * The recorders that append the registry's `tool.*` events to
+ * {@linkcode TOOL_STREAM} of a store, tagged with where the calls came from
+ * (`meta.source`): one event, or several in one append.
  *
  * @param store The vault.
  * @param source Where the calls come from, e.g. `"cli"` or `"mcp"`.
- * @returns The recorder for {@linkcode CliToolsOptions.record}.
+ * @returns `record` and `recordBatch` for {@linkcode buildCliTools}.
  */
-export function storeRecorder(
+export function storeRecorders(
   store: EventStore,
   source: string,
-): NonNullable<ToolRegistryOptions["record"]> {
+): Required<Pick<CliToolsOptions, "record" | "recordBatch">> {
   const meta = { source };
-  return async (event) => {
-    await store.append(TOOL_STREAM, [{ kind: event.kind, payload: event.payload, meta }]);
+  const input = (event: ToolEvent): EventInput => ({
+    kind: event.kind,
+    payload: event.payload,
+    meta,
+  });
+  return {
+    record: async (event) => {
+      await store.append(TOOL_STREAM, [input(event)]);
+    },
+    recordBatch: async (events) => {
+      await store.append(TOOL_STREAM, events.map(input));
+    },
   };
 }

@@ -12,7 +12,7 @@ import type { ToolInfo } from "../runtime/tool_registry.ts";
 import { ToolNotFoundError } from "../runtime/tool_registry.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { type CommandContext, type RunCommand, writes } from "./_context.ts";
-import { buildCliTools, storeRecorder } from "./_tool_registry.ts";
+import { buildCliTools, storeRecorders } from "./_tool_registry.ts";
 import { UsageError } from "./_usage_error.ts";
 import { withExistingAuthority } from "./auth.ts";
 
@@ -109,7 +109,7 @@ export async function runTool(
     if (authority === undefined) throw noSecretPool(ctx);
     await using tools = await buildCliTools(ctx.toolSettings, {
       authority,
-      record: storeRecorder(store, "cli"),
+      ...storeRecorders(store, "cli"),
     });
     const output = await tools.registry.call(name, input, { token, signal: ctx.io.signal });
     ctx.io.stdout(`${JSON.stringify(output ?? null, null, ctx.json ? undefined : 2)}\n`);

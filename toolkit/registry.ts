@@ -66,6 +66,15 @@ export interface ToolRegistryOptions {
    * when it throws.
    */
   record?: (event: ToolEvent, cause?: EventRecord) => unknown | Promise<unknown>;
+  /**
+   * Records several events at once, in order, with the caller's `cause`: as one
+   * vault append, so they are stored together or not at all. The registry uses it
+   * for a tool annotated `readOnlyHint: true`, whose `tool.invoked` need not be
+   * stored before it runs (it changes nothing): both events are recorded once it
+   * has run, before the call returns, in one append instead of two. Without it,
+   * `record` is called for each event, in order.
+   */
+  recordBatch?: (events: ToolEvent[], cause?: EventRecord) => unknown | Promise<unknown>;
   /** Milliseconds since the epoch, for durations; `Date.now` by default. */
   clock?: () => number;
   /** Tools to register at once. */
@@ -99,6 +108,7 @@ export class ToolRegistry implements ToolRegistryContract {
   #tools = new Map<string, Entry>();
   #authority: TokenAuthority;
   #record: (event: ToolEvent, cause?: EventRecord) => unknown | Promise<unknown>;
+  #recordBatch?: (events: ToolEvent[], cause?: EventRecord) => unknown | Promise<unknown>;
   #clock: () => number;
 
   /**
@@ -110,6 +120,7 @@ export class ToolRegistry implements ToolRegistryContract {
   constructor(options: ToolRegistryOptions = {}) {
     this.#authority = options.authority ?? new AllowAllAuthority();
     this.#record = options.record ?? (() => {});
+    this.#recordBatch = options.recordBatch;
     this.#clock = options.clock ?? Date.now;
     for (const tool of options.tools ?? []) this.register(tool);
   }
@@ -258,11 +269,18 @@ export class ToolRegistry implements ToolRegistryContract {
       throw error;
     }
     const inputDigest = digest(input);
-    await this.#record({
+    const invoked: ToolEvent = {
       kind: "tool.invoked",
       payload: { tool: name, callId, ...(inputDigest && { inputDigest }) },
-    }, cause);
+    };
+    // A tool with effects has its invocation stored before it runs; a read-only
+    // one's is stored with its outcome, in one batch when the recorder takes one.
+    const deferred = entry.info.annotations?.readOnlyHint === true &&
+      this.#recordBatch !== undefined;
+    if (!deferred) await this.#record(invoked, cause);
     let output: unknown;
+    let outcome: ToolEvent;
+    let failure: { error: unknown } | undefined;
     try {
       if (!entry.validateInput(input)) {
         throw new ToolInputError(name, firstProblem(entry.validateInput.errors));
@@ -271,8 +289,13 @@ export class ToolRegistry implements ToolRegistryContract {
       if (entry.validateOutput && !entry.validateOutput(output)) {
         throw new ToolOutputError(name, firstProblem(entry.validateOutput.errors));
       }
+      outcome = {
+        kind: "tool.completed",
+        payload: { tool: name, callId, durationMs: this.#clock() - started },
+      };
     } catch (error) {
-      await this.#record({
+      failure = { error };
+      outcome = {
         kind: "tool.failed",
         payload: {
           tool: name,
@@ -280,13 +303,11 @@ export class ToolRegistry implements ToolRegistryContract {
           durationMs: this.#clock() - started,
           error: errorInfo(error),
         },
-      }, cause);
-      throw error;
+      };
     }
-    await this.#record({
-      kind: "tool.completed",
-      payload: { tool: name, callId, durationMs: this.#clock() - started },
-    }, cause);
+    if (deferred) await this.#recordBatch!([invoked, outcome], cause);
+    else await this.#record(outcome, cause);
+    if (failure !== undefined) throw failure.error;
     return output;
   }
 
