@@ -60,6 +60,23 @@ export {
   type SchedulerOptions,
 } from "./schedule_tools.ts";
 export {
+  type HttpTransport,
+  type McpTransport,
+  type ModuleTransport,
+  parsePluginManifest,
+  type PluginSpec,
+  type PluginTransport,
+  readPluginManifest,
+  type StdioTransport,
+} from "./plugin_manifest.ts";
+export {
+  type LoadedPlugin,
+  loadPlugins,
+  type LoadPluginsOptions,
+  type PluginHost,
+  PluginLoadError,
+} from "./plugin_host.ts";
+export {
   NoopToolRegistry,
   type ToolAnnotations,
   type ToolCallOptions,

@@ -1,0 +1,283 @@
+// The stdio transport: one child process speaking JSON-RPC 2.0, one message per line. Started
+// on first use, restarted with backoff after it dies (on the next call, not eagerly), killed
+// when a call times out (it is stuck or lost) and on close.
+import { parseResponse, rpcError, rpcRequest } from "./_plugin_jsonrpc.ts";
+import { preview, timedOut } from "./_plugin_remote.ts";
+
+/** How to start the child, and how long to wait between restarts. */
+export interface StdioOptions {
+  command: string;
+  args?: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Delay before the first restart after a death; doubled per death in a row. */
+  restartDelayMs: number;
+  /** The longest delay between restarts. */
+  maxRestartDelayMs: number;
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+interface Proc {
+  child: Deno.ChildProcess;
+  writer: WritableStreamDefaultWriter<Uint8Array>;
+  pending: Map<number, Pending>;
+  stderr: string;
+  /** Why we killed it, when we did. */
+  killed?: string;
+  done: Promise<void>;
+}
+
+// A line longer than this is not an answer we want to hold in memory.
+const MAX_LINE_CHARS = 16 * 1024 * 1024;
+// What a child inherits from our environment: enough to run, never our secrets.
+const INHERITED_ENV = [
+  "PATH",
+  "HOME",
+  "USER",
+  "LOGNAME",
+  "SHELL",
+  "TERM",
+  "LANG",
+  "TMPDIR",
+  "DENO_DIR",
+  "XDG_CACHE_HOME",
+  "SYSTEMROOT",
+];
+const encoder = new TextEncoder();
+
+/** The environment of a plugin process: a few inherited variables plus the spec's own. */
+export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of INHERITED_ENV) {
+    try {
+      const value = Deno.env.get(name);
+      if (value !== undefined) env[name] = value;
+    } catch {
+      // No --allow-env for it: the child goes without.
+    }
+  }
+  return { ...env, ...extra };
+}
+
+/** Sleeps, or rejects with the signal's reason when it aborts first. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Delays restarts: none before the first start, then doubling per death in a row. */
+export class Backoff {
+  #failures = 0;
+  #retryAt = 0;
+  #options: { restartDelayMs: number; maxRestartDelayMs: number };
+
+  constructor(options: { restartDelayMs: number; maxRestartDelayMs: number }) {
+    this.#options = options;
+  }
+
+  /** Counts a death (or a failed start). */
+  failed(): void {
+    const { restartDelayMs, maxRestartDelayMs } = this.#options;
+    const delay = Math.min(maxRestartDelayMs, restartDelayMs * 2 ** Math.min(this.#failures, 30));
+    this.#failures++;
+    this.#retryAt = performance.now() + delay;
+  }
+
+  /** Forgets past deaths: the plugin answered. */
+  succeeded(): void {
+    this.#failures = 0;
+    this.#retryAt = 0;
+  }
+
+  /** Waits until a (re)start is due. */
+  async wait(signal: AbortSignal): Promise<void> {
+    const ms = this.#retryAt - performance.now();
+    if (ms > 0) await sleep(ms, signal);
+  }
+}
+
+/** A connection to a stdio plugin: requests are multiplexed by id over one child. */
+export class StdioConnection {
+  #options: StdioOptions;
+  #proc?: Proc;
+  #procs = new Set<Proc>();
+  #nextId = 1;
+  #backoff: Backoff;
+  #closed = new AbortController();
+
+  constructor(options: StdioOptions) {
+    this.#options = options;
+    this.#backoff = new Backoff(options);
+  }
+
+  /** Sends a request and waits for its answer; rejects when `signal` aborts. */
+  async request(method: string, params: unknown, signal: AbortSignal): Promise<unknown> {
+    const proc = await this.#ready(signal);
+    const id = this.#nextId++;
+    const answer = Promise.withResolvers<unknown>();
+    proc.pending.set(id, answer);
+    const onAbort = () => {
+      proc.pending.delete(id);
+      answer.reject(signal.reason);
+      // A call that times out leaves a child that is stuck or has lost track: start afresh.
+      if (timedOut(signal)) this.#kill(proc, "was stopped after a call timed out");
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      proc.writer.write(encoder.encode(rpcRequest(id, method, params) + "\n")).catch(
+        (error: unknown) => {
+          proc.pending.delete(id);
+          answer.reject(new Error(`cannot write to the plugin process: ${preview(String(error))}`));
+        },
+      );
+      return await answer.promise;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Kills the child (if any) and waits for it; later requests fail. */
+  async close(): Promise<void> {
+    this.#closed.abort(new Error("the plugin is closed"));
+    for (const proc of this.#procs) this.#kill(proc, "was closed");
+    await Promise.all([...this.#procs].map((proc) => proc.done));
+  }
+
+  async #ready(signal: AbortSignal): Promise<Proc> {
+    const stop = AbortSignal.any([signal, this.#closed.signal]);
+    for (;;) {
+      stop.throwIfAborted();
+      if (this.#proc !== undefined) return this.#proc;
+      await this.#backoff.wait(stop);
+      if (this.#proc !== undefined) continue; // another call started it meanwhile
+      stop.throwIfAborted();
+      try {
+        this.#proc = this.#spawn();
+      } catch (error) {
+        this.#backoff.failed();
+        const reason = error instanceof Deno.errors.NotFound
+          ? `command ${JSON.stringify(this.#options.command)} not found`
+          : preview((error as Error).message ?? error);
+        throw new Error(`cannot start the plugin process: ${reason}`, { cause: error });
+      }
+    }
+  }
+
+  #spawn(): Proc {
+    const { command, args = [], env, cwd } = this.#options;
+    const child = new Deno.Command(command, {
+      args,
+      cwd,
+      env: childEnv(env),
+      clearEnv: true,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const proc: Proc = {
+      child,
+      writer: child.stdin.getWriter(),
+      pending: new Map(),
+      stderr: "",
+      done: Promise.resolve(),
+    };
+    this.#procs.add(proc);
+    proc.done = (async () => {
+      const [status] = await Promise.all([child.status, this.#readAnswers(proc), readTail(proc)]);
+      await proc.writer.close().catch(() => {});
+      this.#procs.delete(proc);
+      this.#gone(proc);
+      const why = proc.killed ??
+        `exited with ${status.signal ? `signal ${status.signal}` : `code ${status.code}`}`;
+      const last = proc.stderr.trim().split("\n").at(-1)?.trim();
+      const error = new Error(
+        `the plugin process ${why}${last ? ` (stderr: ${preview(last.slice(-200))})` : ""}`,
+      );
+      for (const pending of proc.pending.values()) pending.reject(error);
+      proc.pending.clear();
+    })();
+    return proc;
+  }
+
+  // Forgets a child that died or was killed, once, and delays the next start.
+  #gone(proc: Proc): void {
+    if (this.#proc !== proc) return;
+    this.#proc = undefined;
+    if (!this.#closed.signal.aborted) this.#backoff.failed();
+  }
+
+  #kill(proc: Proc, why: string): void {
+    if (proc.killed !== undefined) return;
+    proc.killed = why;
+    this.#gone(proc);
+    const error = new Error(`the plugin process ${why}`);
+    for (const pending of proc.pending.values()) pending.reject(error);
+    proc.pending.clear();
+    try {
+      proc.child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+  }
+
+  async #readAnswers(proc: Proc): Promise<void> {
+    let buffer = "";
+    const lines = proc.child.stdout.pipeThrough(new TextDecoderStream());
+    for await (const chunk of lines) {
+      if (proc.killed !== undefined) continue; // drain what is left
+      buffer += chunk;
+      let end: number;
+      while ((end = buffer.indexOf("\n")) >= 0 && proc.killed === undefined) {
+        const line = buffer.slice(0, end).trim();
+        buffer = buffer.slice(end + 1);
+        if (line !== "") this.#answer(proc, line);
+      }
+      if (buffer.length > MAX_LINE_CHARS) {
+        this.#kill(proc, `sent a line longer than ${MAX_LINE_CHARS} characters`);
+      }
+    }
+  }
+
+  #answer(proc: Proc, line: string): void {
+    let response;
+    try {
+      let message: unknown;
+      try {
+        message = JSON.parse(line);
+      } catch {
+        throw new Error(`printed ${JSON.stringify(preview(line))}, which is not JSON`);
+      }
+      response = parseResponse(message);
+    } catch (error) {
+      return this.#kill(proc, `${(error as Error).message}, and was stopped`);
+    }
+    if (response === "other" || typeof response.id !== "number") return;
+    const pending = proc.pending.get(response.id);
+    if (pending === undefined) return; // the answer to a call that timed out or was aborted
+    proc.pending.delete(response.id);
+    this.#backoff.succeeded();
+    if (response.error) pending.reject(rpcError(response.error));
+    else pending.resolve(response.result);
+  }
+}
+
+// Keeps the end of the child's stderr for error messages.
+async function readTail(proc: Proc): Promise<void> {
+  for await (const chunk of proc.child.stderr.pipeThrough(new TextDecoderStream())) {
+    proc.stderr = (proc.stderr + chunk).slice(-2048);
+  }
+}
