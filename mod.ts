@@ -43,6 +43,10 @@ import {
   createHttpFetchTool,
   type FsToolsOptions,
   type HttpFetchOptions,
+  loadPlugins,
+  type PluginHost,
+  type PluginSpec,
+  readPluginManifest,
   Scheduler,
   type SchedulerOptions,
   type Tool,
@@ -98,6 +102,11 @@ export interface CreateRuntimeOptions extends Omit<RuntimeConfig, "auth"> {
    * from `start()` to `stop()`. `schedule: {}` for the defaults. Not registered without it.
    */
   schedule?: Omit<SchedulerOptions, "emit" | "vault" | "kv" | "clock">;
+  /**
+   * Plugins whose tools to register (see {@linkcode loadPlugins}): specs, or the path of a
+   * manifest file. Loaded before the runtime is returned; `close()` stops them.
+   */
+  plugins?: PluginSpec[] | string;
 }
 
 /** A runtime with every feature wired, that also owns what {@linkcode createRuntime} opened. */
@@ -121,6 +130,7 @@ export interface TokaRuntime extends Runtime {
  *   and `auth.masterKey` is not given: the secrets are never stored raw by accident.
  * @throws {SecretPoolError} When the secret pool is wrapped and the master key is wrong or
  *   missing, or a master key is given and the pool holds a raw secret.
+ * @throws {PluginLoadError} When a plugin cannot be loaded (nothing stays open).
  *
  * @example
  * ```ts
@@ -132,7 +142,9 @@ export interface TokaRuntime extends Runtime {
  * ```
  */
 export async function createRuntime(options: CreateRuntimeOptions = {}): Promise<TokaRuntime> {
-  const { db, extraTools, auth: authOption, fs, http, schedule, ...config } = options;
+  const { db, extraTools, auth: authOption, fs, http, plugins, schedule, ...config } = options;
+  // Read before the vault opens, so a bad manifest opens nothing.
+  const pluginSpecs = typeof plugins === "string" ? await readPluginManifest(plugins) : plugins;
   // Checked before the vault opens, so a bad option opens nothing.
   const builtins = [...builtinTools({ clock: config.clock })];
   if (fs !== undefined) {
@@ -163,6 +175,7 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
   // The state beside the log (secret pool, timers, storage, checkpoints,
   // leases) lives in the vault's KV, handed out by the vault.
   const kv = vaultKv(vault);
+  let pluginHost: PluginHost | undefined;
   try {
     const auth = given ?? (kv === undefined ? undefined : await KvTokenAuthority.open(
       kv,
@@ -189,6 +202,12 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
       // Tool calls are events too, caused by the event the caller was handling.
       record: (event, cause) => runtime.bus.emit({ ...event, stream: "toolkit" }, cause),
     });
+    if (pluginSpecs !== undefined) {
+      if (!(tools instanceof ToolRegistry)) {
+        throw new TypeError("Invalid plugins: they need the toolkit's ToolRegistry as tools");
+      }
+      pluginHost = await loadPlugins(tools, pluginSpecs);
+    }
     // Agents' storage("vault") lives in the vault's KV, given explicitly; so do
     // checkpoints and leases, so that they outlive the process and several
     // processes sharing the vault run each agent once.
@@ -206,6 +225,7 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
     });
     const close = async (): Promise<void> => {
       await runtime.stop();
+      await pluginHost?.close();
       if (ownsVault) await vault.close();
     };
     if (scheduler !== undefined) {
@@ -225,6 +245,7 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
     // `await using` closes what createRuntime opened, not only the runtime.
     return Object.assign(runtime, { close, [Symbol.asyncDispose]: close });
   } catch (error) {
+    await pluginHost?.close();
     if (ownsVault) await vault.close();
     throw error;
   }
@@ -361,7 +382,19 @@ export {
   type HttpFetchInput,
   type HttpFetchOptions,
   type HttpFetchOutput,
+  type HttpTransport,
+  type LoadedPlugin,
+  loadPlugins,
+  type LoadPluginsOptions,
+  type McpTransport,
+  type ModuleTransport,
   type NowOutput,
+  parsePluginManifest,
+  type PluginHost,
+  PluginLoadError,
+  type PluginSpec,
+  type PluginTransport,
+  readPluginManifest,
   type ScheduleCancelInput,
   type ScheduleCancelOutput,
   type ScheduledTimer,
@@ -369,6 +402,7 @@ export {
   type ScheduleListOutput,
   Scheduler,
   type SchedulerOptions,
+  type StdioTransport,
   type Tool,
   type ToolContext,
   type ToolEvent,

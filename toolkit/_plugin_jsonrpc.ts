@@ -34,6 +34,5 @@ export function parseResponse(value: unknown): RpcResponse | "other" {
 
 /** The Error for a JSON-RPC error answer, e.g. `the plugin answered error -32602: Bad city`. */
 export function rpcError(error: { code: number; message: string }): Error {
-  const message = JSON.stringify(error.message.slice(0, 300)).slice(1, -1);
-  return new Error(`the plugin answered error ${error.code}: ${message}`);
+  return new Error(`the plugin answered error ${error.code}: ${preview(error.message, 300)}`);
 }

@@ -5,7 +5,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { McpTransport } from "./plugin_manifest.ts";
 import type { Tool, ToolContext } from "./tool.ts";
-import { isObject, preview, remoteTools, timedOut } from "./_plugin_remote.ts";
+import { deadline, isObject, preview, remoteTools, timedOut } from "./_plugin_remote.ts";
 import { Backoff } from "./_plugin_stdio.ts";
 import { DenoStdioTransport } from "./_plugin_mcp_stdio.ts";
 
@@ -60,8 +60,9 @@ class McpConnection {
       this.#client = undefined;
       if (!this.#closed.signal.aborted) this.#backoff.failed();
     };
+    const time = deadline(this.#timeoutMs);
     try {
-      const signal = AbortSignal.any([this.#closed.signal, AbortSignal.timeout(this.#timeoutMs)]);
+      const signal = AbortSignal.any([this.#closed.signal, time.signal]);
       await client.connect(transport, { signal, timeout: this.#timeoutMs });
     } catch (error) {
       this.#backoff.failed();
@@ -72,6 +73,8 @@ class McpConnection {
         ? `no answer within ${this.#timeoutMs} ms`
         : preview((error as Error)?.message ?? error);
       throw new Error(`cannot connect to the MCP server: ${reason}`, { cause: error });
+    } finally {
+      time.clear();
     }
     if (this.#closed.signal.aborted) {
       await client.close();

@@ -15,16 +15,35 @@ export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** A value quoted for a one-line message: JSON, at most 80 characters, no raw control character. */
-export function preview(value: unknown): string {
+/**
+ * A value for a one-line message: strings as they are, other values as JSON; control characters
+ * escaped, at most `max` characters.
+ */
+export function preview(value: unknown, max = 80): string {
   let text: string;
   try {
-    text = JSON.stringify(value) ?? String(value);
+    text = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
   } catch {
     text = String(value);
   }
-  text = JSON.stringify(text).slice(1, -1); // escapes control characters in non-JSON text too
-  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+  text = text.replace(
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/**
+ * A signal that aborts with a `TimeoutError` after `ms`, and a function to stop its timer
+ * (`AbortSignal.timeout` keeps a process alive until it fires).
+ */
+export function deadline(ms: number): { signal: AbortSignal; clear(): void } {
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new DOMException("The operation timed out", "TimeoutError")),
+    ms,
+  );
+  return { signal: controller.signal, clear: () => clearTimeout(timer) };
 }
 
 /** Whether a call's signal was aborted by the registry's timeout (not by the caller). */

@@ -205,7 +205,7 @@ export class StdioConnection {
         `exited with ${status.signal ? `signal ${status.signal}` : `code ${status.code}`}`;
       const last = proc.stderr.trim().split("\n").at(-1)?.trim();
       const error = new Error(
-        `the plugin process ${why}${last ? ` (stderr: ${preview(last.slice(-200))})` : ""}`,
+        `the plugin process ${why}${last ? ` (stderr: "${preview(last, 200)}")` : ""}`,
       );
       for (const pending of proc.pending.values()) pending.reject(error);
       proc.pending.clear();
@@ -259,7 +259,7 @@ export class StdioConnection {
       try {
         message = JSON.parse(line);
       } catch {
-        throw new Error(`printed ${JSON.stringify(preview(line))}, which is not JSON`);
+        throw new Error(`printed "${preview(line)}", which is not JSON`);
       }
       response = parseResponse(message);
     } catch (error) {

@@ -9,7 +9,7 @@ import { TokaError } from "../runtime/errors.ts";
 import type { ToolRegistry } from "./registry.ts";
 import type { Tool, ToolContext } from "./tool.ts";
 import { parsePluginManifest, type PluginSpec } from "./plugin_manifest.ts";
-import { isObject, preview, remoteTools } from "./_plugin_remote.ts";
+import { deadline, isObject, preview, remoteTools } from "./_plugin_remote.ts";
 import { moduleTools } from "./_plugin_module.ts";
 import { StdioConnection } from "./_plugin_stdio.ts";
 import { HttpConnection } from "./_plugin_http.ts";
@@ -290,8 +290,21 @@ async function open(
   restart: { restartDelayMs: number; maxRestartDelayMs: number },
   startTimeoutMs: number,
 ): Promise<Opened> {
+  const time = deadline(startTimeoutMs);
+  try {
+    return await reach(spec, restart, startTimeoutMs, time.signal);
+  } finally {
+    time.clear();
+  }
+}
+
+async function reach(
+  spec: PluginSpec,
+  restart: { restartDelayMs: number; maxRestartDelayMs: number },
+  startTimeoutMs: number,
+  signal: AbortSignal,
+): Promise<Opened> {
   const transport = spec.transport;
-  const signal = AbortSignal.timeout(startTimeoutMs);
   switch (transport.type) {
     case "module":
       return { tools: await moduleTools(transport.module), close: () => Promise.resolve() };

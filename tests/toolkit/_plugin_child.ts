@@ -50,7 +50,9 @@ for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream(
       Deno.exit(3);
     }
     if (action === "garbage") await Deno.stdout.write(encoder.encode("<html>oops</html>\n"));
-    if (action === "lie") await write({ id: request.id, result: { pid: "not a number" } });
+    if (action === "lie") {
+      await write({ id: request.id, result: { pid: "not a number", n: calls } });
+    }
     if (action === "error") {
       await write({ id: request.id, error: { code: -32000, message: "Out of coffee" } });
     }

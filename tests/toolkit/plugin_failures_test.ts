@@ -1,0 +1,336 @@
+// Plugins that die, hang, answer garbage or lie: the caller gets a ToolExecutionError (or the
+// matching error class), the process goes on, and the next call tries again.
+import assert from "node:assert/strict";
+import {
+  loadPlugins,
+  type PluginLoadError,
+  type PluginSpec,
+  ToolExecutionError,
+  ToolNotFoundError,
+  ToolOutputError,
+  ToolRegistry,
+  ToolTimeoutError,
+} from "../../toolkit/mod.ts";
+
+const deno = Deno.execPath();
+const child = new URL("_plugin_child.ts", import.meta.url).pathname;
+const mcpChild = new URL("_mcp_child.ts", import.meta.url).pathname;
+const root = new URL("../../", import.meta.url).pathname;
+
+function stdio(mode = "ok", timeoutMs = 20_000): PluginSpec {
+  return {
+    name: "moody",
+    transport: { type: "stdio", command: deno, args: ["run", "--quiet", child, mode] },
+    timeoutMs,
+  };
+}
+
+// Whether a process is still there (Linux): a killed child must not linger.
+function alive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+type Act = { pid: number; n: number };
+const act = (registry: ToolRegistry, what: string) =>
+  registry.call("moody.act", { do: what }) as Promise<Act>;
+
+Deno.test("stdio plugin failures", async (t) => {
+  const registry = new ToolRegistry();
+  await using _host = await loadPlugins(registry, [stdio()], { restartDelayMs: 10 });
+  const first = await act(registry, "answer");
+
+  await t.step("a child that exits mid-call: ToolExecutionError, then a new child", async () => {
+    await assert.rejects(act(registry, "exit"), (error: Error) => {
+      assert.ok(error instanceof ToolExecutionError);
+      assert.equal(
+        error.message,
+        'Tool "moody.act" failed: the plugin process exited with code 3 (stderr: "about to exit")',
+      );
+      return true;
+    });
+    const next = await act(registry, "answer");
+    assert.notEqual(next.pid, first.pid);
+    assert.equal(next.n, 1);
+    assert.equal(alive(first.pid), false);
+  });
+
+  await t.step("a child that prints garbage is stopped; the next call restarts it", async () => {
+    const before = await act(registry, "answer");
+    await assert.rejects(act(registry, "garbage"), {
+      name: "ToolExecutionError",
+      message:
+        'Tool "moody.act" failed: the plugin process printed "<html>oops</html>", which is not JSON, and was stopped',
+    });
+    const after = await act(registry, "answer");
+    assert.notEqual(after.pid, before.pid);
+  });
+
+  await t.step("output that breaks the declared outputSchema: ToolOutputError", async () => {
+    const before = await act(registry, "answer");
+    await assert.rejects(act(registry, "lie"), (error: Error) => {
+      assert.ok(error instanceof ToolOutputError);
+      assert.equal(error.message, 'Invalid output from tool "moody.act": /pid must be integer');
+      return true;
+    });
+    const after = await act(registry, "answer");
+    assert.equal(after.pid, before.pid); // a lie is not a crash: the child stays
+  });
+
+  await t.step("a JSON-RPC error answer: ToolExecutionError with its message", async () => {
+    await assert.rejects(act(registry, "error"), {
+      name: "ToolExecutionError",
+      message: 'Tool "moody.act" failed: the plugin answered error -32000: Out of coffee',
+    });
+  });
+});
+
+Deno.test("stdio plugin: a call that hangs times out, and the stuck child is replaced", async () => {
+  const registry = new ToolRegistry();
+  await using _host = await loadPlugins(registry, [stdio("ok", 5_000)], { restartDelayMs: 10 });
+  const before = await act(registry, "answer");
+  await assert.rejects(act(registry, "hang"), (error: Error) => {
+    assert.ok(error instanceof ToolTimeoutError);
+    assert.equal(error.message, 'Tool "moody.act" timed out after 5000 ms');
+    return true;
+  });
+  const after = await act(registry, "answer");
+  assert.notEqual(after.pid, before.pid);
+  assert.equal(alive(before.pid), false);
+});
+
+Deno.test("stdio plugin: restarts back off while the child keeps dying", async () => {
+  const registry = new ToolRegistry();
+  await using _host = await loadPlugins(registry, [stdio()], {
+    restartDelayMs: 400,
+    maxRestartDelayMs: 400,
+  });
+  await assert.rejects(act(registry, "exit"), ToolExecutionError);
+  const started = performance.now();
+  await act(registry, "answer");
+  assert.ok(performance.now() - started >= 390, "the restart waited for the backoff");
+});
+
+Deno.test("stdio plugin: close kills the child and unregisters its tools", async () => {
+  const registry = new ToolRegistry();
+  const host = await loadPlugins(registry, [stdio()]);
+  const { pid } = await act(registry, "answer");
+  const pending = assert.rejects(act(registry, "hang"), (error: Error) => {
+    assert.ok(error instanceof ToolExecutionError);
+    assert.match(error.message, /^Tool "moody.act" failed: the plugin (process was|is) closed$/);
+    return true;
+  });
+  await host.close();
+  await pending;
+  assert.equal(alive(pid), false);
+  await assert.rejects(act(registry, "answer"), ToolNotFoundError);
+});
+
+Deno.test("mcp plugin failures", async (t) => {
+  const registry = new ToolRegistry();
+  await using _host = await loadPlugins(registry, [{
+    name: "moody",
+    transport: { type: "mcp", command: deno, args: ["run", "--quiet", mcpChild], cwd: root },
+    timeoutMs: 5_000,
+  }], { restartDelayMs: 10 });
+  const first = await act(registry, "answer");
+
+  await t.step("a server that exits mid-call: ToolExecutionError, then a new one", async () => {
+    await assert.rejects(act(registry, "exit"), ToolExecutionError);
+    const next = await act(registry, "answer");
+    assert.notEqual(next.pid, first.pid);
+  });
+
+  await t.step("structured content that breaks the outputSchema is refused", async () => {
+    await assert.rejects(act(registry, "lie"), (error: Error) => {
+      assert.ok(error instanceof ToolExecutionError || error instanceof ToolOutputError);
+      return true;
+    });
+  });
+
+  await t.step("an isError result: ToolExecutionError with its text", async () => {
+    await assert.rejects(act(registry, "error"), {
+      name: "ToolExecutionError",
+      message: 'Tool "moody.act" failed: the MCP tool answered an error: No luck',
+    });
+  });
+
+  await t.step("a hang times out, and the next call reaches a new server", async () => {
+    const before = await act(registry, "answer");
+    await assert.rejects(act(registry, "hang"), ToolTimeoutError);
+    const after = await act(registry, "answer");
+    assert.notEqual(after.pid, before.pid);
+    assert.equal(alive(before.pid), false);
+  });
+});
+
+Deno.test("http plugin failures", async (t) => {
+  let mode = "ok";
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      const message = await request.json();
+      if (message.method === "tools/list") {
+        return Response.json({
+          jsonrpc: "2.0",
+          id: message.id,
+          result: { tools: [{ name: "act", inputSchema: { type: "object" } }] },
+        });
+      }
+      if (mode === "500") return new Response("Internal error", { status: 500 });
+      if (mode === "garbage") return new Response("<html>oops</html>");
+      if (mode === "wrong id") return Response.json({ jsonrpc: "2.0", id: 99, result: {} });
+      if (mode === "hang") await new Promise((resolve) => setTimeout(resolve, 1500));
+      return Response.json({ jsonrpc: "2.0", id: message.id, result: { ok: true } });
+    },
+  );
+  const registry = new ToolRegistry();
+  await using _host = await loadPlugins(registry, [{
+    name: "remote",
+    transport: { type: "http", url: `http://127.0.0.1:${server.addr.port}/` },
+    timeoutMs: 500,
+  }]);
+  const cases: [string, string | RegExp][] = [
+    ["500", 'Tool "remote.act" failed: the plugin endpoint answered HTTP 500'],
+    [
+      "garbage",
+      /^Tool "remote.act" failed: the plugin endpoint answered .*oops.*, which is not JSON$/,
+    ],
+    ["wrong id", /not the answer to request \d+$/],
+  ];
+  for (const [what, message] of cases) {
+    await t.step(
+      `an endpoint answering ${what}: ToolExecutionError, then a good call`,
+      async () => {
+        mode = what;
+        await assert.rejects(registry.call("remote.act", {}), (error: Error) => {
+          assert.ok(error instanceof ToolExecutionError);
+          if (typeof message === "string") assert.equal(error.message, message);
+          else assert.match(error.message, message);
+          return true;
+        });
+        mode = "ok";
+        assert.deepEqual(await registry.call("remote.act", {}), { ok: true });
+      },
+    );
+  }
+  await t.step("an endpoint that takes too long: ToolTimeoutError", async () => {
+    mode = "hang";
+    await assert.rejects(registry.call("remote.act", {}), ToolTimeoutError);
+    mode = "ok";
+    // The server is still answering the abandoned request; wait for it so nothing leaks.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+  });
+});
+
+Deno.test("plugins that cannot be loaded: one line each, nothing left registered", async (t) => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/empty.ts`, "export const answer = 42;\n");
+  await Deno.writeTextFile(`${dir}/broken.ts`, "export const x = ;\n");
+  await using closed = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response(),
+  );
+  const closedPort = closed.addr.port;
+  await closed.shutdown();
+  const weather = new URL("../../examples/plugins/weather_stdio.ts", import.meta.url).pathname;
+  const cases: [string, PluginSpec, string | RegExp][] = [
+    [
+      "tools/list declares an invalid schema",
+      { ...stdio("bad-schema") },
+      /^Cannot load plugin "moody": Invalid input schema for tool "moody.act": .*properties\/do\/type/,
+    ],
+    [
+      "tools/list never answers",
+      { ...stdio("hang-list") },
+      'Cannot load plugin "moody": its tools were not listed within 3000 ms',
+    ],
+    [
+      "the child prints garbage at once",
+      { ...stdio("garbage-list") },
+      'Cannot load plugin "moody": the plugin process printed "Starting up...", which is not JSON, and was stopped',
+    ],
+    [
+      "the command does not exist",
+      {
+        name: "ghost",
+        transport: { type: "stdio", command: "no-such-toka-plugin" },
+      },
+      'Cannot load plugin "ghost": cannot start the plugin process: command "no-such-toka-plugin" not found',
+    ],
+    ["a module without tools", {
+      name: "empty",
+      transport: { type: "module", module: `${dir}/empty.ts` },
+    }, /^Cannot load plugin "empty": ".*empty\.ts" exports no tool made with defineTool$/],
+    ["a module that does not compile", {
+      name: "broken",
+      transport: { type: "module", module: `${dir}/broken.ts` },
+    }, /^Cannot load plugin "broken": cannot import ".*broken\.ts": /],
+    ["an endpoint nobody listens on", {
+      name: "gone",
+      transport: { type: "http", url: `http://127.0.0.1:${closedPort}/rpc` },
+    }, /^Cannot load plugin "gone": cannot reach the plugin endpoint: /],
+    ["an mcp command that is not an MCP server", {
+      name: "notmcp",
+      transport: { type: "mcp", command: deno, args: ["run", "--quiet", weather] },
+    }, /^Cannot load plugin "notmcp": cannot connect to the MCP server: /],
+    [
+      "a tool the plugin does not have",
+      { ...stdio(), tools: ["fly"] },
+      'Cannot load plugin "moody": it has no tool "fly" (it offers "act")',
+    ],
+  ];
+  try {
+    for (const [what, spec, message] of cases) {
+      await t.step(what, async () => {
+        const registry = new ToolRegistry();
+        await assert.rejects(
+          loadPlugins(registry, [spec], { startTimeoutMs: 3000 }),
+          (error: PluginLoadError) => {
+            assert.equal(error.name, "PluginLoadError");
+            assert.equal(error.code, "plugin_load");
+            if (typeof message === "string") assert.equal(error.message, message);
+            else assert.match(error.message, message);
+            assert.ok(!error.message.includes("\n"), error.message);
+            return true;
+          },
+        );
+        assert.deepEqual(registry.list(), []);
+      });
+    }
+
+    await t.step("a tool name already taken: the plugin registers nothing", async () => {
+      const registry = new ToolRegistry();
+      registry.register({
+        name: "moody.act",
+        description: "Taken",
+        version: "1.0.0",
+        inputSchema: { type: "object" },
+        execute: () => "mine",
+      });
+      await assert.rejects(loadPlugins(registry, [stdio()]), {
+        message: 'Cannot load plugin "moody": A tool named "moody.act" is already registered',
+      });
+      assert.equal(await registry.call("moody.act", {}), "mine");
+    });
+
+    await t.step("with onError, a failing plugin is skipped and the others load", async () => {
+      const registry = new ToolRegistry();
+      const errors: string[] = [];
+      await using host = await loadPlugins(registry, [
+        { name: "ghost", transport: { type: "stdio", command: "no-such-toka-plugin" } },
+        stdio(),
+      ], { onError: (error) => errors.push(error.message) });
+      assert.deepEqual(host.plugins.map((p) => p.name), ["moody"]);
+      assert.equal(errors.length, 1);
+      assert.match(errors[0], /^Cannot load plugin "ghost"/);
+      assert.ok((await act(registry, "answer")).pid > 0);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
