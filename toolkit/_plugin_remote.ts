@@ -27,6 +27,7 @@ export function preview(value: unknown, max = 80): string {
     text = String(value);
   }
   text = text.replace(
+    // deno-lint-ignore no-control-regex
     /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );

@@ -13,7 +13,6 @@ import { deadline, isObject, preview, remoteTools } from "./_plugin_remote.ts";
 import { moduleTools } from "./_plugin_module.ts";
 import { StdioConnection } from "./_plugin_stdio.ts";
 import { HttpConnection } from "./_plugin_http.ts";
-import { openMcp } from "./_plugin_mcp.ts";
 
 /** Options of {@linkcode loadPlugins}. */
 export interface LoadPluginsOptions {
@@ -326,8 +325,11 @@ async function reach(
         throw error;
       }
     }
-    case "mcp":
+    case "mcp": {
+      // The MCP SDK is loaded only by those who use it.
+      const { openMcp } = await import("./_plugin_mcp.ts");
       return await openMcp(transport, restart, signal, startTimeoutMs);
+    }
     default:
       throw new TypeError(
         `Unknown plugin transport ${preview((transport as { type: unknown }).type)}`,
