@@ -3,6 +3,7 @@
 // next call; a call that times out drops the connection (the server is stuck or lost).
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import type { McpTransport } from "./plugin_manifest.ts";
 import type { Tool, ToolContext } from "./tool.ts";
 import { deadline, isObject, preview, remoteTools, timedOut } from "./_plugin_remote.ts";
@@ -139,7 +140,12 @@ export async function openMcp(
           { signal: ctx.signal, timeout: 2_147_483_647 },
         );
       } catch (error) {
-        if (timedOut(ctx.signal)) connection.drop(client);
+        // A timeout, or a failure below MCP (the network, an unknown session after the server
+        // restarted): the next call starts over with a new connection.
+        const aborted = ctx.signal.aborted;
+        if (timedOut(ctx.signal) || (!aborted && !(error instanceof McpError))) {
+          connection.drop(client);
+        }
         throw ctx.signal.aborted ? ctx.signal.reason : error;
       }
       if (result.isError) {

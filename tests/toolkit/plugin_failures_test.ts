@@ -12,6 +12,9 @@ import {
   ToolTimeoutError,
 } from "../../toolkit/mod.ts";
 
+import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import { createServer as createNotesServer } from "../../examples/plugins/notes_mcp.ts";
+
 const deno = Deno.execPath();
 const child = new URL("_plugin_child.ts", import.meta.url).pathname;
 const mcpChild = new URL("_mcp_child.ts", import.meta.url).pathname;
@@ -166,6 +169,38 @@ Deno.test("mcp plugin failures", async (t) => {
     assert.notEqual(after.pid, before.pid);
     assert.equal(alive(before.pid), false);
   });
+});
+
+Deno.test("mcp plugin over Streamable HTTP: a restarted server is reached again", async () => {
+  const start = async () => {
+    const mcp = createNotesServer();
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: () => crypto.randomUUID(),
+      enableJsonResponse: true,
+    });
+    await mcp.connect(transport);
+    return { mcp, transport };
+  };
+  let current = await start();
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => current.transport.handleRequest(request),
+  );
+  try {
+    const registry = new ToolRegistry();
+    await using _host = await loadPlugins(registry, [{
+      name: "notes",
+      transport: { type: "mcp", url: `http://127.0.0.1:${server.addr.port}/mcp` },
+    }], { restartDelayMs: 10 });
+    assert.deepEqual(await registry.call("notes.add_note", { text: "a" }), { count: 1 });
+    // The server restarts: our session is unknown to it.
+    await current.mcp.close();
+    current = await start();
+    await assert.rejects(registry.call("notes.add_note", { text: "b" }), ToolExecutionError);
+    assert.deepEqual(await registry.call("notes.add_note", { text: "c" }), { count: 1 });
+  } finally {
+    await current.mcp.close();
+  }
 });
 
 Deno.test("http plugin failures", async (t) => {
