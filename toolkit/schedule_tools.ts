@@ -210,7 +210,7 @@ export class Scheduler implements AsyncDisposable {
    * Creates a scheduler; it does not fire anything before `start()`.
    *
    * @param options Where fired events go, the vault, the clock and the limits.
-   * @throws {TypeError} When `emit` is not a function.
+   * @throws {TypeError} When `emit` is not a function, or `kv` is given without `vault`.
    * @throws {RangeError} When a limit is not an integer in range.
    */
   constructor(options: SchedulerOptions) {
