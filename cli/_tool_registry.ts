@@ -25,6 +25,8 @@ export interface CliToolSettings {
   storageRoot?: string;
   /** Hosts `http.fetch` may reach; `http.fetch` is registered only when this is given. */
   httpAllow?: string[];
+  /** Hosts `http.fetch` may reach on loopback or private addresses (with `httpAllow`). */
+  httpAllowPrivate?: string[];
   /**
    * Plugin specs, as a manifest's `plugins` field holds them. Loading them needs the
    * plugins module (`loadPlugins`); until it is part of Toka, a non-empty list is refused.
@@ -71,7 +73,12 @@ export async function buildCliTools(
     ...createFsTools({ root: settings.storageRoot ?? DEFAULT_TOOL_ROOT }),
   ];
   if (settings.httpAllow !== undefined) {
-    tools.push(createHttpFetchTool({ allow: settings.httpAllow }) as Tool);
+    tools.push(
+      createHttpFetchTool({
+        allow: settings.httpAllow,
+        allowPrivate: settings.httpAllowPrivate,
+      }) as Tool,
+    );
   }
   if (settings.plugins !== undefined && settings.plugins.length > 0) {
     throw new TokaError(

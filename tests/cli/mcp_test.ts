@@ -42,7 +42,8 @@ async function readmeConfig(db: string, token: string): Promise<ClientConfig> {
   return {
     // `toka` is this checkout's cli.ts here, as the README says for a checkout.
     command: Deno.execPath(),
-    args: ["run", "-A", CLI, "--db", db, ...config.args.slice(2)],
+    // Logs on, to show they go to stderr and never into the protocol on stdout.
+    args: ["run", "-A", CLI, "--db", db, "--log-level", "debug", ...config.args.slice(2)],
     env: { TOKA_TOKEN: token, NO_COLOR: "1" },
   };
 }
@@ -61,6 +62,9 @@ Deno.test("toka mcp serve, driven by the SDK's client in a real child process", 
   let stderr = "";
   transport.stderr!.on("data", (chunk: Uint8Array) => stderr += new TextDecoder().decode(chunk));
   const client = new Client({ name: "toka-test", version: "1.0.0" });
+  // A line on stdout that is not a JSON-RPC message would be reported here.
+  const protocolErrors: Error[] = [];
+  client.onerror = (error: Error) => void protocolErrors.push(error);
   const options = { timeout: TIMEOUT_MS };
   try {
     await client.connect(transport, options);
@@ -148,7 +152,9 @@ Deno.test("toka mcp serve, driven by the SDK's client in a real child process", 
       ]);
       assert.ok(events.every((e) => e.meta.source === "mcp"));
       assert.ok(!JSON.stringify(events).includes(token));
-      assert.equal(stderr, "", "nothing but protocol, and no log without --log-level");
+      assert.deepEqual(protocolErrors, [], "nothing but protocol on stdout");
+      assert.match(stderr, /Serving 2 tools over MCP for "?mcp-test"?/, "logs go to stderr");
+      assert.ok(!stderr.includes(token), "no token in the logs");
     });
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -254,6 +254,22 @@ Deno.test("buildCliTools", async (t) => {
     const refused = await web.registry.call("http.fetch", { url: "http://127.0.0.1:9/" })
       .catch((error: Error) => error.message) as string;
     assert.match(refused, /Host "127\.0\.0\.1" is not on the http\.fetch allowlist/);
+    // A local server stands in for an API that is allowed by name.
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      () => new Response("pong"),
+    );
+    try {
+      await using local = await buildCliTools({
+        httpAllow: ["api.example.com"],
+        httpAllowPrivate: ["127.0.0.1"],
+      });
+      const url = `http://127.0.0.1:${server.addr.port}/`;
+      const reply = await local.registry.call("http.fetch", { url }) as { body: string };
+      assert.equal(reply.body, "pong");
+    } finally {
+      await server.shutdown();
+    }
   });
 
   await t.step("the fs tools work under storageRoot, made on the first write", async () => {
