@@ -4,6 +4,8 @@ import {
   builtinTools,
   createFsTools,
   createHttpFetchTool,
+  loadPlugins,
+  type PluginSpec,
   type Tool,
   type ToolEvent,
   ToolRegistry,
@@ -11,7 +13,6 @@ import {
 } from "../toolkit/mod.ts";
 import type { TokenAuthority } from "../runtime/token_authority.ts";
 import type { EventInput, EventStore } from "../runtime/event_store.ts";
-import { TokaError } from "../runtime/errors.ts";
 
 /** Where the fs tools work when no root is set: the runtime's own `storageRoot` default. */
 export const DEFAULT_TOOL_ROOT = "./.toka/storage";
@@ -28,10 +29,10 @@ export interface CliToolSettings {
   /** Hosts `http.fetch` may reach on loopback or private addresses (with `httpAllow`). */
   httpAllowPrivate?: string[];
   /**
-   * Plugin specs, as a manifest's `plugins` field holds them. Loading them needs the
-   * plugins module (`loadPlugins`); until it is part of Toka, a non-empty list is refused.
+   * Plugins whose tools to register, prefixed with their names: the specs of a manifest
+   * (`parsePluginManifest({ plugins }, source)` of toka.json's `plugins` field).
    */
-  plugins?: unknown[];
+  plugins?: PluginSpec[];
 }
 
 /** Options of {@linkcode buildCliTools}: who checks tokens and where calls are recorded. */
@@ -55,14 +56,15 @@ export interface CliTools extends AsyncDisposable {
 /**
  * Builds the CLI's tool registry: `echo`, `hash`, `now`, the fs tools under
  * `settings.storageRoot`, `http.fetch` when `settings.httpAllow` is given, and
- * plugins when given. Building starts nothing and writes nothing: the fs
+ * the tools of `settings.plugins` (each plugin is reached once to list its
+ * tools: a `stdio` or `mcp` command is started). It writes nothing: the fs
  * root is made on the first write.
  *
  * @param settings What to register besides the built-ins.
- * @param options The token authority and the event recorder.
- * @returns The registry and its closer.
- * @throws {TypeError} When a setting is invalid (e.g. an empty root or a bad host).
- * @throws {TokaError} With code `plugins_unavailable` when plugins are given.
+ * @param options The token authority and the event recorders.
+ * @returns The registry and its closer, which stops the plugins.
+ * @throws {TypeError} When a setting is invalid (e.g. an empty root, a bad host or plugin spec).
+ * @throws {PluginLoadError} When a plugin cannot be loaded; nothing stays running.
  */
 export async function buildCliTools(
   settings: CliToolSettings = {},
@@ -80,20 +82,16 @@ export async function buildCliTools(
       }) as Tool,
     );
   }
-  if (settings.plugins !== undefined && settings.plugins.length > 0) {
-    throw new TokaError(
-      "plugins_unavailable",
-      "Plugins are not supported by this build of toka yet: remove the plugins setting",
-    );
-  }
   const registry = new ToolRegistry({
     authority: options.authority,
     record: options.record,
     recordBatch: options.recordBatch,
     tools,
   });
-  const close = async (): Promise<void> => {};
-  return await Promise.resolve({ registry, close, [Symbol.asyncDispose]: close });
+  const plugins = settings.plugins ?? [];
+  const host = plugins.length === 0 ? undefined : await loadPlugins(registry, plugins);
+  const close = async (): Promise<void> => await host?.close();
+  return { registry, close, [Symbol.asyncDispose]: close };
 }
 
 /**

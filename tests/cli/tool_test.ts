@@ -5,6 +5,7 @@ import { main } from "../../cli.ts";
 import { openVault } from "../../vault/mod.ts";
 import type { EventRecord } from "../../runtime/event_store.ts";
 import { buildCliTools, DEFAULT_TOOL_ROOT } from "../../cli/_tool_registry.ts";
+import { PluginLoadError, readPluginManifest } from "../../toolkit/mod.ts";
 import { hasNoStackTrace, type RecordingIo, recordingIo } from "./_fakes.ts";
 
 interface Run {
@@ -290,9 +291,30 @@ Deno.test("buildCliTools", async (t) => {
     await assert.rejects(() => buildCliTools({ storageRoot: "" }), TypeError);
     await assert.rejects(() => buildCliTools({ httpAllow: ["bad host!"] }), TypeError);
     await assert.rejects(
-      () => buildCliTools({ plugins: [{ type: "module" }] }),
-      /Plugins are not supported by this build/,
+      // A spec that did not come through the manifest's checks.
+      () => buildCliTools({ plugins: [{ name: "x", transport: { type: "ftp" } } as never] }),
+      TypeError,
     );
+    await assert.rejects(
+      () =>
+        buildCliTools({
+          plugins: [{ name: "gone", transport: { type: "module", module: "/no/such/module.ts" } }],
+        }),
+      PluginLoadError,
+    );
+  });
+
+  await t.step("plugins' tools join the registry, prefixed, and stop on close", async () => {
+    const manifest = new URL("../../examples/plugins/plugins.json", import.meta.url).pathname;
+    await using tools = await buildCliTools({ plugins: await readPluginManifest(manifest) });
+    const names = tools.registry.list().map((tool) => tool.name);
+    for (const name of ["climate.wind_chill", "notes.count_words", "weather.forecast"]) {
+      assert.ok(names.includes(name), `${name} in ${names}`);
+    }
+    assert.ok(names.includes("echo") && names.includes("fs.read"));
+    const counted = await tools.registry.call("notes.count_words", { text: "one two three" });
+    assert.deepEqual(counted, { content: [{ type: "text", text: "3" }] });
+    // The children are stopped by close() at the end of the block: the sanitizers see to it.
   });
 });
 
