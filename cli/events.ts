@@ -9,10 +9,12 @@ import { compileKindFilter } from "../runtime/kind_pattern.ts";
 import { assertStream, isEventId } from "../internal/ids.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { isSnapshot } from "../vault/open_vault.ts";
-import type { EventRecord, LogHead } from "../runtime/event_store.ts";
+import type { EventRecord, EventStore, LogHead } from "../runtime/event_store.ts";
 import { type CommandContext, type RunCommand, withStore, writes } from "./_context.ts";
 import { formatEventDetail, formatEventLine, formatStats, formatVerifyReport } from "./_format.ts";
 import { importEvents } from "./_events_import.ts";
+import { INTERRUPTED_EXIT } from "./_interrupt.ts";
+import { progress } from "./_progress.ts";
 
 // Batches small writes; a live tail flushes after every event.
 const FLUSH_BYTES = 64 * 1024;
@@ -169,37 +171,90 @@ export interface VerifyEventsOptions {
 /**
  * Recomputes the digest chain and every parent link and lists the events at
  * fault; with an expected head, also proves nothing before it changed.
+ * Shows progress on a terminal; an interrupt (`ctx.io.signal`) stops it.
  *
  * @param ctx The command context.
  * @param options The expected head, if any.
- * @returns 0 when the log is intact, 1 when a problem was found.
+ * @returns 0 when the log is intact, 1 when a problem was found, 130 when interrupted.
  */
 export function verifyEvents(
   ctx: CommandContext,
   options: VerifyEventsOptions = {},
 ): Promise<number> {
   return withStore(ctx, async (store) => {
-    const report = await store.verify(
-      options.expectHead === undefined ? undefined : { expectHead: options.expectHead },
-    );
+    const signal = ctx.io.signal;
+    const bar = progress(ctx.io, "verifying", { total: await eventCount(store) });
+    let checked = 0;
+    let report;
+    try {
+      report = await store.verify({
+        ...(options.expectHead === undefined ? {} : { expectHead: options.expectHead }),
+        signal,
+        onProgress: (n) => {
+          bar.advance(n - checked);
+          checked = n;
+        },
+      });
+    } catch (error) {
+      if (signal?.aborted !== true) throw error;
+      ctx.io.stderr(
+        `Interrupted after checking ${count(checked)}; nothing was changed, and no problem ` +
+          `was reported\n`,
+      );
+      return INTERRUPTED_EXIT;
+    } finally {
+      bar.done();
+    }
     ctx.io.stdout(ctx.json ? `${JSON.stringify(report)}\n` : formatVerifyReport(report));
     return report.ok ? 0 : 1;
   });
 }
 
 /**
- * Writes every event as JSON Lines, oldest first, for `events import`.
+ * Writes every event as JSON Lines, oldest first, for `events import`. An
+ * interrupt (`ctx.io.signal`) stops it after a whole line, and says so.
  *
  * @param ctx The command context.
- * @returns The exit code.
+ * @returns The exit code: 0, or 130 when interrupted.
  */
 export function exportEvents(ctx: CommandContext): Promise<number> {
   return withStore(ctx, async (store) => {
+    const signal = ctx.io.signal;
+    const total = await eventCount(store);
+    const bar = progress(ctx.io, "exporting", { total });
     const out = output({ ...ctx, json: true });
-    for await (const event of store.read()) out.event(event);
-    out.flush();
+    let exported = 0;
+    try {
+      for await (const event of store.read()) {
+        if (signal?.aborted) break;
+        out.event(event);
+        exported++;
+        bar.advance(1);
+      }
+      out.flush();
+    } finally {
+      bar.done();
+    }
+    if (signal?.aborted) {
+      ctx.io.stderr(
+        `Interrupted after exporting ${count(exported)} of ${
+          total.toLocaleString("en-US")
+        }; the output is incomplete\n`,
+      );
+      return INTERRUPTED_EXIT;
+    }
     return 0;
   });
+}
+
+// The number of events, from the head: positions have no gaps.
+async function eventCount(store: EventStore): Promise<number> {
+  const head = await store.head();
+  return head === null ? 0 : Number(head.position);
+}
+
+function count(n: number): string {
+  return `${n.toLocaleString("en-US")} event${n === 1 ? "" : "s"}`;
 }
 
 /**

@@ -1,12 +1,21 @@
 // Log verification shared by both stores: the digest chain, parent links,
 // versions and a kept head, checked event by event in bounded memory.
-import type { EventRecord, LogHead, VerifyProblem, VerifyReport } from "./event_store.ts";
+import type {
+  EventRecord,
+  LogHead,
+  VerifyOptions,
+  VerifyProblem,
+  VerifyReport,
+} from "./event_store.ts";
 import { canonicalJson, formatPosition, parsePosition, recordDigest } from "./event_rules.ts";
 
 /** Digests of this many recent events are kept for parent links; older parents are read. */
 const PARENT_WINDOW = 16_384;
 /** A report lists at most this many problems (the first ones, in log order). */
 export const MAX_PROBLEMS = 1000;
+
+// Events between two progress reports and checks of the abort signal.
+const PROGRESS_EVERY = 1000;
 
 /** Where and what a parent is, for a store to look up when it is not recent. */
 export type ParentLookup = (
@@ -46,9 +55,17 @@ export class ChainVerifier {
   #expected?: { position: number; digest: string };
   #expectedSeen: { id: string; digest: string } | undefined;
 
-  constructor(lookup: ParentLookup, expectHead?: LogHead) {
+  #hooks: Pick<VerifyOptions, "signal" | "onProgress">;
+
+  constructor(
+    lookup: ParentLookup,
+    expectHead?: LogHead,
+    hooks: Pick<VerifyOptions, "signal" | "onProgress"> = {},
+  ) {
     this.#lookup = lookup;
     if (expectHead !== undefined) this.#expected = parseHead(expectHead);
+    this.#hooks = hooks;
+    hooks.signal?.throwIfAborted();
   }
 
   /** Notes a problem; past {@linkcode MAX_PROBLEMS} only counts it. */
@@ -73,7 +90,10 @@ export class ChainVerifier {
    * its payload could not be read (already reported).
    */
   async check(record: EventRecord, at: number, canonicalPayload?: string): Promise<void> {
-    this.checked++;
+    if (++this.checked % PROGRESS_EVERY === 0) {
+      this.#hooks.signal?.throwIfAborted();
+      this.#hooks.onProgress?.(this.checked);
+    }
     const report = (reason: string) => this.report(at, reason, record.id);
     if (at === this.#expected?.position) {
       this.#expectedSeen = { id: record.id, digest: record.digest };

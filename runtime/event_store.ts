@@ -147,6 +147,10 @@ export interface LogHead {
 export interface VerifyOptions {
   /** A head kept earlier: the log must still hold that event with that digest. */
   expectHead?: LogHead;
+  /** Stops the verification: it then rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Called with the number of events checked so far, every 1,000 events. */
+  onProgress?: (checked: number) => void;
 }
 
 /** One problem found by {@linkcode EventStore.verify}. */

@@ -291,19 +291,23 @@ export class MemoryEventStore implements EventStore, AsyncDisposable {
   /**
    * Recomputes the digest chain and every parent link.
    *
-   * @param options A head kept earlier, which the log must still hold.
+   * @param options A head kept earlier, which the log must still hold; a signal; a progress callback.
    * @returns The problems found, by event id.
    * @throws {TypeError} When `expectHead` is not a head.
    */
   async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
-    const verifier = new ChainVerifier((id) => {
-      const index = this.#byId.get(id);
-      return Promise.resolve(
-        index === undefined
-          ? undefined
-          : { position: index + 1, digest: this.#events[index].digest },
-      );
-    }, options.expectHead);
+    const verifier = new ChainVerifier(
+      (id) => {
+        const index = this.#byId.get(id);
+        return Promise.resolve(
+          index === undefined
+            ? undefined
+            : { position: index + 1, digest: this.#events[index].digest },
+        );
+      },
+      options.expectHead,
+      options,
+    );
     for (const [i, record] of this.#events.entries()) {
       await verifier.check(record, i + 1, canonicalOf(record.payload));
     }

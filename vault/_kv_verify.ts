@@ -21,15 +21,21 @@ import {
 /** Recomputes the chain and parent links, checks payloads, the stream index and watermark. */
 export async function verify(s: KvState, options: VerifyOptions): Promise<VerifyReport> {
   s.assertOpen();
-  const verifier = new ChainVerifier(async (id) => {
-    let event;
-    try {
-      event = await get(s, id);
-    } catch {
-      return "unreadable"; // its page or payload is damaged, reported there
-    }
-    return event === null ? undefined : { position: Number(event.position), digest: event.digest };
-  }, options.expectHead);
+  const verifier = new ChainVerifier(
+    async (id) => {
+      let event;
+      try {
+        event = await get(s, id);
+      } catch {
+        return "unreadable"; // its page or payload is damaged, reported there
+      }
+      return event === null
+        ? undefined
+        : { position: Number(event.position), digest: event.digest };
+    },
+    options.expectHead,
+    options,
+  );
   // What the index check needs of each position, about 9 bytes an event.
   const layout = new PositionTable();
   let expected = 1;

@@ -597,6 +597,22 @@ export async function runContract(t: Deno.TestContext, factory: StoreFactory): P
     );
   });
 
+  await withStore("verify reports progress and stops when its signal aborts", async (store) => {
+    for (let n = 0; n < 5; n++) {
+      await store.append("many", Array.from({ length: 500 }, () => ({ kind: "a" })));
+    }
+    const seen: number[] = [];
+    const report = await store.verify({ onProgress: (checked) => seen.push(checked) });
+    assert.equal(report.ok, true);
+    assert.deepEqual(seen, [1000, 2000]);
+    const controller = new AbortController();
+    await assert.rejects(
+      store.verify({ signal: controller.signal, onProgress: () => controller.abort() }),
+      (error: Error) => error.name === "AbortError",
+    );
+    await assert.rejects(store.verify({ signal: AbortSignal.abort() }), { name: "AbortError" });
+  });
+
   // A guard each store can evaluate atomically with its commit: a KV key's
   // versionstamp in the store's own KV, else a synchronous predicate.
   async function makeGuard(
