@@ -1,4 +1,8 @@
+import { copyFile, mkdir, mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { KvEventStore, type KvEventStoreOptions } from "./kv_store.ts";
+import { getEnv, type Kv, openKv } from "../internal/platform.ts";
 import { TokaError } from "../runtime/errors.ts";
 
 /** Options of {@linkcode openVault}. */
@@ -145,28 +149,28 @@ export async function openVault(
     if (size !== undefined && size > 0 && (check || readOnly)) {
       const verdict = await probe(target, target, check, !readOnly);
       if (verdict === "unwritable" && readOnly) {
-        snapshot = await Deno.makeTempDir({ prefix: "toka-snapshot-" });
+        snapshot = await mkdtemp(join(tmpdir(), "toka-snapshot-"));
         try {
           path = await copyVault(target, snapshot);
           if (await probe(path, target, check, false) === "unwritable") {
             throw new TypeError(`Cannot open the vault at "${target}": its copy is not writable`);
           }
         } catch (error) {
-          await Deno.remove(snapshot, { recursive: true });
+          await rm(snapshot, { recursive: true });
           throw error;
         }
       }
     }
   }
-  let kv: Deno.Kv;
+  let kv: Kv;
   try {
     if (local && snapshot === undefined) {
       const folder = target.replace(/[\\/][^\\/]*$/, "");
-      if (folder !== target && folder !== "") await Deno.mkdir(folder, { recursive: true });
+      if (folder !== target && folder !== "") await mkdir(folder, { recursive: true });
     }
-    kv = await Deno.openKv(path);
+    kv = await openKv(path);
   } catch (error) {
-    if (snapshot !== undefined) await Deno.remove(snapshot, { recursive: true });
+    if (snapshot !== undefined) await rm(snapshot, { recursive: true });
     const reason = (error instanceof Error ? error.message : String(error)).split("\n")[0];
     throw new TypeError(`Cannot open the vault at "${target}": ${reason}`);
   }
@@ -175,7 +179,7 @@ export async function openVault(
     store = await KvEventStore.open(kv, { ...storeOptions, closeKv: true });
   } catch (error) {
     kv.close();
-    if (snapshot !== undefined) await Deno.remove(snapshot, { recursive: true });
+    if (snapshot !== undefined) await rm(snapshot, { recursive: true });
     throw asDamagedVault(target, error) ?? error;
   }
   if (snapshot !== undefined) {
@@ -186,7 +190,7 @@ export async function openVault(
       try {
         await close();
       } finally {
-        await Deno.remove(folder, { recursive: true }).catch(() => {});
+        await rm(folder, { recursive: true }).catch(() => {});
       }
     };
   }
@@ -207,7 +211,10 @@ async function probe(
   check: boolean,
   mayCreate: boolean,
 ): Promise<"ok" | "unwritable"> {
-  const { DatabaseSync } = await import("node:sqlite");
+  // Node before 22.5 has no node:sqlite: there @deno/kv reports what it finds.
+  const sqlite = await import("node:sqlite").catch(() => undefined);
+  if (sqlite === undefined) return "ok";
+  const { DatabaseSync } = sqlite;
   let db: InstanceType<typeof DatabaseSync> | undefined;
   try {
     db = new DatabaseSync(path, { readOnly: true });
@@ -241,31 +248,37 @@ async function probe(
 // The file and its write-ahead log: SQLite replays the log into the copy at open.
 async function copyVault(path: string, folder: string): Promise<string> {
   const copy = `${folder}/vault.kv`;
-  await Deno.copyFile(path, copy);
+  await copyFile(path, copy);
   try {
-    await Deno.copyFile(`${path}-wal`, `${copy}-wal`);
+    await copyFile(`${path}-wal`, `${copy}-wal`);
   } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    if (!isNotFound(error)) throw error;
   }
   return copy;
 }
 
 async function fileSize(path: string): Promise<number | undefined> {
   try {
-    const info = await Deno.stat(path);
-    if (info.isDirectory) throw new TypeError(`Cannot open the vault at "${path}": it is a folder`);
+    const info = await stat(path);
+    if (info.isDirectory()) {
+      throw new TypeError(`Cannot open the vault at "${path}": it is a folder`);
+    }
     return info.size;
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
+    if (isNotFound(error)) return undefined;
     throw error;
   }
 }
 
 function envGet(name: string): string | undefined {
   try {
-    return Deno.env.get(name);
+    return getEnv(name);
   } catch {
     // Without --allow-env the default applies.
     return undefined;
   }
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as { code?: unknown } | undefined)?.code === "ENOENT";
 }

@@ -1,0 +1,155 @@
+// The one module of the library that touches the `Deno` global. Everything
+// else reaches the host through it or through `node:` built-ins, which Deno
+// supports too, so the same code runs on Deno and on Node 20+ (where Deno KV
+// is the `@deno/kv` package). Checked by tests/node/no_deno_global_test.ts.
+import process from "node:process";
+
+// deno-lint-ignore no-explicit-any
+const deno: typeof Deno | undefined = (globalThis as any).Deno;
+
+/** A Deno KV database: `Deno.Kv` under Deno, `@deno/kv`'s `Kv` (the same API) under Node. */
+export type Kv = Deno.Kv;
+/** A key of a {@linkcode Kv}. */
+export type KvKey = Deno.KvKey;
+/** An entry read from a {@linkcode Kv}. */
+export type KvEntry<T> = Deno.KvEntry<T>;
+/** The iterator `Kv.list` returns. */
+export type KvListIterator<T> = Deno.KvListIterator<T>;
+/** An atomic operation of a {@linkcode Kv}. */
+export type AtomicOperation = Deno.AtomicOperation;
+/** A versionstamp check in an atomic operation. */
+export type AtomicCheck = Deno.AtomicCheck;
+
+/** Which runtime runs this process. */
+export const runtimeName: "deno" | "node" = deno === undefined ? "node" : "deno";
+
+/**
+ * Opens Deno KV: `Deno.openKv` under Deno, `@deno/kv`'s `openKv` under Node,
+ * loaded only then, so Deno never loads the native module. The location is a
+ * file path, `:memory:`, or an http(s) URL of a KV Connect server, reached
+ * with the access token in `DENO_KV_ACCESS_TOKEN`, as `Deno.openKv` does.
+ */
+export async function openKv(location: string): Promise<Kv> {
+  if (deno !== undefined) return await deno.openKv(location);
+  const [{ openKv }, codec] = await Promise.all([import("@deno/kv"), v8Codec()]);
+  let options: Record<string, unknown> = codec;
+  if (/^https?:\/\//i.test(location)) {
+    const accessToken = process.env.DENO_KV_ACCESS_TOKEN;
+    if (accessToken === undefined || accessToken === "") {
+      throw new TypeError("Missing access token: set DENO_KV_ACCESS_TOKEN");
+    }
+    options = { ...codec, accessToken };
+  }
+  return plainBytes(await openKv(location, options) as unknown as Kv);
+}
+
+// @deno/kv returns a Uint8Array value as a Node Buffer that shares memory
+// with the whole response (and whose slice() does not copy): hand out a plain
+// Uint8Array copy, as Deno does.
+function plainBytes(kv: Kv): Kv {
+  const fix = <T>(entry: { value: T }) => {
+    const value = entry.value;
+    if (value instanceof Uint8Array && value.constructor !== Uint8Array) {
+      entry.value = new Uint8Array(value) as T;
+    }
+    return entry;
+  };
+  const get = kv.get.bind(kv);
+  const getMany = kv.getMany.bind(kv);
+  const list = kv.list.bind(kv);
+  Object.assign(kv, {
+    get: async (...args: Parameters<Kv["get"]>) => fix(await get(...args)),
+    getMany: async (...args: Parameters<Kv["getMany"]>) => (await getMany(...args)).map(fix),
+    list: (...args: Parameters<Kv["list"]>) => {
+      const iterator = list(...args);
+      const next = iterator.next.bind(iterator);
+      iterator.next = async () => {
+        const result = await next();
+        if (!result.done) fix(result.value);
+        return result;
+      };
+      // @deno/kv's iterator hands for-await its inner generator: make it use `next` above.
+      iterator[Symbol.asyncIterator] = () => iterator;
+      return iterator;
+    },
+  });
+  return kv;
+}
+
+// Deno KV stores values in V8's serialization format, and @deno/kv uses Node's
+// v8.serialize, which differs from Deno in two ways that break a shared file:
+// it writes typed arrays as Node "host objects", which Deno cannot read, and
+// Node 20's V8 reads at most format version 15 while Deno 2.9 writes 16. So
+// values are written with the plain v8.Serializer (typed arrays in V8's own
+// form, version 15, which Deno reads), and a version-16 value that this V8
+// refuses is read as version 15: for every kind of value Toka stores (strings,
+// numbers, bigints, booleans, null, plain objects, arrays, Uint8Array, Date)
+// the bytes of the two versions are the same (checked by tests/node/).
+async function v8Codec(): Promise<{
+  encodeV8: (value: unknown) => Uint8Array;
+  decodeV8: (bytes: Uint8Array) => unknown;
+}> {
+  const v8 = await import("node:v8");
+  const read = (bytes: Uint8Array) => {
+    const deserializer = new v8.Deserializer(bytes);
+    deserializer.readHeader();
+    return deserializer.readValue();
+  };
+  return {
+    encodeV8(value) {
+      const serializer = new v8.Serializer();
+      serializer.writeHeader();
+      serializer.writeValue(value);
+      return serializer.releaseBuffer();
+    },
+    decodeV8(bytes) {
+      try {
+        return read(bytes);
+      } catch (error) {
+        if (bytes[0] !== 0xff || bytes[1] !== 16) throw error;
+        const older = bytes.slice();
+        older[1] = 15;
+        return read(older);
+      }
+    },
+  };
+}
+
+/**
+ * An environment variable, or undefined when unset. Under Deno without
+ * `--allow-env` for it, throws what Deno throws (see {@linkcode isNotCapable}).
+ */
+export function getEnv(name: string): string | undefined {
+  return deno !== undefined ? deno.env.get(name) : process.env[name];
+}
+
+/** Whether an error is Deno's refusal for a permission not granted (never under Node). */
+export function isNotCapable(error: unknown): boolean {
+  return deno !== undefined && error instanceof deno.errors.NotCapable;
+}
+
+/** A permission refusal with a better message: Deno's own error class under Deno. */
+export function notCapable(message: string, cause: unknown): Error {
+  return deno !== undefined
+    ? new deno.errors.NotCapable(message, { cause })
+    : new Error(message, { cause });
+}
+
+/**
+ * Whether every permission is granted: under Deno, as with `-A` (Deno lets a
+ * program use /proc/self only then); under Node, which has no such checks
+ * unless its experimental permission model is on, true unless that is on.
+ */
+export function allPermissionsGranted(): boolean {
+  if (deno === undefined) {
+    return (process as { permission?: unknown }).permission === undefined;
+  }
+  const names = ["read", "write", "net", "env", "run", "ffi", "sys", "import"] as const;
+  return names.every((name) => {
+    try {
+      return deno.permissions.querySync({ name }).state === "granted";
+    } catch {
+      return name === "import"; // Older Deno has no "import" permission.
+    }
+  });
+}
