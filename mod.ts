@@ -53,6 +53,7 @@ import {
   ToolRegistry,
 } from "./toolkit/mod.ts";
 import { openVault, vaultKv } from "./vault/mod.ts";
+import { isNotCapable, notCapable } from "./internal/platform.ts";
 
 /** The `auth` section of {@linkcode CreateRuntimeOptions}: how to open the secret pool. */
 export interface CreateRuntimeAuthOptions {
@@ -272,10 +273,10 @@ function envMasterKey(): string | undefined {
   try {
     return masterKeyFromEnv();
   } catch (error) {
-    if (!(error instanceof Deno.errors.NotCapable)) throw error;
-    throw new Deno.errors.NotCapable(
+    if (!isNotCapable(error)) throw error;
+    throw notCapable(
       `Cannot read ${MASTER_KEY_ENV}: grant --allow-env=${MASTER_KEY_ENV}, or pass auth.masterKey (null to keep the secrets unwrapped)`,
-      { cause: error },
+      error,
     );
   }
 }

@@ -1,4 +1,5 @@
 // Checks of KvTokenAuthority's options and arguments, and small claim helpers.
+import { Buffer } from "node:buffer";
 import type { TokenClaims } from "../runtime/token_authority.ts";
 import { MAX_ID_LENGTH, MAX_LIFETIME_SECS } from "./_jws.ts";
 
@@ -42,7 +43,7 @@ export function parseInitialSecret(secret: string | Uint8Array): Uint8Array {
   let bytes: Uint8Array | undefined;
   if (secret instanceof Uint8Array) bytes = secret.slice();
   else if (typeof secret === "string" && /^[A-Za-z0-9_-]+$/.test(secret)) {
-    bytes = Uint8Array.fromBase64(secret, { alphabet: "base64url" });
+    bytes = new Uint8Array(Buffer.from(secret, "base64url"));
   }
   if (bytes === undefined || bytes.length < 32) {
     throw new RangeError(

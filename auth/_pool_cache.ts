@@ -163,9 +163,11 @@ export class PoolCache {
       }
     }
     if (marker.versionstamp !== null && marker.versionstamp > this.#revokedStamp) {
-      const listed = await retryLocked(() =>
-        Array.fromAsync(kv.list<number>({ prefix: REVOKED_PREFIX }))
-      );
+      const listed = await retryLocked(async () => {
+        const entries: Deno.KvEntry<number>[] = [];
+        for await (const e of kv.list<number>({ prefix: REVOKED_PREFIX })) entries.push(e);
+        return entries;
+      });
       const now = this.config.clock();
       // Merge, so a revocation made here while this read was in flight is kept.
       for (const e of listed) this.revoked.set(e.key[2] as string, e.value);

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
+import { getEnv } from "../internal/platform.ts";
 
 /**
  * The environment variable the CLI reads the master key from.
@@ -21,7 +23,7 @@ const MASTER_KEY_RE = /^[A-Za-z0-9_-]{43}$/;
 
 /**
  * Reads the master key from `TOKA_MASTER_KEY`; the only place auth touches
- * `Deno.env`.
+ * the environment.
  *
  * @returns The variable's value, or undefined when it is unset or empty.
  * @throws {Deno.errors.NotCapable} When env access to the variable is not granted.
@@ -35,7 +37,7 @@ const MASTER_KEY_RE = /^[A-Za-z0-9_-]{43}$/;
  * ```
  */
 export function masterKeyFromEnv(): string | undefined {
-  const value = Deno.env.get(MASTER_KEY_ENV);
+  const value = getEnv(MASTER_KEY_ENV);
   return value === undefined || value === "" ? undefined : value;
 }
 
@@ -59,7 +61,7 @@ export function generateMasterKey(
   if (!(bytes instanceof Uint8Array) || bytes.length !== 32) {
     throw new RangeError("randomBytes(32) must return 32 bytes");
   }
-  return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
+  return Buffer.from(bytes).toString("base64url");
 }
 
 /**
@@ -79,7 +81,7 @@ export function generateMasterKey(
 export function parseMasterKey(key: string | Uint8Array): Uint8Array {
   if (key instanceof Uint8Array && key.length === 32) return key;
   if (typeof key === "string" && MASTER_KEY_RE.test(key)) {
-    const bytes = Uint8Array.fromBase64(key, { alphabet: "base64url" });
+    const bytes = new Uint8Array(Buffer.from(key, "base64url"));
     if (bytes.length === 32) return bytes;
   }
   throw new TypeError(

@@ -26,18 +26,21 @@
 // or unlink (by path), can then still reach outside the root (the race test
 // prints how often: rarely, but not never). "checked" mode is safe only when
 // nothing else writes in the root; storage("local") logs a warning in it.
-import { constants, type Stats } from "node:fs";
+import { constants, type Stats, statSync } from "node:fs";
 import {
   type FileHandle,
   lstat,
   mkdir,
   open,
   readdir,
+  realpath,
   rename,
   rmdir,
   unlink,
 } from "node:fs/promises";
 import { join } from "node:path";
+import process from "node:process";
+import { allPermissionsGranted } from "./platform.ts";
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = constants;
 
@@ -93,17 +96,9 @@ let detected: SafeFsMode | undefined;
 export function defaultMode(): SafeFsMode {
   if (detected !== undefined) return detected;
   detected = "checked";
-  if (Deno.build.os === "linux") {
-    const names = ["read", "write", "net", "env", "run", "ffi", "sys", "import"] as const;
-    const all = names.every((name) => {
-      try {
-        return Deno.permissions.querySync({ name }).state === "granted";
-      } catch {
-        return name === "import"; // Older Deno has no "import" permission.
-      }
-    });
+  if (process.platform === "linux" && allPermissionsGranted()) {
     try {
-      if (all && Deno.statSync("/proc/self/fd").isDirectory) detected = "fd";
+      if (statSync("/proc/self/fd").isDirectory()) detected = "fd";
     } catch {
       // No /proc: stay "checked".
     }
@@ -152,11 +147,11 @@ export class SafeRoot {
   async #openRoot(create: boolean): Promise<Dir | undefined> {
     if (create) await guard(() => mkdir(this.#root, { recursive: true }));
     try {
-      const path = this.#mode === "checked" ? await Deno.realPath(this.#root) : this.#root;
+      const path = this.#mode === "checked" ? await realpath(this.#root) : this.#root;
       this.#realRoot = path;
       return { handle: await open(path, O_RDONLY | O_DIRECTORY), path };
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound || code(error) === "ENOENT") return undefined;
+      if (code(error) === "ENOENT") return undefined;
       throw new FsError(error);
     }
   }
@@ -164,13 +159,13 @@ export class SafeRoot {
   // In "checked" mode: the path has no link in it and names the open file.
   async #check(path: string, handle: FileHandle): Promise<void> {
     if (this.#mode === "fd") return;
-    let named: Deno.FileInfo;
+    let named: Stats;
     try {
       // No link on the path before and after the lstat: a link swapped in for
       // the lstat alone must come and go between two system calls.
-      if ((await Deno.realPath(path)) !== path) throw new OutsideRootError();
-      named = await Deno.lstat(path);
-      if ((await Deno.realPath(path)) !== path) throw new OutsideRootError();
+      if ((await realpath(path)) !== path) throw new OutsideRootError();
+      named = await lstat(path);
+      if ((await realpath(path)) !== path) throw new OutsideRootError();
     } catch {
       throw new OutsideRootError();
     }
@@ -324,10 +319,10 @@ export class SafeRoot {
           }
           if (this.#mode === "checked") {
             // The renamed file must be the one written, still inside the root.
-            const named = await Deno.lstat(target).catch(() => undefined);
+            const named = await lstat(target).catch(() => undefined);
             if (
               named === undefined || named.ino !== stats.ino ||
-              (await Deno.realPath(target).catch(() => "")) !== target
+              (await realpath(target).catch(() => "")) !== target
             ) throw new OutsideRootError();
           }
         } catch (error) {

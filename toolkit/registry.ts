@@ -325,10 +325,11 @@ export class ToolRegistry implements ToolRegistryContract {
     callerSignal?.throwIfAborted();
     const { name, timeoutMs } = entry.info;
     const controller = new AbortController();
-    const stopped = Promise.withResolvers<never>();
+    let rejectStopped!: (reason: unknown) => void;
+    const stopped = new Promise<never>((_, reject) => rejectStopped = reject);
     const stop = (reason: unknown) => {
       controller.abort(reason);
-      stopped.reject(reason);
+      rejectStopped(reason);
     };
     const onCallerAbort = () => stop(callerSignal!.reason);
     const timer = setTimeout(() => stop(new ToolTimeoutError(name, timeoutMs)), timeoutMs);
@@ -346,7 +347,7 @@ export class ToolRegistry implements ToolRegistryContract {
           throw error instanceof ToolInputError ? error : new ToolExecutionError(name, error);
         },
       );
-      return await Promise.race([running, stopped.promise]);
+      return await Promise.race([running, stopped]);
     } finally {
       clearTimeout(timer);
       callerSignal?.removeEventListener("abort", onCallerAbort);
