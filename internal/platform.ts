@@ -30,8 +30,12 @@ export const runtimeName: "deno" | "node" = deno === undefined ? "node" : "deno"
  * with the access token in `DENO_KV_ACCESS_TOKEN`, as `Deno.openKv` does.
  */
 export async function openKv(location: string): Promise<Kv> {
-  if (deno !== undefined) return await deno.openKv(location);
-  const [{ openKv }, codec] = await Promise.all([import("@deno/kv"), v8Codec()]);
+  if (deno !== undefined) {
+    // Deno KV is unstable in Deno 2.9: without it turned on, say what Deno says.
+    if (typeof deno.openKv !== "function") throw new TypeError("Deno.openKv is not a function");
+    return await deno.openKv(location);
+  }
+  const [{ openKv }, codec] = await Promise.all([importDenoKv(), v8Codec()]);
   let options: Record<string, unknown> = codec;
   if (/^https?:\/\//i.test(location)) {
     const accessToken = process.env.DENO_KV_ACCESS_TOKEN;
@@ -41,6 +45,26 @@ export async function openKv(location: string): Promise<Kv> {
     options = { ...codec, accessToken };
   }
   return plainBytes(await openKv(location, options) as unknown as Kv);
+}
+
+// The specifier is a variable so that no tool follows it from Deno: neither
+// `deno bundle` nor `deno compile` may pull the native module in. So the
+// package does not declare @deno/kv: a Node project installs it beside.
+const DENO_KV = "@deno/kv";
+
+interface DenoKvModule {
+  openKv(path: string, options: Record<string, unknown>): Promise<unknown>;
+}
+
+async function importDenoKv(): Promise<DenoKvModule> {
+  try {
+    return await import(DENO_KV);
+  } catch (error) {
+    throw new TypeError(
+      'Deno KV on Node.js needs the npm package @deno/kv: run "npm install @deno/kv"',
+      { cause: error },
+    );
+  }
 }
 
 // @deno/kv returns a Uint8Array value as a Node Buffer that shares memory
