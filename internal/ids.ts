@@ -57,11 +57,18 @@ const PAIRS = Array.from({ length: 1024 }, (_, i) => encode(i, 2));
  * and the random part is drawn once per maker.
  */
 export class IdMaker {
-  #random = encode(crypto.getRandomValues(new Uint32Array(1))[0] % 2 ** 30, 6);
+  // The last two position digits with the random part after them: one string
+  // concatenation per id.
+  #tails: string[];
   #lastMs = -1;
   #time = "";
   #lastHigh = -1;
   #head = "";
+
+  constructor() {
+    const random = encode(crypto.getRandomValues(new Uint32Array(1))[0] % 2 ** 30, 6);
+    this.#tails = PAIRS.map((pair) => pair + random);
+  }
 
   next(ms: number, position: number): string {
     const high = Math.floor(position / 1024);
@@ -71,7 +78,7 @@ export class IdMaker {
       this.#lastHigh = high;
       this.#head = this.#time + encode(high % 2 ** 40, 8);
     }
-    return this.#head + PAIRS[position % 1024] + this.#random;
+    return this.#head + this.#tails[position % 1024];
   }
 }
 

@@ -220,7 +220,7 @@ export class EventBus {
         if (input.intent !== undefined) event.intent = input.intent;
         return this.#append(this.#store, stream, event, input.expectedVersion, input.guard);
       }
-      checkHolds(stream, input.guard);
+      if (input.guard !== undefined) checkHolds(stream, input.guard);
       const kind = input.kind;
       if (kind !== this.#lastKind) {
         assertKind(kind);
