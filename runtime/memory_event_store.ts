@@ -191,7 +191,11 @@ export class MemoryEventStore implements EventStore, AsyncDisposable {
       ? undefined
       : (this.#streams.get(options.stream) ?? []);
     const count = indexes?.length ?? this.#events.length;
-    for (let i = 0; i < count && remaining > 0; i++) {
+    // The whole log is in position order: start at `from` instead of skipping up to it.
+    const start = from === undefined || indexes !== undefined
+      ? 0
+      : Math.max(0, backward ? count - from : from - 1);
+    for (let i = start; i < count && remaining > 0; i++) {
       const index = indexes === undefined
         ? (backward ? count - 1 - i : i)
         : indexes[backward ? count - 1 - i : i];
