@@ -62,6 +62,8 @@ export async function serveMcp(ctx: CommandContext): Promise<number> {
     ctx.io.signal?.addEventListener("abort", stop, { once: true });
     try {
       await server.connect(transport);
+      // An interrupt while the vault and the plugins were opening.
+      if (ctx.io.signal?.aborted) stop();
       logger.info("Serving {count} tools over MCP for {sub}", {
         count: tools.registry.list().filter((info) => grants(claims, info)).length,
         sub: claims.sub,

@@ -14,6 +14,7 @@ import { TokaError } from "../runtime/errors.ts";
 import { type CommandContext, type RunCommand, writes } from "./_context.ts";
 import { buildCliTools, storeRecorders } from "./_tool_registry.ts";
 import { UsageError } from "./_usage_error.ts";
+import { abortable, INTERRUPTED, INTERRUPTED_EXIT } from "./_interrupt.ts";
 import { withExistingAuthority } from "./auth.ts";
 
 /** The environment variable holding the caller's capability token. */
@@ -85,7 +86,8 @@ export async function describeTool(ctx: CommandContext, name: string): Promise<n
  * and is parsed before the vault is opened. The call is authorised against
  * the vault's secret pool and recorded in it (`tool.invoked`, then
  * `tool.completed` or `tool.failed`; `tool.denied` when the token is
- * refused). A missing vault is an error: nothing is created.
+ * refused). A missing vault is an error: nothing is created. An interrupt
+ * (the io's signal) stops the read of the input or the call, and exits 130.
  *
  * @param ctx The command context.
  * @param name The tool name.
@@ -100,7 +102,14 @@ export async function runTool(
   name: string,
   options: RunToolOptions,
 ): Promise<number> {
-  const input = await readInput(ctx, options);
+  let input: unknown;
+  try {
+    input = await readInput(ctx, options);
+  } catch (error) {
+    if (error !== INTERRUPTED) throw error;
+    ctx.io.stderr("Interrupted while reading the input from standard input: nothing was called\n");
+    return INTERRUPTED_EXIT;
+  }
   const token = options.token ?? (ctx.io.env(TOKEN_ENV) || undefined);
   if (token === undefined) {
     throw new TokaError("missing_token", `Missing token: pass --token or set ${TOKEN_ENV}`);
@@ -111,7 +120,16 @@ export async function runTool(
       authority,
       ...storeRecorders(store, "cli"),
     });
-    const output = await tools.registry.call(name, input, { token, signal: ctx.io.signal });
+    let output: unknown;
+    try {
+      output = await tools.registry.call(name, input, { token, signal: ctx.io.signal });
+    } catch (error) {
+      if (ctx.io.signal?.aborted !== true) throw error;
+      ctx.io.stderr(
+        `Interrupted: the call to ${JSON.stringify(name)} was stopped (recorded as tool.failed)\n`,
+      );
+      return INTERRUPTED_EXIT;
+    }
     ctx.io.stdout(`${JSON.stringify(output ?? null, null, ctx.json ? undefined : 2)}\n`);
     return 0;
   });
@@ -188,7 +206,9 @@ async function readInput(ctx: CommandContext, options: RunToolOptions): Promise<
     text = await readInputFile(options.inputFile, source);
   } else {
     source = "standard input";
-    text = ctx.io.stdin === undefined ? "" : await readBounded(ctx.io.stdin, source);
+    text = ctx.io.stdin === undefined
+      ? ""
+      : await readBounded(ctx.io.stdin, source, ctx.io.signal);
     if (text.trim() === "") return {};
   }
   try {
@@ -208,23 +228,21 @@ async function readInputFile(path: string, source: string): Promise<string> {
   return await readBounded(file.readable, source);
 }
 
-// Reads a whole stream as UTF-8, refusing it past MAX_INPUT_BYTES without reading further.
-async function readBounded(stream: ReadableStream<Uint8Array>, source: string): Promise<string> {
+// Reads a whole stream as UTF-8, refusing it past MAX_INPUT_BYTES without reading further;
+// an interrupt (a terminal's Ctrl-C while nothing is typed) stops the read.
+async function readBounded(
+  stream: ReadableStream<Uint8Array>,
+  source: string,
+  signal?: AbortSignal,
+): Promise<string> {
   const chunks: Uint8Array[] = [];
   let size = 0;
-  const reader = stream.getReader();
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      size += value.length;
-      if (size > MAX_INPUT_BYTES) {
-        throw new UsageError(`Input too large in ${source}: more than ${MAX_INPUT_BYTES} bytes`);
-      }
-      chunks.push(value);
+  for await (const chunk of abortable(stream, signal)) {
+    size += chunk.length;
+    if (size > MAX_INPUT_BYTES) {
+      throw new UsageError(`Input too large in ${source}: more than ${MAX_INPUT_BYTES} bytes`);
     }
-  } finally {
-    await reader.cancel().catch(() => {});
+    chunks.push(chunk);
   }
   const bytes = new Uint8Array(size);
   let offset = 0;

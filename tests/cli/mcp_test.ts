@@ -204,6 +204,20 @@ Deno.test("toka mcp serve refuses a missing or bad token in one line", async (t)
       assert.equal(await Deno.stat(missing).then(() => true, () => false), false);
     });
 
+    await t.step("an interrupt stops serving, exit 0", async () => {
+      const interrupt = new AbortController();
+      const io = {
+        ...recordingIo({ env: { TOKA_TOKEN: token }, signal: interrupt.signal }),
+        // A client that keeps the connection open and sends nothing.
+        stdin: new ReadableStream<Uint8Array>({ pull: () => new Promise<void>(() => {}) }),
+      };
+      const serving = main(["--db", db, "mcp", "serve"], io);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      interrupt.abort();
+      assert.equal(await serving, 0);
+      assert.deepEqual([io.out, io.err], [[], []]);
+    });
+
     await t.step("a valid token and a closed stdin: serves nothing, exits 0", async () => {
       assert.deepEqual(await serve({ TOKA_TOKEN: token }), { code: 0, err: [] });
     });

@@ -208,6 +208,39 @@ Deno.test("toka tool run", async (t) => {
       ]);
     });
 
+    await t.step("an interrupt while waiting for stdin exits 130 and calls nothing", async () => {
+      const before = (await toolEvents(db)).length;
+      const interrupt = new AbortController();
+      const io = {
+        ...recordingIo({ env, signal: interrupt.signal }),
+        // A terminal nobody types into.
+        stdin: new ReadableStream<Uint8Array>({ pull: () => new Promise<void>(() => {}) }),
+      };
+      const running = main(["--db", db, "tool", "run", "echo"], io);
+      // Whether the abort comes before the read or while it waits, the read ends the same way.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      interrupt.abort();
+      assert.equal(await running, 130);
+      assert.deepEqual(io.errLines(), [
+        "Interrupted while reading the input from standard input: nothing was called",
+      ]);
+      assert.equal((await toolEvents(db)).length, before);
+    });
+
+    await t.step("an interrupted call exits 130 and is recorded as failed", async () => {
+      const before = (await toolEvents(db)).length;
+      const interrupt = new AbortController();
+      interrupt.abort();
+      const io = recordingIo({ env, signal: interrupt.signal });
+      const code = await main(["--db", db, "tool", "run", "echo", "--input", '{"text":"x"}'], io);
+      assert.equal(code, 130);
+      assert.deepEqual(io.errLines(), [
+        'Interrupted: the call to "echo" was stopped (recorded as tool.failed)',
+      ]);
+      const events = (await toolEvents(db)).slice(before);
+      assert.deepEqual(events.map((e) => e.kind), ["tool.invoked", "tool.failed"]);
+    });
+
     await t.step("an unknown tool exits 1", async () => {
       const { code, io } = await toka(["--db", db, "tool", "run", "nope"], { env });
       assert.equal(code, 1);
