@@ -206,9 +206,7 @@ async function readInput(ctx: CommandContext, options: RunToolOptions): Promise<
     text = await readInputFile(options.inputFile, source);
   } else {
     source = "standard input";
-    text = ctx.io.stdin === undefined
-      ? ""
-      : await readBounded(ctx.io.stdin, source, ctx.io.signal);
+    text = ctx.io.stdin === undefined ? "" : await readBounded(ctx.io.stdin, source, ctx.io.signal);
     if (text.trim() === "") return {};
   }
   try {
