@@ -243,9 +243,14 @@ export class KvStorage implements StorageAdapter {
   }
 }
 
-// Every entry under a prefix, read again from the start if the database was locked.
+// Every entry under a prefix, read again from the start if the database was
+// locked. (A loop: Node 20 has no Array.fromAsync.)
 function entries<T>(kv: Deno.Kv, prefix: Deno.KvKey): Promise<Deno.KvEntry<T>[]> {
-  return retryLocked(() => Array.fromAsync(kv.list<T>({ prefix })));
+  return retryLocked(async () => {
+    const found: Deno.KvEntry<T>[] = [];
+    for await (const entry of kv.list<T>({ prefix })) found.push(entry);
+    return found;
+  });
 }
 
 async function commit(op: Deno.AtomicOperation): Promise<void> {
