@@ -15,9 +15,17 @@ import denoJson from "./deno.json" with { type: "json" };
 import type { EventStore } from "./runtime/event_store.ts";
 import { getLogLevels } from "@logtape/logtape";
 import { DEFAULT_VAULT_PATH, openVault } from "./vault/mod.ts";
-import { asDamagedVault, resolveVaultLocation } from "./vault/open_vault.ts";
+import { asDamagedVault } from "./vault/open_vault.ts";
 import { TokaError } from "./runtime/errors.ts";
-import { type CommandContext, isWriting, mayCreate, type RunCommand } from "./cli/_context.ts";
+import {
+  type CommandContext,
+  defaultLogLevel,
+  ignoresConfig,
+  isWriting,
+  mayCreate,
+  type RunCommand,
+} from "./cli/_context.ts";
+import { loadSettings, type SettingFlags, toolSettingsOf } from "./cli/_config.ts";
 import { type CliIo, processIo } from "./cli/_io.ts";
 import { configureLogging } from "./cli/_log.ts";
 import { UsageError } from "./cli/_usage_error.ts";
@@ -37,6 +45,8 @@ export interface MainOptions {
     location: string,
     options: { create: boolean; readOnly: boolean },
   ) => Promise<EventStore>;
+  /** The working directory, where `toka.json` is looked for; `Deno.cwd()` by default. */
+  cwd?: string;
 }
 
 /**
@@ -63,7 +73,12 @@ export async function main(
     .option(
       "--db <location>",
       `event store: a file path, :memory: or an https:// URL
-(default: $TOKA_DB or ${DEFAULT_DB})`,
+(default: $TOKA_DB, toka.json's db or ${DEFAULT_DB})`,
+    )
+    .option("--config <file>", "settings file (default: $TOKA_CONFIG or ./toka.json if present)")
+    .option(
+      "--storage-root <dir>",
+      "where agents' local storage and the fs tools keep files (default: ./.toka/storage)",
     )
     .option("--json", "print machine-readable JSON")
     .addOption(
@@ -104,19 +119,20 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
   toka auth status
   toka auth revoke <jti> --exp <epoch-seconds>`,
     )
-    .hook("preAction", async () => {
-      const level = program.opts().logLevel;
-      if (level !== undefined) resetLogging = await configureLogging(io, level);
-    });
+    .helpCommand(true);
 
   const run: RunCommand = async (command, task) => {
-    const globals = command.optsWithGlobals<{ db?: string; json?: boolean }>();
-    let dbLocation: string;
-    try {
-      dbLocation = resolveVaultLocation(globals.db, (name) => io.env(name));
-    } catch (error) {
-      throw error instanceof TypeError ? new UsageError(error.message) : error;
-    }
+    const globals = command.optsWithGlobals<SettingFlags & { json?: boolean }>();
+    // One rule for every setting: flag, TOKA_* variable, toka.json, default.
+    const settings = await loadSettings({
+      flags: globals,
+      env: (name) => io.env(name),
+      cwd: options.cwd,
+      readFile: !ignoresConfig(command),
+    });
+    const dbLocation = settings.db;
+    const level = settings.logLevel ?? defaultLogLevel(command);
+    if (level !== undefined) resetLogging = await configureLogging(io, level);
     // Only commands that write may create a vault: a mistyped --db of a
     // read-only command is an error, not a new empty vault.
     const writes = isWriting(command);
@@ -124,6 +140,8 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
       io,
       json: globals.json === true,
       dbLocation,
+      settings,
+      toolSettings: toolSettingsOf(settings),
       invocation: [
         ...(io.program ?? ["toka"]),
         ...(dbLocation === DEFAULT_DB ? [] : ["--db", dbLocation]),
@@ -167,6 +185,11 @@ function requireSubcommands(command: Command): void {
     for (let c: Command | null = self; c !== null; c = c.parent) names.unshift(c.name());
     const hint = `run "${names.join(" ")} --help" to list them`;
     const [first] = self.args;
+    // A bare `toka` is how a new user asks what it can do.
+    if (first === undefined && self.parent === null) {
+      self.outputHelp();
+      return;
+    }
     throw new UsageError(
       first === undefined
         ? `Missing command: ${hint}`
@@ -209,10 +232,13 @@ function oneLine(text: string): string {
 
 if (import.meta.main) {
   const interrupt = new AbortController();
-  // The first Ctrl-C ends `events tail --follow` cleanly; a second one exits at once.
-  Deno.addSignalListener("SIGINT", () => {
+  // The first Ctrl-C (or SIGTERM) ends `events tail --follow` or `run` cleanly; a second
+  // one exits at once.
+  const onSignal = () => {
     if (interrupt.signal.aborted) Deno.exit(130);
     interrupt.abort();
-  });
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
   Deno.exit(await main(Deno.args, processIo(interrupt.signal)));
 }

@@ -21,6 +21,21 @@ export interface CommandGroup {
 /** Every top-level command, in the order `toka --help` lists them. */
 export const COMMAND_GROUPS: readonly CommandGroup[] = [
   {
+    name: "init",
+    summary: "create a project: toka.json, agents.ts, the vault and its first secret",
+    load: async () => (await import("./init.ts")).registerInitCommand,
+  },
+  {
+    name: "run",
+    summary: "host the agents that modules export, until SIGINT or SIGTERM",
+    load: async () => (await import("./run.ts")).registerRunCommand,
+  },
+  {
+    name: "emit",
+    summary: "append one event to the log, as runtime.emit does, and print its id",
+    load: async () => (await import("./emit.ts")).registerEmitCommand,
+  },
+  {
     name: "events",
     summary: "inspect and move the event log",
     load: async () => (await import("./events.ts")).registerEventsCommands,

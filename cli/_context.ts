@@ -1,8 +1,10 @@
 // What every command's implementation receives, so commands stay testable in-process.
 import type { Command } from "commander";
 import type { EventStore } from "../runtime/event_store.ts";
+import type { LogLevel } from "@logtape/logtape";
 import type { CliIo } from "./_io.ts";
 import type { CliToolSettings } from "./_tool_registry.ts";
+import type { Settings } from "./_config.ts";
 
 /** The global options and services a command runs with. */
 export interface CommandContext {
@@ -12,6 +14,11 @@ export interface CommandContext {
   json: boolean;
   /** The `--db` location: a file path, `:memory:` or an `https://` URL. */
   dbLocation: string;
+  /**
+   * Every setting, decided by the one rule (flag, `TOKA_*` variable, `toka.json`,
+   * default); `settings.db` is `dbLocation`.
+   */
+  settings: Settings;
   /**
    * The words that run this program again on the same store, as a user types
    * them (e.g. `["toka", "--db", "x.kv"]`), for hints such as the demo's;
@@ -44,6 +51,52 @@ export type RunCommand = (
 
 // Each writing command, and whether it may create a missing vault.
 const WRITERS = new WeakMap<Command, boolean>();
+const WITHOUT_CONFIG = new WeakSet<Command>();
+const LOG_LEVELS = new WeakMap<Command, LogLevel>();
+
+/**
+ * Declares that a command does not read `toka.json` (as `toka init`, which
+ * writes one): its settings come from flags, variables and defaults only.
+ *
+ * @param command The command being defined.
+ * @returns The same command, for chaining.
+ */
+export function withoutConfig(command: Command): Command {
+  WITHOUT_CONFIG.add(command);
+  return command;
+}
+
+/**
+ * Whether a command was declared with {@linkcode withoutConfig}.
+ *
+ * @param command A command.
+ * @returns True when it ignores `toka.json`.
+ */
+export function ignoresConfig(command: Command): boolean {
+  return WITHOUT_CONFIG.has(command);
+}
+
+/**
+ * Makes a command log at `level` when no setting chooses a level (`toka run`: info).
+ *
+ * @param command The command being defined.
+ * @param level Its default log level.
+ * @returns The same command, for chaining.
+ */
+export function logsByDefault(command: Command, level: LogLevel): Command {
+  LOG_LEVELS.set(command, level);
+  return command;
+}
+
+/**
+ * The log level a command uses when no setting chooses one.
+ *
+ * @param command A command.
+ * @returns Its default level, or undefined for none (silent).
+ */
+export function defaultLogLevel(command: Command): LogLevel | undefined {
+  return LOG_LEVELS.get(command);
+}
 
 /** Options of {@linkcode writes}. */
 export interface WritesOptions {

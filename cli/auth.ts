@@ -74,7 +74,7 @@ export async function withAuthority<T>(
   task: (auth: KvTokenAuthority) => Promise<T>,
 ): Promise<T> {
   // A malformed key is refused before the vault is opened, and so created.
-  const masterKey = ctx.io.env(MASTER_KEY_ENV) || undefined;
+  const masterKey = ctx.io.env(ctx.settings.masterKeyEnv) || undefined;
   if (masterKey !== undefined) parseMasterKey(masterKey);
   return await withStore(ctx, async (store) => task(await openAuthority(ctx, store)));
 }
@@ -105,9 +105,13 @@ async function openAuthority(
   store: EventStore,
   options: { wrapRawSecrets?: boolean } = {},
 ): Promise<KvTokenAuthority> {
-  const masterKey = ctx.io.env(MASTER_KEY_ENV) || undefined;
+  const masterKey = ctx.io.env(ctx.settings.masterKeyEnv) || undefined;
   try {
-    return await KvTokenAuthority.open(kvOf(store), { masterKey, ...options });
+    return await KvTokenAuthority.open(kvOf(store), {
+      masterKey,
+      retiredTtlSecs: ctx.settings.retiredTtlSecs,
+      ...options,
+    });
   } catch (error) {
     if (!(error instanceof SecretPoolError) || error.code !== "secret_pool_unwrapped") throw error;
     throw new SecretPoolError(
@@ -127,8 +131,10 @@ async function openAuthority(
  * @throws {UsageError} When `TOKA_MASTER_KEY` is not set.
  */
 export function wrapSecrets(ctx: CommandContext): Promise<number> {
-  if (!ctx.io.env(MASTER_KEY_ENV)) {
-    throw new UsageError(`Set ${MASTER_KEY_ENV} to the key that should wrap the secret pool`);
+  if (!ctx.io.env(ctx.settings.masterKeyEnv)) {
+    throw new UsageError(
+      `Set ${ctx.settings.masterKeyEnv} to the key that should wrap the secret pool`,
+    );
   }
   return withStore(ctx, async (store) => {
     const auth = await openAuthority(ctx, store, { wrapRawSecrets: true });
@@ -136,7 +142,7 @@ export function wrapSecrets(ctx: CommandContext): Promise<number> {
     ctx.io.stdout(
       ctx.json
         ? `${JSON.stringify({ wrapped })}\n`
-        : `✅ Secret pool wrapped with ${MASTER_KEY_ENV}\n`,
+        : `✅ Secret pool wrapped with ${ctx.settings.masterKeyEnv}\n`,
     );
     return 0;
   });
@@ -303,7 +309,11 @@ export function authStatus(ctx: CommandContext): Promise<number> {
       return 0;
     }
     const status = await auth.status();
-    ctx.io.stdout(ctx.json ? `${JSON.stringify(statusJson(status))}\n` : formatStatus(status));
+    ctx.io.stdout(
+      ctx.json
+        ? `${JSON.stringify(statusJson(status))}\n`
+        : formatStatus(status, ctx.settings.masterKeyEnv),
+    );
     return 0;
   });
 }
@@ -459,11 +469,11 @@ function statusJson(status: PoolStatus): Record<string, unknown> {
   };
 }
 
-function formatStatus(status: PoolStatus): string {
+function formatStatus(status: PoolStatus, keyEnv: string): string {
   const head = table([
     ["vault", status.vault],
     ["active", status.activeKid],
-    ["wrapped", status.wrapped ? `yes (${MASTER_KEY_ENV})` : "no"],
+    ["wrapped", status.wrapped ? `yes (${keyEnv})` : "no"],
     ["retired ttl", `${status.retiredTtlSecs} s`],
     ["revoked", String(status.revoked)],
   ]);

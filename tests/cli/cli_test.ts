@@ -31,9 +31,27 @@ Deno.test("toka skeleton", async (t) => {
     }
   });
 
+  await t.step("a bare toka and toka help [command] print help, exit 0", async () => {
+    const help = async (args: string[]) => {
+      const io = recordingIo();
+      assert.equal(await main(args, io, { openStore: memory }), 0, args.join(" "));
+      assert.deepEqual(io.err, [], args.join(" "));
+      return io.out.join("");
+    };
+    const top = await help(["--help"]);
+    assert.equal(await help([]), top);
+    assert.equal(await help(["help"]), top);
+    assert.match(top, /^ {2}init \[options\] \[dir\] /m);
+    assert.match(top, /^ {2}run \[modules\.\.\.\] /m);
+    assert.match(top, /^ {2}emit \[options\] <kind> \[-\] /m);
+    assert.equal(await help(["help", "events"]), await help(["events", "--help"]));
+    assert.equal(await help(["help", "emit"]), await help(["emit", "--help"]));
+    const version = await help(["--version"]);
+    assert.equal(version, `toka ${denoJson.version}\n`);
+  });
+
   await t.step("usage errors exit 2 with one line on stderr", async () => {
     const cases: [string[], RegExp][] = [
-      [[], /^error: Missing command: run "toka --help"/],
       [["bogus"], /^error: Unknown command "bogus"/],
       [["events"], /^error: Missing command: run "toka events --help"/],
       [["events", "lst"], /^error: Unknown command "lst"/],

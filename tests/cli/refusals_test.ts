@@ -125,6 +125,26 @@ Deno.test("refused input changes nothing", async (t) => {
       }
     });
 
+    await t.step("refused init, run and emit create nothing", async () => {
+      const project = `${dir}/project`;
+      await Deno.mkdir(project);
+      await Deno.writeTextFile(`${project}/toka.json`, "{}");
+      const init = await toka(["init", project]);
+      assert.equal(init.code, 1);
+      assert.deepEqual(init.io.errLines(), [
+        `error: "${project}/toka.json" already exists: nothing was changed (--force overwrites it)`,
+      ]);
+      assert.deepEqual([...Deno.readDirSync(project)].map((e) => e.name), ["toka.json"]);
+      assert.equal(await Deno.readTextFile(`${project}/toka.json`), "{}");
+      await Deno.writeTextFile(`${dir}/nothing.ts`, "export const x = 1;\n");
+      const run = await toka(["--db", db, "run", `${dir}/nothing.ts`]);
+      assert.equal(run.code, 1);
+      assert.match(run.io.errLines()[0], /exports no agent/);
+      const emit = await toka(["--db", db, "emit", "a.b", "--payload-file", `${dir}/none.json`]);
+      assert.equal(emit.code, 1);
+      assert.equal(await exists(db), false);
+    });
+
     await t.step("reading auth commands on a mistyped --db create nothing", async () => {
       for (const args of [["auth", "status"], ["auth", "verify", "a.b.c"]]) {
         const { code, io } = await toka(["--db", db, ...args]);
@@ -217,6 +237,15 @@ Deno.test("one rule for exit codes: bad values 2, refusals and failures 1", asyn
         ["echo", "--token", ""],
       ],
       "mcp serve": [["extra"]],
+      "init": [["--bogus"], [""], ["a", "b"]],
+      "run": [["--bogus"]],
+      "emit": [[], ["bad kind"], ["a.b", "--payload", "{"], ["a.b", "x"], [
+        "a.b",
+        "--payload",
+        "1",
+        "--payload-file",
+        "f.json",
+      ]],
     };
 
     // Arguments that are fine, for the global bad values (an empty --db or TOKA_DB).
@@ -228,6 +257,7 @@ Deno.test("one rule for exit codes: bad values 2, refusals and failures 1", asyn
       "auth revoke": ["j"],
       "tool describe": ["echo"],
       "tool run": ["echo", "--input", "{}"],
+      "emit": ["a.b"],
     };
 
     await t.step("the walk covers every command", async () => {

@@ -3,6 +3,7 @@ import { defineAgent, Runtime } from "../../runtime/mod.ts";
 import { MemoryEventStore, openVault } from "../../vault/mod.ts";
 import { listAgents, readAgentRows } from "../../cli/agent.ts";
 import type { CommandContext } from "../../cli/_context.ts";
+import { defaultSettings } from "../../cli/_config.ts";
 import type { EventStore } from "../../runtime/mod.ts";
 import { kvPorts, until } from "./_helpers.ts";
 
@@ -11,6 +12,7 @@ function context(store: EventStore, json: boolean, out: string[]): CommandContex
     io: { stdout: (t) => void out.push(t), stderr: () => {}, env: () => undefined },
     json,
     dbLocation: ":memory:",
+    settings: { ...defaultSettings(), db: ":memory:" },
     openStore: () => Promise.resolve(unclosable(store)),
   };
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { runDemo } from "../../cli/demo.ts";
 import type { CommandContext } from "../../cli/_context.ts";
+import { defaultSettings } from "../../cli/_config.ts";
 import { openVault } from "../../vault/mod.ts";
 import { readAgentRows } from "../../cli/agent.ts";
 
@@ -14,6 +15,7 @@ function context(
     io: { stdout: (t) => void out.push(t), stderr: () => {}, env: () => undefined },
     json,
     dbLocation: db,
+    settings: { ...defaultSettings(), db },
     invocation,
     openStore: () => openVault(db),
   };
