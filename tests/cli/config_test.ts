@@ -59,13 +59,16 @@ Deno.test("toka.json", async (t) => {
           { flags: { config: "project/toka.json" }, cwd: dir },
         ]
       ) {
-        const settings = await loadSettings({ ...sources, env: () => undefined });
+        const { plugins, ...settings } = await loadSettings({ ...sources, env: () => undefined });
+        // Parsed by the plugins' own manifest rules.
+        assert.deepEqual(plugins?.map((p) => [p.name, p.transport]), [
+          ["weather", { type: "stdio", command: "weather", cwd: project }],
+        ]);
         assert.deepEqual(settings, {
           configPath: join(project, "toka.json"),
           db: join(project, "data/v.kv"),
           storageRoot: join(project, "files"),
           agents: [join(project, "agents.ts"), "https://example.com/a.ts"],
-          plugins: { weather: { transport: { type: "stdio", command: "weather" } } },
           httpAllow: ["api.example.com"],
           httpAllowPrivate: ["127.0.0.1"],
           retiredTtlSecs: 60,
@@ -134,6 +137,27 @@ Deno.test("toka.json", async (t) => {
       assert.equal(await exists(other), false);
     });
 
+    await t.step("tool commands get the file's tools: http.fetch and plugins", async () => {
+      const toolkit = new URL("../../toolkit/mod.ts", import.meta.url).href;
+      await Deno.writeTextFile(
+        join(project, "shout.ts"),
+        `import { defineTool } from ${JSON.stringify(toolkit)};
+export const up = defineTool({
+  name: "up", description: "Upper-cases", version: "1.0.0",
+  inputSchema: { type: "object" }, execute: () => ({}),
+});`,
+      );
+      await write({
+        tools: { http: { allow: ["api.example.com"] } },
+        plugins: { shout: { transport: { type: "module", module: "./shout.ts" } } },
+      });
+      const { code, out, errLines } = await toka(["--json", "tool", "list"], { cwd: project });
+      assert.equal(code, 0, errLines.join("\n"));
+      const names = (JSON.parse(out) as { name: string }[]).map((tool) => tool.name);
+      assert.ok(names.includes("http.fetch"), names.join());
+      assert.ok(names.includes("shout.up"), names.join());
+    });
+
     await t.step("a bad file, flag or variable: exit 2, one line naming it, no vault", async () => {
       const config = join(project, "toka.json");
       const cases: [unknown, string][] = [
@@ -156,6 +180,10 @@ Deno.test("toka.json", async (t) => {
           `error: Invalid name "Bad" in field "plugins" in config "${config}": must match pattern "^[a-z][a-z0-9_-]{0,31}$"`,
         ],
         [[], `error: Invalid config "${config}": must be object`],
+        [
+          { plugins: { w: { transport: { type: "stdio" } } } },
+          `error: Invalid plugin manifest ${JSON.stringify(config)}: `,
+        ],
       ];
       for (const [value, line] of cases) {
         await write({ db: "never.kv", ...value as object });
@@ -163,7 +191,8 @@ Deno.test("toka.json", async (t) => {
         const { code, errLines, out } = await toka(["events", "stats"], { cwd: project });
         assert.equal(code, 2, line);
         assert.equal(out, "");
-        assert.deepEqual(errLines, [line]);
+        if (line.endsWith(": ")) assert.ok(errLines[0].startsWith(line), errLines[0]);
+        else assert.deepEqual(errLines, [line]);
       }
       await Deno.writeTextFile(config, "{ db: oops");
       const json = await toka(["auth", "rotate-secret"], { cwd: project });
@@ -232,7 +261,7 @@ Deno.test("toka.json", async (t) => {
 
     await t.step("the README's table is the rule as implemented", async () => {
       const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
-      const section = readme.split("### Settings and toka.json")[1];
+      const section = readme.split("### Settings and toka.json")[1]?.split("\n### ")[0];
       assert.ok(section, "README has a Settings section");
       const rows = section.split("\n").filter((line) => line.startsWith("| `"))
         .map((line) => line.split("|").slice(1, -1).map((cell) => cell.trim()));
