@@ -9,16 +9,27 @@ export const CONFIG: string = new URL("../../deno.json", import.meta.url).pathna
 
 const decoder = new TextDecoder();
 
+/** How `toka` is started: the checkout's cli.ts with its config, as `deno task install` does. */
+const DENO_RUN: string[] = [Deno.execPath(), "run", "-A", "--quiet", "--config", CONFIG, CLI];
+
+/** Where and how a `toka` runs: `command` replaces the checkout's (e.g. a compiled binary). */
+export interface TokaOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  command?: string[];
+}
+
 /** How long a condition may take on a loaded machine before a test gives up. */
 export const PATIENCE_MS = 120_000;
 
 /** Runs `toka` to completion. */
 export async function toka(
   args: string[],
-  options: { cwd?: string; env?: Record<string, string>; stdin?: string } = {},
+  options: TokaOptions & { stdin?: string } = {},
 ): Promise<{ code: number; out: string; err: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", "--config", CONFIG, CLI, ...args],
+  const [program, ...words] = options.command ?? DENO_RUN;
+  const child = new Deno.Command(program, {
+    args: [...words, ...args],
     cwd: options.cwd,
     env: { NO_COLOR: "1", ...options.env },
     stdin: options.stdin === undefined ? "null" : "piped",
@@ -42,9 +53,10 @@ export class TokaProcess {
   readonly #done: Promise<Deno.CommandStatus>;
   readonly #reading: Promise<void>;
 
-  constructor(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", "--config", CONFIG, CLI, ...args],
+  constructor(args: string[], options: TokaOptions = {}) {
+    const [program, ...words] = options.command ?? DENO_RUN;
+    const child = new Deno.Command(program, {
+      args: [...words, ...args],
       cwd: options.cwd,
       env: { NO_COLOR: "1", ...options.env },
       stdin: "null",

@@ -1,0 +1,62 @@
+// `deno task install` gives a working `toka` offline: installed into a temporary root,
+// it prints help and runs the demo from another folder.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import denoJson from "../../deno.json" with { type: "json" };
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const decoder = new TextDecoder();
+
+async function run(command: string, args: string[], options: Deno.CommandOptions = {}) {
+  const result = await new Deno.Command(command, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    ...options,
+  }).output();
+  return {
+    code: result.code,
+    out: decoder.decode(result.stdout),
+    err: decoder.decode(result.stderr),
+  };
+}
+
+Deno.test("deno task install", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const root = join(dir, "root");
+  const work = join(dir, "work");
+  await Deno.mkdir(work);
+  const toka = join(root, "bin", Deno.build.os === "windows" ? "toka.cmd" : "toka");
+  try {
+    await t.step("installs a toka script into DENO_INSTALL_ROOT's bin", async () => {
+      assert.match(
+        denoJson.tasks.install,
+        /^deno install -g -A --unstable-kv -f -n toka --config deno\.json cli\.ts$/,
+      );
+      const { code, err } = await run(Deno.execPath(), ["task", "install"], {
+        cwd: ROOT,
+        env: { DENO_INSTALL_ROOT: root },
+      });
+      assert.equal(code, 0, err);
+      assert.ok((await Deno.stat(toka)).isFile);
+    });
+
+    await t.step("toka --help and toka --version", async () => {
+      const help = await run(toka, ["--help"], { cwd: work });
+      assert.equal(help.code, 0, help.err);
+      assert.match(help.out, /^Usage: toka \[options\] \[command\]/);
+      const version = await run(toka, ["--version"], { cwd: work });
+      assert.equal(version.out, `toka ${denoJson.version}\n`);
+    });
+
+    await t.step("toka demo in another folder: no loss, no duplicate", async () => {
+      const demo = await run(toka, ["demo"], { cwd: work });
+      assert.equal(demo.code, 0, demo.err);
+      assert.match(demo.out, /Summary: 6 tasks, 6 planned, 6 completed, 0 duplicates, 0 lost/);
+      assert.ok((await Deno.stat(join(work, ".toka/toka.kv"))).isFile);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
