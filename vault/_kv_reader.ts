@@ -21,6 +21,7 @@ import {
   type IndexEntry,
   type KvState,
   PAGE,
+  PAGE_BATCH,
   retryLockedIterable,
   WATERMARK,
 } from "./_kv_state.ts";
@@ -117,8 +118,8 @@ export async function* scan(
     ? s.kv.list<Uint8Array>({
       prefix: PAGE,
       end: [...PAGE, from === Infinity ? Number.MAX_SAFE_INTEGER : from + 1],
-    }, { reverse: true, batchSize: 100 })
-    : s.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, start] }, { batchSize: 100 });
+    }, { reverse: true, batchSize: PAGE_BATCH })
+    : s.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, start] }, { batchSize: PAGE_BATCH });
   for await (const page of retryLockedIterable(pages)) {
     const pageStart = page.key[2] as number;
     const events = decodePage(page.value);
@@ -296,7 +297,7 @@ export async function stats(s: KvState): Promise<StoreStats> {
   let first: number | null = null;
   let last: number | null = null;
   let head: string | null = null;
-  const pages = s.kv.list<Uint8Array>({ prefix: PAGE }, { batchSize: 100 });
+  const pages = s.kv.list<Uint8Array>({ prefix: PAGE }, { batchSize: PAGE_BATCH });
   for await (const page of retryLockedIterable(pages)) {
     const stored = decodePage(page.value);
     for (const event of stored) {

@@ -14,6 +14,7 @@ import {
   type IndexEntry,
   type KvState,
   PAGE,
+  PAGE_BATCH,
   retryLockedIterable,
   WATERMARK,
 } from "./_kv_state.ts";
@@ -39,7 +40,7 @@ export async function verify(s: KvState, options: VerifyOptions): Promise<Verify
   // What the index check needs of each position, about 9 bytes an event.
   const layout = new PositionTable();
   let expected = 1;
-  const pages = s.kv.list<Uint8Array>({ prefix: PAGE }, { batchSize: 100 });
+  const pages = s.kv.list<Uint8Array>({ prefix: PAGE }, { batchSize: PAGE_BATCH });
   let unreadable: number | undefined;
   for await (const page of retryLockedIterable(pages)) {
     const start = page.key[2] as number;
