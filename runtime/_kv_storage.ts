@@ -9,6 +9,7 @@
 // first sweeps garbage records (normally none: one empty read), and looks for
 // abandoned puts at most once a minute (they only become so with time), so no
 // chunk outlives its value for long. Every KV call retries a locked database.
+import type { AtomicOperation, Kv, KvEntry, KvKey } from "../internal/platform.ts";
 import type { StorageAdapter } from "./storage.ts";
 import type { KvStorageOptions } from "./storage_adapters.ts";
 import { assertStorageKey, shownKey, toBytes } from "./_storage_key.ts";
@@ -32,20 +33,20 @@ interface Meta {
 }
 
 const ROOT = "storage";
-const metaKey = (key: string): Deno.KvKey => [ROOT, "meta", key];
-const chunkPrefix = (key: string, generation: string): Deno.KvKey => [
+const metaKey = (key: string): KvKey => [ROOT, "meta", key];
+const chunkPrefix = (key: string, generation: string): KvKey => [
   ROOT,
   "chunk",
   key,
   generation,
 ];
-const pendingKey = (key: string, generation: string): Deno.KvKey => [
+const pendingKey = (key: string, generation: string): KvKey => [
   ROOT,
   "pending",
   key,
   generation,
 ];
-const garbageKey = (key: string, generation: string): Deno.KvKey => [
+const garbageKey = (key: string, generation: string): KvKey => [
   ROOT,
   "garbage",
   key,
@@ -54,11 +55,11 @@ const garbageKey = (key: string, generation: string): Deno.KvKey => [
 
 export class KvStorage implements StorageAdapter {
   readonly scheme: string = "vault";
-  #kv: Deno.Kv;
+  #kv: Kv;
   #clock: () => number;
   #scannedAt: number | undefined;
 
-  constructor(kv: Deno.Kv, options: KvStorageOptions = {}) {
+  constructor(kv: Kv, options: KvStorageOptions = {}) {
     this.#kv = kv;
     this.#clock = options.clock ?? Date.now;
   }
@@ -245,15 +246,15 @@ export class KvStorage implements StorageAdapter {
 
 // Every entry under a prefix, read again from the start if the database was
 // locked. (A loop: Node 20 has no Array.fromAsync.)
-function entries<T>(kv: Deno.Kv, prefix: Deno.KvKey): Promise<Deno.KvEntry<T>[]> {
+function entries<T>(kv: Kv, prefix: KvKey): Promise<KvEntry<T>[]> {
   return retryLocked(async () => {
-    const found: Deno.KvEntry<T>[] = [];
+    const found: KvEntry<T>[] = [];
     for await (const entry of kv.list<T>({ prefix })) found.push(entry);
     return found;
   });
 }
 
-async function commit(op: Deno.AtomicOperation): Promise<void> {
+async function commit(op: AtomicOperation): Promise<void> {
   const result = await retryLocked(() => op.commit());
   if (!result.ok) throw new TokaError("storage_conflict", "A storage commit failed its checks");
 }

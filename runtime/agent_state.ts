@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { Kv } from "../internal/platform.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
 import type { AppendGuard } from "./event_store.ts";
 
@@ -142,14 +143,14 @@ const LEASE_PREFIX = ["runtime", "lease"] as const;
  * ```
  */
 export class KvLeaseStore implements LeaseStore {
-  #kv: Deno.Kv;
+  #kv: Kv;
 
   /**
    * Creates the store.
    *
    * @param kv The database, e.g. the one the vault keeps its log in.
    */
-  constructor(kv: Deno.Kv) {
+  constructor(kv: Kv) {
     this.#kv = kv;
   }
 
@@ -237,14 +238,14 @@ export class KvLeaseStore implements LeaseStore {
  * ```
  */
 export class KvCheckpointStore implements CheckpointStore {
-  #kv: Deno.Kv;
+  #kv: Kv;
 
   /**
    * Creates the store.
    *
    * @param kv The database, e.g. the one the vault keeps its log in.
    */
-  constructor(kv: Deno.Kv) {
+  constructor(kv: Kv) {
     this.#kv = kv;
   }
 

@@ -1,3 +1,4 @@
+import type { AtomicCheck } from "../internal/platform.ts";
 /**
  * The event model and the {@linkcode EventStore} contract that the runtime
  * consumes and the vault implements.
@@ -78,7 +79,7 @@ export type ExpectedVersion = number | "any" | "no_stream" | "exists";
  */
 export interface AppendGuard {
   /** The KV key whose versionstamp (`null`: absent) must be unchanged at commit. */
-  readonly check?: Deno.AtomicCheck;
+  readonly check?: AtomicCheck;
   /** Called synchronously at commit: false fails the append. */
   readonly holds?: () => boolean;
 }

@@ -29,6 +29,7 @@
 export { Runtime } from "./runtime.ts";
 export type { AgentStatus } from "./agent_status.ts";
 export type { RetryOptions, RuntimeConfig } from "./runtime_config.ts";
+export type { AtomicCheck, Kv } from "../internal/platform.ts";
 export {
   type BusSubscribeOptions,
   type EmitInput,

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { Kv } from "../internal/platform.ts";
 import type { StorageAdapter } from "./storage.ts";
 import { KvStorage } from "./_kv_storage.ts";
 import { LocalStorage } from "./_local_storage.ts";
@@ -40,7 +41,7 @@ export interface KvStorageOptions {
  * kv.close();
  * ```
  */
-export function createKvStorage(kv: Deno.Kv, options: KvStorageOptions = {}): StorageAdapter {
+export function createKvStorage(kv: Kv, options: KvStorageOptions = {}): StorageAdapter {
   if (kv === null || typeof kv !== "object" || typeof kv.atomic !== "function") {
     throw new TypeError("Invalid kv: expected a Deno KV database");
   }
