@@ -1,4 +1,5 @@
 // Large payloads: stored once per content digest, chunked across KV values.
+import type { Kv, KvKey } from "../internal/platform.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
 import { sha256Hex } from "../runtime/event_rules.ts";
 import type { StoredEvent } from "./_page.ts";
@@ -8,7 +9,7 @@ const CHUNK_BYTES = 60 * 1024;
 const CHUNKS_PER_COMMIT = 12;
 
 /** Stores a canonical payload as a blob (unless stored already) and returns its hex digest. */
-export async function storeBlob(kv: Deno.Kv, canonical: string): Promise<string> {
+export async function storeBlob(kv: Kv, canonical: string): Promise<string> {
   const bytes = new TextEncoder().encode(canonical);
   const hex = sha256Hex(bytes);
   const meta = await retryLocked(() => kv.get([...BLOB, hex]));
@@ -27,14 +28,14 @@ export async function storeBlob(kv: Deno.Kv, canonical: string): Promise<string>
 }
 
 /** The payload of a stored event, read from its blob when it is not inline. */
-export async function payloadOf(kv: Deno.Kv, stored: StoredEvent): Promise<unknown> {
+export async function payloadOf(kv: Kv, stored: StoredEvent): Promise<unknown> {
   if (stored.b === undefined) return stored.p;
   const hex = stored.b;
   const meta = await retryLocked(() => kv.get<{ size: number; chunks: number }>([...BLOB, hex]));
   if (meta.value === null) throw corrupt(`payload ${hex} is missing`);
   const bytes = new Uint8Array(meta.value.size);
   for (let first = 0; first < meta.value.chunks; first += 10) {
-    const keys: Deno.KvKey[] = [];
+    const keys: KvKey[] = [];
     for (let n = first; n < Math.min(meta.value.chunks, first + 10); n++) {
       keys.push([...CHUNK, hex, n]);
     }

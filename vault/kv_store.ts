@@ -1,3 +1,4 @@
+import type { Kv } from "../internal/platform.ts";
 import { TokaError } from "../runtime/errors.ts";
 import type {
   AppendOptions,
@@ -69,7 +70,7 @@ export class KvEventStore implements EventStore, AsyncDisposable {
    * {@linkcode vaultKv}) for the state that lives beside the log under its
    * own key prefixes. It is not part of the `EventStore` interface.
    */
-  readonly kv: Deno.Kv;
+  readonly kv: Kv;
   #s: KvState;
 
   private constructor(state: KvState) {
@@ -86,7 +87,7 @@ export class KvEventStore implements EventStore, AsyncDisposable {
    * @throws {TokaError} With code `"vault_layout"` when the vault was written by a newer layout.
    * @throws {Error} When the database cannot be read.
    */
-  static async open(kv: Deno.Kv, options: KvEventStoreOptions = {}): Promise<KvEventStore> {
+  static async open(kv: Kv, options: KvEventStoreOptions = {}): Promise<KvEventStore> {
     const s = new KvState(kv, options);
     const [layout, watermark] = await retryLocked(() =>
       kv.getMany<[unknown, number]>([LAYOUT_KEY, WATERMARK])
@@ -284,7 +285,7 @@ function assertLayout(layout: unknown): void {
   );
 }
 
-async function hasEvents(kv: Deno.Kv): Promise<boolean> {
+async function hasEvents(kv: Kv): Promise<boolean> {
   return await retryLocked(async () => {
     for await (const _ of kv.list({ prefix: PAGE }, { limit: 1 })) return true;
     return false;
@@ -312,6 +313,6 @@ async function hasEvents(kv: Deno.Kv): Promise<boolean> {
  * await vault.close();
  * ```
  */
-export function vaultKv(store: EventStore): Deno.Kv | undefined {
+export function vaultKv(store: EventStore): Kv | undefined {
   return store instanceof KvEventStore ? store.kv : undefined;
 }
