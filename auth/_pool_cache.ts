@@ -1,5 +1,6 @@
 // The in-memory copy of the secret pool and revocations that verification reads, and the
 // shared, rate-limited re-reads that keep it fresh.
+import type { Kv, KvEntry } from "../internal/platform.ts";
 import {
   assertWrapped,
   asStoredPool,
@@ -18,7 +19,7 @@ const UNKNOWN_KID_REFRESH_MS = 100;
 
 /** KvTokenAuthority's resolved options. */
 export interface AuthorityConfig {
-  kv: Deno.Kv;
+  kv: Kv;
   vault: string;
   clock: () => number;
   mono: () => number;
@@ -164,7 +165,7 @@ export class PoolCache {
     }
     if (marker.versionstamp !== null && marker.versionstamp > this.#revokedStamp) {
       const listed = await retryLocked(async () => {
-        const entries: Deno.KvEntry<number>[] = [];
+        const entries: KvEntry<number>[] = [];
         for await (const e of kv.list<number>({ prefix: REVOKED_PREFIX })) entries.push(e);
         return entries;
       });

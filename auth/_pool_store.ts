@@ -1,14 +1,15 @@
 // The secret pool and the revocation list in Deno KV. One key holds the whole
 // pool so a rotation is one compare-and-set on its versionstamp.
+import type { KvKey } from "../internal/platform.ts";
 import { isLocked, retryLocked as retryWhileLocked } from "../internal/kv_retry.ts";
 import { delay } from "../internal/retry.ts";
 import { SecretPoolError } from "./errors.ts";
 
 /** The one KV key that holds the whole secret pool. */
-export const POOL_KEY: Deno.KvKey = ["auth", "pool"];
-export const REVOKED_PREFIX: Deno.KvKey = ["auth", "revoked"];
+export const POOL_KEY: KvKey = ["auth", "pool"];
+export const REVOKED_PREFIX: KvKey = ["auth", "revoked"];
 /** Rewritten by every revocation, so a reader lists revocations only when it moved. */
-export const REVOCATIONS_MARKER: Deno.KvKey = ["auth", "revocations"];
+export const REVOCATIONS_MARKER: KvKey = ["auth", "revocations"];
 /** Older retired secrets are dropped first beyond this, keeping the value far below 64 KiB. */
 export const MAX_RETIRED = 100;
 

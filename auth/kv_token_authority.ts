@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { Kv } from "../internal/platform.ts";
 import { CapabilityDeniedError } from "../runtime/errors.ts";
 import type { IssueRequest, TokenAuthority, TokenClaims } from "../runtime/token_authority.ts";
 import { attenuate, issue } from "./_issuance.ts";
@@ -155,7 +156,7 @@ export class KvTokenAuthority implements TokenAuthority {
   #verifier: TokenVerifier;
 
   private constructor(
-    kv: Deno.Kv,
+    kv: Kv,
     options: KvTokenAuthorityOptions,
     masterKey: CryptoKey | undefined,
   ) {
@@ -196,7 +197,7 @@ export class KvTokenAuthority implements TokenAuthority {
    * console.log(await KvTokenAuthority.hasPool(kv)); // true
    * ```
    */
-  static async hasPool(kv: Deno.Kv): Promise<boolean> {
+  static async hasPool(kv: Kv): Promise<boolean> {
     return (await retryLocked(() => kv.get(POOL_KEY))).versionstamp !== null;
   }
 
@@ -223,7 +224,7 @@ export class KvTokenAuthority implements TokenAuthority {
    * console.log(auth.enforcing); // true
    * ```
    */
-  static async open(kv: Deno.Kv, options: KvTokenAuthorityOptions = {}): Promise<KvTokenAuthority> {
+  static async open(kv: Kv, options: KvTokenAuthorityOptions = {}): Promise<KvTokenAuthority> {
     const initial = options.initialSecret === undefined
       ? undefined
       : parseInitialSecret(options.initialSecret);
