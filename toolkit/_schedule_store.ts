@@ -17,6 +17,7 @@
 // a process that died, or whose commit outcome is unknown, is taken over after
 // `claimTimeoutMs` of no change: the new claim fences the old claimer out, then the
 // log after the recorded head is searched for the event before appending it.
+import type { AtomicOperation, Kv } from "../internal/platform.ts";
 import { GuardFailedError } from "../runtime/errors.ts";
 import type { EmitInput } from "../runtime/event_bus.ts";
 import type { AppendGuard, EventStore } from "../runtime/event_store.ts";
@@ -174,7 +175,7 @@ const DONE = ["schedule", "done"] as const;
 
 /** Timers in Deno KV, beside the vault: durable, and fired once across processes. */
 export class KvTimerStore implements TimerStore {
-  #kv: Deno.Kv;
+  #kv: Kv;
   #vault: EventStore;
   #claimTimeoutMs: number;
   // This store's claims, told apart from those of other processes and earlier runs.
@@ -183,7 +184,7 @@ export class KvTimerStore implements TimerStore {
   // Claims of others, by timer id: the versionstamp seen and when it was first seen.
   #seen = new Map<string, { versionstamp: string; at: number }>();
 
-  constructor(kv: Deno.Kv, vault: EventStore, claimTimeoutMs: number) {
+  constructor(kv: Kv, vault: EventStore, claimTimeoutMs: number) {
     this.#kv = kv;
     this.#vault = vault;
     this.#claimTimeoutMs = claimTimeoutMs;
@@ -330,7 +331,7 @@ export class KvTimerStore implements TimerStore {
   }
 
   // Deletes a timer; one scheduled while handling an event is remembered as done.
-  #end(op: Deno.AtomicOperation, timer: Timer): Deno.AtomicOperation {
+  #end(op: AtomicOperation, timer: Timer): AtomicOperation {
     op.delete([...TIMER, timer.id]).delete([...DUE, timer.due, timer.id]);
     if (timer.cause === undefined) return op;
     return op.set([...DONE, timer.id], info(timer), { expireIn: DONE_TTL_MS });

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { Kv } from "../internal/platform.ts";
 import { getLogger } from "@logtape/logtape";
 import type { EmitInput } from "../runtime/event_bus.ts";
 import type { EventRecord, EventStore } from "../runtime/event_store.ts";
@@ -38,7 +39,7 @@ export interface SchedulerOptions {
    * The vault's Deno KV, as `vaultKv(vault)` from `@toka/runtime/vault` hands it out: timers
    * are kept in it, beside the log. Needs `vault`.
    */
-  kv?: Deno.Kv;
+  kv?: Kv;
   /** Milliseconds since the epoch, for due times; `Date.now` by default. */
   clock?: () => number;
   /** The longest wait between two looks for due timers, in ms (1000; 10 to 60000). */
