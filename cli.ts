@@ -14,11 +14,10 @@ import { Command, CommanderError, Option } from "commander";
 import denoJson from "./deno.json" with { type: "json" };
 import type { EventStore } from "./runtime/event_store.ts";
 import { getLogLevels } from "@logtape/logtape";
-import { DEFAULT_VAULT_PATH, openVault } from "./vault/mod.ts";
-import { asDamagedVault } from "./vault/open_vault.ts";
 import { TokaError } from "./runtime/errors.ts";
 import {
   type CommandContext,
+  DEFAULT_DB as CONTEXT_DEFAULT_DB,
   defaultLogLevel,
   ignoresConfig,
   isWriting,
@@ -32,8 +31,12 @@ import { UsageError } from "./cli/_usage_error.ts";
 import { redactTokens } from "./internal/redact.ts";
 import { COMMAND_GROUPS, invokedGroup } from "./cli/_commands.ts";
 
-/** Where the event store lives when neither `--db` nor `TOKA_DB` says otherwise. */
-export const DEFAULT_DB: string = DEFAULT_VAULT_PATH;
+/**
+ * Where the event store lives when neither `--db` nor `TOKA_DB` says otherwise:
+ * the vault's `DEFAULT_VAULT_PATH`, kept in cli/_context.ts so that `toka --help`
+ * loads no vault code (a test keeps the two equal).
+ */
+export const DEFAULT_DB: string = CONTEXT_DEFAULT_DB;
 
 /** Options of {@linkcode main}, for tests and embedders. */
 export interface MainOptions {
@@ -63,7 +66,6 @@ export async function main(
   io: CliIo = processIo(),
   options: MainOptions = {},
 ): Promise<number> {
-  const openStore = options.openStore ?? openVault;
   let code = 0;
   let resetLogging: (() => Promise<void>) | undefined;
 
@@ -131,6 +133,9 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
       readFile: !ignoresConfig(command),
     });
     const dbLocation = settings.db;
+    // Loaded once a command runs: help and usage errors need no vault.
+    const { asDamagedVault, openVault } = await import("./vault/open_vault.ts");
+    const openStore = options.openStore ?? openVault;
     const level = settings.logLevel ?? defaultLogLevel(command);
     if (level !== undefined) resetLogging = await configureLogging(io, level);
     // Only commands that write may create a vault: a mistyped --db of a

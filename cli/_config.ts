@@ -5,7 +5,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import type { LogLevel } from "@logtape/logtape";
 import schema from "../toka.schema.json" with { type: "json" };
 import denoJson from "../deno.json" with { type: "json" };
-import { DEFAULT_VAULT_PATH } from "../vault/mod.ts";
+import { DEFAULT_DB } from "./_context.ts";
 import { UsageError } from "./_usage_error.ts";
 import type { CliToolSettings } from "./_tool_registry.ts";
 import type { PluginSpec } from "../toolkit/plugin_manifest.ts";
@@ -118,8 +118,8 @@ export const SETTINGS: readonly SettingSpec[] = [
     flag: "--db",
     env: "TOKA_DB",
     file: ["db"],
-    defaultText: DEFAULT_VAULT_PATH,
-    value: DEFAULT_VAULT_PATH,
+    defaultText: DEFAULT_DB,
+    value: DEFAULT_DB,
     parse: text("a vault: a file path, :memory: or a URL"),
     fromFile: vaultLocation,
   },

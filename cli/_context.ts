@@ -6,6 +6,12 @@ import type { CliIo } from "./_io.ts";
 import type { CliToolSettings } from "./_tool_registry.ts";
 import type { Settings } from "./_config.ts";
 
+/**
+ * The vault's default location (`DEFAULT_VAULT_PATH` of the vault), here so
+ * that reading settings and printing help load no vault code.
+ */
+export const DEFAULT_DB: string = "./.toka/toka.kv";
+
 /** The global options and services a command runs with. */
 export interface CommandContext {
   /** Where output goes and where input and environment come from. */

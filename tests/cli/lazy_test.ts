@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import { Command } from "commander";
 import { COMMAND_GROUPS, invokedGroup } from "../../cli/_commands.ts";
+import { DEFAULT_DB } from "../../cli.ts";
+import { DEFAULT_VAULT_PATH } from "../../vault/mod.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 
@@ -45,16 +47,18 @@ function loaded(graph: Map<string, InfoModule>, entries: string[]): Set<string> 
 Deno.test("lazy command loading", async (t) => {
   const graph = await moduleGraph("cli.ts");
 
-  await t.step("cli.ts itself loads no command module", () => {
+  await t.step("cli.ts itself loads no command module and no vault code", () => {
     const files = loaded(graph, ["cli.ts"]);
     for (const group of COMMAND_GROUPS) {
       assert.ok(!files.has(`cli/${group.name}.ts`), `cli.ts loads cli/${group.name}.ts`);
     }
+    assert.deepEqual([...files].filter((f) => f.startsWith("vault/")), []);
     assert.ok(files.has("cli/_commands.ts"));
+    assert.equal(DEFAULT_DB, DEFAULT_VAULT_PATH);
   });
 
   await t.step("events commands load no runtime, toolkit or auth code", () => {
-    const files = loaded(graph, ["cli.ts", "cli/events.ts"]);
+    const files = loaded(graph, ["cli.ts", "cli/events.ts", "vault/open_vault.ts"]);
     const vault = loaded(graph, ["vault/mod.ts"]);
     const foreign = [...files].filter((f) =>
       f === "mod.ts" || f.startsWith("auth/") || f.startsWith("toolkit/") ||
