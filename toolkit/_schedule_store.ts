@@ -4,6 +4,8 @@
 // nothing here needs kv.enqueue), under ["schedule"]:
 //   ["schedule", "timer", id]      the timer (a Timer)
 //   ["schedule", "due", due, id]   true: the index the poller reads by due time
+//   ["schedule", "count"]          the number of pending timers, changed in the same
+//                                  commits as they are, so the limit costs one read
 //   ["schedule", "done", id]       a fired or cancelled timer scheduled while handling an
 //                                  event (a TimerInfo, expiring after DONE_TTL_MS): the
 //                                  same call made again when the event is handled again
@@ -17,7 +19,7 @@
 // a process that died, or whose commit outcome is unknown, is taken over after
 // `claimTimeoutMs` of no change: the new claim fences the old claimer out, then the
 // log after the recorded head is searched for the event before appending it.
-import type { AtomicOperation, Kv } from "../internal/platform.ts";
+import type { AtomicCheck, AtomicOperation, Kv } from "../internal/platform.ts";
 import { GuardFailedError } from "../runtime/errors.ts";
 import type { EmitInput } from "../runtime/event_bus.ts";
 import type { AppendGuard, EventStore } from "../runtime/event_store.ts";
@@ -172,6 +174,7 @@ export class MemoryTimerStore implements TimerStore {
 const TIMER = ["schedule", "timer"] as const;
 const DUE = ["schedule", "due"] as const;
 const DONE = ["schedule", "done"] as const;
+const COUNT = ["schedule", "count"] as const;
 
 /** Timers in Deno KV, beside the vault: durable, and fired once across processes. */
 export class KvTimerStore implements TimerStore {
@@ -194,26 +197,23 @@ export class KvTimerStore implements TimerStore {
     const key = [...TIMER, timer.id];
     const doneKey = [...DONE, timer.id];
     for (;;) {
-      const [pending, done] = await retryLocked(() =>
-        this.#kv.getMany<[Timer, TimerInfo]>([key, doneKey])
+      const [pending, done, count] = await retryLocked(() =>
+        this.#kv.getMany<[Timer, TimerInfo, number]>([key, doneKey, COUNT])
       );
       const known = pending.value ?? done.value;
       if (known !== null) return info(known);
-      // Counted, not locked: schedules racing in several processes may pass the limit
-      // by their number, which a limit against runaway agents tolerates.
-      let count = 0;
-      for await (const _ of this.#kv.list({ prefix: DUE }, { limit: maxPending })) count++;
-      if (count >= maxPending) return undefined;
+      if ((count.value ?? 0) >= maxPending) return undefined;
       const result = await retryLocked(() =>
         this.#kv.atomic()
-          .check(pending)
-          .check(done)
+          .check(pending, done, count)
           .set(key, timer)
           .set([...DUE, timer.due, timer.id], true)
+          .set(COUNT, (count.value ?? 0) + 1)
           .commit()
       );
       if (result.ok) return info(timer);
-      // The same timer was added, fired or cancelled meanwhile: read what it is now.
+      // Another timer was added or ended, or this one added, fired or cancelled
+      // meanwhile: read again.
     }
   }
 
@@ -226,15 +226,17 @@ export class KvTimerStore implements TimerStore {
   async cancel(id: string, owner: string): Promise<CancelOutcome> {
     const key = [...TIMER, id];
     for (;;) {
-      const entry = await retryLocked(() => this.#kv.get<Timer>(key));
+      const [entry, count] = await retryLocked(() =>
+        this.#kv.getMany<[Timer, number]>([key, COUNT])
+      );
       const timer = entry.value;
       if (timer === null || timer.scheduledBy !== owner) return "not_found";
       if (timer.claim !== undefined) return "firing";
       const result = await retryLocked(() =>
-        this.#end(this.#kv.atomic().check(entry), timer).commit()
+        this.#end(this.#kv.atomic().check(entry), timer, count).commit()
       );
       if (result.ok) return "cancelled";
-      // Changed meanwhile (claimed, fired): look again.
+      // Changed meanwhile (claimed, fired, or another timer came or went): look again.
     }
   }
 
@@ -326,13 +328,29 @@ export class KvTimerStore implements TimerStore {
   }
 
   async #finish(timer: Timer, guard: AppendGuard): Promise<void> {
-    // A failed check means another poller took over; it finds the event and finishes.
-    await retryLocked(() => this.#end(this.#kv.atomic().check(guard.check!), timer).commit());
+    const check = guard.check!;
+    for (;;) {
+      const count = await retryLocked(() => this.#kv.get<number>(COUNT));
+      const result = await retryLocked(() =>
+        this.#end(this.#kv.atomic().check(check), timer, count).commit()
+      );
+      if (result.ok) return;
+      // Another poller took over (it finds the event and finishes), or the count moved.
+      const now = await retryLocked(() => this.#kv.get(check.key));
+      if (now.versionstamp !== check.versionstamp) return;
+    }
   }
 
-  // Deletes a timer; one scheduled while handling an event is remembered as done.
-  #end(op: AtomicOperation, timer: Timer): AtomicOperation {
-    op.delete([...TIMER, timer.id]).delete([...DUE, timer.due, timer.id]);
+  // Deletes a timer, counted; one scheduled while handling an event is remembered as done.
+  #end(
+    op: AtomicOperation,
+    timer: Timer,
+    count: AtomicCheck & { value: number | null },
+  ): AtomicOperation {
+    op.check(count)
+      .set(COUNT, Math.max(0, (count.value ?? 0) - 1))
+      .delete([...TIMER, timer.id])
+      .delete([...DUE, timer.due, timer.id]);
     if (timer.cause === undefined) return op;
     return op.set([...DONE, timer.id], info(timer), { expireIn: DONE_TTL_MS });
   }

@@ -216,6 +216,42 @@ async function contract(t: Deno.TestContext, database: () => Promise<Open>): Pro
     }
   });
 
+  await t.step("the pending limit holds across connections, fires and cancels", async () => {
+    const open = await database();
+    const clock = { now: T0 };
+    const [one, two] = [await open(), await open()];
+    try {
+      const a = on(one, clock, { maxPending: 2 });
+      const b = on(two, clock, { maxPending: 2 });
+      const full = /2 timers are pending, the limit/;
+      const x = await a.tools.call("schedule", { kind: "x", delayMs: 1 }) as ScheduledTimer;
+      await b.tools.call("schedule", { kind: "y", delayMs: 50 });
+      await assert.rejects(b.tools.call("schedule", { kind: "z", delayMs: 1 }), full);
+      clock.now += 1;
+      assert.equal(await b.scheduler.poll(), 1);
+      // One place left, asked for from both connections at once: one of them gets it.
+      const raced = await Promise.allSettled([
+        a.tools.call("schedule", { kind: "z", delayMs: 1 }),
+        b.tools.call("schedule", { kind: "z", delayMs: 1 }),
+      ]);
+      assert.deepEqual(raced.map((r) => r.status).sort(), ["fulfilled", "rejected"]);
+      const { timers } = await a.tools.call("schedule.list", {}) as { timers: ScheduledTimer[] };
+      assert.deepEqual(timers.map((timer) => timer.kind), ["z", "y"]);
+      assert.equal(
+        (await a.tools.call("schedule.cancel", { id: timers[1].id }) as {
+          status: string;
+        }).status,
+        "cancelled",
+      );
+      await b.tools.call("schedule", { kind: "w", delayMs: 1 });
+      await assert.rejects(a.tools.call("schedule", { kind: "v", delayMs: 1 }), full);
+      assert.deepEqual(await kinds(one, "x"), [x.id]);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+
   await t.step("cancel removes a durable timer for good", async () => {
     const open = await database();
     const clock = { now: T0 };
