@@ -8,7 +8,8 @@
  *   `examples/plugins/weather_stdio.ts` child, one call at a time;
  * - stdio plugin: `registry.call("weather.forecast", …)` to another child of the same program,
  *   through the whole registry: a real capability token checked by `KvTokenAuthority`, input
- *   and output validated, `tool.*` events appended to an in-memory vault;
+ *   and output validated, `tool.*` events appended to an in-memory vault (one append per call,
+ *   the tool being read-only, as the CLI and `toka mcp serve` record);
  * - mcp plugin: the same registry call to `examples/plugins/notes_mcp.ts` (`count_words`) over
  *   stdio through the `@modelcontextprotocol/sdk` client.
  *
@@ -19,7 +20,7 @@
 import { KvTokenAuthority } from "../auth/mod.ts";
 import { loadPlugins, ToolRegistry } from "../toolkit/mod.ts";
 import { MemoryEventStore } from "../vault/mod.ts";
-import { BATCH, interleaved, median, range } from "./_interleaved.ts";
+import { median } from "./_interleaved.ts";
 
 const args = Deno.args;
 const flag = (name: string, fallback: number) => {
@@ -28,8 +29,8 @@ const flag = (name: string, fallback: number) => {
   if (!Number.isInteger(n) || n < 1) throw new TypeError(`${name} expects a whole number ≥ 1`);
   return n;
 };
-const rounds = flag("--rounds", 9);
-const calls = flag("--calls", 10);
+const rounds = flag("--rounds", 400);
+const calls = flag("--calls", 5);
 const examples = new URL("../examples/plugins/", import.meta.url).pathname;
 const input = { city: "Oslo", days: 3 };
 
@@ -66,7 +67,9 @@ const authority = await KvTokenAuthority.open(kv, { vault: "bench" });
 const vault = new MemoryEventStore();
 const registry = new ToolRegistry({
   authority,
+  // As the CLI and `toka mcp serve` record: a read-only tool's events in one append.
   record: (event) => vault.append("toolkit", [event]),
+  recordBatch: (events) => vault.append("toolkit", events),
 });
 const host = await loadPlugins(registry, [
   {
@@ -113,10 +116,26 @@ if (
   throw new Error("The bare call and the plugin call disagree");
 }
 
-// _interleaved reports ns per BATCH events; each run here is `calls` calls.
-const perCallUs = (ns: number) => (ns * BATCH / calls / 1000).toFixed(1);
-const stdio = await interleaved(bare, viaStdio, rounds);
-const mcp = await interleaved(bare, viaMcp, rounds);
+// Pairs of K calls each way, the order flipping each pair: on a shared machine both sides of a
+// pair see the same load, so the median of the pairs' ratios is steadier than whole timings.
+async function pairs(baseline: () => Promise<void>, candidate: () => Promise<void>) {
+  for (let i = 0; i < 20; i++) await baseline(), await candidate(); // warm-up
+  const baseUs: number[] = [], candUs: number[] = [], ratios: number[] = [];
+  const time = async (run: () => Promise<void>) => {
+    const started = performance.now();
+    await run();
+    return (performance.now() - started) * 1000 / calls;
+  };
+  for (let i = 0; i < rounds; i++) {
+    let b: number, c: number;
+    if (i % 2 === 0) b = await time(baseline), c = await time(candidate);
+    else c = await time(candidate), b = await time(baseline);
+    baseUs.push(b), candUs.push(c), ratios.push(b / c);
+  }
+  return { baseUs, candUs, ratios };
+}
+const stdio = await pairs(bare, viaStdio);
+const mcp = await pairs(bare, viaMcp);
 
 await host.close();
 await writer.close();
@@ -124,15 +143,18 @@ await reader.cancel();
 await child.status;
 kv.close();
 
-console.log(`rounds: ${rounds} × ${100 * calls} calls each way`);
-console.log(`bare JSON-RPC round trip:     ${perCallUs(median(stdio.baselineNs))} µs/call`);
+const q = (values: number[], p: number) =>
+  [...values].sort((a, b) => a - b)[Math.floor(p * (values.length - 1))];
+const spread = (values: number[]) => `${q(values, 0.25).toFixed(2)}–${q(values, 0.75).toFixed(2)}`;
+console.log(`${rounds} pairs of ${calls} calls each way`);
+console.log(`bare JSON-RPC round trip:   ${median(stdio.baseUs).toFixed(0)} µs/call`);
 console.log(
-  `stdio plugin via registry:    ${perCallUs(median(stdio.candidateNs))} µs/call, ratio ${
+  `stdio plugin via registry:  ${median(stdio.candUs).toFixed(0)} µs/call; ratio ${
     median(stdio.ratios).toFixed(2)
-  }× (range ${range(stdio.ratios, 2)}; target ≥ 0.5×)`,
+  }× the bare round trip (median of pairs, interquartile ${spread(stdio.ratios)}; target ≥ 0.5×)`,
 );
 console.log(
-  `mcp plugin via registry:      ${perCallUs(median(mcp.candidateNs))} µs/call, ratio ${
+  `mcp plugin via registry:    ${median(mcp.candUs).toFixed(0)} µs/call; ratio ${
     median(mcp.ratios).toFixed(2)
-  }× the bare round trip (range ${range(mcp.ratios, 2)})`,
+  }× the bare stdio round trip (interquartile ${spread(mcp.ratios)})`,
 );

@@ -158,6 +158,10 @@ export class StdioConnection {
   }
 
   async #ready(signal: AbortSignal): Promise<Proc> {
+    // The common case, without making a combined signal.
+    if (this.#proc !== undefined && !signal.aborted && !this.#closed.signal.aborted) {
+      return this.#proc;
+    }
     const stop = AbortSignal.any([signal, this.#closed.signal]);
     for (;;) {
       stop.throwIfAborted();
