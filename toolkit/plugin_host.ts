@@ -14,7 +14,21 @@ import { moduleTools } from "./_plugin_module.ts";
 import { StdioConnection } from "./_plugin_stdio.ts";
 import { HttpConnection } from "./_plugin_http.ts";
 
-/** Options of {@linkcode loadPlugins}. */
+/**
+ * Options of {@linkcode loadPlugins}.
+ *
+ * @example
+ * ```ts
+ * import type { LoadPluginsOptions } from "@toka/runtime/toolkit";
+ *
+ * const options: LoadPluginsOptions = {
+ *   restartDelayMs: 250,
+ *   startTimeoutMs: 10_000,
+ *   onError: (error) => console.warn(error.message), // skip plugins that cannot be loaded
+ * };
+ * console.log(options.restartDelayMs); // 250
+ * ```
+ */
 export interface LoadPluginsOptions {
   /**
    * Milliseconds before restarting a `stdio` or `mcp` (stdio) plugin process that died; doubled
@@ -35,7 +49,17 @@ export interface LoadPluginsOptions {
   onError?: (error: PluginLoadError) => void;
 }
 
-/** A loaded plugin, as {@linkcode PluginHost.plugins} lists it. */
+/**
+ * A loaded plugin, as {@linkcode PluginHost.plugins} lists it.
+ *
+ * @example
+ * ```ts
+ * import type { LoadedPlugin } from "@toka/runtime/toolkit";
+ *
+ * const plugin: LoadedPlugin = { name: "weather", type: "stdio", tools: ["weather.forecast"] };
+ * console.log(plugin.tools.length); // 1
+ * ```
+ */
 export interface LoadedPlugin {
   /** The plugin's name, the prefix of its tools. */
   name: string;
@@ -48,6 +72,16 @@ export interface LoadedPlugin {
 /**
  * The loaded plugins. Closing it unregisters their tools and stops their processes and
  * connections; `await using` closes it too.
+ *
+ * @example
+ * ```ts
+ * import { loadPlugins, ToolRegistry } from "@toka/runtime/toolkit";
+ *
+ * const registry = new ToolRegistry();
+ * const host = await loadPlugins(registry, []); // no plugins: nothing started
+ * console.log(host.plugins); // []
+ * await host.close();
+ * ```
  */
 export interface PluginHost extends AsyncDisposable {
   /** The plugins loaded, in the order given. */

@@ -11,7 +11,17 @@ import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import manifestSchema from "./plugins.schema.json" with { type: "json" };
 import { resolveSpec } from "./_plugin_spec.ts";
 
-/** A TS/JS module whose exports are tools made with `defineTool`, run in this process. */
+/**
+ * A TS/JS module whose exports are tools made with `defineTool`, run in this process.
+ *
+ * @example
+ * ```ts
+ * import type { ModuleTransport } from "@toka/runtime/toolkit";
+ *
+ * const transport: ModuleTransport = { type: "module", module: "./weather_tools.ts" };
+ * console.log(transport.type); // module
+ * ```
+ */
 export interface ModuleTransport {
   /** The transport's tag. */
   type: "module";
@@ -23,6 +33,19 @@ export interface ModuleTransport {
  * A child process speaking JSON-RPC 2.0 over stdin and stdout, one message per line:
  * `tools/list` returns `{ tools: [{ name, description, inputSchema, outputSchema? }] }` and
  * `tools/call` with `{ name, arguments }` returns the tool's output.
+ *
+ * @example
+ * ```ts
+ * import type { StdioTransport } from "@toka/runtime/toolkit";
+ *
+ * const transport: StdioTransport = {
+ *   type: "stdio",
+ *   command: "deno",
+ *   args: ["run", "weather_stdio.ts"],
+ *   env: { WEATHER_UNITS: "metric" },
+ * };
+ * console.log(transport.command); // deno
+ * ```
  */
 export interface StdioTransport {
   /** The transport's tag. */
@@ -37,7 +60,17 @@ export interface StdioTransport {
   cwd?: string;
 }
 
-/** A JSON-RPC 2.0 endpoint (`tools/list`, `tools/call`) reached by HTTP POST. */
+/**
+ * A JSON-RPC 2.0 endpoint (`tools/list`, `tools/call`) reached by HTTP POST.
+ *
+ * @example
+ * ```ts
+ * import type { HttpTransport } from "@toka/runtime/toolkit";
+ *
+ * const transport: HttpTransport = { type: "http", url: "http://127.0.0.1:8787/rpc" };
+ * console.log(new URL(transport.url).port); // 8787
+ * ```
+ */
 export interface HttpTransport {
   /** The transport's tag. */
   type: "http";
@@ -50,6 +83,15 @@ export interface HttpTransport {
 /**
  * Every tool of an MCP server, through the `@modelcontextprotocol/sdk` client: a `command`
  * started over stdio, or a Streamable HTTP `url`.
+ *
+ * @example
+ * ```ts
+ * import type { McpTransport } from "@toka/runtime/toolkit";
+ *
+ * const overStdio: McpTransport = { type: "mcp", command: "deno", args: ["run", "notes_mcp.ts"] };
+ * const overHttp: McpTransport = { type: "mcp", url: "https://example.com/mcp" };
+ * console.log(overStdio.command, overHttp.url); // deno https://example.com/mcp
+ * ```
  */
 export interface McpTransport {
   /** The transport's tag. */
@@ -68,10 +110,35 @@ export interface McpTransport {
   headers?: Record<string, string>;
 }
 
-/** How a plugin is reached, tagged by `type`. */
+/**
+ * How a plugin is reached, tagged by `type`.
+ *
+ * @example
+ * ```ts
+ * import type { PluginTransport } from "@toka/runtime/toolkit";
+ *
+ * const describe = (t: PluginTransport) => t.type === "http" ? t.url : t.type;
+ * console.log(describe({ type: "module", module: "./tools.ts" })); // module
+ * ```
+ */
 export type PluginTransport = ModuleTransport | StdioTransport | HttpTransport | McpTransport;
 
-/** One plugin: its name (the prefix of its tools) and how to reach it. */
+/**
+ * One plugin: its name (the prefix of its tools) and how to reach it.
+ *
+ * @example
+ * ```ts
+ * import type { PluginSpec } from "@toka/runtime/toolkit";
+ *
+ * const spec: PluginSpec = {
+ *   name: "weather",
+ *   transport: { type: "stdio", command: "deno", args: ["run", "weather_stdio.ts"] },
+ *   timeoutMs: 10_000,
+ *   tools: ["forecast"],
+ * };
+ * console.log(`${spec.name}.${spec.tools![0]}`); // weather.forecast
+ * ```
+ */
 export interface PluginSpec {
   /** The plugin's name, the prefix of its tools: `weather` registers `weather.forecast`. */
   name: string;
