@@ -1,4 +1,5 @@
-// Rules shared by both stores' append, read and import paths.
+// Rules shared by both stores' append, read and import paths; the bus uses the
+// same expected-version check and guard check.
 import { GuardFailedError, VersionConflictError } from "./errors.ts";
 import type { AppendGuard, ExpectedVersion } from "./event_store.ts";
 import { parsePosition } from "./event_rules.ts";

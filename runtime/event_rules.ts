@@ -1,4 +1,5 @@
-// Validation, digests, ids and positions shared by both event stores.
+// Validation, digests, ids and positions shared by both event stores (the
+// in-memory one here, the Deno KV one in vault/) and, for names and ids, the bus.
 import { Buffer } from "node:buffer";
 import { hash } from "node:crypto";
 import canonicalize from "canonicalize";
