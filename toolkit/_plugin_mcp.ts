@@ -6,7 +6,14 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import type { McpTransport } from "./plugin_manifest.ts";
 import type { Tool, ToolContext } from "./tool.ts";
-import { deadline, isObject, preview, remoteTools, timedOut } from "./_plugin_remote.ts";
+import {
+  deadline,
+  isObject,
+  preview,
+  remoteTools,
+  stderrHint,
+  timedOut,
+} from "./_plugin_remote.ts";
 import { Backoff } from "./_plugin_stdio.ts";
 import { DenoStdioTransport } from "./_plugin_mcp_stdio.ts";
 
@@ -72,8 +79,9 @@ class McpConnection {
       if (this.#closed.signal.aborted) throw this.#closed.signal.reason;
       const reason = error instanceof Error && error.name === "TimeoutError"
         ? `no answer within ${this.#timeoutMs} ms`
-        : preview((error as Error)?.message ?? error);
-      throw new Error(`cannot connect to the MCP server: ${reason}`, { cause: error });
+        : preview((error as Error)?.message ?? error, 200);
+      const hint = transport instanceof DenoStdioTransport ? stderrHint(transport.stderr) : "";
+      throw new Error(`cannot connect to the MCP server: ${reason}${hint}`, { cause: error });
     } finally {
       time.clear();
     }

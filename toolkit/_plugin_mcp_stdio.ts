@@ -15,6 +15,8 @@ export class DenoStdioTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: (message: JSONRPCMessage) => void;
+  /** The end of what the server wrote to stderr. */
+  stderr = "";
   #options: { command: string; args?: string[]; env?: Record<string, string>; cwd?: string };
   #child?: Deno.ChildProcess;
   #writer?: WritableStreamDefaultWriter<Uint8Array>;
@@ -56,9 +58,11 @@ export class DenoStdioTransport implements Transport {
         }
       }
     };
-    // Drained so a chatty server never blocks on a full pipe.
+    // Drained so a chatty server never blocks on a full pipe; its end is kept for errors.
     const drain = async () => {
-      for await (const _ of child.stderr) { /* discarded */ }
+      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+        this.stderr = (this.stderr + chunk).slice(-2048);
+      }
     };
     this.#done = Promise.all([child.status, read(), drain()]).then(async () => {
       await this.#writer?.close().catch(() => {});

@@ -47,6 +47,18 @@ export function deadline(ms: number): { signal: AbortSignal; clear(): void } {
   return { signal: controller.signal, clear: () => clearTimeout(timer) };
 }
 
+/**
+ * What to quote of a process's stderr in an error: its last line that mentions an error (Deno
+ * and Node put the message before the source excerpt), else its last line; `""` when empty.
+ */
+export function stderrHint(tail: string): string {
+  // deno-lint-ignore no-control-regex
+  const plain = tail.replace(/\u001b\[[0-9;]*[A-Za-z]/g, ""); // colours
+  const lines = plain.split("\n").map((line) => line.trim()).filter(Boolean);
+  const line = lines.findLast((line) => /error/i.test(line)) ?? lines.at(-1);
+  return line === undefined ? "" : ` (stderr: "${preview(line, 200)}")`;
+}
+
 /** Whether a call's signal was aborted by the registry's timeout (not by the caller). */
 export function timedOut(signal: AbortSignal): boolean {
   return signal.aborted && signal.reason instanceof ToolTimeoutError;

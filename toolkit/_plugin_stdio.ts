@@ -2,7 +2,7 @@
 // on first use, restarted with backoff after it dies (on the next call, not eagerly), killed
 // when a call times out (it is stuck or lost) and on close.
 import { parseResponse, rpcError, rpcRequest } from "./_plugin_jsonrpc.ts";
-import { preview, timedOut } from "./_plugin_remote.ts";
+import { preview, stderrHint, timedOut } from "./_plugin_remote.ts";
 
 /** How to start the child, and how long to wait between restarts. */
 export interface StdioOptions {
@@ -207,10 +207,7 @@ export class StdioConnection {
       this.#gone(proc);
       const why = proc.killed ??
         `exited with ${status.signal ? `signal ${status.signal}` : `code ${status.code}`}`;
-      const last = proc.stderr.trim().split("\n").at(-1)?.trim();
-      const error = new Error(
-        `the plugin process ${why}${last ? ` (stderr: "${preview(last, 200)}")` : ""}`,
-      );
+      const error = new Error(`the plugin process ${why}${stderrHint(proc.stderr)}`);
       for (const pending of proc.pending.values()) pending.reject(error);
       proc.pending.clear();
     })();

@@ -325,6 +325,14 @@ Deno.test("plugins that cannot be loaded: one line each, nothing left registered
       transport: { type: "mcp", command: deno, args: ["run", "--quiet", weather] },
     }, /^Cannot load plugin "notmcp": cannot connect to the MCP server: /],
     [
+      "an mcp command that fails at once: its stderr is in the message",
+      {
+        name: "crash",
+        transport: { type: "mcp", command: deno, args: ["run", "--quiet", `${dir}/broken.ts`] },
+      },
+      /^Cannot load plugin "crash": cannot connect to the MCP server: .+ \(stderr: "error: .+"\)$/,
+    ],
+    [
       "a tool the plugin does not have",
       { ...stdio(), tools: ["fly"] },
       'Cannot load plugin "moody": it has no tool "fly" (it offers "act")',
