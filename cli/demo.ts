@@ -9,7 +9,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { createRuntime, type TokaRuntime } from "../mod.ts";
+import { createRuntime, type CreateRuntimeAuthOptions, type TokaRuntime } from "../mod.ts";
 import { defineAgent, type EventRecord, type EventStore } from "../runtime/mod.ts";
 import { type CommandContext, type RunCommand, shellQuote, withStore, writes } from "./_context.ts";
 
@@ -63,11 +63,16 @@ export function runDemo(ctx: CommandContext, options: DemoOptions = {}): Promise
   };
   return withStore(ctx, async (store) => {
     const run = crypto.randomUUID().slice(0, 8);
+    // The auth settings of toka.json and TOKA_*, as every command has them.
+    const auth: CreateRuntimeAuthOptions = {
+      retiredTtlSecs: ctx.settings.retiredTtlSecs,
+      masterKey: ctx.io.env(ctx.settings.masterKeyEnv) || null,
+    };
     const firstHead = Number((await store.head())?.position ?? 0);
     say(`Toka demo on ${ctx.dbLocation} (run ${run})`);
 
     // Phase 1: produce, handle, stop mid-run.
-    const first = await demoRuntime(store, firstHead, workMs, say);
+    const first = await demoRuntime(auth, store, firstHead, workMs, say);
     await first.runtime.start();
     say(`▶ runtime started: agents planner and worker (worker calls the echo tool)`);
     const waiting = first.runtime.agents().filter((a) => a.standby).map((a) => a.name);
@@ -93,7 +98,7 @@ export function runDemo(ctx: CommandContext, options: DemoOptions = {}): Promise
     say(`■ runtime stopped after ${beforeRestart} of ${tasks} tasks`);
 
     // Phase 2: a new runtime on the same vault resumes from the checkpoints.
-    const second = await demoRuntime(store, firstHead, workMs, say);
+    const second = await demoRuntime(auth, store, firstHead, workMs, say);
     await second.runtime.start();
     say("▶ runtime restarted: agents resume after their checkpoints");
     await second.completed(run, tasks);
@@ -118,6 +123,7 @@ export function runDemo(ctx: CommandContext, options: DemoOptions = {}): Promise
 }
 
 async function demoRuntime(
+  auth: CreateRuntimeAuthOptions,
   store: EventStore,
   since: number,
   workMs: number,
@@ -125,7 +131,12 @@ async function demoRuntime(
 ): Promise<{ runtime: TokaRuntime; completed(run: string, count: number): Promise<void> }> {
   // The whole stack: the worker's tool calls are checked against its capability token.
   // No drain on stop: the demo shows a stop mid-run and a resume.
-  const runtime = await createRuntime({ vault: store, retry: { attempts: 3 }, stopTimeoutMs: 0 });
+  const runtime = await createRuntime({
+    vault: store,
+    retry: { attempts: 3 },
+    stopTimeoutMs: 0,
+    auth,
+  });
   runtime.register(defineAgent({
     name: "planner",
     subscribe: ["task.created"],

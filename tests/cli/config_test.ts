@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { main } from "../../cli.ts";
 import { checkConfig, loadSettings, SCHEMA_URL, SETTINGS } from "../../cli/_config.ts";
 import { openVault } from "../../vault/mod.ts";
-import { MASTER_KEY_ENV } from "../../auth/mod.ts";
+import { generateMasterKey, MASTER_KEY_ENV } from "../../auth/mod.ts";
 import schema from "../../toka.schema.json" with { type: "json" };
 import denoJson from "../../deno.json" with { type: "json" };
 import { hasNoStackTrace, recordingIo } from "./_fakes.ts";
@@ -157,6 +157,23 @@ export const up = defineTool({
       assert.ok(names.includes("http.fetch"), names.join());
       assert.ok(names.includes("shout.up"), names.join());
     });
+
+    await t.step(
+      "auth commands use the file's master-key variable and retiredTtlSecs",
+      async () => {
+        await write({ db: "auth.kv", auth: { retiredTtlSecs: 60, masterKeyEnv: "MY_KEY" } });
+        const env = { MY_KEY: generateMasterKey() };
+        const rotated = await toka(["auth", "rotate-secret"], { cwd: project, env });
+        assert.equal(rotated.code, 0, rotated.errLines.join("\n"));
+        const status = await toka(["--json", "auth", "status"], { cwd: project, env });
+        assert.equal(status.code, 0, status.errLines.join("\n"));
+        assert.equal(JSON.parse(status.out).wrapped, true);
+        assert.equal(JSON.parse(status.out).retiredTtlSecs, 60);
+        // Without the key in that variable, the wrapped pool cannot be read.
+        const without = await toka(["auth", "status"], { cwd: project });
+        assert.equal(without.code, 1);
+      },
+    );
 
     await t.step("a bad file, flag or variable: exit 2, one line naming it, no vault", async () => {
       const config = join(project, "toka.json");

@@ -102,19 +102,30 @@ export const b = defineAgent({ name: "same", subscribe: ["y"], handle() {} });`,
 export const echo = defineAgent({
   name: "echo", subscribe: ["ping"],
   async handle(event, ctx) { await ctx.emit({ kind: "pong", payload: event.payload }); },
+});
+export const bad = defineAgent({
+  name: "bad", subscribe: ["ping"],
+  handle() { throw new Error("boom"); },
 });`,
       );
       const stop = new AbortController();
       const io = recordingIo({ signal: stop.signal });
       const running = main(["--db", db, "run", path], io);
-      await until(() => io.err.join("").includes('Hosting "echo" on'), "the start");
+      await until(() => io.err.join("").includes('Hosting "bad, echo" on'), "the start");
       await append(db, "ping", 1);
       await waitForEvent(db, (e) => e.kind === "pong", "the pong");
+      await waitForEvent(db, (e) => e.kind === "agent.failed", "the failure");
       stop.abort();
       assert.equal(await running, 0);
       const log = io.err.join("");
       assert.match(log, /\[INF\] toka·agent·echo: Agent "echo" started/);
       assert.match(log, /Agent "echo" stopped at position "\d+", 1 events handled/);
+      // The failure: a line per attempt, and one when the agent gives up on the event.
+      assert.match(
+        log,
+        /\[WRN\] toka·agent·bad: Agent "bad" failed on event "\w+" \(attempt 1\): "boom"/,
+      );
+      assert.equal(log.match(/\[ERR\] .*Agent "bad" gave up on event/g)?.length, 1, log);
       assert.ok(hasNoStackTrace(io));
     });
   } finally {
