@@ -56,9 +56,19 @@ async function toolEvents(db: string): Promise<EventRecord[]> {
 Deno.test("toka mcp serve, driven by the SDK's client in a real child process", async (t) => {
   const dir = await Deno.makeTempDir();
   const db = `${dir}/v.kv`;
-  const token = await vaultWithToken(db, ["tool:echo:invoke", "tool:now:invoke"]);
+  const token = await vaultWithToken(db, [
+    "tool:echo:invoke",
+    "tool:now:invoke",
+    "tool:climate.wind_chill:invoke",
+  ]);
   const config = await readmeConfig(db, token);
-  const transport = new StdioClientTransport({ ...config, stderr: "pipe" });
+  // A project whose toka.json brings a plugin: the server serves its tools beside the built-ins.
+  const module = new URL("../../examples/plugins/weather_tools.ts", import.meta.url).pathname;
+  await Deno.writeTextFile(
+    `${dir}/toka.json`,
+    JSON.stringify({ plugins: { climate: { transport: { type: "module", module } } } }),
+  );
+  const transport = new StdioClientTransport({ ...config, cwd: dir, stderr: "pipe" });
   let stderr = "";
   transport.stderr!.on("data", (chunk: Uint8Array) => stderr += new TextDecoder().decode(chunk));
   const client = new Client({ name: "toka-test", version: "1.0.0" });
@@ -72,8 +82,12 @@ Deno.test("toka mcp serve, driven by the SDK's client in a real child process", 
     await t.step("it lists only the tools the token grants, with schemas", async () => {
       assert.equal(client.getServerVersion()?.name, "toka");
       const { tools } = await client.listTools(undefined, options);
-      assert.deepEqual(tools.map((tool: McpTool) => tool.name), ["echo", "now"]);
-      const echo = tools[0];
+      assert.deepEqual(tools.map((tool: McpTool) => tool.name), [
+        "climate.wind_chill",
+        "echo",
+        "now",
+      ]);
+      const echo = tools[1];
       assert.equal(echo.description, "Returns the text it is given");
       assert.deepEqual(echo.inputSchema.required, ["text"]);
       assert.equal(echo.outputSchema?.type, "object");
@@ -93,6 +107,16 @@ Deno.test("toka mcp serve, driven by the SDK's client in a real child process", 
       assert.equal(result.isError, undefined);
       assert.deepEqual(result.structuredContent, { text: "hi" });
       assert.deepEqual(result.content, [{ type: "text", text: '{"text":"hi"}' }]);
+    });
+
+    await t.step("a plugin's tool is called like a built-in", async () => {
+      const result = await client.callTool(
+        { name: "climate.wind_chill", arguments: { tempC: -10, windKmh: 20 } },
+        undefined,
+        options,
+      );
+      assert.equal(result.isError, undefined);
+      assert.deepEqual(result.structuredContent, { feelsLikeC: -17.9 });
     });
 
     await t.step("a tool the token does not grant is refused as a tool error", async () => {
@@ -146,6 +170,8 @@ Deno.test("toka mcp serve, driven by the SDK's client in a real child process", 
       assert.deepEqual(events.map((e) => [e.kind, (e.payload as { tool: string }).tool]), [
         ["tool.invoked", "echo"],
         ["tool.completed", "echo"],
+        ["tool.invoked", "climate.wind_chill"],
+        ["tool.completed", "climate.wind_chill"],
         ["tool.denied", "hash"],
         ["tool.invoked", "echo"],
         ["tool.failed", "echo"],
@@ -153,7 +179,7 @@ Deno.test("toka mcp serve, driven by the SDK's client in a real child process", 
       assert.ok(events.every((e) => e.meta.source === "mcp"));
       assert.ok(!JSON.stringify(events).includes(token));
       assert.deepEqual(protocolErrors, [], "nothing but protocol on stdout");
-      assert.match(stderr, /Serving 2 tools over MCP for "?mcp-test"?/, "logs go to stderr");
+      assert.match(stderr, /Serving 3 tools over MCP for "?mcp-test"?/, "logs go to stderr");
       assert.ok(!stderr.includes(token), "no token in the logs");
     });
   } finally {
