@@ -202,6 +202,9 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
       tools: [...builtins, ...(scheduler?.tools ?? []), ...(extraTools ?? [])],
       // Tool calls are events too, caused by the event the caller was handling.
       record: (event, cause) => runtime.bus.emit({ ...event, stream: "toolkit" }, cause),
+      // A read-only call's tool.invoked and outcome go in one append once it has run.
+      recordBatch: (events, cause) =>
+        runtime.bus.emitBatch(events.map((event) => ({ ...event, stream: "toolkit" })), cause),
     });
     if (pluginSpecs !== undefined) {
       if (!(tools instanceof ToolRegistry)) {

@@ -13,7 +13,7 @@
  *   the timeout armed, `tool.invoked` and `tool.completed` appended to the vault
  *   (echo is read-only: both in one append, once it has run);
  * - runtime registry: `runtime.tools.call("echo")` of `createRuntime()`, whose
- *   events go through the event bus one append each.
+ *   two events go through the event bus in one append (`bus.emitBatch`).
  * Baseline and candidate alternate round by round (the order flips each round)
  * and the medians are compared. Target: the CLI/MCP registry ≥ 0.5×.
  */

@@ -197,24 +197,7 @@ export class EventBus {
       const stream = input.stream ?? this.#stream;
       let parents = input.parents;
       let meta = input.meta;
-      if (cause !== undefined) {
-        if (
-          cause === null || typeof cause !== "object" || typeof cause.id !== "string" ||
-          cause.meta === null || typeof cause.meta !== "object"
-        ) {
-          throw new TypeError("Invalid cause: expected the event record being handled");
-        }
-        parents = parents === undefined
-          ? [cause.id]
-          : parents.includes(cause.id)
-          ? parents
-          : [cause.id, ...parents];
-        meta = {
-          ...meta,
-          correlationId: cause.meta.correlationId ?? cause.id,
-          causationId: cause.id,
-        };
-      }
+      if (cause !== undefined) ({ parents, meta } = caused(input, cause));
       if (this.#store !== undefined) {
         const event: EventInput = { kind: input.kind, payload: input.payload, parents, meta };
         if (input.intent !== undefined) event.intent = input.intent;
@@ -251,6 +234,75 @@ export class EventBus {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Emits several events to one stream as one append: with a vault they are
+   * stored in one commit (all or none), then delivered in order. Without a
+   * vault it is the same as emitting them one by one.
+   *
+   * @param inputs The events, all for the same stream; only the first may carry
+   *   `expectedVersion` or `guard`, which then hold for the whole batch.
+   * @param cause The event being handled, if any (as for {@linkcode EventBus.emit}).
+   * @returns The stored events, in order.
+   * @throws {TypeError} When the list is empty, spans streams, or an event is invalid.
+   * @throws {VersionConflictError} When `expectedVersion` does not match.
+   * @throws {GuardFailedError} When `guard` no longer holds at commit.
+   *
+   * @example
+   * ```ts
+   * import { EventBus } from "@toka/runtime/runtime";
+   *
+   * const bus = new EventBus();
+   * const events = await bus.emitBatch([
+   *   { kind: "task.created", stream: "tasks" },
+   *   { kind: "task.started", stream: "tasks" },
+   * ]);
+   * console.log(events.map((event) => event.version)); // [1, 2]
+   * ```
+   */
+  async emitBatch(inputs: readonly EmitInput[], cause?: EventRecord): Promise<EventRecord[]> {
+    if (!Array.isArray(inputs) || inputs.length === 0) {
+      throw new TypeError("Invalid events: expected a non-empty array of events");
+    }
+    const store = this.#store;
+    if (store === undefined) {
+      const records: EventRecord[] = [];
+      for (const input of inputs) records.push(await this.emit(input, cause));
+      return records;
+    }
+    const first = inputs[0];
+    if (first === null || typeof first !== "object") {
+      throw new TypeError(`Invalid event ${JSON.stringify(first)}: expected an object with a kind`);
+    }
+    const stream = first.stream ?? this.#stream;
+    const events = inputs.map((input, index) => {
+      if (input === null || typeof input !== "object") {
+        throw new TypeError(
+          `Invalid event ${JSON.stringify(input)}: expected an object with a kind`,
+        );
+      }
+      if ((input.stream ?? this.#stream) !== stream) {
+        throw new TypeError(
+          `Cannot emit a batch across streams "${stream}" and "${input.stream ?? this.#stream}"`,
+        );
+      }
+      if (index > 0 && (input.expectedVersion !== undefined || input.guard !== undefined)) {
+        throw new TypeError(
+          `Invalid event ${index} of a batch: only the first may carry expectedVersion or guard`,
+        );
+      }
+      const { parents, meta } = cause === undefined ? input : caused(input, cause);
+      const event: EventInput = { kind: input.kind, payload: input.payload, parents, meta };
+      if (input.intent !== undefined) event.intent = input.intent;
+      return event;
+    });
+    const options = first.guard === undefined
+      ? { expectedVersion: first.expectedVersion }
+      : { expectedVersion: first.expectedVersion, guard: first.guard };
+    const { events: stored } = await store.append(stream, events, options);
+    for (const record of stored) this.#dispatch(record);
+    return stored;
   }
 
   async #append(
@@ -385,5 +437,31 @@ function cached(filter: KindFilter): KindFilter {
       known.set(kind, match);
     }
     return match;
+  };
+}
+
+// The cause becomes a parent and lends its correlation id.
+function caused(
+  input: EmitInput,
+  cause: EventRecord,
+): { parents: string[] | undefined; meta: EventInput["meta"] } {
+  if (
+    cause === null || typeof cause !== "object" || typeof cause.id !== "string" ||
+    cause.meta === null || typeof cause.meta !== "object"
+  ) {
+    throw new TypeError("Invalid cause: expected the event record being handled");
+  }
+  const parents = input.parents;
+  return {
+    parents: parents === undefined
+      ? [cause.id]
+      : parents.includes(cause.id)
+      ? parents
+      : [cause.id, ...parents],
+    meta: {
+      ...input.meta,
+      correlationId: cause.meta.correlationId ?? cause.id,
+      causationId: cause.id,
+    },
   };
 }

@@ -61,6 +61,25 @@ Deno.test("createRuntime", async (t) => {
     await runtime.close();
   });
 
+  await t.step("a read-only tool call is recorded in one append of both events", async () => {
+    const store = new MemoryEventStore();
+    const appends: string[][] = [];
+    const append = store.append.bind(store);
+    store.append = (stream, events, options) => {
+      appends.push(events.map((e) => e.kind));
+      return append(stream, events, options);
+    };
+    const runtime = await createRuntime({ vault: store });
+    assert.deepEqual(await runtime.tools.call("echo", { text: "hi" }), { text: "hi" });
+    await assert.rejects(runtime.tools.call("echo", { wrong: true }));
+    assert.deepEqual(appends, [
+      ["tool.invoked", "tool.completed"],
+      ["tool.invoked", "tool.failed"],
+    ]);
+    await runtime.close();
+    await store.close();
+  });
+
   await t.step("auth options go in the auth section", async () => {
     const masterKey = generateMasterKey();
     const initialSecret = "s".repeat(43);

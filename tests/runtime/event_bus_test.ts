@@ -273,4 +273,55 @@ Deno.test("EventBus with a vault", async (t) => {
     await bus.close();
     await store.close();
   });
+
+  await t.step("emitBatch stores a batch in one append, then delivers it in order", async () => {
+    const store = new MemoryEventStore();
+    const appends: number[] = [];
+    const append = store.append.bind(store);
+    store.append = (stream, events, options) => {
+      appends.push(events.length);
+      return append(stream, events, options);
+    };
+    const bus = new EventBus({ store });
+    const seen: string[] = [];
+    bus.subscribe("*", (e) => void seen.push(`${e.kind}@${e.version}`));
+    const cause = await bus.emit({ kind: "task.created", stream: "tasks" });
+    const batch = await bus.emitBatch([
+      { kind: "tool.invoked", stream: "toolkit" },
+      { kind: "tool.completed", stream: "toolkit" },
+    ], cause);
+    await bus.idle();
+    assert.deepEqual(appends, [1, 2]);
+    assert.deepEqual(seen, ["task.created@1", "tool.invoked@1", "tool.completed@2"]);
+    assert.deepEqual(batch.map((e) => e.parents), [[cause.id], [cause.id]]);
+    assert.deepEqual(batch.map((e) => e.meta.correlationId), [cause.id, cause.id]);
+    await bus.close();
+    await store.close();
+  });
+
+  await t.step("emitBatch refuses a bad batch whole: nothing stored or delivered", async () => {
+    const store = new MemoryEventStore();
+    const bus = new EventBus({ store });
+    const seen: EventRecord[] = [];
+    bus.subscribe("*", (e) => void seen.push(e));
+    await assert.rejects(bus.emitBatch([]), /Invalid events: expected a non-empty array/);
+    await assert.rejects(
+      bus.emitBatch([{ kind: "a", stream: "x" }, { kind: "b", stream: "y" }]),
+      /Cannot emit a batch across streams "x" and "y"/,
+    );
+    await assert.rejects(
+      bus.emitBatch([{ kind: "a" }, { kind: "b", expectedVersion: 1 }]),
+      /Invalid event 1 of a batch: only the first may carry expectedVersion or guard/,
+    );
+    await assert.rejects(
+      bus.emitBatch([{ kind: "a", stream: "s", expectedVersion: 3 }, { kind: "b", stream: "s" }]),
+      VersionConflictError,
+    );
+    await assert.rejects(bus.emitBatch([{ kind: "a" }, { kind: "" }]), TypeError);
+    await bus.idle();
+    assert.deepEqual(seen, []);
+    assert.equal((await store.stats()).events, 0);
+    await bus.close();
+    await store.close();
+  });
 });
