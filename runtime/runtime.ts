@@ -181,7 +181,7 @@ export class Runtime {
       if (this.#running) return;
       this.#running = true;
       await Promise.all([...this.#runners.values()].map((r) => this.#startRunner(r)));
-      logger.info("Runtime started with {count} agents", { count: this.#runners.size });
+      logger.info("Runtime started with {count} agent(s)", { count: this.#runners.size });
     });
   }
 

@@ -47,7 +47,7 @@ Deno.test("the runtime logs its lifecycle at info and its work at debug, never a
         lines.some((l) => l.level === level && pattern.test(l.text)),
         `no ${level} line matching ${pattern} in:\n${lines.map((l) => l.text).join("\n")}`,
       );
-    has("info", /^Runtime started with 1 agents$/);
+    has("info", /^Runtime started with 1 agent\(s\)$/);
     has("info", /^Agent greeter started after position none$/);
     has("debug", /^Agent greeter took its lease for 10 s$/);
     has("debug", /^Agent greeter has a new token, due for renewal at \d{4}-/);

@@ -277,12 +277,13 @@ Deno.test("plugins that cannot be loaded: one line each, nothing left registered
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/empty.ts`, "export const answer = 42;\n");
   await Deno.writeTextFile(`${dir}/broken.ts`, "export const x = ;\n");
-  await using closed = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    () => new Response(),
-  );
-  const closedPort = closed.addr.port;
-  await closed.shutdown();
+  // An endpoint that drops every connection. The port stays ours for the whole test: a
+  // port closed at once could be taken by another process and answer (seen under load).
+  const dropping = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const dropped = (async () => {
+    for await (const connection of dropping) connection.close();
+  })();
+  const closedPort = dropping.addr.port;
   const weather = new URL("../../examples/plugins/weather_stdio.ts", import.meta.url).pathname;
   const cases: [string, PluginSpec, string | RegExp][] = [
     [
@@ -316,7 +317,7 @@ Deno.test("plugins that cannot be loaded: one line each, nothing left registered
       name: "broken",
       transport: { type: "module", module: `${dir}/broken.ts` },
     }, /^Cannot load plugin "broken": cannot import ".*broken\.ts": /],
-    ["an endpoint nobody listens on", {
+    ["an endpoint that drops every connection", {
       name: "gone",
       transport: { type: "http", url: `http://127.0.0.1:${closedPort}/rpc` },
     }, /^Cannot load plugin "gone": cannot reach the plugin endpoint: /],
@@ -386,6 +387,8 @@ Deno.test("plugins that cannot be loaded: one line each, nothing left registered
       assert.ok((await act(registry, "answer")).pid > 0);
     });
   } finally {
+    dropping.close();
+    await dropped;
     await Deno.remove(dir, { recursive: true });
   }
 });
