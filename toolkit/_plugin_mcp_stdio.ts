@@ -5,7 +5,7 @@ import { ReadBuffer, serializeMessage } from "@modelcontextprotocol/sdk/shared/s
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { Buffer } from "node:buffer";
-import { childEnv } from "./_plugin_stdio.ts";
+import { spawnPlugin } from "./_plugin_stdio.ts";
 
 // How long a server may take to exit after its stdin closes, before it is killed.
 const EXIT_GRACE_MS = 1000;
@@ -29,16 +29,7 @@ export class DenoStdioTransport implements Transport {
   }
 
   start(): Promise<void> {
-    const { command, args = [], env, cwd } = this.#options;
-    const child = new Deno.Command(command, {
-      args,
-      cwd,
-      env: childEnv(env),
-      clearEnv: true,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawnPlugin(this.#options);
     this.#child = child;
     this.#writer = child.stdin.getWriter();
     const buffer = new ReadBuffer();

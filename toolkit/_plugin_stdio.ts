@@ -49,8 +49,24 @@ const INHERITED_ENV = [
 ];
 const encoder = new TextEncoder();
 
-/** The environment of a plugin process: a few inherited variables plus the spec's own. */
-export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+/** Starts a plugin process with piped stdio and only the environment {@linkcode childEnv} gives. */
+export function spawnPlugin(
+  options: { command: string; args?: string[]; env?: Record<string, string>; cwd?: string },
+): Deno.ChildProcess {
+  const { command, args = [], env, cwd } = options;
+  return new Deno.Command(command, {
+    args,
+    cwd,
+    env: childEnv(env),
+    clearEnv: true,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+// The environment of a plugin process: a few inherited variables plus the spec's own.
+function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of INHERITED_ENV) {
     try {
@@ -182,16 +198,7 @@ export class StdioConnection {
   }
 
   #spawn(): Proc {
-    const { command, args = [], env, cwd } = this.#options;
-    const child = new Deno.Command(command, {
-      args,
-      cwd,
-      env: childEnv(env),
-      clearEnv: true,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawnPlugin(this.#options);
     const proc: Proc = {
       child,
       writer: child.stdin.getWriter(),

@@ -24,6 +24,7 @@ import {
 } from "../internal/storage_key.ts";
 import { MAX_STORAGE_VALUE_BYTES } from "../runtime/storage.ts";
 import { defineTool, type Tool } from "./tool.ts";
+import { intOption } from "../internal/int_option.ts";
 
 const logger = getLogger(["toka", "toolkit"]);
 
@@ -116,14 +117,6 @@ const encoder = new TextEncoder();
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-function limit(name: string, value: number | undefined, fallback: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < 0 || value > max) {
-    throw new RangeError(`Invalid ${name} ${value}: expected an integer from 0 to ${max}`);
-  }
-  return value;
-}
-
 // A relative path's segments; the rules of storage("local")'s keys, with messages about paths.
 function segments(path: string): string[] {
   const bad = (why: string): never => {
@@ -214,9 +207,15 @@ export function createFsTools(options: FsToolsOptions): Tool[] {
   if (typeof rootPath !== "string" || rootPath === "") {
     throw new TypeError(`Invalid fs root ${JSON.stringify(rootPath)}: expected a path`);
   }
-  const maxRead = limit("maxReadBytes", options.maxReadBytes, MIB, MAX_STORAGE_VALUE_BYTES);
-  const maxWrite = limit("maxWriteBytes", options.maxWriteBytes, MIB, MAX_STORAGE_VALUE_BYTES);
-  const maxList = limit("maxListEntries", options.maxListEntries, 1000, 1_000_000);
+  const maxRead = intOption("maxReadBytes", options.maxReadBytes, MIB, 0, MAX_STORAGE_VALUE_BYTES);
+  const maxWrite = intOption(
+    "maxWriteBytes",
+    options.maxWriteBytes,
+    MIB,
+    0,
+    MAX_STORAGE_VALUE_BYTES,
+  );
+  const maxList = intOption("maxListEntries", options.maxListEntries, 1000, 0, 1_000_000);
   if (maxList === 0) throw new RangeError("Invalid maxListEntries 0: expected at least 1");
   // The same temporary names as storage("local"), so the two can share a root.
   const root = new SafeRoot(resolve(rootPath), TEMP_PREFIX, options.mode);

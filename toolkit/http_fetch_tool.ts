@@ -10,6 +10,7 @@ import { TokaError } from "../runtime/errors.ts";
 import { redactTokens } from "../internal/redact.ts";
 import { defineTool, type Tool } from "./tool.ts";
 import { addressClass, isIpLiteral } from "./_ip.ts";
+import { intOption } from "../internal/int_option.ts";
 
 /** Options of {@linkcode createHttpFetchTool}. */
 export interface HttpFetchOptions {
@@ -82,20 +83,6 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 // Headers that carry the caller's credentials: dropped when a redirect leaves the origin.
 const CREDENTIALS = ["authorization", "cookie", "proxy-authorization"];
 const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-function limit(
-  name: string,
-  value: number | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-) {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`Invalid ${name} ${value}: expected an integer from ${min} to ${max}`);
-  }
-  return value;
-}
 
 // A host as URLs print it: lower case, IPv4 in dotted decimal (so "2130706433",
 // "0x7f.1" and "127.1" all become "127.0.0.1"), IPv6 compressed, without brackets
@@ -189,10 +176,10 @@ export function createHttpFetchTool(
 ): Tool<HttpFetchInput, HttpFetchOutput> {
   const allow = hostList("http allow", options.allow, true);
   const allowPrivate = hostList("http allowPrivate", options.allowPrivate, false);
-  const maxResponse = limit("maxResponseBytes", options.maxResponseBytes, MIB, 0, MAX_BYTES);
-  const maxRequest = limit("maxRequestBytes", options.maxRequestBytes, MIB, 0, MAX_BYTES);
-  const timeoutMs = limit("timeoutMs", options.timeoutMs, 10_000, 1, 3_600_000);
-  const maxRedirects = limit("maxRedirects", options.maxRedirects, 5, 0, 20);
+  const maxResponse = intOption("maxResponseBytes", options.maxResponseBytes, MIB, 0, MAX_BYTES);
+  const maxRequest = intOption("maxRequestBytes", options.maxRequestBytes, MIB, 0, MAX_BYTES);
+  const timeoutMs = intOption("timeoutMs", options.timeoutMs, 10_000, 1, 3_600_000);
+  const maxRedirects = intOption("maxRedirects", options.maxRedirects, 5, 0, 20);
   const resolve = options.resolve ?? systemResolve;
 
   // Throws unless a request may go to `url`.

@@ -20,6 +20,7 @@ import {
   type TimerInfo,
   type TimerStore,
 } from "./_schedule_store.ts";
+import { intOption } from "../internal/int_option.ts";
 
 const logger = getLogger(["toka", "toolkit", "schedule"]);
 
@@ -115,22 +116,6 @@ const DEFAULT_STREAM = "schedule";
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/i;
 const encoder = new TextEncoder();
 
-function limit(
-  name: string,
-  value: number | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-) {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new RangeError(
-      `Invalid ${name} ${JSON.stringify(value)}: expected an integer from ${min} to ${max}`,
-    );
-  }
-  return value;
-}
-
 function describe(timer: TimerInfo): ScheduledTimer {
   return {
     id: timer.id,
@@ -220,11 +205,17 @@ export class Scheduler implements AsyncDisposable {
     }
     this.#emit = options.emit;
     this.#clock = options.clock ?? Date.now;
-    this.#pollMs = limit("pollIntervalMs", options.pollIntervalMs, 1000, 10, 60_000);
-    this.#maxDelayMs = limit("maxDelayMs", options.maxDelayMs, 365 * DAY, 1, 3653 * DAY);
-    this.#maxPending = limit("maxPending", options.maxPending, 1000, 1, 100_000);
-    this.#maxPayloadBytes = limit("maxPayloadBytes", options.maxPayloadBytes, 16_384, 1, 32_768);
-    const claimMs = limit("claimTimeoutMs", options.claimTimeoutMs, 10_000, 0, 3_600_000);
+    this.#pollMs = intOption("pollIntervalMs", options.pollIntervalMs, 1000, 10, 60_000);
+    this.#maxDelayMs = intOption("maxDelayMs", options.maxDelayMs, 365 * DAY, 1, 3653 * DAY);
+    this.#maxPending = intOption("maxPending", options.maxPending, 1000, 1, 100_000);
+    this.#maxPayloadBytes = intOption(
+      "maxPayloadBytes",
+      options.maxPayloadBytes,
+      16_384,
+      1,
+      32_768,
+    );
+    const claimMs = intOption("claimTimeoutMs", options.claimTimeoutMs, 10_000, 0, 3_600_000);
     const { vault, kv } = options;
     if (kv !== undefined && vault === undefined) {
       throw new TypeError("Invalid schedule options: kv needs the vault it belongs to");
