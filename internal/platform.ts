@@ -3,6 +3,8 @@
 // supports too, so the same code runs on Deno and on Node 20+ (where Deno KV
 // is the `@deno/kv` package). Checked by tests/node/no_deno_global_test.ts.
 import process from "node:process";
+import { spawn as nodeSpawn } from "node:child_process";
+import { Readable, Writable } from "node:stream";
 
 // deno-lint-ignore no-explicit-any
 const deno: typeof Deno | undefined = (globalThis as any).Deno;
@@ -176,4 +178,65 @@ export function allPermissionsGranted(): boolean {
       return name === "import"; // Older Deno has no "import" permission.
     }
   });
+}
+
+/** A child process with piped standard streams, as `Deno.ChildProcess` gives it. */
+export interface PipedChild {
+  /** The child's standard input. */
+  readonly stdin: WritableStream<Uint8Array>;
+  /** The child's standard output. */
+  readonly stdout: ReadableStream<Uint8Array>;
+  /** The child's standard error. */
+  readonly stderr: ReadableStream<Uint8Array>;
+  /** Settles when the child has exited. */
+  readonly status: Promise<{ success: boolean; code: number; signal: string | null }>;
+  /** Sends the child a signal. */
+  kill(signal?: "SIGTERM" | "SIGKILL"): void;
+}
+
+/**
+ * Starts `command` with piped standard streams and exactly the environment
+ * given: `Deno.Command` under Deno, `node:child_process` under Node. A missing
+ * command throws under Deno ({@linkcode isNotFound}); under Node it is a child
+ * that exits at once with code 127.
+ */
+export function spawnPiped(
+  command: string,
+  options: { args?: string[]; cwd?: string; env: Record<string, string> },
+): PipedChild {
+  const { args = [], cwd, env } = options;
+  if (deno !== undefined) {
+    return new deno.Command(command, {
+      args,
+      cwd,
+      env,
+      clearEnv: true,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  }
+  const child = nodeSpawn(command, args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+  const status = new Promise<{ success: boolean; code: number; signal: string | null }>(
+    (resolve) => {
+      child.once("error", () => resolve({ success: false, code: 127, signal: null }));
+      child.once("close", (code, signal) => {
+        resolve({ success: code === 0, code: code ?? 128, signal: signal ?? null });
+      });
+    },
+  );
+  return {
+    stdin: Writable.toWeb(child.stdin) as WritableStream<Uint8Array>,
+    stdout: Readable.toWeb(child.stdout) as ReadableStream<Uint8Array>,
+    stderr: Readable.toWeb(child.stderr) as ReadableStream<Uint8Array>,
+    status,
+    kill: (signal) => void child.kill(signal),
+  };
+}
+
+/** Whether an error says a file or command was not found. */
+export function isNotFound(error: unknown): boolean {
+  return deno !== undefined
+    ? error instanceof deno.errors.NotFound
+    : (error as { code?: unknown } | null)?.code === "ENOENT";
 }

@@ -16,6 +16,7 @@ import {
 } from "./_plugin_remote.ts";
 import { Backoff } from "./_plugin_stdio.ts";
 import { DenoStdioTransport } from "./_plugin_mcp_stdio.ts";
+import { deferred } from "../internal/deferred.ts";
 
 const CLIENT_INFO = { name: "toka", version: "0.1.0" };
 
@@ -44,7 +45,7 @@ class McpConnection {
     stop.throwIfAborted();
     if (this.#client !== undefined) return this.#client;
     this.#connecting ??= this.#connect().finally(() => this.#connecting = undefined);
-    const aborted = Promise.withResolvers<never>();
+    const aborted = deferred<never>();
     const onAbort = () => aborted.reject(stop.reason);
     stop.addEventListener("abort", onAbort, { once: true });
     try {

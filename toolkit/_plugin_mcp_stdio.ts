@@ -1,4 +1,4 @@
-// An MCP client transport over a child's stdio, on Deno.Command: the SDK's own
+// An MCP client transport over a child's stdio, through spawnPlugin: the SDK's own
 // StdioClientTransport (node:child_process) leaves a 2 s timer behind each close, which
 // outlives the plugin host. Messages are framed by the SDK's ReadBuffer and serializeMessage.
 import { ReadBuffer, serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
@@ -6,6 +6,7 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { Buffer } from "node:buffer";
 import { spawnPlugin } from "./_plugin_stdio.ts";
+import type { PipedChild } from "../internal/platform.ts";
 
 // How long a server may take to exit after its stdin closes, before it is killed.
 const EXIT_GRACE_MS = 1000;
@@ -18,7 +19,7 @@ export class DenoStdioTransport implements Transport {
   /** The end of what the server wrote to stderr. */
   stderr = "";
   #options: { command: string; args?: string[]; env?: Record<string, string>; cwd?: string };
-  #child?: Deno.ChildProcess;
+  #child?: PipedChild;
   #writer?: WritableStreamDefaultWriter<Uint8Array>;
   #done?: Promise<void>;
 

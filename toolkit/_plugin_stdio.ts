@@ -3,6 +3,8 @@
 // when a call times out (it is stuck or lost) and on close.
 import { parseResponse, rpcError, rpcRequest } from "./_plugin_jsonrpc.ts";
 import { preview, stderrHint, timedOut } from "./_plugin_remote.ts";
+import { getEnv, isNotFound, type PipedChild, spawnPiped } from "../internal/platform.ts";
+import { deferred } from "../internal/deferred.ts";
 
 /** How to start the child, and how long to wait between restarts. */
 export interface StdioOptions {
@@ -22,7 +24,7 @@ interface Pending {
 }
 
 interface Proc {
-  child: Deno.ChildProcess;
+  child: PipedChild;
   writer: WritableStreamDefaultWriter<Uint8Array>;
   pending: Map<number, Pending>;
   stderr: string;
@@ -52,17 +54,9 @@ const encoder = new TextEncoder();
 /** Starts a plugin process with piped stdio and only the environment {@linkcode childEnv} gives. */
 export function spawnPlugin(
   options: { command: string; args?: string[]; env?: Record<string, string>; cwd?: string },
-): Deno.ChildProcess {
-  const { command, args = [], env, cwd } = options;
-  return new Deno.Command(command, {
-    args,
-    cwd,
-    env: childEnv(env),
-    clearEnv: true,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+): PipedChild {
+  const { command, args, env, cwd } = options;
+  return spawnPiped(command, { args, cwd, env: childEnv(env) });
 }
 
 // The environment of a plugin process: a few inherited variables plus the spec's own.
@@ -70,7 +64,7 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of INHERITED_ENV) {
     try {
-      const value = Deno.env.get(name);
+      const value = getEnv(name);
       if (value !== undefined) env[name] = value;
     } catch {
       // No --allow-env for it: the child goes without.
@@ -144,7 +138,7 @@ export class StdioConnection {
   async request(method: string, params: unknown, signal: AbortSignal): Promise<unknown> {
     const proc = await this.#ready(signal);
     const id = this.#nextId++;
-    const answer = Promise.withResolvers<unknown>();
+    const answer = deferred<unknown>();
     proc.pending.set(id, answer);
     const onAbort = () => {
       proc.pending.delete(id);
@@ -189,7 +183,7 @@ export class StdioConnection {
         this.#proc = this.#spawn();
       } catch (error) {
         this.#backoff.failed();
-        const reason = error instanceof Deno.errors.NotFound
+        const reason = isNotFound(error)
           ? `command ${JSON.stringify(this.#options.command)} not found`
           : preview((error as Error).message ?? error);
         throw new Error(`cannot start the plugin process: ${reason}`, { cause: error });

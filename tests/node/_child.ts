@@ -12,6 +12,7 @@ import { createRuntime } from "@toka/runtime";
 import { defineAgent, type EventRecord, VersionConflictError } from "@toka/runtime/runtime";
 import { KvCheckpointStore, KvLeaseStore, Runtime } from "@toka/runtime/runtime";
 import { KvTokenAuthority } from "@toka/runtime/auth";
+import { parsePluginManifest } from "@toka/runtime/toolkit";
 import { openVault } from "@toka/runtime/vault";
 
 const [mode, db, ...rest] = process.argv.slice(2);
@@ -171,6 +172,27 @@ async function tool(root: string): Promise<void> {
   print({ results, kinds, onDisk });
 }
 
+// A stdio plugin started by this runtime (node:child_process under Node): a call, a bad
+// input refused by the plugin's schema, and the events recorded.
+async function plugin(command: string, script: string): Promise<void> {
+  const vault = await openVault(db);
+  const plugins = parsePluginManifest({
+    plugins: {
+      weather: { transport: { type: "stdio", command, args: ["run", "--quiet", script] } },
+    },
+  }, "node test");
+  const runtime = await createRuntime({ vault, plugins, auth: { masterKey: null } });
+  const auth = await KvTokenAuthority.open(vault.kv, { masterKey: undefined });
+  const token = await auth.issue({ sub: "node", permissions: ["tool:weather.forecast:invoke"] });
+  const forecast = await runtime.tools.call("weather.forecast", { city: "Oslo" }, { token });
+  const bad = await runtime.tools.call("weather.forecast", { days: 1 }, { token })
+    .catch((error: Error) => error.name);
+  await runtime.close();
+  const kinds = (await collect(vault.read({ stream: "toolkit" }))).map((e) => e.kind);
+  await vault.close();
+  print({ forecast, bad, kinds });
+}
+
 async function checkpoint(): Promise<void> {
   const store = await openVault(db, { create: false });
   const saved = await new KvCheckpointStore(store.kv).load(rest[0]);
@@ -229,4 +251,5 @@ else if (mode === "values") await values(rest[0] === "write");
 else if (mode === "checkpoint") await checkpoint();
 else if (mode === "tokens") await tokens(rest[0], rest.slice(1));
 else if (mode === "tool") await tool(rest[0]);
+else if (mode === "plugin") await plugin(rest[0], rest[1]);
 else throw new TypeError(`Unknown mode "${mode}"`);

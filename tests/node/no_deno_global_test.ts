@@ -10,10 +10,6 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const PLATFORM = "internal/platform.ts";
 // What deno.json publishes: the CLI, tests, benchmarks and scripts are Deno-only.
 const LIBRARY = ["mod.ts", "auth", "internal", "runtime", "toolkit", "vault"];
-// Not ported yet: the plugin transports start child processes with Deno.Command (issue 13
-// leaves them to the plugins work in progress). Plugins of these kinds do not run on Node.
-// Remove a file here once it is ported: the test fails while one is listed but clean.
-const NOT_YET_PORTED = ["toolkit/_plugin_mcp_stdio.ts", "toolkit/_plugin_stdio.ts"];
 
 /** Source without comments, string and template contents kept apart from code. */
 export function codeOf(source: string): string {
@@ -75,10 +71,7 @@ Deno.test("no library code names the Deno global outside internal/platform.ts", 
     assert.ok(files.includes(PLATFORM) && files.includes("vault/open_vault.ts"));
     for (const file of files) {
       if (file === PLATFORM) continue;
-      const references = denoReferences(file, await readFile(join(ROOT, file), "utf8"));
-      if (NOT_YET_PORTED.includes(file)) {
-        assert.ok(references.length > 0, `${file} is ported: remove it from NOT_YET_PORTED`);
-      } else found.push(...references);
+      found.push(...denoReferences(file, await readFile(join(ROOT, file), "utf8")));
     }
     assert.deepEqual(found, [], `use ${PLATFORM} or a node: built-in instead`);
   });

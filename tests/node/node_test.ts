@@ -202,6 +202,29 @@ Deno.test("on Node.js", async (t) => {
     });
   });
 
+  await t.step("a stdio plugin's child is started and called on Node too", async () => {
+    await withDir(async (dir) => {
+      const script = new URL("../../examples/plugins/weather_stdio.ts", import.meta.url).pathname;
+      for (const runtime of ["node", "deno"] as const) {
+        const out = await run<{ forecast: { city: string }; bad: string; kinds: string[] }>(
+          runtime,
+          "plugin",
+          join(dir, `${runtime}.kv`),
+          Deno.execPath(),
+          script,
+        );
+        assert.equal(out.forecast.city, "Oslo", runtime);
+        assert.equal(out.bad, "ToolInputError", runtime);
+        assert.deepEqual(out.kinds, [
+          "tool.invoked",
+          "tool.completed",
+          "tool.invoked",
+          "tool.failed",
+        ], runtime);
+      }
+    });
+  });
+
   await t.step("values written in KV by one runtime read the same in the other", async () => {
     await withDir(async (dir) => {
       for (const [first, second] of [["deno", "node"], ["node", "deno"]] as const) {
