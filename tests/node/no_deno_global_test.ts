@@ -76,6 +76,21 @@ Deno.test("no library code names the Deno global outside internal/platform.ts", 
     assert.deepEqual(found, [], `use ${PLATFORM} or a node: built-in instead`);
   });
 
+  await t.step("none of the newer built-ins Node 20 lacks", async () => {
+    const found: string[] = [];
+    for (const file of await libraryFiles()) {
+      const lines = codeOf(await readFile(join(ROOT, file), "utf8")).split("\n");
+      lines.forEach((line, i) => {
+        if (
+          /Promise\s*\.\s*withResolvers|Array\s*\.\s*fromAsync|\.(?:from|to)Base64\b/.test(line)
+        ) {
+          found.push(`${file}:${i + 1}: ${line.trim()}`);
+        }
+      });
+    }
+    assert.deepEqual(found, [], "Node 20 has none of them: see internal/deferred.ts");
+  });
+
   await t.step("the platform module itself names it", async () => {
     const source = await readFile(join(ROOT, PLATFORM), "utf8");
     assert.ok(denoReferences(PLATFORM, source).length > 0);
