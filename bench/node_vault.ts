@@ -20,6 +20,7 @@ import process from "node:process";
 import { openKv } from "@deno/kv";
 import { type KvEventStore, openVault } from "@toka/runtime/vault";
 import { benchOptions } from "./_args.ts";
+import { compare, fmt } from "./_compare.ts";
 
 type RawKv = Awaited<ReturnType<typeof openKv>>;
 
@@ -135,43 +136,20 @@ const replay = (total: number) =>
     return rate(count, started);
   });
 
-const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
-
-// Baseline and vault alternate, round by round, so that a change in machine
-// load touches both; each figure is the median of its rounds.
-async function compare(
-  name: string,
-  target: number,
-  baseline: () => Promise<number>,
-  measured: () => Promise<number>,
-  roundsHere = rounds,
-): Promise<void> {
-  const base: number[] = [];
-  const ours: number[] = [];
-  for (let round = 0; round < roundsHere; round++) {
-    base.push(await baseline());
-    ours.push(await measured());
-  }
-  const ratio = median(ours) / median(base);
-  console.log(
-    `${name}: ${fmt(median(ours))}/s vs baseline ${fmt(median(base))}/s = ${ratio.toFixed(2)}x ` +
-      `(target ${target.toFixed(2)}x; ${roundsHere} rounds, medians)`,
-  );
-}
-
 console.log(`Node ${process.version}, @deno/kv on a local file`);
 await compare(
   "concurrent (64 appenders, expected versions) vs raw batched set",
   0.4,
   () => rawBatchedSets(50_000),
   () => concurrentAppends(64 * 800),
+  rounds,
 );
 await compare(
   "sequential awaited append vs raw await kv.set",
   0.8,
   () => rawSequentialSets(1500),
   () => sequentialAppends(1500),
+  rounds,
 );
 await compare(
   `replay ${fmt(replayCount)} events: read() vs raw kv.list`,

@@ -11,6 +11,7 @@
  */
 import { KvEventStore } from "../vault/mod.ts";
 import { benchOptions } from "./_args.ts";
+import { compare, fmt } from "./_compare.ts";
 
 const PAYLOAD = "x".repeat(256);
 const { replay: replayCount, rounds } = benchOptions(Deno.args);
@@ -123,41 +124,19 @@ async function replay(total: number): Promise<{ raw: number; read: number; growt
   });
 }
 
-const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
-
-// Baseline and store alternate, round by round, so that a change in machine
-// load touches both; each figure is the median of its rounds.
-async function compare(
-  name: string,
-  target: number,
-  baseline: () => Promise<number>,
-  measured: () => Promise<number>,
-): Promise<void> {
-  const base: number[] = [];
-  const ours: number[] = [];
-  for (let round = 0; round < rounds; round++) {
-    base.push(await baseline());
-    ours.push(await measured());
-  }
-  const ratio = median(ours) / median(base);
-  console.log(
-    `${name}: ${fmt(median(ours))}/s vs baseline ${fmt(median(base))}/s = ${ratio.toFixed(2)}x ` +
-      `(target ${target.toFixed(2)}x; ${rounds} rounds, medians)`,
-  );
-}
-
 await compare(
   "concurrent (64 appenders, expected versions) vs raw batched set",
   0.4,
   () => rawBatchedSets(50_000),
   () => concurrentAppends(64 * 800),
+  rounds,
 );
 await compare(
   "sequential awaited append vs raw await kv.set",
   0.8,
   () => rawSequentialSets(1500),
   () => sequentialAppends(1500),
+  rounds,
 );
 const r = await replay(replayCount);
 console.log(
