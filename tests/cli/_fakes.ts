@@ -83,3 +83,8 @@ export function hasNoStackTrace(io: RecordingIo): boolean {
 export function opener(store: EventStore): () => Promise<EventStore> {
   return () => Promise.resolve(store);
 }
+
+/** Whether a file or folder is there (links followed). */
+export async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}

@@ -7,17 +7,13 @@ import { openVault } from "../../vault/mod.ts";
 import { generateMasterKey, MASTER_KEY_ENV } from "../../auth/mod.ts";
 import schema from "../../toka.schema.json" with { type: "json" };
 import denoJson from "../../deno.json" with { type: "json" };
-import { hasNoStackTrace, recordingIo } from "./_fakes.ts";
+import { exists, hasNoStackTrace, recordingIo } from "./_fakes.ts";
 
 async function toka(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
   const io = recordingIo({ env: options.env });
   const code = await main(args, io, { cwd: options.cwd });
   assert.ok(hasNoStackTrace(io), io.err.join(""));
   return { code, out: io.out.join(""), errLines: io.errLines() };
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
 }
 
 Deno.test("toka.json", async (t) => {

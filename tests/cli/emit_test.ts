@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { main } from "../../cli.ts";
 import { MAX_PAYLOAD_BYTES } from "../../vault/mod.ts";
-import { hasNoStackTrace, recordingIo } from "./_fakes.ts";
+import { exists, hasNoStackTrace, recordingIo } from "./_fakes.ts";
 import { eventsIn, toka as tokaProcess, TokaProcess, waitForEvent } from "./_process.ts";
 
 async function toka(args: string[], stdin?: string) {
@@ -12,10 +12,6 @@ async function toka(args: string[], stdin?: string) {
   const code = await main(args, io);
   assert.ok(hasNoStackTrace(io), io.err.join(""));
   return { code, out: io.out.join(""), errLines: io.errLines() };
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
 }
 
 Deno.test("toka emit", async (t) => {

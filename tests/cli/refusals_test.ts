@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { main } from "../../cli.ts";
 import { openVault } from "../../vault/mod.ts";
-import { hasNoStackTrace, type RecordingIo, recordingIo } from "./_fakes.ts";
+import { exists, hasNoStackTrace, type RecordingIo, recordingIo } from "./_fakes.ts";
 
 interface Run {
   code: number;
@@ -18,10 +18,6 @@ async function toka(
   const code = await main(args, io);
   assert.ok(hasNoStackTrace(io), io.err.join(""));
   return { code, io };
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
 }
 
 /** Every key and versionstamp of a KV file, to show that a command wrote nothing. */

@@ -6,17 +6,13 @@ import { join } from "node:path";
 import { main } from "../../cli.ts";
 import { loadModules } from "../../cli/run.ts";
 import { openVault } from "../../vault/mod.ts";
-import { hasNoStackTrace, recordingIo } from "./_fakes.ts";
+import { exists, hasNoStackTrace, recordingIo } from "./_fakes.ts";
 import { eventsIn, TokaProcess, until, waitForEvent } from "./_process.ts";
 
 const MOD = JSON.stringify(new URL("../../mod.ts", import.meta.url).href);
 
 function field(payload: unknown, name: string): unknown {
   return (payload as Record<string, unknown>)[name];
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
 }
 
 async function append(db: string, kind: string, payload: unknown): Promise<string> {

@@ -6,7 +6,7 @@ import { openVault } from "../../vault/mod.ts";
 import type { EventRecord } from "../../runtime/event_store.ts";
 import { buildCliTools, DEFAULT_TOOL_ROOT } from "../../cli/_tool_registry.ts";
 import { PluginLoadError, readPluginManifest } from "../../toolkit/mod.ts";
-import { hasNoStackTrace, type RecordingIo, recordingIo } from "./_fakes.ts";
+import { exists, hasNoStackTrace, type RecordingIo, recordingIo } from "./_fakes.ts";
 
 interface Run {
   code: number;
@@ -27,10 +27,6 @@ async function toka(
 async function toolEvents(db: string): Promise<EventRecord[]> {
   await using vault = await openVault(db, { create: false });
   return await Array.fromAsync(vault.read({ stream: "toolkit" }));
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
 }
 
 Deno.test("toka tool list and describe need no vault", async (t) => {
