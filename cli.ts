@@ -12,7 +12,7 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import denoJson from "./deno.json" with { type: "json" };
-import type { EventStore } from "./runtime/event_store.ts";
+import type { EventStore } from "./runtime/log/event_store.ts";
 import { getLogLevels } from "@logtape/logtape";
 import { TokaError } from "./runtime/errors.ts";
 import {

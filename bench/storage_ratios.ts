@@ -15,7 +15,7 @@
  * the per-round ratios are printed, so a noisy neighbour affects all of them.
  */
 import { join } from "node:path";
-import { LocalStorage } from "../runtime/_local_storage.ts";
+import { LocalStorage } from "../runtime/storage/_local_storage.ts";
 
 const args = Deno.args;
 const rounds = Number(args[args.indexOf("--rounds") + 1] || 15);

@@ -1,6 +1,6 @@
 // What every command's implementation receives, so commands stay testable in-process.
 import type { Command } from "commander";
-import type { EventStore } from "../runtime/event_store.ts";
+import type { EventStore } from "../runtime/log/event_store.ts";
 import type { LogLevel } from "@logtape/logtape";
 import type { CliIo } from "./_io.ts";
 import type { CliToolSettings } from "./_tool_registry.ts";

@@ -2,10 +2,10 @@
 // first checks every line (JSON, record shape) before the vault opens, and keeps
 // a copy of standard input in a temporary file; the second stores the records
 // from that copy in batches, which the vault group-commits.
-import type { EventRecord, ImportResult } from "../runtime/event_store.ts";
+import type { EventRecord, ImportResult } from "../runtime/log/event_store.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { assertRecordShape } from "../internal/event_record.ts";
-import { MAX_PAYLOAD_BYTES } from "../runtime/event_limits.ts";
+import { MAX_PAYLOAD_BYTES } from "../runtime/log/event_limits.ts";
 import { type CommandContext, withStore } from "./_context.ts";
 import { byteLines, type JsonLine, parseJsonLines } from "./_json_lines.ts";
 import { abortable, INTERRUPTED, INTERRUPTED_EXIT } from "./_interrupt.ts";

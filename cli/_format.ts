@@ -1,5 +1,5 @@
 // Human-readable renderings of events, stats and verify reports.
-import type { EventRecord, StoreStats, VerifyReport } from "../runtime/event_store.ts";
+import type { EventRecord, StoreStats, VerifyReport } from "../runtime/log/event_store.ts";
 
 const PAYLOAD_WIDTH = 80;
 

@@ -12,7 +12,7 @@ import {
   type ToolRegistryOptions,
 } from "../toolkit/mod.ts";
 import type { TokenAuthority } from "../runtime/token_authority.ts";
-import type { EventInput, EventStore } from "../runtime/event_store.ts";
+import type { EventInput, EventStore } from "../runtime/log/event_store.ts";
 
 /** Where the fs tools work when no root is set: the runtime's own `storageRoot` default. */
 export const DEFAULT_TOOL_ROOT = "./.toka/storage";

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Command } from "commander";
-import type { EventStore } from "../runtime/event_store.ts";
+import type { EventStore } from "../runtime/log/event_store.ts";
 import { formatPosition } from "../internal/ids.ts";
 import { KvCheckpointStore, KvLeaseStore } from "../runtime/mod.ts";
 import { vaultKv } from "../vault/kv_store.ts";

@@ -22,7 +22,7 @@ import {
   TokenRevokedError,
 } from "../auth/mod.ts";
 import type { TokenClaims } from "../runtime/token_authority.ts";
-import type { EventStore } from "../runtime/event_store.ts";
+import type { EventStore } from "../runtime/log/event_store.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { type CommandContext, type RunCommand, withStore, writes } from "./_context.ts";
 import { UsageError } from "./_usage_error.ts";

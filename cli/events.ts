@@ -5,11 +5,11 @@
  * @module
  */
 import { type Command, InvalidArgumentError } from "commander";
-import { compileKindFilter } from "../runtime/kind_pattern.ts";
+import { compileKindFilter } from "../runtime/log/kind_pattern.ts";
 import { assertStream, isEventId } from "../internal/ids.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { isSnapshot } from "../vault/open_vault.ts";
-import type { EventRecord, EventStore, LogHead } from "../runtime/event_store.ts";
+import type { EventRecord, EventStore, LogHead } from "../runtime/log/event_store.ts";
 import { type CommandContext, type RunCommand, withStore, writes } from "./_context.ts";
 import { formatEventDetail, formatEventLine, formatStats, formatVerifyReport } from "./_format.ts";
 import { importEvents } from "./_events_import.ts";

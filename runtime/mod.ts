@@ -27,37 +27,36 @@
  */
 
 export { Runtime } from "./runtime.ts";
-export type { AgentStatus } from "./agent_status.ts";
+export type { AgentStatus } from "./agents/agent_status.ts";
 export type { RetryOptions, RuntimeConfig } from "./runtime_config.ts";
 export type { AtomicCheck, Kv } from "../internal/platform.ts";
-export {
-  type BusSubscribeOptions,
-  type EmitInput,
-  EventBus,
-  type EventBusOptions,
-  type EventHandler,
-  type EventStream,
-  type HandlerContext,
-  type Subscription,
-} from "./event_bus.ts";
+export { EventBus, type EventBusOptions } from "./bus/event_bus.ts";
+export type {
+  BusSubscribeOptions,
+  EmitInput,
+  EventHandler,
+  EventStream,
+  HandlerContext,
+  Subscription,
+} from "./bus/subscription.ts";
 export {
   type Agent,
   type AgentContext,
   type AgentLogger,
   type AgentTools,
   defineAgent,
-} from "./agent.ts";
+} from "./agents/agent.ts";
 export {
   type AgentStorageOptions,
   MAX_STORAGE_VALUE_BYTES,
   type StorageAdapter,
-} from "./storage.ts";
+} from "./storage/storage.ts";
 export {
   createKvStorage,
   createLocalStorage,
   createMemoryStorage,
   type KvStorageOptions,
-} from "./storage_adapters.ts";
+} from "./storage/storage_adapters.ts";
 export {
   type Checkpoint,
   type CheckpointStore,
@@ -69,8 +68,8 @@ export {
   MemoryLeaseStore,
   type SaveResult,
   type StoredLease,
-} from "./agent_state.ts";
-export { MemoryEventStore, type MemoryEventStoreOptions } from "./memory_event_store.ts";
+} from "./agents/agent_state.ts";
+export { MemoryEventStore, type MemoryEventStoreOptions } from "./log/memory_event_store.ts";
 export {
   CapabilityDeniedError,
   GuardFailedError,
@@ -95,7 +94,7 @@ export type {
   VerifyOptions,
   VerifyProblem,
   VerifyReport,
-} from "./event_store.ts";
+} from "./log/event_store.ts";
 export {
   NoopToolRegistry,
   type ToolAnnotations,
@@ -110,4 +109,4 @@ export {
   type TokenAuthority,
   type TokenClaims,
 } from "./token_authority.ts";
-export { compileKindFilter, type KindFilter } from "./kind_pattern.ts";
+export { compileKindFilter, type KindFilter } from "./log/kind_pattern.ts";

@@ -6,29 +6,29 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { EventRecord, EventStore } from "./event_store.ts";
-import {
-  type BusSubscribeOptions,
-  type EmitInput,
-  EventBus,
-  type EventHandler,
-  type EventStream,
-  type Subscription,
-} from "./event_bus.ts";
+import type { EventRecord, EventStore } from "./log/event_store.ts";
+import { EventBus } from "./bus/event_bus.ts";
+import type {
+  BusSubscribeOptions,
+  EmitInput,
+  EventHandler,
+  EventStream,
+  Subscription,
+} from "./bus/subscription.ts";
 import { NoopToolRegistry, type ToolRegistry } from "./tool_registry.ts";
 import { AllowAllAuthority, type TokenAuthority } from "./token_authority.ts";
-import type { StorageAdapter } from "./storage.ts";
-import { type Agent, defineAgent } from "./agent.ts";
-import { AgentRunner, type RetryPolicy } from "./_agent_runner.ts";
-import { LeaseBook } from "./_lease.ts";
-import { CheckpointBook } from "./_checkpoint.ts";
-import { MemoryCheckpointStore } from "./agent_state.ts";
-import { MemoryEventStore } from "./memory_event_store.ts";
-import { LocalStorage } from "./_local_storage.ts";
+import type { StorageAdapter } from "./storage/storage.ts";
+import { type Agent, defineAgent } from "./agents/agent.ts";
+import { AgentRunner, type RetryPolicy } from "./agents/_agent_runner.ts";
+import { LeaseBook } from "./agents/_lease.ts";
+import { CheckpointBook } from "./agents/_checkpoint.ts";
+import { MemoryCheckpointStore } from "./agents/agent_state.ts";
+import { MemoryEventStore } from "./log/memory_event_store.ts";
+import { LocalStorage } from "./storage/_local_storage.ts";
 import { checkConfig } from "./_check_config.ts";
 import type { RuntimeConfig } from "./runtime_config.ts";
-import type { AgentStatus } from "./agent_status.ts";
-import { agentStorage } from "./_scoped_storage.ts";
+import type { AgentStatus } from "./agents/agent_status.ts";
+import { agentStorage } from "./storage/_scoped_storage.ts";
 import { errorMessage } from "../internal/error_message.ts";
 
 const logger = getLogger(["toka", "runtime"]);

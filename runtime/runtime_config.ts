@@ -4,11 +4,11 @@
  * @module
  */
 
-import type { EventStore } from "./event_store.ts";
+import type { EventStore } from "./log/event_store.ts";
 import type { ToolRegistry } from "./tool_registry.ts";
 import type { TokenAuthority } from "./token_authority.ts";
-import type { StorageAdapter } from "./storage.ts";
-import type { CheckpointStore, LeaseStore } from "./agent_state.ts";
+import type { StorageAdapter } from "./storage/storage.ts";
+import type { CheckpointStore, LeaseStore } from "./agents/agent_state.ts";
 
 /** How a failing handler is retried before it is recorded as `agent.failed`. */
 export interface RetryOptions {

@@ -6,7 +6,7 @@
  */
 
 import { TokaError } from "./errors.ts";
-import type { EventRecord } from "./event_store.ts";
+import type { EventRecord } from "./log/event_store.ts";
 
 /** MCP-style hints about a tool's behaviour. */
 export interface ToolAnnotations {

@@ -23,12 +23,43 @@ export function importsOf(source: string): string[] {
   return found.filter((s) => s.startsWith("."));
 }
 
-/** The top folder ("" for a root file) and the file name of a path relative to the root. */
-function place(path: string): { folder: string; name: string } {
+/** The top folder ("" for a root file), the folder below it, and the file name of a root-relative path. */
+function place(path: string): { folder: string; room: string; dir: string; name: string } {
   const parts = path.split("/");
+  const name = parts[parts.length - 1];
+  const dir = parts.slice(0, -1).join("/");
   return parts.length === 1
-    ? { folder: "", name: parts[0] }
-    : { folder: parts[0], name: parts[parts.length - 1] };
+    ? { folder: "", room: "", dir, name }
+    : { folder: parts[0], room: parts.length > 2 ? parts[1] : "", dir, name };
+}
+
+// runtime/'s rooms and what each may import besides itself and internal/ (issue 25): the log is
+// the base, the bus sits on it, agents on both and on storage; storage knows nothing of agents or
+// the bus. The root ("") composes them all.
+const RUNTIME_ROOMS: Record<string, string[]> = {
+  log: [],
+  bus: ["log"],
+  storage: ["log"],
+  agents: ["log", "bus", "storage"],
+};
+// runtime/'s root files that every room and every feature may use: the errors and the port
+// contracts. The rest of the root (runtime.ts, its config, mod.ts) composes and is used by none.
+const RUNTIME_SHARED = ["errors.ts", "tool_registry.ts", "token_authority.ts"];
+
+/** Why an import inside runtime/ (both paths under it) runs the wrong way, if it does. */
+function runtimeViolation(
+  a: { room: string; dir: string },
+  b: { room: string; dir: string; name: string },
+): string | undefined {
+  if (a.room === b.room || a.room === "") return undefined;
+  if (b.room === "") {
+    return RUNTIME_SHARED.includes(b.name)
+      ? undefined
+      : `runtime/${a.room}/ imports only the errors and port contracts of runtime/'s root`;
+  }
+  return RUNTIME_ROOMS[a.room]?.includes(b.room)
+    ? undefined
+    : `runtime/${a.room}/ may not import runtime/${b.room}/`;
 }
 
 /** The reason an import from `from` to `to` (root-relative paths) breaks the layering, if it does. */
@@ -40,12 +71,23 @@ export function violation(from: string, to: string): string | undefined {
     p.folder === "" && p.name === "cli.ts" ? "cli" : p.folder;
   const ga = group(a);
   const gb = group(b);
+  // A private file belongs to its own folder; inside runtime/ the root, which composes the
+  // rooms, may use them too.
+  const composer = ga === "runtime" && gb === "runtime" && a.dir === "runtime";
+  if (b.name.startsWith("_") && a.dir !== b.dir && !(ga === gb && ga !== "runtime") && !composer) {
+    return ga === gb
+      ? `imports another room's private file`
+      : `imports another folder's private file`;
+  }
+  if (ga === "runtime" && gb === "runtime") return runtimeViolation(a, b);
   if (ga === gb) return undefined;
-  if (b.name.startsWith("_")) return `imports another folder's private file`;
   if (ga === "runtime" && gb !== "internal") return "runtime/ imports only runtime/ and internal/";
   if (ga === "internal") return "internal/ imports nothing outside internal/";
   if (FEATURES.includes(ga) && gb !== "runtime" && gb !== "internal") {
     return `${ga}/ imports only runtime/ and internal/`;
+  }
+  if (ga === "vault" && gb === "runtime" && b.room !== "log" && !RUNTIME_SHARED.includes(b.name)) {
+    return "vault/ uses only runtime/log/, the errors and the port contracts";
   }
   return undefined;
 }
@@ -53,6 +95,9 @@ export function violation(from: string, to: string): string | undefined {
 async function* tsFiles(dir: URL, prefix: string): AsyncGenerator<string> {
   for await (const entry of Deno.readDir(dir)) {
     if (entry.isFile && entry.name.endsWith(".ts")) yield prefix + entry.name;
+    if (entry.isDirectory) {
+      yield* tsFiles(new URL(`${entry.name}/`, dir), `${prefix}${entry.name}/`);
+    }
   }
 }
 
@@ -78,7 +123,21 @@ Deno.test("layering", async (t) => {
   });
 
   await t.step("the rules refuse what they should", () => {
-    assert.equal(violation("vault/a.ts", "runtime/event_store.ts"), undefined);
+    assert.equal(violation("vault/a.ts", "runtime/log/event_store.ts"), undefined);
+    assert.equal(violation("vault/a.ts", "runtime/errors.ts"), undefined);
+    assert.ok(violation("vault/a.ts", "runtime/bus/event_bus.ts"));
+    assert.ok(violation("vault/a.ts", "runtime/runtime.ts"));
+    assert.equal(violation("runtime/bus/event_bus.ts", "runtime/log/event_store.ts"), undefined);
+    assert.ok(violation("runtime/log/event_store.ts", "runtime/bus/event_bus.ts"));
+    assert.ok(violation("runtime/bus/event_bus.ts", "runtime/agents/agent.ts"));
+    assert.ok(violation("runtime/storage/storage.ts", "runtime/agents/agent.ts"));
+    assert.ok(violation("runtime/storage/storage.ts", "runtime/bus/event_bus.ts"));
+    assert.ok(violation("runtime/log/event_store.ts", "runtime/runtime.ts"));
+    assert.equal(violation("runtime/log/append_rules.ts", "runtime/errors.ts"), undefined);
+    assert.ok(violation("runtime/agents/a.ts", "runtime/storage/_local_storage.ts"));
+    assert.equal(violation("runtime/runtime.ts", "runtime/agents/_agent_runner.ts"), undefined);
+    assert.equal(violation("runtime/agents/a.ts", "runtime/agents/_lease.ts"), undefined);
+    assert.ok(violation("toolkit/a.ts", "runtime/agents/_lease.ts"));
     assert.equal(violation("vault/a.ts", "internal/ids.ts"), undefined);
     assert.ok(violation("vault/a.ts", "runtime/_ids.ts"));
     assert.ok(violation("toolkit/tool.ts", "auth/permissions.ts"));
@@ -100,6 +159,7 @@ Deno.test("layering", async (t) => {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
       }
     }
+    assert.ok(files.some((f) => f.startsWith("runtime/log/")), "sub-folders are read");
     assert.ok(files.length > 40, `expected the library's files, found ${files.length}`);
     const broken: string[] = [];
     for (const file of files) {

@@ -21,8 +21,8 @@
 // log after the recorded head is searched for the event before appending it.
 import type { AtomicCheck, AtomicOperation, Kv } from "../internal/platform.ts";
 import { GuardFailedError } from "../runtime/errors.ts";
-import type { EmitInput } from "../runtime/event_bus.ts";
-import type { AppendGuard, EventStore } from "../runtime/event_store.ts";
+import type { EmitInput } from "../runtime/bus/subscription.ts";
+import type { AppendGuard, EventStore } from "../runtime/log/event_store.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
 
 /** A pending timer, as stored. */

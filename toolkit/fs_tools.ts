@@ -22,7 +22,7 @@ import {
   shownKey,
   TEMP_PREFIX,
 } from "../internal/storage_key.ts";
-import { MAX_STORAGE_VALUE_BYTES } from "../runtime/storage.ts";
+import { MAX_STORAGE_VALUE_BYTES } from "../runtime/storage/storage.ts";
 import { defineTool, type Tool } from "./tool.ts";
 import { intOption } from "../internal/int_option.ts";
 

@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
 import type { ValidateFunction } from "ajv";
 import { TokaError } from "../runtime/errors.ts";
-import type { EventRecord } from "../runtime/event_store.ts";
+import type { EventRecord } from "../runtime/log/event_store.ts";
 import {
   AllowAllAuthority,
   type TokenAuthority,

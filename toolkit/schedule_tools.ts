@@ -7,8 +7,8 @@
 
 import type { Kv } from "../internal/platform.ts";
 import { getLogger } from "@logtape/logtape";
-import type { EmitInput } from "../runtime/event_bus.ts";
-import type { EventRecord, EventStore } from "../runtime/event_store.ts";
+import type { EmitInput } from "../runtime/bus/subscription.ts";
+import type { EventRecord, EventStore } from "../runtime/log/event_store.ts";
 import { assertKind, assertStream } from "../internal/ids.ts";
 import { ToolInputError } from "./errors.ts";
 import { defineTool, type Tool, type ToolContext } from "./tool.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { EventRecord } from "../runtime/event_store.ts";
+import type { EventRecord } from "../runtime/log/event_store.ts";
 import type { TokenClaims } from "../runtime/token_authority.ts";
 import type { ToolAnnotations } from "../runtime/tool_registry.ts";
 import { isValidPermission, MAX_PERMISSION_LENGTH } from "../internal/permissions.ts";

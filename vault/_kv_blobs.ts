@@ -1,7 +1,7 @@
 // Large payloads: stored once per content digest, chunked across KV values.
 import type { Kv, KvKey } from "../internal/platform.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
-import { sha256Hex } from "../runtime/event_rules.ts";
+import { sha256Hex } from "../runtime/log/event_rules.ts";
 import type { StoredEvent } from "./_page.ts";
 import { BLOB, CHUNK, corrupt } from "./_kv_state.ts";
 

@@ -1,11 +1,11 @@
 // Importing exported records into the Deno KV log, keeping their ids and
 // versions, and their positions and digests where the log allows it.
 import { VersionConflictError } from "../runtime/errors.ts";
-import type { AppendResult, EventRecord, ImportResult } from "../runtime/event_store.ts";
-import { assertRecord, type PreparedInput, prepareInput } from "../runtime/event_rules.ts";
-import { digestMismatch } from "../runtime/append_rules.ts";
-import { exportedDigest, previousInExport, streamConflict } from "../runtime/import_rules.ts";
-import { INLINE_PAYLOAD_BYTES } from "../runtime/event_limits.ts";
+import type { AppendResult, EventRecord, ImportResult } from "../runtime/log/event_store.ts";
+import { assertRecord, type PreparedInput, prepareInput } from "../runtime/log/event_rules.ts";
+import { digestMismatch } from "../runtime/log/append_rules.ts";
+import { exportedDigest, previousInExport, streamConflict } from "../runtime/log/import_rules.ts";
+import { INLINE_PAYLOAD_BYTES } from "../runtime/log/event_limits.ts";
 import { storeBlob } from "./_kv_blobs.ts";
 import * as reader from "./_kv_reader.ts";
 import { ALREADY_STORED, enqueue, parentDigest } from "./_kv_writer.ts";

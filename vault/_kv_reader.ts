@@ -1,7 +1,7 @@
 // Reading the Deno KV log: pages by position, events by id, streams through
 // the bulk index and the unindexed tail.
-import type { EventRecord, LogHead, ReadOptions, StoreStats } from "../runtime/event_store.ts";
-import { compileKindFilter, type KindFilter } from "../runtime/kind_pattern.ts";
+import type { EventRecord, LogHead, ReadOptions, StoreStats } from "../runtime/log/event_store.ts";
+import { compileKindFilter, type KindFilter } from "../runtime/log/kind_pattern.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
 import {
   assertStream,
@@ -9,8 +9,8 @@ import {
   isEventId,
   parsePosition,
   positionInId,
-} from "../runtime/event_rules.ts";
-import { readLimit } from "../runtime/append_rules.ts";
+} from "../runtime/log/event_rules.ts";
+import { readLimit } from "../runtime/log/append_rules.ts";
 import { decodePage, type StoredEvent, toRecord } from "./_page.ts";
 import { payloadOf } from "./_kv_blobs.ts";
 import {

@@ -6,11 +6,11 @@ import type {
   AppendResult,
   EventRecord,
   ExpectedVersion,
-} from "../runtime/event_store.ts";
+} from "../runtime/log/event_store.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
-import type { PreparedInput } from "../runtime/event_rules.ts";
-import type { ImportLink } from "../runtime/import_rules.ts";
+import type { PreparedInput } from "../runtime/log/event_rules.ts";
+import type { ImportLink } from "../runtime/log/import_rules.ts";
 
 // Key layout, all under ["vault"]:
 //   ["vault", "layout"]                    the layout version of everything below (LAYOUT)

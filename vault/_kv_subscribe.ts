@@ -1,9 +1,9 @@
 // Subscriptions to the Deno KV log: served from this process's recent events
 // while possible, otherwise from the pages; other processes' appends are
 // found by polling with backoff.
-import type { EventRecord, SubscribeOptions } from "../runtime/event_store.ts";
-import { compileKindFilter } from "../runtime/kind_pattern.ts";
-import { startAfter } from "../runtime/append_rules.ts";
+import type { EventRecord, SubscribeOptions } from "../runtime/log/event_store.ts";
+import { compileKindFilter } from "../runtime/log/kind_pattern.ts";
+import { startAfter } from "../runtime/log/append_rules.ts";
 import { end, scan } from "./_kv_reader.ts";
 import type { KvState } from "./_kv_state.ts";
 import { delay } from "../internal/retry.ts";

@@ -2,11 +2,11 @@
 // memory: the digest chain and parent links (ChainVerifier), damage reported
 // by position where no event can be read, then the stream index and its
 // watermark checked against what the pages hold.
-import type { VerifyOptions, VerifyReport } from "../runtime/event_store.ts";
+import type { VerifyOptions, VerifyReport } from "../runtime/log/event_store.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
-import { positionInId } from "../runtime/event_rules.ts";
+import { positionInId } from "../runtime/log/event_rules.ts";
 import { decodePage, type StoredEvent, toRecord } from "./_page.ts";
-import { canonicalOf, ChainVerifier } from "../runtime/chain_verify.ts";
+import { canonicalOf, ChainVerifier } from "../runtime/log/chain_verify.ts";
 import { payloadOf } from "./_kv_blobs.ts";
 import { get } from "./_kv_reader.ts";
 import {

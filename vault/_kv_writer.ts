@@ -7,7 +7,7 @@ import type {
   EventInput,
   EventRecord,
   ExpectedVersion,
-} from "../runtime/event_store.ts";
+} from "../runtime/log/event_store.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
 import {
   assertTimestamp,
@@ -17,15 +17,15 @@ import {
   type PreparedInput,
   prepareInputs,
   recordDigest,
-} from "../runtime/event_rules.ts";
+} from "../runtime/log/event_rules.ts";
 import {
   assertExpectedVersion,
   assertGuard,
   checkExpectedVersion,
-} from "../runtime/append_rules.ts";
+} from "../runtime/log/append_rules.ts";
 import { GuardFailedError } from "../runtime/errors.ts";
 import { encodePage, encodeStored, packPages, type StoredEvent, toRecord } from "./_page.ts";
-import { INLINE_PAYLOAD_BYTES } from "../runtime/event_limits.ts";
+import { INLINE_PAYLOAD_BYTES } from "../runtime/log/event_limits.ts";
 import { storeBlob } from "./_kv_blobs.ts";
 import { catchUp, INDEX_EVERY, indexInBackground, loadStreams } from "./_kv_index.ts";
 import { get, storedAmong } from "./_kv_reader.ts";

@@ -1,6 +1,6 @@
 // How events are packed into KV values ("pages") and read back.
-import type { EventRecord } from "../runtime/event_store.ts";
-import { formatPosition } from "../runtime/event_rules.ts";
+import type { EventRecord } from "../runtime/log/event_store.ts";
+import { formatPosition } from "../runtime/log/event_rules.ts";
 
 /** An event as stored inside a page; its position is the page start plus its index. */
 export interface StoredEvent {

@@ -13,8 +13,8 @@ import type {
   SubscribeOptions,
   VerifyOptions,
   VerifyReport,
-} from "../runtime/event_store.ts";
-import { assertStream } from "../runtime/event_rules.ts";
+} from "../runtime/log/event_store.ts";
+import { assertStream } from "../runtime/log/event_rules.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
 import { KvState, LAYOUT, LAYOUT_KEY, LAYOUT_UNCHAINED, PAGE, WATERMARK } from "./_kv_state.ts";
 import { append } from "./_kv_writer.ts";

@@ -22,7 +22,10 @@
  */
 
 export { KvEventStore, type KvEventStoreOptions, vaultKv } from "./kv_store.ts";
-export { MemoryEventStore, type MemoryEventStoreOptions } from "../runtime/memory_event_store.ts";
+export {
+  MemoryEventStore,
+  type MemoryEventStoreOptions,
+} from "../runtime/log/memory_event_store.ts";
 export { DEFAULT_VAULT_PATH, openVault, type OpenVaultOptions } from "./open_vault.ts";
 export { TokaError, VersionConflictError } from "../runtime/errors.ts";
 export type {
@@ -41,10 +44,10 @@ export type {
   VerifyOptions,
   VerifyProblem,
   VerifyReport,
-} from "../runtime/event_store.ts";
+} from "../runtime/log/event_store.ts";
 export {
   INLINE_PAYLOAD_BYTES,
   MAX_APPEND_BYTES,
   MAX_EVENTS_PER_APPEND,
   MAX_PAYLOAD_BYTES,
-} from "../runtime/event_limits.ts";
+} from "../runtime/log/event_limits.ts";

@@ -1,6 +1,6 @@
 // Fakes shared by the CLI tests: an io that records, and a store the CLI cannot close.
 import type { CliIo } from "../../cli/_io.ts";
-import type { EventStore } from "../../runtime/event_store.ts";
+import type { EventStore } from "../../runtime/log/event_store.ts";
 
 /** An io whose output is kept in memory. */
 export interface RecordingIo extends CliIo {

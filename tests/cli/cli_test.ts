@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { getLogger } from "@logtape/logtape";
 import { DEFAULT_DB, main } from "../../cli.ts";
 import { MemoryEventStore } from "../../vault/mod.ts";
-import type { EventStore } from "../../runtime/event_store.ts";
+import type { EventStore } from "../../runtime/log/event_store.ts";
 import { hasNoStackTrace, opener, recordingIo, unclosable } from "./_fakes.ts";
 import denoJson from "../../deno.json" with { type: "json" };
 

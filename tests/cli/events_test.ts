@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { main } from "../../cli.ts";
 import { MemoryEventStore, openVault, TokaError } from "../../vault/mod.ts";
-import type { EventRecord, EventStore } from "../../runtime/event_store.ts";
+import type { EventRecord, EventStore } from "../../runtime/log/event_store.ts";
 import { hasNoStackTrace, opener, recordingIo, unclosable } from "./_fakes.ts";
 
 const T0 = Date.parse("2026-11-27T09:00:00.000Z");

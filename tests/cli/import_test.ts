@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { main } from "../../cli.ts";
 import { MAX_LINE_BYTES } from "../../cli/_events_import.ts";
 import { MemoryEventStore, openVault } from "../../vault/mod.ts";
-import type { EventRecord } from "../../runtime/event_store.ts";
+import type { EventRecord } from "../../runtime/log/event_store.ts";
 import { hasNoStackTrace, recordingIo } from "./_fakes.ts";
 
 /** 50 MiB of one line without a newline, made as it is read; counts what was read. */

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { main } from "../../cli.ts";
 import { openVault } from "../../vault/mod.ts";
-import type { EventStore } from "../../runtime/event_store.ts";
+import type { EventStore } from "../../runtime/log/event_store.ts";
 import { opener, recordingIo, unclosable } from "./_fakes.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;

@@ -9,7 +9,7 @@ import type { ChildProcess } from "node:child_process";
 import { main } from "../../cli.ts";
 import { KvTokenAuthority } from "../../auth/mod.ts";
 import { openVault } from "../../vault/mod.ts";
-import type { EventRecord } from "../../runtime/event_store.ts";
+import type { EventRecord } from "../../runtime/log/event_store.ts";
 import { hasNoStackTrace, recordingIo } from "./_fakes.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;

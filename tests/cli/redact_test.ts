@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { main } from "../../cli.ts";
 import { KvTokenAuthority } from "../../auth/mod.ts";
 import { MemoryEventStore } from "../../vault/mod.ts";
-import type { EventStore } from "../../runtime/event_store.ts";
+import type { EventStore } from "../../runtime/log/event_store.ts";
 import { hasNoStackTrace, recordingIo } from "./_fakes.ts";
 
 const memory = () => Promise.resolve<EventStore>(new MemoryEventStore());

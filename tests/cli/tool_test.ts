@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { main } from "../../cli.ts";
 import { openVault } from "../../vault/mod.ts";
-import type { EventRecord } from "../../runtime/event_store.ts";
+import type { EventRecord } from "../../runtime/log/event_store.ts";
 import { buildCliTools, DEFAULT_TOOL_ROOT } from "../../cli/_tool_registry.ts";
 import { PluginLoadError, readPluginManifest } from "../../toolkit/mod.ts";
 import { exists, hasNoStackTrace, type RecordingIo, recordingIo } from "./_fakes.ts";

@@ -4,7 +4,7 @@
 // tools read, write and delete through them.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { symlinkRace } from "../runtime/_symlink_race.ts";
+import { symlinkRace } from "../runtime/storage/_symlink_race.ts";
 import { createFsTools, ToolRegistry } from "../../toolkit/mod.ts";
 
 Deno.test("fs tools never follow a link swapped in during a call", async () => {

@@ -2,7 +2,7 @@
 // and on a remote vault (remote_multi_process_test.ts): the contending worker
 // and the checks of what several processes wrote.
 import assert from "node:assert/strict";
-import type { EventRecord, EventStore } from "../../runtime/event_store.ts";
+import type { EventRecord, EventStore } from "../../runtime/log/event_store.ts";
 
 const WORKER = new URL("./_contend_worker.ts", import.meta.url).pathname;
 

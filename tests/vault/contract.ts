@@ -1,8 +1,8 @@
 // The event store contract: every EventStore implementation runs this suite.
 import assert from "node:assert/strict";
-import type { AppendGuard, EventRecord, EventStore } from "../../runtime/event_store.ts";
+import type { AppendGuard, EventRecord, EventStore } from "../../runtime/log/event_store.ts";
 import { GuardFailedError, TokaError, VersionConflictError } from "../../runtime/errors.ts";
-import { MAX_PAYLOAD_BYTES } from "../../runtime/event_limits.ts";
+import { MAX_PAYLOAD_BYTES } from "../../runtime/log/event_limits.ts";
 import { vaultKv } from "../../vault/mod.ts";
 
 /** Makes a fresh, empty store whose clock is `clock`; `cleanup` releases what it opened. */

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
-import { canonicalJson, recordDigest } from "../../runtime/event_rules.ts";
+import { canonicalJson, recordDigest } from "../../runtime/log/event_rules.ts";
 
 interface Case {
   id: string;

@@ -3,7 +3,7 @@
 // id, or by position where no event can be read).
 import assert from "node:assert/strict";
 import { KvEventStore, openVault, type VerifyReport } from "../../vault/mod.ts";
-import { canonicalJson, recordDigest } from "../../runtime/event_rules.ts";
+import { canonicalJson, recordDigest } from "../../runtime/log/event_rules.ts";
 import type { StoredEvent as Stored } from "../../vault/_page.ts";
 
 const T0 = 1_767_225_600_000;

@@ -1,0 +1,576 @@
+// Runs one agent: an ordered consumer of the log (the vault, or the in-memory
+// store without one) with retries, checkpoints and idempotent emits.
+import { getLogger } from "@logtape/logtape";
+import type { EventRecord, EventStore } from "../log/event_store.ts";
+import type { EventBus } from "../bus/event_bus.ts";
+import type { EmitInput } from "../bus/subscription.ts";
+import type { ToolRegistry } from "../tool_registry.ts";
+import type { TokenAuthority } from "../token_authority.ts";
+import type { AgentStorageOptions, StorageAdapter } from "../storage/storage.ts";
+import type { Agent, AgentContext } from "./agent.ts";
+import type { CheckpointBook } from "./_checkpoint.ts";
+import type { LeaseBook } from "./_lease.ts";
+import { LeaseHolder } from "./_lease_holder.ts";
+import { formatPosition } from "../../internal/ids.ts";
+import { delay } from "../../internal/retry.ts";
+import { GuardFailedError, LeaseLostError } from "../errors.ts";
+import { staleToken, TokenKeeper } from "./_token_keeper.ts";
+import { errorMessage } from "../../internal/error_message.ts";
+
+export interface RetryPolicy {
+  attempts: number;
+  backoffMs: (attempt: number) => number;
+}
+
+export interface RunnerDeps {
+  /** Appends the agent's emits (and fans them out to plain subscribers). */
+  bus: EventBus;
+  /** The log the agent consumes: the bus's store. */
+  store: EventStore;
+  tools: ToolRegistry;
+  auth: TokenAuthority;
+  checkpoints: CheckpointBook;
+  leases: LeaseBook | undefined;
+  /** Makes the agent's ctx.storage, given how to read its current token. */
+  storage: (
+    token: () => string,
+  ) => (scheme: string, options?: AgentStorageOptions) => StorageAdapter | undefined;
+  retry: RetryPolicy;
+  clock: () => number;
+  /** Milliseconds from a monotonic clock: leases are judged by it, never by the wall clock. */
+  monotonic: () => number;
+  /** How long stop() lets handlers drain before their signal aborts. */
+  stopTimeoutMs: number;
+}
+
+/** How often a running agent's checkpoint is moved past events it does not subscribe to. */
+const ADVANCE_INTERVAL_MS = 1_000;
+
+export class AgentRunner {
+  readonly agent: Agent;
+  running = false;
+  position: string | null = null;
+  failures = 0;
+  handled = 0;
+  #deps: RunnerDeps;
+  #actor: string;
+  #logger;
+  // Aborts the handlers (ctx.signal): at stop, once drained or past the deadline.
+  #controller = new AbortController();
+  // Ends the live feed from the log; stop() then drains up to the head by reading.
+  #feed = new AbortController();
+  #tokens: TokenKeeper;
+  #loop: Promise<void> | undefined;
+  #advancer: ReturnType<typeof setInterval> | undefined;
+  // The lease, if the runtime has leases, and the wait for another process to give it up.
+  #lease: LeaseHolder | undefined;
+  #waiting: Promise<void> | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #advancing: Promise<void> | undefined;
+  #current: { event: EventRecord; index: number } | undefined;
+  // What the agent emitted while handling each unfinished event, by emit index.
+  #emitted = new Map<string, EventRecord[]>();
+  #ctx: AgentContext;
+
+  constructor(agent: Agent, deps: RunnerDeps) {
+    this.agent = agent;
+    this.#deps = deps;
+    this.#actor = `agent/${agent.name}`;
+    this.#logger = getLogger(["toka", "agent", agent.name]);
+    this.#lease = deps.leases === undefined ? undefined : new LeaseHolder(
+      deps.leases,
+      agent.name,
+      deps.monotonic,
+      this.#logger,
+      () => this.#lostLease(),
+    );
+    this.#tokens = new TokenKeeper(
+      deps.auth,
+      agent.name,
+      agent.permissions ?? [],
+      deps.clock,
+      this.#logger,
+    );
+    this.#ctx = this.#context();
+  }
+
+  #context(): AgentContext {
+    const { tools, storage } = this.#deps;
+    // Still valid for the renewal margin while a due renewal runs.
+    const token = () => this.#tokens.current;
+    const signal = () => this.#controller.signal;
+    return Object.freeze({
+      name: this.agent.name,
+      get token() {
+        return token();
+      },
+      get signal() {
+        return signal();
+      },
+      logger: this.#logger,
+      tools: Object.freeze({
+        call: (name: string, input: unknown, options?: { signal?: AbortSignal }) =>
+          this.#call(name, input, options?.signal ?? signal()),
+        list: () => tools.list(),
+      }),
+      emit: (input: EmitInput) => this.#emit(input),
+      storage: storage(token),
+    });
+  }
+
+  /** True while another process holds this agent's lease. */
+  get standby(): boolean {
+    return this.#waiting !== undefined;
+  }
+
+  start(): Promise<void> {
+    return this.#serial(() => this.#start());
+  }
+
+  async #start(): Promise<void> {
+    if (this.running || this.#waiting !== undefined) return;
+    this.#controller = new AbortController();
+    const lease = this.#lease;
+    if (lease !== undefined && !(await lease.take())) {
+      this.#logger.warn(
+        "Agent {name} runs in another process (or one that ended less than {secs} s ago); this one takes over when that lease ends",
+        { name: this.agent.name, secs: lease.ttlMs / 1000 },
+      );
+      this.#waiting = this.#waitForLease(lease, this.#controller.signal);
+      return;
+    }
+    await this.#beginHolding();
+  }
+
+  async #waitForLease(lease: LeaseHolder, signal: AbortSignal): Promise<void> {
+    try {
+      // Stopped meanwhile: stop() gives a lease taken back.
+      if (!(await lease.waitFor(signal))) return;
+      this.#logger.info("Agent {name} takes over", { name: this.agent.name });
+      await this.#beginHolding();
+    } catch (error) {
+      this.#logger.error("Agent {name} could not take over: {message}", {
+        name: this.agent.name,
+        message: errorMessage(error),
+      });
+    } finally {
+      this.#waiting = undefined;
+    }
+  }
+
+  // Another process took the lease over (this one was paused past its end):
+  // stop handling here, and stand by to take over again.
+  #lostLease(): void {
+    void this.#serial(async () => {
+      if (!this.running) return;
+      this.#logger.warn("Agent {name} lost its lease to another process; it stands by", {
+        name: this.agent.name,
+      });
+      await this.#stop(false);
+      await this.#start();
+    }).catch((error) =>
+      this.#logger.error("Agent {name} could not stand by: {message}", {
+        name: this.agent.name,
+        message: errorMessage(error),
+      })
+    );
+  }
+
+  // Begins, and gives the lease back when that fails: an agent that is not
+  // running must not keep another process from running it.
+  async #beginHolding(): Promise<void> {
+    try {
+      await this.#begin();
+    } catch (error) {
+      await this.#releaseLease();
+      throw error;
+    }
+  }
+
+  async #releaseLease(): Promise<void> {
+    // The next holder must find the checkpoint this one reached.
+    await this.#lease?.release(() => this.#deps.checkpoints.flush());
+  }
+
+  #serial(task: () => Promise<void>): Promise<void> {
+    const next = this.#queue.then(task);
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  // Starts consuming: the agent holds its lease, if there is one.
+  async #begin(): Promise<void> {
+    const { store, checkpoints } = this.#deps;
+    const checkpoint = await checkpoints.load(this.agent.name);
+    this.position = checkpoint?.position ?? null;
+    this.failures = checkpoint?.failures ?? 0;
+    // Record the agent (and its patterns, which `toka agent list` counts lag
+    // by) before it handles anything, and again when its patterns changed.
+    if (!samePatterns(checkpoint?.subscribe, this.agent.subscribe)) {
+      checkpoints.save(
+        this.agent.name,
+        this.position,
+        this.failures,
+        this.agent.subscribe,
+        this.#lease?.owner,
+      );
+    }
+    await this.renewToken();
+    await this.#scanEmitted(store);
+    try {
+      await this.agent.init?.(this.#ctx);
+    } catch (error) {
+      this.#logger.error("Agent {name} failed to initialise: {message}", {
+        name: this.agent.name,
+        message: errorMessage(error),
+      });
+      await this.#emit({
+        kind: "agent.failed",
+        payload: { agent: this.agent.name, phase: "init", error: errorMessage(error) },
+      }).catch(() => {});
+      return;
+    }
+    this.running = true;
+    this.#logger.info("Agent {name} started after position {position}", {
+      name: this.agent.name,
+      position: this.position ?? "none",
+    });
+    this.#feed = new AbortController();
+    this.#loop = this.#consume(store);
+    this.#advancer = setInterval(() => {
+      this.#advancing ??= this.#advance(store).finally(() => this.#advancing = undefined);
+    }, ADVANCE_INTERVAL_MS);
+  }
+
+  /** Issues a fresh token to the agent, e.g. after a rotation. */
+  renewToken(): Promise<void> {
+    return this.#tokens.renew();
+  }
+
+  // Calls a tool with the agent's token; when the token is refused as stale,
+  // renews it once and calls once more. Authorization comes before the tool
+  // runs, so the tool itself runs at most once.
+  async #call(name: string, input: unknown, signal: AbortSignal): Promise<unknown> {
+    const { tools } = this.#deps;
+    const cause = this.#current?.event;
+    await this.#fence();
+    const token = await this.#tokens.fresh();
+    const agent = this.agent.name;
+    this.#logger.debug("Agent {agent} calls tool {tool}", { agent, tool: name });
+    try {
+      const output = await tools.call(name, input, { token, signal, cause });
+      this.#logger.debug("Tool {tool} returned to agent {agent}", { agent, tool: name });
+      return output;
+    } catch (error) {
+      this.#logger.debug("Tool {tool} failed for agent {agent}: {message}", {
+        agent,
+        tool: name,
+        message: errorMessage(error),
+      });
+      if (!staleToken(error) || signal.aborted) throw error;
+      const renewed = await this.#tokens.afterRefusal(token, error);
+      this.#logger.info("Renewed agent {name}'s refused token; calling tool {tool} again", {
+        name: this.agent.name,
+        tool: name,
+      });
+      return await tools.call(name, input, { token: renewed, signal, cause });
+    }
+  }
+
+  /**
+   * Stops after draining: events the agent subscribes to that were in the log
+   * when stop began are handled, up to `stopTimeoutMs`;
+   * then its signal aborts and what is left waits for the next start.
+   */
+  stop(): Promise<void> {
+    return this.#serial(() => this.#stop(true));
+  }
+
+  async #stop(drain: boolean): Promise<void> {
+    if (this.#waiting !== undefined) {
+      this.#controller.abort();
+      await this.#waiting;
+    }
+    if (this.running) await this.#end(drain);
+    await this.#releaseLease();
+  }
+
+  async #end(drain: boolean): Promise<void> {
+    this.running = false;
+    const store = this.#deps.store;
+    const ms = this.#deps.stopTimeoutMs;
+    const controller = this.#controller;
+    if (!drain || ms === 0) controller.abort();
+    const deadline = controller.signal.aborted ? undefined : setTimeout(() => {
+      this.#logger.warn(
+        "Agent {name} did not drain within {ms} ms: its handler is aborted and the rest is handled at the next start",
+        { name: this.agent.name, ms },
+      );
+      controller.abort();
+    }, ms);
+    try {
+      // The head when stop began: what was appended before it is handled.
+      const head = controller.signal.aborted
+        ? null
+        : await store.head().then((h) => h?.position ?? null, () => null);
+      this.#feed.abort();
+      clearInterval(this.#advancer);
+      await this.#loop;
+      await this.#advancing;
+      this.#loop = undefined;
+      if (head !== null) {
+        this.#logger.debug("Agent {name} drains up to position {head}", {
+          name: this.agent.name,
+          head,
+        });
+        await this.#drain(store, head);
+      }
+      controller.abort();
+      await this.#advance(store);
+    } finally {
+      clearTimeout(deadline);
+      controller.abort();
+    }
+    try {
+      await this.agent.stop?.(this.#ctx);
+    } catch (error) {
+      this.#logger.error("Agent {name} failed to stop cleanly: {message}", {
+        name: this.agent.name,
+        message: errorMessage(error),
+      });
+    }
+    // A renewal started by reading ctx.token must not outlive the agent.
+    await this.#tokens.settle();
+    this.#logger.info("Agent {name} stopped at position {position}, {handled} events handled", {
+      name: this.agent.name,
+      position: this.position ?? "none",
+      handled: this.handled,
+    });
+  }
+
+  // Handles, by reading the log, the events after the checkpoint up to `head`.
+  async #drain(store: EventStore, head: string): Promise<void> {
+    const signal = this.#controller.signal;
+    if (signal.aborted || (this.position !== null && this.position >= head)) return;
+    const from = this.position === null ? undefined : formatPosition(Number(this.position) + 1);
+    for await (const event of store.read({ from, kinds: [...this.agent.subscribe] })) {
+      if (event.position > head || signal.aborted) break;
+      await this.#handle(event);
+    }
+  }
+
+  // Emits of a previous run that died before its checkpoint, so that a
+  // redelivered event does not emit them twice.
+  async #scanEmitted(store: EventStore): Promise<void> {
+    this.#emitted.clear();
+    const from = this.position === null ? undefined : formatPosition(Number(this.position) + 1);
+    for await (const event of store.read({ from })) {
+      const cause = event.meta.causationId;
+      if (event.meta.actor !== this.#actor || cause === undefined) continue;
+      let list = this.#emitted.get(cause);
+      if (list === undefined) this.#emitted.set(cause, list = []);
+      list.push(event);
+    }
+  }
+
+  // Moves the checkpoint to the head of the log when no event the agent
+  // subscribes to lies between the two: the checkpoint otherwise moves only
+  // on handled events, and a restart would rescan everything after it.
+  async #advance(store: EventStore): Promise<void> {
+    const from = this.position;
+    try {
+      const head = (await store.head())?.position ?? null;
+      if (head === null || (from !== null && head <= from)) return;
+      const pending = store.read({
+        from: from === null ? undefined : formatPosition(Number(from) + 1),
+        kinds: [...this.agent.subscribe],
+        limit: 1,
+      });
+      for await (const event of pending) if (event.position <= head) return;
+      // Handling an event meanwhile moved the checkpoint already.
+      if (this.position !== from) return;
+      this.position = head;
+      this.#deps.checkpoints.save(
+        this.agent.name,
+        head,
+        this.failures,
+        this.agent.subscribe,
+        this.#lease?.owner,
+      );
+    } catch (error) {
+      this.#logger.warn("Could not move agent {name}'s checkpoint: {message}", {
+        name: this.agent.name,
+        message: errorMessage(error),
+      });
+    }
+  }
+
+  async #consume(store: EventStore): Promise<void> {
+    const signal = this.#feed.signal;
+    const handlers = this.#controller.signal;
+    try {
+      for await (
+        const event of store.subscribe({
+          after: this.position ?? undefined,
+          kinds: [...this.agent.subscribe],
+          signal,
+        })
+      ) {
+        await this.#handle(event);
+        if (signal.aborted || handlers.aborted) break;
+      }
+    } catch (error) {
+      if (!signal.aborted && !handlers.aborted) {
+        this.#logger.error("Agent {name} stopped reading the log: {message}", {
+          name: this.agent.name,
+          message: errorMessage(error),
+        });
+      }
+    }
+  }
+
+  async #handle(event: EventRecord): Promise<void> {
+    // After a pause longer than the lease (a suspended machine, say), another
+    // process may run this agent now: make sure before handling more. Only
+    // then: this is the path of every event.
+    if (!this.#leaseFresh()) {
+      // Unconfirmed (the vault did not answer) is handled anyway: emits are fenced.
+      if (!(await this.#confirmLease().catch(() => true))) return;
+    }
+    const { attempts, backoffMs } = this.#deps.retry;
+    const signal = this.#controller.signal;
+    for (let attempt = 1;; attempt++) {
+      this.#current = { event, index: 0 };
+      try {
+        await this.agent.handle(event, this.#ctx);
+        break;
+      } catch (error) {
+        // Stopping: the event is not finished and is delivered again next start.
+        if (signal.aborted) return;
+        if (attempt >= attempts) {
+          this.failures++;
+          this.#logger.error(
+            "Agent {name} gave up on event {id} after {attempts} attempts: {message}",
+            {
+              name: this.agent.name,
+              id: event.id,
+              attempts,
+              message: errorMessage(error),
+            },
+          );
+          await this.#emit({
+            kind: "agent.failed",
+            payload: {
+              agent: this.agent.name,
+              eventId: event.id,
+              kind: event.kind,
+              attempts,
+              error: errorMessage(error),
+            },
+          }).catch((e) =>
+            this.#logger.error("Could not record agent.failed: {message}", {
+              message: errorMessage(e),
+            })
+          );
+          break;
+        }
+        this.#logger.warn("Agent {name} failed on event {id} (attempt {attempt}): {message}", {
+          name: this.agent.name,
+          id: event.id,
+          attempt,
+          message: errorMessage(error),
+        });
+        if (!(await delay(backoffMs(attempt), signal))) return;
+      } finally {
+        this.#current = undefined;
+      }
+    }
+    this.#emitted.delete(event.id);
+    this.position = event.position;
+    this.handled++;
+    this.#logger.trace("Agent {name} handled event {id} ({kind})", () => ({
+      name: this.agent.name,
+      id: event.id,
+      kind: event.kind,
+    }));
+    this.#deps.checkpoints.save(
+      this.agent.name,
+      event.position,
+      this.failures,
+      this.agent.subscribe,
+      this.#lease?.owner,
+    );
+  }
+
+  // True when no lease is needed, or it was confirmed less than half a lease
+  // ago: another process can take it only a whole lease after that.
+  #leaseFresh(): boolean {
+    return this.#lease === undefined || this.#lease.owner === "" || this.#lease.fresh;
+  }
+
+  // Renews the lease; when another process took it, stops handling here at
+  // once (the handler's signal aborts) and returns false. Throws when the
+  // store could not say: the caller may try again.
+  async #confirmLease(): Promise<boolean> {
+    if (await (this.#lease as LeaseHolder).confirm()) return true;
+    this.#controller.abort();
+    this.#feed.abort();
+    return false;
+  }
+
+  // The fence of everything the agent appends: after a pause past its lease
+  // (a suspended process, a blocked event loop), an emit or tool call is made
+  // only once the lease is renewed, and refused when another process took it.
+  async #fence(): Promise<void> {
+    if (this.#leaseFresh()) return;
+    if (!(await this.#confirmLease())) throw new LeaseLostError(this.agent.name);
+  }
+
+  // Emits under the lease's guard, so the vault appends nothing once the lease
+  // changed, however long a pause fell after #fence(). A guard that failed
+  // because this holder renewed the lease meanwhile is replaced and retried.
+  async #fencedEmit(input: EmitInput, cause?: EventRecord): Promise<EventRecord> {
+    for (let attempt = 1;; attempt++) {
+      const guard = this.#lease?.guard();
+      try {
+        return await this.#deps.bus.emit(guard === undefined ? input : { ...input, guard }, cause);
+      } catch (error) {
+        if (!(error instanceof GuardFailedError) || guard === undefined) throw error;
+        if (attempt >= 3 || !(await this.#confirmLease())) {
+          throw new LeaseLostError(this.agent.name);
+        }
+      }
+    }
+  }
+
+  async #emit(input: EmitInput): Promise<EventRecord> {
+    if (input === null || typeof input !== "object") {
+      throw new TypeError(`Invalid event ${JSON.stringify(input)}: expected an object with a kind`);
+    }
+    await this.#fence();
+    const full = {
+      ...input,
+      stream: input.stream ?? this.#actor,
+      meta: { ...input.meta, actor: this.#actor },
+    };
+    const current = this.#current;
+    if (current === undefined) return this.#fencedEmit(full);
+    const index = current.index++;
+    const id = current.event.id;
+    const prior = this.#emitted.get(id)?.[index];
+    if (prior !== undefined && prior.kind === input.kind) return prior;
+    const record = await this.#fencedEmit(full, current.event);
+    let list = this.#emitted.get(id);
+    if (list === undefined) this.#emitted.set(id, list = []);
+    list[index] = record;
+    return record;
+  }
+}
+
+function samePatterns(
+  stored: readonly string[] | undefined,
+  current: readonly string[],
+): boolean {
+  return stored !== undefined && stored.length === current.length &&
+    stored.every((pattern, i) => pattern === current[i]);
+}

@@ -1,0 +1,103 @@
+// Agent checkpoints, written through a CheckpointStore. Writes are coalesced
+// per agent, at most one per WRITE_INTERVAL_MS, so a fast agent neither waits
+// for commits nor competes with the log for them.
+import { getLogger } from "@logtape/logtape";
+import type { Checkpoint, CheckpointStore } from "./agent_state.ts";
+import { delay } from "../../internal/retry.ts";
+import { errorMessage } from "../../internal/error_message.ts";
+
+const logger = getLogger(["toka", "runtime", "checkpoint"]);
+const WRITE_INTERVAL_MS = 20;
+
+export class CheckpointBook {
+  #store: CheckpointStore;
+  #clock: () => number;
+  #pending = new Map<string, Checkpoint>();
+  // The lease owner each agent's checkpoint is written for, if it runs under a lease.
+  #owners = new Map<string, string>();
+  #writing = new Map<string, Promise<void>>();
+  #flushed = new AbortController();
+  #flushing = false;
+
+  constructor(store: CheckpointStore, clock: () => number) {
+    this.#store = store;
+    this.#clock = clock;
+  }
+
+  load(name: string): Promise<Checkpoint | undefined> {
+    return this.#store.load(name);
+  }
+
+  /**
+   * Records where an agent is; written to KV soon after. With `owner`, it is
+   * written only while that owner holds the agent's lease, so a process that
+   * lost the lease cannot move the checkpoint back under the new holder.
+   */
+  save(
+    name: string,
+    position: string | null,
+    failures: number,
+    subscribe: readonly string[],
+    owner?: string,
+  ): void {
+    const checkpoint = { position, failures, updatedAt: this.#clock(), subscribe };
+    if (owner) this.#owners.set(name, owner);
+    else this.#owners.delete(name);
+    this.#pending.set(name, checkpoint);
+    if (!this.#writing.has(name)) this.#writing.set(name, this.#write(name));
+  }
+
+  async #write(name: string): Promise<void> {
+    try {
+      for (let checkpoint; (checkpoint = this.#pending.get(name)) !== undefined;) {
+        this.#pending.delete(name);
+        if (!this.#flushing) await delay(WRITE_INTERVAL_MS, this.#flushed.signal);
+        checkpoint = this.#pending.get(name) ?? checkpoint;
+        this.#pending.delete(name);
+        try {
+          // A lease renewed between our read and commit: read it again.
+          const owner = this.#owners.get(name);
+          let result = await this.#store.save(name, checkpoint, owner);
+          for (let attempt = 1; attempt < 5 && result === "conflict"; attempt++) {
+            result = await this.#store.save(name, checkpoint, owner);
+          }
+          if (result === "fenced") {
+            logger.warn("Checkpoint of agent {name} not written: another process runs it now", {
+              name,
+            });
+          } else if (result === "written") {
+            logger.debug("Checkpoint of agent {name} moved to position {position}", {
+              name,
+              position: checkpoint.position ?? "none",
+            });
+          } else {
+            logger.error(
+              "Could not write the checkpoint of agent {name}: its lease kept changing",
+              { name },
+            );
+          }
+        } catch (error) {
+          logger.error("Could not write the checkpoint of agent {name}: {message}", {
+            name,
+            message: errorMessage(error),
+          });
+        }
+      }
+    } finally {
+      this.#writing.delete(name);
+    }
+  }
+
+  /** Writes every pending checkpoint now. */
+  async flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      // Cuts short the writers' pauses, so stop() does not wait for them.
+      this.#flushed.abort();
+      this.#flushed = new AbortController();
+      while (this.#writing.size > 0) await Promise.all(this.#writing.values());
+    } finally {
+      this.#flushing = false;
+    }
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * Agents: named consumers of the event log with an ordered mailbox, a
+ * durable checkpoint and their own capability token.
+ *
+ * @module
+ */
+
+import type { EventRecord } from "../log/event_store.ts";
+import type { EmitInput } from "../bus/subscription.ts";
+import type { ToolInfo } from "../tool_registry.ts";
+import type { AgentStorageOptions, StorageAdapter } from "../storage/storage.ts";
+import { compileKindFilter } from "../log/kind_pattern.ts";
+
+/** The tools an agent may call, with its own token. */
+export interface AgentTools {
+  /**
+   * Calls a tool with the agent's token and abort signal. The token is renewed
+   * first when little of its life is left (10% of it, at least 60 s); a call
+   * refused because the token expired or its secret was rotated out is made
+   * once more with a fresh token.
+   *
+   * @throws {ToolNotFoundError} When no tool has this name.
+   * @throws {CapabilityDeniedError} When the agent's token does not grant the tool.
+   */
+  call(name: string, input: unknown, options?: { signal?: AbortSignal }): Promise<unknown>;
+  /** Lists the tools of the runtime's registry. */
+  list(): ToolInfo[];
+}
+
+/**
+ * The part of a LogTape logger an agent gets in its context. It is a real
+ * LogTape `Logger`; call `getLogger()` from `@logtape/logtape` for the rest.
+ */
+export interface AgentLogger {
+  /** The category, `["toka", "agent", name]`. */
+  readonly category: readonly string[];
+  /** Logs at debug level; `{name}` placeholders are filled from `properties`. */
+  debug(message: string, properties?: Record<string, unknown>): void;
+  /** Logs at info level. */
+  info(message: string, properties?: Record<string, unknown>): void;
+  /** Logs at warning level. */
+  warn(message: string, properties?: Record<string, unknown>): void;
+  /** Logs at error level. */
+  error(message: string, properties?: Record<string, unknown>): void;
+}
+
+/** What an agent's `init`, `handle` and `stop` receive. */
+export interface AgentContext {
+  /** The agent's name. */
+  readonly name: string;
+  /**
+   * The agent's capability token (`sub: "agent/<name>"`); never log it. It is
+   * renewed before it expires: read it again rather than keeping it.
+   */
+  readonly token: string;
+  /** Aborted when the runtime stops or the agent is unregistered: finish or give up soon. */
+  readonly signal: AbortSignal;
+  /** A LogTape logger with category `["toka", "agent", name]`. */
+  readonly logger: AgentLogger;
+  /** The runtime's tools, called with the agent's token. */
+  readonly tools: AgentTools;
+  /**
+   * Emits an event to the stream `agent/<name>` unless another is given, with
+   * `meta.actor` set to `agent/<name>`. While handling an event, the new
+   * event gets it as parent and shares its correlation id, and emitting is
+   * idempotent: when the event is delivered again (after a crash or a retry),
+   * the n-th emit of the same kind returns the event already stored.
+   */
+  emit(input: EmitInput): Promise<EventRecord>;
+  /**
+   * The agent's own namespace of the runtime's storage (`agents/<name>/` of
+   * it): `"local"`, `"vault"` or another scheme given to the runtime;
+   * `undefined` for a scheme without an adapter. With `prefix`, a shared
+   * folder instead, which, with auth attached, the token must grant with a
+   * permission `storage:<scheme>:<prefix>` (or one for a folder above it);
+   * each operation is then checked, and refused with a `CapabilityDeniedError`.
+   *
+   * @throws {TypeError} When `prefix` is not a folder a permission can name.
+   */
+  storage(scheme: string, options?: AgentStorageOptions): StorageAdapter | undefined;
+}
+
+/** An agent: what {@linkcode defineAgent} takes and returns. */
+export interface Agent {
+  /** Unique name: 1 to 64 letters, digits, `_` or `-`. */
+  readonly name: string;
+  /** Kind patterns of the events it handles, e.g. `["task.*"]`. */
+  readonly subscribe: readonly string[];
+  /** Permissions its token grants, e.g. `["tool:echo:invoke"]`; none by default. */
+  readonly permissions?: readonly string[];
+  /** Called once per start, before the first event. */
+  init?(ctx: AgentContext): void | Promise<void>;
+  /** Handles one event; the next waits until it settles. Throwing retries it. */
+  handle(event: EventRecord, ctx: AgentContext): void | Promise<void>;
+  /** Called once per stop, after the last event it handles. */
+  stop?(ctx: AgentContext): void | Promise<void>;
+}
+
+const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Checks an agent definition and returns it frozen.
+ *
+ * @param definition The name, kind patterns, handler and optional hooks.
+ * @returns The agent, to pass to `runtime.register()`.
+ * @throws {TypeError} When the name, patterns, permissions or a hook is invalid.
+ *
+ * @example
+ * ```ts
+ * import { defineAgent } from "@toka/runtime/runtime";
+ *
+ * const greeter = defineAgent({
+ *   name: "greeter",
+ *   subscribe: ["user.joined"],
+ *   async handle(event, ctx) {
+ *     await ctx.emit({ kind: "user.greeted", payload: event.payload });
+ *   },
+ * });
+ * console.log(greeter.name); // greeter
+ * ```
+ */
+export function defineAgent(definition: Agent): Agent {
+  if (definition === null || typeof definition !== "object") {
+    throw new TypeError(`Invalid agent ${JSON.stringify(definition)}: expected an object`);
+  }
+  const { name, subscribe, permissions, init, handle, stop } = definition;
+  if (typeof name !== "string" || !NAME_RE.test(name)) {
+    throw new TypeError(
+      `Invalid agent name ${JSON.stringify(name)}: use 1 to 64 letters, digits, _ or -`,
+    );
+  }
+  if (!Array.isArray(subscribe) || subscribe.length === 0) {
+    throw new TypeError(
+      `Invalid subscriptions of agent "${name}": expected a non-empty list of kind patterns`,
+    );
+  }
+  compileKindFilter(subscribe);
+  if (
+    permissions !== undefined &&
+    (!Array.isArray(permissions) ||
+      permissions.some((p) => typeof p !== "string" || p.length === 0))
+  ) {
+    throw new TypeError(
+      `Invalid permissions of agent "${name}": expected a list of non-empty strings`,
+    );
+  }
+  if (typeof handle !== "function") {
+    throw new TypeError(`Invalid agent "${name}": handle must be a function`);
+  }
+  for (const [hook, fn] of [["init", init], ["stop", stop]] as const) {
+    if (fn !== undefined && typeof fn !== "function") {
+      throw new TypeError(`Invalid agent "${name}": ${hook} must be a function`);
+    }
+  }
+  return Object.freeze({
+    ...definition,
+    subscribe: Object.freeze([...subscribe]),
+    ...(permissions && { permissions: Object.freeze([...permissions]) }),
+  });
+}

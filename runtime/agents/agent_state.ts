@@ -1,0 +1,451 @@
+/**
+ * The runtime's own state, behind ports: where each agent is in the log (its
+ * checkpoint) and which process runs it (its lease). Each port has a Deno KV
+ * implementation, for a vault shared by processes, and an in-memory one; both
+ * pass one contract suite. `createRuntime()` wires the KV ones; pass others
+ * to `Runtime.create` as `checkpoints` and `leases`.
+ *
+ * @module
+ */
+
+import type { Kv } from "../../internal/platform.ts";
+import { retryLocked } from "../../internal/kv_retry.ts";
+import type { AppendGuard } from "../log/event_store.ts";
+
+/** Where an agent is in the log. */
+export interface Checkpoint {
+  /** Position of the last event the agent finished, or `null` before the first. */
+  position: string | null;
+  /** Events it gave up on (recorded as `agent.failed`), over its whole life. */
+  failures: number;
+  /** When the checkpoint was written, ms since the epoch. */
+  updatedAt: number;
+  /**
+   * The agent's kind patterns when the checkpoint was written, so that tools
+   * can count the events it has yet to handle. Missing in older records.
+   */
+  subscribe?: readonly string[];
+}
+
+/** Which runner (of which process) runs an agent. */
+export interface Lease {
+  /** The runner holding it: random, one per runner start. */
+  owner: string;
+  /** When it ends unless renewed, ms since the epoch by the holder's clock: informative only. */
+  expiresAt: number;
+}
+
+/** A lease as read, with the version a compare-and-set is checked against. */
+export interface StoredLease {
+  /** The lease, or `null` when nobody holds one. */
+  lease: Lease | null;
+  /** Opaque; changes on every write. `null` when nothing is stored. */
+  version: string | null;
+}
+
+/** What {@linkcode CheckpointStore.save} did. */
+export type SaveResult =
+  /** Written. */
+  | "written"
+  /** Not written: another owner holds the agent's lease. */
+  | "fenced"
+  /** Not written: the lease changed while saving (a renewal, say); try again. */
+  | "conflict";
+
+/** Stores agents' checkpoints. */
+export interface CheckpointStore {
+  /**
+   * Reads an agent's checkpoint.
+   *
+   * @param agent The agent's name.
+   * @returns Its checkpoint, or `undefined` when none was saved.
+   */
+  load(agent: string): Promise<Checkpoint | undefined>;
+  /**
+   * Saves an agent's checkpoint. With `owner`, only while that owner holds
+   * the agent's lease in the paired {@linkcode LeaseStore}, checked in the
+   * same step as the write, so a process that lost the lease cannot move the
+   * checkpoint back under the new holder.
+   *
+   * @param agent The agent's name.
+   * @param checkpoint Where it is.
+   * @param owner The lease owner it is written for, if it runs under a lease.
+   * @returns Whether it was written.
+   */
+  save(agent: string, checkpoint: Checkpoint, owner?: string): Promise<SaveResult>;
+  /**
+   * Lists every stored checkpoint.
+   *
+   * @returns Agent names and checkpoints, by name.
+   */
+  list(): AsyncIterable<[string, Checkpoint]>;
+}
+
+/** Stores agents' leases: reads and compare-and-sets, the policy is the runtime's. */
+export interface LeaseStore {
+  /**
+   * Reads an agent's lease.
+   *
+   * @param agent The agent's name.
+   * @returns The lease and its version.
+   */
+  read(agent: string): Promise<StoredLease>;
+  /**
+   * Replaces the lease (or deletes it, with `null`) if its version is still `version`.
+   *
+   * @param agent The agent's name.
+   * @param version The version read; `null` when nothing was stored.
+   * @param lease The new lease, or `null` to delete it.
+   * @param forgetAfterMs The store may drop the lease this long after the write.
+   * @returns The new version (`""` after a delete), or `undefined` when the version had changed.
+   */
+  swap(
+    agent: string,
+    version: string | null,
+    lease: Lease | null,
+    forgetAfterMs?: number,
+  ): Promise<string | undefined>;
+  /**
+   * Lists every stored lease.
+   *
+   * @returns Agent names and leases, by name.
+   */
+  list(): AsyncIterable<[string, Lease]>;
+  /**
+   * A guard for the vault's append that holds while the lease is still at
+   * `version`: a holder's emits carry it, so none is appended once another
+   * process took (or the holder renewed) the lease. Without this method,
+   * emits are fenced only by the runner's check before appending.
+   *
+   * @param agent The agent's name.
+   * @param version The lease's version, as `swap` returned it.
+   * @returns The guard, for `AppendOptions.guard`.
+   */
+  guard?(agent: string, version: string): AppendGuard;
+}
+
+const CHECKPOINT_PREFIX = ["runtime", "checkpoint"] as const;
+const LEASE_PREFIX = ["runtime", "lease"] as const;
+
+/**
+ * Leases in a Deno KV database, at `["runtime", "lease", agent]`; a locked
+ * database is retried.
+ *
+ * @example
+ * ```ts
+ * import { KvLeaseStore } from "@toka/runtime/runtime";
+ *
+ * using kv = await Deno.openKv(":memory:");
+ * const leases = new KvLeaseStore(kv);
+ * const { version } = await leases.read("worker");
+ * await leases.swap("worker", version, { owner: "me", expiresAt: Date.now() + 10_000 });
+ * console.log((await leases.read("worker")).lease?.owner); // me
+ * ```
+ */
+export class KvLeaseStore implements LeaseStore {
+  #kv: Kv;
+
+  /**
+   * Creates the store.
+   *
+   * @param kv The database, e.g. the one the vault keeps its log in.
+   */
+  constructor(kv: Kv) {
+    this.#kv = kv;
+  }
+
+  /**
+   * Reads an agent's lease.
+   *
+   * @param agent The agent's name.
+   * @returns The lease and its version.
+   */
+  async read(agent: string): Promise<StoredLease> {
+    const entry = await retryLocked(() => this.#kv.get<Lease>([...LEASE_PREFIX, agent]));
+    return { lease: entry.value, version: entry.versionstamp };
+  }
+
+  /**
+   * Compare-and-sets the lease in one checked commit.
+   *
+   * @param agent The agent's name.
+   * @param version The version read.
+   * @param lease The new lease, or `null` to delete it.
+   * @param forgetAfterMs KV drops the lease this long after the write.
+   * @returns The new version, or `undefined` when it had changed.
+   */
+  async swap(
+    agent: string,
+    version: string | null,
+    lease: Lease | null,
+    forgetAfterMs?: number,
+  ): Promise<string | undefined> {
+    const key = [...LEASE_PREFIX, agent];
+    const op = this.#kv.atomic().check({ key, versionstamp: version });
+    if (lease === null) op.delete(key);
+    else op.set(key, lease, forgetAfterMs === undefined ? {} : { expireIn: forgetAfterMs });
+    const commit = await retryLocked(() => op.commit());
+    return commit.ok ? (lease === null ? "" : commit.versionstamp) : undefined;
+  }
+
+  /**
+   * A guard that the Deno KV event store on the same KV checks in its commit:
+   * the lease key's versionstamp is still `version`.
+   *
+   * @param agent The agent's name.
+   * @param version The lease's version, as `swap` returned it.
+   * @returns The guard, for `AppendOptions.guard`.
+   *
+   * @example
+   * ```ts
+   * import { KvLeaseStore } from "@toka/runtime/runtime";
+   *
+   * const kv = await Deno.openKv(":memory:");
+   * const guard = new KvLeaseStore(kv).guard("worker", "00000000000000010000");
+   * console.log(guard.check?.key); // ["runtime", "lease", "worker"]
+   * kv.close();
+   * ```
+   */
+  guard(agent: string, version: string): AppendGuard {
+    return { check: { key: [...LEASE_PREFIX, agent], versionstamp: version } };
+  }
+
+  /**
+   * Lists every stored lease.
+   *
+   * @returns Agent names and leases.
+   */
+  async *list(): AsyncIterable<[string, Lease]> {
+    for await (const entry of this.#kv.list<Lease>({ prefix: [...LEASE_PREFIX] })) {
+      yield [String(entry.key[2]), entry.value];
+    }
+  }
+}
+
+/**
+ * Checkpoints in a Deno KV database, at `["runtime", "checkpoint", agent]`,
+ * fenced by the {@linkcode KvLeaseStore} of the same database; a locked
+ * database is retried.
+ *
+ * @example
+ * ```ts
+ * import { KvCheckpointStore } from "@toka/runtime/runtime";
+ *
+ * using kv = await Deno.openKv(":memory:");
+ * const checkpoints = new KvCheckpointStore(kv);
+ * await checkpoints.save("worker", { position: "0000000000000001", failures: 0, updatedAt: 0 });
+ * console.log((await checkpoints.load("worker"))?.position); // 0000000000000001
+ * ```
+ */
+export class KvCheckpointStore implements CheckpointStore {
+  #kv: Kv;
+
+  /**
+   * Creates the store.
+   *
+   * @param kv The database, e.g. the one the vault keeps its log in.
+   */
+  constructor(kv: Kv) {
+    this.#kv = kv;
+  }
+
+  /**
+   * Reads an agent's checkpoint.
+   *
+   * @param agent The agent's name.
+   * @returns Its checkpoint, or `undefined`.
+   */
+  async load(agent: string): Promise<Checkpoint | undefined> {
+    const entry = await retryLocked(() => this.#kv.get<Checkpoint>([...CHECKPOINT_PREFIX, agent]));
+    return entry.value ?? undefined;
+  }
+
+  /**
+   * Saves a checkpoint; with `owner`, in one commit checked against the lease.
+   *
+   * @param agent The agent's name.
+   * @param checkpoint Where it is.
+   * @param owner The lease owner it is written for.
+   * @returns Whether it was written.
+   */
+  async save(agent: string, checkpoint: Checkpoint, owner?: string): Promise<SaveResult> {
+    const key = [...CHECKPOINT_PREFIX, agent];
+    if (owner === undefined) {
+      await retryLocked(() => this.#kv.set(key, checkpoint));
+      return "written";
+    }
+    const lease = await retryLocked(() => this.#kv.get<Lease>([...LEASE_PREFIX, agent]));
+    if (lease.value?.owner !== owner) return "fenced";
+    const commit = await retryLocked(() =>
+      this.#kv.atomic().check(lease).set(key, checkpoint).commit()
+    );
+    return commit.ok ? "written" : "conflict";
+  }
+
+  /**
+   * Lists every stored checkpoint.
+   *
+   * @returns Agent names and checkpoints.
+   */
+  async *list(): AsyncIterable<[string, Checkpoint]> {
+    for await (const entry of this.#kv.list<Checkpoint>({ prefix: [...CHECKPOINT_PREFIX] })) {
+      yield [String(entry.key[2]), entry.value];
+    }
+  }
+}
+
+/**
+ * Leases in memory: for runtimes of one process that share it, and for tests.
+ *
+ * @example
+ * ```ts
+ * import { MemoryLeaseStore } from "@toka/runtime/runtime";
+ *
+ * const leases = new MemoryLeaseStore();
+ * console.log(await leases.read("worker")); // { lease: null, version: null }
+ * ```
+ */
+export class MemoryLeaseStore implements LeaseStore {
+  #leases = new Map<string, { lease: Lease; version: string }>();
+  #versions = 0;
+
+  /**
+   * Reads an agent's lease.
+   *
+   * @param agent The agent's name.
+   * @returns The lease and its version.
+   */
+  read(agent: string): Promise<StoredLease> {
+    const stored = this.#leases.get(agent);
+    return Promise.resolve(
+      stored === undefined
+        ? { lease: null, version: null }
+        : { lease: { ...stored.lease }, version: stored.version },
+    );
+  }
+
+  /**
+   * Compare-and-sets the lease. `forgetAfterMs` is not applied: nothing here outlives the process.
+   *
+   * @param agent The agent's name.
+   * @param version The version read.
+   * @param lease The new lease, or `null` to delete it.
+   * @returns The new version, or `undefined` when it had changed.
+   */
+  swap(agent: string, version: string | null, lease: Lease | null): Promise<string | undefined> {
+    if ((this.#leases.get(agent)?.version ?? null) !== version) return Promise.resolve(undefined);
+    if (lease === null) {
+      this.#leases.delete(agent);
+      return Promise.resolve("");
+    }
+    const next = String(++this.#versions).padStart(20, "0");
+    this.#leases.set(agent, { lease: { ...lease }, version: next });
+    return Promise.resolve(next);
+  }
+
+  /**
+   * A guard that holds while the lease is still at `version`, checked by the
+   * in-memory event store synchronously with its append.
+   *
+   * @param agent The agent's name.
+   * @param version The lease's version, as `swap` returned it.
+   * @returns The guard, for `AppendOptions.guard`.
+   *
+   * @example
+   * ```ts
+   * import { MemoryLeaseStore } from "@toka/runtime/runtime";
+   *
+   * const leases = new MemoryLeaseStore();
+   * const version = await leases.swap("worker", null, { owner: "a", expiresAt: 0 });
+   * const guard = leases.guard("worker", version!);
+   * console.log(guard.holds?.()); // true
+   * ```
+   */
+  guard(agent: string, version: string): AppendGuard {
+    return { holds: () => this.#leases.get(agent)?.version === version };
+  }
+
+  /**
+   * Lists every lease.
+   *
+   * @returns Agent names and leases, by name.
+   */
+  async *list(): AsyncIterable<[string, Lease]> {
+    const names = [...this.#leases.keys()].sort();
+    for (const name of names) yield [name, { ...this.#leases.get(name)!.lease }];
+  }
+
+  /**
+   * The owner of an agent's lease, read synchronously (so a check and a write
+   * that depends on it are one step).
+   *
+   * @param agent The agent's name.
+   * @returns The owner, or `undefined` when nobody holds the lease.
+   */
+  ownerOf(agent: string): string | undefined {
+    return this.#leases.get(agent)?.lease.owner;
+  }
+}
+
+/**
+ * Checkpoints in memory, fenced by a {@linkcode MemoryLeaseStore} when given one.
+ *
+ * @example
+ * ```ts
+ * import { MemoryCheckpointStore } from "@toka/runtime/runtime";
+ *
+ * const checkpoints = new MemoryCheckpointStore();
+ * await checkpoints.save("worker", { position: null, failures: 0, updatedAt: 0 });
+ * console.log(await checkpoints.load("worker")); // { position: null, failures: 0, updatedAt: 0 }
+ * ```
+ */
+export class MemoryCheckpointStore implements CheckpointStore {
+  #checkpoints = new Map<string, Checkpoint>();
+  #leases: MemoryLeaseStore | undefined;
+
+  /**
+   * Creates the store.
+   *
+   * @param leases The leases that fence saves made for an owner.
+   */
+  constructor(leases?: MemoryLeaseStore) {
+    this.#leases = leases;
+  }
+
+  /**
+   * Reads an agent's checkpoint.
+   *
+   * @param agent The agent's name.
+   * @returns Its checkpoint, or `undefined`.
+   */
+  load(agent: string): Promise<Checkpoint | undefined> {
+    const checkpoint = this.#checkpoints.get(agent);
+    return Promise.resolve(checkpoint === undefined ? undefined : structuredClone(checkpoint));
+  }
+
+  /**
+   * Saves a checkpoint; with `owner`, only while it holds the lease.
+   *
+   * @param agent The agent's name.
+   * @param checkpoint Where it is.
+   * @param owner The lease owner it is written for.
+   * @returns Whether it was written.
+   */
+  save(agent: string, checkpoint: Checkpoint, owner?: string): Promise<SaveResult> {
+    if (owner !== undefined && this.#leases?.ownerOf(agent) !== owner) {
+      return Promise.resolve("fenced");
+    }
+    this.#checkpoints.set(agent, structuredClone(checkpoint));
+    return Promise.resolve("written");
+  }
+
+  /**
+   * Lists every checkpoint.
+   *
+   * @returns Agent names and checkpoints, by name.
+   */
+  async *list(): AsyncIterable<[string, Checkpoint]> {
+    const names = [...this.#checkpoints.keys()].sort();
+    for (const name of names) yield [name, structuredClone(this.#checkpoints.get(name)!)];
+  }
+}

@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import {
+  defineAgent,
+  type EventStore,
+  KvLeaseStore,
+  type LeaseStore,
+  MemoryCheckpointStore,
+  MemoryLeaseStore,
+  Runtime,
+} from "../../../runtime/mod.ts";
+import { KvEventStore, MemoryEventStore, vaultKv } from "../../../vault/mod.ts";
+import { until } from "../_helpers.ts";
+
+// The race of a paused lease holder, made deterministic: the store lets
+// another "process" take the agent's lease after the runner's own lease check
+// and before the append commits.
+function stealing(
+  store: EventStore,
+  leases: LeaseStore,
+  renew = false,
+): EventStore & { arm(): void } {
+  let armed = false;
+  const append: EventStore["append"] = async (stream, events, options) => {
+    if (armed && events[0]?.kind === "task.done") {
+      armed = false;
+      const { lease, version } = await leases.read("worker");
+      const taken = await leases.swap("worker", version, {
+        owner: renew ? lease!.owner : "other",
+        expiresAt: Date.now() + 60_000,
+      });
+      assert.notEqual(taken, undefined, "the other process took the lease");
+    }
+    return store.append(stream, events, options);
+  };
+  const arm = () => {
+    armed = true;
+  };
+  return new Proxy(store, {
+    get(target, key) {
+      if (key === "append") return append;
+      if (key === "arm") return arm;
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  }) as EventStore & { arm(): void };
+}
+
+async function race(store: EventStore, leases: LeaseStore, renew = false): Promise<void> {
+  const vault = stealing(store, leases, renew);
+  const errors: unknown[] = [];
+  let finished = false;
+  const runtime = await Runtime.create({
+    vault,
+    leases,
+    checkpoints: vaultKv(store) === undefined
+      ? new MemoryCheckpointStore(leases as MemoryLeaseStore)
+      : undefined,
+    agentLeaseSecs: 30,
+  });
+  runtime.register(defineAgent({
+    name: "worker",
+    subscribe: ["task.created"],
+    async handle(_event, ctx) {
+      vault.arm();
+      try {
+        await ctx.emit({ kind: "task.done" });
+      } catch (error) {
+        errors.push(error);
+      } finally {
+        finished = true;
+      }
+    },
+  }));
+  await runtime.start();
+  await runtime.emit({ kind: "task.created" });
+  await until(() => finished);
+  await runtime.stop();
+  const done = [];
+  for await (const event of store.read({ kinds: ["task.done"] })) done.push(event);
+  if (renew) {
+    assert.deepEqual([done.length, errors], [1, []], "a renewal meanwhile: appended once");
+    return;
+  }
+  assert.equal(done.length, 0, "an emit made after the lease was taken is not appended");
+  assert.equal(errors.length, 1);
+  assert.equal((errors[0] as { code?: string }).code, "lease_lost");
+}
+
+Deno.test("an agent's emits are fenced atomically by its lease", async (t) => {
+  await t.step("in memory: the lease taken between the check and the commit", async () => {
+    const store = new MemoryEventStore();
+    await race(store, new MemoryLeaseStore());
+    await store.close();
+  });
+
+  await t.step("Deno KV: the lease taken between the check and the commit", async () => {
+    const kv = await Deno.openKv(":memory:");
+    const store = await KvEventStore.open(kv);
+    await race(store, new KvLeaseStore(kv));
+    await store.close();
+    kv.close();
+  });
+
+  await t.step("a renewal of its own between the check and the commit: appended once", async () => {
+    const memory = new MemoryEventStore();
+    await race(memory, new MemoryLeaseStore(), true);
+    await memory.close();
+    const kv = await Deno.openKv(":memory:");
+    const store = await KvEventStore.open(kv);
+    await race(store, new KvLeaseStore(kv), true);
+    await store.close();
+    kv.close();
+  });
+});
