@@ -5,6 +5,7 @@ import { assertPermission, permits } from "../internal/permissions.ts";
 import { claimsProblem, MAX_ANCESTORS, sign } from "./_jws.ts";
 import { checkTtl } from "./_options.ts";
 import type { PoolCache } from "./_pool_cache.ts";
+import { ISSUED_PREFIX, retryLocked } from "./_pool_store.ts";
 import type { AttenuateOptions, IssueOptions } from "./kv_token_authority.ts";
 
 export async function issue(pool: PoolCache, request: IssueOptions): Promise<string> {
@@ -25,15 +26,15 @@ export async function issue(pool: PoolCache, request: IssueOptions): Promise<str
     jti: pool.newId(16),
   };
   if (request.nbf !== undefined) claims.nbf = request.nbf;
-  return signClaims(pool, claims);
+  return await signClaims(pool, claims);
 }
 
 /** Narrows `parent`, the claims of a token the caller has just verified. */
-export function attenuate(
+export async function attenuate(
   pool: PoolCache,
   parent: TokenClaims,
   options: AttenuateOptions,
-): string {
+): Promise<string> {
   if (typeof options !== "object" || options === null || !Array.isArray(options.permissions)) {
     throw new TypeError("permissions must be an array");
   }
@@ -69,15 +70,21 @@ export function attenuate(
     );
   }
   claims.ancestors = ancestors;
-  return signClaims(pool, claims);
+  return await signClaims(pool, claims);
 }
 
-function signClaims(pool: PoolCache, claims: TokenClaims): string {
+// Every token made here is recorded by id until it expires, so that revoking an id can tell
+// a token of this vault from a typo. The record is written before the token is handed out.
+async function signClaims(pool: PoolCache, claims: TokenClaims): Promise<string> {
   const problem = claimsProblem(claims as unknown as Record<string, unknown>);
   if (problem) {
     throw problem.kind === "type"
       ? new TypeError(problem.message)
       : new RangeError(problem.message);
   }
-  return sign(claims, pool.active!.kid, pool.active!.bytes);
+  const token = sign(claims, pool.active!.kid, pool.active!.bytes);
+  const { kv, clock, leewayMs } = pool.config;
+  const expireIn = Math.max(1000, claims.exp * 1000 + leewayMs - clock());
+  await retryLocked(() => kv.set([...ISSUED_PREFIX, claims.jti], claims.exp, { expireIn }));
+  return token;
 }

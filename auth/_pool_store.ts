@@ -8,6 +8,8 @@ import { SecretPoolError } from "./errors.ts";
 /** The one KV key that holds the whole secret pool. */
 export const POOL_KEY: KvKey = ["auth", "pool"];
 export const REVOKED_PREFIX: KvKey = ["auth", "revoked"];
+/** Every token id issued here, valued by its `exp`, kept until then (for `toka auth revoke`). */
+export const ISSUED_PREFIX: KvKey = ["auth", "issued"];
 /** Rewritten by every revocation, so a reader lists revocations only when it moved. */
 export const REVOCATIONS_MARKER: KvKey = ["auth", "revocations"];
 /** Older retired secrets are dropped first beyond this, keeping the value far below 64 KiB. */

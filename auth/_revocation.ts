@@ -2,7 +2,7 @@
 import { MAX_LIFETIME_SECS } from "./_jws.ts";
 import { checkId } from "./_options.ts";
 import type { PoolCache } from "./_pool_cache.ts";
-import { retryLocked, REVOCATIONS_MARKER, REVOKED_PREFIX } from "./_pool_store.ts";
+import { ISSUED_PREFIX, retryLocked, REVOCATIONS_MARKER, REVOKED_PREFIX } from "./_pool_store.ts";
 import type { PoolStatus, SecretInfo } from "./kv_token_authority.ts";
 
 export async function revoke(pool: PoolCache, jti: string, exp?: number): Promise<void> {
@@ -22,6 +22,16 @@ export async function revoke(pool: PoolCache, jti: string, exp?: number): Promis
       .commit()
   );
   pool.revoked.set(jti, until);
+}
+
+/** The recorded `exp` of a token id issued here, or undefined when unknown or expired. */
+export async function issuedExpiry(pool: PoolCache, jti: string): Promise<number | undefined> {
+  checkId("jti", jti);
+  const { kv, clock, leewayMs } = pool.config;
+  const { value } = await retryLocked(() => kv.get<number>([...ISSUED_PREFIX, jti]));
+  // KV's expireIn is only a lower bound: an entry past the token's expiry may linger.
+  if (typeof value !== "number" || value * 1000 + leewayMs <= clock()) return undefined;
+  return value;
 }
 
 export async function status(pool: PoolCache): Promise<PoolStatus> {

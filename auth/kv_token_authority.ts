@@ -20,7 +20,7 @@ import {
 import { PoolCache } from "./_pool_cache.ts";
 import { bootstrap, rotate } from "./_pool_rotation.ts";
 import { importMasterKey, POOL_KEY, retryLocked } from "./_pool_store.ts";
-import { revoke, status } from "./_revocation.ts";
+import { issuedExpiry, revoke, status } from "./_revocation.ts";
 import { TokenVerifier } from "./_verification.ts";
 import { parseMasterKey } from "./master_key.ts";
 import { assertPermission, permits } from "../internal/permissions.ts";
@@ -123,8 +123,9 @@ export interface PoolStatus {
  * A {@linkcode TokenAuthority} backed by Deno KV. Tokens are compact JWS
  * (HS256, `typ: "toka.cap+jwt"`, `kid`) that `jose` verifies too.
  *
- * The secret pool lives under `["auth", "pool"]` and revocations under
- * `["auth", "revoked", jti]`. Verification reads only memory: the pool and
+ * The secret pool lives under `["auth", "pool"]`, revocations under
+ * `["auth", "revoked", jti]` and the ids of the tokens issued under
+ * `["auth", "issued", jti]`, each until the token's expiry. Verification reads only memory: the pool and
  * revocations are cached, refreshed after this authority's own writes, every
  * `refreshIntervalSecs` and when a token names an unknown key id. Another
  * process's revocation is therefore seen within `refreshIntervalSecs`.
@@ -342,7 +343,7 @@ export class KvTokenAuthority implements TokenAuthority {
    */
   async attenuate(token: string, options: AttenuateOptions): Promise<string> {
     const parent = await this.verify(token);
-    return attenuate(this.#pool, parent, options);
+    return await attenuate(this.#pool, parent, options);
   }
 
   /**
@@ -395,6 +396,34 @@ export class KvTokenAuthority implements TokenAuthority {
    */
   async revoke(jti: string, exp?: number): Promise<void> {
     await revoke(this.#pool, jti, exp);
+  }
+
+  /**
+   * Tells whether this vault issued a token id, and until when: every token
+   * made by {@linkcode KvTokenAuthority.issue} or
+   * {@linkcode KvTokenAuthority.attenuate} is recorded under
+   * `["auth", "issued", jti]` until its expiry. A caller about to revoke an id
+   * typed by a person can so refuse a typo instead of revoking nothing.
+   *
+   * @param jti The token id.
+   * @returns The token's `exp` in seconds, or undefined when this vault never issued the id,
+   *   the token has expired, or it was issued before ids were recorded.
+   * @throws {TypeError} When `jti` is blank.
+   * @throws {RangeError} When `jti` is too long.
+   *
+   * @example
+   * ```ts
+   * import { KvTokenAuthority } from "@toka/runtime/auth";
+   *
+   * using kv = await Deno.openKv(":memory:");
+   * const auth = await KvTokenAuthority.open(kv);
+   * const { jti, exp } = await auth.verify(await auth.issue({ sub: "a", permissions: [] }));
+   * console.log((await auth.issuedExpiry(jti)) === exp); // true
+   * console.log(await auth.issuedExpiry("0".repeat(32))); // undefined
+   * ```
+   */
+  async issuedExpiry(jti: string): Promise<number | undefined> {
+    return await issuedExpiry(this.#pool, jti);
   }
 
   /**

@@ -53,8 +53,13 @@ export interface AttenuateTokenOptions {
 
 /** Options of {@linkcode revokeToken}. */
 export interface RevokeTokenOptions {
-  /** The token's `exp`, seconds since the epoch; 24 hours from now when omitted. */
+  /**
+   * The token's `exp`, seconds since the epoch; when omitted, the expiry recorded when the
+   * token was issued, or 24 hours from now with `force`.
+   */
   exp?: number;
+  /** Revoke an id this vault has no record of issuing (a token issued before ids were recorded). */
+  force?: boolean;
 }
 
 /**
@@ -73,9 +78,7 @@ export async function withAuthority<T>(
   ctx: CommandContext,
   task: (auth: KvTokenAuthority) => Promise<T>,
 ): Promise<T> {
-  // A malformed key is refused before the vault is opened, and so created.
-  const masterKey = ctx.io.env(ctx.settings.masterKeyEnv) || undefined;
-  if (masterKey !== undefined) parseMasterKey(masterKey);
+  checkMasterKey(ctx);
   return await withStore(ctx, async (store) => task(await openAuthority(ctx, store)));
 }
 
@@ -98,6 +101,12 @@ export function withExistingAuthority<T>(
     const exists = await KvTokenAuthority.hasPool(kvOf(store));
     return await task(exists ? await openAuthority(ctx, store) : undefined, store);
   });
+}
+
+// A malformed key is refused before the vault is opened (and so created, for a writer).
+function checkMasterKey(ctx: CommandContext): void {
+  const masterKey = ctx.io.env(ctx.settings.masterKeyEnv) || undefined;
+  if (masterKey !== undefined) parseMasterKey(masterKey);
 }
 
 async function openAuthority(
@@ -320,12 +329,16 @@ export function authStatus(ctx: CommandContext): Promise<number> {
 
 /**
  * Revokes a token id until the token's expiry; every process sees it within
- * a second.
+ * a second. An id this vault has no record of issuing (a typo, or a token that
+ * has expired) is refused unless `options.force`, so that a mistyped id never
+ * reads as revoked while the real token stays valid.
  *
  * @param ctx The command context.
  * @param jti The token id (`jti` claim).
- * @param options The token's expiry, when known.
+ * @param options The token's expiry, when known, and `force`.
  * @returns The exit code.
+ * @throws {TokaError} With code `"unknown_token"` when the vault never issued the id, or
+ *   `"no_secret_pool"` when the vault has no pool.
  * @throws {UsageError} When the id or the expiry is refused.
  */
 export function revokeToken(
@@ -333,8 +346,21 @@ export function revokeToken(
   jti: string,
   options: RevokeTokenOptions,
 ): Promise<number> {
-  return withAuthority(ctx, async (auth) => {
-    const exp = options.exp ?? Math.ceil(Date.now() / 1000) + MAX_LIFETIME_SECS;
+  checkMasterKey(ctx);
+  return withExistingAuthority(ctx, async (auth) => {
+    if (auth === undefined) throw noPool(ctx);
+    const issuedExp = await auth.issuedExpiry(jti);
+    if (issuedExp === undefined && options.force !== true) {
+      throw new TokaError(
+        "unknown_token",
+        `No token ${JSON.stringify(jti)} was issued by this vault, or it has expired: ` +
+          `nothing revoked (--force revokes the id anyway)`,
+      );
+    }
+    // Never shorter than the token's own life: a revocation that lapsed first would revive it.
+    const exp = issuedExp === undefined
+      ? options.exp ?? Math.ceil(Date.now() / 1000) + MAX_LIFETIME_SECS
+      : Math.max(options.exp ?? 0, issuedExp);
     try {
       await auth.revoke(jti, exp);
     } catch (error) {
@@ -407,14 +433,15 @@ export function registerAuthCommands(program: Command, run: RunCommand): Command
     )
     .action((_options: unknown, command: Command) => run(command, wrapSecrets));
 
-  writes(auth.command("revoke"))
-    .description("revoke a token by its id (jti) until it expires")
-    .argument("<jti>", "the token id", parseJtiArg)
+  writes(auth.command("revoke"), { create: false })
+    .description("revoke a token this vault issued, by its id (jti), until it expires")
+    .argument("<jti>", "the token id, 32 hex digits", parseJtiArg)
     .option(
       "--exp <epoch-seconds>",
-      "the token's expiry, in the next 48 h, so the revocation is kept no longer (default: 24 h from now)",
+      "the token's expiry, in the next 48 h (default: as recorded at issue, or 24 h from now)",
       parseExpiryArg,
     )
+    .option("--force", "revoke an id this vault has no record of (issued before ids were recorded)")
     .action((jti: string, options: RevokeTokenOptions, command: Command) =>
       run(command, (ctx) => revokeToken(ctx, jti, options))
     );
@@ -501,10 +528,12 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
+// Every token id this vault issues is 16 random bytes in hex.
 function parseJtiArg(value: string): string {
-  if (value.trim() === "") throw new InvalidArgumentError("Expected a non-blank token id");
-  if (value.length > MAX_ID_LENGTH) {
-    throw new InvalidArgumentError(`Expected at most ${MAX_ID_LENGTH} characters`);
+  if (!/^[0-9a-f]{32}$/.test(value)) {
+    throw new InvalidArgumentError(
+      'Expected 32 lowercase hex digits, the jti that "toka auth verify" shows',
+    );
   }
   return value;
 }

@@ -135,6 +135,22 @@ Deno.test("another authority's writes", async (t) => {
     assert.equal((await a.status()).revoked, 1);
   });
 
+  await t.step("issued and attenuated ids are recorded until their expiry", async () => {
+    const token = await a.issue({ sub: "s", permissions: ["tool:*:invoke"], ttlSecs: 600 });
+    const { jti, exp } = await a.verify(token);
+    assert.equal(await b.issuedExpiry(jti), exp, "another authority sees the record");
+    assert.equal((await kv.get(["auth", "issued", jti])).value, exp);
+    const child = await b.attenuate(token, { permissions: ["tool:echo:invoke"], ttlSecs: 60 });
+    const c = await b.verify(child);
+    assert.equal(await a.issuedExpiry(c.jti), c.exp);
+    assert.equal(await a.issuedExpiry("0".repeat(32)), undefined, "never issued");
+    clock.now += 61_000;
+    assert.equal(await a.issuedExpiry(c.jti), undefined, "expired with its token");
+    assert.equal(await a.issuedExpiry(jti), exp);
+    clock.now -= 61_000;
+    await assert.rejects(a.issuedExpiry(" "), TypeError);
+  });
+
   await t.step("bad revocations are refused and store nothing", async () => {
     const before = await Array.fromAsync(kv.list({ prefix: ["auth"] }));
     await assert.rejects(a.revoke(" "), {

@@ -44,6 +44,14 @@ async function rawSecrets(db: string): Promise<{ secrets: string[]; wrapped: boo
   };
 }
 
+/** Every key and value under `prefix`, for "nothing was stored" checks. */
+async function kvState(db: string, prefix: Deno.KvKey): Promise<string[]> {
+  using kv = await Deno.openKv(db);
+  const rows: string[] = [];
+  for await (const e of kv.list({ prefix })) rows.push(JSON.stringify([e.key, e.value]));
+  return rows;
+}
+
 Deno.test("toka auth", async (t) => {
   const dir = await Deno.makeTempDir();
   const db = `${dir}/t.kv`;
@@ -367,23 +375,76 @@ Deno.test("toka auth", async (t) => {
       }
     });
 
-    await t.step("revoke --json, and without --exp it lasts 24 h", async () => {
+    await t.step("revoke refuses an id this vault never issued unless --force", async () => {
+      // Issue 17 item 7: a typo printed "Revoked" while the real token stayed valid.
+      const issued = JSON.parse(
+        (await toka("--json", "auth", "issue", "--sub", "t", "--perm", "a:b", "--ttl", "600"))
+          .out,
+      );
+      const typo = issued.jti.slice(0, -1) + (issued.jti.endsWith("0") ? "1" : "0");
+      const before = await kvState(db, ["auth", "revoked"]);
+      const refused = await toka("auth", "revoke", typo);
+      assert.equal(refused.code, 1);
+      assert.deepEqual(refused.io.out, []);
+      assert.deepEqual(refused.io.errLines(), [
+        `error: No token "${typo}" was issued by this vault, or it has expired: ` +
+        `nothing revoked (--force revokes the id anyway)`,
+      ]);
+      const json = await toka("--json", "auth", "revoke", typo);
+      assert.equal(json.code, 1);
+      assert.equal(JSON.parse(json.io.err.join("")).error.code, "unknown_token");
+      assert.deepEqual(await kvState(db, ["auth", "revoked"]), before, "nothing stored");
+      assert.equal((await toka("auth", "verify", issued.token)).code, 0);
+
+      // The real id is revoked until the token's own expiry, recorded when it was issued.
+      const real = await toka("auth", "revoke", issued.jti);
+      assert.equal(real.code, 0);
+      assert.equal(
+        real.out,
+        `Revoked token "${issued.jti}" until ${new Date(issued.exp * 1000).toISOString()}\n`,
+      );
+      assert.equal((await toka("auth", "verify", issued.token)).code, 1);
+
+      // --force: for tokens issued before ids were recorded.
+      const forced = await toka("auth", "revoke", typo, "--force");
+      assert.equal(forced.code, 0);
+      assert.match(forced.out, new RegExp(`^Revoked token "${typo}" until `));
+    });
+
+    await t.step("a malformed id is a usage error, with or without --force", async () => {
+      const before = await kvState(db, ["auth"]);
+      for (
+        const jti of ["some-jti", "0".repeat(31), "0".repeat(33), "A".repeat(32), "g".repeat(32)]
+      ) {
+        for (const extra of [[], ["--force"]]) {
+          const { code, io } = await toka("auth", "revoke", jti, ...extra);
+          assert.equal(code, 2, jti);
+          assert.deepEqual(io.out, []);
+          assert.equal(io.errLines().length, 1);
+          assert.match(io.errLines()[0], /argument 'jti'\. Expected 32 lowercase hex digits/);
+        }
+      }
+      assert.deepEqual(await kvState(db, ["auth"]), before);
+    });
+
+    await t.step("revoke --force --json, and without --exp it lasts 24 h", async () => {
       const before = Math.ceil(Date.now() / 1000);
-      const { code, out } = await toka("--json", "auth", "revoke", "some-jti");
+      const jti = "ab".repeat(16);
+      const { code, out } = await toka("--json", "auth", "revoke", jti, "--force");
       assert.equal(code, 0);
       const result = JSON.parse(out);
       assert.equal(result.revoked, true);
-      assert.equal(result.jti, "some-jti");
+      assert.equal(result.jti, jti);
       assert.ok(result.exp >= before + 86_400 && result.exp <= before + 86_401);
-      assert.equal(JSON.parse((await toka("--json", "auth", "status")).out).revoked, 3);
+      assert.equal(JSON.parse((await toka("--json", "auth", "status")).out).revoked, 5);
     });
 
     await t.step("bad revoke input exits 2 with one line", async () => {
       const far = String(Math.ceil(Date.now() / 1000) + 3 * 86_400);
       const cases: [string[], RegExp][] = [
         [[], /^error: missing required argument 'jti'$/],
-        [[" "], /argument 'jti'\. Expected a non-blank token id$/],
-        [["x".repeat(257)], /argument 'jti'\. Expected at most 256 characters$/],
+        [[" "], /argument 'jti'\. Expected 32 lowercase hex digits/],
+        [["x".repeat(257)], /argument 'jti'\. Expected 32 lowercase hex digits/],
         [["j", "--exp", "soon"], /'--exp <epoch-seconds>' argument 'soon' is invalid/],
         [["j", "--exp", "-1"], /'--exp <epoch-seconds>' argument '-1' is invalid/],
         [["j", "--exp", far], /argument '\d+' is invalid\. Expected a time at most 48 hours/],

@@ -111,7 +111,7 @@ Deno.test("refused input changes nothing", async (t) => {
         const args of [
           ["auth", "issue", "--sub", "a", "--perm", "a:b"],
           ["auth", "rotate-secret"],
-          ["auth", "revoke", "j"],
+          ["auth", "revoke", "0".repeat(32)],
         ]
       ) {
         const { code, io } = await toka(["--db", db, ...args], { env });
@@ -250,7 +250,7 @@ Deno.test("one rule for exit codes: bad values 2, refusals and failures 1", asyn
       "auth issue": ["--sub", "a", "--perm", "a:b"],
       "auth attenuate": ["tok"],
       "auth verify": ["tok"],
-      "auth revoke": ["j"],
+      "auth revoke": ["0".repeat(32)],
       "tool describe": ["echo"],
       "tool run": ["echo", "--input", "{}"],
       "emit": ["a.b"],
