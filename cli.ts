@@ -30,6 +30,7 @@ import { configureLogging } from "./cli/_log.ts";
 import { UsageError } from "./cli/_usage_error.ts";
 import { redactTokens } from "./internal/redact.ts";
 import { COMMAND_GROUPS, invokedGroup } from "./cli/_commands.ts";
+import { escapeControls } from "./cli/_format.ts";
 
 /**
  * Where the event store lives when neither `--db` nor `TOKA_DB` says otherwise:
@@ -229,10 +230,7 @@ function failure(io: CliIo, error: unknown, json: boolean): number {
 
 // Error lines may echo what the user typed: never a token, nor a raw control character.
 function oneLine(text: string): string {
-  return redactTokens(text.trim().replace(/\s*\n\s*/g, " ")).replace(
-    /[\p{Cc}\u2028\u2029]/gu,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
+  return escapeControls(redactTokens(text.trim().replace(/\s*\n\s*/g, " ")));
 }
 
 if (import.meta.main) {

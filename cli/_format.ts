@@ -2,6 +2,20 @@
 import type { EventRecord, StoreStats, VerifyReport } from "../runtime/log/event_store.ts";
 
 const PAYLOAD_WIDTH = 80;
+// What a terminal may act on: C0 and C1 controls (newlines, escape sequences, CSI) and the
+// line and paragraph separators.
+const CONTROLS = /[\p{Cc}\u2028\u2029]/gu;
+
+/**
+ * Escapes the characters a terminal would act on as `\uXXXX`, so that stored
+ * or echoed text can neither forge lines nor send escape sequences.
+ *
+ * @param text Text from the vault, a plugin or the user.
+ * @returns The text with every control character escaped.
+ */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
 
 /**
  * One line per event: position, time, stream#version, kind and the payload,
@@ -11,7 +25,8 @@ const PAYLOAD_WIDTH = 80;
  * @returns The line, without a newline.
  */
 export function formatEventLine(event: EventRecord): string {
-  let payload = JSON.stringify(event.payload) ?? "null";
+  // JSON escapes C0 controls but not C1 ones nor U+2028/2029.
+  let payload = escapeControls(JSON.stringify(event.payload) ?? "null");
   if (payload.length > PAYLOAD_WIDTH) payload = `${payload.slice(0, PAYLOAD_WIDTH - 1)}…`;
   return [
     event.position,
@@ -41,8 +56,13 @@ export function formatEventDetail(event: EventRecord): string {
   if (event.intent !== undefined) rows.push(["intent", event.intent]);
   for (const [key, value] of Object.entries(event.meta)) rows.push([`meta.${key}`, value]);
   const width = Math.max(...rows.map(([key]) => key.length)) + 2;
-  const payload = JSON.stringify(event.payload, null, 2).replaceAll("\n", "\n  ");
-  return rows.map(([key, value]) => `${key.padEnd(width)}${value}\n`).join("") +
+  // The only raw newlines of JSON are its indentation's.
+  const payload = (JSON.stringify(event.payload, null, 2) ?? "null").split("\n")
+    .map(escapeControls).join("\n  ");
+  return rows.map(([key, value]) =>
+    `${escapeControls(key).padEnd(width)}${escapeControls(value)}\n`
+  )
+    .join("") +
     `payload\n  ${payload}\n`;
 }
 

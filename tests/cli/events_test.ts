@@ -405,3 +405,41 @@ for (const [name, make] of STORES) {
     await store.close();
   });
 }
+
+Deno.test("events show and list escape control characters of stored text", async (t) => {
+  // Issue 17 item 10: meta and intent reached the terminal raw (forged lines, escape sequences).
+  const store = new MemoryEventStore({ clock: () => T0 });
+  const evil = "ok\n0000000000000009  forged\r\x1b[2J\x1b]0;title\x07\u009b31m\u2028end";
+  const { events: [event] } = await store.append("agent/a", [{
+    kind: "task.created",
+    payload: { note: "\u009b2J\u2029" },
+    intent: evil,
+    meta: { actor: evil },
+  }]);
+  // What a terminal may act on: C0 and C1 controls, line and paragraph separators.
+  const RAW = /[\p{Cc}\u2028\u2029]/u;
+
+  await t.step("show escapes the intent, meta values and the payload", async () => {
+    const { io, run } = toka(store);
+    assert.equal(await run("events", "show", event.id), 0);
+    const text = io.out.join("");
+    const lines = text.split("\n").slice(0, -1);
+    for (const line of lines) assert.doesNotMatch(line, RAW, line);
+    const escaped = String.raw`ok\u000a0000000000000009  forged\u000d\u001b[2J\u001b]0;title` +
+      String.raw`\u0007\u009b31m\u2028end`;
+    assert.ok(lines.includes(`intent      ${escaped}`), text);
+    assert.ok(lines.includes(`meta.actor  ${escaped}`), text);
+    assert.ok(!lines.some((line) => line.startsWith("0000000000000009")), "no forged line");
+    assert.match(text, /"note": "\\u009b2J\\u2029"/);
+  });
+
+  await t.step("list escapes the payload; --json keeps the record exact", async () => {
+    const { io, run } = toka(store);
+    assert.equal(await run("events", "list"), 0);
+    assert.equal(io.outLines().length, 1);
+    assert.doesNotMatch(io.out.join("").slice(0, -1), RAW);
+    const json = toka(store);
+    assert.equal(await json.run("--json", "events", "show", event.id), 0);
+    assert.equal(JSON.parse(json.io.out.join("")).intent, evil);
+  });
+});
