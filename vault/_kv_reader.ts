@@ -19,6 +19,7 @@ import {
   IDS,
   INDEX,
   type IndexEntry,
+  isCorrupt,
   type KvState,
   PAGE,
   PAGE_BATCH,
@@ -146,7 +147,12 @@ export async function pageAt(
     return undefined;
   });
   if (found === undefined) return undefined;
-  return { start: found.key[2] as number, events: decodePage(found.value) };
+  const start = found.key[2] as number;
+  try {
+    return { start, events: decodePage(found.value) };
+  } catch {
+    throw corrupt(`page ${start} is unreadable`);
+  }
 }
 
 /** The event with this id, or `null`. */
@@ -183,8 +189,10 @@ export async function digestAt(s: KvState, position: number): Promise<string | u
   try {
     const page = await pageAt(s, position);
     return page?.events[position - page.start]?.d;
-  } catch {
-    return undefined; // an unreadable page: nothing to chain to
+  } catch (error) {
+    // An unreadable page has nothing to chain to; a failed read of the database is no answer.
+    if (isCorrupt(error)) return undefined;
+    throw error;
   }
 }
 
@@ -193,8 +201,8 @@ export async function head(s: KvState): Promise<LogHead | null> {
   let page: { start: number; events: StoredEvent[] } | undefined;
   try {
     page = await pageAt(s, Number.MAX_SAFE_INTEGER - 1);
-  } catch {
-    throw corrupt("the last page of the log is unreadable");
+  } catch (error) {
+    throw isCorrupt(error) ? corrupt("the last page of the log is unreadable") : error;
   }
   const last = page?.events[page.events.length - 1];
   if (page === undefined || last === undefined) return null;

@@ -224,3 +224,8 @@ export async function* retryLockedIterable<T>(
 export function corrupt(detail: string): TokaError {
   return new TokaError("vault_corrupt", `The vault is damaged: ${detail}`);
 }
+
+/** Whether `error` says the vault's bytes are damaged (not that a read failed). */
+export function isCorrupt(error: unknown): boolean {
+  return error instanceof TokaError && error.code === "vault_corrupt";
+}
