@@ -18,8 +18,8 @@ export function escapeControls(text: string): string {
 }
 
 /**
- * One line per event: position, time, stream#version, kind and the payload,
- * truncated so a line stays readable.
+ * One line per event: position, id, time, stream#version, kind and the
+ * payload, truncated so a line stays readable.
  *
  * @param event The event.
  * @returns The line, without a newline.
@@ -30,6 +30,7 @@ export function formatEventLine(event: EventRecord): string {
   if (payload.length > PAYLOAD_WIDTH) payload = `${payload.slice(0, PAYLOAD_WIDTH - 1)}…`;
   return [
     event.position,
+    event.id,
     new Date(event.timestamp).toISOString(),
     `${event.stream}#${event.version}`,
     event.kind,

@@ -16,6 +16,8 @@ import { importEvents } from "./_events_import.ts";
 import { INTERRUPTED_EXIT } from "./_interrupt.ts";
 import { progress } from "./_progress.ts";
 
+// A global position as typed: ids are 26 characters, so the two never overlap.
+const POSITION = /^\d{1,16}$/;
 // Batches small writes; a live tail flushes after every event.
 const FLUSH_BYTES = 64 * 1024;
 
@@ -112,19 +114,35 @@ export function tailEvents(ctx: CommandContext, options: TailOptions): Promise<n
 }
 
 /**
- * Prints one event in full.
+ * Prints one event in full, found by its id or by its global position (as
+ * `events list` prints it, leading zeros optional).
  *
  * @param ctx The command context.
- * @param id The event id, in any case (see {@linkcode normalizeEventId}).
+ * @param idOrPosition The event id, in any case (see {@linkcode normalizeEventId}), or a
+ *   position of up to 16 digits.
  * @returns The exit code.
- * @throws {TokaError} `"event_not_found"` when no event has this id.
+ * @throws {TokaError} `"event_not_found"` when no event has this id or position.
  */
-export function showEvent(ctx: CommandContext, id: string): Promise<number> {
+export function showEvent(ctx: CommandContext, idOrPosition: string): Promise<number> {
   return withStore(ctx, async (store) => {
-    const normal = normalizeEventId(id);
-    const event = normal === undefined ? null : await store.get(normal);
-    if (event === null) {
-      throw new TokaError("event_not_found", `No event with id ${JSON.stringify(id)}`);
+    let event: EventRecord | null = null;
+    if (POSITION.test(idOrPosition)) {
+      const position = idOrPosition.padStart(16, "0");
+      for await (const found of store.read({ from: position, limit: 1 })) {
+        if (found.position === position) event = found;
+      }
+      if (event === null) {
+        throw new TokaError(
+          "event_not_found",
+          `No event at position ${JSON.stringify(idOrPosition)}`,
+        );
+      }
+    } else {
+      const normal = normalizeEventId(idOrPosition);
+      event = normal === undefined ? null : await store.get(normal);
+      if (event === null) {
+        throw new TokaError("event_not_found", `No event with id ${JSON.stringify(idOrPosition)}`);
+      }
     }
     ctx.io.stdout(ctx.json ? `${JSON.stringify(event)}\n` : formatEventDetail(event));
     return 0;
@@ -302,7 +320,7 @@ export function registerEventsCommands(program: Command, run: RunCommand): Comma
     );
 
   events.command("show").description("print one event in full")
-    .argument("<id>", "the event id (any case)", parseEventIdArg)
+    .argument("<id>", "the event id (any case), or its position as list prints it", parseEventIdArg)
     .action((id: string, _options: unknown, command: Command) =>
       run(command, (ctx) => showEvent(ctx, id))
     );
@@ -388,8 +406,10 @@ function parseStreamArg(value: string): string {
 }
 
 function parseEventIdArg(value: string): string {
-  if (normalizeEventId(value) === undefined) {
-    throw new InvalidArgumentError("Expected an event id: 26 characters of Crockford base32");
+  if (!POSITION.test(value) && normalizeEventId(value) === undefined) {
+    throw new InvalidArgumentError(
+      "Expected an event id (26 characters of Crockford base32) or a position (up to 16 digits)",
+    );
   }
   return value;
 }

@@ -47,15 +47,19 @@ for (const [name, make] of STORES) {
       assert.equal(await run("events", "list"), 0);
       const lines = io.outLines();
       assert.equal(lines.length, 3);
+      // Issue 19 item 6: the id is shown, to pass to `events show`.
       assert.equal(
         lines[0],
-        `0000000000000001  2026-11-27T09:00:00.000Z  agent/planner#1  task.created  {"id":1}`,
+        `0000000000000001  ${
+          all[0].id
+        }  2026-11-27T09:00:00.000Z  agent/planner#1  task.created  {"id":1}`,
       );
       assert.match(
         lines[1],
         /^0000000000000002 .* agent\/planner#2 {2}task\.done {2}\{"id":1,"note":"x+…$/,
       );
-      assert.equal(lines[1].split("  ")[4].length, 80, "the payload is cut at 80 characters");
+      assert.equal(lines[1].split("  ")[1], all[1].id);
+      assert.equal(lines[1].split("  ")[5].length, 80, "the payload is cut at 80 characters");
       assert.match(lines[2], /agent\/worker#1 {2}tool\.completed {2}null$/);
       assert.deepEqual(io.err, []);
     });
@@ -105,18 +109,35 @@ for (const [name, make] of STORES) {
       assert.deepEqual(JSON.parse(json.io.out.join("")), all[1]);
     });
 
+    await t.step("show accepts a position as list prints it, or without its zeros", async () => {
+      for (const position of ["2", "0000000000000002", "002"]) {
+        const { io, run } = toka(store);
+        assert.equal(await run("--json", "events", "show", position), 0, position);
+        assert.deepEqual(JSON.parse(io.out.join("")), all[1]);
+      }
+      const human = toka(store);
+      assert.equal(await human.run("events", "show", "3"), 0);
+      assert.match(human.io.out.join(""), new RegExp(`^id +${all[2].id}$`, "m"));
+      for (const position of ["4", "0", "9999999999999999"]) {
+        const { io, run } = toka(store);
+        assert.equal(await run("events", "show", position), 1, position);
+        assert.deepEqual(io.errLines(), [`error: No event at position "${position}"`]);
+        assert.deepEqual(io.out, []);
+      }
+    });
+
     await t.step("show of an unknown id exits 1, of a malformed id 2", async () => {
       const unknown = "0".repeat(26);
       const missing = toka(store);
       assert.equal(await missing.run("events", "show", unknown), 1);
       assert.deepEqual(missing.io.errLines(), [`error: No event with id "${unknown}"`]);
-      for (const id of ["nope", "", "U".repeat(26), `${all[0].id}0`]) {
+      for (const id of ["nope", "", "U".repeat(26), `${all[0].id}0`, "1".repeat(17), "-1", "1.0"]) {
         const { io, run } = toka(store);
         assert.equal(await run("events", "show", id), 2, id);
         assert.equal(io.errLines().length, 1);
         assert.match(
           io.errLines()[0],
-          /^error: command-argument value '.*' is invalid for argument 'id'\. Expected an event id/,
+          /^error: command-argument value '.*' is invalid for argument 'id'\. Expected an event id \(26 characters of Crockford base32\) or a position \(up to 16 digits\)$/,
         );
         assert.deepEqual(io.out, []);
       }
