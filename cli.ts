@@ -31,6 +31,7 @@ import { UsageError } from "./cli/_usage_error.ts";
 import { redactTokens } from "./internal/redact.ts";
 import { COMMAND_GROUPS, invokedGroup } from "./cli/_commands.ts";
 import { escapeControls } from "./cli/_format.ts";
+import { closest } from "./cli/_suggest.ts";
 
 /**
  * Where the event store lives when neither `--db` nor `TOKA_DB` says otherwise:
@@ -122,7 +123,7 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
   toka auth status
   toka auth revoke <jti> --exp <epoch-seconds>`,
     )
-    .helpCommand(true);
+    .helpCommand(false);
 
   const run: RunCommand = async (command, task) => {
     const globals = command.optsWithGlobals<SettingFlags & { json?: boolean }>();
@@ -170,6 +171,15 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
     else program.command(group.name).description(group.summary);
   }
   requireSubcommands(program);
+  // Ours rather than commander's: it resolves every word (`help events list`) and refuses an
+  // unknown one in one line, where commander printed the whole program's help.
+  program.command("help").description("display help for command")
+    .argument("[command...]")
+    .action((words: string[]) => {
+      let target = program;
+      for (const word of words) target = subcommand(target, word);
+      target.outputHelp();
+    });
 
   try {
     await program.parseAsync(args, { from: "user" });
@@ -196,12 +206,23 @@ function requireSubcommands(command: Command): void {
       self.outputHelp();
       return;
     }
-    throw new UsageError(
-      first === undefined
-        ? `Missing command: ${hint}`
-        : `Unknown command ${JSON.stringify(first)}: ${hint}`,
-    );
+    if (first === undefined) throw new UsageError(`Missing command: ${hint}`);
+    subcommand(self, first);
   });
+}
+
+// The subcommand `word` of `command`, or a usage error that suggests the nearest name.
+function subcommand(command: Command, word: string): Command {
+  const found = command.commands.find((c) => c.name() === word || c.aliases().includes(word));
+  if (found !== undefined) return found;
+  const names: string[] = [];
+  for (let c: Command | null = command; c !== null; c = c.parent) names.unshift(c.name());
+  const near = closest(word, command.commands.map((c) => c.name()));
+  throw new UsageError(
+    `Unknown command ${JSON.stringify(word)}${
+      near === undefined ? "" : ` (did you mean ${JSON.stringify(near)}?)`
+    }: run "${names.join(" ")} --help" to list them`,
+  );
 }
 
 // Read from the arguments, as a parse error can stop commander before it sets the option.

@@ -41,13 +41,53 @@ Deno.test("toka skeleton", async (t) => {
     const top = await help(["--help"]);
     assert.equal(await help([]), top);
     assert.equal(await help(["help"]), top);
-    for (const name of ["init", "run", "emit", "help \\[command\\]"]) {
+    for (const name of ["init", "run", "emit", "help \\[command\\.\\.\\.\\]"]) {
       assert.match(top, new RegExp(`^ {2}${name} +\\S`, "m"));
     }
     assert.equal(await help(["help", "events"]), await help(["events", "--help"]));
     assert.equal(await help(["help", "emit"]), await help(["emit", "--help"]));
     const version = await help(["--version"]);
     assert.equal(version, `toka ${denoJson.version}\n`);
+  });
+
+  await t.step("help of an unknown command is one line with a suggestion, exit 2", async () => {
+    // Issue 19 item 7: `toka help nope` printed 47 lines of help.
+    const cases: [string[], string][] = [
+      [["help", "nope"], `Unknown command "nope": run "toka --help" to list them`],
+      [
+        ["help", "evnts"],
+        `Unknown command "evnts" (did you mean "events"?): run "toka --help" to list them`,
+      ],
+      [
+        ["evnts", "list"],
+        `Unknown command "evnts" (did you mean "events"?): run "toka --help" to list them`,
+      ],
+      [
+        ["events", "lst"],
+        `Unknown command "lst" (did you mean "list"?): run "toka events --help" to list them`,
+      ],
+      [
+        ["help", "events", "lst"],
+        `Unknown command "lst" (did you mean "list"?): run "toka events --help" to list them`,
+      ],
+      [
+        ["auth", "revok"],
+        `Unknown command "revok" (did you mean "revoke"?): run "toka auth --help" to list them`,
+      ],
+      [
+        ["help", "tools"],
+        `Unknown command "tools" (did you mean "tool"?): run "toka --help" to list them`,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const io = recordingIo();
+      assert.equal(await main(args, io, { openStore: memory }), 2, args.join(" "));
+      assert.deepEqual(io.out, [], args.join(" "));
+      assert.deepEqual(io.errLines(), [`error: ${message}`], args.join(" "));
+    }
+    const io = recordingIo();
+    assert.equal(await main(["help", "events", "list"], io, { openStore: memory }), 0);
+    assert.match(io.out.join(""), /^Usage: toka events list /);
   });
 
   await t.step("usage errors exit 2 with one line on stderr", async () => {
