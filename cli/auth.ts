@@ -396,7 +396,7 @@ export function registerAuthCommands(program: Command, run: RunCommand): Command
     .requiredOption("--sub <subject>", "who holds the token, e.g. agent/planner", parseIdArg)
     .requiredOption(
       "--perm <permission>",
-      "a granted permission, resource:action[:target] with * wildcards; repeatable",
+      "a granted permission, resource:action[:target]; * or fs.* wildcards; repeatable",
       (value: string, previous: string[] = []) => [...previous, parsePermissionArg(value)],
     )
     .option("--ttl <seconds>", `lifetime, 1 to ${MAX_LIFETIME_SECS} (default: 3600)`, parseTtlArg)
@@ -549,7 +549,7 @@ function parseIdArg(value: string): string {
 function parsePermissionArg(value: string): string {
   if (!isValidPermission(value)) {
     throw new InvalidArgumentError(
-      'Expected "resource:action[:target]" of at most 64 characters, * wildcards allowed',
+      'Expected "resource:action[:target]" of at most 64 characters; a segment may be * or end in .*',
     );
   }
   return value;

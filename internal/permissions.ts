@@ -1,12 +1,15 @@
 /**
  * Capability permissions: `resource:action[:target]`, where a whole segment
- * may be the wildcard `*`, and the lone `"*"` grants everything.
+ * may be the wildcard `*`, a segment may end in `.*` to name a family
+ * (`fs.*`), and the lone `"*"` grants everything.
  *
  * A wildcard matches exactly one segment, so `events:read:*` grants
- * `events:read:task.created` but not `events:read`. (A kind pattern's `*`,
- * as in `subscribe: ["task.*"]`, is different: it spans dots.) Partial wildcards such as
- * `tool:ec*:invoke` are not allowed: they would make attenuation undecidable
- * at a glance.
+ * `events:read:task.created` but not `events:read`. A family matches every
+ * segment that starts with its prefix and the dot: `tool:fs.*:invoke` grants
+ * `tool:fs.read:invoke` and `tool:fs.a.b:invoke`, not `tool:fs:invoke` nor
+ * `tool:fsx.read:invoke`. Other partial wildcards such as `tool:ec*:invoke`
+ * are not allowed. Attenuation stays decidable: a grant covers a family it
+ * asks for only when it is `*` or a family with a prefix of it.
  *
  * @module
  */
@@ -23,7 +26,7 @@
  */
 export const MAX_PERMISSION_LENGTH = 64;
 
-const SEGMENT = "(?:\\*|[A-Za-z0-9_.@/-]+)";
+const SEGMENT = "(?:\\*|[A-Za-z0-9_.@/-]+(?:\\.\\*)?)";
 const PERMISSION_RE = new RegExp(`^(?:\\*|${SEGMENT}:${SEGMENT}(?::${SEGMENT})?)$`);
 
 /**
@@ -68,6 +71,17 @@ export function assertPermission(permission: unknown): asserts permission is str
   }
 }
 
+/**
+ * True when a granted segment covers a wanted one: `*` covers everything, a family `a.*`
+ * covers the names and families under `a.`, a name only itself.
+ */
+function segmentCovers(granted: string, wanted: string): boolean {
+  if (granted === "*" || granted === wanted) return true;
+  if (wanted === "*" || !granted.endsWith(".*")) return false;
+  // Without the "*": "fs." is a prefix of "fs.read" and of the family "fs.x.*".
+  return wanted.startsWith(granted.slice(0, -1));
+}
+
 /** True when `granted` (a single permission, maybe with wildcards) covers `wanted`. */
 function covers(granted: string, wanted: string): boolean {
   if (granted === "*" || granted === wanted) return true;
@@ -76,7 +90,7 @@ function covers(granted: string, wanted: string): boolean {
   const w = wanted.split(":");
   if (g.length !== w.length) return false;
   for (let i = 0; i < g.length; i++) {
-    if (g[i] !== "*" && g[i] !== w[i]) return false;
+    if (!segmentCovers(g[i], w[i])) return false;
   }
   return true;
 }
@@ -120,7 +134,7 @@ export function permitsPrefix(granted: readonly string[], required: string): boo
     const parts = g.split(":");
     if (parts.length !== 3 || w.length !== 3) continue;
     if (
-      (parts[0] === "*" || parts[0] === w[0]) && (parts[1] === "*" || parts[1] === w[1]) &&
+      segmentCovers(parts[0], w[0]) && segmentCovers(parts[1], w[1]) &&
       w[2].startsWith(`${parts[2]}/`)
     ) return true;
   }

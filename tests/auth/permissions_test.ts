@@ -4,7 +4,18 @@ import { permitsPrefix } from "../../internal/permissions.ts";
 
 Deno.test("permissions", async (t) => {
   await t.step("valid and invalid syntax", () => {
-    for (const p of ["*", "tool:echo:invoke", "events:read:*", "tool:*:invoke", "events:read"]) {
+    for (
+      const p of [
+        "*",
+        "tool:echo:invoke",
+        "events:read:*",
+        "tool:*:invoke",
+        "events:read",
+        "tool:fs.*:invoke",
+        "tool:weather.v2.*:invoke",
+        "events:read:task.*",
+      ]
+    ) {
       assert.equal(isValidPermission(p), true, p);
     }
     for (
@@ -15,6 +26,11 @@ Deno.test("permissions", async (t) => {
         ":read",
         "a:b:c:d",
         "tool:ec*:invoke",
+        "tool:fs.*.x:invoke",
+        "tool:fs.**:invoke",
+        "tool:.*:invoke",
+        "tool:*fs:invoke",
+        "tool:fs*:invoke",
         "tool:echo invoke",
         "x".repeat(30) + ":" + "y".repeat(34),
         42,
@@ -66,6 +82,41 @@ Deno.test("permissions", async (t) => {
     assert.equal(permits(["events:read:*"], "events:read"), false, "a wildcard is one segment");
     assert.equal(permits(["events:read"], "events:read:x"), false);
     assert.equal(permits([], "tool:echo:invoke"), false);
+  });
+
+  await t.step("a family wildcard (fs.*) grants every name under that prefix", () => {
+    // Issue 19 item 8: the README speaks of "an agent granted fs.*".
+    for (const w of ["tool:fs.read:invoke", "tool:fs.write:invoke", "tool:fs.a.b:invoke"]) {
+      assert.equal(permits(["tool:fs.*:invoke"], w), true, w);
+    }
+    for (
+      const w of [
+        "tool:fs:invoke",
+        "tool:fsx.read:invoke",
+        "tool:fs.read:describe",
+        "tool:http.fetch:invoke",
+        "tool:xfs.read:invoke",
+      ]
+    ) assert.equal(permits(["tool:fs.*:invoke"], w), false, w);
+    assert.equal(permits(["events:read:task.*"], "events:read:task.created"), true);
+    assert.equal(permits(["events:read:task.*"], "events:read:tasks.created"), false);
+  });
+
+  await t.step("a family narrows to a member or a sub-family, never the reverse", () => {
+    assert.equal(permits(["tool:fs.*:invoke"], "tool:fs.*:invoke"), true);
+    assert.equal(permits(["tool:fs.*:invoke"], "tool:fs.read:invoke"), true);
+    assert.equal(permits(["tool:a.*:invoke"], "tool:a.b.*:invoke"), true);
+    assert.equal(permits(["tool:*:invoke"], "tool:fs.*:invoke"), true);
+    assert.equal(permits(["tool:fs.read:invoke"], "tool:fs.*:invoke"), false);
+    assert.equal(permits(["tool:a.b.*:invoke"], "tool:a.*:invoke"), false);
+    assert.equal(permits(["tool:fs.*:invoke"], "tool:*:invoke"), false);
+    assert.equal(permits(["tool:fs.*:invoke"], "tool:fsx.*:invoke"), false);
+    assert.equal(permits(["tool:fs.*:invoke"], "*"), false);
+  });
+
+  await t.step("families in permitsPrefix's resource and action too", () => {
+    assert.equal(permitsPrefix(["storage:vault.*:shared"], "storage:vault.x:shared/r"), true);
+    assert.equal(permitsPrefix(["storage:vault.*:shared"], "storage:local:shared/r"), false);
   });
 
   await t.step("wildcard requests need a wildcard grant (attenuation rule)", () => {

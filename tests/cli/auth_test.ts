@@ -349,6 +349,35 @@ Deno.test("toka auth", async (t) => {
       ]);
     });
 
+    await t.step("a tool family (fs.*) is granted and narrows to a member only", async () => {
+      // Issue 19 item 8: --perm "tool:fs.*:invoke" was refused while the README speaks of it.
+      const family = await toka("auth", "issue", "--sub", "f", "--perm", "tool:fs.*:invoke");
+      assert.equal(family.code, 0, family.io.err.join(""));
+      const member = await toka(
+        "auth",
+        "attenuate",
+        family.out.trim(),
+        "--perm",
+        "tool:fs.read:invoke",
+      );
+      assert.equal(member.code, 0, member.io.err.join(""));
+      const shown = await toka("auth", "verify", member.out.trim());
+      assert.match(shown.out, /^permissions +tool:fs\.read:invoke$/m);
+      const widened = await toka(
+        "auth",
+        "attenuate",
+        member.out.trim(),
+        "--perm",
+        "tool:fs.*:invoke",
+      );
+      assert.equal(widened.code, 1);
+      assert.deepEqual(widened.io.errLines(), [
+        `error: Permission "tool:fs.*:invoke" is not granted to "f"`,
+      ]);
+      const partial = await toka("auth", "issue", "--sub", "f", "--perm", "tool:fs*:invoke");
+      assert.equal(partial.code, 2);
+    });
+
     await t.step("bad attenuate input: one line, exit 2 (usage) or 1 (refused)", async () => {
       const parent =
         (await toka("auth", "issue", "--sub", "p", "--perm", "tool:echo:*", "--ttl", "600"))
