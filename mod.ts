@@ -31,8 +31,6 @@
 import { KvTokenAuthority, MASTER_KEY_ENV, masterKeyFromEnv } from "./auth/mod.ts";
 import {
   createKvStorage,
-  KvCheckpointStore,
-  KvLeaseStore,
   Runtime,
   type RuntimeConfig,
   type TokenAuthority,
@@ -212,9 +210,9 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
       }
       pluginHost = await loadPlugins(tools, pluginSpecs);
     }
-    // Agents' storage("vault") lives in the vault's KV, given explicitly; so do
-    // checkpoints and leases, so that they outlive the process and several
-    // processes sharing the vault run each agent once.
+    // Agents' storage("vault") lives in the vault's KV, given explicitly; the
+    // vault offers checkpoints and leases itself (KvEventStore.agentState), so
+    // that they outlive the process and several processes run each agent once.
     const storage = kv === undefined
       ? config.storage
       : { vault: createKvStorage(kv, { clock: config.clock }), ...config.storage };
@@ -224,8 +222,6 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
       auth,
       tools,
       storage,
-      checkpoints: config.checkpoints ?? (kv === undefined ? undefined : new KvCheckpointStore(kv)),
-      leases: config.leases ?? (kv === undefined ? undefined : new KvLeaseStore(kv)),
     });
     const close = async (): Promise<void> => {
       await runtime.stop();
@@ -288,6 +284,8 @@ export {
   type Agent,
   type AgentContext,
   type AgentLogger,
+  type AgentStatePorts,
+  type AgentStateSource,
   type AgentStatus,
   type AgentStorageOptions,
   type AgentTools,

@@ -56,6 +56,16 @@ export function checkConfig(config: RuntimeConfig): void {
   if (config.leases !== undefined && typeof config.leases?.swap !== "function") {
     throw new TypeError("Invalid leases: expected a LeaseStore");
   }
+  // One of the pair with a vault that keeps its own: the vault's checkpoints
+  // would be fenced by leases nobody writes, or the reverse.
+  if (
+    (config.checkpoints === undefined) !== (config.leases === undefined) &&
+    typeof (config.vault as { agentState?: unknown } | undefined)?.agentState === "function"
+  ) {
+    throw new TypeError(
+      "Invalid config: pass checkpoints and leases together, or neither to keep agents' state in the vault",
+    );
+  }
   if (config.clock !== undefined && typeof config.clock !== "function") {
     throw new TypeError("Invalid clock: expected a function returning milliseconds");
   }

@@ -58,6 +58,8 @@ export {
   type KvStorageOptions,
 } from "./storage/storage_adapters.ts";
 export {
+  type AgentStatePorts,
+  type AgentStateSource,
   type Checkpoint,
   type CheckpointStore,
   KvCheckpointStore,

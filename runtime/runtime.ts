@@ -22,7 +22,11 @@ import { type Agent, defineAgent } from "./agents/agent.ts";
 import { AgentRunner, type RetryPolicy } from "./agents/_agent_runner.ts";
 import { LeaseBook } from "./agents/_lease.ts";
 import { CheckpointBook } from "./agents/_checkpoint.ts";
-import { MemoryCheckpointStore } from "./agents/agent_state.ts";
+import {
+  type AgentStatePorts,
+  type AgentStateSource,
+  MemoryCheckpointStore,
+} from "./agents/agent_state.ts";
 import { MemoryEventStore } from "./log/memory_event_store.ts";
 import { LocalStorage } from "./storage/_local_storage.ts";
 import { checkConfig } from "./_check_config.ts";
@@ -41,7 +45,7 @@ const logger = getLogger(["toka", "runtime"]);
  *
  * Delivery guarantee: each agent is a consumer of the log (the vault, or the
  * in-memory store) and its checkpoint (`["runtime", "checkpoint", name]` in
- * the vault's KV with `createRuntime()`) is written after each event it
+ * the vault's KV with a Deno KV vault) is written after each event it
  * finishes. After `stop()` it resumes exactly
  * after the last finished event. After a crash or SIGKILL, events handled
  * since the last written checkpoint are delivered again (at-least-once for
@@ -100,11 +104,14 @@ export class Runtime {
       ...config.storage,
     }));
     this.bus = new EventBus({ store: this.#store, bufferSize: config.eventBufferSize, clock });
-    // Ports, never the vault's KV: nothing outside the vault reaches into it.
-    // `createRuntime()` passes the KV stores on the KV it opened.
-    const checkpoints = config.checkpoints ?? new MemoryCheckpointStore();
+    // Ports, never the vault's KV: a durable vault offers its own, so that it
+    // is never paired with checkpoints lost with the process.
+    const offered = config.checkpoints === undefined && config.leases === undefined
+      ? agentStateOf(config.vault)
+      : undefined;
+    const checkpoints = config.checkpoints ?? offered?.checkpoints ?? new MemoryCheckpointStore();
     this.#checkpoints = new CheckpointBook(checkpoints, clock);
-    const leases = config.leases;
+    const leases = config.leases ?? offered?.leases;
     if (leases !== undefined) {
       this.#leases = new LeaseBook(
         leases,
@@ -125,7 +132,8 @@ export class Runtime {
    *
    * @param config The vault, tools, auth and limits; all optional.
    * @returns The runtime.
-   * @throws {TypeError} When a field has the wrong type.
+   * @throws {TypeError} When a field has the wrong type, or only one of
+   *   `checkpoints` and `leases` is given with a vault that keeps its own.
    * @throws {RangeError} When a number is out of range.
    *
    * @example
@@ -466,4 +474,10 @@ export class Runtime {
     this.#queue = next.catch(() => {});
     return next;
   }
+}
+
+// The agent state a store offers beside its log (a Deno KV vault does), if any.
+function agentStateOf(store: EventStore | undefined): AgentStatePorts | undefined {
+  const source = store as Partial<AgentStateSource> | undefined;
+  return typeof source?.agentState === "function" ? source.agentState() : undefined;
 }

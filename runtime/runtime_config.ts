@@ -20,7 +20,12 @@ export interface RetryOptions {
 
 /** Options of {@linkcode Runtime.create}; every field is optional. */
 export interface RuntimeConfig {
-  /** The event store agents consume: events are appended before delivery. A `MemoryEventStore` by default. Its KV is never used for checkpoints or leases: pass those as `checkpoints` and `leases`. */
+  /**
+   * The event store agents consume: events are appended before delivery. A
+   * `MemoryEventStore` by default. A store that keeps agents' state beside its
+   * log (an `AgentStateSource`, as the Deno KV vault is) gives the
+   * `checkpoints` and `leases` unless they are passed.
+   */
   vault?: EventStore;
   /** The tool registry agents call; a {@linkcode NoopToolRegistry} by default. */
   tools?: ToolRegistry;
@@ -50,18 +55,17 @@ export interface RuntimeConfig {
   /** Retries of a failing handler. */
   retry?: RetryOptions;
   /**
-   * Where agents' checkpoints are kept: in memory ({@linkcode MemoryCheckpointStore})
-   * by default, whatever the vault, so they do not outlive the process. Pass a
-   * `KvCheckpointStore` for durable ones; `createRuntime()` wires one on the KV
-   * it opened.
+   * Where agents' checkpoints are kept: by default the vault's own (see
+   * `vault`), else in memory ({@linkcode MemoryCheckpointStore}), lost with the
+   * process. Pass it with `leases`: with a vault that keeps agents' state, one
+   * without the other is refused.
    */
   checkpoints?: CheckpointStore;
   /**
-   * Agents' leases, so that one process at a time runs each agent: none by
-   * default (a runtime alone in its process needs none). Pass a `KvLeaseStore`
-   * when several processes share a vault, or a `MemoryLeaseStore` shared by
-   * runtimes in one process; `createRuntime()` wires a `KvLeaseStore` on the KV
-   * it opened.
+   * Agents' leases, so that one process at a time runs each agent: by default
+   * the vault's own (see `vault`), else none (a runtime alone in its process
+   * needs none). Pass a `MemoryLeaseStore` shared by runtimes in one process,
+   * with `checkpoints`.
    */
   leases?: LeaseStore;
   /**

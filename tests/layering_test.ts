@@ -45,6 +45,9 @@ const RUNTIME_ROOMS: Record<string, string[]> = {
 // runtime/'s root files that every room and every feature may use: the errors and the port
 // contracts. The rest of the root (runtime.ts, its config, mod.ts) composes and is used by none.
 const RUNTIME_SHARED = ["errors.ts", "tool_registry.ts", "token_authority.ts"];
+// The agents' state ports (checkpoint and lease stores, with their KV implementations, which need
+// only the log and internal/): the KV vault offers them beside its log (issue 18 #13).
+const VAULT_AGENT_STATE = ["agents/agent_state.ts"];
 
 /** Why an import inside runtime/ (both paths under it) runs the wrong way, if it does. */
 function runtimeViolation(
@@ -86,7 +89,10 @@ export function violation(from: string, to: string): string | undefined {
   if (FEATURES.includes(ga) && gb !== "runtime" && gb !== "internal") {
     return `${ga}/ imports only runtime/ and internal/`;
   }
-  if (ga === "vault" && gb === "runtime" && b.room !== "log" && !RUNTIME_SHARED.includes(b.name)) {
+  if (
+    ga === "vault" && gb === "runtime" && b.room !== "log" && !RUNTIME_SHARED.includes(b.name) &&
+    !VAULT_AGENT_STATE.includes(`${b.room}/${b.name}`)
+  ) {
     return "vault/ uses only runtime/log/, the errors and the port contracts";
   }
   return undefined;
@@ -127,6 +133,9 @@ Deno.test("layering", async (t) => {
     assert.equal(violation("vault/a.ts", "runtime/errors.ts"), undefined);
     assert.ok(violation("vault/a.ts", "runtime/bus/event_bus.ts"));
     assert.ok(violation("vault/a.ts", "runtime/runtime.ts"));
+    assert.equal(violation("vault/a.ts", "runtime/agents/agent_state.ts"), undefined);
+    assert.ok(violation("vault/a.ts", "runtime/agents/agent.ts"));
+    assert.ok(violation("vault/a.ts", "runtime/agents/_lease.ts"));
     assert.equal(violation("runtime/bus/event_bus.ts", "runtime/log/event_store.ts"), undefined);
     assert.ok(violation("runtime/log/event_store.ts", "runtime/bus/event_bus.ts"));
     assert.ok(violation("runtime/bus/event_bus.ts", "runtime/agents/agent.ts"));

@@ -15,6 +15,12 @@ import type {
   VerifyReport,
 } from "../runtime/log/event_store.ts";
 import { assertStream } from "../runtime/log/event_rules.ts";
+import {
+  type AgentStatePorts,
+  type AgentStateSource,
+  KvCheckpointStore,
+  KvLeaseStore,
+} from "../runtime/agents/agent_state.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
 import { KvState, LAYOUT, LAYOUT_KEY, LAYOUT_UNCHAINED, PAGE, WATERMARK } from "./_kv_state.ts";
 import { append } from "./_kv_writer.ts";
@@ -64,7 +70,7 @@ export interface KvEventStoreOptions {
  * kv.close();
  * ```
  */
-export class KvEventStore implements EventStore, AsyncDisposable {
+export class KvEventStore implements EventStore, AgentStateSource, AsyncDisposable {
   /**
    * The Deno KV database behind the store, handed out by the vault (see
    * {@linkcode vaultKv}) for the state that lives beside the log under its
@@ -221,6 +227,30 @@ export class KvEventStore implements EventStore, AsyncDisposable {
    */
   importEvents(records: Iterable<EventRecord> | AsyncIterable<EventRecord>): Promise<ImportResult> {
     return importEvents(this.#s, records);
+  }
+
+  /**
+   * The agents' checkpoint and lease stores in the same database (under
+   * `["runtime", "checkpoint"]` and `["runtime", "lease"]`), so that
+   * `Runtime.create({ vault })` keeps agents' state as durable as the log and
+   * several processes sharing the vault run each agent once.
+   *
+   * @returns A `KvCheckpointStore` and a `KvLeaseStore` on the vault's KV.
+   *
+   * @example
+   * ```ts
+   * import { KvEventStore } from "@toka/runtime/vault";
+   *
+   * const kv = await Deno.openKv(":memory:");
+   * const store = await KvEventStore.open(kv);
+   * const { checkpoints } = store.agentState();
+   * console.log(await checkpoints.load("worker")); // undefined
+   * await store.close();
+   * kv.close();
+   * ```
+   */
+  agentState(): AgentStatePorts {
+    return { checkpoints: new KvCheckpointStore(this.kv), leases: new KvLeaseStore(this.kv) };
   }
 
   /**

@@ -2,8 +2,9 @@
  * The runtime's own state, behind ports: where each agent is in the log (its
  * checkpoint) and which process runs it (its lease). Each port has a Deno KV
  * implementation, for a vault shared by processes, and an in-memory one; both
- * pass one contract suite. `createRuntime()` wires the KV ones; pass others
- * to `Runtime.create` as `checkpoints` and `leases`.
+ * pass one contract suite. A Deno KV vault offers the KV ones (see
+ * {@linkcode AgentStateSource}), which `Runtime.create({ vault })` takes; pass
+ * others to it as `checkpoints` and `leases`.
  *
  * @module
  */
@@ -122,6 +123,32 @@ export interface LeaseStore {
    * @returns The guard, for `AppendOptions.guard`.
    */
   guard?(agent: string, version: string): AppendGuard;
+}
+
+/**
+ * The checkpoint and lease stores that keep agents' state beside a log. A
+ * store that offers them ({@linkcode AgentStateSource}) gives them to the
+ * runtime, so that a durable vault never runs agents on volatile state.
+ */
+export interface AgentStatePorts {
+  /** Where agents' checkpoints are kept. */
+  readonly checkpoints: CheckpointStore;
+  /** Agents' leases, which fence those checkpoints and the agents' emits. */
+  readonly leases: LeaseStore;
+}
+
+/**
+ * An event store that keeps agents' state beside its log, as the Deno KV
+ * vault does: `Runtime.create({ vault })` takes these ports unless it is
+ * given `checkpoints` and `leases`.
+ */
+export interface AgentStateSource {
+  /**
+   * The checkpoint and lease stores beside the log.
+   *
+   * @returns The two ports, sharing the store's database.
+   */
+  agentState(): AgentStatePorts;
 }
 
 const CHECKPOINT_PREFIX = ["runtime", "checkpoint"] as const;

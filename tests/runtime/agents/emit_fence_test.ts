@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   defineAgent,
   type EventStore,
+  KvCheckpointStore,
   KvLeaseStore,
   type LeaseStore,
   MemoryCheckpointStore,
@@ -54,7 +55,7 @@ async function race(store: EventStore, leases: LeaseStore, renew = false): Promi
     leases,
     checkpoints: vaultKv(store) === undefined
       ? new MemoryCheckpointStore(leases as MemoryLeaseStore)
-      : undefined,
+      : new KvCheckpointStore(vaultKv(store)!),
     agentLeaseSecs: 30,
   });
   runtime.register(defineAgent({
