@@ -96,8 +96,9 @@ export async function readAgentRows(
 }
 
 /**
- * Prints each agent's position, lag, failures and whether a process runs it;
- * with `--json`, one JSON object per line. A lag shown as `≤N` comes from a checkpoint without
+ * Prints each agent's position, lag, failures and until when a process holds
+ * its lease (a process that died keeps it until then); with `--json`, one JSON
+ * object per line. A lag shown as `≤N` comes from a checkpoint without
  * recorded kind patterns: N counts every later event.
  *
  * @param ctx The command context.
@@ -115,13 +116,17 @@ export function listAgents(ctx: CommandContext): Promise<number> {
       return 0;
     }
     const table = [
-      ["AGENT", "POSITION", "LAG", "FAILURES", "RUNNING", "UPDATED"],
+      ["AGENT", "POSITION", "LAG", "FAILURES", "LEASE", "UPDATED"],
       ...rows.map((r) => [
         r.name,
         r.position ?? "-",
         r.subscribe === null ? `≤${r.lag}` : String(r.lag),
         String(r.failures),
-        r.leasedUntil === null ? "no" : "yes",
+        // A lease says a process held the agent lately, not that it is alive: one that died
+        // keeps it until it ends.
+        r.leasedUntil === null
+          ? "none"
+          : `lease held until ${new Date(r.leasedUntil).toISOString()}`,
         new Date(r.updatedAt).toISOString(),
       ]),
     ];
@@ -145,7 +150,7 @@ export function registerAgentCommands(program: Command, run: RunCommand): Comman
   const agent = program.command("agent").description("inspect agents");
   agent.command("list")
     .description(
-      "each agent's position, lag (events after its position that it subscribes to; scans the log), failures, and whether a process runs it",
+      "each agent's position, lag (events after its position that it subscribes to; scans the log), failures, and until when a process holds its lease",
     )
     .action((_options: unknown, command: Command) => run(command, listAgents));
   return agent;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { defineAgent, Runtime } from "../../../runtime/mod.ts";
+import { defineAgent, KvLeaseStore, Runtime } from "../../../runtime/mod.ts";
 import { MemoryEventStore, openVault } from "../../../vault/mod.ts";
 import { listAgents, readAgentRows } from "../../../cli/agent.ts";
 import type { CommandContext } from "../../../cli/_context.ts";
@@ -82,13 +82,35 @@ Deno.test("toka agent list", async (t) => {
     assert.equal(await listAgents(context(store, false, out)), 0);
     assert.match(
       out.join(""),
-      /^AGENT\s+POSITION\s+LAG\s+FAILURES\s+RUNNING\s+UPDATED\nfails\s+0000000000000004\s+0\s+2\s+no\s+1970-.*\nidle\s+0000000000000004\s+0\s+0\s+no\s+1970-/,
+      /^AGENT\s+POSITION\s+LAG\s+FAILURES\s+LEASE\s+UPDATED\nfails\s+0000000000000004\s+0\s+2\s+none\s+1970-.*\nidle\s+0000000000000004\s+0\s+0\s+none\s+1970-/,
     );
     const json: string[] = [];
     await listAgents(context(store, true, json));
     const lines = json.join("").trimEnd().split("\n").map((line) => JSON.parse(line));
     assert.deepEqual(lines.map((row) => [row.name, row.lag]), [["fails", 0], ["idle", 0]]);
   });
+
+  await t.step(
+    "a lease left by a process is shown as held until it ends, not running",
+    async () => {
+      // Issue 19 item 10: a process that died showed RUNNING yes until its lease ended.
+      const leases = new KvLeaseStore(store.kv);
+      const expiresAt = Date.now() + 60_000;
+      const { version } = await leases.read("idle");
+      assert.ok(await leases.swap("idle", version, { owner: "gone", expiresAt }) !== undefined);
+      const out: string[] = [];
+      assert.equal(await listAgents(context(store, false, out)), 0);
+      const text = out.join("");
+      assert.match(
+        text,
+        new RegExp(`\\nidle\\s.*  lease held until ${new Date(expiresAt).toISOString()}  1970-`),
+      );
+      assert.doesNotMatch(text, /RUNNING|\byes\b/);
+      assert.match(text, /\nfails\s.* {2}none {2}/);
+      const { version: held } = await leases.read("idle");
+      await leases.swap("idle", held, null);
+    },
+  );
 
   await t.step("a stopped agent lags by the matching events emitted since", async () => {
     for (let i = 0; i < 3; i++) await runtime.emit({ kind: "task.created" });
@@ -117,7 +139,7 @@ Deno.test("toka agent list", async (t) => {
     });
     const out: string[] = [];
     await listAgents(context(store, false, out));
-    assert.match(out.join(""), /\nold\s+0000000000000004\s+≤9\s+1\s+no\s/);
+    assert.match(out.join(""), /\nold\s+0000000000000004\s+≤9\s+1\s+none\s/);
     await store.kv.delete(["runtime", "checkpoint", "old"]);
   });
 
