@@ -79,7 +79,10 @@ export async function main(
       `event store: a file path, :memory: or an https:// URL
 (default: $TOKA_DB, toka.json's db or ${DEFAULT_DB})`,
     )
-    .option("--config <file>", "settings file (default: $TOKA_CONFIG or ./toka.json if present)")
+    .option(
+      "--config <file>",
+      "settings file (default: $TOKA_CONFIG, else the first toka.json here or in a parent folder)",
+    )
     .option(
       "--storage-root <dir>",
       "where agents' local storage and the fs tools keep files (default: ./.toka/storage)",
@@ -146,6 +149,7 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
     const ctx: CommandContext = {
       io,
       json: globals.json === true,
+      cwd: options.cwd,
       dbLocation,
       settings,
       toolSettings: toolSettingsOf(settings),

@@ -26,6 +26,11 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
     load: async () => (await import("./init.ts")).registerInitCommand,
   },
   {
+    name: "trust",
+    summary: "trust a toka.json found in this folder or above: its plugins, modules and vault",
+    load: async () => (await import("./trust.ts")).registerTrustCommand,
+  },
+  {
     name: "run",
     summary: "host the agents that modules export, until SIGINT or SIGTERM",
     load: async () => (await import("./run.ts")).registerRunCommand,

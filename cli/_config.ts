@@ -1,16 +1,18 @@
 // The one place where the CLI's settings are decided: a flag beats a TOKA_* environment
 // variable beats toka.json beats the default, for every setting in SETTINGS.
 import type { ErrorObject, ValidateFunction } from "ajv";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { LogLevel } from "@logtape/logtape";
 import schema from "../toka.schema.json" with { type: "json" };
 import denoJson from "../deno.json" with { type: "json" };
 import { DEFAULT_DB } from "./_context.ts";
 import { UsageError } from "./_usage_error.ts";
+import { TokaError } from "../runtime/errors.ts";
+import { configDigest, isTrusted } from "./_trust.ts";
 import type { CliToolSettings } from "./_tool_registry.ts";
 import type { PluginSpec } from "../toolkit/plugin_manifest.ts";
 
-/** The file name looked for in the working directory. */
+/** The file name looked for in the working directory and its parents. */
 export const CONFIG_FILE = "toka.json";
 
 /** Where editors find the schema of `toka.json`: the copy published with this version. */
@@ -20,6 +22,12 @@ export const SCHEMA_URL = `https://jsr.io/@toka/runtime/${denoJson.version}/toka
 export interface Settings {
   /** The absolute path of the `toka.json` read, if any. */
   configPath?: string;
+  /**
+   * Whether that file may start plugins and have modules imported by commands that
+   * only inspect or call tools: true when it was named (`--config`, `TOKA_CONFIG`)
+   * or found and recorded by `toka trust`; false for a found, untrusted one.
+   */
+  configTrusted?: boolean;
   /** The vault location: a file path, `:memory:` or a URL. */
   db: string;
   /** Where `storage("local")` and the fs tools keep files. */
@@ -56,7 +64,7 @@ export interface SettingFlags {
   logLevel?: string;
 }
 
-type Key = Exclude<keyof Settings, "configPath">;
+type Key = Exclude<keyof Settings, "configPath" | "configTrusted">;
 
 interface SettingSpec {
   key: Key;
@@ -212,33 +220,66 @@ export const SETTINGS: readonly SettingSpec[] = [
   },
 ];
 
+/** A `toka.json` as read: once, so that what is checked is what is digested. */
+export interface ConfigFile {
+  /** Its absolute path, as named or found. */
+  path: string;
+  /** Its real path (links resolved): the key of its trust. */
+  realPath: string;
+  /** The sha256 of its bytes ({@linkcode configDigest}). */
+  digest: string;
+  /** Its parsed, schema-checked content. */
+  value: Record<string, unknown>;
+  /** True when named by `--config` or `TOKA_CONFIG`, false when found. */
+  named: boolean;
+}
+
 /** Where {@linkcode loadSettings} reads from. */
 export interface SettingSources {
   /** The global flags given. */
   flags: SettingFlags;
   /** Environment lookup. */
   env(name: string): string | undefined;
-  /** The working directory, where `toka.json` is looked for; `Deno.cwd()` by default. */
+  /**
+   * The working directory, where `toka.json` is looked for (then in each parent
+   * folder); `Deno.cwd()` by default.
+   */
   cwd?: string;
   /** False to leave `toka.json` and `--config` unread (`toka init`); true by default. */
   readFile?: boolean;
+  /** A config already read ({@linkcode readConfigFile}), used instead of looking for one. */
+  file?: ConfigFile;
 }
 
 /**
  * Decides every setting: flag, else environment variable, else `toka.json`
- * (the `--config` file, else `TOKA_CONFIG`, else `./toka.json` when present),
- * else the default.
+ * (the `--config` file, else `TOKA_CONFIG`, else the first `toka.json` found in
+ * the working directory or a parent folder), else the default. With a file,
+ * relative paths in it and the default vault and storage root are relative to
+ * its folder.
+ *
+ * A found file that `toka trust` did not record (with its current digest) is
+ * untrusted: `configTrusted` is false, and a remote `db` in it is refused, so
+ * `DENO_KV_ACCESS_TOKEN` goes only where the user said. A plain `http://` db in
+ * any file is refused: the token would cross the network in clear.
  *
  * @param sources The flags, the environment and the working directory.
  * @returns The settings.
  * @throws {UsageError} When a flag, a variable or the file holds a bad value, or the
  *   named config file cannot be read; the one-line message names the field and the file.
+ * @throws {TokaError} `untrusted_config` when an untrusted found file names a remote vault.
  */
 export async function loadSettings(sources: SettingSources): Promise<Settings> {
   const cwd = sources.cwd ?? Deno.cwd();
-  const file = sources.readFile === false ? undefined : await readConfig(sources, cwd);
+  const file = sources.file ??
+    (sources.readFile === false ? undefined : await readConfig(sources, cwd));
   const settings: Record<string, unknown> = {};
-  if (file !== undefined) settings.configPath = file.path;
+  if (file !== undefined) {
+    settings.configPath = file.path;
+    settings.configTrusted = file.named ||
+      await isTrusted((name) => sources.env(name), file.realPath, file.digest);
+  }
+  const fromFile = new Set<Key>();
   const flags = sources.flags as Record<string, string | undefined>;
   for (const spec of SETTINGS) {
     const flag = spec.flag?.startsWith("--") ? flags[spec.key] : undefined;
@@ -257,13 +298,40 @@ export async function loadSettings(sources: SettingSources): Promise<Settings> {
       value = parseText(spec, fromEnv, spec.env!);
     } else if (inFile !== undefined) {
       value = spec.fromFile ? spec.fromFile(inFile, dirname(file!.path)) : inFile;
+      fromFile.add(spec.key);
+    } else if (file !== undefined && typeof value === "string" && value.startsWith("./")) {
+      // The project is where its toka.json is, wherever in it toka runs.
+      value = resolve(dirname(file.path), value);
     }
     if (value !== undefined) settings[spec.key] = value;
   }
+  if (fromFile.has("db")) checkRemoteDb(settings.db as string, file!, settings.configTrusted);
   if (settings.plugins !== undefined) {
     settings.plugins = await parsePlugins(settings.plugins, file!.path);
   }
   return settings as unknown as Settings;
+}
+
+// Deno KV sends DENO_KV_ACCESS_TOKEN to a remote vault: from a file, only over https,
+// and only to a host the user confirmed by naming or trusting the file.
+function checkRemoteDb(db: string, file: ConfigFile, trusted: unknown): void {
+  if (/^http:\/\//i.test(db)) {
+    throw new UsageError(
+      `Invalid field "db" in config "${file.path}": a remote vault must be an https:// URL (plain http would send DENO_KV_ACCESS_TOKEN in clear); name a local denokv with --db or TOKA_DB`,
+    );
+  }
+  if (trusted !== true && /^https:\/\//i.test(db)) {
+    let origin = "https://…";
+    try {
+      origin = new URL(db).origin;
+    } catch {
+      // openVault says what is wrong with it, once the file is trusted.
+    }
+    throw new TokaError(
+      "untrusted_config",
+      `Untrusted config "${file.path}" names the remote vault "${origin}": DENO_KV_ACCESS_TOKEN goes only to a vault named by --db or TOKA_DB or by a trusted config; check the file, then run "toka trust"`,
+    );
+  }
 }
 
 // Checked by the plugins' own manifest rules, loaded only when a file names plugins.
@@ -293,18 +361,36 @@ export function defaultSettings(): Settings {
 }
 
 /**
- * What the tool commands register besides the built-ins, from the settings.
+ * What the tool commands register besides the built-ins, from the settings: the
+ * plugins and the tools of the `agents` modules only when the config is trusted
+ * (else `withheld` says, in one line, what was left out and how to trust it).
  *
  * @param settings The decided settings.
- * @returns The fs root, the `http.fetch` allowlist and the plugins.
+ * @returns The fs root, the `http.fetch` allowlist, the plugins and the modules.
  */
 export function toolSettingsOf(settings: Settings): CliToolSettings {
-  return {
+  const tools: CliToolSettings = {
     storageRoot: settings.storageRoot,
     httpAllow: settings.httpAllow,
     httpAllowPrivate: settings.httpAllowPrivate,
-    plugins: settings.plugins,
   };
+  const plugins = settings.plugins ?? [];
+  const modules = settings.configPath === undefined ? [] : settings.agents;
+  if (settings.configTrusted !== false) {
+    if (plugins.length > 0) tools.plugins = plugins;
+    if (modules.length > 0) tools.modules = modules;
+    return tools;
+  }
+  const refused = [
+    ...(plugins.length > 0 ? ["start its plugins"] : []),
+    ...(modules.length > 0 ? ["import its agents modules"] : []),
+  ];
+  if (refused.length > 0) {
+    tools.withheld = `untrusted config "${settings.configPath}": did not ${
+      refused.join(" nor ")
+    }; check the file, then run "toka trust" (or name it with --config)`;
+  }
+  return tools;
 }
 
 function parseText(spec: SettingSpec, value: string, source: string): Settings[Key] {
@@ -321,10 +407,7 @@ function pick(value: Record<string, unknown>, path: string[]): unknown {
   return node;
 }
 
-async function readConfig(
-  sources: SettingSources,
-  cwd: string,
-): Promise<{ path: string; value: Record<string, unknown> } | undefined> {
+async function readConfig(sources: SettingSources, cwd: string): Promise<ConfigFile | undefined> {
   const named = sources.flags.config ?? sources.env("TOKA_CONFIG");
   if (named === "") {
     throw new UsageError(
@@ -333,22 +416,57 @@ async function readConfig(
         : 'Invalid --config "": expected a config file',
     );
   }
-  const path = resolve(cwd, named ?? CONFIG_FILE);
-  let text: string;
+  if (named !== undefined) return await readConfigFile(resolve(cwd, named), true);
+  const found = await findConfig(cwd);
+  return found === undefined ? undefined : await readConfigFile(found, false);
+}
+
+/**
+ * The first `toka.json` in a folder or its parents, as git finds `.git`.
+ *
+ * @param cwd The folder to start from.
+ * @returns Its absolute path, or undefined when there is none up to the root.
+ */
+export async function findConfig(cwd: string): Promise<string | undefined> {
+  for (let dir = resolve(cwd);; dir = dirname(dir)) {
+    const path = join(dir, CONFIG_FILE);
+    try {
+      await Deno.lstat(path);
+      return path;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) return path; // Reading it says why.
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/**
+ * Reads, parses and checks a `toka.json` against the schema, and digests the
+ * very bytes parsed.
+ *
+ * @param path The file's absolute path.
+ * @param named True when the user named it (`--config`, `TOKA_CONFIG`, `toka trust <file>`).
+ * @returns The file.
+ * @throws {UsageError} When it cannot be read, is not JSON or breaks the schema.
+ */
+export async function readConfigFile(path: string, named: boolean): Promise<ConfigFile> {
+  let bytes: Uint8Array;
+  let realPath: string;
   try {
-    text = await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
+    realPath = await Deno.realPath(path);
   } catch (error) {
-    if (named === undefined && error instanceof Deno.errors.NotFound) return undefined;
     throw new UsageError(`Cannot read config "${path}": ${(error as Error).message}`);
   }
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(new TextDecoder().decode(bytes));
   } catch (error) {
     throw new UsageError(`Invalid JSON in config "${path}": ${(error as Error).message}`);
   }
   await checkConfig(value, path);
-  return { path, value: value as Record<string, unknown> };
+  const digest = configDigest(bytes);
+  return { path, realPath, digest, value: value as Record<string, unknown>, named };
 }
 
 // Compiled on first use: commands run without a toka.json never load ajv.

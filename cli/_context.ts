@@ -18,6 +18,8 @@ export interface CommandContext {
   io: CliIo;
   /** True when `--json` asks for machine-readable output. */
   json: boolean;
+  /** The working directory, where `toka.json` is looked for; `Deno.cwd()` when absent. */
+  cwd?: string;
   /** The `--db` location: a file path, `:memory:` or an `https://` URL. */
   dbLocation: string;
   /**

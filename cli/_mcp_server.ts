@@ -51,6 +51,7 @@ export async function serveMcp(ctx: CommandContext): Promise<number> {
     if (authority === undefined) throw noSecretPool(ctx);
     const claims = await authority.verify(token);
     await using tools = await buildCliTools(ctx.toolSettings, {
+      warn: (line) => ctx.io.stderr(line),
       authority,
       ...storeRecorders(store, "mcp"),
     });

@@ -33,6 +33,13 @@ export interface CliToolSettings {
    * (`parsePluginManifest({ plugins }, source)` of toka.json's `plugins` field).
    */
   plugins?: PluginSpec[];
+  /**
+   * Modules whose exported tools to register (toka.json's `agents`, as `toka run`
+   * imports them); their agents are not run here.
+   */
+  modules?: string[];
+  /** One line saying what an untrusted config was refused; given to `warn`. */
+  withheld?: string;
 }
 
 /** Options of {@linkcode buildCliTools}: who checks tokens and where calls are recorded. */
@@ -43,6 +50,8 @@ export interface CliToolsOptions {
   record?: ToolRegistryOptions["record"];
   /** Records several of them at once, e.g. as one vault append. */
   recordBatch?: ToolRegistryOptions["recordBatch"];
+  /** Where a `withheld` notice goes (stderr); dropped without it. */
+  warn?: (line: string) => void;
 }
 
 /** The CLI's registry and what it started for it (plugins); close it when done. */
@@ -56,8 +65,9 @@ export interface CliTools extends AsyncDisposable {
 /**
  * Builds the CLI's tool registry: `echo`, `hash`, `now`, the fs tools under
  * `settings.storageRoot`, `http.fetch` when `settings.httpAllow` is given, and
- * the tools of `settings.plugins` (each plugin is reached once to list its
- * tools: a `stdio` or `mcp` command is started). It writes nothing: the fs
+ * the tools the `settings.modules` export (imported as `toka run` imports
+ * them) and those of `settings.plugins` (each plugin is reached once to list
+ * its tools: a `stdio` or `mcp` command is started). It writes nothing: the fs
  * root is made on the first write.
  *
  * @param settings What to register besides the built-ins.
@@ -65,15 +75,23 @@ export interface CliTools extends AsyncDisposable {
  * @returns The registry and its closer, which stops the plugins.
  * @throws {TypeError} When a setting is invalid (e.g. an empty root, a bad host or plugin spec).
  * @throws {PluginLoadError} When a plugin cannot be loaded; nothing stays running.
+ * @throws {TokaError} (`module_unusable`) When a module cannot be imported or exports
+ *   nothing usable.
  */
 export async function buildCliTools(
   settings: CliToolSettings = {},
   options: CliToolsOptions = {},
 ): Promise<CliTools> {
+  if (settings.withheld !== undefined) options.warn?.(`note: ${settings.withheld}\n`);
   const tools: Tool[] = [
     ...builtinTools(),
     ...createFsTools({ root: settings.storageRoot ?? DEFAULT_TOOL_ROOT }),
   ];
+  if (settings.modules !== undefined && settings.modules.length > 0) {
+    // The loader of `toka run`, so both see the same tools; loaded only when needed.
+    const { loadModules } = await import("./run.ts");
+    tools.push(...(await loadModules(settings.modules)).tools);
+  }
   if (settings.httpAllow !== undefined) {
     tools.push(
       createHttpFetchTool({

@@ -16,6 +16,8 @@ import { openVault } from "../vault/mod.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { type CommandContext, type RunCommand, shellQuote, withoutConfig } from "./_context.ts";
 import { CONFIG_FILE, SCHEMA_URL } from "./_config.ts";
+import { configDigest, recordTrust } from "./_trust.ts";
+import { UsageError } from "./_usage_error.ts";
 
 /** Options of {@linkcode initProject}. */
 export interface InitOptions {
@@ -83,6 +85,12 @@ export async function initProject(
   }
   const masterKey = ctx.io.env(ctx.settings.masterKeyEnv) || undefined;
   if (masterKey !== undefined) parseMasterKey(masterKey);
+  if (options.db !== undefined && /^http:\/\//i.test(options.db)) {
+    // toka.json may not send DENO_KV_ACCESS_TOKEN in clear (see loadSettings).
+    throw new UsageError(
+      `Invalid --db "${options.db}" for toka.json: a remote vault must be an https:// URL`,
+    );
+  }
   // A path given on the command line is relative to the working directory; in toka.json,
   // to the file.
   const db = options.db === undefined
@@ -113,7 +121,9 @@ export async function initProject(
     storageRoot: ".toka/storage",
     agents: ["./agents.ts"],
   };
-  await write(CONFIG_FILE, `${JSON.stringify(settings, null, 2)}\n`, true);
+  const configText = `${JSON.stringify(settings, null, 2)}\n`;
+  await write(CONFIG_FILE, configText, true);
+  const trustNote = await trustWritten(ctx, config, configText);
   await write("agents.ts", AGENTS_TS);
   await write("deno.json", `${JSON.stringify(projectDenoJson(), null, 2)}\n`);
   await write(".gitignore", "# The vault holds the secret pool: never commit it.\n.toka/\n");
@@ -154,10 +164,29 @@ export async function initProject(
     `  ${next[1]}`,
   ];
   ctx.io.stdout(`${lines.join("\n")}\n`);
+  if (trustNote !== undefined) ctx.io.stderr(`note: ${trustNote}\n`);
   if (ctx.io.env("TOKA_DB")) {
     ctx.io.stderr(`note: TOKA_DB is set: it overrides toka.json's "db" until you unset it\n`);
   }
   return 0;
+}
+
+// What init writes is what the user asked for: trusted, so `toka tool` offers agents.ts's
+// tools at once. A failure to record it leaves the project usable: a note, not an error.
+async function trustWritten(
+  ctx: CommandContext,
+  config: string,
+  text: string,
+): Promise<string | undefined> {
+  try {
+    const digest = configDigest(new TextEncoder().encode(text));
+    await recordTrust((name) => ctx.io.env(name), await Deno.realPath(config), digest);
+    return undefined;
+  } catch (error) {
+    return `"${config}" is not recorded as trusted (${
+      (error as Error).message.split("\n")[0]
+    }): "toka tool" and "toka mcp serve" skip its agents until "toka trust"`;
+  }
 }
 
 // How the project's agents.ts finds `@toka/runtime`: the JSR package, and when this Toka

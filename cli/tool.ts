@@ -44,7 +44,9 @@ export interface RunToolOptions {
  * @returns The exit code.
  */
 export async function listTools(ctx: CommandContext): Promise<number> {
-  await using tools = await buildCliTools(ctx.toolSettings);
+  await using tools = await buildCliTools(ctx.toolSettings, {
+    warn: (line) => ctx.io.stderr(line),
+  });
   const infos = tools.registry.list();
   if (ctx.json) {
     ctx.io.stdout(`${JSON.stringify(infos)}\n`);
@@ -73,7 +75,9 @@ export async function listTools(ctx: CommandContext): Promise<number> {
  * @throws {ToolNotFoundError} When no tool has this name.
  */
 export async function describeTool(ctx: CommandContext, name: string): Promise<number> {
-  await using tools = await buildCliTools(ctx.toolSettings);
+  await using tools = await buildCliTools(ctx.toolSettings, {
+    warn: (line) => ctx.io.stderr(line),
+  });
   const info = tools.registry.get(name);
   if (info === undefined) throw new ToolNotFoundError(name);
   ctx.io.stdout(ctx.json ? `${JSON.stringify(info)}\n` : formatInfo(info));
@@ -117,6 +121,7 @@ export async function runTool(
   return await withExistingAuthority(ctx, async (authority, store) => {
     if (authority === undefined) throw noSecretPool(ctx);
     await using tools = await buildCliTools(ctx.toolSettings, {
+      warn: (line) => ctx.io.stderr(line),
       authority,
       ...storeRecorders(store, "cli"),
     });

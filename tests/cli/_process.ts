@@ -19,6 +19,14 @@ export interface TokaOptions {
   command?: string[];
 }
 
+/**
+ * Where the `toka` of these tests records trusted configs (`toka init` trusts what it
+ * writes): one file shared by the test run, never the user's own ~/.config/toka.
+ */
+export const TRUST_FILE: string = `${Deno.env.get("TMPDIR") ?? "/tmp"}/toka-tests-${
+  Deno.uid() ?? "user"
+}/trusted.json`;
+
 /** How long a condition may take on a loaded machine before a test gives up. */
 export const PATIENCE_MS = 120_000;
 
@@ -31,7 +39,7 @@ export async function toka(
   const child = new Deno.Command(program, {
     args: [...words, ...args],
     cwd: options.cwd,
-    env: { NO_COLOR: "1", ...options.env },
+    env: { NO_COLOR: "1", TOKA_TRUST_FILE: TRUST_FILE, ...options.env },
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -58,7 +66,7 @@ export class TokaProcess {
     const child = new Deno.Command(program, {
       args: [...words, ...args],
       cwd: options.cwd,
-      env: { NO_COLOR: "1", ...options.env },
+      env: { NO_COLOR: "1", TOKA_TRUST_FILE: TRUST_FILE, ...options.env },
       stdin: "null",
       stdout: "null",
       stderr: "piped",

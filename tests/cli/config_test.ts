@@ -50,12 +50,17 @@ Deno.test("toka.json", async (t) => {
       });
       // Found in the working directory, and named from elsewhere with --config.
       for (
-        const sources of [
-          { flags: {}, cwd: project },
-          { flags: { config: "project/toka.json" }, cwd: dir },
-        ]
+        const [sources, trusted] of [
+          [{ flags: {}, cwd: project }, false],
+          [{ flags: { config: "project/toka.json" }, cwd: dir }, true],
+        ] as const
       ) {
-        const { plugins, ...settings } = await loadSettings({ ...sources, env: () => undefined });
+        const { plugins, configTrusted, ...settings } = await loadSettings({
+          ...sources,
+          env: () => undefined,
+        });
+        // Only a named file is trusted without "toka trust".
+        assert.equal(configTrusted, trusted);
         // Parsed by the plugins' own manifest rules.
         assert.deepEqual(plugins?.map((p) => [p.name, p.transport]), [
           ["weather", { type: "stdio", command: "weather", cwd: project }],
@@ -147,7 +152,10 @@ export const up = defineTool({
         tools: { http: { allow: ["api.example.com"] } },
         plugins: { shout: { transport: { type: "module", module: "./shout.ts" } } },
       });
-      const { code, out, errLines } = await toka(["--json", "tool", "list"], { cwd: project });
+      // A found file's plugins load once it is trusted (tests/cli/trust_test.ts: not before).
+      const env = { TOKA_TRUST_FILE: join(dir, "trusted.json") };
+      assert.equal((await toka(["trust"], { cwd: project, env })).code, 0);
+      const { code, out, errLines } = await toka(["--json", "tool", "list"], { cwd: project, env });
       assert.equal(code, 0, errLines.join("\n"));
       const names = (JSON.parse(out) as { name: string }[]).map((tool) => tool.name);
       assert.ok(names.includes("http.fetch"), names.join());

@@ -68,6 +68,11 @@ Deno.test("toka mcp serve, driven by the SDK's client in a real child process", 
     `${dir}/toka.json`,
     JSON.stringify({ plugins: { climate: { transport: { type: "module", module } } } }),
   );
+  // Found, not named: trusted first, as an MCP client's workspace must be (trust_test.ts).
+  const trustFile = `${dir}/trusted.json`;
+  const trusted = recordingIo({ env: { TOKA_TRUST_FILE: trustFile } });
+  assert.equal(await main(["trust"], trusted, { cwd: dir }), 0, trusted.err.join(""));
+  config.env.TOKA_TRUST_FILE = trustFile;
   const transport = new StdioClientTransport({ ...config, cwd: dir, stderr: "pipe" });
   let stderr = "";
   transport.stderr!.on("data", (chunk: Uint8Array) => stderr += new TextDecoder().decode(chunk));

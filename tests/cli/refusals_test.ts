@@ -233,7 +233,8 @@ Deno.test("one rule for exit codes: bad values 2, refusals and failures 1", asyn
         ["echo", "--token", ""],
       ],
       "mcp serve": [["extra"]],
-      "init": [["--bogus"], [""], ["a", "b"]],
+      "init": [["--bogus"], [""], ["a", "b"], ["--db", "http://127.0.0.1:4512", `${dir}/p`]],
+      "trust": [["--bogus"], ["a", "b"], [`${dir}/no-such-toka.json`]],
       "run": [["--bogus"]],
       "emit": [[], ["bad kind"], ["a.b", "--payload", "{"], ["a.b", "x"], [
         "a.b",
