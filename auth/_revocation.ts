@@ -2,7 +2,17 @@
 import { MAX_LIFETIME_SECS } from "./_jws.ts";
 import { checkId } from "./_options.ts";
 import type { PoolCache } from "./_pool_cache.ts";
-import { ISSUED_PREFIX, retryLocked, REVOCATIONS_MARKER, REVOKED_PREFIX } from "./_pool_store.ts";
+import type { Kv } from "../internal/platform.ts";
+import {
+  asStoredPool,
+  ISSUED_PREFIX,
+  isWrapped,
+  POOL_KEY,
+  retryLocked,
+  REVOCATIONS_MARKER,
+  REVOKED_PREFIX,
+  type Secret,
+} from "./_pool_store.ts";
 import type { PoolStatus, SecretInfo } from "./kv_token_authority.ts";
 
 export async function revoke(pool: PoolCache, jti: string, exp?: number): Promise<void> {
@@ -38,21 +48,6 @@ export async function status(pool: PoolCache): Promise<PoolStatus> {
   await pool.load();
   const { clock, retiredTtlMs, leewayMs, vault } = pool.config;
   const now = clock();
-  const secrets: SecretInfo[] = [...pool.secrets.values()]
-    .sort((a, b) => (b.retiredAt ?? Infinity) - (a.retiredAt ?? Infinity))
-    .map((s) => {
-      if (s.retiredAt === undefined) {
-        return { kid: s.kid, state: "active", createdAt: s.createdAt };
-      }
-      const validUntil = s.retiredAt + retiredTtlMs;
-      return {
-        kid: s.kid,
-        state: pool.retiredExpired(s, now) ? "expired" : "retired",
-        createdAt: s.createdAt,
-        retiredAt: s.retiredAt,
-        validUntil,
-      };
-    });
   let revoked = 0;
   for (const exp of pool.revoked.values()) if (exp * 1000 + leewayMs > now) revoked++;
   return {
@@ -60,7 +55,75 @@ export async function status(pool: PoolCache): Promise<PoolStatus> {
     activeKid: pool.active!.kid,
     wrapped: pool.wrapped,
     retiredTtlSecs: retiredTtlMs / 1000,
-    secrets,
+    secrets: describeSecrets(
+      [...pool.secrets.values()],
+      retiredTtlMs,
+      (s) => pool.retiredExpired(s as Secret, now),
+    ),
     revoked,
   };
+}
+
+/** What {@linkcode readStatus} needs of the authority's options. */
+export interface StatusConfig {
+  vault: string;
+  clock: () => number;
+  retiredTtlMs: number;
+  leewayMs: number;
+}
+
+/**
+ * The pool's status read straight from KV, unwrapping nothing: key ids, states and times are
+ * not secret, so a reader without the master key may see them. Null when there is no pool.
+ */
+export async function readStatus(kv: Kv, config: StatusConfig): Promise<PoolStatus | null> {
+  const { clock, retiredTtlMs, leewayMs, vault } = config;
+  const entry = await retryLocked(() => kv.get(POOL_KEY));
+  if (entry.versionstamp === null) return null;
+  const stored = asStoredPool(entry.value);
+  const revocations = await retryLocked(async () => {
+    const values: unknown[] = [];
+    for await (const e of kv.list({ prefix: REVOKED_PREFIX })) values.push(e.value);
+    return values;
+  });
+  const now = clock();
+  return {
+    vault,
+    activeKid: stored.active.kid,
+    wrapped: isWrapped(stored),
+    retiredTtlSecs: retiredTtlMs / 1000,
+    secrets: describeSecrets(
+      [stored.active, ...stored.retired],
+      retiredTtlMs,
+      (s) => now >= s.retiredAt! + retiredTtlMs,
+    ),
+    revoked: revocations.filter((exp) => typeof exp === "number" && exp * 1000 + leewayMs > now)
+      .length,
+  };
+}
+
+interface SecretTimes {
+  kid: string;
+  createdAt: number;
+  retiredAt?: number;
+}
+
+// The active secret first, then retired ones, newest first.
+function describeSecrets(
+  secrets: SecretTimes[],
+  retiredTtlMs: number,
+  expired: (s: SecretTimes) => boolean,
+): SecretInfo[] {
+  return [...secrets]
+    .sort((a, b) => (b.retiredAt ?? Infinity) - (a.retiredAt ?? Infinity))
+    .map((s) => {
+      if (s.retiredAt === undefined) return { kid: s.kid, state: "active", createdAt: s.createdAt };
+      return {
+        kid: s.kid,
+        state: expired(s) ? "expired" : "retired",
+        createdAt: s.createdAt,
+        retiredAt: s.retiredAt,
+        validUntil: s.retiredAt + retiredTtlMs,
+      };
+    });
 }

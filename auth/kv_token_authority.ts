@@ -20,7 +20,7 @@ import {
 import { PoolCache } from "./_pool_cache.ts";
 import { bootstrap, rotate } from "./_pool_rotation.ts";
 import { importMasterKey, POOL_KEY, retryLocked } from "./_pool_store.ts";
-import { issuedExpiry, revoke, status } from "./_revocation.ts";
+import { issuedExpiry, readStatus, revoke, status } from "./_revocation.ts";
 import { TokenVerifier } from "./_verification.ts";
 import { parseMasterKey } from "./master_key.ts";
 import { assertPermission, permits } from "../internal/permissions.ts";
@@ -200,6 +200,43 @@ export class KvTokenAuthority implements TokenAuthority {
    */
   static async hasPool(kv: Kv): Promise<boolean> {
     return (await retryLocked(() => kv.get(POOL_KEY))).versionstamp !== null;
+  }
+
+  /**
+   * Describes the secret pool of a Deno KV without opening an authority and
+   * without unwrapping anything: key ids, states, times and the revocation
+   * count are not secret, so this needs no master key (for `toka auth status`
+   * on a wrapped pool). Retired secrets are judged by the wall clock only.
+   *
+   * @param kv The database.
+   * @param options The vault name, clock, `retiredTtlSecs` and `leewaySecs`, as for
+   *   {@linkcode KvTokenAuthority.open}.
+   * @returns The pool's status, or null when the database holds no pool.
+   * @throws {SecretPoolError} `"secret_pool_corrupt"` when the stored pool is unreadable,
+   *   `"secret_pool_busy"` when the database stays locked.
+   * @throws {RangeError} When an option is out of range.
+   *
+   * @example
+   * ```ts
+   * import { KvTokenAuthority } from "@toka/runtime/auth";
+   *
+   * using kv = await Deno.openKv(":memory:");
+   * console.log(await KvTokenAuthority.readStatus(kv)); // null
+   * await KvTokenAuthority.open(kv);
+   * console.log((await KvTokenAuthority.readStatus(kv))?.secrets[0].state); // "active"
+   * ```
+   */
+  static async readStatus(
+    kv: Kv,
+    options: Pick<KvTokenAuthorityOptions, "vault" | "clock" | "retiredTtlSecs" | "leewaySecs"> =
+      {},
+  ): Promise<PoolStatus | null> {
+    return await readStatus(kv, {
+      vault: checkId('Option "vault"', options.vault ?? "default"),
+      clock: options.clock ?? Date.now,
+      retiredTtlMs: 1000 * numberOption("retiredTtlSecs", options.retiredTtlSecs, 300, 86_400),
+      leewayMs: 1000 * numberOption("leewaySecs", options.leewaySecs, 0, 300),
+    });
   }
 
   /**

@@ -302,14 +302,17 @@ export async function verifyToken(ctx: CommandContext, token: string): Promise<n
 /**
  * Prints the secret pool: key ids, states, times, and how many token ids are
  * revoked. Never any secret material. It only reads: a vault without a pool
- * says so (`{"pool":null}` with `--json`) and stays as it was.
+ * says so (`{"pool":null}` with `--json`) and stays as it was. A wrapped pool
+ * is described without its master key too (then marked locked), as none of
+ * this is secret.
  *
  * @param ctx The command context.
  * @returns The exit code.
  */
 export function authStatus(ctx: CommandContext): Promise<number> {
-  return withExistingAuthority(ctx, async (auth) => {
-    if (auth === undefined) {
+  return withStore(ctx, async (store) => {
+    const kv = kvOf(store);
+    if (!await KvTokenAuthority.hasPool(kv)) {
       ctx.io.stdout(
         ctx.json
           ? `${JSON.stringify({ pool: null })}\n`
@@ -317,11 +320,22 @@ export function authStatus(ctx: CommandContext): Promise<number> {
       );
       return 0;
     }
-    const status = await auth.status();
+    let status: PoolStatus | null;
+    let locked = false;
+    try {
+      status = await (await openAuthority(ctx, store)).status();
+    } catch (error) {
+      if (!(error instanceof SecretPoolError) || error.code !== "secret_pool_locked") throw error;
+      status = await KvTokenAuthority.readStatus(kv, {
+        retiredTtlSecs: ctx.settings.retiredTtlSecs,
+      });
+      locked = true;
+    }
+    if (status === null) throw noPool(ctx);
     ctx.io.stdout(
       ctx.json
-        ? `${JSON.stringify(statusJson(status))}\n`
-        : formatStatus(status, ctx.settings.masterKeyEnv),
+        ? `${JSON.stringify({ ...statusJson(status), ...(locked ? { locked } : {}) })}\n`
+        : formatStatus(status, ctx.settings.masterKeyEnv, locked),
     );
     return 0;
   });
@@ -496,11 +510,18 @@ function statusJson(status: PoolStatus): Record<string, unknown> {
   };
 }
 
-function formatStatus(status: PoolStatus, keyEnv: string): string {
+function formatStatus(status: PoolStatus, keyEnv: string, locked: boolean): string {
   const head = table([
     ["vault", status.vault],
     ["active", status.activeKid],
-    ["wrapped", status.wrapped ? `yes (${keyEnv})` : "no"],
+    [
+      "wrapped",
+      !status.wrapped
+        ? "no"
+        : locked
+        ? `yes (locked: ${keyEnv} is missing or wrong)`
+        : `yes (${keyEnv})`,
+    ],
     ["retired ttl", `${status.retiredTtlSecs} s`],
     ["revoked", String(status.revoked)],
   ]);

@@ -221,6 +221,21 @@ Deno.test("secrets wrapped at rest with a master key", async (t) => {
     await wrapped.verify(old);
     await assert.rejects(open(raw, clock), SecretPoolError);
   });
+
+  await t.step("readStatus describes the pool without the key, as status() does", async () => {
+    await auth.rotate();
+    const { jti, exp } = await auth.verify(token);
+    await auth.revoke(jti, exp);
+    const read = await KvTokenAuthority.readStatus(kv, { vault: "v", clock: () => clock.now });
+    assert.deepEqual(read, await auth.status());
+    assert.equal(read?.secrets.length, 2);
+    clock.now += 301_000;
+    const later = await KvTokenAuthority.readStatus(kv, { vault: "v", clock: () => clock.now });
+    assert.deepEqual(later?.secrets.map((s) => s.state), ["active", "expired"]);
+    clock.now -= 301_000;
+    using empty = await Deno.openKv(":memory:");
+    assert.equal(await KvTokenAuthority.readStatus(empty), null);
+  });
 });
 
 Deno.test("a corrupt pool is reported, not overwritten", async () => {

@@ -542,7 +542,16 @@ Deno.test("toka auth with TOKA_MASTER_KEY", async (t) => {
         { TOKA_MASTER_KEY: "" },
       ];
       for (const env of envs) {
-        for (const args of [["auth", "status"], ["auth", "rotate-secret"]]) {
+        for (
+          const args of [["auth", "rotate-secret"], [
+            "auth",
+            "issue",
+            "--sub",
+            "a",
+            "--perm",
+            "a:b",
+          ]]
+        ) {
           const { code, io } = await tokaAt(db, env)(...args);
           assert.equal(code, 1);
           assert.deepEqual(io.out, []);
@@ -550,6 +559,35 @@ Deno.test("toka auth with TOKA_MASTER_KEY", async (t) => {
         }
       }
     });
+
+    await t.step(
+      "status without the key still lists kids and states, which are not secret",
+      async () => {
+        // Issue 19 item 10: it said only "Cannot unwrap the secret pool".
+        const expected = JSON.parse((await toka("--json", "auth", "status")).out);
+        const before = await rawSecrets(db);
+        const envs: Record<string, string>[] = [
+          {},
+          { TOKA_MASTER_KEY: generateMasterKey() },
+          { TOKA_MASTER_KEY: "" },
+        ];
+        for (const env of envs) {
+          const json = await tokaAt(db, env)("--json", "auth", "status");
+          assert.equal(json.code, 0, json.io.err.join(""));
+          assert.deepEqual(json.io.err, []);
+          assert.deepEqual(JSON.parse(json.out), { ...expected, locked: true });
+          const text = await tokaAt(db, env)("auth", "status");
+          assert.equal(text.code, 0);
+          assert.match(
+            text.out,
+            /^wrapped +yes \(locked: TOKA_MASTER_KEY is missing or wrong\)$/m,
+          );
+          assert.match(text.out, new RegExp(`^${expected.activeKid} +active +\\S+Z +- +-$`, "m"));
+          for (const secret of before.secrets) assert.ok(!text.out.includes(secret));
+        }
+        assert.deepEqual(await rawSecrets(db), before, "nothing changed");
+      },
+    );
 
     await t.step("a malformed key exits 1 without showing it", async () => {
       const bad = "not-a-key-but-a-secret-value";
