@@ -355,7 +355,7 @@ export class AgentRunner {
     const from = this.position === null ? undefined : formatPosition(Number(this.position) + 1);
     for await (const event of store.read({ from, kinds: [...this.agent.subscribe] })) {
       if (event.position > head || signal.aborted) break;
-      await this.#handle(event);
+      if ((await this.#handle(event)) !== "passed") break;
     }
   }
 
@@ -408,16 +408,34 @@ export class AgentRunner {
   async #consume(store: EventStore): Promise<void> {
     const signal = this.#feed.signal;
     const handlers = this.#controller.signal;
+    // Times in a row an event's outcome could not be recorded (a full disk, say).
+    let stalls = 0;
     try {
-      for await (
-        const event of store.subscribe({
-          after: this.position ?? undefined,
-          kinds: [...this.agent.subscribe],
-          signal,
-        })
-      ) {
-        await this.#handle(event);
-        if (signal.aborted || handlers.aborted) break;
+      while (!signal.aborted && !handlers.aborted) {
+        let stalled = false;
+        for await (
+          const event of store.subscribe({
+            after: this.position ?? undefined,
+            kinds: [...this.agent.subscribe],
+            signal,
+          })
+        ) {
+          const outcome = await this.#handle(event);
+          if (signal.aborted || handlers.aborted || outcome === "stopped") return;
+          if (outcome === "stalled") {
+            stalled = true;
+            break;
+          }
+          stalls = 0;
+        }
+        if (!stalled) return;
+        // The event stays unpassed: read it again from the checkpoint after a pause.
+        const ms = this.#deps.retry.backoffMs(++stalls);
+        this.#logger.warn(
+          "Agent {name} could not record the outcome of an event: it tries again in {ms} ms",
+          { name: this.agent.name, ms },
+        );
+        if (!(await delay(ms, signal))) return;
       }
     } catch (error) {
       if (!signal.aborted && !handlers.aborted) {
@@ -429,13 +447,17 @@ export class AgentRunner {
     }
   }
 
-  async #handle(event: EventRecord): Promise<void> {
+  // Handles one event. It is passed (the checkpoint moves past it) only once
+  // its outcome is in the log: the handler finished (its emits appended), or
+  // `agent.failed` is recorded. "stalled": neither could be appended, so the
+  // event must be tried again; "stopped": stopping, or the lease was lost.
+  async #handle(event: EventRecord): Promise<"passed" | "stalled" | "stopped"> {
     // After a pause longer than the lease (a suspended machine, say), another
     // process may run this agent now: make sure before handling more. Only
     // then: this is the path of every event.
     if (!this.#leaseFresh()) {
       // Unconfirmed (the vault did not answer) is handled anyway: emits are fenced.
-      if (!(await this.#confirmLease().catch(() => true))) return;
+      if (!(await this.#confirmLease().catch(() => true))) return "stopped";
     }
     const { attempts, backoffMs } = this.#deps.retry;
     const signal = this.#controller.signal;
@@ -446,9 +468,8 @@ export class AgentRunner {
         break;
       } catch (error) {
         // Stopping: the event is not finished and is delivered again next start.
-        if (signal.aborted) return;
+        if (signal.aborted) return "stopped";
         if (attempt >= attempts) {
-          this.failures++;
           this.#logger.error(
             "Agent {name} gave up on event {id} after {attempts} attempts: {message}",
             {
@@ -458,20 +479,25 @@ export class AgentRunner {
               message: errorMessage(error),
             },
           );
-          await this.#emit({
-            kind: "agent.failed",
-            payload: {
-              agent: this.agent.name,
-              eventId: event.id,
-              kind: event.kind,
-              attempts,
-              error: errorMessage(error),
-            },
-          }).catch((e) =>
-            this.#logger.error("Could not record agent.failed: {message}", {
+          try {
+            await this.#emit({
+              kind: "agent.failed",
+              payload: {
+                agent: this.agent.name,
+                eventId: event.id,
+                kind: event.kind,
+                attempts,
+                error: errorMessage(error),
+              },
+            });
+          } catch (e) {
+            this.#logger.error("Could not record agent.failed for event {id}: {message}", {
+              id: event.id,
               message: errorMessage(e),
-            })
-          );
+            });
+            return signal.aborted ? "stopped" : "stalled";
+          }
+          this.failures++;
           break;
         }
         this.#logger.warn("Agent {name} failed on event {id} (attempt {attempt}): {message}", {
@@ -480,7 +506,7 @@ export class AgentRunner {
           attempt,
           message: errorMessage(error),
         });
-        if (!(await delay(backoffMs(attempt), signal))) return;
+        if (!(await delay(backoffMs(attempt), signal))) return "stopped";
       } finally {
         this.#current = undefined;
       }
@@ -500,6 +526,7 @@ export class AgentRunner {
       this.agent.subscribe,
       this.#lease?.owner,
     );
+    return "passed";
   }
 
   // True when no lease is needed, or it was confirmed less than half a lease
