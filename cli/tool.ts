@@ -79,7 +79,7 @@ export async function describeTool(ctx: CommandContext, name: string): Promise<n
     warn: (line) => ctx.io.stderr(line),
   });
   const info = tools.registry.get(name);
-  if (info === undefined) throw new ToolNotFoundError(name);
+  if (info === undefined) throw withHint(new ToolNotFoundError(name), ctx);
   ctx.io.stdout(ctx.json ? `${JSON.stringify(info)}\n` : formatInfo(info));
   return 0;
 }
@@ -129,7 +129,7 @@ export async function runTool(
     try {
       output = await tools.registry.call(name, input, { token, signal: ctx.io.signal });
     } catch (error) {
-      if (ctx.io.signal?.aborted !== true) throw error;
+      if (ctx.io.signal?.aborted !== true) throw withHint(error, ctx);
       ctx.io.stderr(
         `Interrupted: the call to ${JSON.stringify(name)} was stopped (recorded as tool.failed)\n`,
       );
@@ -274,6 +274,19 @@ function formatInfo(info: ToolInfo): string {
     text += `\noutput schema:\n${JSON.stringify(info.outputSchema, null, 2)}\n`;
   }
   return text;
+}
+
+// A built-in that only a setting registers is named as such, with the setting.
+function withHint(error: unknown, ctx: CommandContext): unknown {
+  if (
+    !(error instanceof ToolNotFoundError) || error.tool !== "http.fetch" ||
+    ctx.toolSettings?.httpAllow !== undefined
+  ) return error;
+  return new TokaError(
+    error.code,
+    `${error.message}: it is registered when toka.json's tools.http.allow (or TOKA_HTTP_ALLOW) ` +
+      `lists the hosts it may reach`,
+  );
 }
 
 function parseToolName(value: string): string {

@@ -80,6 +80,20 @@ Deno.test("toka tool list and describe need no vault", async (t) => {
       assert.deepEqual(io.errLines(), ['error: No tool named "nope" is registered']);
       assert.deepEqual(io.out, []);
     });
+
+    await t.step("http.fetch without an allowlist: the error says how to register it", async () => {
+      // Issue 19 item 10: it said only "No tool named".
+      const hint = 'error: No tool named "http.fetch" is registered: it is registered when ' +
+        `toka.json's tools.http.allow (or TOKA_HTTP_ALLOW) lists the hosts it may reach`;
+      const { code, io } = await toka(["--db", db, "tool", "describe", "http.fetch"]);
+      assert.equal(code, 1);
+      assert.deepEqual(io.errLines(), [hint]);
+      const allowed = await toka(["tool", "describe", "http.fetch"], {
+        env: { TOKA_HTTP_ALLOW: "example.com" },
+      });
+      assert.equal(allowed.code, 0, allowed.io.err.join(""));
+      assert.match(allowed.out, /^name +http\.fetch$/m);
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -104,6 +118,21 @@ Deno.test("toka tool run", async (t) => {
     assert.equal(issued.code, 0);
     const token = issued.out.trim();
     const env = { TOKA_TOKEN: token };
+
+    await t.step(
+      "a call to http.fetch without an allowlist hints at tools.http.allow",
+      async () => {
+        const { code, io } = await toka(
+          ["--db", db, "tool", "run", "http.fetch", "--input", '{"url":"https://example.com/"}'],
+          { env },
+        );
+        assert.equal(code, 1);
+        assert.deepEqual(io.errLines(), [
+          'error: No tool named "http.fetch" is registered: it is registered when ' +
+          `toka.json's tools.http.allow (or TOKA_HTTP_ALLOW) lists the hosts it may reach`,
+        ]);
+      },
+    );
 
     await t.step("a permitted call prints the output and records invoked, completed", async () => {
       const { code, io, out } = await toka(
