@@ -15,7 +15,7 @@ import denoJson from "../deno.json" with { type: "json" };
 import { permits } from "../auth/mod.ts";
 import type { TokenAuthority, TokenClaims } from "../runtime/token_authority.ts";
 import { type ToolInfo, ToolNotFoundError } from "../runtime/tool_registry.ts";
-import type { ToolRegistry } from "../toolkit/mod.ts";
+import { type ToolRegistry, wireName } from "../toolkit/mod.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { redactTokens } from "../internal/redact.ts";
 import type { CommandContext } from "./_context.ts";
@@ -81,7 +81,9 @@ export async function serveMcp(ctx: CommandContext): Promise<number> {
 
 /**
  * An MCP server (not yet connected) whose tools are the registry's that the
- * token grants, and whose calls go through the registry with the token.
+ * token grants, and whose calls go through the registry with the token. Tools
+ * go by their wire names (`fs_read`, which MCP clients can hand to model APIs),
+ * with their Toka names (`fs.read`) as titles.
  *
  * @param registry The tools.
  * @param authority Verifies the token at each listing.
@@ -110,9 +112,14 @@ export function createMcpServer(
   server.setRequestHandler(
     CallToolRequestSchema,
     async (request: CallToolRequest, extra: { signal: AbortSignal }) => {
-      const { name, arguments: input } = request.params;
-      if (registry.get(name) === undefined) {
-        throw new McpError(ErrorCode.InvalidParams, new ToolNotFoundError(name).message);
+      const { name: wire, arguments: input } = request.params;
+      const name = registry.fromWireName(wire);
+      if (name === undefined) {
+        // A Toka name is not a wire name; say which one the tool goes by here.
+        const text = registry.get(wire) === undefined
+          ? new ToolNotFoundError(wire).message
+          : `No tool named "${wire}" is listed: its name on MCP is "${wireName(wire)}"`;
+        throw new McpError(ErrorCode.InvalidParams, text);
       }
       try {
         const output = await registry.call(name, input ?? {}, { token, signal: extra.signal });
@@ -132,7 +139,8 @@ function grants(claims: TokenClaims, info: ToolInfo): boolean {
 
 function toMcpTool(info: ToolInfo): McpTool {
   return {
-    name: info.name,
+    name: wireName(info.name),
+    title: info.name,
     description: info.description,
     inputSchema: info.inputSchema as McpTool["inputSchema"],
     // MCP's structured output is an object: other output schemas are not advertised.

@@ -24,6 +24,7 @@ export {
   ToolRegistry,
   type ToolRegistryOptions,
 } from "./registry.ts";
+export { wireName } from "./wire_name.ts";
 export { ToolExecutionError, ToolInputError, ToolOutputError, ToolTimeoutError } from "./errors.ts";
 export {
   builtinTools,

@@ -23,6 +23,7 @@ import {
 } from "../runtime/tool_registry.ts";
 import { compileSchema, firstProblem } from "./_schema.ts";
 import { defineTool, type Tool, type ToolContext } from "./tool.ts";
+import { wireName } from "./wire_name.ts";
 import { ToolExecutionError, ToolInputError, ToolOutputError, ToolTimeoutError } from "./errors.ts";
 
 /**
@@ -83,6 +84,7 @@ export interface ToolRegistryOptions {
 
 interface Entry {
   tool: Tool;
+  wire: string;
   info: ToolInfo;
   validateInput: ValidateFunction;
   validateOutput?: ValidateFunction;
@@ -106,6 +108,8 @@ interface Entry {
  */
 export class ToolRegistry implements ToolRegistryContract {
   #tools = new Map<string, Entry>();
+  // Wire name to tool name: each wire name leads back to one tool.
+  #wire = new Map<string, string>();
   #authority: TokenAuthority;
   #record: (event: ToolEvent, cause?: EventRecord) => unknown | Promise<unknown>;
   #recordBatch?: (events: ToolEvent[], cause?: EventRecord) => unknown | Promise<unknown>;
@@ -130,7 +134,8 @@ export class ToolRegistry implements ToolRegistryContract {
    *
    * @param tool The tool.
    * @returns What the registry tells about the tool.
-   * @throws {TypeError} When the definition is invalid or the name is taken.
+   * @throws {TypeError} When the definition is invalid, the name is taken, or another tool
+   * has the same {@linkcode wireName} (`a.b_c` and `a_b.c` are both `a_b_c`).
    * @throws {RangeError} When the timeout is out of range.
    *
    * @example
@@ -146,6 +151,13 @@ export class ToolRegistry implements ToolRegistryContract {
     if (this.#tools.has(defined.name)) {
       throw new TypeError(`A tool named "${defined.name}" is already registered`);
     }
+    const wire = wireName(defined.name);
+    const other = this.#wire.get(wire);
+    if (other !== undefined) {
+      throw new TypeError(
+        `Cannot register tool "${defined.name}": tool "${other}" has the same wire name "${wire}"`,
+      );
+    }
     const { name, description, version, inputSchema, outputSchema, annotations } = defined;
     const info: ToolInfo = {
       name,
@@ -159,11 +171,13 @@ export class ToolRegistry implements ToolRegistryContract {
     };
     this.#tools.set(name, {
       tool: defined,
+      wire,
       info,
       validateInput: compileSchema(inputSchema, `input schema for tool "${name}"`),
       validateOutput: outputSchema &&
         compileSchema(outputSchema, `output schema for tool "${name}"`),
     });
+    this.#wire.set(wire, name);
     return structuredClone(info);
   }
 
@@ -182,7 +196,29 @@ export class ToolRegistry implements ToolRegistryContract {
    * ```
    */
   unregister(name: string): boolean {
+    const entry = this.#tools.get(name);
+    if (entry === undefined) return false;
+    this.#wire.delete(entry.wire);
     return this.#tools.delete(name);
+  }
+
+  /**
+   * Finds the tool that goes by a wire name, the name MCP clients and model APIs see.
+   *
+   * @param wire A wire name, e.g. `"fs_read"`.
+   * @returns The tool's name, e.g. `"fs.read"`, or `undefined` when no tool goes by it.
+   *
+   * @example
+   * ```ts
+   * import { createFsTools, ToolRegistry } from "@toka/runtime/toolkit";
+   *
+   * const tools = new ToolRegistry({ tools: createFsTools({ root: "./data" }) });
+   * console.log(tools.fromWireName("fs_read")); // "fs.read"
+   * console.log(tools.fromWireName("fs.read")); // undefined: a wire name has no dots
+   * ```
+   */
+  fromWireName(wire: string): string | undefined {
+    return this.#wire.get(wire);
   }
 
   /**

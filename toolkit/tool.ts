@@ -9,6 +9,7 @@ import type { TokenClaims } from "../runtime/token_authority.ts";
 import type { ToolAnnotations } from "../runtime/tool_registry.ts";
 import { isValidPermission, MAX_PERMISSION_LENGTH } from "../internal/permissions.ts";
 import { compileSchema } from "./_schema.ts";
+import { checkToolName } from "./_tool_name.ts";
 
 /** What a tool's `execute` receives besides its input. */
 export interface ToolContext {
@@ -33,7 +34,8 @@ export interface Tool<I = unknown, O = unknown> {
   /**
    * Unique name: words of a-z, 0-9, `_` or `-`, each starting with a letter, separated by `.`,
    * e.g. `"echo"` or `"fs.read"`; at most 52 characters, so the default permission
-   * `tool:<name>:invoke` fits in 64.
+   * `tool:<name>:invoke` fits in 64. MCP clients and model APIs see it with `_` for `.`
+   * (`wireName`: `fs_read`); no two tools of a registry may share that name.
    */
   name: string;
   /** One-line description for people and models. */
@@ -63,10 +65,6 @@ export interface Tool<I = unknown, O = unknown> {
   execute(input: I, ctx: ToolContext): O | Promise<O>;
 }
 
-// The default permission "tool:<name>:invoke" must fit the permission length limit.
-const MAX_NAME_LENGTH = MAX_PERMISSION_LENGTH - "tool::invoke".length;
-// Dot-separated words, each starting with a letter: "echo", "fs.read", "weather.forecast".
-const NAME = /^[a-z][a-z0-9_-]*(?:\.[a-z][a-z0-9_-]*)*$/;
 // From semver.org.
 const SEMVER =
   /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
@@ -117,13 +115,7 @@ export function defineTool<I, O>(
 ): Tool<I, O> & { permissions: string[]; timeoutMs: number } {
   if (!isObject(tool)) throw new TypeError("A tool definition must be an object");
   const { name, description, version, inputSchema, outputSchema, annotations } = tool;
-  if (typeof name !== "string" || name.length > MAX_NAME_LENGTH || !NAME.test(name)) {
-    throw new TypeError(
-      `Invalid tool name ${
-        quote(name)
-      }: use 1 to ${MAX_NAME_LENGTH} characters a-z, 0-9, "_" or "-", starting with a letter, in words separated by "."`,
-    );
-  }
+  checkToolName(name);
   if (typeof description !== "string" || description.trim() === "") {
     throw new TypeError(`Tool "${name}" needs a non-empty description`);
   }

@@ -87,10 +87,11 @@ Deno.test("toka mcp serve, driven by the SDK's client in a real child process", 
     await t.step("it lists only the tools the token grants, with schemas", async () => {
       assert.equal(client.getServerVersion()?.name, "toka");
       const { tools } = await client.listTools(undefined, options);
-      assert.deepEqual(tools.map((tool: McpTool) => tool.name), [
-        "climate.wind_chill",
-        "echo",
-        "now",
+      // The plugin's tool by its wire name, its Toka name as its title.
+      assert.deepEqual(tools.map((tool: McpTool) => [tool.name, tool.title]), [
+        ["climate_wind_chill", "climate.wind_chill"],
+        ["echo", "echo"],
+        ["now", "now"],
       ]);
       const echo = tools[1];
       assert.equal(echo.description, "Returns the text it is given");
@@ -116,7 +117,7 @@ Deno.test("toka mcp serve, driven by the SDK's client in a real child process", 
 
     await t.step("a plugin's tool is called like a built-in", async () => {
       const result = await client.callTool(
-        { name: "climate.wind_chill", arguments: { tempC: -10, windKmh: 20 } },
+        { name: "climate_wind_chill", arguments: { tempC: -10, windKmh: 20 } },
         undefined,
         options,
       );
@@ -154,6 +155,11 @@ Deno.test("toka mcp serve, driven by the SDK's client in a real child process", 
       await assert.rejects(
         () => client.callTool({ name: "nope", arguments: {} }, undefined, options),
         /No tool named "nope" is registered/,
+      );
+      // The Toka name is not a wire name: a client calls the names it was given.
+      await assert.rejects(
+        () => client.callTool({ name: "climate.wind_chill", arguments: {} }, undefined, options),
+        /No tool named "climate.wind_chill" is listed: its name on MCP is "climate_wind_chill"/,
       );
     });
 
@@ -253,6 +259,108 @@ Deno.test("toka mcp serve refuses a missing or bad token in one line", async (t)
       assert.deepEqual(await serve({ TOKA_TOKEN: token }), { code: 0, err: [] });
     });
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// What the Claude and OpenAI APIs accept as a tool name; MCP clients pass names on to them.
+const MODEL_API_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+
+/** The names and titles the README's MCP section says a client sees. */
+async function readmeWireNames(): Promise<string[][]> {
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const start = readme.indexOf("\n### An MCP server: `toka mcp serve`\n");
+  const section = readme.slice(start, readme.indexOf("\n## ", start + 1));
+  const block = section.match(/a client sees[^`]*```text\n([\s\S]*?)```/);
+  assert.ok(block, "the README's MCP section lists the names a client sees");
+  return block[1].trim().split("\n").map((line) => line.split(/\s+/));
+}
+
+Deno.test("toka mcp serve: every tool it lists has a name model APIs accept, and answers to it", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const db = `${dir}/v.kv`;
+  const token = await vaultWithToken(db, ["tool:*:invoke"]);
+  const config = await readmeConfig(db, token);
+  await using web = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response("ok"),
+  );
+  // The plugins of examples/plugins (a stdio, a module and an MCP plugin), and http.fetch.
+  const examples = new URL("../../examples/plugins/", import.meta.url).pathname;
+  const manifest = JSON.parse(await Deno.readTextFile(`${examples}plugins.json`));
+  for (const plugin of Object.values(manifest.plugins) as { transport: Record<string, string> }[]) {
+    const transport = plugin.transport;
+    if (transport.type === "module") transport.module = `${examples}${transport.module}`;
+    else transport.cwd = examples;
+  }
+  await Deno.writeTextFile(
+    `${dir}/toka.json`,
+    JSON.stringify({
+      plugins: manifest.plugins,
+      tools: { http: { allow: ["127.0.0.1"], allowPrivate: ["127.0.0.1"] } },
+    }),
+  );
+  // Each tool's input, by its Toka name, in an order that works (written before read).
+  const inputs: Record<string, Record<string, unknown>> = {
+    "echo": { text: "hi" },
+    "hash": { text: "hi" },
+    "now": {},
+    "fs.write": { path: "a.txt", content: "a" },
+    "fs.read": { path: "a.txt" },
+    "fs.list": {},
+    "fs.delete": { path: "a.txt" },
+    "http.fetch": { url: `http://127.0.0.1:${web.addr.port}/` },
+    "climate.wind_chill": { tempC: -10, windKmh: 20 },
+    "weather.forecast": { city: "Oslo" },
+    "notes.add_note": { text: "remember" },
+    "notes.count_words": { text: "two words" },
+  };
+  const transport = new StdioClientTransport({ ...config, cwd: dir, stderr: "pipe" });
+  const client = new Client({ name: "toka-test", version: "1.0.0" });
+  const options = { timeout: TIMEOUT_MS };
+  try {
+    await client.connect(transport, options);
+    const tools: McpTool[] = (await client.listTools(undefined, options)).tools;
+
+    await t.step("each name matches the pattern, also behind a client's prefix", () => {
+      for (const tool of tools) {
+        assert.match(tool.name, MODEL_API_NAME);
+        assert.match(`mcp__toka__${tool.name}`, MODEL_API_NAME);
+      }
+    });
+
+    await t.step("each title is the tool's Toka name, and every tool is listed", () => {
+      for (const tool of tools) assert.equal(tool.title?.replaceAll(".", "_"), tool.name);
+      assert.deepEqual(tools.map((tool) => tool.title).sort(), Object.keys(inputs).sort());
+    });
+
+    await t.step("the README shows the names a client sees", async () => {
+      assert.deepEqual(await readmeWireNames(), tools.map((tool) => [tool.name, tool.title]));
+    });
+
+    await t.step("each tool answers to its listed name", async () => {
+      const byTitle = new Map(tools.map((tool) => [tool.title, tool.name]));
+      for (const [title, input] of Object.entries(inputs)) {
+        const name = byTitle.get(title)!;
+        const result = await client.callTool({ name, arguments: input }, undefined, options);
+        assert.equal(result.isError, undefined, `${name}: ${JSON.stringify(result.content)}`);
+      }
+      const note = await client.callTool(
+        { name: byTitle.get("notes.add_note")!, arguments: { text: "again" } },
+        undefined,
+        options,
+      );
+      // The MCP server got "addNote", its own name: it kept both notes.
+      assert.deepEqual(note.structuredContent, { count: 2 });
+    });
+
+    // Ends the server by closing its stdin (client.close() alone would leave its 2 s timers).
+    const child = (transport as unknown as { _process: ChildProcess })._process;
+    const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
+    child.stdin!.end();
+    assert.equal(await exited, 0);
+  } finally {
+    await client.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
