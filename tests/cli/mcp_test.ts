@@ -300,6 +300,10 @@ Deno.test("toka mcp serve: every tool it lists has a name model APIs accept, and
       tools: { http: { allow: ["127.0.0.1"], allowPrivate: ["127.0.0.1"] } },
     }),
   );
+  const trustFile = `${dir}/trusted.json`;
+  const trusted = recordingIo({ env: { TOKA_TRUST_FILE: trustFile } });
+  assert.equal(await main(["trust"], trusted, { cwd: dir }), 0, trusted.err.join(""));
+  config.env.TOKA_TRUST_FILE = trustFile;
   // Each tool's input, by its Toka name, in an order that works (written before read).
   const inputs: Record<string, Record<string, unknown>> = {
     "echo": { text: "hi" },
