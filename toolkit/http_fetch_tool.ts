@@ -274,10 +274,7 @@ export function createHttpFetchTool(
       try {
         url = new URL(input.url);
       } catch {
-        // The message reaches logs and tool.failed events: never echo a token the URL holds.
-        throw new TypeError(
-          `Invalid url ${JSON.stringify(redactTokens(input.url.slice(0, 100)))}: not a URL`,
-        );
+        throw new TypeError(`Invalid url ${JSON.stringify(urlForMessage(input.url))}: not a URL`);
       }
       let method: string = input.method ?? "GET";
       let body: Uint8Array<ArrayBuffer> | undefined;
@@ -400,6 +397,17 @@ export function createHttpFetchTool(
       }
     },
   });
+}
+
+// The message reaches logs and tool.failed events: never echo the userinfo (up to the last "@",
+// as a password may hold "/" or "@"), the query or the fragment, nor a token elsewhere.
+function urlForMessage(text: string): string {
+  let shown = text.split(/[?#]/, 1)[0];
+  const at = shown.lastIndexOf("@");
+  if (at !== -1) {
+    shown = (/^[a-z][a-z0-9+.-]*:[/\\]*/i.exec(shown)?.[0] ?? "") + shown.slice(at + 1);
+  }
+  return redactTokens(shown.slice(0, 100));
 }
 
 // Headers iterate set-cookie once per value: join them as the others are.

@@ -294,7 +294,7 @@ Deno.test("http.fetch", async (t) => {
         [{ url: "not a url" }, 'Invalid url "not a url": not a URL'],
         [
           { url: "bad url?token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln" },
-          'Invalid url "bad url?token=<token>": not a URL',
+          'Invalid url "bad url": not a URL',
         ],
         [
           { url: "ftp://127.0.0.1/x" },
