@@ -271,7 +271,7 @@ async function readmeWireNames(): Promise<string[][]> {
   const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
   const start = readme.indexOf("\n### An MCP server: `toka mcp serve`\n");
   const section = readme.slice(start, readme.indexOf("\n## ", start + 1));
-  const block = section.match(/a client sees[^`]*```text\n([\s\S]*?)```/);
+  const block = section.match(/client\s+sees\s+\(name,\s+then\s+title\):\s*```text\n([\s\S]*?)```/);
   assert.ok(block, "the README's MCP section lists the names a client sees");
   return block[1].trim().split("\n").map((line) => line.split(/\s+/));
 }
