@@ -30,6 +30,7 @@ export interface CliIo {
  */
 export function processIo(signal?: AbortSignal): CliIo {
   const encoder = new TextEncoder();
+  let program: string[] | undefined;
   return {
     stdout: (text) => writeAll(Deno.stdout, encoder.encode(text)),
     stderr: (text) => {
@@ -47,7 +48,10 @@ export function processIo(signal?: AbortSignal): CliIo {
     signal,
     isTty: Deno.stdout.isTerminal(),
     stderrIsTty: Deno.stderr.isTerminal(),
-    program: programWords(),
+    // Lazy: only the commands that print hints ask, and finding it may look through PATH.
+    get program() {
+      return program ??= programWords();
+    },
   };
 }
 
@@ -63,7 +67,24 @@ function programWords(): string[] {
     return [path.includes("/") ? path : `./${path}`];
   }
   const main = Deno.mainModule;
+  if (installedAsToka(main)) return ["toka"];
   return ["deno", "run", "-A", main.startsWith("file:") ? relative(new URL(main).pathname) : main];
+}
+
+// Whether `toka` on PATH is a `deno install` script that runs this very module, as
+// `deno task install` makes: then a user types `toka`, whatever checkout it came from.
+function installedAsToka(main: string): boolean {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (dir === "") continue;
+    try {
+      // A script is small; a compiled toka there is not read.
+      if (Deno.statSync(`${dir}/toka`).size > 4096) continue;
+      if (Deno.readTextFileSync(`${dir}/toka`).includes(`'${main}'`)) return true;
+    } catch {
+      // Not there or not readable: look further.
+    }
+  }
+  return false;
 }
 
 function relative(path: string): string {

@@ -146,8 +146,12 @@ export async function initProject(
 
   const program = ctx.io.program ?? ["toka"];
   const here = root === resolve(".");
+  // A program on PATH runs from the project's folder, as a user would go on; a path to a
+  // checkout's cli.ts would not resolve from there, so it names the config instead.
+  const onPath = program.length === 1 && !program[0].includes("/");
+  const cd = here || !onPath ? "" : `cd ${shellQuote(relative(".", root))} && `;
   const command = (...words: string[]) =>
-    [...program, ...(here ? [] : ["--config", relative(".", config)]), ...words]
+    cd + [...program, ...(here || onPath ? [] : ["--config", relative(".", config)]), ...words]
       .map(shellQuote).join(" ");
   const next = [command("run"), command("emit", "user.joined", "--payload", '"Ada"')];
   const result: InitResult = { dir: root, created, kept, db: dbLocation, kid, next };

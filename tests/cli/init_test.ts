@@ -46,11 +46,9 @@ Deno.test("toka init", async (t) => {
           out,
           /^Vault .*hello\/\.toka\/toka\.kv holds its first secret \(kid [0-9a-f]+\)$/m,
         );
-        assert.match(out, /^ {2}toka --config \S*hello\/toka\.json run$/m);
-        assert.match(
-          out,
-          /^ {2}toka --config \S*hello\/toka\.json emit user\.joined --payload '"Ada"'$/m,
-        );
+        // A program on PATH is run from the project's folder, as a user would.
+        assert.match(out, /^ {2}cd \S*hello && toka run$/m);
+        assert.match(out, /^ {2}cd \S*hello && toka emit user\.joined --payload '"Ada"'$/m);
         const config = JSON.parse(await Deno.readTextFile(join(project, "toka.json")));
         await checkConfig(config, "toka.json");
         assert.equal(config.$schema, SCHEMA_URL);

@@ -56,6 +56,17 @@ Deno.test("deno task install", async (t) => {
       assert.match(demo.out, /Summary: 6 tasks, 6 planned, 6 completed, 0 duplicates, 0 lost/);
       assert.ok((await Deno.stat(join(work, ".toka/toka.kv"))).isFile);
     });
+
+    await t.step("toka init through the installed toka prints cd hello && toka run", async () => {
+      // Issue 19 item 10: the next steps named the checkout's cli.ts.
+      const path = `${join(root, "bin")}:${Deno.env.get("PATH") ?? ""}`;
+      const init = await run(toka, ["init", "hello"], { cwd: work, env: { PATH: path } });
+      assert.equal(init.code, 0, init.err);
+      const lines = init.out.split("\n");
+      assert.ok(lines.includes("  cd hello && toka run"), init.out);
+      assert.ok(lines.includes(`  cd hello && toka emit user.joined --payload '"Ada"'`), init.out);
+      assert.ok(!init.out.includes("cli.ts"), init.out);
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
