@@ -6,6 +6,9 @@ import { freezeClaims } from "./_options.ts";
 import type { PoolCache } from "./_pool_cache.ts";
 import { InvalidTokenError, TokenExpiredError, TokenRevokedError } from "./errors.ts";
 
+/** How far in the future (by this verifier's clock) a token's `iat` may be, at least. */
+const IAT_LEEWAY_MS = 60_000;
+
 export class TokenVerifier {
   #pool: PoolCache;
   #cache = new Map<string, { claims: TokenClaims; kid: string }>();
@@ -61,8 +64,12 @@ export class TokenVerifier {
     const revoked = this.#pool.revoked;
     if (now >= claims.exp * 1000 + leewayMs) throw new TokenExpiredError(claims.exp);
     // Otherwise a token "issued" in the future would escape the lifetime cap and outlive
-    // its revocation, which is kept only until the latest possible expiry.
-    if (claims.iat * 1000 > now + leewayMs) throw new InvalidTokenError("issued_in_future");
+    // its revocation, which is kept only until the latest possible expiry. A minute at
+    // least is tolerated: the issuer's clock may be a little ahead, or this one was
+    // stepped back (by NTP, say) since.
+    if (claims.iat * 1000 > now + Math.max(leewayMs, IAT_LEEWAY_MS)) {
+      throw new InvalidTokenError("issued_in_future");
+    }
     if (claims.nbf !== undefined && now + leewayMs < claims.nbf * 1000) {
       throw new InvalidTokenError("not_yet_valid");
     }

@@ -41,7 +41,11 @@ export interface KvTokenAuthorityOptions {
   randomBytes?: (n: number) => Uint8Array;
   /** How long a retired secret still verifies, counted from its retirement; 300 by default. */
   retiredTtlSecs?: number;
-  /** Clock skew tolerated on `exp`, `nbf` and `iat`; 0 by default. */
+  /**
+   * Clock skew tolerated on `exp`, `nbf` and `iat`; 0 by default. An `iat` up
+   * to 60 s ahead is accepted whatever this is (another process's clock may be
+   * ahead, or this one stepped back).
+   */
   leewaySecs?: number;
   /** Token lifetime when {@linkcode IssueRequest.ttlSecs} is omitted; 3600 by default. */
   defaultTtlSecs?: number;

@@ -10,14 +10,16 @@ const RENEW_MARGIN_MS = 60_000;
 
 /**
  * Why a tool call may be refused only because the agent's token is stale: it
- * expired, its secret was rotated out (here or by another process) or its key
- * id is unknown. A revoked token is not re-issued.
+ * expired, its secret was rotated out (here or by another process), its key
+ * id is unknown, or it was issued "in the future" by the verifier's clock
+ * (the wall clock stepped back since). A revoked token is not re-issued.
  */
 export function staleToken(error: unknown): boolean {
   if (!(error instanceof TokaError)) return false;
   if (error.code === "token_expired") return true;
   const reason = (error as { reason?: unknown }).reason;
-  return error.code === "invalid_token" && (reason === "key_expired" || reason === "unknown_kid");
+  return error.code === "invalid_token" &&
+    (reason === "key_expired" || reason === "unknown_kid" || reason === "issued_in_future");
 }
 
 export class TokenKeeper {

@@ -106,7 +106,8 @@ Deno.test("status().wrapped says how the pool is stored", async () => {
 Deno.test("iat in the future and nbf not before exp", async (t) => {
   using kv = await Deno.openKv(":memory:");
   const clocks = { now: T0, mono: 0 };
-  const auth = await open(kv, clocks, { initialSecret: SECRET, leewaySecs: 5 });
+  // iat may be ahead by the leeway, and by a minute at least (issue 18 #19).
+  const auth = await open(kv, clocks, { initialSecret: SECRET, leewaySecs: 90 });
   const kid = (await auth.status()).activeKid;
   const now = Math.floor(T0 / 1000);
   const claims = { sub: "s", vault: "v", permissions: ["*"], jti: "j" };
@@ -114,14 +115,22 @@ Deno.test("iat in the future and nbf not before exp", async (t) => {
   await t.step("a token issued in the future is refused beyond the leeway", async () => {
     const future = forge(kid, { ...claims, iat: now + 30 * 86_400, exp: now + 31 * 86_400 });
     await assert.rejects(auth.verify(future), isInvalid("issued_in_future"));
-    const withinLeeway = forge(kid, { ...claims, jti: "k", iat: now + 5, exp: now + 60 });
+    const withinLeeway = forge(kid, { ...claims, jti: "k", iat: now + 90, exp: now + 160 });
     assert.equal((await auth.verify(withinLeeway)).jti, "k");
-    const beyond = forge(kid, { ...claims, jti: "l", iat: now + 6, exp: now + 60 });
+    const beyond = forge(kid, { ...claims, jti: "l", iat: now + 91, exp: now + 160 });
     await assert.rejects(auth.verify(beyond), isInvalid("issued_in_future"));
   });
 
+  await t.step("without a leeway, iat may be a minute ahead, no more", async () => {
+    const strict = await open(kv, clocks, { initialSecret: SECRET });
+    const minute = forge(kid, { ...claims, jti: "n", iat: now + 60, exp: now + 160 });
+    assert.equal((await strict.verify(minute)).jti, "n");
+    const beyond = forge(kid, { ...claims, jti: "o", iat: now + 61, exp: now + 160 });
+    await assert.rejects(strict.verify(beyond), isInvalid("issued_in_future"));
+  });
+
   await t.step("a cached token issued in the future is refused too", async () => {
-    const soon = forge(kid, { ...claims, jti: "m", iat: now + 5, exp: now + 60 });
+    const soon = forge(kid, { ...claims, jti: "m", iat: now + 90, exp: now + 160 });
     await auth.verify(soon);
     clocks.now -= 1_000;
     await assert.rejects(auth.verify(soon), isInvalid("issued_in_future"));

@@ -187,3 +187,43 @@ Deno.test("A refused tool call is retried once, only for a stale token", async (
     await runtime.stop();
   }
 });
+
+Deno.test("A backward wall-clock step loses no tool call", async (t) => {
+  let now = Date.parse("2030-01-01T00:00:00Z");
+  const clock = () => now;
+  const kv = await Deno.openKv(":memory:");
+  const auth = await KvTokenAuthority.open(kv, { clock });
+  const recorded: ToolEvent[] = [];
+  const tools = new Tools({
+    authority: auth,
+    clock,
+    tools: [echoTool],
+    record: (event) => void recorded.push(event),
+  });
+  const { runtime, errors, tokens, send } = await harness(auth, tools, clock);
+  const denied = () => recorded.filter((e) => e.kind === "tool.denied").length;
+  try {
+    await send("task.call");
+    const first = tokens[0];
+
+    await t.step("stepped back 30 s: the token still verifies (iat leeway)", async () => {
+      now -= 30_000;
+      await send("task.call");
+      assert.deepEqual(errors, []);
+      assert.equal(tokens.at(-1), first, "no renewal needed");
+      assert.equal(denied(), 0);
+    });
+
+    await t.step("stepped back an hour: the token issued 'in the future' is renewed", async () => {
+      now -= HOUR;
+      for (let i = 0; i < 5; i++) await send("task.call");
+      assert.deepEqual(errors, []);
+      assert.notEqual(tokens.at(-1), first);
+      assert.equal((await auth.verify(tokens.at(-1)!)).sub, "agent/caller");
+      assert.equal(denied(), 1, "refused once, then renewed");
+    });
+  } finally {
+    await runtime.stop();
+    kv.close();
+  }
+});
