@@ -18,6 +18,8 @@ export interface CliIo {
   stderrIsTty?: boolean;
   /** The words that start this program as a user types them; `["toka"]` when absent. */
   program?: string[];
+  /** The terminal's width in columns, read when asked (it may be resized); undefined if unknown. */
+  columns?(): number | undefined;
 }
 
 /**
@@ -48,6 +50,13 @@ export function processIo(signal?: AbortSignal): CliIo {
     signal,
     isTty: Deno.stdout.isTerminal(),
     stderrIsTty: Deno.stderr.isTerminal(),
+    columns: () => {
+      try {
+        return Deno.consoleSize().columns || undefined;
+      } catch {
+        return undefined; // no terminal
+      }
+    },
     // Lazy: only the commands that print hints ask, and finding it may look through PATH.
     get program() {
       return program ??= programWords();
