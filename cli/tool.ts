@@ -14,6 +14,7 @@ import { TokaError } from "../runtime/errors.ts";
 import { type CommandContext, type RunCommand, writes } from "./_context.ts";
 import { buildCliTools, storeRecorders } from "./_tool_registry.ts";
 import { UsageError } from "./_usage_error.ts";
+import { escapeControls } from "./_format.ts";
 import { abortable, INTERRUPTED, INTERRUPTED_EXIT } from "./_interrupt.ts";
 import { withExistingAuthority } from "./auth.ts";
 
@@ -54,7 +55,10 @@ export async function listTools(ctx: CommandContext): Promise<number> {
   }
   const rows = [
     ["NAME", "PERMISSIONS", "DESCRIPTION"],
-    ...infos.map((info) => [info.name, info.permissions.join(" "), info.description]),
+    // Plugins declare these: escaped, so none forges a line or sends escape sequences.
+    ...infos.map((info) =>
+      [info.name, info.permissions.join(" "), info.description].map(escapeControls)
+    ),
   ];
   const widths = [0, 1].map((i) => Math.max(...rows.map((row) => row[i].length)));
   ctx.io.stdout(
@@ -268,12 +272,19 @@ function formatInfo(info: ToolInfo): string {
   const hints = Object.entries(info.annotations ?? {}).map(([key, value]) => `${key}=${value}`);
   if (hints.length > 0) rows.push(["annotations", hints.join(" ")]);
   const width = Math.max(...rows.map(([label]) => label.length));
-  let text = rows.map(([label, value]) => `${label.padEnd(width)}  ${value}\n`).join("");
-  text += `\ninput schema:\n${JSON.stringify(info.inputSchema, null, 2)}\n`;
+  // A plugin declares all of it: escaped, so none forges a line or sends escape sequences.
+  let text = rows.map(([label, value]) => `${label.padEnd(width)}  ${escapeControls(value)}\n`)
+    .join("");
+  text += `\ninput schema:\n${schemaText(info.inputSchema)}\n`;
   if (info.outputSchema !== undefined) {
-    text += `\noutput schema:\n${JSON.stringify(info.outputSchema, null, 2)}\n`;
+    text += `\noutput schema:\n${schemaText(info.outputSchema)}\n`;
   }
   return text;
+}
+
+// The only raw newlines of JSON are its indentation's; C1 controls and U+2028/2029 stay raw.
+function schemaText(schema: unknown): string {
+  return JSON.stringify(schema, null, 2).split("\n").map(escapeControls).join("\n");
 }
 
 // A built-in that only a setting registers is named as such, with the setting.

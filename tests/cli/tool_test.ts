@@ -7,6 +7,7 @@ import type { EventRecord } from "../../runtime/log/event_store.ts";
 import { buildCliTools, DEFAULT_TOOL_ROOT } from "../../cli/_tool_registry.ts";
 import { PluginLoadError, readPluginManifest } from "../../toolkit/mod.ts";
 import { exists, hasNoStackTrace, type RecordingIo, recordingIo } from "./_fakes.ts";
+import type { CommandContext } from "../../cli/_context.ts";
 
 interface Run {
   code: number;
@@ -415,6 +416,50 @@ Deno.test("README: the toka tool example prints what its comments say", async ()
       "tool.completed",
       "tool.denied",
     ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("tool list and describe escape control characters of a plugin's text", async () => {
+  // Issue 17 item 10's rule for every command: what a plugin declares reaches no terminal raw.
+  const dir = await Deno.makeTempDir();
+  try {
+    const module = `${dir}/evil_tools.ts`;
+    const toolkit = new URL("../../toolkit/mod.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      module,
+      `import { defineTool } from ${JSON.stringify(toolkit)};
+export const evil = defineTool({
+  name: "evil",
+  description: "fine\\nforged line\\x1b[2J\\u009b31m",
+  version: "1.0.0",
+  inputSchema: { type: "object", description: "\\u009b2J\\u2028" },
+  execute: () => null,
+});
+`,
+    );
+    const { describeTool, listTools } = await import("../../cli/tool.ts");
+    const { defaultSettings } = await import("../../cli/_config.ts");
+    const RAW = /[\p{Cc}\u2028\u2029]/u;
+    for (const run of [listTools, (ctx: CommandContext) => describeTool(ctx, "evil.evil")]) {
+      const io = recordingIo();
+      const ctx: CommandContext = {
+        io,
+        json: false,
+        dbLocation: ":memory:",
+        settings: { ...defaultSettings(), db: ":memory:" },
+        openStore: () => Promise.reject(new Error("no vault needed")),
+        toolSettings: {
+          plugins: [{ name: "evil", transport: { type: "module", module } }],
+        },
+      };
+      assert.equal(await run(ctx), 0);
+      const text = io.out.join("");
+      for (const line of text.split("\n")) assert.doesNotMatch(line, RAW, line);
+      assert.ok(!text.split("\n").some((line) => line.startsWith("forged line")), text);
+      assert.ok(text.includes(String.raw`fine\u000aforged line\u001b[2J\u009b31m`), text);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
