@@ -68,8 +68,8 @@ export class LeaseBook {
       const { lease, version } = await this.#store.read(name);
       if (!mayTake(lease, version ?? "")) return undefined;
       const next: Lease = { owner, expiresAt: this.#clock() + this.ttlMs };
-      // The store may drop a lease long expired, e.g. of a process that crashed.
-      const taken = await this.#store.swap(name, version, next, Math.ceil(this.ttlMs * 3));
+      // Never with an expiry: a reader whose wall clock is ahead would drop it.
+      const taken = await this.#store.swap(name, version, next);
       if (taken !== undefined) {
         this.#seen.delete(name);
         return taken;

@@ -92,20 +92,17 @@ export interface LeaseStore {
    */
   read(agent: string): Promise<StoredLease>;
   /**
-   * Replaces the lease (or deletes it, with `null`) if its version is still `version`.
+   * Replaces the lease (or deletes it, with `null`) if its version is still
+   * `version`. A lease stays until replaced or deleted: a store must not let
+   * it expire, since an expiry judged by a reader's wall clock would hand
+   * over a lease its holder still renews.
    *
    * @param agent The agent's name.
    * @param version The version read; `null` when nothing was stored.
    * @param lease The new lease, or `null` to delete it.
-   * @param forgetAfterMs The store may drop the lease this long after the write.
    * @returns The new version (`""` after a delete), or `undefined` when the version had changed.
    */
-  swap(
-    agent: string,
-    version: string | null,
-    lease: Lease | null,
-    forgetAfterMs?: number,
-  ): Promise<string | undefined>;
+  swap(agent: string, version: string | null, lease: Lease | null): Promise<string | undefined>;
   /**
    * Lists every stored lease.
    *
@@ -193,24 +190,25 @@ export class KvLeaseStore implements LeaseStore {
   }
 
   /**
-   * Compare-and-sets the lease in one checked commit.
+   * Compare-and-sets the lease in one checked commit. No `expireIn`: Deno KV
+   * judges it by each reader's wall clock, so a reader whose clock is ahead
+   * would see a renewed lease gone; a crashed holder's lease is taken over
+   * by a standby's own observation instead.
    *
    * @param agent The agent's name.
    * @param version The version read.
    * @param lease The new lease, or `null` to delete it.
-   * @param forgetAfterMs KV drops the lease this long after the write.
    * @returns The new version, or `undefined` when it had changed.
    */
   async swap(
     agent: string,
     version: string | null,
     lease: Lease | null,
-    forgetAfterMs?: number,
   ): Promise<string | undefined> {
     const key = [...LEASE_PREFIX, agent];
     const op = this.#kv.atomic().check({ key, versionstamp: version });
     if (lease === null) op.delete(key);
-    else op.set(key, lease, forgetAfterMs === undefined ? {} : { expireIn: forgetAfterMs });
+    else op.set(key, lease);
     const commit = await retryLocked(() => op.commit());
     return commit.ok ? (lease === null ? "" : commit.versionstamp) : undefined;
   }
@@ -352,7 +350,7 @@ export class MemoryLeaseStore implements LeaseStore {
   }
 
   /**
-   * Compare-and-sets the lease. `forgetAfterMs` is not applied: nothing here outlives the process.
+   * Compare-and-sets the lease.
    *
    * @param agent The agent's name.
    * @param version The version read.

@@ -38,7 +38,7 @@ export async function runAgentStateContract(t: Deno.TestContext, make: MakeAgent
 
   await step("a lease is compare-and-set on its version", async ({ leases }) => {
     assert.deepEqual(await leases.read("worker"), { lease: null, version: null });
-    const first = await leases.swap("worker", null, { owner: "a", expiresAt: 1 }, 60_000);
+    const first = await leases.swap("worker", null, { owner: "a", expiresAt: 1 });
     assert.equal(typeof first, "string");
     // A stale version loses: nothing changes.
     assert.equal(await leases.swap("worker", null, { owner: "b", expiresAt: 2 }), undefined);
