@@ -173,9 +173,13 @@ export const up = defineTool({
         assert.equal(status.code, 0, status.errLines.join("\n"));
         assert.equal(JSON.parse(status.out).wrapped, true);
         assert.equal(JSON.parse(status.out).retiredTtlSecs, 60);
-        // Without the key in that variable, the wrapped pool cannot be read.
-        const without = await toka(["auth", "status"], { cwd: project });
-        assert.equal(without.code, 1);
+        // Without the key in that variable the wrapped pool cannot be used: status says locked
+        // (key ids and states are not secret), rotate-secret is refused.
+        const without = await toka(["--json", "auth", "status"], { cwd: project });
+        assert.equal(without.code, 0, without.errLines.join("\n"));
+        assert.equal(JSON.parse(without.out).locked, true);
+        const rotate = await toka(["auth", "rotate-secret"], { cwd: project });
+        assert.equal(rotate.code, 1);
       },
     );
 
