@@ -11,6 +11,8 @@ import { redactTokens } from "../internal/redact.ts";
 import { defineTool, type Tool } from "./tool.ts";
 import { addressClass, isIpLiteral } from "./_ip.ts";
 import { intOption } from "../internal/int_option.ts";
+import { bare, canonicalHost, hostList, matches } from "./_http_allowlist.ts";
+import { failureReason, headerRecord, readBody, sendPinned } from "./_http_request.ts";
 
 /** Options of {@linkcode createHttpFetchTool}. */
 export interface HttpFetchOptions {
@@ -24,7 +26,8 @@ export interface HttpFetchOptions {
   /**
    * Hosts (exact names or addresses, no wildcard) allowed even when they resolve to loopback,
    * private, link-local or other non-public addresses, e.g. `["localhost"]`. They need not be
-   * repeated in `allow`.
+   * repeated in `allow`. An address listed here may also be reached under a name on `allow`
+   * that resolves to it.
    */
   allowPrivate?: string[];
   /** The largest response body, in bytes (1 MiB; at most 16 MiB); a larger one is refused. */
@@ -37,7 +40,9 @@ export interface HttpFetchOptions {
   maxRedirects?: number;
   /**
    * Resolves a host name to its IP addresses; `node:dns` `lookup` (the system resolver) by
-   * default. `localhost` and names under `.localhost` are loopback without asking it.
+   * default. It is asked once per request, for the check, and the request connects to the
+   * addresses it gave. `localhost` and names under `.localhost` are 127.0.0.1 and ::1 without
+   * asking it.
    */
   resolve?: (hostname: string) => Promise<string[]>;
 }
@@ -84,54 +89,6 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 const CREDENTIALS = ["authorization", "cookie", "proxy-authorization"];
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-// A host as URLs print it: lower case, IPv4 in dotted decimal (so "2130706433",
-// "0x7f.1" and "127.1" all become "127.0.0.1"), IPv6 compressed, without brackets
-// and without a final dot.
-function canonicalHost(host: string): string | undefined {
-  if (/[\s/?#@*\\]/.test(host) || host === "") return undefined;
-  if (isIpLiteral(host) && host.includes(":")) host = `[${host}]`; // a bare IPv6 address
-  // No port: "host:80" would pass the URL check below, 80 being http's default.
-  if (host.startsWith("[") ? !host.endsWith("]") : host.includes(":")) return undefined;
-  let url: URL;
-  try {
-    url = new URL(`http://${host}`);
-  } catch {
-    return undefined;
-  }
-  if (url.port !== "" || url.username !== "" || url.pathname !== "/") return undefined;
-  return bare(url.hostname);
-}
-
-function bare(hostname: string): string {
-  const unbracketed = hostname.startsWith("[") ? hostname.slice(1, -1) : hostname;
-  return unbracketed.endsWith(".") ? unbracketed.slice(0, -1) : unbracketed;
-}
-
-function hostList(name: string, entries: unknown, wildcards: boolean): string[] {
-  if (entries === undefined) return [];
-  if (!Array.isArray(entries)) throw new TypeError(`Invalid ${name}: expected a list of hosts`);
-  return entries.map((entry) => {
-    const wild = wildcards && typeof entry === "string" && entry.startsWith("*.");
-    const host = typeof entry === "string"
-      ? canonicalHost(wild ? entry.slice(2) : entry)
-      : undefined;
-    if (host === undefined || (wild && isIpLiteral(host))) {
-      throw new TypeError(
-        `Invalid ${name} entry ${JSON.stringify(entry)}: expected a host name${
-          wildcards ? ', "*.<domain>"' : ""
-        } or an IP address, without scheme, port or path`,
-      );
-    }
-    return wild ? `*.${host}` : host;
-  });
-}
-
-function matches(list: string[], host: string): boolean {
-  return list.some((entry) =>
-    entry.startsWith("*.") ? host.endsWith(entry.slice(1)) : entry === host
-  );
-}
-
 async function systemResolve(hostname: string): Promise<string[]> {
   const found = await lookup(hostname, { all: true, verbatim: true });
   return found.map((entry) => entry.address);
@@ -152,9 +109,10 @@ async function systemResolve(hostname: string): Promise<string[]> {
  * whole call is bounded by `timeoutMs`. Refusals and failures are one-line errors naming
  * the host. Needs `tool:http.fetch:invoke`.
  *
- * The addresses are checked before each request, and the request resolves the host again:
- * a DNS server that answers differently the second time (DNS rebinding) is not caught. Allow
- * only hosts whose DNS you trust, or name them by address.
+ * The host is resolved once per request (each redirect too), its addresses are checked, and
+ * the request connects to those addresses, sending the URL's host as `Host` and as the TLS
+ * server name, so a DNS answer that changes after the check (DNS rebinding) cannot move it.
+ * Proxies are never used: `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` are ignored.
  *
  * @param options The allowlists and limits; with none, every request is refused.
  * @returns The tool, ready to register.
@@ -182,8 +140,9 @@ export function createHttpFetchTool(
   const maxRedirects = intOption("maxRedirects", options.maxRedirects, 5, 0, 20);
   const resolve = options.resolve ?? systemResolve;
 
-  // Throws unless a request may go to `url`.
-  const check = async (url: URL, redirected: boolean): Promise<void> => {
+  // Throws unless a request may go to `url`; returns the addresses it may go to. The request
+  // connects to these, never resolving the host again, so a later DNS answer cannot move it.
+  const check = async (url: URL, redirected: boolean): Promise<string[]> => {
     const host = bare(url.hostname);
     const refuse = (why: string): never => {
       throw new TokaError(
@@ -204,27 +163,29 @@ export function createHttpFetchTool(
     }
     const privateOk = allowPrivate.includes(host);
     if (!privateOk && !matches(allow, host)) refuse("is not on the http.fetch allowlist");
-    if (privateOk) return;
     let addresses: string[];
     if (isIpLiteral(host)) addresses = [host];
     else if (host === "localhost" || host.endsWith(".localhost")) {
       addresses = ["127.0.0.1", "::1"];
     } else {
       try {
-        addresses = await resolve(host);
+        addresses = (await resolve(host)).filter((address) => isIpLiteral(address));
       } catch {
         addresses = [];
       }
       if (addresses.length === 0) refuse("cannot be resolved");
     }
+    if (privateOk) return addresses;
     for (const address of addresses) {
       const kind = addressClass(address);
-      if (kind !== undefined) {
+      // An address named in allowPrivate may be reached under any allowed name.
+      if (kind !== undefined && !allowPrivate.includes(canonicalHost(address) ?? "")) {
         refuse(
           `has the ${kind} address ${address}: list the host in allowPrivate to reach it`,
         );
       }
     }
+    return addresses;
   };
 
   return defineTool<HttpFetchInput, HttpFetchOutput>({
@@ -318,23 +279,25 @@ export function createHttpFetchTool(
         if (ctx.signal.aborted) throw ctx.signal.reason;
         throw new TokaError(
           "http_failed",
-          `Request to host ${JSON.stringify(host)} failed: ${fetchReason(error)}`,
+          `Request to host ${JSON.stringify(host)} failed: ${failureReason(error)}`,
         );
       };
       try {
         for (let redirects = 0;; redirects++) {
           host = bare(url.hostname);
-          await check(url, redirects > 0);
-          const response = await fetch(url, {
+          const addresses = await check(url, redirects > 0);
+          const response = await sendPinned({
+            url,
             method,
             headers,
             body,
-            redirect: "manual",
+            addresses,
             signal: controller.signal,
           }).catch(failed);
-          const location = response.headers.get("location");
-          if (REDIRECTS.has(response.status) && location !== null) {
-            await response.body?.cancel();
+          const status = response.statusCode ?? 0;
+          const location = response.headers.location;
+          if (REDIRECTS.has(status) && location !== undefined) {
+            response.destroy();
             if (redirects >= maxRedirects) {
               throw new TokaError(
                 "http_redirects",
@@ -350,14 +313,10 @@ export function createHttpFetchTool(
                 `Host ${JSON.stringify(host)} redirected to an invalid URL`,
               );
             }
-            if (
-              response.status === 303 ||
-              ((response.status === 301 || response.status === 302) && method === "POST")
-            ) {
+            if (status === 303 || ((status === 301 || status === 302) && method === "POST")) {
               if (method !== "HEAD") method = "GET";
               body = undefined;
               headers.delete("content-type");
-              headers.delete("content-length");
             }
             if (next.origin !== url.origin) {
               for (const name of CREDENTIALS) headers.delete(name);
@@ -383,9 +342,9 @@ export function createHttpFetchTool(
           }
           return {
             url: url.href,
-            status: response.status,
-            statusText: response.statusText,
-            headers: headerRecord(response.headers),
+            status,
+            statusText: response.statusMessage ?? "",
+            headers: headerRecord(response),
             body: text,
             encoding,
             redirects,
@@ -408,65 +367,4 @@ function urlForMessage(text: string): string {
     shown = (/^[a-z][a-z0-9+.-]*:[/\\]*/i.exec(shown)?.[0] ?? "") + shown.slice(at + 1);
   }
   return redactTokens(shown.slice(0, 100));
-}
-
-// Headers iterate set-cookie once per value: join them as the others are.
-function headerRecord(headers: Headers): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of headers) out[name] = name in out ? `${out[name]}, ${value}` : value;
-  return out;
-}
-
-function fetchReason(error: unknown): string {
-  const text = error instanceof Error ? `${error.message} ${String(error.cause ?? "")}` : "";
-  if (/refused/i.test(text)) return "connection refused";
-  if (/reset/i.test(text)) return "connection reset";
-  if (/certificate|tls|ssl/i.test(text)) return "TLS error";
-  if (/dns|resolve|lookup/i.test(text)) return "the host cannot be resolved";
-  return "network error";
-}
-
-// Reads a body up to `max` bytes; refuses a larger one without reading the rest.
-async function readBody(
-  response: Response,
-  max: number,
-  host: string,
-  failed: (error: unknown) => never,
-): Promise<Uint8Array> {
-  const tooLarge = (): never => {
-    throw new TokaError(
-      "http_too_large",
-      `The response from host ${JSON.stringify(host)} is larger than the ${max} bytes allowed`,
-    );
-  };
-  const declared = Number(response.headers.get("content-length") ?? NaN);
-  if (declared > max) {
-    await response.body?.cancel();
-    tooLarge();
-  }
-  if (response.body === null) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = response.body.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read().catch(failed);
-      if (done) break;
-      size += value.length;
-      if (size > max) {
-        await reader.cancel();
-        tooLarge();
-      }
-      chunks.push(value);
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.length;
-  }
-  return bytes;
 }

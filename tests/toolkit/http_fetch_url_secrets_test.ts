@@ -41,7 +41,7 @@ Deno.test("http.fetch keeps a URL's credentials and query out of errors and even
       // A failed request names the host only.
       [
         "http://127.0.0.1:1/?key=s3cr3tkey#fragm3nt",
-        /^Tool "http\.fetch" failed: Request to host "127\.0\.0\.1" failed: [a-z ]+$/,
+        'Tool "http.fetch" failed: Request to host "127.0.0.1" failed: connection refused',
       ],
     ];
     for (const [url, expected] of cases) {
