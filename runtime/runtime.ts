@@ -60,7 +60,9 @@ const logger = getLogger(["toka", "runtime"]);
  * runtime.register(defineAgent({
  *   name: "worker",
  *   subscribe: ["task.*"],
- *   handle: (event, ctx) => void ctx.emit({ kind: "work.done", payload: event.payload }),
+ *   async handle(event, ctx) {
+ *     await ctx.emit({ kind: "work.done", payload: event.payload });
+ *   },
  * }));
  * await runtime.start();
  * await runtime.emit({ kind: "task.created", payload: { id: 1 } });

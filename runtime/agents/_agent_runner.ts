@@ -8,9 +8,12 @@ import type { ToolRegistry } from "../tool_registry.ts";
 import type { TokenAuthority } from "../token_authority.ts";
 import type { AgentStorageOptions, StorageAdapter } from "../storage/storage.ts";
 import type { Agent, AgentContext } from "./agent.ts";
-import type { CheckpointBook } from "./_checkpoint.ts";
+import { type CheckpointBook, idleHead } from "./_checkpoint.ts";
 import type { LeaseBook } from "./_lease.ts";
 import { LeaseHolder } from "./_lease_holder.ts";
+import { InFlight } from "./_in_flight.ts";
+import { EmitJournal } from "./_emit_journal.ts";
+import { agentContext } from "./_agent_context.ts";
 import { formatPosition } from "../../internal/ids.ts";
 import { delay } from "../../internal/retry.ts";
 import { GuardFailedError, LeaseLostError } from "../errors.ts";
@@ -67,15 +70,16 @@ export class AgentRunner {
   #waiting: Promise<void> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #advancing: Promise<void> | undefined;
-  #current: { event: EventRecord; index: number } | undefined;
-  // What the agent emitted while handling each unfinished event, by emit index.
-  #emitted = new Map<string, EventRecord[]>();
+  // The event in hand, its emits so far and the context calls made for it.
+  #current: Handling | undefined;
+  #journal: EmitJournal;
   #ctx: AgentContext;
 
   constructor(agent: Agent, deps: RunnerDeps) {
     this.agent = agent;
     this.#deps = deps;
     this.#actor = `agent/${agent.name}`;
+    this.#journal = new EmitJournal(this.#actor);
     this.#logger = getLogger(["toka", "agent", agent.name]);
     this.#lease = deps.leases === undefined ? undefined : new LeaseHolder(
       deps.leases,
@@ -91,30 +95,17 @@ export class AgentRunner {
       deps.clock,
       this.#logger,
     );
-    this.#ctx = this.#context();
-  }
-
-  #context(): AgentContext {
-    const { tools, storage } = this.#deps;
-    // Still valid for the renewal margin while a due renewal runs.
+    // The token is still valid for the renewal margin while a due renewal runs.
     const token = () => this.#tokens.current;
-    const signal = () => this.#controller.signal;
-    return Object.freeze({
-      name: this.agent.name,
-      get token() {
-        return token();
-      },
-      get signal() {
-        return signal();
-      },
+    this.#ctx = agentContext({
+      name: agent.name,
       logger: this.#logger,
-      tools: Object.freeze({
-        call: (name: string, input: unknown, options?: { signal?: AbortSignal }) =>
-          this.#call(name, input, options?.signal ?? signal()),
-        list: () => tools.list(),
-      }),
-      emit: (input: EmitInput) => this.#emit(input),
-      storage: storage(token),
+      tools: deps.tools,
+      storage: deps.storage(token),
+      token,
+      signal: () => this.#controller.signal,
+      call: (name, input, signal) => this.#tracked(this.#call(name, input, signal)),
+      emit: (input) => this.#emit(input),
     });
   }
 
@@ -206,17 +197,9 @@ export class AgentRunner {
     this.failures = checkpoint?.failures ?? 0;
     // Record the agent (and its patterns, which `toka agent list` counts lag
     // by) before it handles anything, and again when its patterns changed.
-    if (!samePatterns(checkpoint?.subscribe, this.agent.subscribe)) {
-      checkpoints.save(
-        this.agent.name,
-        this.position,
-        this.failures,
-        this.agent.subscribe,
-        this.#lease?.owner,
-      );
-    }
+    if (!samePatterns(checkpoint?.subscribe, this.agent.subscribe)) this.#save(this.position);
     await this.renewToken();
-    await this.#scanEmitted(store);
+    await this.#journal.scan(store, this.position);
     try {
       await this.agent.init?.(this.#ctx);
     } catch (error) {
@@ -359,44 +342,17 @@ export class AgentRunner {
     }
   }
 
-  // Emits of a previous run that died before its checkpoint, so that a
-  // redelivered event does not emit them twice.
-  async #scanEmitted(store: EventStore): Promise<void> {
-    this.#emitted.clear();
-    const from = this.position === null ? undefined : formatPosition(Number(this.position) + 1);
-    for await (const event of store.read({ from })) {
-      const cause = event.meta.causationId;
-      if (event.meta.actor !== this.#actor || cause === undefined) continue;
-      let list = this.#emitted.get(cause);
-      if (list === undefined) this.#emitted.set(cause, list = []);
-      list.push(event);
-    }
-  }
-
   // Moves the checkpoint to the head of the log when no event the agent
   // subscribes to lies between the two: the checkpoint otherwise moves only
   // on handled events, and a restart would rescan everything after it.
   async #advance(store: EventStore): Promise<void> {
     const from = this.position;
     try {
-      const head = (await store.head())?.position ?? null;
-      if (head === null || (from !== null && head <= from)) return;
-      const pending = store.read({
-        from: from === null ? undefined : formatPosition(Number(from) + 1),
-        kinds: [...this.agent.subscribe],
-        limit: 1,
-      });
-      for await (const event of pending) if (event.position <= head) return;
+      const head = await idleHead(store, from, this.agent.subscribe);
       // Handling an event meanwhile moved the checkpoint already.
-      if (this.position !== from) return;
+      if (head === undefined || this.position !== from) return;
       this.position = head;
-      this.#deps.checkpoints.save(
-        this.agent.name,
-        head,
-        this.failures,
-        this.agent.subscribe,
-        this.#lease?.owner,
-      );
+      this.#save(head);
     } catch (error) {
       this.#logger.warn("Could not move agent {name}'s checkpoint: {message}", {
         name: this.agent.name,
@@ -462,9 +418,10 @@ export class AgentRunner {
     const { attempts, backoffMs } = this.#deps.retry;
     const signal = this.#controller.signal;
     for (let attempt = 1;; attempt++) {
-      this.#current = { event, index: 0 };
+      const calls = new InFlight();
+      this.#current = { event, index: 0, calls };
       try {
-        await this.agent.handle(event, this.#ctx);
+        await calls.run(() => this.agent.handle(event, this.#ctx));
         break;
       } catch (error) {
         // Stopping: the event is not finished and is delivered again next start.
@@ -511,7 +468,7 @@ export class AgentRunner {
         this.#current = undefined;
       }
     }
-    this.#emitted.delete(event.id);
+    this.#journal.forget(event.id);
     this.position = event.position;
     this.handled++;
     this.#logger.trace("Agent {name} handled event {id} ({kind})", () => ({
@@ -519,14 +476,25 @@ export class AgentRunner {
       id: event.id,
       kind: event.kind,
     }));
-    this.#deps.checkpoints.save(
+    this.#save(event.position);
+    return "passed";
+  }
+
+  // A context call as the handler sees it: tracked while an event is in hand.
+  #tracked<T>(call: Promise<T>): Promise<T> {
+    return this.#current === undefined ? call : this.#current.calls.track(call);
+  }
+
+  // Records where the agent is, written soon after (fenced by its lease).
+  #save(position: string | null): void {
+    const { checkpoints } = this.#deps;
+    checkpoints.save(
       this.agent.name,
-      event.position,
+      position,
       this.failures,
       this.agent.subscribe,
       this.#lease?.owner,
     );
-    return "passed";
   }
 
   // True when no lease is needed, or it was confirmed less than half a lease
@@ -570,28 +538,43 @@ export class AgentRunner {
     }
   }
 
-  async #emit(input: EmitInput): Promise<EventRecord> {
-    if (input === null || typeof input !== "object") {
-      throw new TypeError(`Invalid event ${JSON.stringify(input)}: expected an object with a kind`);
-    }
+  // The event in hand and the emit's index are taken when the emit is made,
+  // not after its fence: an emit the handler did not await keeps its parent.
+  #emit(input: EmitInput): Promise<EventRecord> {
+    const current = this.#current;
+    const emit = input === null || typeof input !== "object"
+      ? Promise.reject(
+        new TypeError(`Invalid event ${JSON.stringify(input)}: expected an object with a kind`),
+      )
+      : this.#emitFor(input, current, current === undefined ? 0 : current.index++);
+    return this.#tracked(emit);
+  }
+
+  async #emitFor(
+    input: EmitInput,
+    current: Handling | undefined,
+    index: number,
+  ): Promise<EventRecord> {
     await this.#fence();
     const full = {
       ...input,
       stream: input.stream ?? this.#actor,
       meta: { ...input.meta, actor: this.#actor },
     };
-    const current = this.#current;
     if (current === undefined) return this.#fencedEmit(full);
-    const index = current.index++;
     const id = current.event.id;
-    const prior = this.#emitted.get(id)?.[index];
-    if (prior !== undefined && prior.kind === input.kind) return prior;
+    const prior = this.#journal.prior(id, index, input.kind);
+    if (prior !== undefined) return prior;
     const record = await this.#fencedEmit(full, current.event);
-    let list = this.#emitted.get(id);
-    if (list === undefined) this.#emitted.set(id, list = []);
-    list[index] = record;
+    this.#journal.record(id, index, record);
     return record;
   }
+}
+
+interface Handling {
+  event: EventRecord;
+  index: number;
+  calls: InFlight;
 }
 
 function samePatterns(

@@ -3,6 +3,8 @@
 // for commits nor competes with the log for them.
 import { getLogger } from "@logtape/logtape";
 import type { Checkpoint, CheckpointStore } from "./agent_state.ts";
+import type { EventStore } from "../log/event_store.ts";
+import { formatPosition } from "../../internal/ids.ts";
 import { delay } from "../../internal/retry.ts";
 import { errorMessage } from "../../internal/error_message.ts";
 
@@ -100,4 +102,24 @@ export class CheckpointBook {
       this.#flushing = false;
     }
   }
+}
+
+/**
+ * The head of the log, when it lies after `from` with no event of `kinds`
+ * between the two: a checkpoint can move there without handling anything.
+ */
+export async function idleHead(
+  store: EventStore,
+  from: string | null,
+  kinds: readonly string[],
+): Promise<string | undefined> {
+  const head = (await store.head())?.position;
+  if (head === undefined || (from !== null && head <= from)) return undefined;
+  const pending = store.read({
+    from: from === null ? undefined : formatPosition(Number(from) + 1),
+    kinds: [...kinds],
+    limit: 1,
+  });
+  for await (const event of pending) if (event.position <= head) return undefined;
+  return head;
 }
