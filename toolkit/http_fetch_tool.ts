@@ -85,8 +85,16 @@ const MIB = 1024 * 1024;
 const MAX_BYTES = 16 * MIB;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-// Headers that carry the caller's credentials: dropped when a redirect leaves the origin.
-const CREDENTIALS = ["authorization", "cookie", "proxy-authorization"];
+// The only caller's headers kept when a redirect leaves the origin, as curl does without
+// --location-trusted: any other may carry a key meant for the first host (content-type goes
+// with the body, which a 303 drops).
+const CROSS_ORIGIN_SAFE = new Set([
+  "accept",
+  "accept-language",
+  "content-language",
+  "user-agent",
+  "content-type",
+]);
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 async function systemResolve(hostname: string): Promise<string[]> {
@@ -103,8 +111,9 @@ async function systemResolve(hostname: string): Promise<string[]> {
  * a host's addresses (from `resolve`, or the address itself) must all be public unless the
  * host is on `allowPrivate`: loopback, private, link-local, multicast and reserved addresses
  * are refused, also as IPv4 inside IPv6 (`::ffff:127.0.0.1`) or in decimal or octal forms
- * (`2130706433`, `0177.0.0.1`), which URLs normalise. A redirect to another origin drops the
- * `authorization`, `cookie` and `proxy-authorization` headers; 303, and 301/302 after a POST,
+ * (`2130706433`, `0177.0.0.1`), which URLs normalise. A redirect to another origin (scheme,
+ * host or port) keeps only the caller's `accept`, `accept-language`, `content-language`,
+ * `user-agent` and, with the body, `content-type` headers; 303, and 301/302 after a POST,
  * continue as GET without a body. The response body is read up to `maxResponseBytes` and the
  * whole call is bounded by `timeoutMs`. Refusals and failures are one-line errors naming
  * the host. Needs `tool:http.fetch:invoke`.
@@ -319,7 +328,9 @@ export function createHttpFetchTool(
               headers.delete("content-type");
             }
             if (next.origin !== url.origin) {
-              for (const name of CREDENTIALS) headers.delete(name);
+              for (const name of [...headers.keys()]) {
+                if (!CROSS_ORIGIN_SAFE.has(name)) headers.delete(name);
+              }
             }
             url = next;
             continue;
