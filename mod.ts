@@ -360,6 +360,7 @@ export {
   MAX_APPEND_BYTES,
   MAX_EVENTS_PER_APPEND,
   MAX_PAYLOAD_BYTES,
+  MAX_PAYLOAD_DEPTH,
   MemoryEventStore,
   type MemoryEventStoreOptions,
   openVault,

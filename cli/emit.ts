@@ -6,10 +6,9 @@
  * @module
  */
 import { type Command, InvalidArgumentError } from "commander";
-import canonicalize from "canonicalize";
 import { EventBus } from "../runtime/mod.ts";
 import type { EventRecord, JsonValue } from "../runtime/mod.ts";
-import { MAX_PAYLOAD_BYTES } from "../vault/mod.ts";
+import { canonicalPayload } from "../runtime/log/event_rules.ts";
 import { assertKind, assertStream } from "../internal/ids.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { type CommandContext, type RunCommand, withStore, writes } from "./_context.ts";
@@ -100,13 +99,15 @@ async function readPayload(ctx: CommandContext, options: EmitOptions): Promise<J
       ? new UsageError(message)
       : new TokaError("payload_invalid", message);
   }
-  // The vault's limit, checked before the vault is opened (and perhaps created).
-  const bytes = new TextEncoder().encode(canonicalize(payload) ?? "null").length;
-  if (bytes > MAX_PAYLOAD_BYTES) {
-    const message = `Payload of ${bytes} bytes is over the maximum of ${MAX_PAYLOAD_BYTES}`;
-    throw source === "--payload"
-      ? new UsageError(message)
-      : new TokaError("payload_too_large", message);
+  // The vault's rules, checked before the vault is opened (and perhaps created).
+  try {
+    canonicalPayload(payload, `in ${source}`);
+  } catch (error) {
+    if (!(error instanceof TypeError || error instanceof RangeError)) throw error;
+    throw source === "--payload" ? new UsageError(error.message) : new TokaError(
+      error instanceof RangeError ? "payload_too_large" : "payload_invalid",
+      error.message,
+    );
   }
   return payload;
 }

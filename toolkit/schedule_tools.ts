@@ -21,6 +21,8 @@ import {
   type TimerStore,
 } from "./_schedule_store.ts";
 import { intOption } from "../internal/int_option.ts";
+import { assertJsonValue, JsonValueError } from "../internal/canonical_json.ts";
+import { MAX_PAYLOAD_DEPTH } from "../runtime/log/event_limits.ts";
 
 const logger = getLogger(["toka", "toolkit", "schedule"]);
 
@@ -390,13 +392,14 @@ export class Scheduler implements AsyncDisposable {
     } catch {
       bad("stream", "must be 1 to 256 letters, digits and the characters _ - . : @ /");
     }
-    let payloadJson: string | undefined;
+    // The log's own rule for payloads, so that a timer never fails to fire on it.
     try {
-      payloadJson = JSON.stringify(input.payload ?? null);
-    } catch {
-      // Circular or a BigInt: not JSON.
+      assertJsonValue(input.payload ?? null, MAX_PAYLOAD_DEPTH);
+    } catch (error) {
+      if (!(error instanceof JsonValueError)) throw error;
+      bad("payload", error.path === "$" ? error.problem : `${error.problem} (at ${error.path})`);
     }
-    if (payloadJson === undefined) bad("payload", "must be a JSON value");
+    const payloadJson = JSON.stringify(input.payload ?? null);
     const bytes = encoder.encode(payloadJson).length;
     if (bytes > this.#maxPayloadBytes) {
       bad("payload", `has ${bytes} bytes as JSON, more than the limit of ${this.#maxPayloadBytes}`);
@@ -418,7 +421,7 @@ export class Scheduler implements AsyncDisposable {
     if (due - now > this.#maxDelayMs) {
       bad(input.at !== undefined ? "at" : "delayMs", `is more than ${this.#maxDelayMs} ms ahead`);
     }
-    return { due, stream, payloadJson: payloadJson! };
+    return { due, stream, payloadJson };
   }
 
   async #schedule(input: ScheduleInput, ctx: ToolContext): Promise<ScheduledTimer> {

@@ -50,4 +50,5 @@ export {
   MAX_APPEND_BYTES,
   MAX_EVENTS_PER_APPEND,
   MAX_PAYLOAD_BYTES,
+  MAX_PAYLOAD_DEPTH,
 } from "../runtime/log/event_limits.ts";

@@ -58,3 +58,18 @@ export const MAX_EVENTS_PER_APPEND: number = 500;
  * ```
  */
 export const MAX_APPEND_BYTES: number = 720 * 1024;
+
+/**
+ * The deepest nesting of arrays and objects in a payload (256): `[[0]]` is
+ * nested 2 deep. Deeper values are refused before anything is stored, since
+ * recursive JSON code (the export's, a reader's) overflows the stack at a few
+ * thousand.
+ *
+ * @example
+ * ```ts
+ * import { MAX_PAYLOAD_DEPTH } from "@toka/runtime/vault";
+ *
+ * console.log(MAX_PAYLOAD_DEPTH); // 256
+ * ```
+ */
+export const MAX_PAYLOAD_DEPTH: number = 256;

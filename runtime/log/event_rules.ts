@@ -21,7 +21,9 @@ import {
   MAX_APPEND_BYTES,
   MAX_EVENTS_PER_APPEND,
   MAX_PAYLOAD_BYTES,
+  MAX_PAYLOAD_DEPTH,
 } from "./event_limits.ts";
+import { assertJsonValue, JsonValueError } from "../../internal/canonical_json.ts";
 
 const MAX_PARENTS = 64;
 const MAX_META_ENTRIES = 16;
@@ -37,44 +39,38 @@ export function parsePosition(position: string, what = "position"): number {
   return Number(position);
 }
 
-/** Throws a TypeError naming the path of the first value that is not JSON. */
-function assertJson(value: unknown, where: string): void {
-  const seen = new Set<object>();
-  const walk = (v: unknown, path: string): void => {
-    switch (typeof v) {
-      case "string":
-      case "boolean":
-        return;
-      case "number":
-        if (!Number.isFinite(v)) throw notJson(where, path, String(v));
-        return;
-      case "object": {
-        if (v === null) return;
-        if (seen.has(v)) throw notJson(where, path, "a circular reference");
-        const proto = Object.getPrototypeOf(v);
-        if (Array.isArray(v)) {
-          seen.add(v);
-          for (let i = 0; i < v.length; i++) walk(v[i], `${path}[${i}]`);
-        } else if (proto === Object.prototype || proto === null) {
-          seen.add(v);
-          for (const key of Object.keys(v)) {
-            walk((v as Record<string, unknown>)[key], `${path}.${key}`);
-          }
-        } else {
-          throw notJson(where, path, `a ${v.constructor?.name ?? "non-plain"} object`);
-        }
-        seen.delete(v);
-        return;
-      }
-      default:
-        throw notJson(where, path, typeof v === "function" ? "a function" : typeof v);
+/**
+ * A payload checked and in canonical form (RFC 8785): a JSON value nested at
+ * most {@linkcode MAX_PAYLOAD_DEPTH} deep and at most {@linkcode MAX_PAYLOAD_BYTES}
+ * as canonical JSON. Both stores, their imports, the CLI and the tools whose
+ * input becomes a payload check it here, before anything is stored.
+ *
+ * @param payload The payload.
+ * @param where What the payload is of, for the error: `of event 0`, `in --payload`.
+ * @returns The canonical JSON and its size in UTF-8 bytes.
+ * @throws {TypeError} When the payload is not a JSON value or is nested too deep, naming the path.
+ * @throws {RangeError} When the payload is too large.
+ */
+export function canonicalPayload(
+  payload: unknown,
+  where: string,
+): { canonical: string; bytes: number } {
+  try {
+    assertJsonValue(payload, MAX_PAYLOAD_DEPTH);
+  } catch (error) {
+    if (error instanceof JsonValueError) {
+      throw new TypeError(`Invalid payload ${where}: ${error.message}`);
     }
-  };
-  walk(value, "$");
-}
-
-function notJson(where: string, path: string, found: string): TypeError {
-  return new TypeError(`Invalid payload of ${where}: ${path} is ${found}, not a JSON value`);
+    throw error;
+  }
+  const canonical = canonicalJson(payload);
+  const bytes = Buffer.byteLength(canonical, "utf8");
+  if (bytes > MAX_PAYLOAD_BYTES) {
+    throw new RangeError(
+      `Payload ${where} is ${bytes} bytes, over the maximum of ${MAX_PAYLOAD_BYTES}`,
+    );
+  }
+  return { canonical, bytes };
 }
 
 export function canonicalJson(value: unknown): string {
@@ -177,14 +173,7 @@ export function prepareInput(stream: string, input: EventInput, index: number): 
   }
   assertKind(input.kind);
   const payload = input.payload === undefined ? null : input.payload;
-  assertJson(payload, where);
-  const canonical = canonicalJson(payload);
-  const bytes = Buffer.byteLength(canonical, "utf8");
-  if (bytes > MAX_PAYLOAD_BYTES) {
-    throw new RangeError(
-      `Payload of ${where} is ${bytes} bytes, over the maximum of ${MAX_PAYLOAD_BYTES}`,
-    );
-  }
+  const { canonical, bytes } = canonicalPayload(payload, `of ${where}`);
   const parents = input.parents ?? [];
   if (!Array.isArray(parents) || parents.length > MAX_PARENTS) {
     throw new TypeError(`Invalid parents of ${where}: expected at most ${MAX_PARENTS} event ids`);

@@ -97,7 +97,7 @@ Deno.test("toka emit", async (t) => {
           ["emit", "a.b", "--payload-file", big],
           undefined,
           1,
-          /^error: Payload of \d+ bytes is over/,
+          /^error: Payload in payload file ".*big\.json" is \d+ bytes, over the maximum of \d+$/,
         ],
       ];
       for (const [args, stdin, expected, line] of cases) {
@@ -109,6 +109,39 @@ Deno.test("toka emit", async (t) => {
       }
       assert.equal(await exists(fresh), false);
     });
+
+    await t.step(
+      "a payload nested 10,000 deep is refused with one line and stores nothing; export still works",
+      async () => {
+        const deep = "[".repeat(10_000) + "]".repeat(10_000);
+        const line =
+          /^error: Invalid payload in (.+): \$(\[0\])+…(\[0\])+ is nested 257 deep, over the maximum of 256$/;
+        const fresh = join(dir, "deep.kv");
+        const refused = await toka(["--db", fresh, "emit", "a.b", "--payload", deep]);
+        assert.equal(refused.code, 2);
+        assert.deepEqual(refused.errLines.length, 1, refused.errLines.join("\n"));
+        assert.match(refused.errLines[0], line);
+        assert.equal(await exists(fresh), false, "a refused command creates no vault");
+
+        const before = await eventsIn(db);
+        assert.ok(before.length > 0);
+        const file = join(dir, "deep.json");
+        await Deno.writeTextFile(file, deep);
+        for (const [args, stdin] of [[["--payload-file", file]], [["-"], deep]] as const) {
+          const { code, out, errLines } = await toka(["--db", db, "emit", "a.b", ...args], stdin);
+          assert.equal(code, 1, args.join(" "));
+          assert.equal(out, "");
+          assert.equal(errLines.length, 1, errLines.join("\n"));
+          assert.match(errLines[0], line);
+        }
+        assert.deepEqual(await eventsIn(db), before, "nothing stored");
+        const exported = await toka(["--db", db, "events", "export"]);
+        assert.equal(exported.code, 0, exported.errLines.join("\n"));
+        assert.equal(exported.out.trim().split("\n").length, before.length);
+        const listed = await toka(["--db", db, "--json", "events", "list"]);
+        assert.equal(listed.code, 0, listed.errLines.join("\n"));
+      },
+    );
 
     await t.step(
       "end to end: an agent hosted by `toka run` handles the emitted event",

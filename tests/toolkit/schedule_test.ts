@@ -88,7 +88,11 @@ Deno.test("schedule: inputs", async (t) => {
       [{ kind: "x", at: "2030-01-01T00:01:01Z" }, /\/at is more than 60000 ms ahead/],
       [{ kind: "x", delayMs: 1, stream: "a b" }, /\/stream must be 1 to 256 letters/],
       [{ kind: "x", delayMs: 1, payload: "y".repeat(101) }, /\/payload has 103 bytes as JSON/],
-      [{ kind: "x", delayMs: 1, payload: 10n }, /\/payload must be a JSON value/],
+      [{ kind: "x", delayMs: 1, payload: 10n }, /\/payload is bigint, not a JSON value$/],
+      [
+        { kind: "x", delayMs: 1, payload: JSON.parse("[".repeat(10_000) + "]".repeat(10_000)) },
+        /\/payload is nested 257 deep, over the maximum of 256 \(at \$(\[0\])+…(\[0\])+\)$/,
+      ],
       [{ kind: "x", delayMs: 1, extra: true }, /must NOT have additional properties "extra"/],
     ];
     for (const [input, expected] of cases) {

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import type { AppendGuard, EventRecord, EventStore } from "../../runtime/log/event_store.ts";
 import { GuardFailedError, TokaError, VersionConflictError } from "../../runtime/errors.ts";
-import { MAX_PAYLOAD_BYTES } from "../../runtime/log/event_limits.ts";
+import { MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH } from "../../runtime/log/event_limits.ts";
 import { vaultKv } from "../../vault/mod.ts";
 
 /** Makes a fresh, empty store whose clock is `clock`; `cleanup` releases what it opened. */
@@ -16,6 +16,13 @@ async function collect(iterator: AsyncIterable<EventRecord>): Promise<EventRecor
   const out: EventRecord[] = [];
   for await (const record of iterator) out.push(record);
   return out;
+}
+
+/** A JSON value `depth` containers deep: `[[[0]]]` for 3. */
+function nested(depth: number, wrap: (inner: unknown) => unknown = (v) => [v]): unknown {
+  let value: unknown = 0;
+  for (let i = 0; i < depth; i++) value = wrap(value);
+  return value;
 }
 
 /** A snapshot of everything a store shows, to prove a failed call changed nothing. */
@@ -236,6 +243,43 @@ export async function runContract(t: Deno.TestContext, factory: StoreFactory): P
         });
       }
       assert.equal(await snapshot(store), before);
+    },
+  );
+
+  await withStore(
+    "a payload nested deeper than 256 is refused before anything is stored",
+    async (store) => {
+      const ok = await store.append("s", [{ kind: "k", payload: nested(MAX_PAYLOAD_DEPTH) }]);
+      assert.deepEqual(ok.events[0].payload, nested(MAX_PAYLOAD_DEPTH));
+      const exported = await collect(store.read());
+      const before = await snapshot(store);
+      const deep: [string, unknown, RegExp][] = [
+        ["257 arrays", nested(257), /^Invalid payload of event 0: \$(\[0\])+…(\[0\])+ /],
+        ["10,000 arrays", nested(10_000), /^Invalid payload of event 0: \$(\[0\])+…(\[0\])+ /],
+        [
+          "10,000 objects",
+          nested(10_000, (v) => ({ a: v })),
+          /^Invalid payload of event 0: \$(\.a)+…(\.a)+ /,
+        ],
+        ["deep inside", { list: [1, nested(300)] }, /^Invalid payload of event 0: \$\.list\[1\]/],
+      ];
+      for (const [name, payload, path] of deep) {
+        await assert.rejects(store.append("s", [{ kind: "k", payload }]), (error: unknown) => {
+          assert.ok(error instanceof TypeError, `${name}: ${error}`);
+          assert.match(error.message, path, name);
+          assert.match(error.message, /is nested 257 deep, over the maximum of 256$/, name);
+          assert.ok(error.message.length < 200, `${name}: a short line`);
+          return true;
+        });
+      }
+      // Import applies the same rule (the digest cannot be made to match: the depth is found first).
+      const record = { ...exported[0], id: "01M8E4YQ9Q0000000077TBXYTG", payload: nested(10_000) };
+      await assert.rejects(
+        store.importEvents([record]),
+        /^TypeError: Invalid payload of event 0: .* is nested 257 deep, over the maximum of 256$/,
+      );
+      assert.equal(await snapshot(store), before);
+      assert.ok((await store.verify()).ok);
     },
   );
 
