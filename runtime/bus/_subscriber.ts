@@ -1,5 +1,6 @@
 // One subscription to the bus: a bounded ring of events for a handler or an
 // async iterator, that catches up from the vault after an overflow.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
 import type { EventRecord, EventStore } from "../log/event_store.ts";
 import type { KindFilter } from "../log/kind_pattern.ts";
@@ -19,6 +20,9 @@ const MIN_RING = 16;
 // A ring this large is dropped once empty, so a burst does not pin memory.
 const MAX_IDLE_RING = 1024;
 const emptyRing = (): (EventRecord | undefined)[] => new Array(MIN_RING).fill(undefined);
+// The subscriber whose handler runs here (set once per drain, not per event):
+// its close() called from its own handler must not wait for that handler.
+const draining = new AsyncLocalStorage<Subscriber>();
 
 export class Subscriber implements EventStream {
   readonly patterns: readonly string[];
@@ -130,7 +134,7 @@ export class Subscriber implements EventStream {
       wake?.();
     } else if (!this.#scheduled && !this.#draining) {
       this.#scheduled = true;
-      this.#running = this.#later();
+      this.#running = draining.run(this, () => this.#later());
     }
   }
 
@@ -273,7 +277,9 @@ export class Subscriber implements EventStream {
       this.#wake = undefined;
       wake?.();
     }
-    await this.#running;
+    // From its own handler (or what it started), the drain in hand ends once
+    // that handler returns: waiting for it here would wait for ourselves.
+    if (draining.getStore() !== this) await this.#running;
     this.#notifyIdle();
   }
 

@@ -55,7 +55,10 @@ export interface Subscription {
   readonly closed: boolean;
   /** Resolves when every event delivered so far has been handled (or taken by the iterator). */
   idle(): Promise<void>;
-  /** Stops delivery; waits for the event being handled, drops the rest. */
+  /**
+   * Stops delivery; waits for the event being handled, drops the rest. Called
+   * from the subscription's own handler, it does not wait for that handler.
+   */
   close(): Promise<void>;
 }
 

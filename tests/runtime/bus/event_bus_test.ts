@@ -325,3 +325,45 @@ Deno.test("EventBus with a vault", async (t) => {
     await store.close();
   });
 });
+
+Deno.test("A handler may close its own subscription (issue 18 #16)", async (t) => {
+  for (const store of [undefined, new MemoryEventStore()]) {
+    const where = store === undefined ? "without a vault" : "with a vault, catching up";
+    await t.step(`awaiting close() in the handler returns, ${where}`, async () => {
+      const bus = new EventBus({ store });
+      if (store !== undefined) await bus.emit({ kind: "task.created", payload: 0 });
+      const seen: unknown[] = [];
+      let closed = false;
+      const sub = bus.subscribe("task.*", async (e) => {
+        seen.push(e.payload);
+        await sub.close();
+        closed = true;
+      }, store === undefined ? {} : { after: "0000000000000000" });
+      await bus.emit({ kind: "task.created", payload: 1 });
+      await bus.emit({ kind: "task.created", payload: 2 });
+      await until(() => closed, 2_000);
+      await sub.close();
+      await bus.idle();
+      assert.equal(sub.closed, true);
+      assert.deepEqual(seen, [store === undefined ? 1 : 0], "nothing after the close");
+      await bus.close();
+      await store?.close();
+    });
+  }
+
+  await t.step("close() from outside still waits for the event in hand", async () => {
+    const bus = new EventBus();
+    const release = gate();
+    let finished = false;
+    const sub = bus.subscribe("*", async () => {
+      await release.promise;
+      finished = true;
+    });
+    await bus.emit({ kind: "a" });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const closing = sub.close().then(() => finished);
+    release.open();
+    assert.equal(await closing, true);
+    await bus.close();
+  });
+});
