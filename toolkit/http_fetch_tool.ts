@@ -19,15 +19,18 @@ export interface HttpFetchOptions {
   /**
    * The hosts requests may go to: names (`"api.example.com"`), `"*.example.com"` for any
    * host below a domain, or IP addresses (`"203.0.113.7"`, `"[2001:db8::1]"`). None by default:
-   * every request is refused until a host is allowed. A host whose addresses are loopback,
-   * private or link-local is still refused unless it is also in `allowPrivate`.
+   * every request is refused until a host is allowed. An entry may name one port
+   * (`"api.example.com:8443"`, `"[2001:db8::1]:8080"`); without one it allows every port. A host
+   * whose addresses are loopback, private or link-local is still refused unless it is also in
+   * `allowPrivate`.
    */
   allow?: string[];
   /**
    * Hosts (exact names or addresses, no wildcard) allowed even when they resolve to loopback,
    * private, link-local or other non-public addresses, e.g. `["localhost"]`. They need not be
    * repeated in `allow`. An address listed here may also be reached under a name on `allow`
-   * that resolves to it.
+   * that resolves to it. As in `allow`, `"127.0.0.5:8080"` (`"[::1]:8080"`) allows that port
+   * only, a bare host every port.
    */
   allowPrivate?: string[];
   /** The largest response body, in bytes (1 MiB; at most 16 MiB); a larger one is refused. */
@@ -125,7 +128,8 @@ async function systemResolve(hostname: string): Promise<string[]> {
  *
  * @param options The allowlists and limits; with none, every request is refused.
  * @returns The tool, ready to register.
- * @throws {TypeError} When a host entry is not a host name or address.
+ * @throws {TypeError} When a host entry is not a host name or address, with an optional port.
+ * @throws {RangeError} When a host entry's port is not from 1 to 65535.
  * @throws {RangeError} When a limit is not an integer in range.
  *
  * @example Nothing is allowed by default
@@ -170,8 +174,12 @@ export function createHttpFetchTool(
     if (url.username !== "" || url.password !== "") {
       refuse("refused: credentials in the URL are not allowed, send them in a header");
     }
-    const privateOk = allowPrivate.includes(host);
-    if (!privateOk && !matches(allow, host)) refuse("is not on the http.fetch allowlist");
+    const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+    const privateOk = matches(allowPrivate, host, port);
+    if (!privateOk && !matches(allow, host, port)) {
+      const listed = matches(allowPrivate, host) || matches(allow, host);
+      refuse(`is not on the http.fetch allowlist${listed ? ` for port ${port}` : ""}`);
+    }
     let addresses: string[];
     if (isIpLiteral(host)) addresses = [host];
     else if (host === "localhost" || host.endsWith(".localhost")) {
@@ -188,7 +196,7 @@ export function createHttpFetchTool(
     for (const address of addresses) {
       const kind = addressClass(address);
       // An address named in allowPrivate may be reached under any allowed name.
-      if (kind !== undefined && !allowPrivate.includes(canonicalHost(address) ?? "")) {
+      if (kind !== undefined && !matches(allowPrivate, canonicalHost(address) ?? "", port)) {
         refuse(
           `has the ${kind} address ${address}: list the host in allowPrivate to reach it`,
         );

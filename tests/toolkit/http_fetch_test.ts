@@ -337,8 +337,6 @@ Deno.test("http.fetch", async (t) => {
       for (
         const entry of [
           "http://a.test",
-          "a.test:80",
-          "[::1]:80",
           "a.test/x",
           "*.1.2.3.4",
           "",
@@ -349,7 +347,7 @@ Deno.test("http.fetch", async (t) => {
           name: "TypeError",
           message: `Invalid http allow entry ${
             JSON.stringify(entry)
-          }: expected a host name, "*.<domain>" or an IP address, without scheme, port or path`,
+          }: expected a host name, "*.<domain>" or an IP address, with an optional ":<port>" ("[<IPv6>]:<port>"), without scheme or path`,
         });
       }
       assert.throws(() => createHttpFetchTool({ allowPrivate: ["*.a.test"] }), TypeError);

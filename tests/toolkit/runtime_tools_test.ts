@@ -149,10 +149,14 @@ Deno.test("createRuntime with http.fetch", async (t) => {
     });
 
     await t.step("bad http options are one-line errors", async () => {
-      await assert.rejects(createRuntime({ db: ":memory:", http: { allow: ["a.test:80"] } }), {
+      await assert.rejects(createRuntime({ db: ":memory:", http: { allow: ["a.test/x"] } }), {
         name: "TypeError",
         message:
-          'Invalid http allow entry "a.test:80": expected a host name, "*.<domain>" or an IP address, without scheme, port or path',
+          'Invalid http allow entry "a.test/x": expected a host name, "*.<domain>" or an IP address, with an optional ":<port>" ("[<IPv6>]:<port>"), without scheme or path',
+      });
+      await assert.rejects(createRuntime({ db: ":memory:", http: { allow: ["a.test:0"] } }), {
+        name: "RangeError",
+        message: 'Invalid http allow entry "a.test:0": the port must be from 1 to 65535',
       });
       await assert.rejects(
         createRuntime({ db: ":memory:", http: [] as unknown as Record<string, never> }),
