@@ -364,11 +364,12 @@ export class AgentRunner {
   async #consume(store: EventStore): Promise<void> {
     const signal = this.#feed.signal;
     const handlers = this.#controller.signal;
-    // Times in a row an event's outcome could not be recorded (a full disk, say).
+    // Times in a row an event's outcome could not be recorded, or the log not
+    // read (a full disk, say): the event stays unpassed and is read again.
     let stalls = 0;
-    try {
-      while (!signal.aborted && !handlers.aborted) {
-        let stalled = false;
+    while (!signal.aborted && !handlers.aborted) {
+      let stalled = false;
+      try {
         for await (
           const event of store.subscribe({
             after: this.position ?? undefined,
@@ -384,22 +385,24 @@ export class AgentRunner {
           }
           stalls = 0;
         }
-        if (!stalled) return;
-        // The event stays unpassed: read it again from the checkpoint after a pause.
-        const ms = this.#deps.retry.backoffMs(++stalls);
-        this.#logger.warn(
-          "Agent {name} could not record the outcome of an event: it tries again in {ms} ms",
-          { name: this.agent.name, ms },
-        );
-        if (!(await delay(ms, signal))) return;
-      }
-    } catch (error) {
-      if (!signal.aborted && !handlers.aborted) {
-        this.#logger.error("Agent {name} stopped reading the log: {message}", {
+        // The store ended the subscription (it was closed).
+        if (!stalled || signal.aborted || handlers.aborted) return;
+        this.#logger.warn("Agent {name} could not record the outcome of an event", {
+          name: this.agent.name,
+        });
+      } catch (error) {
+        if (signal.aborted || handlers.aborted) return;
+        this.#logger.error("Agent {name} could not read the log: {message}", {
           name: this.agent.name,
           message: errorMessage(error),
         });
       }
+      const ms = this.#deps.retry.backoffMs(++stalls);
+      this.#logger.info("Agent {name} reads the log again in {ms} ms", {
+        name: this.agent.name,
+        ms,
+      });
+      if (!(await delay(ms, signal))) return;
     }
   }
 

@@ -87,3 +87,38 @@ Deno.test("a full disk drops no agent input", async (t) => {
     () => run(3, 5),
   );
 });
+
+Deno.test("a read of the log that fails is tried again, not the agent's end", async () => {
+  const inner = new MemoryEventStore();
+  let failures = 2;
+  const store = new Proxy(inner, {
+    get(target, key) {
+      if (key === "subscribe") {
+        return (options: Parameters<EventStore["subscribe"]>[0]) => {
+          if (failures-- > 0) {
+            return (async function* () {
+              yield* [];
+              throw new Error("disk I/O error");
+            })();
+          }
+          return target.subscribe(options);
+        };
+      }
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const runtime = await Runtime.create({ vault: store, retry: { backoffMs: () => 1 } });
+  const handled: unknown[] = [];
+  runtime.register(defineAgent({
+    name: "worker",
+    subscribe: ["job.run"],
+    handle: (event) => void handled.push(event.payload),
+  }));
+  await runtime.emit({ kind: "job.run", payload: 1 });
+  await runtime.start();
+  await runtime.emit({ kind: "job.run", payload: 2 });
+  await until(() => handled.length === 2, 5_000);
+  await runtime.stop();
+  assert.deepEqual(handled, [1, 2]);
+});
