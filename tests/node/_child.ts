@@ -12,7 +12,8 @@ import { createRuntime } from "@toka/runtime";
 import { defineAgent, type EventRecord, VersionConflictError } from "@toka/runtime/runtime";
 import { KvCheckpointStore, KvLeaseStore, Runtime } from "@toka/runtime/runtime";
 import { KvTokenAuthority } from "@toka/runtime/auth";
-import { parsePluginManifest } from "@toka/runtime/toolkit";
+import { createHttpFetchTool, parsePluginManifest, ToolRegistry } from "@toka/runtime/toolkit";
+import { createServer, type Server } from "node:http";
 import { openVault } from "@toka/runtime/vault";
 
 const [mode, db, ...rest] = process.argv.slice(2);
@@ -172,6 +173,47 @@ async function tool(root: string): Promise<void> {
   print({ results, kinds, onDisk });
 }
 
+// http.fetch under this runtime's node:http: a resolver answers 127.0.0.2 for the check and
+// 127.0.0.1 afterwards (DNS rebinding), with a server on each address at one port, and
+// HTTP_PROXY points at a third server. Prints which servers were reached.
+async function httpFetch(): Promise<void> {
+  const hits: string[] = [];
+  const listen = (host: string, port: number, name: string) =>
+    new Promise<Server>((resolve, reject) => {
+      const server = createServer((req, res) => {
+        hits.push(`${name} ${req.headers.host}`);
+        res.end(name);
+      });
+      server.once("error", reject);
+      server.listen(port, host, () => resolve(server));
+    });
+  let checked: Server, rebound: Server | undefined, port: number;
+  do { // until the port 127.0.0.2 got is free on 127.0.0.1 too
+    checked = await listen("127.0.0.2", 0, "checked");
+    port = (checked.address() as { port: number }).port;
+    rebound = await listen("127.0.0.1", port, "rebound").catch(() => checked.close() && undefined);
+  } while (rebound === undefined);
+  const proxy = await listen("127.0.0.3", 0, "proxy");
+  process.env.HTTP_PROXY = `http://127.0.0.3:${(proxy.address() as { port: number }).port}`;
+  process.env.http_proxy = process.env.HTTP_PROXY;
+  const calls: string[] = [];
+  const tools = new ToolRegistry({
+    tools: [createHttpFetchTool({
+      allow: ["rebind.test"],
+      allowPrivate: ["127.0.0.2"],
+      resolve: (host) => {
+        calls.push(host);
+        return Promise.resolve([calls.length === 1 ? "127.0.0.2" : "127.0.0.1"]);
+      },
+    })],
+  });
+  const out = await tools.call("http.fetch", { url: `http://rebind.test:${port}/` }) as {
+    body: string;
+  };
+  for (const server of [checked, rebound, proxy]) server.close();
+  print({ body: out.body, hits: hits.map((hit) => hit.replace(`:${port}`, ":PORT")), calls });
+}
+
 // A stdio plugin started by this runtime (node:child_process under Node): a call, a bad
 // input refused by the plugin's schema, and the events recorded.
 async function plugin(command: string, script: string): Promise<void> {
@@ -252,4 +294,5 @@ else if (mode === "checkpoint") await checkpoint();
 else if (mode === "tokens") await tokens(rest[0], rest.slice(1));
 else if (mode === "tool") await tool(rest[0]);
 else if (mode === "plugin") await plugin(rest[0], rest[1]);
+else if (mode === "http") await httpFetch();
 else throw new TypeError(`Unknown mode "${mode}"`);

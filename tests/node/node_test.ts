@@ -225,6 +225,16 @@ Deno.test("on Node.js", async (t) => {
     });
   });
 
+  await t.step("http.fetch connects to the checked address, not through HTTP_PROXY", async () => {
+    for (const runtime of ["node", "deno"] as const) {
+      assert.deepEqual(await run(runtime, "http", "-"), {
+        body: "checked",
+        hits: ["checked rebind.test:PORT"],
+        calls: ["rebind.test"],
+      }, runtime);
+    }
+  });
+
   await t.step("values written in KV by one runtime read the same in the other", async () => {
     await withDir(async (dir) => {
       for (const [first, second] of [["deno", "node"], ["node", "deno"]] as const) {
