@@ -152,7 +152,7 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
       cwd: options.cwd,
       dbLocation,
       settings,
-      toolSettings: toolSettingsOf(settings),
+      toolSettings: toolSettingsOf(settings, (name) => io.env(name)),
       invocation: [
         ...(io.program ?? ["toka"]),
         ...(dbLocation === DEFAULT_DB ? [] : ["--db", dbLocation]),

@@ -51,6 +51,8 @@ import {
   ToolRegistry,
 } from "./toolkit/mod.ts";
 import { openVault, vaultKv } from "./vault/mod.ts";
+import { resolveVaultLocation } from "./vault/open_vault.ts";
+import { checkProtectedPaths, vaultFiles } from "./internal/protected_paths.ts";
 import { isNotCapable, notCapable } from "./internal/platform.ts";
 
 /** The `auth` section of {@linkcode CreateRuntimeOptions}: how to open the secret pool. */
@@ -141,7 +143,16 @@ export interface TokaRuntime extends Runtime {
  * ```
  */
 export async function createRuntime(options: CreateRuntimeOptions = {}): Promise<TokaRuntime> {
-  const { db, extraTools, auth: authOption, fs, http, plugins, schedule, ...config } = options;
+  const { db, extraTools, auth: authOption, fs, http, plugins, schedule, ...rest } = options;
+  // The vault opened here, its SQLite files and its folder are never reached by the fs tools
+  // or storage("local"), whatever their root (issue 17).
+  const config = {
+    ...rest,
+    protectedPaths: [
+      ...checkProtectedPaths(rest.protectedPaths),
+      ...(rest.vault === undefined ? vaultFiles(resolveVaultLocation(db)) : []),
+    ],
+  };
   // Read before the vault opens, so a bad manifest opens nothing.
   const pluginSpecs = typeof plugins === "string" ? await readPluginManifest(plugins) : plugins;
   // Checked before the vault opens, so a bad option opens nothing.
@@ -150,7 +161,11 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
     if (typeof fs !== "object" || fs === null || Array.isArray(fs)) {
       throw new TypeError("Invalid fs: expected the options of the fs tools, e.g. {}");
     }
-    builtins.push(...createFsTools({ ...fs, root: fs.root ?? config.storageRoot ?? DEFAULT_ROOT }));
+    builtins.push(...createFsTools({
+      ...fs,
+      root: fs.root ?? config.storageRoot ?? DEFAULT_ROOT,
+      protectedPaths: [...config.protectedPaths, ...checkProtectedPaths(fs.protectedPaths)],
+    }));
   }
   if (http !== undefined) {
     if (typeof http !== "object" || http === null || Array.isArray(http)) {
@@ -325,6 +340,7 @@ export {
   type Lease,
   LeaseLostError,
   type LeaseStore,
+  type LocalStorageOptions,
   type LogHead,
   MAX_STORAGE_VALUE_BYTES,
   MemoryCheckpointStore,

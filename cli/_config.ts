@@ -8,7 +8,8 @@ import denoJson from "../deno.json" with { type: "json" };
 import { DEFAULT_DB } from "./_context.ts";
 import { UsageError } from "./_usage_error.ts";
 import { TokaError } from "../runtime/errors.ts";
-import { configDigest, isTrusted } from "./_trust.ts";
+import { configDigest, isTrusted, trustFilePath } from "./_trust.ts";
+import { vaultFiles } from "../internal/protected_paths.ts";
 import type { CliToolSettings } from "./_tool_registry.ts";
 import type { PluginSpec } from "../toolkit/plugin_manifest.ts";
 
@@ -365,12 +366,26 @@ export function defaultSettings(): Settings {
  * plugins and the tools of the `agents` modules only when the config is trusted
  * (else `withheld` says, in one line, what was left out and how to trust it).
  *
+ * The fs tools never reach the vault (its SQLite files and folder), the config file nor the
+ * trust file, whatever the root.
+ *
  * @param settings The decided settings.
- * @returns The fs root, the `http.fetch` allowlist, the plugins and the modules.
+ * @param env The environment, where the trust file's place is read.
+ * @returns The fs root and what it never reaches, the `http.fetch` allowlist, the plugins
+ *   and the modules.
  */
-export function toolSettingsOf(settings: Settings): CliToolSettings {
+export function toolSettingsOf(
+  settings: Settings,
+  env: (name: string) => string | undefined = () => undefined,
+): CliToolSettings {
+  const trustFile = trustFilePath(env);
   const tools: CliToolSettings = {
     storageRoot: settings.storageRoot,
+    protectedPaths: [
+      ...vaultFiles(settings.db),
+      ...(settings.configPath === undefined ? [] : [settings.configPath]),
+      ...(trustFile === undefined ? [] : [trustFile]),
+    ],
     httpAllow: settings.httpAllow,
     httpAllowPrivate: settings.httpAllowPrivate,
   };

@@ -24,6 +24,8 @@ export const TOOL_STREAM = "toolkit";
 export interface CliToolSettings {
   /** The root of `fs.read|write|list|delete`; {@linkcode DEFAULT_TOOL_ROOT} by default. */
   storageRoot?: string;
+  /** What the fs tools never reach: the vault's files and folder, the config, the trust file. */
+  protectedPaths?: string[];
   /** Hosts `http.fetch` may reach; `http.fetch` is registered only when this is given. */
   httpAllow?: string[];
   /** Hosts `http.fetch` may reach on loopback or private addresses (with `httpAllow`). */
@@ -85,7 +87,10 @@ export async function buildCliTools(
   if (settings.withheld !== undefined) options.warn?.(`note: ${settings.withheld}\n`);
   const tools: Tool[] = [
     ...builtinTools(),
-    ...createFsTools({ root: settings.storageRoot ?? DEFAULT_TOOL_ROOT }),
+    ...createFsTools({
+      root: settings.storageRoot ?? DEFAULT_TOOL_ROOT,
+      protectedPaths: settings.protectedPaths,
+    }),
   ];
   if (settings.modules !== undefined && settings.modules.length > 0) {
     // The loader of `toka run`, so both see the same tools; loaded only when needed.

@@ -139,6 +139,8 @@ export async function runAgents(ctx: CommandContext, modules: string[]): Promise
     const runtime = await createRuntime({
       vault,
       storageRoot: settings.storageRoot,
+      // The vault is opened by the CLI: its files are named here, with the config's.
+      protectedPaths: ctx.toolSettings?.protectedPaths,
       agentLeaseSecs: settings.agentLeaseSecs,
       stopTimeoutMs: settings.stopTimeoutMs,
       extraTools: tools,

@@ -41,6 +41,7 @@ import {
 import { join } from "node:path";
 import process from "node:process";
 import { allPermissionsGranted } from "./platform.ts";
+import { NONE, ProtectedError, ProtectedPaths, type Protection } from "./protected_paths.ts";
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = constants;
 
@@ -117,6 +118,7 @@ export class SafeRoot {
   readonly #root: string;
   readonly #mode: SafeFsMode;
   readonly #tempPrefix: string;
+  readonly #protected: ProtectedPaths;
   // The root's real path, in "checked" mode, once opened.
   #realRoot = "";
 
@@ -124,11 +126,22 @@ export class SafeRoot {
    * @param root The root folder; links in its own path are followed (the host chose it).
    * @param tempPrefix How temporary names start; callers keep such names out of their paths.
    * @param mode How to resolve paths; {@linkcode defaultMode} by default.
+   * @param protectedPaths Files and folders never reached (see protected_paths.ts).
    */
-  constructor(root: string, tempPrefix: string, mode: SafeFsMode = defaultMode()) {
+  constructor(
+    root: string,
+    tempPrefix: string,
+    mode: SafeFsMode = defaultMode(),
+    protectedPaths: readonly string[] = [],
+  ) {
     this.#root = root;
     this.#tempPrefix = tempPrefix;
     this.#mode = mode;
+    this.#protected = new ProtectedPaths(protectedPaths);
+  }
+
+  #protection(): Promise<Protection> {
+    return this.#protected.resolve(this.#root);
   }
 
   #tempName(): string {
@@ -197,19 +210,40 @@ export class SafeRoot {
     return handle;
   }
 
-  // Opens the folder holding the last segment; undefined when some folder is missing and `create` is false.
-  async #walk(folders: readonly string[], create: boolean): Promise<Dir | undefined> {
+  // Opens the folder holding the last segment; undefined when some folder is missing and `create`
+  // is false. A protected folder on the way is refused once opened, by what was opened.
+  async #walk(
+    folders: readonly string[],
+    create: boolean,
+    guard: Protection = NONE,
+  ): Promise<Dir | undefined> {
     let dir = await this.#openRoot(create);
     for (const name of folders) {
       if (dir === undefined) return undefined;
       const parent: Dir = dir;
       try {
+        await refuseSlot(guard, parent, name);
         dir = await this.#openFolder(parent, name, create);
+        if (dir !== undefined && !guard.empty && guard.has(await identity(dir.handle))) {
+          await dir.handle.close();
+          throw new ProtectedError();
+        }
       } finally {
         await parent.handle.close();
       }
     }
     return dir;
+  }
+
+  // Refuses the last segment when its place, or what is there now, is protected.
+  async #refuseTarget(guard: Protection, dir: Dir, name: string): Promise<void> {
+    if (guard.empty) return;
+    await refuseSlot(guard, dir, name);
+    const there = await lstat(this.#at(dir, name), { bigint: true }).catch((error) => {
+      if (code(error) === "ENOENT") return undefined;
+      throw error;
+    });
+    if (there !== undefined && guard.has(there)) throw new ProtectedError();
   }
 
   async #openFolder(dir: Dir, name: string, create: boolean): Promise<Dir | undefined> {
@@ -255,7 +289,8 @@ export class SafeRoot {
    */
   readFile(path: readonly string[], maxBytes = Infinity): Promise<Uint8Array | undefined> {
     return guard(async () => {
-      const dir = await this.#walk(path.slice(0, -1), false).catch(notFolder);
+      const protection = await this.#protection();
+      const dir = await this.#walk(path.slice(0, -1), false, protection).catch(notFolder);
       if (dir === undefined) return undefined;
       try {
         // O_NONBLOCK: a FIFO planted in the root must not hang the open.
@@ -266,6 +301,10 @@ export class SafeRoot {
           });
         if (handle === undefined) return undefined;
         try {
+          // What was opened, not what a name pointed at before.
+          if (!protection.empty && protection.has(await identity(handle))) {
+            throw new ProtectedError();
+          }
           const stats = await handle.stat();
           if (!stats.isFile()) return undefined;
           if (stats.size > maxBytes) throw new TooLargeError(stats.size);
@@ -291,8 +330,11 @@ export class SafeRoot {
    */
   writeFile(path: readonly string[], bytes: Uint8Array): Promise<void> {
     return guard(async () => {
-      const dir = (await this.#walk(path.slice(0, -1), true))!;
+      // A protected folder exists, so the walk makes none before refusing it.
+      const protection = await this.#protection();
+      const dir = (await this.#walk(path.slice(0, -1), true, protection))!;
       try {
+        await this.#refuseTarget(protection, dir, path.at(-1)!);
         // "checked" mode writes the temporary file in the root, as #mkdir does.
         const name = this.#tempName();
         const home = this.#mode === "fd" ? dir : { handle: dir.handle, path: this.#realRoot };
@@ -343,9 +385,11 @@ export class SafeRoot {
    */
   removeFile(path: readonly string[]): Promise<boolean> {
     return guard(async () => {
-      const dir = await this.#walk(path.slice(0, -1), false).catch(notFolder);
+      const protection = await this.#protection();
+      const dir = await this.#walk(path.slice(0, -1), false, protection).catch(notFolder);
       if (dir === undefined) return false;
       try {
+        await this.#refuseTarget(protection, dir, path.at(-1)!);
         const target = this.#at(dir, path.at(-1)!);
         const info = await lstat(target).catch((error) => {
           if (code(error) === "ENOENT") return undefined;
@@ -373,14 +417,24 @@ export class SafeRoot {
   }
 
   /**
-   * Lists the files under the root, as segment lists; links and names that
-   * `skip` refuses are not entered or listed.
+   * Lists the files under a folder of the root (the root by default), as segment lists from
+   * the root; links, protected files and folders, and names that `skip` refuses are not
+   * entered or listed.
+   *
+   * @throws {ProtectedError} When `under` is or lies in a protected folder.
    */
-  list(skip: (name: string) => boolean): Promise<string[][]> {
+  list(skip: (name: string) => boolean, under: readonly string[] = []): Promise<string[][]> {
     return guard(async () => {
-      const root = await this.#openRoot(false);
+      const protection = await this.#protection();
+      const root = await this.#walk(under, false, protection).catch(notFolder);
       if (root === undefined) return [];
       const out: string[][] = [];
+      const hidden = async (dir: Dir, name: string): Promise<boolean> => {
+        if (protection.empty) return false;
+        if (protection.slot(await identity(dir.handle), name)) return true;
+        const there = await lstat(this.#at(dir, name), { bigint: true }).catch(() => undefined);
+        return there === undefined || protection.has(there);
+      };
       const walk = async (dir: Dir, base: string[]): Promise<void> => {
         const entries = await readdir(
           this.#mode === "fd" ? `/proc/self/fd/${dir.handle.fd}` : dir.path,
@@ -390,6 +444,7 @@ export class SafeRoot {
         );
         for (const entry of entries) {
           if (entry.isSymbolicLink() || skip(entry.name)) continue;
+          if (await hidden(dir, entry.name)) continue;
           if (entry.isFile()) out.push([...base, entry.name]);
           else if (entry.isDirectory()) {
             const handle = await this.#openIn(dir, entry.name, O_RDONLY | O_DIRECTORY).catch(
@@ -397,6 +452,8 @@ export class SafeRoot {
             );
             if (handle === undefined) continue;
             try {
+              // Checked again on what was opened: a folder swapped in after the lstat.
+              if (!protection.empty && protection.has(await identity(handle))) continue;
               await walk({ handle, path: join(dir.path, entry.name) }, [...base, entry.name]);
             } finally {
               await handle.close();
@@ -405,7 +462,7 @@ export class SafeRoot {
         }
       };
       try {
-        await walk(root, []);
+        await walk(root, [...under]);
       } finally {
         await root.handle.close();
       }
@@ -434,6 +491,16 @@ async function readAtMost(
   }
 }
 
+// The identity of an open file or folder.
+async function identity(handle: FileHandle): Promise<{ dev: bigint; ino: bigint }> {
+  return await handle.stat({ bigint: true });
+}
+
+// Refuses `name` in `dir` when it is the place of a protected file, made or not yet.
+async function refuseSlot(guard: Protection, dir: Dir, name: string): Promise<void> {
+  if (!guard.empty && guard.slot(await identity(dir.handle), name)) throw new ProtectedError();
+}
+
 // A file where a folder should be, on a read or delete: nothing is there.
 function notFolder(error: unknown): undefined {
   if (error instanceof InTheWayError) return undefined;
@@ -446,6 +513,7 @@ async function guard<T>(task: () => Promise<T>): Promise<T> {
     return await task();
   } catch (error) {
     if (error instanceof OutsideRootError || error instanceof InTheWayError) throw error;
+    if (error instanceof ProtectedError) throw error;
     if (error instanceof TooLargeError) throw error;
     if (error instanceof FsError) throw error;
     throw new FsError(error);

@@ -56,6 +56,7 @@ export {
   createLocalStorage,
   createMemoryStorage,
   type KvStorageOptions,
+  type LocalStorageOptions,
 } from "./storage/storage_adapters.ts";
 export {
   type AgentStatePorts,

@@ -29,6 +29,7 @@ import {
 } from "./agents/agent_state.ts";
 import { MemoryEventStore } from "./log/memory_event_store.ts";
 import { LocalStorage } from "./storage/_local_storage.ts";
+import { checkProtectedPaths } from "../internal/protected_paths.ts";
 import { checkConfig } from "./_check_config.ts";
 import type { RuntimeConfig } from "./runtime_config.ts";
 import type { AgentStatus } from "./agents/agent_status.ts";
@@ -102,7 +103,11 @@ export class Runtime {
     this.#maxAgents = config.maxAgents ?? 100;
     // Made now but touches no file before its first use.
     this.#storages = new Map(Object.entries({
-      local: new LocalStorage(config.storageRoot ?? "./.toka/storage"),
+      local: new LocalStorage(
+        config.storageRoot ?? "./.toka/storage",
+        undefined,
+        checkProtectedPaths(config.protectedPaths),
+      ),
       ...config.storage,
     }));
     this.bus = new EventBus({ store: this.#store, bufferSize: config.eventBufferSize, clock });

@@ -38,6 +38,13 @@ export interface RuntimeConfig {
   /** The directory of the default `storage("local")` (`./.toka/storage`). */
   storageRoot?: string;
   /**
+   * Files and folders that the default `storage("local")` (and `createRuntime()`'s fs tools)
+   * never reach, whatever `storageRoot` is: see `createLocalStorage`. `createRuntime()` adds
+   * the vault it opens (with its SQLite files and folder); give the config file and, when
+   * passing `vault`, the vault's path.
+   */
+  protectedPaths?: string[];
+  /**
    * Storage adapters by scheme. `local` defaults to files under
    * `storageRoot`; `vault` has no default (`createRuntime()` gives one in the
    * vault's Deno KV). See `createKvStorage`, `createLocalStorage` and

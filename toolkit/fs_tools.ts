@@ -16,6 +16,7 @@ import {
   SafeRoot,
   TooLargeError,
 } from "../internal/safe_fs.ts";
+import { checkProtectedPaths, ProtectedError } from "../internal/protected_paths.ts";
 import {
   MAX_KEY_BYTES,
   MAX_SEGMENT_BYTES,
@@ -44,6 +45,14 @@ export interface FsToolsOptions {
    * default, as `storage("local")`.
    */
   mode?: "fd" | "checked";
+  /**
+   * Files and folders the tools never reach, whatever the root: `createRuntime()` and the
+   * CLI give the vault (with its `-wal`, `-shm` and `-journal` files), the vault's folder and
+   * the config file. They are known by identity (device and inode), so a hard link, a case
+   * variant or a swap between check and open is refused too; everything inside a protected
+   * folder is refused, unless the root is that folder or inside it. `fs.list` omits them.
+   */
+  protectedPaths?: string[];
 }
 
 /** The input of `fs.read`. */
@@ -149,6 +158,12 @@ async function onPath<T>(
   try {
     return await task(parts);
   } catch (error) {
+    if (error instanceof ProtectedError) {
+      throw new TokaError(
+        "fs_protected",
+        `Cannot ${op} ${shownKey(path)}: ${error.message}, which the fs tools never reach`,
+      );
+    }
     if (error instanceof OutsideRootError) {
       throw new TypeError(
         `Path ${shownKey(path)} goes through a symbolic link, which the fs tools never follow`,
@@ -218,7 +233,8 @@ export function createFsTools(options: FsToolsOptions): Tool[] {
   const maxList = intOption("maxListEntries", options.maxListEntries, 1000, 0, 1_000_000);
   if (maxList === 0) throw new RangeError("Invalid maxListEntries 0: expected at least 1");
   // The same temporary names as storage("local"), so the two can share a root.
-  const root = new SafeRoot(resolve(rootPath), TEMP_PREFIX, options.mode);
+  const protectedPaths = checkProtectedPaths(options.protectedPaths);
+  const root = new SafeRoot(resolve(rootPath), TEMP_PREFIX, options.mode, protectedPaths);
   let warned = false;
   const warnOnce = () => {
     if (warned || root.mode !== "checked") return;
@@ -369,17 +385,23 @@ export function createFsTools(options: FsToolsOptions): Tool[] {
     },
     execute: async ({ path }) => {
       warnOnce();
-      const under = path === undefined ? "" : `${segments(path).join("/")}/`;
+      const under = path === undefined ? [] : segments(path);
       let found: string[][];
       try {
-        found = await root.list((name) => name.startsWith(TEMP_PREFIX));
+        found = await root.list((name) => name.startsWith(TEMP_PREFIX), under);
       } catch (error) {
         if (error instanceof FsError) {
           throw new TokaError("fs_failed", `Cannot list files: ${error.message}`);
         }
+        if (error instanceof ProtectedError) {
+          throw new TokaError(
+            "fs_protected",
+            `Cannot list ${shownKey(path!)}: ${error.message}, which the fs tools never reach`,
+          );
+        }
         throw error;
       }
-      const paths = found.map((p) => p.join("/")).filter((p) => p.startsWith(under)).sort();
+      const paths = found.map((p) => p.join("/")).sort();
       return { paths: paths.slice(0, maxList), truncated: paths.length > maxList };
     },
   });

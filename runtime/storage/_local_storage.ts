@@ -11,6 +11,7 @@ import {
   SafeRoot,
 } from "../../internal/safe_fs.ts";
 import { TokaError } from "../errors.ts";
+import { ProtectedError } from "../../internal/protected_paths.ts";
 import { getLogger } from "@logtape/logtape";
 
 const logger = getLogger(["toka", "storage"]);
@@ -21,8 +22,9 @@ export class LocalStorage implements StorageAdapter {
   #warned = false;
 
   // No key segment starts with TEMP_PREFIX, so a temporary file never shadows a key.
-  constructor(root: string, mode?: SafeFsMode) {
-    this.#root = new SafeRoot(resolve(root), TEMP_PREFIX, mode);
+  // protectedPaths: checked by the caller (absolute paths never reached; see protected_paths.ts).
+  constructor(root: string, mode?: SafeFsMode, protectedPaths: readonly string[] = []) {
+    this.#root = new SafeRoot(resolve(root), TEMP_PREFIX, mode, protectedPaths);
   }
 
   // Said on first use, not when a runtime is made that may never store a file.
@@ -41,6 +43,14 @@ export class LocalStorage implements StorageAdapter {
       return await task(key.split("/"));
     } catch (error) {
       // One line, with the key escaped and no path of the root.
+      if (error instanceof ProtectedError) {
+        throw new TokaError(
+          "storage_protected",
+          `Cannot ${op} storage key ${
+            shownKey(key)
+          }: ${error.message}, which storage("local") never reaches`,
+        );
+      }
       if (error instanceof OutsideRootError) {
         throw new TypeError(
           `Invalid storage key ${

@@ -11,6 +11,7 @@ import type { StorageAdapter } from "./storage.ts";
 import { KvStorage } from "./_kv_storage.ts";
 import { LocalStorage } from "./_local_storage.ts";
 import { MemoryStorage } from "./_memory_storage.ts";
+import { checkProtectedPaths } from "../../internal/protected_paths.ts";
 
 /** Options of {@linkcode createKvStorage}. */
 export interface KvStorageOptions {
@@ -51,14 +52,27 @@ export function createKvStorage(kv: Kv, options: KvStorageOptions = {}): Storage
   return new KvStorage(kv, options.clock);
 }
 
+/** Options of {@linkcode createLocalStorage}. */
+export interface LocalStorageOptions {
+  /**
+   * Files and folders never reached, whatever the root (the vault with its `-wal`, `-shm`
+   * and `-journal` files, its folder, the config): known by identity (device and inode), so
+   * a hard link or a case variant is refused too; everything inside a protected folder is
+   * refused unless the root is that folder or inside it; `list()` omits them.
+   */
+  protectedPaths?: string[];
+}
+
 /**
  * Creates storage in files under a root folder (scheme `"local"`), made on
  * the first put. Keys are paths below the root; no symbolic link below the
  * root is ever followed (see the README for the exact guarantee).
  *
  * @param root The root folder.
+ * @param options The paths never reached.
  * @returns The adapter.
- * @throws {TypeError} When `root` is not a non-empty string.
+ * @throws {TypeError} When `root` is not a non-empty string or `protectedPaths` not a list of
+ *   paths.
  *
  * @example
  * ```ts
@@ -71,11 +85,14 @@ export function createKvStorage(kv: Kv, options: KvStorageOptions = {}): Storage
  * await Deno.remove(root, { recursive: true });
  * ```
  */
-export function createLocalStorage(root: string): StorageAdapter {
+export function createLocalStorage(
+  root: string,
+  options: LocalStorageOptions = {},
+): StorageAdapter {
   if (typeof root !== "string" || root === "") {
     throw new TypeError("Invalid storage root: expected a path");
   }
-  return new LocalStorage(root);
+  return new LocalStorage(root, undefined, checkProtectedPaths(options?.protectedPaths));
 }
 
 /**
