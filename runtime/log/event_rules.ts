@@ -13,7 +13,7 @@ import {
   POSITION_RE,
   positionInId,
 } from "../../internal/ids.ts";
-import { assertRecordShape } from "../../internal/event_record.ts";
+import { assertRecordShape, isTimestamp, MAX_TIMESTAMP } from "../../internal/event_record.ts";
 
 export { assertKind, assertStream, formatPosition, isEventId, makeEventId, positionInId };
 import {
@@ -138,13 +138,13 @@ function canonicalMeta(meta: Readonly<Record<string, string>>): string {
   return json + "}";
 }
 
-/** Throws a TypeError when a clock gave something other than a finite number. */
+/** Throws a TypeError when a clock gave something other than a timestamp every reader can show. */
 export function assertTimestamp(value: unknown): asserts value is number {
-  if (typeof value !== "number" || !Number.isFinite(value)) {
+  if (!isTimestamp(value)) {
     throw new TypeError(
       `Invalid clock value ${
         typeof value === "number" ? String(value) : typeof value
-      }: the vault's clock must return milliseconds since the epoch as a finite number`,
+      }: the vault's clock must return milliseconds since the epoch, a whole number from 0 to ${MAX_TIMESTAMP}`,
     );
   }
 }

@@ -6,6 +6,7 @@ import { main } from "../../cli.ts";
 import { MAX_LINE_BYTES } from "../../cli/_events_import.ts";
 import { MemoryEventStore, openVault } from "../../vault/mod.ts";
 import type { EventRecord } from "../../runtime/log/event_store.ts";
+import { recordDigest } from "../../runtime/log/event_rules.ts";
 import { hasNoStackTrace, recordingIo } from "./_fakes.ts";
 
 /** 50 MiB of one line without a newline, made as it is read; counts what was read. */
@@ -108,6 +109,38 @@ Deno.test("events import in bounded memory and batches", async (t) => {
         await vault.close();
       }
     });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("events import refuses a timestamp no Date holds, though its digest matches", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const db = `${dir}/v.kv`;
+    const emitted = recordingIo();
+    assert.equal(await main(["--db", db, "emit", "a.b", "--payload", '{"n":1}'], emitted), 0);
+    const [record] = await exportOf(1);
+    // Forged as an attacker would: the digest recomputed over the new timestamp.
+    const forged = { ...record, timestamp: 1e16 };
+    forged.digest = recordDigest(
+      {
+        ...forged,
+        position: Number(forged.position),
+        canonicalPayload: JSON.stringify(forged.payload),
+      },
+      [],
+      null,
+    );
+    const io = recordingIo({ stdin: `${JSON.stringify(forged)}\n` });
+    assert.equal(await main(["--db", db, "events", "import"], io), 1);
+    assert.ok(hasNoStackTrace(io));
+    assert.deepEqual(io.errLines(), [
+      'error: Invalid record on line 1: "timestamp" is not a whole number of milliseconds from 0 to 8640000000000000; nothing was imported',
+    ]);
+    const listed = recordingIo();
+    assert.equal(await main(["--db", db, "events", "list"], listed), 0, listed.err.join(""));
+    assert.equal(listed.outLines().length, 1);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -4,6 +4,7 @@ import type { AppendGuard, EventRecord, EventStore } from "../../runtime/log/eve
 import { GuardFailedError, TokaError, VersionConflictError } from "../../runtime/errors.ts";
 import { MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH } from "../../runtime/log/event_limits.ts";
 import { vaultKv } from "../../vault/mod.ts";
+import { recordDigest } from "../../runtime/log/event_rules.ts";
 
 /** Makes a fresh, empty store whose clock is `clock`; `cleanup` releases what it opened. */
 export type StoreFactory = (
@@ -23,6 +24,22 @@ function nested(depth: number, wrap: (inner: unknown) => unknown = (v) => [v]): 
   let value: unknown = 0;
   for (let i = 0; i < depth; i++) value = wrap(value);
   return value;
+}
+
+const MAX_DATE = 8_640_000_000_000_000; // the last millisecond a Date holds
+
+/** The record with its digest recomputed, as a forger would: first in its export, no parents. */
+function withDigest(record: EventRecord): EventRecord {
+  const digest = recordDigest(
+    {
+      ...record,
+      position: Number(record.position),
+      canonicalPayload: JSON.stringify(record.payload),
+    },
+    [],
+    null,
+  );
+  return { ...record, digest };
 }
 
 /** A snapshot of everything a store shows, to prove a failed call changed nothing. */
@@ -593,17 +610,18 @@ export async function runContract(t: Deno.TestContext, factory: StoreFactory): P
   );
 
   await withStore(
-    "a clock value that is not a finite number is refused before writing",
+    "a clock value that is not a valid Date's milliseconds is refused before writing",
     async (store) => {
       await store.append("s", [{ kind: "k" }]);
       const before = await snapshot(store);
-      for (const bad of [NaN, Infinity, -Infinity, undefined, "1", null]) {
-        now = bad as unknown as number;
+      const bad = [NaN, Infinity, -Infinity, undefined, "1", null, 1e16, MAX_DATE + 1, -1, 1.5];
+      for (const value of bad) {
+        now = value as unknown as number;
         await assert.rejects(store.append("s", [{ kind: "k" }]), (error: unknown) => {
           assert.ok(error instanceof TypeError, String(error));
           assert.match(
             error.message,
-            /^Invalid clock value .+: the vault's clock must return milliseconds since the epoch as a finite number$/,
+            /^Invalid clock value .+: the vault's clock must return milliseconds since the epoch, a whole number from 0 to 8640000000000000$/,
           );
           return true;
         });
@@ -613,6 +631,43 @@ export async function runContract(t: Deno.TestContext, factory: StoreFactory): P
       const next = await store.append("s", [{ kind: "k" }]);
       assert.equal(next.version, 2);
       assert.ok((await store.verify()).ok);
+    },
+  );
+
+  await t.step(
+    "import refuses a timestamp outside the Date range, even with a matching digest",
+    async () => {
+      const source = await open();
+      const target = await open();
+      try {
+        const [record] = (await source.store.append("s", [{ kind: "a", payload: { n: 1 } }]))
+          .events;
+        await target.store.append("other", [{ kind: "x" }]);
+        const before = await snapshot(target.store);
+        for (const timestamp of [1e16, MAX_DATE + 1, -1, 1.5]) {
+          const forged = withDigest({ ...record, timestamp });
+          await assert.rejects(target.store.importEvents([forged]), (error: unknown) => {
+            assert.ok(error instanceof TypeError, String(error));
+            assert.equal(
+              error.message,
+              'Invalid record 0: "timestamp" is not a whole number of milliseconds from 0 to 8640000000000000',
+            );
+            return true;
+          });
+        }
+        assert.equal(await snapshot(target.store), before);
+        // The last valid Date is taken and read back.
+        const latest = withDigest({ ...record, timestamp: MAX_DATE });
+        assert.deepEqual(await target.store.importEvents([latest]), { imported: 1, skipped: 0 });
+        const stored = (await collect(target.store.read())).at(-1)!;
+        assert.equal(new Date(stored.timestamp).toISOString(), "+275760-09-13T00:00:00.000Z");
+        assert.ok((await target.store.verify()).ok);
+      } finally {
+        await source.store.close();
+        await source.cleanup?.();
+        await target.store.close();
+        await target.cleanup?.();
+      }
     },
   );
 
