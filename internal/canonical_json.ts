@@ -43,6 +43,8 @@ export function assertJsonValue(value: unknown, maxDepth: number): void {
   const walk = (v: unknown, depth: number): void => {
     switch (typeof v) {
       case "string":
+        if (!v.isWellFormed()) fail(`has ${loneSurrogate(v)}, not valid Unicode`);
+        return;
       case "boolean":
         return;
       case "number":
@@ -68,6 +70,9 @@ export function assertJsonValue(value: unknown, maxDepth: number): void {
           }
         } else if (proto === Object.prototype || proto === null) {
           for (const key of Object.keys(v)) {
+            if (!key.isWellFormed()) {
+              fail(`has a key with ${loneSurrogate(key)}, not valid Unicode`);
+            }
             segments.push(key);
             walk((v as Record<string, unknown>)[key], depth + 1);
             segments.pop();
@@ -83,6 +88,18 @@ export function assertJsonValue(value: unknown, maxDepth: number): void {
     }
   };
   walk(value, 0);
+}
+
+/** Where the first lone surrogate of `s` is, e.g. `a lone surrogate U+D800 at index 3`. */
+function loneSurrogate(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    const next = s.charCodeAt(i + 1);
+    if (c <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) i++;
+    else return `a lone surrogate U+${c.toString(16).toUpperCase()} at index ${i}`;
+  }
+  return "a lone surrogate";
 }
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;

@@ -10,7 +10,7 @@ import {
   parsePosition,
   positionInId,
 } from "../runtime/log/event_rules.ts";
-import { readLimit } from "../runtime/log/append_rules.ts";
+import { isBackward, readLimit } from "../runtime/log/append_rules.ts";
 import { decodePage, type StoredEvent, toRecord } from "./_page.ts";
 import { payloadOf } from "./_kv_blobs.ts";
 import {
@@ -32,12 +32,7 @@ export async function* read(s: KvState, options: ReadOptions): AsyncIterableIter
   s.assertOpen();
   const matches = compileKindFilter(options.kinds);
   let remaining = readLimit(options.limit);
-  if (options.direction !== undefined && !["forward", "backward"].includes(options.direction)) {
-    throw new TypeError(
-      `Invalid direction ${JSON.stringify(options.direction)}: use "forward" or "backward"`,
-    );
-  }
-  const backward = options.direction === "backward";
+  const backward = isBackward(options.direction);
   const from = options.from === undefined ? undefined : parsePosition(options.from, "from");
   if (remaining === 0) return;
   if (options.stream !== undefined) {

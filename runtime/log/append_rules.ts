@@ -34,6 +34,15 @@ export function readLimit(limit: number | undefined): number {
   return limit;
 }
 
+/** Whether a read goes backward; throws a TypeError when `direction` is not a direction. */
+export function isBackward(direction: unknown): boolean {
+  if (direction === undefined || direction === "forward") return false;
+  if (direction === "backward") return true;
+  throw new TypeError(
+    `Invalid direction ${JSON.stringify(direction)}: use "forward" or "backward"`,
+  );
+}
+
 export function digestMismatch(index: number, id: string): TypeError {
   return new TypeError(
     `Invalid record ${index}: digest does not match the record and the record before it (id ${id}): tampered, or not imported from the start of its export`,

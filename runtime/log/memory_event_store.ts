@@ -31,6 +31,7 @@ import {
   checkExpectedVersion,
   checkHolds,
   digestMismatch,
+  isBackward,
   readLimit,
   startAfter,
 } from "./append_rules.ts";
@@ -184,7 +185,7 @@ export class MemoryEventStore implements EventStore, AsyncDisposable {
     this.#assertOpen();
     const matches = compileKindFilter(options.kinds);
     let remaining = readLimit(options.limit);
-    const backward = options.direction === "backward";
+    const backward = isBackward(options.direction);
     if (options.stream !== undefined) assertStream(options.stream);
     const from = options.from === undefined ? undefined : parsePosition(options.from, "from");
     const indexes = options.stream === undefined

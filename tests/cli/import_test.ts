@@ -145,3 +145,22 @@ Deno.test("events import refuses a timestamp no Date holds, though its digest ma
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("events import names a line whose payload has a lone surrogate", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const db = `${dir}/v.kv`;
+    const [first, second] = await exportOf(2);
+    // JSON text may spell a lone surrogate ("\ud800"); it is not Unicode text and has no
+    // canonical form, so no digest can cover it.
+    const bad = { ...second, payload: { text: "a\uD800" } };
+    const io = recordingIo({ stdin: `${JSON.stringify(first)}\n${JSON.stringify(bad)}\n` });
+    assert.equal(await main(["--db", db, "events", "import"], io), 1);
+    assert.ok(hasNoStackTrace(io));
+    assert.deepEqual(io.errLines(), [
+      "error: Invalid record on line 2: Invalid payload of event 0: $.text has a lone surrogate U+D800 at index 1, not valid Unicode; the 1 event before it is stored, and a re-run skips it",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

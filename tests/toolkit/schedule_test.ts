@@ -90,6 +90,10 @@ Deno.test("schedule: inputs", async (t) => {
       [{ kind: "x", delayMs: 1, payload: "y".repeat(101) }, /\/payload has 103 bytes as JSON/],
       [{ kind: "x", delayMs: 1, payload: 10n }, /\/payload is bigint, not a JSON value$/],
       [
+        { kind: "x", delayMs: 1, payload: { t: "\uD800" } },
+        /\/payload has a lone surrogate U\+D800 at index 0, not valid Unicode \(at \$\.t\)$/,
+      ],
+      [
         { kind: "x", delayMs: 1, payload: JSON.parse("[".repeat(10_000) + "]".repeat(10_000)) },
         /\/payload is nested 257 deep, over the maximum of 256 \(at \$(\[0\])+…(\[0\])+\)$/,
       ],

@@ -1,6 +1,11 @@
 // The event store contract: every EventStore implementation runs this suite.
 import assert from "node:assert/strict";
-import type { AppendGuard, EventRecord, EventStore } from "../../runtime/log/event_store.ts";
+import type {
+  AppendGuard,
+  EventRecord,
+  EventStore,
+  ReadOptions,
+} from "../../runtime/log/event_store.ts";
 import { GuardFailedError, TokaError, VersionConflictError } from "../../runtime/errors.ts";
 import { MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH } from "../../runtime/log/event_limits.ts";
 import { vaultKv } from "../../vault/mod.ts";
@@ -297,6 +302,51 @@ export async function runContract(t: Deno.TestContext, factory: StoreFactory): P
       );
       assert.equal(await snapshot(store), before);
       assert.ok((await store.verify()).ok);
+    },
+  );
+
+  await withStore(
+    "a lone surrogate is a TypeError naming its path; an unknown direction is refused",
+    async (store) => {
+      const [seed] = (await store.append("ok", [{ kind: "seed", payload: "a\u{1F600}" }])).events;
+      const before = await snapshot(store);
+      const cases: [unknown, string][] = [
+        ["\uD800", "$ has a lone surrogate U+D800 at index 0, not valid Unicode"],
+        [{ text: "ab\uDC00" }, "$.text has a lone surrogate U+DC00 at index 2, not valid Unicode"],
+        [
+          [1, { "\uD83D": 1 }],
+          "$[1] has a key with a lone surrogate U+D83D at index 0, not valid Unicode",
+        ],
+      ];
+      for (const [payload, message] of cases) {
+        await assert.rejects(store.append("s", [{ kind: "k", payload }]), (error: unknown) => {
+          assert.ok(error instanceof TypeError, String(error));
+          assert.equal(error.message, `Invalid payload of event 0: ${message}`);
+          return true;
+        });
+      }
+      // Import refuses it the same way, before looking at the digest.
+      const forged = { ...seed, id: "01M8E4YQ9Q0000000077TBXYTG", payload: { text: "ab\uDC00" } };
+      await assert.rejects(store.importEvents([forged]), (error: unknown) => {
+        assert.ok(error instanceof TypeError, String(error));
+        assert.equal(
+          error.message,
+          "Invalid payload of event 0: $.text has a lone surrogate U+DC00 at index 2, not valid Unicode",
+        );
+        return true;
+      });
+      for (const direction of ["sideways", "Backward", null, 1]) {
+        const options = { direction } as unknown as ReadOptions;
+        await assert.rejects(store.read(options).next(), (error: unknown) => {
+          assert.ok(error instanceof TypeError, String(error));
+          assert.equal(
+            error.message,
+            `Invalid direction ${JSON.stringify(direction)}: use "forward" or "backward"`,
+          );
+          return true;
+        });
+      }
+      assert.equal(await snapshot(store), before);
     },
   );
 
