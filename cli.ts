@@ -48,7 +48,7 @@ export interface MainOptions {
    */
   openStore?: (
     location: string,
-    options: { create: boolean; readOnly: boolean },
+    options: { create: boolean; readOnly: boolean; warn?: (line: string) => void },
   ) => Promise<EventStore>;
   /** The working directory, where `toka.json` is looked for; `Deno.cwd()` by default. */
   cwd?: string;
@@ -157,7 +157,12 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
         ...(io.program ?? ["toka"]),
         ...(dbLocation === DEFAULT_DB ? [] : ["--db", dbLocation]),
       ],
-      openStore: () => openStore(dbLocation, { create: mayCreate(command), readOnly: !writes }),
+      openStore: () =>
+        openStore(dbLocation, {
+          create: mayCreate(command),
+          readOnly: !writes,
+          warn: (line) => io.stderr(`warning: ${line}\n`),
+        }),
     };
     try {
       code = await task(ctx);

@@ -129,7 +129,8 @@ export async function initProject(
   await write(".gitignore", "# The vault holds the secret pool: never commit it.\n.toka/\n");
   const storage = join(root, settings.storageRoot);
   if (!await exists(storage)) {
-    await Deno.mkdir(storage, { recursive: true });
+    // Inside the vault's folder, which holds the secret pool: its owner's only.
+    await Deno.mkdir(storage, { recursive: true, mode: 0o700 });
     created.push(storage);
   }
   const vault = await openVault(dbLocation);

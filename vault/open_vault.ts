@@ -1,6 +1,8 @@
-import { copyFile, mkdir, mkdtemp, rm, stat } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, open, rm, stat, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import process from "node:process";
+import { getLogger } from "@logtape/logtape";
 import { KvEventStore, type KvEventStoreOptions } from "./kv_store.ts";
 import { getEnv, type Kv, openKv } from "../internal/platform.ts";
 import { TokaError } from "../runtime/errors.ts";
@@ -26,6 +28,12 @@ export interface OpenVaultOptions extends Omit<KvEventStoreOptions, "closeKv"> {
    * without it, a damaged file can make Deno panic in a background thread.
    */
   check?: boolean;
+  /**
+   * Where the one-line warning about an existing vault file that other accounts may read
+   * goes (said once per file and process); a logtape warning (category `["toka", "vault"]`)
+   * by default.
+   */
+  warn?: (line: string) => void;
 }
 
 /**
@@ -129,7 +137,7 @@ export async function openVault(
   location?: string,
   options: OpenVaultOptions = {},
 ): Promise<KvEventStore> {
-  const { create = true, readOnly = false, check = true, ...storeOptions } = options;
+  const { create = true, readOnly = false, check = true, warn, ...storeOptions } = options;
   const target = resolveVaultLocation(location);
   const remote = /^https?:\/\//i.test(target);
   if (!remote && /^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
@@ -140,8 +148,9 @@ export async function openVault(
   const local = !remote && target !== ":memory:";
   let path = target;
   let snapshot: string | undefined;
+  let size: number | undefined;
   if (local) {
-    const size = await fileSize(target);
+    size = await fileSize(target);
     if (size === undefined && (!create || readOnly)) throw new TypeError(`No vault at "${target}"`);
     if (size === 0 && readOnly) {
       throw new TokaError("not_a_vault", `"${target}" is not a vault: the file is empty`);
@@ -163,13 +172,20 @@ export async function openVault(
     }
   }
   let kv: Kv;
+  let made = false;
   try {
     if (local && snapshot === undefined) {
       const folder = target.replace(/[\\/][^\\/]*$/, "");
-      if (folder !== target && folder !== "") await mkdir(folder, { recursive: true });
+      // The vault holds the secret pool: the folders made for it and the file are its owner's
+      // only. SQLite gives its -wal and -shm files the database file's mode, so the file is
+      // made here, empty (a new database to SQLite), before Deno KV opens it.
+      if (folder !== target && folder !== "") await mkdir(folder, { recursive: true, mode: 0o700 });
+      if (size === undefined) made = await createPrivate(target);
     }
     kv = await openKv(path);
   } catch (error) {
+    // A refused open leaves no file behind.
+    if (made) await unlink(target).catch(() => {});
     if (snapshot !== undefined) await rm(snapshot, { recursive: true });
     const reason = (error instanceof Error ? error.message : String(error)).split("\n")[0];
     throw new TypeError(`Cannot open the vault at "${target}": ${reason}`);
@@ -182,6 +198,8 @@ export async function openVault(
     if (snapshot !== undefined) await rm(snapshot, { recursive: true });
     throw asDamagedVault(target, error) ?? error;
   }
+  // Said once it is known to be a vault.
+  if (local && size !== undefined) await warnIfShared(target, warn);
   if (snapshot !== undefined) {
     SNAPSHOTS.add(store);
     const folder = snapshot;
@@ -255,6 +273,33 @@ async function copyVault(path: string, folder: string): Promise<string> {
     if (!isNotFound(error)) throw error;
   }
   return copy;
+}
+
+// Makes an empty file readable by its owner only, unless one is there; true when made.
+async function createPrivate(path: string): Promise<boolean> {
+  try {
+    await (await open(path, "wx", 0o600)).close();
+    return true;
+  } catch (error) {
+    if ((error as { code?: unknown }).code === "EEXIST") return false;
+    throw error;
+  }
+}
+
+const warned = new Set<string>();
+
+// Once per file and process: an existing vault file that other accounts may read.
+async function warnIfShared(path: string, warn: ((line: string) => void) | undefined) {
+  if (process.platform === "win32") return; // No POSIX modes to judge.
+  const mode = (await stat(path)).mode & 0o777;
+  const full = resolve(path);
+  if ((mode & 0o077) === 0 || warned.has(full)) return;
+  warned.add(full);
+  const line = `The vault at "${path}" is open to other accounts (mode ${
+    mode.toString(8).padStart(4, "0")
+  }): its secret pool mints tokens; run chmod 600 on it and its -wal and -shm files`;
+  if (warn === undefined) getLogger(["toka", "vault"]).warn(line);
+  else warn(line);
 }
 
 async function fileSize(path: string): Promise<number | undefined> {
