@@ -7,6 +7,12 @@ import { errorMessage } from "../../internal/error_message.ts";
 
 /** The most time before its expiry that a token is renewed (10% of its life, at least this). */
 const RENEW_MARGIN_MS = 60_000;
+/**
+ * A token whose `iat` is this far ahead of the clock (which stepped back since
+ * it was issued) is renewed before it is used: half the verifier's least
+ * leeway on `iat` (60 s), so that it is never refused for it.
+ */
+const STEP_BACK_MS = 30_000;
 
 /**
  * Why a tool call may be refused only because the agent's token is stale: it
@@ -32,6 +38,8 @@ export class TokenKeeper {
   #token = "";
   // When (by the clock) the token is due for renewal; never when its claims are unknown.
   #renewAt = Infinity;
+  // When (by the clock) the token was issued; a clock before it stepped back.
+  #issuedAt = -Infinity;
   #renewing: Promise<void> | undefined;
   #issued = 0;
   #applied = 0;
@@ -116,10 +124,12 @@ export class TokenKeeper {
       permissions: [...this.#permissions],
     });
     let renewAt = Infinity;
+    let issuedAt = -Infinity;
     try {
       const { iat, exp } = await this.#auth.verify(token);
       const life = (exp - iat) * 1000;
       renewAt = exp * 1000 - Math.min(life / 2, Math.max(life / 10, RENEW_MARGIN_MS));
+      issuedAt = iat * 1000;
     } catch (error) {
       // Without its claims the token is renewed only when a call is refused.
       this.#logger.warn("Cannot read the expiry of agent {name}'s token: {message}", {
@@ -132,6 +142,8 @@ export class TokenKeeper {
     this.#applied = seq;
     this.#token = token;
     this.#renewAt = Number.isFinite(renewAt) ? renewAt : Infinity;
+    // An authority whose clock runs ahead of this one would be renewed at every call.
+    this.#issuedAt = issuedAt - STEP_BACK_MS > this.#clock() ? -Infinity : issuedAt;
     // Never the token itself: only when it is due for renewal.
     this.#logger.debug("Agent {name} has a new token, due for renewal at {renewAt}", {
       name: this.#name,
@@ -140,6 +152,8 @@ export class TokenKeeper {
   }
 
   #renewDue(): boolean {
-    return this.#renewing === undefined && this.#clock() >= this.#renewAt;
+    if (this.#renewing !== undefined) return false;
+    const now = this.#clock();
+    return now >= this.#renewAt || now < this.#issuedAt - STEP_BACK_MS;
   }
 }
