@@ -207,6 +207,8 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
       vault,
       kv,
       clock: config.clock,
+      // Timers of a revoked token are skipped when they come due.
+      authority: auth,
       emit: (input) => runtime.bus.emit(input),
     });
     const tools = config.tools ?? new ToolRegistry({

@@ -8,6 +8,14 @@ import { SecretPoolError } from "./errors.ts";
 /** The one KV key that holds the whole secret pool. */
 export const POOL_KEY: KvKey = ["auth", "pool"];
 export const REVOKED_PREFIX: KvKey = ["auth", "revoked"];
+/**
+ * Every revoked token id, valued by when it was revoked, kept for REMEMBER_REVOKED_MS: long
+ * after the token expires (when REVOKED_PREFIX's entry goes), so that a timer it scheduled
+ * for later is still known to be a revoked token's.
+ */
+export const REMEMBERED_PREFIX: KvKey = ["auth", "revoked_ids"];
+/** Longer than a timer can wait (10 years): 3654 days. */
+export const REMEMBER_REVOKED_MS = 3654 * 86_400_000;
 /** Every token id issued here, valued by its `exp`, kept until then (for `toka auth revoke`). */
 export const ISSUED_PREFIX: KvKey = ["auth", "issued"];
 /** Rewritten by every revocation, so a reader lists revocations only when it moved. */

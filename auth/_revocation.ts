@@ -8,6 +8,8 @@ import {
   ISSUED_PREFIX,
   isWrapped,
   POOL_KEY,
+  REMEMBER_REVOKED_MS,
+  REMEMBERED_PREFIX,
   retryLocked,
   REVOCATIONS_MARKER,
   REVOKED_PREFIX,
@@ -28,10 +30,22 @@ export async function revoke(pool: PoolCache, jti: string, exp?: number): Promis
   await retryLocked(() =>
     kv.atomic()
       .set([...REVOKED_PREFIX, jti], until, { expireIn: Math.max(1000, remainingMs) })
+      .set([...REMEMBERED_PREFIX, jti], now, { expireIn: REMEMBER_REVOKED_MS })
       .set(REVOCATIONS_MARKER, now)
       .commit()
   );
   pool.revoked.set(jti, until);
+}
+
+/** Whether a token id was revoked, read from KV (another process's revocation too). */
+export async function isRevoked(pool: PoolCache, jti: string): Promise<boolean> {
+  checkId("jti", jti);
+  if (pool.revoked.has(jti)) return true;
+  const { kv } = pool.config;
+  const entries = await retryLocked(() =>
+    kv.getMany([[...REVOKED_PREFIX, jti], [...REMEMBERED_PREFIX, jti]])
+  );
+  return entries.some((entry) => entry.versionstamp !== null);
 }
 
 /** The recorded `exp` of a token id issued here, or undefined when unknown or expired. */

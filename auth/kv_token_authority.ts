@@ -20,7 +20,7 @@ import {
 import { PoolCache } from "./_pool_cache.ts";
 import { bootstrap, rotate } from "./_pool_rotation.ts";
 import { importMasterKey, POOL_KEY, retryLocked } from "./_pool_store.ts";
-import { issuedExpiry, readStatus, revoke, status } from "./_revocation.ts";
+import { isRevoked, issuedExpiry, readStatus, revoke, status } from "./_revocation.ts";
 import { TokenVerifier } from "./_verification.ts";
 import { parseMasterKey } from "./master_key.ts";
 import { assertPermission, permits } from "../internal/permissions.ts";
@@ -437,6 +437,32 @@ export class KvTokenAuthority implements TokenAuthority {
    */
   async revoke(jti: string, exp?: number): Promise<void> {
     await revoke(this.#pool, jti, exp);
+  }
+
+  /**
+   * Tells whether a token id was revoked here, from any process: also long after the token
+   * expired (revocations are remembered for 10 years), so that work a token set up for later,
+   * such as a timer, is not done for a revoked one.
+   *
+   * @param jti The token id.
+   * @returns True when it was revoked.
+   * @throws {TypeError} When `jti` is blank.
+   * @throws {RangeError} When `jti` is too long.
+   *
+   * @example
+   * ```ts
+   * import { KvTokenAuthority } from "@toka/runtime/auth";
+   *
+   * using kv = await Deno.openKv(":memory:");
+   * const auth = await KvTokenAuthority.open(kv);
+   * const { jti, exp } = await auth.verify(await auth.issue({ sub: "a", permissions: [] }));
+   * console.log(await auth.isRevoked(jti)); // false
+   * await auth.revoke(jti, exp);
+   * console.log(await auth.isRevoked(jti)); // true
+   * ```
+   */
+  async isRevoked(jti: string): Promise<boolean> {
+    return await isRevoked(this.#pool, jti);
   }
 
   /**

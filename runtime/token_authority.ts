@@ -66,6 +66,12 @@ export interface TokenAuthority {
    * @returns The key id of the new active secret.
    */
   rotate?(): Promise<{ kid: string }>;
+  /**
+   * Whether a token id was revoked, also after the token expired (optional): the scheduler
+   * skips the timers of a revoked token, or of one it was attenuated from. Without it, no
+   * timer is skipped.
+   */
+  isRevoked?(jti: string): Promise<boolean>;
 }
 
 /**
@@ -128,6 +134,16 @@ export class AllowAllAuthority implements TokenAuthority {
       return Promise.reject(new CapabilityDeniedError(String(permission)));
     }
     return Promise.resolve(this.#claims(token));
+  }
+
+  /**
+   * Nothing is ever revoked here.
+   *
+   * @param _jti Ignored.
+   * @returns False.
+   */
+  isRevoked(_jti: string): Promise<boolean> {
+    return Promise.resolve(false);
   }
 
   #claims(token: string | undefined): TokenClaims {

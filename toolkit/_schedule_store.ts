@@ -37,6 +37,11 @@ export interface Timer {
   scheduledAt: number;
   /** The subject of the token that scheduled it. */
   scheduledBy: string;
+  /**
+   * The ids of that token and of those it was attenuated from (root first): revoking any
+   * of them skips the timer. Absent on timers stored before they were kept.
+   */
+  tokenIds?: string[];
   /** The event whose handler scheduled it, if any. */
   cause?: string;
   correlationId?: string;
@@ -60,6 +65,12 @@ export type CancelOutcome = "cancelled" | "not_found" | "firing";
 /** Appends a timer's event; a guard makes the append conditional on the timer. */
 export type FireEmit = (input: EmitInput) => Promise<unknown>;
 
+/** The event to append for a timer at fire time: its own, or {@linkcode skippedEvent}. */
+export type FireEvent = (timer: Timer) => Promise<EmitInput>;
+
+/** The kind of the event recorded instead of a timer's own when it is skipped. */
+export const SKIPPED_KIND = "schedule.skipped";
+
 /** The timers of one scheduler. */
 export interface TimerStore {
   /**
@@ -75,8 +86,11 @@ export interface TimerStore {
   due(now: number, limit: number): Promise<string[]>;
   /** The earliest due time of a pending timer. */
   nextDue(): Promise<number | undefined>;
-  /** Fires one timer if it is still pending; true when this call appended its event. */
-  fire(id: string, emit: FireEmit): Promise<boolean>;
+  /**
+   * Fires one timer if it is still pending, appending the event `event` makes of it (by
+   * default its own); true when this call appended it.
+   */
+  fire(id: string, emit: FireEmit, event?: FireEvent): Promise<boolean>;
 }
 
 /** The event a timer fires. */
@@ -97,6 +111,26 @@ export function firedEvent(timer: Timer): EmitInput {
     meta,
   };
 }
+
+/**
+ * The event recorded instead of a timer's own when it is skipped: which timer, and why; never
+ * a token.
+ */
+export function skippedEvent(timer: Timer, reason: "token_revoked"): EmitInput {
+  return {
+    ...firedEvent(timer),
+    kind: SKIPPED_KIND,
+    payload: {
+      scheduleId: timer.id,
+      kind: timer.kind,
+      stream: timer.stream,
+      due: new Date(timer.due).toISOString(),
+      reason,
+    },
+  };
+}
+
+const ownEvent: FireEvent = (timer) => Promise.resolve(firedEvent(timer));
 
 /** Timers in memory: they live as long as the process. */
 export class MemoryTimerStore implements TimerStore {
@@ -156,13 +190,13 @@ export class MemoryTimerStore implements TimerStore {
     return Promise.resolve(next);
   }
 
-  async fire(id: string, emit: FireEmit): Promise<boolean> {
+  async fire(id: string, emit: FireEmit, event: FireEvent = ownEvent): Promise<boolean> {
     const timer = this.#timers.get(id);
     if (timer === undefined || this.#firing.has(id)) return false;
     this.#firing.add(id);
     try {
       // One process: marking it firing is enough to fire it once.
-      await emit(firedEvent(timer));
+      await emit(await event(timer));
       this.#end(timer);
       return true;
     } finally {
@@ -258,17 +292,17 @@ export class KvTimerStore implements TimerStore {
     return undefined;
   }
 
-  async fire(id: string, emit: FireEmit): Promise<boolean> {
+  async fire(id: string, emit: FireEmit, event: FireEvent = ownEvent): Promise<boolean> {
     if (this.#firing.has(id)) return false;
     this.#firing.add(id);
     try {
-      return await this.#fire(id, emit);
+      return await this.#fire(id, emit, event);
     } finally {
       this.#firing.delete(id);
     }
   }
 
-  async #fire(id: string, emit: FireEmit): Promise<boolean> {
+  async #fire(id: string, emit: FireEmit, event: FireEvent): Promise<boolean> {
     const key = [...TIMER, id];
     const entry = await retryLocked(() => this.#kv.get<Timer>(key));
     const timer = entry.value;
@@ -304,7 +338,8 @@ export class KvTimerStore implements TimerStore {
       return false;
     }
     try {
-      await emit({ ...firedEvent(timer), guard });
+      // Decided after the claim: a revocation before it is seen.
+      await emit({ ...await event(timer), guard });
     } catch (error) {
       // Someone changed the timer after the claim: cancelled, or claimed by another poller.
       if (error instanceof GuardFailedError) return false;
@@ -319,7 +354,7 @@ export class KvTimerStore implements TimerStore {
     const events = this.#vault.read({
       from: from ?? undefined,
       stream: timer.stream,
-      kinds: [timer.kind],
+      kinds: [timer.kind, SKIPPED_KIND],
     });
     for await (const event of events) {
       if (event.meta.scheduleId === timer.id) return true;

@@ -14,8 +14,11 @@ import { ToolInputError } from "./errors.ts";
 import { defineTool, type Tool, type ToolContext } from "./tool.ts";
 import { createHash } from "node:crypto";
 import {
+  firedEvent,
+  type FireEvent,
   KvTimerStore,
   MemoryTimerStore,
+  skippedEvent,
   type Timer,
   type TimerInfo,
   type TimerStore,
@@ -23,6 +26,7 @@ import {
 import { intOption } from "../internal/int_option.ts";
 import { assertJsonValue, JsonValueError } from "../internal/canonical_json.ts";
 import { MAX_PAYLOAD_DEPTH } from "../runtime/log/event_limits.ts";
+import type { TokenAuthority } from "../runtime/token_authority.ts";
 
 const logger = getLogger(["toka", "toolkit", "schedule"]);
 
@@ -45,6 +49,13 @@ export interface SchedulerOptions {
   kv?: Kv;
   /** Milliseconds since the epoch, for due times; `Date.now` by default. */
   clock?: () => number;
+  /**
+   * Who says whether a token was revoked (`isRevoked`; `createRuntime` passes its token
+   * authority): at fire time, a timer whose scheduling token, or a token that one was
+   * attenuated from, was revoked is skipped and a `schedule.skipped` event recorded instead.
+   * Without it, every timer fires.
+   */
+  authority?: Pick<TokenAuthority, "isRevoked">;
   /** The longest wait between two looks for due timers, in ms (1000; 10 to 60000). */
   pollIntervalMs?: number;
   /** The furthest in the future a timer may be due, in ms (365 days; at most 10 years). */
@@ -186,6 +197,7 @@ export class Scheduler implements AsyncDisposable {
   #maxDelayMs: number;
   #maxPending: number;
   #maxPayloadBytes: number;
+  #event: FireEvent;
   #running = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #wakeAt = Infinity;
@@ -207,6 +219,20 @@ export class Scheduler implements AsyncDisposable {
     }
     this.#emit = options.emit;
     this.#clock = options.clock ?? Date.now;
+    // An authority without isRevoked (one that revokes nothing) skips nothing.
+    const isRevoked = options.authority?.isRevoked?.bind(options.authority);
+    this.#event = async (timer) => {
+      for (const jti of isRevoked === undefined ? [] : timer.tokenIds ?? []) {
+        if (await isRevoked!(jti)) {
+          logger.info("Skipped timer {id} of {sub}: its token was revoked", {
+            id: timer.id,
+            sub: timer.scheduledBy,
+          });
+          return skippedEvent(timer, "token_revoked");
+        }
+      }
+      return firedEvent(timer);
+    };
     this.#pollMs = intOption("pollIntervalMs", options.pollIntervalMs, 1000, 10, 60_000);
     this.#maxDelayMs = intOption("maxDelayMs", options.maxDelayMs, 365 * DAY, 1, 3653 * DAY);
     this.#maxPending = intOption("maxPending", options.maxPending, 1000, 1, 100_000);
@@ -292,7 +318,7 @@ export class Scheduler implements AsyncDisposable {
    * Fires every timer due by the clock now, earliest first, and returns how many this call
    * fired. The poller calls it; call it yourself with an injected clock, e.g. in tests.
    *
-   * @returns The number of events this call emitted.
+   * @returns The number of events this call emitted (fired timers, and `schedule.skipped`).
    * @throws {Error} What the vault or `emit` threw for the first timer that could not fire,
    *   after trying the others; the timers that could not fire stay pending.
    *
@@ -326,7 +352,7 @@ export class Scheduler implements AsyncDisposable {
       let progress = false;
       for (const id of ids) {
         try {
-          if (await this.#store.fire(id, this.#emit)) {
+          if (await this.#store.fire(id, this.#emit, this.#event)) {
             fired++;
             progress = true;
           }
@@ -448,6 +474,7 @@ export class Scheduler implements AsyncDisposable {
       due,
       scheduledAt: this.#clock(),
       scheduledBy,
+      tokenIds: [...(ctx.claims.ancestors ?? []), ctx.claims.jti],
       ...(cause !== undefined && {
         cause: cause.id,
         correlationId: cause.meta.correlationId ?? cause.id,
