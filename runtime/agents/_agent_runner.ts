@@ -483,9 +483,19 @@ export class AgentRunner {
     return "passed";
   }
 
-  // A context call as the handler sees it: tracked while an event is in hand.
+  // A context call as the agent sees it, tracked; outside handling (init, stop) one that fails unseen is logged.
   #tracked<T>(call: Promise<T>): Promise<T> {
-    return this.#current === undefined ? call : this.#current.calls.track(call);
+    if (this.#current !== undefined) return this.#current.calls.track(call);
+    const calls = new InFlight();
+    const tracked = calls.track(call);
+    void calls.settle().then((failure) => {
+      if (failure === undefined) return;
+      this.#logger.error("Agent {name}'s call that nobody awaited failed: {message}", {
+        name: this.agent.name,
+        message: errorMessage(failure.error),
+      });
+    });
+    return tracked;
   }
 
   // Records where the agent is, written soon after (fenced by its lease).

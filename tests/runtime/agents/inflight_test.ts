@@ -111,4 +111,23 @@ Deno.test("context calls a handler did not await", async (t) => {
     assert.deepEqual(await all(store, ["work.done", "agent.failed"]), []);
     assert.equal(runtime.agents()[0].failures, 0);
   });
+
+  await t.step("a rejected `void ctx.emit()` in init or stop is logged, not a crash", async () => {
+    const store = new MemoryEventStore();
+    const { vault, fail } = flaky(store, "agent.ready");
+    const runtime = await Runtime.create({ vault });
+    runtime.register(defineAgent({
+      name: "worker",
+      subscribe: ["task.*"],
+      init: (ctx) => void ctx.emit({ kind: "agent.ready" }),
+      handle() {},
+      stop: (ctx) => void ctx.emit({ kind: "agent.ready" }),
+    }));
+    fail(2);
+    await runtime.start();
+    await runtime.stop();
+    // The next macrotask: an unhandled rejection would have failed the test by now.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.deepEqual(await all(store, ["agent.ready"]), []);
+  });
 });
