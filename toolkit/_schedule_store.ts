@@ -6,6 +6,7 @@
 //   ["schedule", "due", due, id]   true: the index the poller reads by due time
 //   ["schedule", "count"]          the number of pending timers, changed in the same
 //                                  commits as they are, so the limit costs one read
+//   ["schedule", "count_by", sub]  the same, per subject (scheduledBy), for the quota
 //   ["schedule", "done", id]       a fired or cancelled timer scheduled while handling an
 //                                  event (a TimerInfo, expiring after DONE_TTL_MS): the
 //                                  same call made again when the event is handled again
@@ -71,13 +72,24 @@ export type FireEvent = (timer: Timer) => Promise<EmitInput>;
 /** The kind of the event recorded instead of a timer's own when it is skipped. */
 export const SKIPPED_KIND = "schedule.skipped";
 
+/** The limits a new timer must fit in. */
+export interface PendingLimits {
+  /** Timers pending in the store. */
+  maxPending: number;
+  /** Timers pending of the new timer's subject (`scheduledBy`). */
+  maxPerSubject: number;
+}
+
+/** Why a timer was not added: the store's limit, or its subject's. */
+export type AddRefusal = "full" | "subject_full";
+
 /** The timers of one scheduler. */
 export interface TimerStore {
   /**
-   * Adds a timer unless `maxPending` are pending (then `undefined`). A timer whose id is
-   * pending, fired or cancelled already is not added again: that one is returned.
+   * Adds a timer unless a limit is reached (then which). A timer whose id is pending, fired
+   * or cancelled already is not added again: that one is returned.
    */
-  add(timer: Timer, maxPending: number): Promise<TimerInfo | undefined>;
+  add(timer: Timer, limits: PendingLimits): Promise<TimerInfo | AddRefusal>;
   /** Every pending timer, by due time. */
   list(): Promise<Timer[]>;
   /** Cancels a pending timer of `owner`. */
@@ -139,7 +151,7 @@ export class MemoryTimerStore implements TimerStore {
   // Fired or cancelled timers with a cause, oldest first, with when they ended.
   #done = new Map<string, { info: TimerInfo; at: number }>();
 
-  add(timer: Timer, maxPending: number): Promise<TimerInfo | undefined> {
+  add(timer: Timer, limits: PendingLimits): Promise<TimerInfo | AddRefusal> {
     const now = performance.now();
     for (const [id, { at }] of this.#done) {
       if (now - at < DONE_TTL_MS) break;
@@ -147,7 +159,10 @@ export class MemoryTimerStore implements TimerStore {
     }
     const known = this.#timers.get(timer.id) ?? this.#done.get(timer.id)?.info;
     if (known !== undefined) return Promise.resolve(info(known));
-    if (this.#timers.size >= maxPending) return Promise.resolve(undefined);
+    if (this.#timers.size >= limits.maxPending) return Promise.resolve("full");
+    let mine = 0;
+    for (const t of this.#timers.values()) if (t.scheduledBy === timer.scheduledBy) mine++;
+    if (mine >= limits.maxPerSubject) return Promise.resolve("subject_full");
     this.#timers.set(timer.id, structuredClone(timer));
     return Promise.resolve(info(timer));
   }
@@ -209,6 +224,8 @@ const TIMER = ["schedule", "timer"] as const;
 const DUE = ["schedule", "due"] as const;
 const DONE = ["schedule", "done"] as const;
 const COUNT = ["schedule", "count"] as const;
+const COUNT_BY = ["schedule", "count_by"] as const;
+const countOf = (timer: Timer) => [...COUNT_BY, timer.scheduledBy];
 
 /** Timers in Deno KV, beside the vault: durable, and fired once across processes. */
 export class KvTimerStore implements TimerStore {
@@ -227,22 +244,25 @@ export class KvTimerStore implements TimerStore {
     this.#claimTimeoutMs = claimTimeoutMs;
   }
 
-  async add(timer: Timer, maxPending: number): Promise<TimerInfo | undefined> {
+  async add(timer: Timer, limits: PendingLimits): Promise<TimerInfo | AddRefusal> {
     const key = [...TIMER, timer.id];
     const doneKey = [...DONE, timer.id];
     for (;;) {
-      const [pending, done, count] = await retryLocked(() =>
-        this.#kv.getMany<[Timer, TimerInfo, number]>([key, doneKey, COUNT])
+      const [pending, done, count, mine] = await retryLocked(() =>
+        this.#kv.getMany<[Timer, TimerInfo, number, number]>([key, doneKey, COUNT, countOf(timer)])
       );
       const known = pending.value ?? done.value;
       if (known !== null) return info(known);
-      if ((count.value ?? 0) >= maxPending) return undefined;
+      if ((count.value ?? 0) >= limits.maxPending) return "full";
+      if ((mine.value ?? 0) >= limits.maxPerSubject) return "subject_full";
+      // Four checks, within KV's ten per commit (remote KV included).
       const result = await retryLocked(() =>
         this.#kv.atomic()
-          .check(pending, done, count)
+          .check(pending, done, count, mine)
           .set(key, timer)
           .set([...DUE, timer.due, timer.id], true)
           .set(COUNT, (count.value ?? 0) + 1)
+          .set(countOf(timer), (mine.value ?? 0) + 1)
           .commit()
       );
       if (result.ok) return info(timer);
@@ -260,14 +280,14 @@ export class KvTimerStore implements TimerStore {
   async cancel(id: string, owner: string): Promise<CancelOutcome> {
     const key = [...TIMER, id];
     for (;;) {
-      const [entry, count] = await retryLocked(() =>
-        this.#kv.getMany<[Timer, number]>([key, COUNT])
+      const [entry, count, mine] = await retryLocked(() =>
+        this.#kv.getMany<[Timer, number, number]>([key, COUNT, [...COUNT_BY, owner]])
       );
       const timer = entry.value;
       if (timer === null || timer.scheduledBy !== owner) return "not_found";
       if (timer.claim !== undefined) return "firing";
       const result = await retryLocked(() =>
-        this.#end(this.#kv.atomic().check(entry), timer, count).commit()
+        this.#end(this.#kv.atomic().check(entry), timer, count, mine).commit()
       );
       if (result.ok) return "cancelled";
       // Changed meanwhile (claimed, fired, or another timer came or went): look again.
@@ -365,9 +385,11 @@ export class KvTimerStore implements TimerStore {
   async #finish(timer: Timer, guard: AppendGuard): Promise<void> {
     const check = guard.check!;
     for (;;) {
-      const count = await retryLocked(() => this.#kv.get<number>(COUNT));
+      const [count, mine] = await retryLocked(() =>
+        this.#kv.getMany<[number, number]>([COUNT, countOf(timer)])
+      );
       const result = await retryLocked(() =>
-        this.#end(this.#kv.atomic().check(check), timer, count).commit()
+        this.#end(this.#kv.atomic().check(check), timer, count, mine).commit()
       );
       if (result.ok) return;
       // Another poller took over (it finds the event and finishes), or the count moved.
@@ -381,8 +403,13 @@ export class KvTimerStore implements TimerStore {
     op: AtomicOperation,
     timer: Timer,
     count: AtomicCheck & { value: number | null },
+    mine: AtomicCheck & { value: number | null },
   ): AtomicOperation {
-    op.check(count)
+    // A subject's count at zero is deleted, so that subjects gone leave no key behind.
+    const left = Math.max(0, (mine.value ?? 0) - 1);
+    if (left === 0) op.delete(countOf(timer));
+    else op.set(countOf(timer), left);
+    op.check(count, mine)
       .set(COUNT, Math.max(0, (count.value ?? 0) - 1))
       .delete([...TIMER, timer.id])
       .delete([...DUE, timer.due, timer.id]);

@@ -62,6 +62,11 @@ export interface SchedulerOptions {
   maxDelayMs?: number;
   /** The most timers pending at once, in the vault or in memory (1000; at most 100000). */
   maxPending?: number;
+  /**
+   * The most timers pending at once of one subject (the scheduling token's `sub`), so that
+   * one cannot fill `maxPending` and lock every other out (100; at most 100000).
+   */
+  maxPendingPerSubject?: number;
   /** The largest payload, as UTF-8 JSON, in bytes (16 KiB; at most 32 KiB). */
   maxPayloadBytes?: number;
   /**
@@ -196,6 +201,7 @@ export class Scheduler implements AsyncDisposable {
   #pollMs: number;
   #maxDelayMs: number;
   #maxPending: number;
+  #maxPerSubject: number;
   #maxPayloadBytes: number;
   #event: FireEvent;
   #running = false;
@@ -236,6 +242,13 @@ export class Scheduler implements AsyncDisposable {
     this.#pollMs = intOption("pollIntervalMs", options.pollIntervalMs, 1000, 10, 60_000);
     this.#maxDelayMs = intOption("maxDelayMs", options.maxDelayMs, 365 * DAY, 1, 3653 * DAY);
     this.#maxPending = intOption("maxPending", options.maxPending, 1000, 1, 100_000);
+    this.#maxPerSubject = intOption(
+      "maxPendingPerSubject",
+      options.maxPendingPerSubject,
+      100,
+      1,
+      100_000,
+    );
     this.#maxPayloadBytes = intOption(
       "maxPayloadBytes",
       options.maxPayloadBytes,
@@ -480,10 +493,20 @@ export class Scheduler implements AsyncDisposable {
         correlationId: cause.meta.correlationId ?? cause.id,
       }),
     };
-    const stored = await this.#store.add(timer, this.#maxPending);
-    if (stored === undefined) {
+    const stored = await this.#store.add(timer, {
+      maxPending: this.#maxPending,
+      maxPerSubject: this.#maxPerSubject,
+    });
+    if (stored === "full") {
       throw new RangeError(
         `Cannot schedule "${input.kind}": ${this.#maxPending} timers are pending, the limit`,
+      );
+    }
+    if (stored === "subject_full") {
+      throw new RangeError(
+        `Cannot schedule "${input.kind}": ${
+          JSON.stringify(scheduledBy)
+        } has ${this.#maxPerSubject} timers pending, the limit per subject`,
       );
     }
     // Wake up earlier than planned for a timer due before the next look.
