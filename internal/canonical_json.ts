@@ -1,5 +1,6 @@
-// What the log accepts as a JSON value: the one check of event payloads (both
-// stores, imports, the CLI and the tools whose input becomes a payload).
+// JSON Canonicalization Scheme (RFC 8785), checked and written in one pass: the
+// one rule for what the log accepts as a payload (both stores, imports, the CLI
+// and the tools whose input becomes a payload), and the form digests are over.
 
 /**
  * A value that is not a JSON value the log accepts, with where it is.
@@ -26,68 +27,110 @@ export class JsonValueError extends TypeError {
 }
 
 /**
- * Throws a {@linkcode JsonValueError} naming the path of the first value that
- * is not JSON, or of the first array or object nested deeper than `maxDepth`.
+ * The canonical JSON of `value` (RFC 8785: no whitespace, object members
+ * sorted by the UTF-16 code units of their names, numbers and strings as
+ * ECMAScript's `JSON.stringify` writes them), which must be I-JSON: plain
+ * objects, arrays, strings without lone surrogates, finite numbers, booleans
+ * and null, nested at most `maxDepth` deep (`[[0]]` is 2).
  *
- * @param value The value to check.
- * @param maxDepth The deepest nesting of arrays and objects allowed: `[[0]]` is 2 deep.
- * @throws {JsonValueError} When the value is not a JSON value or is nested too deep.
+ * @param value The value.
+ * @param maxDepth The deepest nesting of arrays and objects allowed.
+ * @returns The canonical JSON text.
+ * @throws {JsonValueError} When the value is not such a value, naming the path of a wrong part.
  */
-export function assertJsonValue(value: unknown, maxDepth: number): void {
-  // The containers on the way down, to tell a cycle from a deep value.
-  const ancestors: object[] = [];
-  const segments: (string | number)[] = [];
-  const fail = (problem: string): never => {
-    throw new JsonValueError(formatPath(segments), problem);
-  };
-  const walk = (v: unknown, depth: number): void => {
-    switch (typeof v) {
-      case "string":
-        if (!v.isWellFormed()) fail(`has ${loneSurrogate(v)}, not valid Unicode`);
-        return;
-      case "boolean":
-        return;
-      case "number":
-        if (!Number.isFinite(v)) fail(`is ${v}, not a JSON value`);
-        return;
-      case "object": {
-        if (v === null) return;
-        if (depth === maxDepth) {
-          // A cycle is endless nesting: only here is it worth looking for one.
-          fail(
-            ancestors.includes(v)
-              ? "is a circular reference, not a JSON value"
-              : `is nested ${depth + 1} deep, over the maximum of ${maxDepth}`,
-          );
-        }
-        const proto = Object.getPrototypeOf(v);
-        ancestors.push(v);
-        if (Array.isArray(v)) {
-          for (let i = 0; i < v.length; i++) {
-            segments.push(i);
-            walk(v[i], depth + 1);
-            segments.pop();
-          }
-        } else if (proto === Object.prototype || proto === null) {
-          for (const key of Object.keys(v)) {
-            if (!key.isWellFormed()) {
-              fail(`has a key with ${loneSurrogate(key)}, not valid Unicode`);
-            }
-            segments.push(key);
-            walk((v as Record<string, unknown>)[key], depth + 1);
-            segments.pop();
-          }
-        } else {
-          fail(`is a ${v.constructor?.name ?? "non-plain"} object, not a JSON value`);
-        }
-        ancestors.pop();
-        return;
+export function canonicalJson(value: unknown, maxDepth: number): string {
+  try {
+    return encode(value, 0, maxDepth);
+  } catch (error) {
+    if (!(error instanceof Problem)) throw error;
+    throw new JsonValueError(
+      formatPath(error.segments.reverse()),
+      error.circular ? "is a circular reference, not a JSON value" : error.problem,
+    );
+  }
+}
+
+/** What is wrong, thrown up through the containers, each adding its segment of the path. */
+class Problem {
+  segments: (string | number)[] = [];
+  circular = false;
+  constructor(
+    readonly problem: string,
+    /** The container nested too deep: a cycle when one of its ancestors is the same object. */
+    readonly deep?: object,
+    /** The object a bad key belongs to: its path is the problem's. */
+    readonly owner?: object,
+  ) {}
+}
+
+function within(error: unknown, segment: string | number, container: object): unknown {
+  if (error instanceof Problem) {
+    if (error.owner !== container) error.segments.push(segment);
+    if (error.deep === container) error.circular = true;
+  }
+  return error;
+}
+
+function encode(v: unknown, depth: number, maxDepth: number): string {
+  switch (typeof v) {
+    case "string":
+      if (!v.isWellFormed()) throw new Problem(`has ${loneSurrogate(v)}, not valid Unicode`);
+      return JSON.stringify(v);
+    case "number":
+      if (!Number.isFinite(v)) throw new Problem(`is ${v}, not a JSON value`);
+      return JSON.stringify(v);
+    case "boolean":
+      return v ? "true" : "false";
+    case "object": {
+      if (v === null) return "null";
+      if (depth === maxDepth) {
+        throw new Problem(`is nested ${depth + 1} deep, over the maximum of ${maxDepth}`, v);
       }
-      default:
-        fail(`is ${typeof v === "function" ? "a function" : typeof v}, not a JSON value`);
+      if (Array.isArray(v)) {
+        if (v.length === 0) return "[]";
+        let json = "[";
+        let i = 0;
+        try {
+          for (; i < v.length; i++) {
+            json += (i === 0 ? "" : ",") + encode(v[i], depth + 1, maxDepth);
+          }
+        } catch (error) {
+          throw within(error, i, v);
+        }
+        return json + "]";
+      }
+      const proto = Object.getPrototypeOf(v);
+      if (proto !== Object.prototype && proto !== null) {
+        throw new Problem(`is a ${v.constructor?.name ?? "non-plain"} object, not a JSON value`);
+      }
+      // The default sort compares UTF-16 code units, as RFC 8785 orders members.
+      const keys = Object.keys(v).sort();
+      if (keys.length === 0) return "{}";
+      let json = "{";
+      let key = "";
+      try {
+        for (let i = 0; i < keys.length; i++) {
+          key = keys[i];
+          if (!key.isWellFormed()) {
+            throw new Problem(
+              `has a key with ${loneSurrogate(key)}, not valid Unicode`,
+              undefined,
+              v,
+            );
+          }
+          json += (i === 0 ? "" : ",") + JSON.stringify(key) + ":" +
+            encode((v as Record<string, unknown>)[key], depth + 1, maxDepth);
+        }
+      } catch (error) {
+        throw within(error, key, v);
+      }
+      return json + "}";
     }
-  };
-  walk(value, 0);
+    default:
+      throw new Problem(
+        `is ${typeof v === "function" ? "a function" : typeof v}, not a JSON value`,
+      );
+  }
 }
 
 /** Where the first lone surrogate of `s` is, e.g. `a lone surrogate U+D800 at index 3`. */

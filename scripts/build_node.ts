@@ -124,7 +124,16 @@ export async function buildNode(root: string = ROOT): Promise<BuildResult> {
   let installed = false;
   if (previous !== stamp || !haveModules) {
     const npm = await new Deno.Command("npm", {
-      args: ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"],
+      // --engine-strict: a dependency that wants a newer Node than the package's own
+      // engines fails the build here, instead of a warning (EBADENGINE) for users.
+      args: [
+        "install",
+        "--engine-strict",
+        "--no-audit",
+        "--no-fund",
+        "--prefer-offline",
+        "--loglevel=error",
+      ],
       cwd: outDir,
       stdin: "null",
       stdout: "piped",

@@ -6,7 +6,7 @@
  */
 
 import { createHash } from "node:crypto";
-import canonicalize from "canonicalize";
+import { canonicalJson } from "../internal/canonical_json.ts";
 import type { ValidateFunction } from "ajv";
 import { TokaError } from "../runtime/errors.ts";
 import type { EventRecord } from "../runtime/log/event_store.ts";
@@ -408,11 +408,9 @@ function errorInfo(error: unknown, maxLength = Infinity): { code: string; messag
 // inputs that may hold secrets.
 function digest(input: unknown): string | undefined {
   try {
-    const json = canonicalize(input);
-    return json === undefined
-      ? undefined
-      : `sha256:${createHash("sha256").update(json).digest("hex")}`;
+    const json = canonicalJson(input, Infinity);
+    return `sha256:${createHash("sha256").update(json).digest("hex")}`;
   } catch {
-    return undefined; // Not serialisable, e.g. circular.
+    return undefined; // Not JSON, e.g. circular (past the stack) or a lone surrogate.
   }
 }

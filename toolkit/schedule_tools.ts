@@ -24,7 +24,7 @@ import {
   type TimerStore,
 } from "./_schedule_store.ts";
 import { intOption } from "../internal/int_option.ts";
-import { assertJsonValue, JsonValueError } from "../internal/canonical_json.ts";
+import { canonicalJson, JsonValueError } from "../internal/canonical_json.ts";
 import { MAX_PAYLOAD_DEPTH } from "../runtime/log/event_limits.ts";
 import type { TokenAuthority } from "../runtime/token_authority.ts";
 
@@ -433,7 +433,7 @@ export class Scheduler implements AsyncDisposable {
     }
     // The log's own rule for payloads, so that a timer never fails to fire on it.
     try {
-      assertJsonValue(input.payload ?? null, MAX_PAYLOAD_DEPTH);
+      canonicalJson(input.payload ?? null, MAX_PAYLOAD_DEPTH);
     } catch (error) {
       if (!(error instanceof JsonValueError)) throw error;
       bad("payload", error.path === "$" ? error.problem : `${error.problem} (at ${error.path})`);

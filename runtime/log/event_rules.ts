@@ -2,7 +2,6 @@
 // in-memory one here, the Deno KV one in vault/) and, for names and ids, the bus.
 import { Buffer } from "node:buffer";
 import { hash } from "node:crypto";
-import canonicalize from "canonicalize";
 import type { EventInput, EventRecord } from "./event_store.ts";
 import {
   assertKind,
@@ -23,7 +22,7 @@ import {
   MAX_PAYLOAD_BYTES,
   MAX_PAYLOAD_DEPTH,
 } from "./event_limits.ts";
-import { assertJsonValue, JsonValueError } from "../../internal/canonical_json.ts";
+import { canonicalJson as toCanonicalJson, JsonValueError } from "../../internal/canonical_json.ts";
 
 const MAX_PARENTS = 64;
 const MAX_META_ENTRIES = 16;
@@ -55,15 +54,15 @@ export function canonicalPayload(
   payload: unknown,
   where: string,
 ): { canonical: string; bytes: number } {
+  let canonical: string;
   try {
-    assertJsonValue(payload, MAX_PAYLOAD_DEPTH);
+    canonical = toCanonicalJson(payload, MAX_PAYLOAD_DEPTH);
   } catch (error) {
     if (error instanceof JsonValueError) {
       throw new TypeError(`Invalid payload ${where}: ${error.message}`);
     }
     throw error;
   }
-  const canonical = canonicalJson(payload);
   const bytes = Buffer.byteLength(canonical, "utf8");
   if (bytes > MAX_PAYLOAD_BYTES) {
     throw new RangeError(
@@ -73,8 +72,13 @@ export function canonicalPayload(
   return { canonical, bytes };
 }
 
+/**
+ * The canonical JSON (RFC 8785) of a payload read back from a store, which
+ * was checked when it was stored (so no depth cap: one stored before the cap
+ * still verifies).
+ */
 export function canonicalJson(value: unknown): string {
-  return canonicalize(value) as string;
+  return toCanonicalJson(value, Infinity);
 }
 
 export function sha256Hex(data: string | Uint8Array): string {

@@ -2,7 +2,7 @@
 // record: the hand-built string of recordDigest must be exactly that.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import canonicalize from "canonicalize";
+import canonicalize from "npm:canonicalize@5.1.0";
 import { canonicalJson, recordDigest } from "../../runtime/log/event_rules.ts";
 
 interface Case {
