@@ -180,25 +180,32 @@ export function allPermissionsGranted(): boolean {
   });
 }
 
-/** A child process with piped standard streams, as `Deno.ChildProcess` gives it. */
+/** A child process with piped standard streams, started in a process group of its own. */
 export interface PipedChild {
+  /** The child's process id, which is also its process group's id. */
+  readonly pid: number;
   /** The child's standard input. */
   readonly stdin: WritableStream<Uint8Array>;
   /** The child's standard output. */
   readonly stdout: ReadableStream<Uint8Array>;
   /** The child's standard error. */
   readonly stderr: ReadableStream<Uint8Array>;
-  /** Settles when the child has exited. */
+  /** Settles when the child itself has exited (processes it started may still hold its pipes). */
   readonly status: Promise<{ success: boolean; code: number; signal: string | null }>;
-  /** Sends the child a signal. */
+  /**
+   * Sends a signal to the child and every process of its group, so that what a wrapper (`sh -c`,
+   * `npx`, `uv run`) started goes too; never throws (a group already gone has nothing to end).
+   */
   kill(signal?: "SIGTERM" | "SIGKILL"): void;
 }
 
 /**
  * Starts `command` with piped standard streams and exactly the environment
- * given: `Deno.Command` under Deno, `node:child_process` under Node. A missing
- * command throws under Deno ({@linkcode isNotFound}); under Node it is a child
- * that exits at once with code 127.
+ * given, in a new session and process group (on Windows, which has none, only
+ * the child is signalled): `Deno.Command` under Deno, `node:child_process`
+ * under Node, both with `detached`. A missing command throws under Deno
+ * ({@linkcode isNotFound}); under Node it is a child that exits at once with
+ * code 127.
  */
 export function spawnPiped(
   command: string,
@@ -206,7 +213,7 @@ export function spawnPiped(
 ): PipedChild {
   const { args = [], cwd, env } = options;
   if (deno !== undefined) {
-    return new deno.Command(command, {
+    const child = new deno.Command(command, {
       args,
       cwd,
       env,
@@ -214,24 +221,55 @@ export function spawnPiped(
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
+      detached: true,
     }).spawn();
+    return {
+      pid: child.pid,
+      stdin: child.stdin,
+      stdout: child.stdout,
+      stderr: child.stderr,
+      status: child.status,
+      kill: (signal = "SIGTERM") => killGroup(child.pid, signal, () => child.kill(signal)),
+    };
   }
-  const child = nodeSpawn(command, args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+  const child = nodeSpawn(command, args, {
+    cwd,
+    env,
+    stdio: ["pipe", "pipe", "pipe"],
+    detached: true,
+  });
+  // "exit", not "close": "close" waits for the pipes, which a grandchild may hold open forever.
   const status = new Promise<{ success: boolean; code: number; signal: string | null }>(
     (resolve) => {
       child.once("error", () => resolve({ success: false, code: 127, signal: null }));
-      child.once("close", (code, signal) => {
+      child.once("exit", (code, signal) => {
         resolve({ success: code === 0, code: code ?? 128, signal: signal ?? null });
       });
     },
   );
   return {
+    pid: child.pid ?? 0,
     stdin: Writable.toWeb(child.stdin) as WritableStream<Uint8Array>,
     stdout: Readable.toWeb(child.stdout) as ReadableStream<Uint8Array>,
     stderr: Readable.toWeb(child.stderr) as ReadableStream<Uint8Array>,
     status,
-    kill: (signal) => void child.kill(signal),
+    kill: (signal = "SIGTERM") => killGroup(child.pid ?? 0, signal, () => void child.kill(signal)),
   };
+}
+
+// Signals process group `pid` (the child leads it); falls back to the child alone where groups
+// do not exist (Windows) and ignores a group or child that is already gone.
+function killGroup(pid: number, signal: "SIGTERM" | "SIGKILL", child: () => void): void {
+  try {
+    if (pid > 0 && process.platform !== "win32") return void process.kill(-pid, signal);
+  } catch {
+    // No such group any more, or none: try the child itself.
+  }
+  try {
+    child();
+  } catch {
+    // Already exited.
+  }
 }
 
 /** Whether an error says a file or command was not found. */

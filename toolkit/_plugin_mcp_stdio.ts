@@ -10,6 +10,8 @@ import type { PipedChild } from "../internal/platform.ts";
 
 // How long a server may take to exit after its stdin closes, before it is killed.
 const EXIT_GRACE_MS = 1000;
+// How long its pipes may stay open after it exited (held by a process that left its group).
+const PIPE_GRACE_MS = 1000;
 
 /** Starts `command` and exchanges MCP messages with it, one per line. */
 export class DenoStdioTransport implements Transport {
@@ -22,6 +24,7 @@ export class DenoStdioTransport implements Transport {
   #child?: PipedChild;
   #writer?: WritableStreamDefaultWriter<Uint8Array>;
   #done?: Promise<void>;
+  #stopReading?: () => void;
 
   constructor(
     options: { command: string; args?: string[]; env?: Record<string, string>; cwd?: string },
@@ -34,8 +37,16 @@ export class DenoStdioTransport implements Transport {
     this.#child = child;
     this.#writer = child.stdin.getWriter();
     const buffer = new ReadBuffer();
+    const stdout = child.stdout.getReader();
+    const stderr = child.stderr.getReader();
+    this.#stopReading = () => {
+      stdout.cancel().catch(() => {});
+      stderr.cancel().catch(() => {});
+    };
     const read = async () => {
-      for await (const chunk of child.stdout) {
+      for (;;) {
+        const { done, value: chunk } = await stdout.read();
+        if (done) return;
         buffer.append(Buffer.from(chunk));
         for (;;) {
           let message: JSONRPCMessage | null;
@@ -52,14 +63,38 @@ export class DenoStdioTransport implements Transport {
     };
     // Drained so a chatty server never blocks on a full pipe; its end is kept for errors.
     const drain = async () => {
-      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-        this.stderr = (this.stderr + chunk).slice(-2048);
+      const decoder = new TextDecoder();
+      for (;;) {
+        const { done, value } = await stderr.read();
+        if (done) return;
+        this.stderr = (this.stderr + decoder.decode(value, { stream: true })).slice(-2048);
       }
     };
-    this.#done = Promise.all([child.status, read(), drain()]).then(async () => {
-      await this.#writer?.close().catch(() => {});
-      this.onclose?.();
-    });
+    const reading = Promise.all([read(), drain()]);
+    reading.catch(() => {}); // awaited below
+    this.#done = (async () => {
+      try {
+        await child.status;
+        // What it started goes with it (its process group); a pipe still held open by one that
+        // left the group is not waited for past a grace.
+        child.kill("SIGKILL");
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          reading,
+          new Promise((resolve) => timer = setTimeout(resolve, PIPE_GRACE_MS)),
+        ]);
+        clearTimeout(timer);
+        this.#stopReading?.();
+        await reading;
+      } catch (error) {
+        this.onerror?.(error as Error);
+        child.kill("SIGKILL");
+        this.#stopReading?.();
+      } finally {
+        await this.#writer?.close().catch(() => {});
+        this.onclose?.();
+      }
+    })();
     return Promise.resolve();
   }
 
@@ -75,11 +110,8 @@ export class DenoStdioTransport implements Transport {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const killed = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // Already exited.
-        }
+        child.kill("SIGKILL"); // its process group
+        this.#stopReading?.();
         resolve();
       }, EXIT_GRACE_MS);
     });

@@ -1,10 +1,12 @@
 // The stdio transport: one child process speaking JSON-RPC 2.0, one message per line. Started
 // on first use, restarted with backoff after it dies (on the next call, not eagerly), killed
-// when a call times out (it is stuck or lost) and on close.
+// when a call times out (it is stuck or lost) and on close. The child leads a process group of
+// its own, and killing it ends the group: a wrapper (`sh -c`, `npx`, `uv run`) leaves no orphan.
 import { parseResponse, rpcError, rpcRequest } from "./_plugin_jsonrpc.ts";
-import { preview, stderrHint, timedOut } from "./_plugin_remote.ts";
+import { deadline, preview, stderrHint, timedOut } from "./_plugin_remote.ts";
 import { getEnv, isNotFound, type PipedChild, spawnPiped } from "../internal/platform.ts";
 import { deferred } from "../internal/deferred.ts";
+import { LineSplitter, LineTooLongError } from "./_plugin_lines.ts";
 
 /** How to start the child, and how long to wait between restarts. */
 export interface StdioOptions {
@@ -30,11 +32,16 @@ interface Proc {
   stderr: string;
   /** Why we killed it, when we did. */
   killed?: string;
+  /** Stops reading its stdout and stderr: what is still in the pipes is dropped. */
+  stopReading(): void;
   done: Promise<void>;
 }
 
 // A line longer than this is not an answer we want to hold in memory.
-const MAX_LINE_CHARS = 16 * 1024 * 1024;
+const MAX_LINE_BYTES = 16 * 1024 * 1024;
+// How long the pipes may stay open once the child has exited (a process that left its group
+// may hold them): its last output is read meanwhile, then the rest is not waited for.
+const PIPE_GRACE_MS = 1000;
 // What a child inherits from our environment: enough to run, never our secrets.
 const INHERITED_ENV = [
   "PATH",
@@ -193,24 +200,48 @@ export class StdioConnection {
 
   #spawn(): Proc {
     const child = spawnPlugin(this.#options);
+    const stdout = child.stdout.getReader();
+    const stderr = child.stderr.getReader();
     const proc: Proc = {
       child,
       writer: child.stdin.getWriter(),
       pending: new Map(),
       stderr: "",
+      stopReading: () => {
+        stdout.cancel().catch(() => {});
+        stderr.cancel().catch(() => {});
+      },
       done: Promise.resolve(),
     };
     this.#procs.add(proc);
     proc.done = (async () => {
-      const [status] = await Promise.all([child.status, this.#readAnswers(proc), readTail(proc)]);
-      await proc.writer.close().catch(() => {});
-      this.#procs.delete(proc);
-      this.#gone(proc);
-      const why = proc.killed ??
-        `exited with ${status.signal ? `signal ${status.signal}` : `code ${status.code}`}`;
-      const error = new Error(`the plugin process ${why}${stderrHint(proc.stderr)}`);
-      for (const pending of proc.pending.values()) pending.reject(error);
-      proc.pending.clear();
+      let why: string | undefined;
+      try {
+        const reading = Promise.all([this.#readAnswers(proc, stdout), readTail(proc, stderr)]);
+        reading.catch(() => {}); // awaited below; until then a failure is not unhandled
+        const status = await child.status;
+        why = `exited with ${status.signal ? `signal ${status.signal}` : `code ${status.code}`}`;
+        // What it started goes with it; a pipe still held open past the grace is dropped.
+        child.kill("SIGKILL");
+        const grace = deadline(PIPE_GRACE_MS);
+        await Promise.race([reading, new Promise((resolve) => grace.signal.onabort = resolve)]);
+        grace.clear();
+        proc.stopReading();
+        await reading;
+      } catch (error) {
+        why ??= `could not be read: ${preview(String(error))}`;
+        child.kill("SIGKILL");
+        proc.stopReading();
+      } finally {
+        await proc.writer.close().catch(() => {});
+        this.#procs.delete(proc);
+        this.#gone(proc);
+        const error = new Error(
+          `the plugin process ${proc.killed ?? why}${stderrHint(proc.stderr)}`,
+        );
+        for (const pending of proc.pending.values()) pending.reject(error);
+        proc.pending.clear();
+      }
     })();
     return proc;
   }
@@ -229,27 +260,30 @@ export class StdioConnection {
     const error = new Error(`the plugin process ${why}`);
     for (const pending of proc.pending.values()) pending.reject(error);
     proc.pending.clear();
-    try {
-      proc.child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
+    proc.child.kill("SIGKILL"); // the group: a wrapper's children too
+    proc.stopReading(); // nothing it says now matters, and a pipe may never close
   }
 
-  async #readAnswers(proc: Proc): Promise<void> {
-    let buffer = "";
-    const lines = proc.child.stdout.pipeThrough(new TextDecoderStream());
-    for await (const chunk of lines) {
-      if (proc.killed !== undefined) continue; // drain what is left
-      buffer += chunk;
-      let end: number;
-      while ((end = buffer.indexOf("\n")) >= 0 && proc.killed === undefined) {
-        const line = buffer.slice(0, end).trim();
-        buffer = buffer.slice(end + 1);
-        if (line !== "") this.#answer(proc, line);
-      }
-      if (buffer.length > MAX_LINE_CHARS) {
-        this.#kill(proc, `sent a line longer than ${MAX_LINE_CHARS} characters`);
+  // Reads answers as they arrive: each chunk is split once, and the line cap is enforced as the
+  // bytes arrive, so neither a long line nor a flood of lines holds up the event loop.
+  async #readAnswers(
+    proc: Proc,
+    stdout: ReadableStreamDefaultReader<Uint8Array>,
+  ): Promise<void> {
+    const lines = new LineSplitter(MAX_LINE_BYTES);
+    const onLine = (line: string) => {
+      const text = line.trim();
+      if (text !== "") this.#answer(proc, text);
+      return proc.killed === undefined;
+    };
+    while (proc.killed === undefined) {
+      const { done, value } = await stdout.read();
+      if (done) return;
+      try {
+        lines.push(value, onLine);
+      } catch (error) {
+        if (!(error instanceof LineTooLongError)) throw error;
+        this.#kill(proc, `${error.message}, and was stopped`);
       }
     }
   }
@@ -278,8 +312,16 @@ export class StdioConnection {
 }
 
 // Keeps the end of the child's stderr for error messages.
-async function readTail(proc: Proc): Promise<void> {
-  for await (const chunk of proc.child.stderr.pipeThrough(new TextDecoderStream())) {
-    proc.stderr = (proc.stderr + chunk).slice(-2048);
+async function readTail(
+  proc: Proc,
+  stderr: ReadableStreamDefaultReader<Uint8Array>,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  for (;;) {
+    const { done, value } = await stderr.read();
+    if (done) return;
+    proc.stderr = (proc.stderr + decoder.decode(value.subarray(-2048), { stream: true })).slice(
+      -2048,
+    );
   }
 }

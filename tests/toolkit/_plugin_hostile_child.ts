@@ -1,9 +1,9 @@
 // A stdio plugin that attacks its host, for the limits tests and bench/plugin_output.ts.
 // Started with "redos", its input schema holds backtracking patterns (`^(a+)+$`); with
 // "lookahead", a pattern RE2 cannot run. `tools/call` of "act" with { do: "answer" } answers
-// { pid }; { do: "line", bytes } writes one line of `bytes` bytes without its newline, then
-// waits; { do: "notify", bytes } writes about `bytes` bytes of valid notifications, then
-// answers; { do: "hang" } never answers.
+// { pid }; { do: "line", bytes } writes one line of `bytes` bytes ("é"s) without its newline,
+// then waits; { do: "notify", bytes } writes about `bytes` bytes of valid notifications, then
+// answers; { do: "hang" } never answers; { do: "exit" } exits with code 3.
 const mode = Deno.args[0] ?? "ok";
 const encoder = new TextEncoder();
 const write = (message: unknown) =>
@@ -42,8 +42,10 @@ for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream(
     }
     const { do: action, bytes = 0 } = request.params.arguments;
     if (action === "answer") await write({ id: request.id, result: { pid: Deno.pid } });
+    if (action === "exit") Deno.exit(3);
     if (action === "line") {
-      const block = new Uint8Array(1 << 20).fill(0x61); // "a"
+      // "é", two bytes a character: the cap counts bytes, not characters.
+      const block = encoder.encode("é".repeat(1 << 19));
       for (let sent = 0; sent < bytes; sent += block.length) {
         await writeAll(block.subarray(0, Math.min(block.length, bytes - sent)));
       }
