@@ -82,6 +82,8 @@ async function signClaims(pool: PoolCache, claims: TokenClaims): Promise<string>
       ? new TypeError(problem.message)
       : new RangeError(problem.message);
   }
+  // Never sign with a key another process may have retired since the last read.
+  await pool.ensureCurrent();
   const token = sign(claims, pool.active!.kid, pool.active!.bytes);
   const { kv, clock, leewayMs } = pool.config;
   const expireIn = Math.max(1000, claims.exp * 1000 + leewayMs - clock());

@@ -81,12 +81,20 @@ export class PoolCache {
     return secret;
   }
 
-  // By the wall clock, but never longer than retiredTtlSecs after this process first saw the
-  // retirement by its monotonic clock: a backward jump of the wall clock extends nothing.
+  // Counted by this process's own clocks from when it saw the retirement, so the retiring
+  // process's wall clock does not set it, and a backward jump of this one extends nothing (the
+  // monotonic clock ends it). A retirement already in the pool when this process first read it
+  // may be older: the retiring process's `retiredAt` then counts too, only ever to shorten it.
   retiredExpired(secret: Secret, now: number): boolean {
-    return secret.retiredAt !== undefined &&
-      (now >= secret.retiredAt + this.config.retiredTtlMs ||
-        this.config.mono() - secret.seenRetiredAt! >= this.config.retiredTtlMs);
+    if (secret.retiredAt === undefined) return false;
+    const ttl = this.config.retiredTtlMs;
+    return this.config.mono() - secret.seenRetiredAt! >= ttl || now >= secret.graceFrom! + ttl;
+  }
+
+  /** Re-reads the pool when another process changed it since the last read (one KV read). */
+  async ensureCurrent(): Promise<void> {
+    const entry = await retryLocked(() => this.config.kv.get(POOL_KEY));
+    if (entry.versionstamp !== null && entry.versionstamp > this.#poolStamp) await this.load();
   }
 
   maybeRefresh(now: number): Promise<void> | undefined {
@@ -153,6 +161,10 @@ export class PoolCache {
         if (s.retiredAt !== undefined) {
           secret.retiredAt = s.retiredAt;
           secret.seenRetiredAt = known?.seenRetiredAt ?? seenAt;
+          secret.graceFrom = known?.graceFrom ??
+            (known === undefined
+              ? Math.min(s.retiredAt, this.config.clock())
+              : this.config.clock());
         }
         secrets.set(s.kid, secret);
       }

@@ -50,6 +50,11 @@ export interface Secret {
   retiredAt?: number;
   /** When this process first saw it retired, by its monotonic clock. */
   seenRetiredAt?: number;
+  /**
+   * Where this process counts the grace from, by its own wall clock: when it saw the retirement,
+   * or `retiredAt` if that is earlier and the secret was already retired when first read.
+   */
+  graceFrom?: number;
   bytes: Uint8Array;
 }
 
