@@ -10,7 +10,7 @@
  */
 import type { Command } from "commander";
 import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { getLogger } from "@logtape/logtape";
 import { createRuntime } from "../mod.ts";
 import { type Agent, defineAgent } from "../runtime/mod.ts";
@@ -54,7 +54,7 @@ export async function loadModules(specifiers: string[], cwd?: string): Promise<H
     try {
       exports = await import(url);
     } catch (error) {
-      throw unusable(`Cannot import "${specifier}": ${firstLine(error)}`);
+      throw unusable(`Cannot import "${specifier}": ${firstLine(error)}${where(error)}`);
     }
     let found = 0;
     for (const [name, value] of Object.entries(exports)) {
@@ -107,6 +107,16 @@ function moduleUrl(specifier: string, cwd: string): string {
 
 function unusable(message: string): TokaError {
   return new TokaError("module_unusable", message);
+}
+
+// Deno puts a syntax error's place in the message, after a code excerpt, as "at file:///…:3:21".
+function where(error: unknown): string {
+  const message = error instanceof Error ? error.message : "";
+  const found = message.match(/\n\s*at (\S+):(\d+):(\d+)\s*$/);
+  if (found === null) return "";
+  const [, url, line, column] = found;
+  const place = url.startsWith("file:") ? fileURLToPath(url) : url;
+  return ` at ${place}:${line}:${column}`;
 }
 
 function firstLine(error: unknown): string {

@@ -91,6 +91,18 @@ export const b = defineAgent({ name: "same", subscribe: ["y"], handle() {} });`,
       assert.equal(await exists(db), false);
     });
 
+    await t.step("a syntax error names the file, line and column, on one line", async () => {
+      const path = await module("syntax.ts", "export const a = 1;\n\nexport const b = 2 +;\n");
+      const { code, errLines } = await run([path]);
+      assert.equal(code, 1);
+      assert.equal(errLines.length, 1, errLines.join("\n"));
+      assert.match(
+        errLines[0],
+        /^error: Cannot import ".*syntax.ts": SyntaxError: Expression expected at \/.*syntax.ts:3:21$/,
+      );
+      assert.equal(await exists(db), false);
+    });
+
     await t.step("in-process: hosts until the signal, then stops gracefully", async () => {
       const path = await module(
         "echo.ts",
