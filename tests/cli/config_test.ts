@@ -8,6 +8,7 @@ import { generateMasterKey, MASTER_KEY_ENV } from "../../auth/mod.ts";
 import schema from "../../toka.schema.json" with { type: "json" };
 import denoJson from "../../deno.json" with { type: "json" };
 import { exists, hasNoStackTrace, recordingIo } from "./_fakes.ts";
+import { section } from "../docs/_readme.ts";
 
 async function toka(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
   const io = recordingIo({ env: options.env });
@@ -285,10 +286,8 @@ export const up = defineTool({
     });
 
     await t.step("the README's table is the rule as implemented", async () => {
-      const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
-      const section = readme.split("### Settings and toka.json")[1]?.split("\n### ")[0];
-      assert.ok(section, "README has a Settings section");
-      const rows = section.split("\n").filter((line) => line.startsWith("| `"))
+      const settings = section("## Settings and toka.json");
+      const rows = settings.split("\n").filter((line) => line.startsWith("| `"))
         .map((line) => line.split("|").slice(1, -1).map((cell) => cell.trim()));
       // | toka.json | flag | variable | default | what |
       const expected = SETTINGS.map((spec) => [
@@ -299,8 +298,8 @@ export const up = defineTool({
       ]);
       assert.deepEqual(rows.map((row) => row.slice(0, 4)), expected);
       // Its example file is valid.
-      const example = JSON.parse(section.split("```json\n")[1].split("```")[0]);
-      await checkConfig(example, "README.md");
+      const example = JSON.parse(settings.split("```json\n")[1].split("```")[0]);
+      await checkConfig(example, "docs/cli.md");
       assert.equal(example.$schema, SCHEMA_URL);
     });
   } finally {

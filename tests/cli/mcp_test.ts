@@ -11,6 +11,7 @@ import { KvTokenAuthority } from "../../auth/mod.ts";
 import { openVault } from "../../vault/mod.ts";
 import type { EventRecord } from "../../runtime/log/event_store.ts";
 import { hasNoStackTrace, recordingIo } from "./_fakes.ts";
+import { section } from "../docs/_readme.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 // Generous: a child's start-up on a loaded machine can take many seconds.
@@ -30,11 +31,8 @@ async function vaultWithToken(db: string, permissions: string[]): Promise<string
 }
 
 /** The client configuration the README shows, made to run this checkout. */
-async function readmeConfig(db: string, token: string): Promise<ClientConfig> {
-  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
-  const start = readme.indexOf("\n### An MCP server: `toka mcp serve`\n");
-  assert.ok(start >= 0);
-  const json = readme.slice(start).match(/```json\n([\s\S]*?)```/)![1];
+function readmeConfig(db: string, token: string): ClientConfig {
+  const json = section("## An MCP server: `toka mcp serve`").match(/```json\n([\s\S]*?)```/)![1];
   const config = JSON.parse(json).mcpServers.toka as ClientConfig;
   assert.equal(config.command, "toka");
   assert.deepEqual(config.args.slice(2), ["mcp", "serve"]);
@@ -61,7 +59,7 @@ Deno.test("toka mcp serve, driven by the SDK's client in a real child process", 
     "tool:now:invoke",
     "tool:climate.wind_chill:invoke",
   ]);
-  const config = await readmeConfig(db, token);
+  const config = readmeConfig(db, token);
   // A project whose toka.json brings a plugin: the server serves its tools beside the built-ins.
   const module = new URL("../../examples/plugins/weather_tools.ts", import.meta.url).pathname;
   await Deno.writeTextFile(
@@ -267,11 +265,10 @@ Deno.test("toka mcp serve refuses a missing or bad token in one line", async (t)
 const MODEL_API_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 
 /** The names and titles the README's MCP section says a client sees. */
-async function readmeWireNames(): Promise<string[][]> {
-  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
-  const start = readme.indexOf("\n### An MCP server: `toka mcp serve`\n");
-  const section = readme.slice(start, readme.indexOf("\n## ", start + 1));
-  const block = section.match(/client\s+sees\s+\(name,\s+then\s+title\):\s*```text\n([\s\S]*?)```/);
+function readmeWireNames(): string[][] {
+  const block = section("## An MCP server: `toka mcp serve`").match(
+    /client\s+sees\s+\(name,\s+then\s+title\):\s*```text\n([\s\S]*?)```/,
+  );
   assert.ok(block, "the README's MCP section lists the names a client sees");
   return block[1].trim().split("\n").map((line) => line.split(/\s+/));
 }
@@ -280,7 +277,7 @@ Deno.test("toka mcp serve: every tool it lists has a name model APIs accept, and
   const dir = await Deno.makeTempDir();
   const db = `${dir}/v.kv`;
   const token = await vaultWithToken(db, ["tool:*:invoke"]);
-  const config = await readmeConfig(db, token);
+  const config = readmeConfig(db, token);
   await using web = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     () => new Response("ok"),
@@ -338,8 +335,8 @@ Deno.test("toka mcp serve: every tool it lists has a name model APIs accept, and
       assert.deepEqual(tools.map((tool) => tool.title).sort(), Object.keys(inputs).sort());
     });
 
-    await t.step("the README shows the names a client sees", async () => {
-      assert.deepEqual(await readmeWireNames(), tools.map((tool) => [tool.name, tool.title]));
+    await t.step("the MCP docs show the names a client sees", () => {
+      assert.deepEqual(readmeWireNames(), tools.map((tool) => [tool.name, tool.title]));
     });
 
     await t.step("each tool answers to its listed name", async () => {

@@ -8,6 +8,7 @@ import { buildCliTools, DEFAULT_TOOL_ROOT } from "../../cli/_tool_registry.ts";
 import { PluginLoadError, readPluginManifest } from "../../toolkit/mod.ts";
 import { exists, hasNoStackTrace, type RecordingIo, recordingIo } from "./_fakes.ts";
 import type { CommandContext } from "../../cli/_context.ts";
+import { example } from "../docs/_readme.ts";
 
 interface Run {
   code: number;
@@ -378,10 +379,7 @@ Deno.test("buildCliTools", async (t) => {
 });
 
 Deno.test("README: the toka tool example prints what its comments say", async () => {
-  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
-  const start = readme.indexOf("\n### Tools from the shell: `toka tool`\n");
-  assert.ok(start >= 0);
-  const script = readme.slice(start).match(/```sh\n([\s\S]*?)```/)![1];
+  const script = example("## Tools from the shell: `toka tool`", "sh");
   const dir = await Deno.makeTempDir();
   try {
     const cli = new URL("../../cli.ts", import.meta.url).pathname;

@@ -176,7 +176,7 @@ export const greeter = defineAgent({ name: "greeter", subscribe: ["x"], handle()
       assert.equal(trusted.code, 0, trusted.errLines.join("\n"));
       assert.match(trusted.out, new RegExp(`^Trusted "${config}" \\(sha256:[0-9a-f]{64}\\)`));
       // The output has the README's shape: what the file may now start and import.
-      const readme = example("### Settings and toka.json", "sh").split("\n")
+      const readme = example("## Settings and toka.json", "sh").split("\n")
         .filter((line) => line.startsWith("# ")).map((line) => line.slice(2));
       const shape = [
         /^Trusted "\/\S+\/toka\.json" \(sha256:(…|[0-9a-f]{64})\) in "\/\S+\/trusted\.json"$/,

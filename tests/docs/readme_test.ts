@@ -37,11 +37,11 @@ Deno.test("README: use it in your project", async (t) => {
   const dir = await Deno.makeTempDir();
   try {
     // The README's deno.json, with a link to this checkout in place of JSR.
-    const config = JSON.parse(example("### Use it in your project", "json"));
+    const config = JSON.parse(example("## Use it in your project", "json"));
     assert.equal(config.imports["@toka/runtime"], "jsr:@toka/runtime@^0.1.0");
     assert.deepEqual(config.unstable, ["kv"]);
     const linked = { ...config, links: [new URL(".", root).pathname] };
-    const whole = example("### The whole stack");
+    const whole = example("## The whole stack");
 
     await t.step("a project that imports the package runs the whole-stack example", async () => {
       const db = `${dir}/app/toka.kv`;
@@ -52,7 +52,7 @@ Deno.test("README: use it in your project", async (t) => {
     });
 
     await t.step("subpath imports resolve too", async () => {
-      const result = await runProject(`${dir}/sub`, linked, example("### The runtime"));
+      const result = await runProject(`${dir}/sub`, linked, example("## The runtime"));
       assert.equal(result.code, 0, result.err);
       assert.equal(result.out, "work.done\n");
     });
@@ -75,7 +75,7 @@ Deno.test("README examples print and store what they say", async (t) => {
   const dir = await Deno.makeTempDir();
   try {
     await t.step("The whole stack: the agent greets the user before close() returns", async () => {
-      const code = example("### The whole stack");
+      const code = example("## The whole stack");
       // The same code on a file vault, so the log can be read after the example ended.
       const db = `${dir}/whole.kv`;
       assert.ok(code.includes(`createRuntime({ db: ":memory:" })`));
@@ -96,13 +96,13 @@ Deno.test("README examples print and store what they say", async (t) => {
     });
 
     await t.step("The runtime: the subscriber prints work.done", async () => {
-      const result = await run(example("### The runtime"), dir);
+      const result = await run(example("## The runtime"), dir);
       assert.equal(result.code, 0, result.err);
       assert.equal(result.out, "work.done\n");
     });
 
     await t.step("Auth: issue, authorize, attenuate and rotate run without error", async () => {
-      const code = example("### Auth");
+      const code = example("## Auth");
       const result = await run(
         `${code}\nconsole.log(JSON.stringify(child.split(".").length));`,
         dir,
@@ -112,13 +112,13 @@ Deno.test("README examples print and store what they say", async (t) => {
     });
 
     await t.step("The toolkit: records, then prints the tool's output", async () => {
-      const result = await run(example("### The toolkit"), dir);
+      const result = await run(example("## The toolkit"), dir);
       assert.equal(result.code, 0, result.err);
       assert.equal(result.out, `tool.invoked\ntool.completed\n{ text: "HI" }\n`);
     });
 
     await t.step("The vault: versions, verify, the kept head, then the live event", async () => {
-      const result = await run(example("### The vault"), dir);
+      const result = await run(example("## The vault"), dir);
       assert.equal(result.code, 0, result.err);
       assert.equal(
         result.out,

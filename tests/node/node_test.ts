@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { example } from "../docs/_readme.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BUILT = join(ROOT, ".node-build");
@@ -74,10 +75,7 @@ Deno.test("on Node.js", async (t) => {
   assert.ok(Number(/^v(\d+)/.exec(new TextDecoder().decode(version.stdout))?.[1]) >= 20);
 
   await t.step("README: the On Node.js example prints what it says", async () => {
-    const readme = await Deno.readTextFile(join(ROOT, "README.md"));
-    const section = readme.slice(readme.indexOf("\n### On Node.js\n"));
-    const code = /```js\n([\s\S]*?)```/.exec(section)?.[1];
-    assert.ok(code, "README has no js example under On Node.js");
+    const code = example("## On Node.js", "js");
     // Inside the built package, where "@toka/runtime" names the package itself.
     const file = join(BUILT, "readme_example.mjs");
     await Deno.writeTextFile(file, code);

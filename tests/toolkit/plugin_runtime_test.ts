@@ -63,9 +63,9 @@ Deno.test("createRuntime({ plugins }) with a bad manifest opens nothing", async 
 
 Deno.test("README: the Plugins example prints what its comments say", async () => {
   // The manifest shown is the one the example loads.
-  const shown = JSON.parse(example("### Plugins", "json"));
+  const shown = JSON.parse(example("# Plugins", "json"));
   assert.deepEqual(shown, JSON.parse(await Deno.readTextFile(manifest)));
-  const code = example("### Plugins");
+  const code = example("# Plugins");
   const dir = await Deno.makeTempDir();
   try {
     // As a user in a checkout runs it: from the checkout's root, importing the package by path.

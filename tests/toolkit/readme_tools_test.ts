@@ -13,7 +13,7 @@ async function runIn(code: string): Promise<{ code: number; out: string; err: st
 }
 
 Deno.test("README: the fs and http tools example prints what its comments say", async () => {
-  const code = example("### Files and the web: fs and http tools");
+  const code = example("## Files and the web: fs and http tools");
   const result = await runIn(code);
   assert.equal(result.code, 0, result.err);
   // Each printed value is the comment below or beside its console.log.

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { example, run } from "../docs/_readme.ts";
 
 Deno.test("README: the schedule example prints what its comments say", async () => {
-  const code = example("### Timers: the schedule tools");
+  const code = example("## Timers: the schedule tools");
   const dir = await Deno.makeTempDir();
   try {
     const result = await run(code, dir);
