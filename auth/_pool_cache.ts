@@ -40,6 +40,8 @@ export class PoolCache {
   wrapped = false;
   revoked = new Map<string, number>();
   #poolStamp = "";
+  // When the pool read that gave the current secrets started, by the wall clock.
+  #poolReadAt = -Infinity;
   #revokedStamp = "";
   #refreshedAt = -Infinity;
   // Pool reads: how many started, the one in flight, when the last started (real time).
@@ -81,10 +83,8 @@ export class PoolCache {
     return secret;
   }
 
-  // Counted by this process's own clocks from when it saw the retirement, so the retiring
-  // process's wall clock does not set it, and a backward jump of this one extends nothing (the
-  // monotonic clock ends it). A retirement already in the pool when this process first read it
-  // may be older: the retiring process's `retiredAt` then counts too, only ever to shorten it.
+  // Counted by this process's own clocks (see `graceFrom`); a backward jump of the wall clock
+  // extends nothing, as the monotonic clock ends it too.
   retiredExpired(secret: Secret, now: number): boolean {
     if (secret.retiredAt === undefined) return false;
     const ttl = this.config.retiredTtlMs;
@@ -140,6 +140,7 @@ export class PoolCache {
 
   async load(): Promise<void> {
     const { kv, masterKey } = this.config;
+    const readAt = this.config.clock();
     const [pool, marker] = await retryLocked(() => kv.getMany([POOL_KEY, REVOCATIONS_MARKER]));
     if (pool.versionstamp === null) {
       throw new SecretPoolError(
@@ -161,10 +162,13 @@ export class PoolCache {
         if (s.retiredAt !== undefined) {
           secret.retiredAt = s.retiredAt;
           secret.seenRetiredAt = known?.seenRetiredAt ?? seenAt;
-          secret.graceFrom = known?.graceFrom ??
-            (known === undefined
-              ? Math.min(s.retiredAt, this.config.clock())
-              : this.config.clock());
+          // Retired between the last read that had it active and now, by this clock: the
+          // retiring process's time is kept within those bounds, so its clock neither ends the
+          // grace early nor stretches it, and noticing late adds nothing.
+          secret.graceFrom = known?.graceFrom ?? Math.min(
+            Math.max(s.retiredAt, known === undefined ? -Infinity : this.#poolReadAt),
+            readAt,
+          );
         }
         secrets.set(s.kid, secret);
       }
@@ -173,6 +177,7 @@ export class PoolCache {
         this.active = secrets.get(stored.active.kid);
         this.wrapped = isWrapped(stored);
         this.#poolStamp = pool.versionstamp;
+        this.#poolReadAt = readAt;
       }
     }
     if (marker.versionstamp !== null && marker.versionstamp > this.#revokedStamp) {

@@ -51,8 +51,8 @@ export interface Secret {
   /** When this process first saw it retired, by its monotonic clock. */
   seenRetiredAt?: number;
   /**
-   * Where this process counts the grace from, by its own wall clock: when it saw the retirement,
-   * or `retiredAt` if that is earlier and the secret was already retired when first read.
+   * Where this process counts the grace from, by its own wall clock: `retiredAt` kept between
+   * the start of the last read that had the secret active and the read that saw it retired.
    */
   graceFrom?: number;
   bytes: Uint8Array;
