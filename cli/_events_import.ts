@@ -1,6 +1,6 @@
 // `toka events import`: two passes over the input, each in bounded memory. The
 // first checks every line (JSON, record shape) before the vault opens, and keeps
-// a copy of standard input in a temporary file; the second stores the records
+// a copy of standard input in an unlinked temporary file; the second stores the records
 // from that copy in batches, which the vault group-commits.
 import type { EventRecord, ImportResult } from "../runtime/log/event_store.ts";
 import { TokaError } from "../runtime/errors.ts";
@@ -29,25 +29,30 @@ const BATCH = 2000;
  * whatever its size. A record the store itself refuses (a digest that does
  * not match, a domain error) stops the import there; the error names its
  * line and says how many events before it are stored, which a re-run skips.
- * An interrupt (`ctx.io.signal`) stops it between batches, and says so.
+ * An interrupt (`ctx.io.signal`) stops it between batches, and says so. A
+ * write that fails (a full disk) is said as such, never as a bad record.
  *
  * @param ctx The command context.
+ * @param options Where the temporary copy goes, for tests.
  * @returns The exit code: 0, or 130 when interrupted.
  * @throws {SyntaxError} When a line is not JSON, naming the line.
  * @throws {TypeError} When a line is not a valid record, naming the line.
  * @throws {RangeError} When a line is longer than {@linkcode MAX_LINE_BYTES}, naming it.
  */
-export async function importEvents(ctx: CommandContext): Promise<number> {
+export async function importEvents(
+  ctx: CommandContext,
+  options: ImportOptions = {},
+): Promise<number> {
   const stdin = ctx.io.stdin;
   if (stdin === undefined) throw new Error("No standard input to import from");
   const signal = ctx.io.signal;
-  const spool = await Deno.makeTempFile({ prefix: "toka-import-", suffix: ".jsonl" });
+  const checking = progress(ctx.io, "checking");
+  let records = 0;
+  let spool: Spool | undefined;
   try {
-    const checking = progress(ctx.io, "checking");
-    let records = 0;
     try {
-      using copy = await Deno.open(spool, { write: true });
-      const copied = copyTo(abortable(stdin, signal), copy);
+      spool = await (options.spool ?? tempSpool)().catch(spoolFailure);
+      const copied = copyTo(abortable(stdin, signal), spool);
       for await (const lines of parseJsonLines(byteLines(copied, MAX_LINE_BYTES))) {
         for (const { line, value } of lines) {
           try {
@@ -69,17 +74,19 @@ export async function importEvents(ctx: CommandContext): Promise<number> {
     } finally {
       checking.done();
     }
-    using input = await Deno.open(spool);
+    const input = await spool.readBack();
     return await withStore(ctx, async (store) => {
       const total: ImportResult = { imported: 0, skipped: 0 };
       const storing = progress(ctx.io, "importing", { total: records });
       try {
         let done = 0;
-        const batches = recordBatches(input.readable);
+        const batches = recordBatches(input);
         for (let next = batches.next(); !signal?.aborted;) {
           const batch = await next;
           if (batch.done) break;
           next = batches.next(); // parsed while this batch is stored
+          // Should this batch fail, closing the copy cancels that read: not an error of its own.
+          next.catch(() => {});
           const added = await importBatch(store.importEvents.bind(store), batch.value, done);
           total.imported += added.imported;
           total.skipped += added.skipped;
@@ -106,8 +113,52 @@ export async function importEvents(ctx: CommandContext): Promise<number> {
       return 0;
     });
   } finally {
-    await Deno.remove(spool).catch(() => {});
+    spool?.[Symbol.dispose]();
   }
+}
+
+/** The temporary copy of standard input: written once, then read back from its start. */
+export interface Spool extends Disposable {
+  /** Writes some of `bytes`; resolves to how many. */
+  write(bytes: Uint8Array): Promise<number>;
+  /** The copy from its start, to be read once. */
+  readBack(): Promise<ReadableStream<Uint8Array>>;
+}
+
+/** Options of {@linkcode importEvents}, for tests. */
+export interface ImportOptions {
+  /** Makes the temporary copy; a file in the system's temporary folder by default. */
+  spool?: () => Promise<Spool>;
+}
+
+/** A temporary file already removed from its folder, so a killed import leaves nothing behind. */
+async function tempSpool(): Promise<Spool> {
+  const path = await Deno.makeTempFile({ prefix: "toka-import-", suffix: ".jsonl" });
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true, write: true });
+  } catch (error) {
+    await Deno.remove(path).catch(() => {});
+    throw error;
+  }
+  // Linux and macOS keep an open file's data until it is closed; Windows cannot
+  // remove an open file, so there it goes once closed.
+  const removed = await Deno.remove(path).then(() => true, () => false);
+  return {
+    write: (bytes) => file.write(bytes),
+    readBack: async () => {
+      await file.seek(0, Deno.SeekMode.Start);
+      return file.readable;
+    },
+    [Symbol.dispose]: () => {
+      try {
+        file.close();
+      } catch {
+        // closed by its readable, read to the end
+      }
+      if (!removed) Deno.remove(path).catch(() => {});
+    },
+  };
 }
 
 function stored(total: ImportResult): string {
@@ -116,15 +167,47 @@ function stored(total: ImportResult): string {
     (total.skipped === 0 ? "" : ` and ${count(total.skipped)} already stored skipped`);
 }
 
-/** Writes each chunk to the file as it passes through. */
+/** Writes each chunk to the spool as it passes through. */
 async function* copyTo(
   chunks: AsyncIterable<Uint8Array>,
-  file: Deno.FsFile,
+  spool: Spool,
 ): AsyncGenerator<Uint8Array> {
   for await (const chunk of chunks) {
-    for (let at = 0; at < chunk.length;) at += await file.write(chunk.subarray(at));
+    for (let at = 0; at < chunk.length;) {
+      at += await spool.write(chunk.subarray(at)).catch(spoolFailure);
+    }
     yield chunk;
   }
+}
+
+function spoolFailure(error: unknown): never {
+  const what = writeFailure(error) ??
+    (error instanceof Error ? error.message : String(error)).replace(
+      /^\p{Lu}(?!\p{Lu})/u,
+      (c) => c.toLowerCase(),
+    );
+  throw new Error(`Cannot import: ${what} while writing the temporary copy`, { cause: error });
+}
+
+/**
+ * What a failed write means, in the user's words: Deno's errno codes, and the
+ * words of SQLite (under Deno KV), whose errors carry no code.
+ */
+function writeFailure(error: unknown): string | undefined {
+  if (error instanceof TokaError) return undefined;
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : "";
+  if (code === "ENOSPC" || /disk is full|no space left/i.test(message)) {
+    return "no space left on device";
+  }
+  if (code === "EDQUOT" || /quota exceeded/i.test(message)) return "disk quota exceeded";
+  if (code === "EROFS" || /read-only file system|readonly database/i.test(message)) {
+    return "the file system is read-only";
+  }
+  if (code === "EIO" || /disk I\/O error|input\/output error/i.test(message)) {
+    return "a disk input/output error";
+  }
+  return undefined;
 }
 
 /** The checked copy's records, a batch at a time. */
@@ -153,7 +236,7 @@ async function importBatch(
   try {
     return await importEvents(batch.map((l) => l.value as EventRecord));
   } catch (error) {
-    if (!isRefusal(error)) throw error;
+    if (!isRefusal(error) && writeFailure(error) === undefined) throw error;
   }
   const total = { imported: 0, skipped: 0 };
   for (const [index, { line, value }] of batch.entries()) {
@@ -162,10 +245,13 @@ async function importBatch(
       total.imported += added.imported;
       total.skipped += added.skipped;
     } catch (error) {
-      if (!isRefusal(error)) throw error;
+      const failure = writeFailure(error);
+      if (!isRefusal(error) && failure === undefined) throw error;
       const count = before + index;
       const message = `${
-        isInvalidInput(error)
+        failure !== undefined
+          ? `Cannot import: ${failure} while storing line ${line}`
+          : isInvalidInput(error)
           ? onLine(error, line).message
           : `Refused on line ${line}: ${(error as Error).message}`
       }; ${
@@ -175,7 +261,9 @@ async function importBatch(
           ? "the 1 event before it is stored, and a re-run skips it"
           : `the ${count} events before it are stored, and a re-run skips them`
       }`;
-      throw error instanceof TokaError ? new TokaError(error.code, message) : new Error(message);
+      throw error instanceof TokaError
+        ? new TokaError(error.code, message)
+        : new Error(message, { cause: error });
     }
   }
   return total;

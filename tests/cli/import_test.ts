@@ -3,11 +3,12 @@
 // positions and digests, and the copy of standard input it checks is always removed.
 import assert from "node:assert/strict";
 import { main } from "../../cli.ts";
-import { MAX_LINE_BYTES } from "../../cli/_events_import.ts";
+import { importEvents, MAX_LINE_BYTES, type Spool } from "../../cli/_events_import.ts";
+import { defaultSettings } from "../../cli/_config.ts";
 import { MemoryEventStore, openVault } from "../../vault/mod.ts";
 import type { EventRecord } from "../../runtime/log/event_store.ts";
 import { recordDigest } from "../../runtime/log/event_rules.ts";
-import { hasNoStackTrace, recordingIo } from "./_fakes.ts";
+import { hasNoStackTrace, opener, recordingIo, unclosable } from "./_fakes.ts";
 
 /** 50 MiB of one line without a newline, made as it is read; counts what was read. */
 function endlessLine(): { stream: ReadableStream<Uint8Array>; read(): number } {
@@ -163,4 +164,72 @@ Deno.test("events import names a line whose payload has a lone surrogate", async
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("events import reports a full disk as what it is", async (t) => {
+  const records = await exportOf(4500);
+  const text = records.map((r) => JSON.stringify(r)).join("\n") + "\n";
+
+  await t.step("while it writes its temporary copy: nothing imported, no vault", async () => {
+    const io = recordingIo({ stdin: text });
+    let opened = false;
+    let written = 0;
+    // A disk that fills up once the copy holds 100,000 bytes.
+    const spool = (): Promise<Spool> =>
+      Promise.resolve({
+        write: (bytes: Uint8Array) => {
+          if (written + bytes.length > 100_000) {
+            return Promise.reject(
+              Object.assign(new Error("No space left on device (os error 28)"), { code: "ENOSPC" }),
+            );
+          }
+          written += bytes.length;
+          return Promise.resolve(bytes.length);
+        },
+        readBack: () => Promise.reject(new Error("never read back")),
+        [Symbol.dispose]: () => {},
+      });
+    await assert.rejects(
+      importEvents({
+        io,
+        json: false,
+        dbLocation: ":memory:",
+        settings: { ...defaultSettings(), db: ":memory:" },
+        openStore: () => {
+          opened = true;
+          return Promise.reject(new Error("no vault expected"));
+        },
+      }, { spool }),
+      {
+        message:
+          "Cannot import: no space left on device while writing the temporary copy; nothing was imported",
+      },
+    );
+    assert.equal(opened, false);
+  });
+
+  await t.step("while it stores: says how many are stored, and a re-run skips them", async () => {
+    const inner = new MemoryEventStore();
+    // What Deno KV throws when SQLite cannot write: full after the first 3,000 events.
+    const full = unclosable(inner, {
+      importEvents: async (input) => {
+        const batch = await Array.fromAsync(input);
+        const fits = batch.filter((r) => Number(r.position) <= 3000);
+        const result = await inner.importEvents(fits);
+        if (fits.length < batch.length) throw new TypeError("database or disk is full");
+        return result;
+      },
+    });
+    const io = recordingIo({ stdin: text });
+    try {
+      assert.equal(await main(["events", "import"], io, { openStore: opener(full) }), 1);
+      assert.ok(hasNoStackTrace(io));
+      assert.deepEqual(io.errLines(), [
+        "error: Cannot import: no space left on device while storing line 3001; the 3000 events before it are stored, and a re-run skips them",
+      ]);
+      assert.equal((await inner.stats()).events, 3000);
+    } finally {
+      await inner.close();
+    }
+  });
 });

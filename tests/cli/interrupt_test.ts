@@ -67,9 +67,13 @@ async function events(db: string): Promise<number> {
   }
 }
 
-function spawn(args: string[], options: { stdin?: "piped" | "null" } = {}): Deno.ChildProcess {
+function spawn(
+  args: string[],
+  options: { stdin?: "piped" | "null"; env?: Record<string, string> } = {},
+): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, ...args],
+    env: options.env,
     stdin: options.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",
@@ -184,6 +188,47 @@ Deno.test("SIGINT stops long commands cleanly", async (t) => {
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Whether `events import` has started copying its input: its temporary copy holds bytes. */
+function copying(pid: number): boolean {
+  try {
+    for (const fd of Deno.readDirSync(`/proc/${pid}/fd`)) {
+      try {
+        const path = `/proc/${pid}/fd/${fd.name}`;
+        if (Deno.readLinkSync(path).includes("toka-import-") && Deno.statSync(path).size > 0) {
+          return true;
+        }
+      } catch {
+        // closed meanwhile
+      }
+    }
+  } catch {
+    // not started yet, or gone
+  }
+  return false;
+}
+
+Deno.test("a killed import leaves no temporary copy behind", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const child = spawn(["--db", `${tmp}/never.kv`, "events", "import"], {
+      stdin: "piped",
+      env: { TMPDIR: tmp },
+    });
+    const output = Promise.all([text(child.stdout), text(child.stderr)]);
+    const writer = child.stdin.getWriter();
+    // Standard input stays open: the import waits for the rest while it holds its copy.
+    await writer.write(new TextEncoder().encode('{"id":"partial'));
+    await until("the import copies its input", () => copying(child.pid));
+    child.kill("SIGKILL");
+    assert.equal((await child.status).signal, "SIGKILL");
+    await writer.close().catch(() => {});
+    await output;
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(tmp), (e) => e.name), []);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
   }
 });
 
