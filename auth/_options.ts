@@ -1,6 +1,7 @@
 // Checks of KvTokenAuthority's options and arguments, and small claim helpers.
 import { Buffer } from "node:buffer";
 import type { TokenClaims } from "../runtime/token_authority.ts";
+import { intOption } from "../internal/int_option.ts";
 import { MAX_ID_LENGTH, MAX_LIFETIME_SECS } from "./_jws.ts";
 
 export function defaultRandomBytes(n: number): Uint8Array {
@@ -13,11 +14,10 @@ export function numberOption(
   fallback: number,
   max: number,
 ): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > max) {
-    throw new RangeError(`Option "${name}" must be a number from 0 to ${max}`);
-  }
-  return value;
+  return intOption(name, value, fallback, 0, max, {
+    fractions: true,
+    message: () => `Option "${name}" must be a number from 0 to ${max}`,
+  });
 }
 
 export function checkId(name: string, value: unknown): string {
@@ -33,10 +33,10 @@ export function checkId(name: string, value: unknown): string {
 }
 
 export function checkTtl(ttl: unknown): number {
-  if (!Number.isSafeInteger(ttl) || (ttl as number) <= 0 || (ttl as number) > MAX_LIFETIME_SECS) {
-    throw new RangeError(`ttlSecs must be an integer from 1 to ${MAX_LIFETIME_SECS}`);
-  }
-  return ttl as number;
+  // Callers apply the default first, so undefined is as wrong as any other non-number.
+  return intOption("ttlSecs", ttl ?? NaN, 0, 1, MAX_LIFETIME_SECS, {
+    message: () => `ttlSecs must be an integer from 1 to ${MAX_LIFETIME_SECS}`,
+  });
 }
 
 export function parseInitialSecret(secret: string | Uint8Array): Uint8Array {

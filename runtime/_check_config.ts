@@ -1,38 +1,28 @@
 // Validation of a RuntimeConfig, so that Runtime.create() rejects bad options
 // with one clear error before anything is wired.
 
+import { intOption } from "../internal/int_option.ts";
 import type { RuntimeConfig } from "./runtime_config.ts";
 
 export function checkConfig(config: RuntimeConfig): void {
   if (config === null || typeof config !== "object") {
     throw new TypeError(`Invalid runtime config ${JSON.stringify(config)}: expected an object`);
   }
-  const wholeAtLeast = (field: keyof RuntimeConfig, min: number) => {
-    const value = config[field];
-    if (value !== undefined && (!Number.isSafeInteger(value) || (value as number) < min)) {
-      throw new RangeError(
-        `Invalid ${field} ${JSON.stringify(value)}: expected a whole number ≥ ${min}`,
-      );
-    }
-  };
-  wholeAtLeast("maxAgents", 1);
-  wholeAtLeast("eventBufferSize", 1);
-  wholeAtLeast("stopTimeoutMs", 0);
-  const lease = config.agentLeaseSecs;
-  if (lease !== undefined && !(typeof lease === "number" && lease >= 0.1 && lease <= 3600)) {
-    throw new RangeError(
-      `Invalid agentLeaseSecs ${
-        JSON.stringify(lease)
-      }: expected a number of seconds from 0.1 to 3600`,
-    );
-  }
+  const wholeAtLeast = (field: string, value: unknown, min: number) =>
+    intOption(field, value, min, min, Number.MAX_SAFE_INTEGER, {
+      message: (v) => `Invalid ${field} ${JSON.stringify(v)}: expected a whole number ≥ ${min}`,
+    });
+  wholeAtLeast("maxAgents", config.maxAgents, 1);
+  wholeAtLeast("eventBufferSize", config.eventBufferSize, 1);
+  wholeAtLeast("stopTimeoutMs", config.stopTimeoutMs, 0);
+  intOption("agentLeaseSecs", config.agentLeaseSecs, 1, 0.1, 3600, {
+    fractions: true,
+    message: (v) =>
+      `Invalid agentLeaseSecs ${JSON.stringify(v)}: expected a number of seconds from 0.1 to 3600`,
+  });
   if (config.retry !== undefined) {
     const { attempts, backoffMs } = config.retry;
-    if (attempts !== undefined && (!Number.isSafeInteger(attempts) || attempts < 1)) {
-      throw new RangeError(
-        `Invalid retry.attempts ${JSON.stringify(attempts)}: expected a whole number ≥ 1`,
-      );
-    }
+    wholeAtLeast("retry.attempts", attempts, 1);
     if (backoffMs !== undefined && typeof backoffMs !== "function") {
       throw new TypeError("Invalid retry.backoffMs: expected a function");
     }

@@ -10,6 +10,7 @@ import type { ToolRegistry } from "./registry.ts";
 import type { Tool, ToolContext } from "./tool.ts";
 import { parsePluginManifest, type PluginSpec } from "./plugin_manifest.ts";
 import { deadline, isObject, preview, remoteTools } from "./_plugin_remote.ts";
+import { intOption } from "../internal/int_option.ts";
 import { moduleTools } from "./_plugin_module.ts";
 import { StdioConnection } from "./_plugin_stdio.ts";
 import { HttpConnection } from "./_plugin_http.ts";
@@ -301,11 +302,9 @@ function checkSpecs(specs: PluginSpec[]): PluginSpec[] {
 }
 
 function delayOption(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < 0 || value > 2_147_483_647) {
-    throw new RangeError(`Invalid ${name} ${preview(value)}: use an integer of milliseconds`);
-  }
-  return value;
+  return intOption(name, value, fallback, 0, 2_147_483_647, {
+    message: (v) => `Invalid ${name} ${preview(v)}: use an integer of milliseconds`,
+  });
 }
 
 function loadError(spec: PluginSpec, error: unknown, startTimeoutMs: number): PluginLoadError {
