@@ -10,6 +10,8 @@ import { canonicalOf, ChainVerifier } from "../runtime/log/chain_verify.ts";
 import { payloadOf } from "./_kv_blobs.ts";
 import { get } from "./_kv_reader.ts";
 import {
+  type IdEntry,
+  IDS,
   INDEX,
   type IndexEntry,
   type KvState,
@@ -102,7 +104,7 @@ async function checkIdEntry(
   id: string,
   at: number,
 ): Promise<void> {
-  const entry = await retryLocked(() => s.kv.get<{ p: number }>(["vault", "id", id]));
+  const entry = await retryLocked(() => s.kv.get<IdEntry>([...IDS, id]));
   if (entry.value?.p !== at) {
     verifier.report(at, `the id entry of ${id} does not point at this event`, id);
   }
