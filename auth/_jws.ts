@@ -9,23 +9,19 @@ import { MAX_ID_LENGTH, MAX_LIFETIME_SECS, MAX_PERMISSIONS } from "./limits.ts";
 
 export { MAX_ID_LENGTH, MAX_LIFETIME_SECS, MAX_PERMISSIONS };
 
-export const TOKEN_TYPE = "toka.cap+jwt";
-export const MAX_TOKEN_LENGTH = 16_384;
+const TOKEN_TYPE = "toka.cap+jwt";
+const MAX_TOKEN_LENGTH = 16_384;
 /** How many times a token may be attenuated, one from another. */
 export const MAX_ANCESTORS = 8;
 const MAX_KID_LENGTH = 64;
 const B64URL_RE = /^[A-Za-z0-9_-]+$/;
 
-export function b64urlEncode(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url");
-}
-
 /** Decodes strict base64url; undefined on any other character. */
-export function b64urlDecode(text: string): Buffer | undefined {
+function b64urlDecode(text: string): Buffer | undefined {
   return B64URL_RE.test(text) ? Buffer.from(text, "base64url") : undefined;
 }
 
-export function hmac(secret: Uint8Array, input: string): Buffer {
+function hmac(secret: Uint8Array, input: string): Buffer {
   return createHmac("sha256", secret).update(input).digest();
 }
 

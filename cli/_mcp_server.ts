@@ -90,7 +90,7 @@ export async function serveMcp(ctx: CommandContext): Promise<number> {
  * @param token The capability token of every call.
  * @returns The server; connect it to a transport.
  */
-export function createMcpServer(
+function createMcpServer(
   registry: ToolRegistry,
   authority: TokenAuthority,
   token: string,

@@ -18,7 +18,7 @@ import type { EventInput, EventStore } from "../runtime/log/event_store.ts";
 export const DEFAULT_TOOL_ROOT = "./.toka/storage";
 
 /** The stream the CLI records `tool.*` events in, as `createRuntime()` does. */
-export const TOOL_STREAM = "toolkit";
+const TOOL_STREAM = "toolkit";
 
 /** What the CLI's registry holds besides the built-ins `echo`, `hash` and `now`. */
 export interface CliToolSettings {

@@ -2,7 +2,7 @@
 // imports them from here, so that the runtime loads no vault code).
 
 /** Crockford's base32 alphabet: the digits of every event id. */
-export const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /** An event id: 26 Crockford base32 characters. */
 const EVENT_ID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 /** A position as stored: up to 16 decimal digits. */

@@ -22,9 +22,6 @@ export type AtomicOperation = Deno.AtomicOperation;
 /** A versionstamp check in an atomic operation. */
 export type AtomicCheck = Deno.AtomicCheck;
 
-/** Which runtime runs this process. */
-export const runtimeName: "deno" | "node" = deno === undefined ? "node" : "deno";
-
 /**
  * Opens Deno KV: `Deno.openKv` under Deno, `@deno/kv`'s `openKv` under Node,
  * loaded only then, so Deno never loads the native module. The location is a

@@ -94,7 +94,7 @@ export class FsError extends Error {
 let detected: SafeFsMode | undefined;
 
 /** "fd" on Linux with every permission granted (Deno's rule for /proc/self), else "checked". */
-export function defaultMode(): SafeFsMode {
+function defaultMode(): SafeFsMode {
   if (detected !== undefined) return detected;
   detected = "checked";
   if (process.platform === "linux" && allPermissionsGranted()) {

@@ -68,7 +68,7 @@ export function timedOut(signal: AbortSignal): boolean {
  * A remote tool name as a Toka tool word: camelCase to snake_case, lower case, other characters
  * to `_` (`getWeather` → `get_weather`). The remote name is still what the plugin is called with.
  */
-export function localName(remote: string): string {
+function localName(remote: string): string {
   return remote.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase().replace(/[^a-z0-9_.-]/g, "_");
 }
 

@@ -54,7 +54,7 @@ export interface Timer {
 export type TimerInfo = Pick<Timer, "id" | "kind" | "stream" | "due">;
 
 /** How long a fired or cancelled timer's id is remembered: 30 days. */
-export const DONE_TTL_MS = 30 * 86_400_000;
+const DONE_TTL_MS = 30 * 86_400_000;
 
 function info(timer: TimerInfo): TimerInfo {
   return { id: timer.id, kind: timer.kind, stream: timer.stream, due: timer.due };
@@ -70,7 +70,7 @@ export type FireEmit = (input: EmitInput) => Promise<unknown>;
 export type FireEvent = (timer: Timer) => Promise<EmitInput>;
 
 /** The kind of the event recorded instead of a timer's own when it is skipped. */
-export const SKIPPED_KIND = "schedule.skipped";
+const SKIPPED_KIND = "schedule.skipped";
 
 /** The limits a new timer must fit in. */
 export interface PendingLimits {

@@ -2,7 +2,7 @@
 import { MAX_PERMISSION_LENGTH } from "../internal/permissions.ts";
 
 /** The longest tool name: the default permission "tool:<name>:invoke" must fit in 64. */
-export const MAX_TOOL_NAME_LENGTH = MAX_PERMISSION_LENGTH - "tool::invoke".length;
+const MAX_TOOL_NAME_LENGTH = MAX_PERMISSION_LENGTH - "tool::invoke".length;
 
 // Dot-separated words, each starting with a letter: "echo", "fs.read", "weather.forecast".
 const NAME = /^[a-z][a-z0-9_-]*(?:\.[a-z][a-z0-9_-]*)*$/;

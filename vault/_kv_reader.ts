@@ -129,7 +129,7 @@ export async function* scan(
 }
 
 /** The page holding a position (the last page starting at or before it). */
-export async function pageAt(
+async function pageAt(
   s: KvState,
   position: number,
 ): Promise<{ start: number; events: StoredEvent[] } | undefined> {

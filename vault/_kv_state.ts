@@ -46,9 +46,9 @@ export const LAYOUT = 2;
 export const LAYOUT_UNCHAINED = 1;
 
 /** Cached events of this process, for `get`, parent digests and subscribers. */
-export const RECENT_EVENTS = 8192;
+const RECENT_EVENTS = 8192;
 /** Beyond this many known streams, those whose last event is indexed are forgotten. */
-export const STREAM_CACHE = 10_000;
+const STREAM_CACHE = 10_000;
 
 /** An append waiting for the next group commit. */
 export interface Pending {

@@ -19,7 +19,7 @@ const CHUNK_BYTES = 60 * 1024;
 // 12 chunks of 60 KiB stay within the 800 KiB and 1000 mutations of a commit.
 const CHUNKS_PER_COMMIT = 12;
 /** A pending put older than this is taken as abandoned (its process died) and swept. */
-export const ABANDONED_MS = 10 * 60 * 1000;
+const ABANDONED_MS = 10 * 60 * 1000;
 // Reads of a value that keeps being replaced meanwhile, before giving up.
 const READ_TRIES = 20;
 /** How often (by the adapter's clock) puts and deletes look for abandoned puts. */
