@@ -24,6 +24,7 @@ import {
   writes,
 } from "./_context.ts";
 import { UsageError } from "./_usage_error.ts";
+import { canRestart, projectImportMap, runRestarted } from "./_project_imports.ts";
 
 /** What {@linkcode loadModules} found in the modules. */
 export interface HostedModules {
@@ -54,7 +55,9 @@ export async function loadModules(specifiers: string[], cwd?: string): Promise<H
     try {
       exports = await import(url);
     } catch (error) {
-      throw unusable(`Cannot import "${specifier}": ${firstLine(error)}${where(error)}`);
+      throw unusable(
+        `Cannot import "${specifier}": ${firstLine(error)}${where(error)}${hint(error)}`,
+      );
     }
     let found = 0;
     for (const [name, value] of Object.entries(exports)) {
@@ -119,6 +122,14 @@ function where(error: unknown): string {
   return ` at ${place}:${line}:${column}`;
 }
 
+// A bare specifier no import map has: say where a mapping goes, or how to do without one.
+function hint(error: unknown): string {
+  const message = error instanceof Error ? error.message : "";
+  const bare = message.match(/^Import "([^"]+)" not a dependency and not in import map/)?.[1];
+  return bare === undefined ? "" : `; map "${bare}" in the "imports" of the deno.json next to ` +
+    `the module, or import it with an "npm:" or "jsr:" specifier`;
+}
+
 function firstLine(error: unknown): string {
   const text = error instanceof Error ? error.message || error.name : String(error);
   return text.trim().split("\n")[0];
@@ -141,6 +152,10 @@ export async function runAgents(ctx: CommandContext, modules: string[]): Promise
     throw new UsageError(
       `No modules to run: name them ("toka run agents.ts") or list them in toka.json's "agents"`,
     );
+  }
+  if (canRestart(ctx.io.env)) {
+    const map = await projectImportMap(specifiers.map((s) => moduleUrl(s, Deno.cwd())));
+    if (map !== undefined) return await runRestarted(map, ctx.io.signal);
   }
   // Modules load before the vault opens: a module that cannot be used changes nothing.
   const { agents, tools } = await loadModules(specifiers);

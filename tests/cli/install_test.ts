@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import denoJson from "../../deno.json" with { type: "json" };
+import { TokaProcess } from "./_process.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -66,6 +67,31 @@ Deno.test("deno task install", async (t) => {
       assert.ok(lines.includes("  cd hello && toka run"), init.out);
       assert.ok(lines.includes(`  cd hello && toka emit user.joined --payload '"Ada"'`), init.out);
       assert.ok(!init.out.includes("cli.ts"), init.out);
+    });
+
+    await t.step("toka run in that project uses its deno.json imports", async () => {
+      // Issue 19 item 1: a bare specifier the project maps was "not in import map".
+      const hello = join(work, "hello");
+      const config = JSON.parse(await Deno.readTextFile(join(hello, "deno.json")));
+      config.imports.greet = "./lib/greet.ts";
+      await Deno.writeTextFile(join(hello, "deno.json"), JSON.stringify(config));
+      await Deno.mkdir(join(hello, "lib"));
+      await Deno.writeTextFile(join(hello, "lib/greet.ts"), 'export const name = "greeter2";\n');
+      await Deno.writeTextFile(
+        join(hello, "greet_agents.ts"),
+        `import { defineAgent } from "@toka/runtime";
+import { name } from "greet";
+export const agent = defineAgent({ name, subscribe: ["x"], handle() {} });`,
+      );
+      const hosting = new TokaProcess(["run", "greet_agents.ts"], { cwd: hello, command: [toka] });
+      try {
+        await hosting.waitFor(/Hosting "greeter2"/);
+        hosting.kill("SIGTERM");
+        assert.equal((await hosting.exit()).code, 0, hosting.err);
+        assert.match(hosting.err, /Stopped/);
+      } finally {
+        await hosting.close();
+      }
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
