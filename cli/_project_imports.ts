@@ -111,45 +111,42 @@ export function canRestart(env: (name: string) => string | undefined): boolean {
  * @returns The child's exit code.
  */
 export async function runRestarted(map: ImportMap, signal?: AbortSignal): Promise<number> {
-  const file = await Deno.makeTempFile({ prefix: "toka-imports-", suffix: ".json" });
-  try {
-    await Deno.writeTextFile(file, JSON.stringify(map));
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--unstable-kv",
-        "--quiet",
-        "--no-config",
-        "--no-lock",
-        "--import-map",
-        file,
-        Deno.mainModule,
-        ...Deno.args,
-      ],
-      env: { [RESTARTED_ENV]: "1" },
-      stdin: "inherit",
-      stdout: "inherit",
-      stderr: "inherit",
-      detached: true,
-    }).spawn();
-    const stop = () => {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // Already gone.
-      }
-    };
-    if (signal?.aborted) stop();
-    signal?.addEventListener("abort", stop, { once: true });
-    globalThis.addEventListener("unload", stop);
+  // A data: URL, not a temporary file: a second signal exits this process at once, and would
+  // leave the file behind.
+  const mapUrl = `data:application/json,${encodeURIComponent(JSON.stringify(map))}`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--unstable-kv",
+      "--quiet",
+      "--no-config",
+      "--no-lock",
+      "--import-map",
+      mapUrl,
+      Deno.mainModule,
+      ...Deno.args,
+    ],
+    env: { [RESTARTED_ENV]: "1" },
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+    detached: true,
+  }).spawn();
+  const stop = () => {
     try {
-      return (await child.status).code;
-    } finally {
-      signal?.removeEventListener("abort", stop);
-      globalThis.removeEventListener("unload", stop);
+      child.kill("SIGTERM");
+    } catch {
+      // Already gone.
     }
+  };
+  if (signal?.aborted) stop();
+  signal?.addEventListener("abort", stop, { once: true });
+  globalThis.addEventListener("unload", stop);
+  try {
+    return (await child.status).code;
   } finally {
-    await Deno.remove(file).catch(() => {});
+    signal?.removeEventListener("abort", stop);
+    globalThis.removeEventListener("unload", stop);
   }
 }

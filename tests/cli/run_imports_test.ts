@@ -31,18 +31,32 @@ export const greeter = defineAgent({
   async handle(event, ctx) {
     await ctx.emit({ kind: "user.greeted", payload: greet(event.payload) });
   },
+});
+export const slow = defineAgent({
+  name: "slow",
+  subscribe: ["slow.created"],
+  async handle(_event, ctx) {
+    await ctx.emit({ kind: "slow.begun", payload: null });
+    // Ignores the abort: only the stop deadline or a forced exit ends it.
+    await new Promise((resolve) => setTimeout(resolve, 600_000));
+  },
 });`,
   );
   await Deno.writeTextFile(join(dir, "unmapped.ts"), 'import "ulid";\n');
+  await Deno.writeTextFile(
+    join(dir, "toka.json"),
+    JSON.stringify({ runtime: { stopTimeoutMs: 600_000 } }),
+  );
+  const append = async (kind: string, payload: unknown) => {
+    const vault = await openVault(db);
+    await vault.append("users", [{ kind, payload }]).finally(() => vault.close());
+  };
   try {
     await t.step("a bare specifier mapped by the project's deno.json resolves", async () => {
       const run = new TokaProcess(["--db", db, "run", "agents.ts"], { cwd: dir });
       try {
-        await run.waitFor(/Hosting "greeter"/);
-        const vault = await openVault(db);
-        await vault.append("users", [{ kind: "user.joined", payload: "Ada" }]).finally(() =>
-          vault.close()
-        );
+        await run.waitFor(/Hosting "greeter, slow"/);
+        await append("user.joined", "Ada");
         await waitForEvent(db, (e) => e.kind === "user.greeted", "the greeting");
         run.kill("SIGTERM");
         const status = await run.exit();
@@ -50,6 +64,24 @@ export const greeter = defineAgent({
         assert.match(run.err, /Stopped/);
         const greeted = (await eventsIn(db)).find((e) => e.kind === "user.greeted");
         assert.equal(greeted?.payload, "Hello Ada");
+      } finally {
+        await run.close();
+      }
+    });
+
+    await t.step("a second signal ends the restarted toka run too, at once", async () => {
+      const run = new TokaProcess(["--db", db, "run", "agents.ts"], { cwd: dir });
+      try {
+        await run.waitFor(/Hosting "greeter, slow"/);
+        await append("slow.created", null);
+        await waitForEvent(db, (e) => e.kind === "slow.begun", "slow.begun");
+        run.kill("SIGINT");
+        await run.waitFor(/Stopping: in-flight handlers get up to 600000 ms/);
+        run.kill("SIGINT");
+        assert.equal((await run.exit()).code, 130);
+        // exit() waited for stderr's end, which the restarted child shares: it is gone too,
+        // without finishing its graceful stop.
+        assert.doesNotMatch(run.err, /Stopped/);
       } finally {
         await run.close();
       }
