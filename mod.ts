@@ -72,7 +72,7 @@ export interface CreateRuntimeAuthOptions {
 }
 
 /** Options of {@linkcode createRuntime}: a {@linkcode RuntimeConfig} plus where the stack lives. */
-export interface CreateRuntimeOptions extends Omit<RuntimeConfig, "auth"> {
+export interface CreateRuntimeOptions extends Omit<RuntimeConfig, "auth" | "hooks"> {
   /**
    * A ready {@linkcode TokenAuthority}, or the options of the {@linkcode KvTokenAuthority}
    * to open on the vault's KV (the default when the vault has one).
@@ -153,6 +153,9 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
       ...(rest.vault === undefined ? vaultFiles(resolveVaultLocation(db)) : []),
     ],
   };
+  if ((options as RuntimeConfig).hooks !== undefined) {
+    throw new TypeError("Invalid hooks: createRuntime sets its own; use Runtime.create for hooks");
+  }
   // Read before the vault opens, so a bad manifest opens nothing.
   const pluginSpecs = typeof plugins === "string" ? await readPluginManifest(plugins) : plugins;
   // Checked before the vault opens, so a bad option opens nothing.
@@ -179,8 +182,7 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
     if (typeof schedule !== "object" || schedule === null || Array.isArray(schedule)) {
       throw new TypeError("Invalid schedule: expected the options of the schedule tools, e.g. {}");
     }
-    // Only checks the limits, before the vault opens; the real one is made below.
-    new Scheduler({ ...schedule, emit: () => Promise.resolve() });
+    Scheduler.checkOptions(schedule);
   }
   const given = isAuthority(authOption) ? authOption : undefined;
   const authOptions = given === undefined ? checkAuthOptions(authOption) : {};
@@ -239,28 +241,18 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
       auth,
       tools,
       storage,
+      hooks: {
+        // The timers' poller runs with the runtime: started after it, stopped before it.
+        afterStart: () => scheduler?.start(),
+        beforeStop: () => scheduler?.stop(),
+        // close() also closes what createRuntime opened; `await using` calls it.
+        onClose: async () => {
+          await pluginHost?.close();
+          if (ownsVault) await vault.close();
+        },
+      },
     });
-    const close = async (): Promise<void> => {
-      await runtime.stop();
-      await pluginHost?.close();
-      if (ownsVault) await vault.close();
-    };
-    if (scheduler !== undefined) {
-      // The timers' poller runs with the runtime: started after it, stopped before it.
-      const [start, stop] = [runtime.start.bind(runtime), runtime.stop.bind(runtime)];
-      Object.assign(runtime, {
-        start: async () => {
-          await start();
-          scheduler.start();
-        },
-        stop: async () => {
-          await scheduler.stop();
-          await stop();
-        },
-      });
-    }
-    // `await using` closes what createRuntime opened, not only the runtime.
-    return Object.assign(runtime, { close, [Symbol.asyncDispose]: close });
+    return runtime;
   } catch (error) {
     await pluginHost?.close();
     if (ownsVault) await vault.close();
@@ -352,6 +344,7 @@ export {
   type RetryOptions,
   Runtime,
   type RuntimeConfig,
+  type RuntimeHooks,
   type SaveResult,
   type StorageAdapter,
   type StoredLease,

@@ -56,6 +56,17 @@ export function checkConfig(config: RuntimeConfig): void {
       "Invalid config: pass checkpoints and leases together, or neither to keep agents' state in the vault",
     );
   }
+  if (config.hooks !== undefined) {
+    const hooks = config.hooks;
+    if (hooks === null || typeof hooks !== "object") {
+      throw new TypeError("Invalid hooks: expected an object of functions");
+    }
+    for (const name of ["afterStart", "beforeStop", "onClose"] as const) {
+      if (hooks[name] !== undefined && typeof hooks[name] !== "function") {
+        throw new TypeError(`Invalid hooks.${name}: expected a function`);
+      }
+    }
+  }
   if (config.clock !== undefined && typeof config.clock !== "function") {
     throw new TypeError("Invalid clock: expected a function returning milliseconds");
   }

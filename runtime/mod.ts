@@ -28,7 +28,7 @@
 
 export { Runtime } from "./runtime.ts";
 export type { AgentStatus } from "./agents/agent_status.ts";
-export type { RetryOptions, RuntimeConfig } from "./runtime_config.ts";
+export type { RetryOptions, RuntimeConfig, RuntimeHooks } from "./runtime_config.ts";
 export type { AtomicCheck, Kv } from "../internal/platform.ts";
 export { EventBus, type EventBusOptions } from "./bus/event_bus.ts";
 export type {

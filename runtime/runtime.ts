@@ -31,7 +31,7 @@ import { MemoryEventStore } from "./log/memory_event_store.ts";
 import { LocalStorage } from "./storage/_local_storage.ts";
 import { checkProtectedPaths } from "../internal/protected_paths.ts";
 import { checkConfig } from "./_check_config.ts";
-import type { RuntimeConfig } from "./runtime_config.ts";
+import type { RuntimeConfig, RuntimeHooks } from "./runtime_config.ts";
 import type { AgentStatus } from "./agents/agent_status.ts";
 import { agentStorage } from "./storage/_scoped_storage.ts";
 import { errorMessage } from "../internal/error_message.ts";
@@ -85,6 +85,7 @@ export class Runtime {
   #runners = new Map<string, AgentRunner>();
   #storages: Map<string, StorageAdapter>;
   #retry: RetryPolicy;
+  #hooks: RuntimeHooks;
   #clock: () => number;
   #monotonic: () => number;
   #stopTimeoutMs: number;
@@ -128,6 +129,7 @@ export class Runtime {
       );
     }
     this.#stopTimeoutMs = config.stopTimeoutMs ?? 10_000;
+    this.#hooks = { ...config.hooks };
     this.#retry = {
       attempts: config.retry?.attempts ?? 3,
       backoffMs: config.retry?.backoffMs ?? ((n) => Math.min(5000, 100 * 2 ** (n - 1))),
@@ -196,6 +198,7 @@ export class Runtime {
       if (this.#running) return;
       this.#running = true;
       await Promise.all([...this.#runners.values()].map((r) => this.#startRunner(r)));
+      await this.#hooks.afterStart?.();
       logger.info("Runtime started with {count} agent(s)", { count: this.#runners.size });
     });
   }
@@ -222,6 +225,7 @@ export class Runtime {
   stop(): Promise<void> {
     return this.#serial(async () => {
       if (!this.#running) return;
+      await this.#hooks.beforeStop?.();
       this.#running = false;
       await Promise.all([...this.#runners.values()].map((r) => r.stop()));
       await this.bus.idle();
@@ -231,7 +235,27 @@ export class Runtime {
   }
 
   /**
-   * Stops the runtime, as {@linkcode Runtime.stop}, at the end of an
+   * Stops the runtime, as {@linkcode Runtime.stop}, then runs the `onClose`
+   * hook (see {@linkcode RuntimeHooks}), which releases what it was given to own.
+   *
+   * @returns When nothing is left running and the hook has run.
+   *
+   * @example
+   * ```ts
+   * import { Runtime } from "@toka/runtime/runtime";
+   *
+   * const runtime = await Runtime.create({ hooks: { onClose: () => console.log("closed") } });
+   * await runtime.start();
+   * await runtime.close(); // closed
+   * ```
+   */
+  async close(): Promise<void> {
+    await this.stop();
+    await this.#hooks.onClose?.();
+  }
+
+  /**
+   * Closes the runtime, as {@linkcode Runtime.close}, at the end of an
    * `await using` block.
    *
    * @returns When nothing is left running.
@@ -247,7 +271,7 @@ export class Runtime {
    * ```
    */
   [Symbol.asyncDispose](): Promise<void> {
-    return this.stop();
+    return this.close();
   }
 
   /**

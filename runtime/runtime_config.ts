@@ -10,6 +10,19 @@ import type { TokenAuthority } from "./token_authority.ts";
 import type { StorageAdapter } from "./storage/storage.ts";
 import type { CheckpointStore, LeaseStore } from "./agents/agent_state.ts";
 
+/**
+ * Work that lives with a runtime, such as a timer poller, run at its lifecycle's edges.
+ * Each hook runs in the runtime's start/stop order, so it never overlaps them.
+ */
+export interface RuntimeHooks {
+  /** Runs when `start()` has started the agents (not when already running). */
+  afterStart?: () => void | Promise<void>;
+  /** Runs when `stop()` begins, before the agents stop (not when already stopped). */
+  beforeStop?: () => void | Promise<void>;
+  /** Runs when `close()` has stopped the runtime: release what the runtime was given to own. */
+  onClose?: () => void | Promise<void>;
+}
+
 /** How a failing handler is retried before it is recorded as `agent.failed`. */
 export interface RetryOptions {
   /** Tries in all, the first included (3). */
@@ -89,4 +102,6 @@ export interface RuntimeConfig {
    * start. 0 aborts at once.
    */
   stopTimeoutMs?: number;
+  /** Work started and stopped with the runtime and released by `close()`; none by default. */
+  hooks?: RuntimeHooks;
 }

@@ -23,7 +23,7 @@ import {
   type TimerInfo,
   type TimerStore,
 } from "./_schedule_store.ts";
-import { intOption } from "../internal/int_option.ts";
+import { schedulerLimits } from "./_schedule_limits.ts";
 import { canonicalJson, JsonValueError } from "../internal/canonical_json.ts";
 import { MAX_PAYLOAD_DEPTH } from "../runtime/log/event_limits.ts";
 import type { TokenAuthority } from "../runtime/token_authority.ts";
@@ -127,7 +127,6 @@ export interface ScheduleCancelOutput {
   status: "cancelled" | "not_found" | "firing";
 }
 
-const DAY = 86_400_000;
 // A time this far in the past is a mistake, not a race with the clock.
 const PAST_GRACE_MS = 60_000;
 const DEFAULT_STREAM = "schedule";
@@ -239,32 +238,36 @@ export class Scheduler implements AsyncDisposable {
       }
       return firedEvent(timer);
     };
-    this.#pollMs = intOption("pollIntervalMs", options.pollIntervalMs, 1000, 10, 60_000);
-    this.#maxDelayMs = intOption("maxDelayMs", options.maxDelayMs, 365 * DAY, 1, 3653 * DAY);
-    this.#maxPending = intOption("maxPending", options.maxPending, 1000, 1, 100_000);
-    this.#maxPerSubject = intOption(
-      "maxPendingPerSubject",
-      options.maxPendingPerSubject,
-      100,
-      1,
-      100_000,
-    );
-    this.#maxPayloadBytes = intOption(
-      "maxPayloadBytes",
-      options.maxPayloadBytes,
-      16_384,
-      1,
-      32_768,
-    );
-    const claimMs = intOption("claimTimeoutMs", options.claimTimeoutMs, 10_000, 0, 3_600_000);
+    const limits = schedulerLimits(options);
+    this.#pollMs = limits.pollMs;
+    this.#maxDelayMs = limits.maxDelayMs;
+    this.#maxPending = limits.maxPending;
+    this.#maxPerSubject = limits.maxPerSubject;
+    this.#maxPayloadBytes = limits.maxPayloadBytes;
     const { vault, kv } = options;
-    if (kv !== undefined && vault === undefined) {
-      throw new TypeError("Invalid schedule options: kv needs the vault it belongs to");
-    }
     this.#store = kv === undefined || vault === undefined
       ? new MemoryTimerStore()
-      : new KvTimerStore(kv, vault, claimMs);
+      : new KvTimerStore(kv, vault, limits.claimMs);
     this.tools = this.#makeTools();
+  }
+
+  /**
+   * Checks a scheduler's limits without making one, so that a caller refuses bad options
+   * before opening what the scheduler would use.
+   *
+   * @param options The limits, and `kv` with its `vault`; `emit` is not needed.
+   * @throws {TypeError} When `kv` is given without `vault`.
+   * @throws {RangeError} When a limit is not an integer in range.
+   *
+   * @example
+   * ```ts
+   * import { Scheduler } from "@toka/runtime/toolkit";
+   *
+   * Scheduler.checkOptions({ maxPending: 10 });
+   * ```
+   */
+  static checkOptions(options: Omit<SchedulerOptions, "emit">): void {
+    schedulerLimits(options);
   }
 
   /** True between `start()` and `stop()`. */

@@ -60,6 +60,46 @@ Deno.test("Runtime lifecycle and configuration", async (t) => {
       });
     }
     await assert.rejects(Runtime.create(null as never), TypeError);
+    await assert.rejects(Runtime.create({ hooks: 5 as never }), {
+      name: "TypeError",
+      message: "Invalid hooks: expected an object of functions",
+    });
+    await assert.rejects(Runtime.create({ hooks: { beforeStop: "x" as never } }), {
+      name: "TypeError",
+      message: "Invalid hooks.beforeStop: expected a function",
+    });
+  });
+
+  await t.step("runs its hooks at the lifecycle's edges, once per transition", async () => {
+    const calls: string[] = [];
+    const runtime = await Runtime.create({
+      hooks: {
+        afterStart: () => void calls.push(`afterStart running=${runtime.isRunning}`),
+        beforeStop: () => {
+          calls.push(`beforeStop running=${runtime.isRunning}`);
+          return Promise.resolve();
+        },
+        onClose: () => void calls.push(`onClose running=${runtime.isRunning}`),
+      },
+    });
+    runtime.register(defineAgent({ name: "a", subscribe: ["x"], handle() {} }));
+    await runtime.start();
+    await runtime.start();
+    await runtime.stop();
+    await runtime.stop();
+    assert.deepEqual(calls, ["afterStart running=true", "beforeStop running=true"]);
+    await runtime.start();
+    await runtime.close();
+    assert.deepEqual(calls.slice(2), [
+      "afterStart running=true",
+      "beforeStop running=true",
+      "onClose running=false",
+    ]);
+    {
+      await using _disposed = runtime;
+    }
+    assert.equal(calls.at(-1), "onClose running=false");
+    assert.equal(calls.length, 6);
   });
 
   await t.step("enforces maxAgents and unique names", async () => {

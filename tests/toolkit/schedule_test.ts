@@ -452,6 +452,18 @@ Deno.test("schedule: in createRuntime", async (t) => {
     assert.deepEqual(errors, ["CapabilityDeniedError"]);
   });
 
+  await t.step("Scheduler.checkOptions refuses what the constructor refuses", () => {
+    Scheduler.checkOptions({ maxPending: 10 });
+    assert.throws(() => Scheduler.checkOptions({ maxDelayMs: 0 }), {
+      name: "RangeError",
+      message: "Invalid maxDelayMs 0: expected an integer from 1 to 315619200000",
+    });
+    assert.throws(() => Scheduler.checkOptions({ kv: {} as never }), {
+      name: "TypeError",
+      message: "Invalid schedule options: kv needs the vault it belongs to",
+    });
+  });
+
   await t.step("not registered without the option; bad options open nothing", async () => {
     await using plain = await createRuntime({ db: ":memory:" });
     assert.equal(plain.tools.get("schedule"), undefined);
@@ -466,6 +478,10 @@ Deno.test("schedule: in createRuntime", async (t) => {
         createRuntime({ db, schedule: [] as never }),
         /Invalid schedule: expected the options of the schedule tools/,
       );
+      await assert.rejects(createRuntime({ db, hooks: {} } as never), {
+        name: "TypeError",
+        message: "Invalid hooks: createRuntime sets its own; use Runtime.create for hooks",
+      });
       assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), []);
     } finally {
       await Deno.remove(dir, { recursive: true });
