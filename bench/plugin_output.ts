@@ -83,7 +83,7 @@ const viaHost = async (action: "line" | "notify") => {
 };
 const figures: Record<string, { base: number[]; gap: number[]; ms: number[] }> = {};
 for (const action of ["line", "notify"] as const) {
-  const f = figures[action] = { base: [], gap: [], ms: [] };
+  const f = figures[action] = { base: [] as number[], gap: [] as number[], ms: [] as number[] };
   for (let round = 0; round < rounds; round++) {
     f.base.push((await gapDuring(() => bare(action))).gapMs);
     const measured = await gapDuring(() => viaHost(action));
