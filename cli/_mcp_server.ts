@@ -23,6 +23,7 @@ import { buildCliTools, storeRecorders } from "./_tool_registry.ts";
 import { LineTransport } from "./_mcp_transport.ts";
 import { withExistingAuthority } from "./auth.ts";
 import { noSecretPool, TOKEN_ENV } from "./tool.ts";
+import { openTokenFile, TOKEN_FILE_ENV, type TokenFileReader } from "./_token_file.ts";
 
 const logger = getLogger(["toka", "mcp"]);
 
@@ -37,25 +38,19 @@ const logger = getLogger(["toka", "mcp"]);
  * @returns The exit code.
  * @throws {TokaError} When there is no token, no secret pool, or the token is invalid.
  */
-export async function serveMcp(ctx: CommandContext): Promise<number> {
-  const token = ctx.io.env(TOKEN_ENV) || undefined;
-  if (token === undefined) {
-    throw new TokaError(
-      "missing_token",
-      `Missing token: set ${TOKEN_ENV} to a capability token ("toka auth issue" makes one)`,
-    );
-  }
+export async function serveMcp(ctx: CommandContext, tokenFile?: string): Promise<number> {
+  const readToken = await tokenReader(ctx, tokenFile || ctx.io.env(TOKEN_FILE_ENV) || undefined);
   const stdin = ctx.io.stdin;
   if (stdin === undefined) throw new Error("No standard input to read MCP messages from");
   return await withExistingAuthority(ctx, async (authority, store) => {
     if (authority === undefined) throw noSecretPool(ctx);
-    const claims = await authority.verify(token);
+    const claims = await authority.verify(await readToken());
     await using tools = await buildCliTools(ctx.toolSettings, {
       warn: (line) => ctx.io.stderr(line),
       authority,
       ...storeRecorders(store, "mcp"),
     });
-    const server = createMcpServer(tools.registry, authority, token);
+    const server = createMcpServer(tools.registry, authority, readToken);
     const transport = new LineTransport(stdin, (text) => ctx.io.stdout(text));
     const closed = new Promise<void>((resolve) => transport.onclose = resolve);
     transport.onerror = (error) => logger.warn("Unreadable MCP message: {message}", error);
@@ -87,13 +82,13 @@ export async function serveMcp(ctx: CommandContext): Promise<number> {
  *
  * @param registry The tools.
  * @param authority Verifies the token at each listing.
- * @param token The capability token of every call.
+ * @param readToken The capability token of each request, asked for anew each time.
  * @returns The server; connect it to a transport.
  */
 function createMcpServer(
   registry: ToolRegistry,
   authority: TokenAuthority,
-  token: string,
+  readToken: TokenFileReader,
 ): Server {
   const server = new Server(
     { name: "toka", version: denoJson.version },
@@ -104,7 +99,7 @@ function createMcpServer(
   );
   server.setRequestHandler(ListToolsRequestSchema, async () => {
     // A token revoked or expired since the start lists nothing: the error says why.
-    const claims = await authority.verify(token).catch((error) => {
+    const claims = await readToken().then((token) => authority.verify(token)).catch((error) => {
       throw new McpError(ErrorCode.InvalidRequest, message(error));
     });
     return { tools: registry.list().filter((info) => grants(claims, info)).map(toMcpTool) };
@@ -122,6 +117,7 @@ function createMcpServer(
         throw new McpError(ErrorCode.InvalidParams, text);
       }
       try {
+        const token = await readToken();
         const output = await registry.call(name, input ?? {}, { token, signal: extra.signal });
         return toResult(registry.get(name)!, output);
       } catch (error) {
@@ -131,6 +127,20 @@ function createMcpServer(
     },
   );
   return server;
+}
+
+// The token of `--token-file`/`TOKA_TOKEN_FILE` (re-read when the file changes), else `TOKA_TOKEN`.
+async function tokenReader(ctx: CommandContext, file?: string): Promise<TokenFileReader> {
+  if (file !== undefined) return await openTokenFile(file, (line) => ctx.io.stderr(`${line}\n`));
+  const token = ctx.io.env(TOKEN_ENV) || undefined;
+  if (token === undefined) {
+    throw new TokaError(
+      "missing_token",
+      `Missing token: set ${TOKEN_ENV} to a capability token ("toka auth issue" makes one)` +
+        ` or ${TOKEN_FILE_ENV} to a file holding one`,
+    );
+  }
+  return () => Promise.resolve(token);
 }
 
 function grants(claims: TokenClaims, info: ToolInfo): boolean {

@@ -24,10 +24,14 @@ interface ClientConfig {
 }
 
 /** A vault with a secret pool, and a token granting `permissions`. */
-async function vaultWithToken(db: string, permissions: string[]): Promise<string> {
+async function vaultWithToken(
+  db: string,
+  permissions: string[],
+  ttlSecs?: number,
+): Promise<string> {
   await using vault = await openVault(db);
   const auth = await KvTokenAuthority.open(vault.kv!, { masterKey: undefined });
-  return await auth.issue({ sub: "mcp-test", permissions });
+  return await auth.issue({ sub: "mcp-test", permissions, ttlSecs });
 }
 
 /** The client configuration the README shows, made to run this checkout. */
@@ -213,7 +217,8 @@ Deno.test("toka mcp serve refuses a missing or bad token in one line", async (t)
       assert.deepEqual(await serve({}), {
         code: 1,
         err: [
-          'error: Missing token: set TOKA_TOKEN to a capability token ("toka auth issue" makes one)',
+          'error: Missing token: set TOKA_TOKEN to a capability token ("toka auth issue" makes one)' +
+          " or TOKA_TOKEN_FILE to a file holding one",
         ],
       });
     });
@@ -362,6 +367,176 @@ Deno.test("toka mcp serve: every tool it lists has a name model APIs accept, and
     assert.equal(await exited, 0);
   } finally {
     await client.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("toka mcp serve --token-file: a refreshed file outlives any one token", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const db = `${dir}/v.kv`;
+  const file = `${dir}/mcp.token`;
+  // A short life, as a day is in use: long enough for the child to start and be used once.
+  const TTL_SECS = 20;
+  const first = await vaultWithToken(db, ["tool:echo:invoke", "tool:hash:invoke"], TTL_SECS);
+  const expires = Date.now() + TTL_SECS * 1000;
+  await Deno.writeTextFile(file, `${first}\n`, { mode: 0o600 });
+  await Deno.chmod(file, 0o600);
+  // The client configuration docs/mcp.md shows, run from this checkout on the temp files.
+  const json = section("### A token that outlives a day: `--token-file`")
+    .match(/```json\n([\s\S]*?)```/)![1];
+  const shown = JSON.parse(json).mcpServers.toka as ClientConfig;
+  assert.equal(shown.command, "toka");
+  assert.equal(shown.env, undefined, "no token in the client's settings");
+  assert.deepEqual(shown.args.slice(2, 5), ["mcp", "serve", "--token-file"]);
+  const transport = new StdioClientTransport({
+    command: Deno.execPath(),
+    args: ["run", "-A", CLI, "--db", db, ...shown.args.slice(2, 5), file],
+    env: { NO_COLOR: "1" },
+    cwd: dir,
+    stderr: "pipe",
+  });
+  let stderr = "";
+  transport.stderr!.on("data", (chunk: Uint8Array) => stderr += new TextDecoder().decode(chunk));
+  const client = new Client({ name: "toka-test", version: "1.0.0" });
+  const options = { timeout: TIMEOUT_MS };
+  const echo = () =>
+    client.callTool({ name: "echo", arguments: { text: "hi" } }, undefined, options);
+  let second = "";
+  const names = async () =>
+    (await client.listTools(undefined, options)).tools.map((tool: McpTool) => tool.name);
+  try {
+    await client.connect(transport, options);
+
+    await t.step("a call works with the file's token", async () => {
+      assert.deepEqual(await names(), ["echo", "hash"]);
+      assert.deepEqual((await echo()).structuredContent, { text: "hi" });
+    });
+
+    await t.step("once that token expires, calls are refused (the daily break)", async () => {
+      assert.ok(Date.now() < expires, "the first token was still valid when used");
+      await new Promise((resolve) => setTimeout(resolve, expires - Date.now() + 1_500));
+      const result = await echo();
+      assert.equal(result.isError, true);
+      assert.match(JSON.stringify(result.content), /expired/i);
+    });
+
+    await t.step(
+      "the docs' refresh puts a new token in the file: used without restart",
+      async () => {
+        // The docs' command, its `toka ... > PATH.new` run in-process on the temp vault.
+        const sh = section("### A token that outlives a day: `--token-file`")
+          .match(/```sh\n([\s\S]*?)```/)![1].replaceAll("\\\n", " ");
+        const words = sh.match(/toka (.*?) >/)![1].split(/\s+/);
+        assert.deepEqual(words.slice(0, 2), ["--db", "/home/me/project/.toka/toka.kv"]);
+        const io = recordingIo();
+        assert.equal(await main(["--db", db, ...words.slice(2)], io), 0, io.err.join(""));
+        await Deno.writeTextFile(`${file}.new`, io.out.join(""), { mode: 0o600 });
+        await Deno.rename(`${file}.new`, file);
+        second = io.out.join("").trim();
+        // It grants another set of tools: the next listing shows it.
+        assert.deepEqual(await names(), ["echo"]);
+        assert.deepEqual((await echo()).structuredContent, { text: "hi" });
+        const hash = await client.callTool(
+          { name: "hash", arguments: { text: "hi" } },
+          undefined,
+          options,
+        );
+        assert.equal(hash.isError, true);
+      },
+    );
+
+    await t.step("revoking the file's token refuses the next call", async () => {
+      const payload = second.split(".")[1].replaceAll("-", "+").replaceAll("_", "/");
+      const { jti } = JSON.parse(atob(payload));
+      const io = recordingIo();
+      assert.equal(await main(["--db", db, "auth", "revoke", jti], io), 0, io.err.join(""));
+      // Verification re-reads revocations at most once a second.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const result = await echo();
+      assert.equal(result.isError, true);
+      assert.match(JSON.stringify(result.content), /revoked/i);
+    });
+
+    await t.step("a file that goes away is a tool error naming it, never the token", async () => {
+      await Deno.remove(file);
+      const result = await echo();
+      assert.equal(result.isError, true);
+      assert.deepEqual(result.content, [{ type: "text", text: `No token file at "${file}"` }]);
+    });
+
+    const child = (transport as unknown as { _process: ChildProcess })._process;
+    const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
+    child.stdin!.end();
+    assert.equal(await exited, 0);
+    assert.ok(!stderr.includes(first) && !stderr.includes(second), "no token on stderr");
+    assert.ok(!stderr.includes("open to other accounts"), stderr);
+  } finally {
+    await client.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("toka mcp serve --token-file refuses a bad file in one line", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const db = `${dir}/v.kv`;
+  try {
+    const token = await vaultWithToken(db, ["tool:echo:invoke"]);
+    const serve = async (args: string[], env: Record<string, string> = {}) => {
+      const io = recordingIo({ env, stdin: "" });
+      const code = await main(["--db", db, "mcp", "serve", ...args], io);
+      assert.ok(hasNoStackTrace(io));
+      assert.deepEqual(io.out, [], "nothing on stdout");
+      return { code, err: io.errLines() };
+    };
+
+    await t.step("a missing file: exit 2, created by nothing", async () => {
+      const missing = `${dir}/missing.token`;
+      assert.deepEqual(await serve(["--token-file", missing]), {
+        code: 2,
+        err: [`error: No token file at "${missing}"`],
+      });
+      assert.equal(await Deno.stat(missing).then(() => true, () => false), false);
+    });
+
+    await t.step("a folder: exit 2", async () => {
+      assert.deepEqual(await serve(["--token-file", dir]), {
+        code: 2,
+        err: [`error: The token file "${dir}" is a folder`],
+      });
+    });
+
+    await t.step("an empty file: exit 1", async () => {
+      await Deno.writeTextFile(`${dir}/empty.token`, "\n", { mode: 0o600 });
+      assert.deepEqual(await serve([], { TOKA_TOKEN_FILE: `${dir}/empty.token` }), {
+        code: 1,
+        err: [`error: The token file "${dir}/empty.token" is empty`],
+      });
+    });
+
+    await t.step("a bad token in the file, never echoed: exit 1", async () => {
+      await Deno.writeTextFile(`${dir}/bad.token`, `${token.slice(0, -4)}AAAA`, { mode: 0o600 });
+      assert.deepEqual(await serve(["--token-file", `${dir}/bad.token`]), {
+        code: 1,
+        err: ["error: Invalid token: its signature does not match"],
+      });
+    });
+
+    await t.step("a file other accounts may read: served, with one warning line", async () => {
+      const shared = `${dir}/shared.token`;
+      await Deno.writeTextFile(shared, token);
+      await Deno.chmod(shared, 0o644);
+      // The flag wins over the variable.
+      assert.deepEqual(
+        await serve(["--token-file", shared], { TOKA_TOKEN_FILE: `${dir}/missing.token` }),
+        {
+          code: 0,
+          err: [
+            `The token file "${shared}" is open to other accounts (mode 0644): run chmod 600 on it`,
+          ],
+        },
+      );
+    });
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
