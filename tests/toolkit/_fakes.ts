@@ -32,3 +32,22 @@ export class FakeAuthority implements TokenAuthority {
     return claims;
   }
 }
+
+/** Whether a process is still there (Linux): a killed plugin must not linger. */
+function alive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits (load-proof: up to 20 s) for a stopped process to be gone. */
+export async function gone(pid: number): Promise<boolean> {
+  for (const started = performance.now(); performance.now() - started < 20_000;) {
+    if (!alive(pid)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return false;
+}

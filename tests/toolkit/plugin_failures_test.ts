@@ -14,6 +14,7 @@ import {
 
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { createServer as createNotesServer } from "../../examples/plugins/notes_mcp.ts";
+import { gone } from "./_fakes.ts";
 
 const deno = Deno.execPath();
 const child = new URL("_plugin_child.ts", import.meta.url).pathname;
@@ -26,25 +27,6 @@ function stdio(mode = "ok", timeoutMs = 20_000): PluginSpec {
     transport: { type: "stdio", command: deno, args: ["run", "--quiet", child, mode] },
     timeoutMs,
   };
-}
-
-// Whether a process is still there (Linux): a killed child must not linger.
-function alive(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-// Waits (load-proof: up to 20 s) for a stopped process to be gone.
-async function gone(pid: number): Promise<boolean> {
-  for (const started = performance.now(); performance.now() - started < 20_000;) {
-    if (!alive(pid)) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return false;
 }
 
 type Act = { pid: number; n: number };

@@ -3,27 +3,10 @@
 // fresh one. The timing side (event-loop gaps) is in bench/plugin_output.ts.
 import assert from "node:assert/strict";
 import { loadPlugins, ToolExecutionError, ToolRegistry } from "../../toolkit/mod.ts";
+import { gone } from "./_fakes.ts";
 
 const child = new URL("_plugin_hostile_child.ts", import.meta.url).pathname;
 const MiB = 1024 * 1024;
-
-function alive(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-// Waits (load-proof: up to 20 s) for a stopped process to be gone.
-async function gone(pid: number): Promise<boolean> {
-  for (const started = performance.now(); performance.now() - started < 20_000;) {
-    if (!alive(pid)) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return false;
-}
 
 Deno.test("stdio plugin output", async (t) => {
   const registry = new ToolRegistry();
