@@ -26,6 +26,7 @@ import type { EventStore } from "../runtime/log/event_store.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { type CommandContext, type RunCommand, withStore, writes } from "./_context.ts";
 import { UsageError } from "./_usage_error.ts";
+import { formatStatus, iso, statusJson, table } from "./_auth_format.ts";
 import { vaultKv } from "../vault/kv_store.ts";
 
 // The auth module's own limits: the CLI checks them before it opens a vault, so that a
@@ -495,58 +496,6 @@ async function readStdinToken(ctx: CommandContext): Promise<string> {
   const text = (await new Response(stdin).text()).trim();
   if (text === "") throw new UsageError("Missing token: standard input was empty");
   return text;
-}
-
-function statusJson(status: PoolStatus): Record<string, unknown> {
-  return {
-    ...status,
-    secrets: status.secrets.map((s) => ({
-      kid: s.kid,
-      state: s.state,
-      createdAt: iso(s.createdAt),
-      ...(s.retiredAt === undefined ? {} : { retiredAt: iso(s.retiredAt) }),
-      ...(s.validUntil === undefined ? {} : { validUntil: iso(s.validUntil) }),
-    })),
-  };
-}
-
-function formatStatus(status: PoolStatus, keyEnv: string, locked: boolean): string {
-  const head = table([
-    ["vault", status.vault],
-    ["active", status.activeKid],
-    [
-      "wrapped",
-      !status.wrapped
-        ? "no"
-        : locked
-        ? `yes (locked: ${keyEnv} is missing or wrong)`
-        : `yes (${keyEnv})`,
-    ],
-    ["retired ttl", `${status.retiredTtlSecs} s`],
-    ["revoked", String(status.revoked)],
-  ]);
-  const rows = [
-    ["KID", "STATE", "CREATED", "RETIRED", "VALID UNTIL"],
-    ...status.secrets.map((s) => [
-      s.kid,
-      s.state,
-      iso(s.createdAt),
-      s.retiredAt === undefined ? "-" : iso(s.retiredAt),
-      s.validUntil === undefined ? "-" : iso(s.validUntil),
-    ]),
-  ];
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  const lines = rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
-  return `${head}\n${lines.join("\n")}\n`;
-}
-
-function table(rows: [string, string][]): string {
-  const width = Math.max(...rows.map(([label]) => label.length));
-  return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}\n`).join("");
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString();
 }
 
 // Every token id this vault issues is 16 random bytes in hex.
