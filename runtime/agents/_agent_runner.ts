@@ -1,9 +1,9 @@
 // Runs one agent: an ordered consumer of the log (the vault, or the in-memory
-// store without one) with retries, checkpoints and idempotent emits.
+// store without one) with retries, checkpoints and its lease; what the handler
+// does through its context (emits, tool calls) is in _handling.ts.
 import { getLogger } from "@logtape/logtape";
 import type { EventRecord, EventStore } from "../log/event_store.ts";
 import type { EventBus } from "../bus/event_bus.ts";
-import type { EmitInput } from "../bus/subscription.ts";
 import type { ToolRegistry } from "../tool_registry.ts";
 import type { TokenAuthority } from "../token_authority.ts";
 import type { AgentStorageOptions, StorageAdapter } from "../storage/storage.ts";
@@ -11,13 +11,11 @@ import type { Agent, AgentContext } from "./agent.ts";
 import { type CheckpointBook, idleHead } from "./_checkpoint.ts";
 import type { LeaseBook } from "./_lease.ts";
 import { LeaseHolder } from "./_lease_holder.ts";
-import { InFlight } from "./_in_flight.ts";
-import { EmitJournal } from "./_emit_journal.ts";
+import { HandlingCalls } from "./_handling.ts";
 import { agentContext } from "./_agent_context.ts";
 import { formatPosition } from "../../internal/ids.ts";
 import { delay } from "../../internal/retry.ts";
-import { GuardFailedError, LeaseLostError } from "../errors.ts";
-import { staleToken, TokenKeeper } from "./_token_keeper.ts";
+import { TokenKeeper } from "./_token_keeper.ts";
 import { errorMessage } from "../../internal/error_message.ts";
 
 export interface RetryPolicy {
@@ -56,7 +54,6 @@ export class AgentRunner {
   failures = 0;
   handled = 0;
   #deps: RunnerDeps;
-  #actor: string;
   #logger;
   // Aborts the handlers (ctx.signal): at stop, once drained or past the deadline.
   #controller = new AbortController();
@@ -70,16 +67,13 @@ export class AgentRunner {
   #waiting: Promise<void> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #advancing: Promise<void> | undefined;
-  // The event in hand, its emits so far and the context calls made for it.
-  #current: Handling | undefined;
-  #journal: EmitJournal;
+  // The event in hand and the context calls (emits, tool calls) made for it.
+  #calls: HandlingCalls;
   #ctx: AgentContext;
 
   constructor(agent: Agent, deps: RunnerDeps) {
     this.agent = agent;
     this.#deps = deps;
-    this.#actor = `agent/${agent.name}`;
-    this.#journal = new EmitJournal(this.#actor);
     this.#logger = getLogger(["toka", "agent", agent.name]);
     this.#lease = deps.leases === undefined ? undefined : new LeaseHolder(
       deps.leases,
@@ -95,6 +89,16 @@ export class AgentRunner {
       deps.clock,
       this.#logger,
     );
+    this.#calls = new HandlingCalls({
+      name: agent.name,
+      bus: deps.bus,
+      tools: deps.tools,
+      tokens: this.#tokens,
+      lease: this.#lease,
+      logger: this.#logger,
+      leaseFresh: () => this.#leaseFresh(),
+      confirmLease: () => this.#confirmLease(),
+    });
     // The token is still valid for the renewal margin while a due renewal runs.
     const token = () => this.#tokens.current;
     this.#ctx = agentContext({
@@ -104,8 +108,8 @@ export class AgentRunner {
       storage: deps.storage(token),
       token,
       signal: () => this.#controller.signal,
-      call: (name, input, signal) => this.#tracked(this.#call(name, input, signal)),
-      emit: (input) => this.#emit(input),
+      call: (name, input, signal) => this.#calls.call(name, input, signal),
+      emit: (input) => this.#calls.emit(input),
     });
   }
 
@@ -199,7 +203,7 @@ export class AgentRunner {
     // by) before it handles anything, and again when its patterns changed.
     if (!samePatterns(checkpoint?.subscribe, this.agent.subscribe)) this.#save(this.position);
     await this.renewToken();
-    await this.#journal.scan(store, this.position);
+    await this.#calls.scan(store, this.position);
     try {
       await this.agent.init?.(this.#ctx);
     } catch (error) {
@@ -207,7 +211,7 @@ export class AgentRunner {
         name: this.agent.name,
         message: errorMessage(error),
       });
-      await this.#emit({
+      await this.#calls.emit({
         kind: "agent.failed",
         payload: { agent: this.agent.name, phase: "init", error: errorMessage(error) },
       }).catch(() => {});
@@ -228,36 +232,6 @@ export class AgentRunner {
   /** Issues a fresh token to the agent, e.g. after a rotation. */
   renewToken(): Promise<void> {
     return this.#tokens.renew();
-  }
-
-  // Calls a tool with the agent's token; when the token is refused as stale,
-  // renews it once and calls once more. Authorization comes before the tool
-  // runs, so the tool itself runs at most once.
-  async #call(name: string, input: unknown, signal: AbortSignal): Promise<unknown> {
-    const { tools } = this.#deps;
-    const cause = this.#current?.event;
-    await this.#fence();
-    const token = await this.#tokens.fresh();
-    const agent = this.agent.name;
-    this.#logger.debug("Agent {agent} calls tool {tool}", { agent, tool: name });
-    try {
-      const output = await tools.call(name, input, { token, signal, cause });
-      this.#logger.debug("Tool {tool} returned to agent {agent}", { agent, tool: name });
-      return output;
-    } catch (error) {
-      this.#logger.debug("Tool {tool} failed for agent {agent}: {message}", {
-        agent,
-        tool: name,
-        message: errorMessage(error),
-      });
-      if (!staleToken(error) || signal.aborted) throw error;
-      const renewed = await this.#tokens.afterRefusal(token, error);
-      this.#logger.info("Renewed agent {name}'s refused token; calling tool {tool} again", {
-        name: this.agent.name,
-        tool: name,
-      });
-      return await tools.call(name, input, { token: renewed, signal, cause });
-    }
   }
 
   /**
@@ -421,8 +395,7 @@ export class AgentRunner {
     const { attempts, backoffMs } = this.#deps.retry;
     const signal = this.#controller.signal;
     for (let attempt = 1;; attempt++) {
-      const calls = new InFlight();
-      this.#current = { event, index: 0, calls };
+      const calls = this.#calls.begin(event);
       try {
         await calls.run(() => this.agent.handle(event, this.#ctx));
         break;
@@ -440,7 +413,7 @@ export class AgentRunner {
             },
           );
           try {
-            await this.#emit({
+            await this.#calls.emit({
               kind: "agent.failed",
               payload: {
                 agent: this.agent.name,
@@ -468,10 +441,10 @@ export class AgentRunner {
         });
         if (!(await delay(backoffMs(attempt), signal))) return "stopped";
       } finally {
-        this.#current = undefined;
+        this.#calls.end();
       }
     }
-    this.#journal.forget(event.id);
+    this.#calls.forget(event.id);
     this.position = event.position;
     this.handled++;
     this.#logger.trace("Agent {name} handled event {id} ({kind})", () => ({
@@ -481,21 +454,6 @@ export class AgentRunner {
     }));
     this.#save(event.position);
     return "passed";
-  }
-
-  // A context call as the agent sees it, tracked; outside handling (init, stop) one that fails unseen is logged.
-  #tracked<T>(call: Promise<T>): Promise<T> {
-    if (this.#current !== undefined) return this.#current.calls.track(call);
-    const calls = new InFlight();
-    const tracked = calls.track(call);
-    void calls.settle().then((failure) => {
-      if (failure === undefined) return;
-      this.#logger.error("Agent {name}'s call that nobody awaited failed: {message}", {
-        name: this.agent.name,
-        message: errorMessage(failure.error),
-      });
-    });
-    return tracked;
   }
 
   // Records where the agent is, written soon after (fenced by its lease).
@@ -525,69 +483,6 @@ export class AgentRunner {
     this.#feed.abort();
     return false;
   }
-
-  // The fence of everything the agent appends: after a pause past its lease
-  // (a suspended process, a blocked event loop), an emit or tool call is made
-  // only once the lease is renewed, and refused when another process took it.
-  async #fence(): Promise<void> {
-    if (this.#leaseFresh()) return;
-    if (!(await this.#confirmLease())) throw new LeaseLostError(this.agent.name);
-  }
-
-  // Emits under the lease's guard, so the vault appends nothing once the lease
-  // changed, however long a pause fell after #fence(). A guard that failed
-  // because this holder renewed the lease meanwhile is replaced and retried.
-  async #fencedEmit(input: EmitInput, cause?: EventRecord): Promise<EventRecord> {
-    for (let attempt = 1;; attempt++) {
-      const guard = this.#lease?.guard();
-      try {
-        return await this.#deps.bus.emit(guard === undefined ? input : { ...input, guard }, cause);
-      } catch (error) {
-        if (!(error instanceof GuardFailedError) || guard === undefined) throw error;
-        if (attempt >= 3 || !(await this.#confirmLease())) {
-          throw new LeaseLostError(this.agent.name);
-        }
-      }
-    }
-  }
-
-  // The event in hand and the emit's index are taken when the emit is made,
-  // not after its fence: an emit the handler did not await keeps its parent.
-  #emit(input: EmitInput): Promise<EventRecord> {
-    const current = this.#current;
-    const emit = input === null || typeof input !== "object"
-      ? Promise.reject(
-        new TypeError(`Invalid event ${JSON.stringify(input)}: expected an object with a kind`),
-      )
-      : this.#emitFor(input, current, current === undefined ? 0 : current.index++);
-    return this.#tracked(emit);
-  }
-
-  async #emitFor(
-    input: EmitInput,
-    current: Handling | undefined,
-    index: number,
-  ): Promise<EventRecord> {
-    await this.#fence();
-    const full = {
-      ...input,
-      stream: input.stream ?? this.#actor,
-      meta: { ...input.meta, actor: this.#actor },
-    };
-    if (current === undefined) return this.#fencedEmit(full);
-    const id = current.event.id;
-    const prior = this.#journal.prior(id, index, input.kind);
-    if (prior !== undefined) return prior;
-    const record = await this.#fencedEmit(full, current.event);
-    this.#journal.record(id, index, record);
-    return record;
-  }
-}
-
-interface Handling {
-  event: EventRecord;
-  index: number;
-  calls: InFlight;
 }
 
 function samePatterns(
