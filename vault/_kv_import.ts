@@ -111,7 +111,8 @@ export async function importEvents(
           ready.push({ record, index, prepared });
         }
         exported.set(record.id, record.digest);
-        s.lastImported = last = { position: Number(record.position), digest: record.digest };
+        last = { position: Number(record.position), digest: record.digest };
+        s.imported(last);
       }
     } catch (error) {
       // What was checked before a bad record is still imported, in order.

@@ -9,6 +9,7 @@ import {
   PAGE,
   type Pending,
   retryLockedIterable,
+  type TailItem,
   WATERMARK,
 } from "./_kv_state.ts";
 
@@ -34,11 +35,11 @@ export async function loadStreams(s: KvState, batch: Pending[]): Promise<void> {
       return undefined;
     });
     if (s.streams.has(stream)) return;
-    if (last === undefined) s.streams.set(stream, { version: 0, position: 0 });
+    if (last === undefined) s.streams.track(stream, 0, 0);
     else {
       const first = last.key[last.key.length - 1] as number;
       const { p } = last.value;
-      s.streams.set(stream, { version: first + p.length - 1, position: p[p.length - 1] });
+      s.streams.track(stream, first + p.length - 1, p[p.length - 1]);
     }
   }));
 }
@@ -50,7 +51,7 @@ export async function loadStreams(s: KvState, batch: Pending[]): Promise<void> {
  * Subscribers read those events from KV.
  */
 export async function catchUp(s: KvState): Promise<void> {
-  const pages = s.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, s.next] });
+  const pages = s.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, s.end.next] });
   for await (const page of retryLockedIterable(pages)) {
     const start = page.key[2] as number;
     let events: StoredEvent[] = [];
@@ -59,24 +60,18 @@ export async function catchUp(s: KvState): Promise<void> {
     } catch {
       // Damaged: its events cannot be known; the log goes on after it.
     }
-    events.forEach((stored, i) => {
-      s.track(stored.s, stored.v, start + i);
-      s.noteTail(stored.s, stored.v, start + i, start);
-    });
-    // The next commit chains to the last event; after a damaged page, to nothing.
-    s.lastDigest = events.length > 0 ? events[events.length - 1].d : null;
-    s.next = Math.max(s.next, start + Math.max(1, events.length));
+    s.learned(start, events);
   }
-  s.recent = [];
-  s.recentStart = s.next;
-  s.wake();
+  s.caughtUp();
 }
 
 /** Starts an index round unless one is running. */
 export function indexInBackground(s: KvState): void {
-  s.indexing ??= index(s, s.next).catch(() => {
-    // A failed index round is repeated by the next one; readers scan the unindexed tail.
-  }).finally(() => s.indexing = null);
+  s.indexing.start(() =>
+    index(s, s.end.next).catch(() => {
+      // A failed index round is repeated by the next one; readers scan the unindexed tail.
+    })
+  );
 }
 
 /** Writes stream index entries for every event below `upTo`, in bulk. */
@@ -128,13 +123,10 @@ async function* tailItems(
   s: KvState,
   from: number,
   upTo: number,
-): AsyncIterableIterator<{ stream: string; version: number; position: number; page: number }> {
-  const tail = s.tail;
-  if (from >= tail.start && upTo <= tail.start + tail.streams.length) {
-    for (let position = from; position < upTo; position++) {
-      const i = position - tail.start;
-      yield { stream: tail.streams[i], version: tail.versions[i], position, page: tail.pages[i] };
-    }
+): AsyncIterableIterator<TailItem> {
+  const known = s.tail.between(from, upTo);
+  if (known !== undefined) {
+    yield* known;
     return;
   }
   const pages = s.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, from] }, {

@@ -154,7 +154,7 @@ async function pageAt(
 export async function get(s: KvState, id: string): Promise<EventRecord | null> {
   if (!isEventId(id)) return null;
   const at = positionInId(id);
-  const recent = s.recentAt(at);
+  const recent = s.recent.at(at);
   if (recent?.id === id) return recent;
   const found = await eventAt(s, at);
   if (found?.id === id) return found;
@@ -179,7 +179,7 @@ export async function exportedDigest(s: KvState, id: string): Promise<string | u
 /** The stored digest of the event at a position, without reading its payload. */
 export async function digestAt(s: KvState, position: number): Promise<string | undefined> {
   if (position < 1) return undefined;
-  const recent = s.recentAt(position);
+  const recent = s.recent.at(position);
   if (recent !== undefined) return recent.digest;
   try {
     const page = await pageAt(s, position);
@@ -207,7 +207,7 @@ export async function head(s: KvState): Promise<LogHead | null> {
 /**
  * The ids among `ids` that are stored, without reading payloads: each page
  * is read once, and ids stored elsewhere are found by one read of the id
- * range they span. Positions at or past `s.next` hold nothing this
+ * range they span. Positions at or past `s.end.next` hold nothing this
  * process may build on: a commit checks the next page key anyway.
  */
 export async function storedAmong(s: KvState, ids: readonly string[]): Promise<Set<string>> {
@@ -216,11 +216,11 @@ export async function storedAmong(s: KvState, ids: readonly string[]): Promise<S
   const byPosition = ids.map((id) => ({ id, at: positionInId(id) })).sort((a, b) => a.at - b.at);
   let page: { start: number; events: StoredEvent[] } | undefined;
   for (const { id, at } of byPosition) {
-    if (s.recentAt(at)?.id === id) {
+    if (s.recent.at(at)?.id === id) {
       found.add(id);
       continue;
     }
-    if (at >= 1 && at < s.next) {
+    if (at >= 1 && at < s.end.next) {
       if (page === undefined || at < page.start || at >= page.start + page.events.length) {
         page = await pageAt(s, at);
       }
@@ -268,7 +268,7 @@ async function getEach(s: KvState, ids: string[], found: Set<string>): Promise<S
 /** Whether an event with this id is stored, without reading its payload. */
 export async function has(s: KvState, id: string): Promise<boolean> {
   const at = positionInId(id);
-  if (s.recentAt(at)?.id === id) return true;
+  if (s.recent.at(at)?.id === id) return true;
   if (at >= 1) {
     const page = await pageAt(s, at);
     if (page?.events[at - page.start]?.i === id) return true;

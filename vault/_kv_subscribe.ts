@@ -27,15 +27,15 @@ export async function* subscribe(
       let record: EventRecord | undefined;
       let served = false;
       while (
-        cursor + 1 < s.next && !ended() &&
-        (record = s.recentAt(cursor + 1)) !== undefined
+        cursor + 1 < s.end.next && !ended() &&
+        (record = s.recent.at(cursor + 1)) !== undefined
       ) {
         cursor++;
         served = true;
         if (matches(record.kind)) yield record;
       }
       if (ended()) return;
-      if (served && cursor + 1 >= s.next) {
+      if (served && cursor + 1 >= s.end.next) {
         // Caught up with this process; the wait polls for other processes' appends.
         await waitForNews(s, cursor, signal);
         continue;
@@ -61,7 +61,7 @@ async function waitForNews(
   signal: AbortSignal | undefined,
 ): Promise<void> {
   let wait = POLL_MIN_MS;
-  while (!s.closing && !signal?.aborted && s.next <= cursor + 1) {
+  while (!s.closing && !signal?.aborted && s.end.next <= cursor + 1) {
     if (await sleep(s, wait, signal)) return;
     if (s.closing || signal?.aborted) return;
     if ((await end(s)) > cursor + 1) return;
@@ -73,11 +73,11 @@ async function waitForNews(
 async function sleep(s: KvState, ms: number, signal: AbortSignal | undefined): Promise<boolean> {
   const woken = new AbortController();
   const wake = () => woken.abort();
-  s.waiters.add(wake);
+  const stopWaking = s.onWake(wake);
   try {
     const cut = signal === undefined ? woken.signal : AbortSignal.any([woken.signal, signal]);
     return !(await delay(ms, cut));
   } finally {
-    s.waiters.delete(wake);
+    stopWaking();
   }
 }

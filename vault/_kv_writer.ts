@@ -114,7 +114,7 @@ async function prepareSlow(
 
 /** The digest of a recent event, found by the position its id encodes. */
 function recentDigest(s: KvState, id: string): string | undefined {
-  const record = s.recentAt(positionInId(id));
+  const record = s.recent.at(positionInId(id));
   return record?.id === id ? record.digest : undefined;
 }
 
@@ -155,8 +155,7 @@ export function enqueue(
       ...extra,
       resolve,
       reject,
-    });
-    s.writing ??= drain(s);
+    }, () => drain(s));
   });
 }
 
@@ -192,7 +191,7 @@ async function drain(s: KvState): Promise<void> {
   } finally {
     releaseEarlier();
     settle?.();
-    s.writing = null;
+    s.queue.drainEnded();
   }
 }
 
@@ -203,7 +202,7 @@ function takeBatch(s: KvState): Pending[] {
   let count = 0;
   let guards = 0;
   while (count < s.queue.length) {
-    const pending = s.queue[count];
+    const pending = s.queue.at(count);
     if (pending.guard?.check !== undefined) {
       if (guards === COMMIT_GUARDS) {
         // This one waits for the next commit; unguarded ones behind it may not
@@ -224,7 +223,7 @@ function takeBatch(s: KvState): Pending[] {
     mutations += pendingMutations;
     count++;
   }
-  return s.queue.splice(0, count);
+  return s.queue.take(count);
 }
 
 /** Commits a batch and returns what settles its callers. */
@@ -247,7 +246,7 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
       const alreadyStored = importedIds.length === 0
         ? new Set<string>()
         : await storedAmong(s, importedIds);
-      const base = s.next;
+      const base = s.end.next;
       const timestamp = s.clock();
       assertTimestamp(timestamp);
       const versions = new Map<string, number>();
@@ -256,7 +255,7 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
       const encoded: { json: string; size: number }[] = [];
       const ids: [string, IdEntry][] = [];
       const refusedGroups = new Map<ImportGroup, unknown>();
-      let previous = s.lastDigest;
+      let previous = s.end.lastDigest;
       let position = base;
       let eventCount = 0;
       for (const pending of batch) eventCount += pending.prepared.length;
@@ -279,7 +278,7 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
           continue;
         }
         const current = versions.get(pending.stream) ??
-          s.streams.get(pending.stream)?.version ?? 0;
+          s.streams.version(pending.stream) ?? 0;
         try {
           checkExpectedVersion(pending.stream, pending.expected, current);
           const guard = pending.guard;
@@ -348,7 +347,7 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
       }
       if (accepted.length > 0) {
         const op = s.kv.atomic().check({ key: [...PAGE, base], versionstamp: null });
-        if (s.layoutPending) op.set(LAYOUT_KEY, LAYOUT);
+        if (s.end.layoutPending) op.set(LAYOUT_KEY, LAYOUT);
         const pageStarts: number[] = [];
         let start = base;
         for (const page of packPages(encoded)) {
@@ -382,19 +381,9 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
           caughtUp = true;
           continue;
         }
-        s.layoutPending = false;
-        s.next = position;
-        s.lastDigest = previous;
         for (const [group, error] of refusedGroups) group.refused = error;
-        for (const records of results) {
-          for (const record of records) {
-            const at = s.recentStart + s.recent.length;
-            s.noteTail(record.stream, record.version, at, pageStarts[at - base]);
-            s.remember(record, record.version);
-          }
-        }
-        s.wake();
-        if (s.next - s.watermark >= INDEX_EVERY) indexInBackground(s);
+        s.committed(position, previous, results.flat(), base, pageStarts);
+        if (s.end.next - s.tail.watermark >= INDEX_EVERY) indexInBackground(s);
         return () => {
           accepted.forEach(([pending], n) => {
             const records = results[n];

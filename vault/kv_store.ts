@@ -30,7 +30,8 @@ import { subscribe } from "./_kv_subscribe.ts";
 import { verify } from "./_kv_verify.ts";
 import { importEvents } from "./_kv_import.ts";
 
-// The store's parts share one KvState (see _kv_state.ts for the key layout):
+// The store's parts share one KvState (see _kv_state.ts for the key layout and
+// which part owns which piece of it):
 // _kv_writer.ts (queue, group commit), _kv_index.ts (stream index, watermark),
 // _kv_reader.ts (pages, ids, streams), _kv_blobs.ts (large payloads),
 // _kv_subscribe.ts, _kv_verify.ts and _kv_import.ts.
@@ -94,7 +95,6 @@ export class KvEventStore implements EventStore, AgentStateSource, AsyncDisposab
    * @throws {Error} When the database cannot be read.
    */
   static async open(kv: Kv, options: KvEventStoreOptions = {}): Promise<KvEventStore> {
-    const s = new KvState(kv, options);
     const [layout, watermark] = await retryLocked(() =>
       kv.getMany<[unknown, number]>([LAYOUT_KEY, WATERMARK])
     );
@@ -106,11 +106,12 @@ export class KvEventStore implements EventStore, AgentStateSource, AsyncDisposab
       stored = (await retryLocked(() => kv.get(LAYOUT_KEY))).value ?? LAYOUT_UNCHAINED;
     }
     assertLayout(stored);
-    s.layoutPending = stored === null;
-    s.watermark = watermark.value ?? 1;
-    s.next = s.watermark;
+    const s = new KvState(kv, options, {
+      watermark: watermark.value ?? 1,
+      layoutPending: stored === null,
+    });
     await catchUp(s);
-    s.lastDigest = (await reader.digestAt(s, s.next - 1)) ?? null;
+    s.end.chainTo((await reader.digestAt(s, s.end.next - 1)) ?? null);
     return new KvEventStore(s);
   }
 
@@ -262,13 +263,12 @@ export class KvEventStore implements EventStore, AgentStateSource, AsyncDisposab
   async close(): Promise<void> {
     const s = this.#s;
     if (s.closed) return;
-    s.closing = true;
-    s.wake();
-    while (s.writing !== null) await s.writing;
-    s.closed = true;
-    await s.indexing;
+    s.markClosing();
+    await s.queue.idle();
+    s.markClosed();
+    await s.indexing.settled();
     try {
-      await index(s, s.next);
+      await index(s, s.end.next);
     } catch {
       // The next process to open the store indexes what is left.
     }
