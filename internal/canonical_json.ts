@@ -1,6 +1,7 @@
 // JSON Canonicalization Scheme (RFC 8785), checked and written in one pass: the
 // one rule for what the log accepts as a payload (both stores, imports, the CLI
 // and the tools whose input becomes a payload), and the form digests are over.
+import { hash } from "node:crypto";
 
 /**
  * A value that is not a JSON value the log accepts, with where it is.
@@ -48,6 +49,17 @@ export function canonicalJson(value: unknown, maxDepth: number): string {
       error.circular ? "is a circular reference, not a JSON value" : error.problem,
     );
   }
+}
+
+/**
+ * The digest of a canonical JSON text as the log records digests: an event's
+ * chain digest and a tool call's input digest are both this, over different texts.
+ *
+ * @param canonical The text, e.g. from {@linkcode canonicalJson}.
+ * @returns `"sha256:<hex>"` over its UTF-8 bytes.
+ */
+export function jsonDigest(canonical: string): string {
+  return `sha256:${hash("sha256", canonical, "hex")}`;
 }
 
 /** What is wrong, thrown up through the containers, each adding its segment of the path. */

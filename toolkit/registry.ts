@@ -5,8 +5,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
-import { canonicalJson } from "../internal/canonical_json.ts";
+import { canonicalJson, jsonDigest } from "../internal/canonical_json.ts";
 import type { ValidateFunction } from "ajv";
 import { TokaError } from "../runtime/errors.ts";
 import type { EventRecord } from "../runtime/log/event_store.ts";
@@ -405,11 +404,10 @@ function errorInfo(error: unknown, maxLength = Infinity): { code: string; messag
 }
 
 // The input's digest, so the log can prove what was asked without storing
-// inputs that may hold secrets.
+// inputs that may hold secrets: the same canonical JSON and digest as events'.
 function digest(input: unknown): string | undefined {
   try {
-    const json = canonicalJson(input, Infinity);
-    return `sha256:${createHash("sha256").update(json).digest("hex")}`;
+    return jsonDigest(canonicalJson(input, Infinity));
   } catch {
     return undefined; // Not JSON, e.g. circular (past the stack) or a lone surrogate.
   }

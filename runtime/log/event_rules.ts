@@ -22,7 +22,11 @@ import {
   MAX_PAYLOAD_BYTES,
   MAX_PAYLOAD_DEPTH,
 } from "./event_limits.ts";
-import { canonicalJson as toCanonicalJson, JsonValueError } from "../../internal/canonical_json.ts";
+import {
+  canonicalJson as toCanonicalJson,
+  jsonDigest,
+  JsonValueError,
+} from "../../internal/canonical_json.ts";
 
 const MAX_PARENTS = 64;
 const MAX_META_ENTRIES = 16;
@@ -128,7 +132,7 @@ export function recordDigest(
   json += `,"prev":${previous === null ? "null" : JSON.stringify(previous)}`;
   json += `,"stream":${JSON.stringify(fields.stream)},"timestamp":${fields.timestamp}`;
   json += `,"version":${fields.version}}`;
-  return `sha256:${hash("sha256", json, "hex")}`;
+  return jsonDigest(json);
 }
 
 function canonicalMeta(meta: Readonly<Record<string, string>>): string {

@@ -3,7 +3,7 @@
 // (byte for byte: event digests are over this form and must not change), and its refusals.
 import assert from "node:assert/strict";
 import canonicalize from "npm:canonicalize@5.1.0";
-import { canonicalJson, JsonValueError } from "../../internal/canonical_json.ts";
+import { canonicalJson, jsonDigest, JsonValueError } from "../../internal/canonical_json.ts";
 
 const jcs = (value: unknown) => canonicalJson(value, 256);
 
@@ -253,4 +253,23 @@ Deno.test("canonicalJson writes what canonicalize writes, byte for byte, on 5,00
       assert.fail(`value ${i} of seed ${seed}: ${JSON.stringify(value)}\n${actual}\n${expected}`);
     }
   }
+});
+
+Deno.test("jsonDigest is sha256 over the UTF-8 bytes, as the log records digests", async (t) => {
+  await t.step('FIPS 180-2\'s "abc" and the empty text', () => {
+    assert.equal(
+      jsonDigest("abc"),
+      "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    );
+    assert.equal(
+      jsonDigest(""),
+      "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    );
+  });
+  await t.step('over UTF-8: "é" as the bytes 22 c3 a9 22', () => {
+    assert.equal(
+      jsonDigest(canonicalJson("é", 1)),
+      "sha256:f2886017e9c7abacf804b54d64787dce2b611c9544ba21f3affdd126a6e50086",
+    );
+  });
 });
