@@ -305,6 +305,7 @@ export {
   type AtomicCheck,
   type BusSubscribeOptions,
   CapabilityDeniedError,
+  CausalDepthError,
   type Checkpoint,
   type CheckpointStore,
   compileKindFilter,

@@ -49,6 +49,8 @@ export interface Settings {
   agentLeaseSecs: number;
   /** Milliseconds in-flight handlers get to finish when `toka run` stops. */
   stopTimeoutMs: number;
+  /** How deep a causal chain of events may go under `toka run`. */
+  maxCausalDepth: number;
   /** The lowest level logged to stderr; none when unset (`toka run` logs at info). */
   logLevel?: LogLevel;
 }
@@ -207,6 +209,14 @@ export const SETTINGS: readonly SettingSpec[] = [
     defaultText: "10000",
     value: 10_000,
     parse: number(0, 600_000, true),
+  },
+  {
+    key: "maxCausalDepth",
+    env: "TOKA_MAX_CAUSAL_DEPTH",
+    file: ["runtime", "maxCausalDepth"],
+    defaultText: "100",
+    value: 100,
+    parse: number(1, 1_000_000, true),
   },
   {
     key: "logLevel",

@@ -168,6 +168,7 @@ export async function runAgents(ctx: CommandContext, modules: string[]): Promise
       protectedPaths: ctx.toolSettings?.protectedPaths,
       agentLeaseSecs: settings.agentLeaseSecs,
       stopTimeoutMs: settings.stopTimeoutMs,
+      maxCausalDepth: settings.maxCausalDepth,
       extraTools: tools,
       fs: {},
       http: settings.httpAllow === undefined

@@ -15,6 +15,7 @@ export function checkConfig(config: RuntimeConfig): void {
   wholeAtLeast("maxAgents", config.maxAgents, 1);
   wholeAtLeast("eventBufferSize", config.eventBufferSize, 1);
   wholeAtLeast("stopTimeoutMs", config.stopTimeoutMs, 0);
+  intOption("maxCausalDepth", config.maxCausalDepth, 100, 1, 1_000_000);
   intOption("agentLeaseSecs", config.agentLeaseSecs, 1, 0.1, 3600, {
     fractions: true,
     message: (v) =>

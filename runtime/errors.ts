@@ -175,3 +175,53 @@ export class LeaseLostError extends TokaError {
     this.agent = agent;
   }
 }
+
+/**
+ * Thrown by an emit caused by another event when the new event would be deeper
+ * in its causal chain than `maxCausalDepth` allows (100 by default): a handler
+ * that triggers itself, directly or through others, stops here instead of
+ * running forever. Nothing is appended. An agent's runner records it once as
+ * `agent.failed` without retrying; raise the limit (`maxCausalDepth` of
+ * `createRuntime` or `Runtime.create`, `runtime.maxCausalDepth` in `toka.json`)
+ * when a chain that deep is meant.
+ *
+ * @example
+ * ```ts
+ * import { CausalDepthError } from "@toka/runtime/runtime";
+ *
+ * const error = new CausalDepthError("job.done", "01J0000000000000000000000A", 101, 100);
+ * console.log(error.code); // "causal_depth"
+ * ```
+ */
+export class CausalDepthError extends TokaError {
+  /** The kind of the refused event. */
+  readonly kind: string;
+  /** The id of the event that caused it. */
+  readonly causeId: string;
+  /** The depth the refused event would have had. */
+  readonly depth: number;
+  /** The limit it was over. */
+  readonly limit: number;
+
+  /**
+   * Creates a causal depth error.
+   *
+   * @param kind The kind of the refused event.
+   * @param causeId The id of the event that caused it.
+   * @param depth The depth it would have had.
+   * @param limit The limit (`maxCausalDepth`).
+   */
+  constructor(kind: string, causeId: string, depth: number, limit: number) {
+    super(
+      "causal_depth",
+      `Cannot emit ${JSON.stringify(kind)} caused by event ${
+        JSON.stringify(causeId)
+      }: causal depth ${depth} is over the limit of ${limit} (maxCausalDepth)`,
+    );
+    this.name = "CausalDepthError";
+    this.kind = kind;
+    this.causeId = causeId;
+    this.depth = depth;
+    this.limit = limit;
+  }
+}

@@ -75,6 +75,7 @@ export {
 export { MemoryEventStore, type MemoryEventStoreOptions } from "./log/memory_event_store.ts";
 export {
   CapabilityDeniedError,
+  CausalDepthError,
   GuardFailedError,
   LeaseLostError,
   TokaError,

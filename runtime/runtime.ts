@@ -111,7 +111,12 @@ export class Runtime {
       ),
       ...config.storage,
     }));
-    this.bus = new EventBus({ store: this.#store, bufferSize: config.eventBufferSize, clock });
+    this.bus = new EventBus({
+      store: this.#store,
+      bufferSize: config.eventBufferSize,
+      clock,
+      maxCausalDepth: config.maxCausalDepth,
+    });
     // Ports, never the vault's KV: a durable vault offers its own, so that it
     // is never paired with checkpoints lost with the process.
     const offered = config.checkpoints === undefined && config.leases === undefined

@@ -72,6 +72,14 @@ export interface RuntimeConfig {
    * nor lets a paused holder append.
    */
   monotonicClock?: () => number;
+  /**
+   * How deep a causal chain may go (100, at most 1,000,000): an event an agent
+   * emits while handling another is one deeper than it (`meta.causalDepth`).
+   * An emit deeper than this is refused with a `CausalDepthError`, and the
+   * agent records it once as `agent.failed` (no retries), so an agent that
+   * triggers itself stops. Raise it when a chain that deep is meant.
+   */
+  maxCausalDepth?: number;
   /** Retries of a failing handler. */
   retry?: RetryOptions;
   /**

@@ -17,6 +17,8 @@ import type {
 import { compileKindFilter, type KindFilter } from "../log/kind_pattern.ts";
 import { assertKind, assertStream, IdMaker, PositionMaker } from "../../internal/ids.ts";
 import { Subscriber } from "./_subscriber.ts";
+import { CausalDepthError } from "../errors.ts";
+import { intOption } from "../../internal/int_option.ts";
 import type {
   BusSubscribeOptions,
   EmitInput,
@@ -35,7 +37,16 @@ export interface EventBusOptions {
   clock?: () => number;
   /** The stream of events emitted without one (`"runtime"`). */
   defaultStream?: string;
+  /**
+   * How deep a causal chain may go (100, at most 1,000,000): an event emitted
+   * with a cause is one deeper than it (`meta.causalDepth`), and an emit
+   * deeper than this is refused with a {@linkcode CausalDepthError}.
+   */
+  maxCausalDepth?: number;
 }
+
+/** The most `maxCausalDepth` may be. */
+const MAX_CAUSAL_DEPTH = 1_000_000;
 
 // Shared and frozen, like the vault's records, to spare two allocations per emit.
 const NO_PARENTS: string[] = Object.freeze([]) as unknown as string[];
@@ -79,6 +90,7 @@ export class EventBus {
   #capacity: number;
   #clock: () => number;
   #stream: string;
+  #maxDepth: number;
   #subscribers: Subscriber[] = [];
   #ids = new IdMaker();
   #positions = new PositionMaker();
@@ -96,8 +108,9 @@ export class EventBus {
   /**
    * Creates a bus.
    *
-   * @param options The vault, buffer size, clock and default stream.
-   * @throws {RangeError} When `bufferSize` is not a whole number ≥ 1.
+   * @param options The vault, buffer size, clock, default stream and causal depth limit.
+   * @throws {RangeError} When `bufferSize` is not a whole number ≥ 1, or
+   *   `maxCausalDepth` not one from 1 to 1,000,000.
    * @throws {TypeError} When `defaultStream` is not a valid stream name.
    */
   constructor(options: EventBusOptions = {}) {
@@ -112,6 +125,7 @@ export class EventBus {
     this.#clock = options.clock ?? Date.now;
     this.#stream = options.defaultStream ?? "runtime";
     assertStream(this.#stream);
+    this.#maxDepth = maxCausalDepth(options.maxCausalDepth);
   }
 
   /** The vault events are appended to, if any. */
@@ -123,10 +137,12 @@ export class EventBus {
    * Emits an event: appends it to the vault (if any), then delivers it.
    *
    * @param input The event and its stream.
-   * @param cause The event being handled, if any: it becomes a parent, and its
-   *   correlation id (or its id) becomes the new event's `meta.correlationId`.
+   * @param cause The event being handled, if any: it becomes a parent, its
+   *   correlation id (or its id) becomes the new event's `meta.correlationId`,
+   *   and the new event is one deeper in the causal chain (`meta.causalDepth`).
    * @returns The stored event; delivery is asynchronous.
    * @throws {TypeError} When the kind, stream, cause or another field is invalid.
+   * @throws {CausalDepthError} When the event would be deeper than `maxCausalDepth`.
    * @throws {VersionConflictError} When `expectedVersion` does not match.
    * @throws {GuardFailedError} When `guard` no longer holds at commit.
    *
@@ -149,7 +165,7 @@ export class EventBus {
       const stream = input.stream ?? this.#stream;
       let parents = input.parents;
       let meta = input.meta;
-      if (cause !== undefined) ({ parents, meta } = caused(input, cause));
+      if (cause !== undefined) ({ parents, meta } = caused(input, cause, this.#maxDepth));
       if (this.#store !== undefined) {
         const event: EventInput = { kind: input.kind, payload: input.payload, parents, meta };
         if (input.intent !== undefined) event.intent = input.intent;
@@ -198,6 +214,7 @@ export class EventBus {
    * @param cause The event being handled, if any (as for {@linkcode EventBus.emit}).
    * @returns The stored events, in order.
    * @throws {TypeError} When the list is empty, spans streams, or an event is invalid.
+   * @throws {CausalDepthError} When the events would be deeper than `maxCausalDepth`.
    * @throws {VersionConflictError} When `expectedVersion` does not match.
    * @throws {GuardFailedError} When `guard` no longer holds at commit.
    *
@@ -244,7 +261,7 @@ export class EventBus {
           `Invalid event ${index} of a batch: only the first may carry expectedVersion or guard`,
         );
       }
-      const { parents, meta } = cause === undefined ? input : caused(input, cause);
+      const { parents, meta } = cause === undefined ? input : caused(input, cause, this.#maxDepth);
       const event: EventInput = { kind: input.kind, payload: input.payload, parents, meta };
       if (input.intent !== undefined) event.intent = input.intent;
       return event;
@@ -392,16 +409,29 @@ function cached(filter: KindFilter): KindFilter {
   };
 }
 
-// The cause becomes a parent and lends its correlation id.
+function maxCausalDepth(value: unknown): number {
+  return intOption("maxCausalDepth", value, 100, 1, MAX_CAUSAL_DEPTH);
+}
+
+// The cause becomes a parent and lends its correlation id; the event is one
+// deeper than it. Kept in meta (covered by the digest), so that knowing an
+// event's depth costs no read of its ancestors. An agent.failed may go one
+// past the limit: it records why the last emit was refused.
 function caused(
   input: EmitInput,
   cause: EventRecord,
+  limit: number,
 ): { parents: string[] | undefined; meta: EventInput["meta"] } {
   if (
     cause === null || typeof cause !== "object" || typeof cause.id !== "string" ||
     cause.meta === null || typeof cause.meta !== "object"
   ) {
     throw new TypeError("Invalid cause: expected the event record being handled");
+  }
+  const above = Number(cause.meta.causalDepth ?? 0);
+  const depth = (Number.isSafeInteger(above) && above > 0 ? above : 0) + 1;
+  if (depth > limit && (input.kind !== "agent.failed" || depth > limit + 1)) {
+    throw new CausalDepthError(input.kind, cause.id, depth, limit);
   }
   const parents = input.parents;
   return {
@@ -414,6 +444,7 @@ function caused(
       ...input.meta,
       correlationId: cause.meta.correlationId ?? cause.id,
       causationId: cause.id,
+      causalDepth: String(depth),
     },
   };
 }

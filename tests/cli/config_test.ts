@@ -34,6 +34,7 @@ Deno.test("toka.json", async (t) => {
         masterKeyEnv: MASTER_KEY_ENV,
         agentLeaseSecs: 10,
         stopTimeoutMs: 10_000,
+        maxCausalDepth: 100,
       });
     });
 
@@ -46,7 +47,7 @@ Deno.test("toka.json", async (t) => {
         plugins: { weather: { transport: { type: "stdio", command: "weather" } } },
         tools: { http: { allow: ["api.example.com"], allowPrivate: ["127.0.0.1"] } },
         auth: { retiredTtlSecs: 60, masterKeyEnv: "MY_KEY" },
-        runtime: { agentLeaseSecs: 2, stopTimeoutMs: 500 },
+        runtime: { agentLeaseSecs: 2, stopTimeoutMs: 500, maxCausalDepth: 250 },
         logLevel: "debug",
       });
       // Found in the working directory, and named from elsewhere with --config.
@@ -77,6 +78,7 @@ Deno.test("toka.json", async (t) => {
           masterKeyEnv: "MY_KEY",
           agentLeaseSecs: 2,
           stopTimeoutMs: 500,
+          maxCausalDepth: 250,
           logLevel: "debug",
         });
       }
@@ -95,6 +97,7 @@ Deno.test("toka.json", async (t) => {
           TOKA_MASTER_KEY_ENV: "ENV_KEY",
           TOKA_AGENT_LEASE_SECS: "0.5",
           TOKA_STOP_TIMEOUT_MS: "0",
+          TOKA_MAX_CAUSAL_DEPTH: "5",
           TOKA_LOG_LEVEL: "warning",
         };
         const fromEnv = await loadSettings({ flags: {}, env: (name) => env[name], cwd: project });
@@ -106,6 +109,7 @@ Deno.test("toka.json", async (t) => {
         assert.equal(fromEnv.masterKeyEnv, "ENV_KEY");
         assert.equal(fromEnv.agentLeaseSecs, 0.5);
         assert.equal(fromEnv.stopTimeoutMs, 0);
+        assert.equal(fromEnv.maxCausalDepth, 5);
         assert.equal(fromEnv.logLevel, "warning");
         const fromFlags = await loadSettings({
           flags: { db: "flag.kv", storageRoot: "flag-root", logLevel: "trace" },
@@ -198,6 +202,14 @@ export const up = defineTool({
           `error: Invalid field "auth.retiredTtlSecs" in config "${config}": must be >= 0`,
         ],
         [
+          { runtime: { maxCausalDepth: 0 } },
+          `error: Invalid field "runtime.maxCausalDepth" in config "${config}": must be >= 1`,
+        ],
+        [
+          { runtime: { maxCausalDepth: 2.5 } },
+          `error: Invalid field "runtime.maxCausalDepth" in config "${config}": must be integer`,
+        ],
+        [
           { logLevel: "loud" },
           `error: Invalid field "logLevel" in config "${config}": must be one of "trace", "debug", "info", "warning", "error", "fatal"`,
         ],
@@ -244,6 +256,16 @@ export const up = defineTool({
           { TOKA_AGENT_LEASE_SECS: "0" },
           'error: Invalid TOKA_AGENT_LEASE_SECS "0": ' +
           "expected a number from 0.1 to 3600",
+        ],
+        [
+          { TOKA_MAX_CAUSAL_DEPTH: "1e9" },
+          'error: Invalid TOKA_MAX_CAUSAL_DEPTH "1e9": ' +
+          "expected a number from 1 to 1000000",
+        ],
+        [
+          { TOKA_MAX_CAUSAL_DEPTH: "ten" },
+          'error: Invalid TOKA_MAX_CAUSAL_DEPTH "ten": ' +
+          "expected a whole number from 1 to 1000000",
         ],
         [
           { TOKA_MASTER_KEY_ENV: "A B" },
