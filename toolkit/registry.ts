@@ -23,6 +23,7 @@ import {
 import { compileSchema, firstProblem } from "./_schema.ts";
 import { defineTool, type Tool, type ToolContext } from "./tool.ts";
 import { wireName } from "./wire_name.ts";
+import { type Attributes, inSpan, SpanKind, tracer } from "../internal/tracing.ts";
 import { ToolExecutionError, ToolInputError, ToolOutputError, ToolTimeoutError } from "./errors.ts";
 
 /**
@@ -282,10 +283,34 @@ export class ToolRegistry implements ToolRegistryContract {
    * console.log(await tools.call("echo", { text: "hi" }, { signal })); // { text: "hi" }
    * ```
    */
-  async call(name: string, input: unknown, options: ToolCallOptions = {}): Promise<unknown> {
+  call(name: string, input: unknown, options: ToolCallOptions = {}): Promise<unknown> {
     const entry = this.#tools.get(name);
-    if (entry === undefined) throw new ToolNotFoundError(name);
+    if (entry === undefined) return Promise.reject(new ToolNotFoundError(name));
     const callId = crypto.randomUUID();
+    if (tracer() === undefined) return this.#call(entry, name, callId, input, options);
+    // GenAI conventions' execute_tool span; the input and output stay out of it.
+    const attributes: Attributes = {
+      "gen_ai.operation.name": "execute_tool",
+      "gen_ai.tool.name": name,
+      "gen_ai.tool.call.id": callId,
+    };
+    if (options.cause !== undefined) attributes["toka.event.id"] = options.cause.id;
+    return inSpan(
+      `execute_tool ${name}`,
+      SpanKind.INTERNAL,
+      attributes,
+      undefined,
+      () => this.#call(entry, name, callId, input, options),
+    );
+  }
+
+  async #call(
+    entry: Entry,
+    name: string,
+    callId: string,
+    input: unknown,
+    options: ToolCallOptions,
+  ): Promise<unknown> {
     const started = this.#clock();
     const cause = options.cause;
     // Authorise before touching the input: a refused call costs the caller's

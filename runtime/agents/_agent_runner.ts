@@ -17,6 +17,7 @@ import { formatPosition } from "../../internal/ids.ts";
 import { delay } from "../../internal/retry.ts";
 import { TokenKeeper } from "./_token_keeper.ts";
 import { errorMessage } from "../../internal/error_message.ts";
+import { traceHandling, withTraceIds } from "../../internal/tracing.ts";
 
 export interface RetryPolicy {
   attempts: number;
@@ -74,7 +75,7 @@ export class AgentRunner {
   constructor(agent: Agent, deps: RunnerDeps) {
     this.agent = agent;
     this.#deps = deps;
-    this.#logger = getLogger(["toka", "agent", agent.name]);
+    this.#logger = withTraceIds(getLogger(["toka", "agent", agent.name]));
     this.#lease = deps.leases === undefined ? undefined : new LeaseHolder(
       deps.leases,
       agent.name,
@@ -397,7 +398,11 @@ export class AgentRunner {
     for (let attempt = 1;; attempt++) {
       const calls = this.#calls.begin(event);
       try {
-        await calls.run(() => this.agent.handle(event, this.#ctx));
+        await traceHandling(
+          event,
+          this.agent.name,
+          () => calls.run(() => this.agent.handle(event, this.#ctx)),
+        );
         break;
       } catch (error) {
         // Stopping: the event is not finished and is delivered again next start.

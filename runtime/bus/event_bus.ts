@@ -15,7 +15,17 @@ import type {
   ExpectedVersion,
 } from "../log/event_store.ts";
 import { compileKindFilter, type KindFilter } from "../log/kind_pattern.ts";
+import { MAX_META_ENTRIES } from "../log/event_rules.ts";
 import { assertKind, assertStream, IdMaker, PositionMaker } from "../../internal/ids.ts";
+import {
+  parentContext,
+  setEventAttributes,
+  setFailed,
+  type Span,
+  SpanKind,
+  traceparent,
+  tracer,
+} from "../../internal/tracing.ts";
 import { Subscriber } from "./_subscriber.ts";
 import { CausalDepthError } from "../errors.ts";
 import { intOption } from "../../internal/int_option.ts";
@@ -166,6 +176,45 @@ export class EventBus {
       let parents = input.parents;
       let meta = input.meta;
       if (cause !== undefined) ({ parents, meta } = caused(input, cause, this.#maxDepth));
+      if (tracer() !== undefined) return this.#traced(input, stream, parents, meta, cause);
+      return this.#emit(input, stream, parents, meta);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  // An emit in its producer span, whose context the event carries as
+  // `meta.traceparent` (covered by the digest) to every handling of it.
+  async #traced(
+    input: EmitInput,
+    stream: string,
+    parents: string[] | undefined,
+    meta: EventInput["meta"],
+    cause: EventRecord | undefined,
+  ): Promise<EventRecord> {
+    // Checked before the span is named after them.
+    assertKind(input.kind);
+    assertStream(stream);
+    const [span, traced] = producer(input.kind, stream, meta, cause);
+    try {
+      const record = await this.#emit(input, stream, parents, traced);
+      setEventAttributes(span, record);
+      return record;
+    } catch (error) {
+      setFailed(span, error);
+      throw error;
+    } finally {
+      span.end();
+    }
+  }
+
+  #emit(
+    input: EmitInput,
+    stream: string,
+    parents: string[] | undefined,
+    meta: EventInput["meta"],
+  ): Promise<EventRecord> {
+    try {
       if (this.#store !== undefined) {
         const event: EventInput = { kind: input.kind, payload: input.payload, parents, meta };
         if (input.intent !== undefined) event.intent = input.intent;
@@ -269,9 +318,27 @@ export class EventBus {
     const options = first.guard === undefined
       ? { expectedVersion: first.expectedVersion }
       : { expectedVersion: first.expectedVersion, guard: first.guard };
-    const { events: stored } = await store.append(stream, events, options);
-    for (const record of stored) this.#dispatch(record);
-    return stored;
+    const spans: Span[] = [];
+    if (tracer() !== undefined) {
+      assertStream(stream);
+      for (const event of events) {
+        assertKind(event.kind);
+        let span: Span;
+        [span, event.meta] = producer(event.kind, stream, event.meta, cause);
+        spans.push(span);
+      }
+    }
+    try {
+      const { events: stored } = await store.append(stream, events, options);
+      for (let i = 0; i < spans.length; i++) setEventAttributes(spans[i], stored[i]);
+      for (const record of stored) this.#dispatch(record);
+      return stored;
+    } catch (error) {
+      for (const span of spans) setFailed(span, error);
+      throw error;
+    } finally {
+      for (const span of spans) span.end();
+    }
   }
 
   async #append(
@@ -411,6 +478,27 @@ function cached(filter: KindFilter): KindFilter {
 
 function maxCausalDepth(value: unknown): number {
   return intOption("maxCausalDepth", value, 100, 1, MAX_CAUSAL_DEPTH);
+}
+
+// Starts the producer span of an emit: a child of the handling in progress, else
+// of the trace the event's meta or its cause names. Returns the meta with the
+// span's traceparent, unless the meta has no room left for it.
+function producer(
+  kind: string,
+  stream: string,
+  meta: EventInput["meta"],
+  cause: EventRecord | undefined,
+): [Span, EventInput["meta"]] {
+  const parent = parentContext(meta?.traceparent ?? cause?.meta?.traceparent);
+  const span = tracer()!.startSpan(`emit ${kind}`, {
+    kind: SpanKind.PRODUCER,
+    attributes: { "toka.stream": stream },
+  }, parent);
+  const value = traceparent(span);
+  if (value === undefined) return [span, meta];
+  const room = meta === undefined || meta.traceparent !== undefined ||
+    Object.keys(meta).length < MAX_META_ENTRIES;
+  return [span, room ? { ...meta, traceparent: value } : meta];
 }
 
 // The cause becomes a parent and lends its correlation id; the event is one

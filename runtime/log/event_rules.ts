@@ -29,7 +29,8 @@ import {
 } from "../../internal/canonical_json.ts";
 
 const MAX_PARENTS = 64;
-const MAX_META_ENTRIES = 16;
+/** How many entries an event's meta may hold. */
+export const MAX_META_ENTRIES = 16;
 const MAX_META_VALUE_LENGTH = 256;
 const MAX_INTENT_LENGTH = 1024;
 
