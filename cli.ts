@@ -52,6 +52,11 @@ export interface MainOptions {
   ) => Promise<EventStore>;
   /** The working directory, where `toka.json` is looked for; `Deno.cwd()` by default. */
   cwd?: string;
+  /**
+   * Milliseconds since the epoch by which tokens are issued and checked (their
+   * expiry, and when revocations are re-read); `Date.now` by default.
+   */
+  clock?: () => number;
 }
 
 /**
@@ -150,6 +155,7 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
       io,
       json: globals.json === true,
       cwd: options.cwd,
+      clock: options.clock,
       dbLocation,
       settings,
       toolSettings: toolSettingsOf(settings, (name) => io.env(name)),

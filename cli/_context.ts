@@ -20,6 +20,8 @@ export interface CommandContext {
   json: boolean;
   /** The working directory, where `toka.json` is looked for; `Deno.cwd()` when absent. */
   cwd?: string;
+  /** Milliseconds since the epoch for issuing and checking tokens; `Date.now` when absent. */
+  clock?: () => number;
   /** The `--db` location: a file path, `:memory:` or an `https://` URL. */
   dbLocation: string;
   /**

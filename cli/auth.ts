@@ -119,6 +119,7 @@ async function openAuthority(
   try {
     return await KvTokenAuthority.open(kvOf(store), {
       masterKey,
+      clock: ctx.clock,
       retiredTtlSecs: ctx.settings.retiredTtlSecs,
       ...options,
     });

@@ -6,7 +6,8 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { Tool as McpTool } from "@modelcontextprotocol/sdk/types.js";
 import type { ChildProcess } from "node:child_process";
-import { main } from "../../cli.ts";
+import { main, type MainOptions } from "../../cli.ts";
+import { LineTransport } from "../../cli/_mcp_transport.ts";
 import { KvTokenAuthority } from "../../auth/mod.ts";
 import { openVault } from "../../vault/mod.ts";
 import type { EventRecord } from "../../runtime/log/event_store.ts";
@@ -371,33 +372,71 @@ Deno.test("toka mcp serve: every tool it lists has a name model APIs accept, and
   }
 });
 
+/**
+ * `toka mcp serve` run in-process by `main(args, io, options)`, and the SDK's client connected
+ * to its standard input and output through pipes. `stop()` closes the client's side, which ends
+ * the server, and returns its exit code.
+ */
+async function serveInProcess(
+  args: string[],
+  options: MainOptions,
+): Promise<{ client: Client; err: string[]; stop(): Promise<number> }> {
+  const encoder = new TextEncoder();
+  const toServer = new TransformStream<Uint8Array, Uint8Array>();
+  const toClient = new TransformStream<Uint8Array, Uint8Array>();
+  const serverOut = toClient.writable.getWriter();
+  const clientOut = toServer.writable.getWriter();
+  const io = {
+    ...recordingIo({ env: { NO_COLOR: "1" } }),
+    stdin: toServer.readable,
+    stdout: (text: string) => void serverOut.write(encoder.encode(text)).catch(() => {}),
+  };
+  const serving = main(args, io, options);
+  const transport = new LineTransport(
+    toClient.readable,
+    (text) => void clientOut.write(encoder.encode(text)).catch(() => {}),
+  );
+  const client = new Client({ name: "toka-test", version: "1.0.0" });
+  try {
+    await client.connect(transport, { timeout: TIMEOUT_MS });
+  } catch (error) {
+    await clientOut.close();
+    throw new Error(`not served (exit ${await serving}): ${io.err.join("")}`, { cause: error });
+  }
+  return {
+    client,
+    err: io.err,
+    async stop() {
+      await clientOut.close();
+      const code = await serving;
+      await serverOut.close();
+      await client.close();
+      return code;
+    },
+  };
+}
+
 Deno.test("toka mcp serve --token-file: a refreshed file outlives any one token", async (t) => {
   const dir = await Deno.makeTempDir();
   const db = `${dir}/v.kv`;
   const file = `${dir}/mcp.token`;
-  // A short life, as a day is in use: long enough for the child to start and be used once.
+  // A short life, as a day is in use; the server's clock is moved past it, not waited for.
   const TTL_SECS = 20;
   const first = await vaultWithToken(db, ["tool:echo:invoke", "tool:hash:invoke"], TTL_SECS);
-  const expires = Date.now() + TTL_SECS * 1000;
+  let now = Date.now();
+  const clock = () => now;
+  const expires = now + TTL_SECS * 1000;
   await Deno.writeTextFile(file, `${first}\n`, { mode: 0o600 });
   await Deno.chmod(file, 0o600);
-  // The client configuration docs/mcp.md shows, run from this checkout on the temp files.
+  // The client configuration docs/mcp.md shows, run in-process on the temp files.
   const json = section("### A token that outlives a day: `--token-file`")
     .match(/```json\n([\s\S]*?)```/)![1];
   const shown = JSON.parse(json).mcpServers.toka as ClientConfig;
   assert.equal(shown.command, "toka");
   assert.equal(shown.env, undefined, "no token in the client's settings");
   assert.deepEqual(shown.args.slice(2, 5), ["mcp", "serve", "--token-file"]);
-  const transport = new StdioClientTransport({
-    command: Deno.execPath(),
-    args: ["run", "-A", CLI, "--db", db, ...shown.args.slice(2, 5), file],
-    env: { NO_COLOR: "1" },
-    cwd: dir,
-    stderr: "pipe",
-  });
-  let stderr = "";
-  transport.stderr!.on("data", (chunk: Uint8Array) => stderr += new TextDecoder().decode(chunk));
-  const client = new Client({ name: "toka-test", version: "1.0.0" });
+  const server = await serveInProcess(["--db", db, ...shown.args.slice(2, 5), file], { clock });
+  const client = server.client;
   const options = { timeout: TIMEOUT_MS };
   const echo = () =>
     client.callTool({ name: "echo", arguments: { text: "hi" } }, undefined, options);
@@ -405,16 +444,13 @@ Deno.test("toka mcp serve --token-file: a refreshed file outlives any one token"
   const names = async () =>
     (await client.listTools(undefined, options)).tools.map((tool: McpTool) => tool.name);
   try {
-    await client.connect(transport, options);
-
     await t.step("a call works with the file's token", async () => {
       assert.deepEqual(await names(), ["echo", "hash"]);
       assert.deepEqual((await echo()).structuredContent, { text: "hi" });
     });
 
     await t.step("once that token expires, calls are refused (the daily break)", async () => {
-      assert.ok(Date.now() < expires, "the first token was still valid when used");
-      await new Promise((resolve) => setTimeout(resolve, expires - Date.now() + 1_500));
+      now = expires + 1_500;
       const result = await echo();
       assert.equal(result.isError, true);
       assert.match(JSON.stringify(result.content), /expired/i);
@@ -429,7 +465,11 @@ Deno.test("toka mcp serve --token-file: a refreshed file outlives any one token"
         const words = sh.match(/toka (.*?) >/)![1].split(/\s+/);
         assert.deepEqual(words.slice(0, 2), ["--db", "/home/me/project/.toka/toka.kv"]);
         const io = recordingIo();
-        assert.equal(await main(["--db", db, ...words.slice(2)], io), 0, io.err.join(""));
+        assert.equal(
+          await main(["--db", db, ...words.slice(2)], io, { clock }),
+          0,
+          io.err.join(""),
+        );
         await Deno.writeTextFile(`${file}.new`, io.out.join(""), { mode: 0o600 });
         await Deno.rename(`${file}.new`, file);
         second = io.out.join("").trim();
@@ -449,9 +489,14 @@ Deno.test("toka mcp serve --token-file: a refreshed file outlives any one token"
       const payload = second.split(".")[1].replaceAll("-", "+").replaceAll("_", "/");
       const { jti } = JSON.parse(atob(payload));
       const io = recordingIo();
-      assert.equal(await main(["--db", db, "auth", "revoke", jti], io), 0, io.err.join(""));
-      // Verification re-reads revocations at most once a second.
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      assert.equal(
+        await main(["--db", db, "auth", "revoke", jti], io, { clock }),
+        0,
+        io.err.join(""),
+      );
+      // Verification re-reads revocations at most once a second, by the server's clock.
+      assert.equal((await echo()).isError, undefined, "not re-read yet");
+      now += 1_500;
       const result = await echo();
       assert.equal(result.isError, true);
       assert.match(JSON.stringify(result.content), /revoked/i);
@@ -464,10 +509,8 @@ Deno.test("toka mcp serve --token-file: a refreshed file outlives any one token"
       assert.deepEqual(result.content, [{ type: "text", text: `No token file at "${file}"` }]);
     });
 
-    const child = (transport as unknown as { _process: ChildProcess })._process;
-    const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
-    child.stdin!.end();
-    assert.equal(await exited, 0);
+    assert.equal(await server.stop(), 0);
+    const stderr = server.err.join("");
     assert.ok(!stderr.includes(first) && !stderr.includes(second), "no token on stderr");
     assert.ok(!stderr.includes("open to other accounts"), stderr);
   } finally {
