@@ -82,6 +82,7 @@ export {
   VersionConflictError,
 } from "./errors.ts";
 export type {
+  AppendEffect,
   AppendGuard,
   AppendOptions,
   AppendResult,
@@ -91,6 +92,7 @@ export type {
   ExpectedVersion,
   ImportResult,
   JsonValue,
+  KvWrite,
   LogHead,
   ReadOptions,
   StoreStats,

@@ -3,6 +3,7 @@
 // made of small classes that each own one piece of it.
 import type { Kv, KvEntry, KvListIterator } from "../internal/platform.ts";
 import type {
+  AppendEffect,
   AppendGuard,
   AppendResult,
   EventRecord,
@@ -65,6 +66,8 @@ export interface Pending {
   group?: ImportGroup;
   /** The condition the append is committed under. */
   guard?: AppendGuard;
+  /** What commits with it. */
+  effect?: AppendEffect;
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
 }

@@ -1,12 +1,14 @@
 // The writer of the Deno KV log: a queue of appends, group-committed in
 // batches within the remote KV limits, each commit guarded by one check.
 import type {
+  AppendEffect,
   AppendGuard,
   AppendOptions,
   AppendResult,
   EventInput,
   EventRecord,
   ExpectedVersion,
+  KvWrite,
 } from "../runtime/log/event_store.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
 import {
@@ -19,9 +21,12 @@ import {
   recordDigest,
 } from "../runtime/log/event_rules.ts";
 import {
+  assertEffect,
   assertExpectedVersion,
   assertGuard,
+  checkedWrites,
   checkExpectedVersion,
+  MAX_EFFECT_WRITES,
 } from "../runtime/log/append_rules.ts";
 import { GuardFailedError } from "../runtime/errors.ts";
 import { encodePage, encodeStored, packPages, type StoredEvent, toRecord } from "./_page.ts";
@@ -69,6 +74,7 @@ export function append(
     s.assertOpen();
     assertExpectedVersion(options.expectedVersion);
     assertGuard(options.guard, false);
+    assertEffect(options.effect, false);
     prepared = prepareInputs(stream, events);
   } catch (error) {
     return Promise.reject(error);
@@ -89,11 +95,13 @@ export function append(
   if (parentDigests.length === prepared.length) {
     return enqueue(s, stream, prepared, parentDigests, [], options.expectedVersion, {
       guard: options.guard,
+      effect: options.effect,
     });
   }
   return prepareSlow(s, stream, prepared).then(({ parentDigests, blobs }) =>
     enqueue(s, stream, prepared, parentDigests, blobs, options.expectedVersion, {
       guard: options.guard,
+      effect: options.effect,
     })
   );
 }
@@ -142,7 +150,12 @@ export function enqueue(
   parentDigests: string[][],
   blobs: (string | undefined)[],
   expected: ExpectedVersion | undefined,
-  extra: { imported?: EventRecord; group?: ImportGroup; guard?: AppendGuard } = {},
+  extra: {
+    imported?: EventRecord;
+    group?: ImportGroup;
+    guard?: AppendGuard;
+    effect?: AppendEffect;
+  } = {},
 ): Promise<AppendResult> {
   if (s.closed) return Promise.reject(new TypeError("The event store is closed"));
   return new Promise((resolve, reject) => {
@@ -213,8 +226,10 @@ function takeBatch(s: KvState): Pending[] {
     }
     let pendingSize = 0;
     for (const p of pending.prepared) pendingSize += p.size + 1;
-    // At most a page per event, plus an id entry per imported event.
-    const pendingMutations = pending.prepared.length + (pending.imported === undefined ? 0 : 1);
+    if (pending.effect?.writes !== undefined) pendingSize += pending.effect.bytes ?? 0;
+    // At most a page per event, plus an id entry per imported event, plus an effect's writes.
+    const pendingMutations = pending.prepared.length + (pending.imported === undefined ? 0 : 1) +
+      (pending.effect?.writes === undefined ? 0 : MAX_EFFECT_WRITES);
     if (
       count > 0 &&
       (size + pendingSize > COMMIT_BYTES || mutations + pendingMutations > COMMIT_MUTATIONS)
@@ -260,6 +275,9 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
       let eventCount = 0;
       for (const pending of batch) eventCount += pending.prepared.length;
       const random = s.randomBytes(new Uint8Array(eventCount * 4));
+      // The records of appends with an effect, built early (the effect writes from them).
+      const early = new Map<Pending, EventRecord[]>();
+      const writes: KvWrite[] = [];
       const skipped: Pending[] = [];
       const seen = new Set<string>();
       for (const pending of batch) {
@@ -291,6 +309,8 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
           if (group !== undefined) refusedGroups.set(group, error);
           continue;
         }
+        const first = position;
+        const undo = { previous, encoded: encoded.length, ids: ids.length };
         const stored = pending.prepared.map((p, i): StoredEvent => {
           const at = position++;
           const t = pending.imported?.timestamp ?? timestamp;
@@ -335,6 +355,24 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
           });
           return event;
         });
+        const effect = pending.effect?.writes;
+        if (effect !== undefined) {
+          try {
+            const records = stored.map((event, i) =>
+              toRecord(event, first + i, ownPayload(pending.prepared[i]))
+            );
+            writes.push(...checkedWrites(effect(records)));
+            early.set(pending, records);
+          } catch (error) {
+            // Refused alone: the events it would have taken are given back.
+            position = first;
+            previous = undo.previous;
+            encoded.length = undo.encoded;
+            ids.length = undo.ids;
+            rejected.push([pending, error]);
+            continue;
+          }
+        }
         versions.set(pending.stream, current + stored.length);
         accepted.push([pending, stored]);
       }
@@ -356,14 +394,18 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
           start += page.length;
         }
         for (const [id, at] of ids) op.set([...IDS, id], at);
+        for (const write of writes) op.set(write.key, write.value);
         const guarded = accepted.filter(([pending]) => pending.guard?.check !== undefined);
         for (const [pending] of guarded) op.check(pending.guard!.check!);
         const committing = retryLocked(() => op.commit());
         // Built while the KV thread commits: the records callers and subscribers get.
         let at = base;
-        const results = accepted.map(([pending, stored]) =>
-          stored.map((event, i) => toRecord(event, at++, ownPayload(pending.prepared[i])))
-        );
+        const results = accepted.map(([pending, stored]) => {
+          const records = early.get(pending) ??
+            stored.map((event, i) => toRecord(event, at + i, ownPayload(pending.prepared[i])));
+          at += stored.length;
+          return records;
+        });
         const result = await committing;
         if (!result.ok) {
           if (guarded.length > 0) {
@@ -382,6 +424,10 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
           continue;
         }
         for (const [group, error] of refusedGroups) group.refused = error;
+        accepted.forEach(([pending], n) => {
+          // An effect without KV writes (a store beside the log elsewhere): made once committed.
+          if (pending.effect?.writes === undefined) pending.effect?.apply?.(results[n]);
+        });
         s.committed(position, previous, results.flat(), base, pageStarts);
         if (s.end.next - s.tail.watermark >= INDEX_EVERY) indexInBackground(s);
         return () => {

@@ -6,9 +6,9 @@
  * @module
  */
 
-import { checkExpectedVersion, checkHolds } from "../log/append_rules.ts";
+import { assertEffect, checkExpectedVersion, checkHolds } from "../log/append_rules.ts";
 import type {
-  AppendGuard,
+  AppendOptions,
   EventInput,
   EventRecord,
   EventStore,
@@ -218,9 +218,10 @@ export class EventBus {
       if (this.#store !== undefined) {
         const event: EventInput = { kind: input.kind, payload: input.payload, parents, meta };
         if (input.intent !== undefined) event.intent = input.intent;
-        return this.#append(this.#store, stream, event, input.expectedVersion, input.guard);
+        return this.#append(this.#store, stream, event, input);
       }
       if (input.guard !== undefined) checkHolds(stream, input.guard);
+      assertEffect(input.effect, true);
       const kind = input.kind;
       if (kind !== this.#lastKind) {
         assertKind(kind);
@@ -246,6 +247,7 @@ export class EventBus {
         meta: meta ?? NO_META,
       };
       if (input.intent !== undefined) record.intent = input.intent;
+      input.effect?.apply?.([record]);
       this.#dispatch(record);
       return Promise.resolve(record);
     } catch (error) {
@@ -345,10 +347,11 @@ export class EventBus {
     store: EventStore,
     stream: string,
     event: EventInput,
-    expectedVersion: ExpectedVersion | undefined,
-    guard: AppendGuard | undefined,
+    { expectedVersion, guard, effect }: EmitInput,
   ): Promise<EventRecord> {
-    const options = guard === undefined ? { expectedVersion } : { expectedVersion, guard };
+    const options: AppendOptions = { expectedVersion };
+    if (guard !== undefined) options.guard = guard;
+    if (effect !== undefined) options.effect = effect;
     const { events } = await store.append(stream, [event], options);
     this.#dispatch(events[0]);
     return events[0];

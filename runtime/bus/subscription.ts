@@ -5,7 +5,13 @@
  * @module
  */
 
-import type { AppendGuard, EventInput, EventRecord, ExpectedVersion } from "../log/event_store.ts";
+import type {
+  AppendEffect,
+  AppendGuard,
+  EventInput,
+  EventRecord,
+  ExpectedVersion,
+} from "../log/event_store.ts";
 
 /** What `EventBus.emit` takes: an event, and where to append it. */
 export interface EmitInput<P = unknown> extends EventInput<P> {
@@ -15,6 +21,8 @@ export interface EmitInput<P = unknown> extends EventInput<P> {
   expectedVersion?: ExpectedVersion;
   /** Append only while this guard holds, atomically with the vault's commit (see `AppendGuard`). */
   guard?: AppendGuard;
+  /** Records kept in step with the append, committed with it (see `AppendEffect`). */
+  effect?: AppendEffect;
 }
 
 /** What a subscription handler gets besides the event. */

@@ -1,7 +1,7 @@
 // Rules shared by both stores' append, read and import paths; the bus uses the
 // same expected-version check and guard check.
 import { GuardFailedError, VersionConflictError } from "../errors.ts";
-import type { AppendGuard, ExpectedVersion } from "./event_store.ts";
+import type { AppendEffect, AppendGuard, ExpectedVersion } from "./event_store.ts";
 import { parsePosition } from "./event_rules.ts";
 
 /**
@@ -103,4 +103,38 @@ export function assertGuard(guard: unknown, needHolds: boolean): void {
 /** Throws {@linkcode GuardFailedError} when `guard` has a `holds` that returns false. */
 export function checkHolds(stream: string, guard: AppendGuard | undefined): void {
   if (guard?.holds !== undefined && guard.holds() !== true) throw new GuardFailedError(stream);
+}
+
+/** The most writes one `AppendEffect` makes: a commit reserves this many mutations for it. */
+export const MAX_EFFECT_WRITES = 4;
+
+/**
+ * Throws a TypeError unless `effect` is an `AppendEffect` this store can make:
+ * with `needApply` (a store without KV), it must have `apply`.
+ */
+export function assertEffect(effect: unknown, needApply: boolean): void {
+  if (effect === undefined) return;
+  const e = effect as AppendEffect;
+  if (
+    effect === null || typeof effect !== "object" ||
+    (e.writes !== undefined && typeof e.writes !== "function") ||
+    (e.apply !== undefined && typeof e.apply !== "function") ||
+    (e.bytes !== undefined && (!Number.isSafeInteger(e.bytes) || e.bytes < 0)) ||
+    (e.writes === undefined && e.apply === undefined)
+  ) {
+    throw new TypeError("Invalid effect: expected { writes, bytes } or { apply }");
+  }
+  if (needApply && e.apply === undefined) {
+    throw new TypeError(
+      "Invalid effect: this store has no KV to write; give it an apply() function",
+    );
+  }
+}
+
+/** Checks the writes an effect made: a TypeError when there are too many. */
+export function checkedWrites<T>(writes: readonly T[]): readonly T[] {
+  if (!Array.isArray(writes) || writes.length > MAX_EFFECT_WRITES) {
+    throw new TypeError(`Invalid effect: expected at most ${MAX_EFFECT_WRITES} writes`);
+  }
+  return writes;
 }

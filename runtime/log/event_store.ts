@@ -1,4 +1,4 @@
-import type { AtomicCheck } from "../../internal/platform.ts";
+import type { AtomicCheck, KvKey } from "../../internal/platform.ts";
 /**
  * The event model and the {@linkcode EventStore} contract that the runtime
  * consumes and the vault implements.
@@ -84,6 +84,33 @@ export interface AppendGuard {
   readonly holds?: () => boolean;
 }
 
+/** A write that an {@linkcode AppendEffect} makes in a Deno KV store's own database. */
+export interface KvWrite {
+  /** The key. */
+  readonly key: KvKey;
+  /** The value, as Deno KV stores it. */
+  readonly value: unknown;
+}
+
+/**
+ * Records a store beside the log keeps in step with an append, committed with
+ * it, all or none: the vault's checkpoint store writes an agent's checkpoint
+ * and state index this way with its `agent.state` event. Give `writes` or
+ * `apply`, or both: a Deno KV store adds `writes` to its commit (keys in its
+ * own KV; at most 4 of them, together at most `bytes`) and
+ * calls `apply` after its commit only when there is no `writes`; the in-memory
+ * store calls `apply` synchronously as it stores the events (and cannot make
+ * `writes` alone).
+ */
+export interface AppendEffect {
+  /** The writes, made from the events as they will be stored (positions known). */
+  readonly writes?: (events: readonly EventRecord[]) => readonly KvWrite[];
+  /** The most bytes of keys and values `writes` returns, counted against the commit's limit. */
+  readonly bytes?: number;
+  /** Called with the stored events, synchronously as they are stored. */
+  readonly apply?: (events: readonly EventRecord[]) => void;
+}
+
 /** Options of {@linkcode EventStore.append}. */
 export interface AppendOptions {
   /** The stream version required before the append; `"any"` when omitted. */
@@ -93,6 +120,8 @@ export interface AppendOptions {
    * the commit; `GuardFailedError` otherwise.
    */
   guard?: AppendGuard;
+  /** Records to keep in step with the append, committed with it (see {@linkcode AppendEffect}). */
+  effect?: AppendEffect;
 }
 
 /** What {@linkcode EventStore.append} returns. */

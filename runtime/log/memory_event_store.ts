@@ -1,4 +1,5 @@
 import type {
+  AppendEffect,
   AppendOptions,
   AppendResult,
   EventInput,
@@ -27,6 +28,7 @@ import {
   recordDigest,
 } from "./event_rules.ts";
 import {
+  assertEffect,
   assertGuard,
   checkExpectedVersion,
   checkHolds,
@@ -93,23 +95,24 @@ export class MemoryEventStore implements EventStore, AsyncDisposable {
    *
    * @param stream The stream name.
    * @param events The events to append, at least one.
-   * @param options The expected version.
+   * @param options The expected version, a guard and an effect to make with it.
    * @returns The stream's new version, the last position and the stored events.
    * @throws {VersionConflictError} When the expected version does not match.
    * @throws {GuardFailedError} When the guard's `holds()` returns false.
-   * @throws {TypeError} When a stream name, kind, payload, parent or guard is invalid.
+   * @throws {TypeError} When a stream name, kind, payload, parent, guard or effect is invalid.
    * @throws {RangeError} When a payload exceeds the maximum size.
    */
   append(stream: string, events: EventInput[], options: AppendOptions = {}): Promise<AppendResult> {
     try {
       this.#assertOpen();
       assertGuard(options.guard, true);
+      assertEffect(options.effect, true);
       const prepared = prepareInputs(stream, events);
       const current = this.#streams.get(stream)?.length ?? 0;
       checkExpectedVersion(stream, options.expectedVersion, current);
       // Stored synchronously below: nothing can change what the guard saw.
       checkHolds(stream, options.guard);
-      return Promise.resolve(this.#store(stream, prepared, current));
+      return Promise.resolve(this.#store(stream, prepared, current, undefined, options.effect));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -120,6 +123,7 @@ export class MemoryEventStore implements EventStore, AsyncDisposable {
     prepared: PreparedInput[],
     current: number,
     imported?: EventRecord,
+    effect?: AppendEffect,
   ): AppendResult {
     // Everything is checked and built before anything is stored.
     const now = imported?.timestamp ?? this.#clock();
@@ -151,6 +155,8 @@ export class MemoryEventStore implements EventStore, AsyncDisposable {
     if (imported !== undefined && records[0].digest !== imported.digest) {
       this.#exported.set(imported.id, imported.digest);
     }
+    // Last before storing: an effect that throws stores nothing.
+    effect?.apply?.(records);
     let indexes = this.#streams.get(stream);
     if (indexes === undefined) this.#streams.set(stream, indexes = []);
     for (const record of records) {
