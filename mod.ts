@@ -349,6 +349,7 @@ export {
   type RuntimeConfig,
   type RuntimeHooks,
   type SaveResult,
+  type StateChange,
   type StorageAdapter,
   type StoredLease,
   type StoreStats,

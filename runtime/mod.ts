@@ -67,11 +67,11 @@ export {
   KvLeaseStore,
   type Lease,
   type LeaseStore,
-  MemoryCheckpointStore,
-  MemoryLeaseStore,
   type SaveResult,
+  type StateChange,
   type StoredLease,
 } from "./agents/agent_state.ts";
+export { MemoryCheckpointStore, MemoryLeaseStore } from "./agents/memory_agent_state.ts";
 export { MemoryEventStore, type MemoryEventStoreOptions } from "./log/memory_event_store.ts";
 export {
   CapabilityDeniedError,

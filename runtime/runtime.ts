@@ -22,11 +22,8 @@ import { type Agent, defineAgent } from "./agents/agent.ts";
 import { AgentRunner, type RetryPolicy } from "./agents/_agent_runner.ts";
 import { LeaseBook } from "./agents/_lease.ts";
 import { CheckpointBook } from "./agents/_checkpoint.ts";
-import {
-  type AgentStatePorts,
-  type AgentStateSource,
-  MemoryCheckpointStore,
-} from "./agents/agent_state.ts";
+import type { AgentStatePorts, AgentStateSource } from "./agents/agent_state.ts";
+import { MemoryCheckpointStore } from "./agents/memory_agent_state.ts";
 import { MemoryEventStore } from "./log/memory_event_store.ts";
 import { LocalStorage } from "./storage/_local_storage.ts";
 import { checkProtectedPaths } from "../internal/protected_paths.ts";

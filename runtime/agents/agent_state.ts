@@ -11,7 +11,8 @@
 
 import type { Kv } from "../../internal/platform.ts";
 import { retryLocked } from "../../internal/kv_retry.ts";
-import type { AppendGuard } from "../log/event_store.ts";
+import type { AppendEffect, AppendGuard, JsonValue } from "../log/event_store.ts";
+import { kvStateAt, kvStateHistory, stateWrites } from "./_state_index.ts";
 
 /** Where an agent is in the log. */
 export interface Checkpoint {
@@ -53,7 +54,20 @@ export type SaveResult =
   /** Not written: the lease changed while saving (a renewal, say); try again. */
   | "conflict";
 
-/** Stores agents' checkpoints. */
+/** One change of an agent's state (`ctx.state.set()`), as its checkpoint store indexes it. */
+export interface StateChange {
+  /** Position of the event whose handling made the change: the state holds after it. */
+  after: string;
+  /** Position of the `agent.state` event that records it (later than `after`). */
+  position: string;
+  /**
+   * The new state; absent when it was too large to index (over 32 KiB as
+   * JSON): then it is the `state` of the event at `position`'s payload.
+   */
+  state?: JsonValue;
+}
+
+/** Stores agents' checkpoints, and the index of their state changes. */
 export interface CheckpointStore {
   /**
    * Reads an agent's checkpoint.
@@ -80,6 +94,35 @@ export interface CheckpointStore {
    * @returns Agent names and checkpoints, by name.
    */
   list(): AsyncIterable<[string, Checkpoint]>;
+  /**
+   * What to commit with the append of an `agent.state` event, all or none:
+   * the agent's checkpoint and the index entry of its new state (see
+   * `AppendOptions.effect`), for an event store beside this one (the same
+   * Deno KV, or memory). Fencing comes from the append's guard.
+   *
+   * @param agent The agent's name.
+   * @param checkpoint Where it is: the event whose handling changed the state.
+   * @param state The new state as JSON.
+   * @returns The effect, for `AppendOptions.effect`.
+   * @throws {TypeError} When the checkpoint has no position.
+   */
+  withState(agent: string, checkpoint: Checkpoint, state: string): AppendEffect;
+  /**
+   * The agent's last state change made while handling an event at or before
+   * `position`: its state once it had handled everything up to there.
+   *
+   * @param agent The agent's name.
+   * @param position A global position (16 digits).
+   * @returns The change, or `undefined` when it had none by then.
+   */
+  stateAt(agent: string, position: string): Promise<StateChange | undefined>;
+  /**
+   * Lists the agent's state changes, oldest first.
+   *
+   * @param agent The agent's name.
+   * @returns Its changes.
+   */
+  stateHistory(agent: string): AsyncIterable<StateChange>;
 }
 
 /** Stores agents' leases: reads and compare-and-sets, the policy is the runtime's. */
@@ -317,160 +360,42 @@ export class KvCheckpointStore implements CheckpointStore {
       yield [String(entry.key[2]), entry.value];
     }
   }
-}
-
-/**
- * Leases in memory: for runtimes of one process that share it, and for tests.
- *
- * @example
- * ```ts
- * import { MemoryLeaseStore } from "@toka/runtime/runtime";
- *
- * const leases = new MemoryLeaseStore();
- * console.log(await leases.read("worker")); // { lease: null, version: null }
- * ```
- */
-export class MemoryLeaseStore implements LeaseStore {
-  #leases = new Map<string, { lease: Lease; version: string }>();
-  #versions = 0;
 
   /**
-   * Reads an agent's lease.
-   *
-   * @param agent The agent's name.
-   * @returns The lease and its version.
-   */
-  read(agent: string): Promise<StoredLease> {
-    const stored = this.#leases.get(agent);
-    return Promise.resolve(
-      stored === undefined
-        ? { lease: null, version: null }
-        : { lease: { ...stored.lease }, version: stored.version },
-    );
-  }
-
-  /**
-   * Compare-and-sets the lease.
-   *
-   * @param agent The agent's name.
-   * @param version The version read.
-   * @param lease The new lease, or `null` to delete it.
-   * @returns The new version, or `undefined` when it had changed.
-   */
-  swap(agent: string, version: string | null, lease: Lease | null): Promise<string | undefined> {
-    if ((this.#leases.get(agent)?.version ?? null) !== version) return Promise.resolve(undefined);
-    if (lease === null) {
-      this.#leases.delete(agent);
-      return Promise.resolve("");
-    }
-    const next = String(++this.#versions).padStart(20, "0");
-    this.#leases.set(agent, { lease: { ...lease }, version: next });
-    return Promise.resolve(next);
-  }
-
-  /**
-   * A guard that holds while the lease is still at `version`, checked by the
-   * in-memory event store synchronously with its append.
-   *
-   * @param agent The agent's name.
-   * @param version The lease's version, as `swap` returned it.
-   * @returns The guard, for `AppendOptions.guard`.
-   *
-   * @example
-   * ```ts
-   * import { MemoryLeaseStore } from "@toka/runtime/runtime";
-   *
-   * const leases = new MemoryLeaseStore();
-   * const version = await leases.swap("worker", null, { owner: "a", expiresAt: 0 });
-   * const guard = leases.guard("worker", version!);
-   * console.log(guard.holds?.()); // true
-   * ```
-   */
-  guard(agent: string, version: string): AppendGuard {
-    return { holds: () => this.#leases.get(agent)?.version === version };
-  }
-
-  /**
-   * Lists every lease.
-   *
-   * @returns Agent names and leases, by name.
-   */
-  async *list(): AsyncIterable<[string, Lease]> {
-    const names = [...this.#leases.keys()].sort();
-    for (const name of names) yield [name, { ...this.#leases.get(name)!.lease }];
-  }
-
-  /**
-   * The owner of an agent's lease, read synchronously (so a check and a write
-   * that depends on it are one step).
-   *
-   * @param agent The agent's name.
-   * @returns The owner, or `undefined` when nobody holds the lease.
-   */
-  ownerOf(agent: string): string | undefined {
-    return this.#leases.get(agent)?.lease.owner;
-  }
-}
-
-/**
- * Checkpoints in memory, fenced by a {@linkcode MemoryLeaseStore} when given one.
- *
- * @example
- * ```ts
- * import { MemoryCheckpointStore } from "@toka/runtime/runtime";
- *
- * const checkpoints = new MemoryCheckpointStore();
- * await checkpoints.save("worker", { position: null, failures: 0, updatedAt: 0 });
- * console.log(await checkpoints.load("worker")); // { position: null, failures: 0, updatedAt: 0 }
- * ```
- */
-export class MemoryCheckpointStore implements CheckpointStore {
-  #checkpoints = new Map<string, Checkpoint>();
-  #leases: MemoryLeaseStore | undefined;
-
-  /**
-   * Creates the store.
-   *
-   * @param leases The leases that fence saves made for an owner.
-   */
-  constructor(leases?: MemoryLeaseStore) {
-    this.#leases = leases;
-  }
-
-  /**
-   * Reads an agent's checkpoint.
-   *
-   * @param agent The agent's name.
-   * @returns Its checkpoint, or `undefined`.
-   */
-  load(agent: string): Promise<Checkpoint | undefined> {
-    const checkpoint = this.#checkpoints.get(agent);
-    return Promise.resolve(checkpoint === undefined ? undefined : structuredClone(checkpoint));
-  }
-
-  /**
-   * Saves a checkpoint; with `owner`, only while it holds the lease.
+   * The checkpoint and state index writes to commit with an `agent.state`
+   * append to the Deno KV vault on the same database: the index entry at
+   * `["runtime", "state", agent, after]` holds the state when it is at most
+   * 32 KiB, else only the event's position.
    *
    * @param agent The agent's name.
    * @param checkpoint Where it is.
-   * @param owner The lease owner it is written for.
-   * @returns Whether it was written.
+   * @param state The new state as JSON.
+   * @returns The effect.
+   * @throws {TypeError} When the checkpoint has no position.
    */
-  save(agent: string, checkpoint: Checkpoint, owner?: string): Promise<SaveResult> {
-    if (owner !== undefined && this.#leases?.ownerOf(agent) !== owner) {
-      return Promise.resolve("fenced");
-    }
-    this.#checkpoints.set(agent, structuredClone(checkpoint));
-    return Promise.resolve("written");
+  withState(agent: string, checkpoint: Checkpoint, state: string): AppendEffect {
+    return stateWrites([...CHECKPOINT_PREFIX, agent], agent, checkpoint, state);
   }
 
   /**
-   * Lists every checkpoint.
+   * The agent's state after handling everything up to `position`: one
+   * reverse-listed KV entry, whatever the length of its history.
    *
-   * @returns Agent names and checkpoints, by name.
+   * @param agent The agent's name.
+   * @param position A global position.
+   * @returns The change, or `undefined`.
    */
-  async *list(): AsyncIterable<[string, Checkpoint]> {
-    const names = [...this.#checkpoints.keys()].sort();
-    for (const name of names) yield [name, structuredClone(this.#checkpoints.get(name)!)];
+  stateAt(agent: string, position: string): Promise<StateChange | undefined> {
+    return kvStateAt(this.#kv, agent, position);
+  }
+
+  /**
+   * Lists the agent's state changes, oldest first.
+   *
+   * @param agent The agent's name.
+   * @returns Its changes.
+   */
+  stateHistory(agent: string): AsyncIterable<StateChange> {
+    return kvStateHistory(this.#kv, agent);
   }
 }

@@ -1,4 +1,4 @@
-import type { AtomicCheck, KvKey } from "../../internal/platform.ts";
+import type { AtomicCheck } from "../../internal/platform.ts";
 /**
  * The event model and the {@linkcode EventStore} contract that the runtime
  * consumes and the vault implements.
@@ -87,7 +87,7 @@ export interface AppendGuard {
 /** A write that an {@linkcode AppendEffect} makes in a Deno KV store's own database. */
 export interface KvWrite {
   /** The key. */
-  readonly key: KvKey;
+  readonly key: AtomicCheck["key"];
   /** The value, as Deno KV stores it. */
   readonly value: unknown;
 }

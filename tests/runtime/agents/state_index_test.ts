@@ -1,0 +1,148 @@
+// Agents' state changes, indexed by the checkpoint store beside the log: the
+// effect it gives the agent.state append moves the checkpoint and indexes the
+// state in the same commit, and stateAt finds the state at any position.
+import assert from "node:assert/strict";
+import {
+  type AppendGuard,
+  type CheckpointStore,
+  type EventStore,
+  GuardFailedError,
+  KvCheckpointStore,
+  KvLeaseStore,
+  type LeaseStore,
+  MemoryCheckpointStore,
+  MemoryEventStore,
+  MemoryLeaseStore,
+} from "../../../runtime/mod.ts";
+import { KvEventStore } from "../../../vault/mod.ts";
+
+interface Setup {
+  store: EventStore;
+  checkpoints: CheckpointStore;
+  leases: LeaseStore;
+  close(): Promise<void>;
+}
+
+const at = (n: number) => String(n).padStart(16, "0");
+
+// Handles the event at `after` for `agent`: appends its agent.state event with
+// the checkpoint store's effect, as the runner does.
+async function commitState(
+  s: Setup,
+  agent: string,
+  after: string,
+  state: unknown,
+  guard?: AppendGuard,
+): Promise<string> {
+  const checkpoint = { position: after, failures: 0, updatedAt: 1, subscribe: ["k"] };
+  const effect = s.checkpoints.withState(agent, checkpoint, JSON.stringify(state));
+  const { position } = await s.store.append(
+    `agent/${agent}`,
+    [{ kind: "agent.state", payload: { agent, after, state } }],
+    guard === undefined ? { effect } : { effect, guard },
+  );
+  return position;
+}
+
+async function suite(t: Deno.TestContext, open: () => Promise<Setup>): Promise<void> {
+  const step = (name: string, body: (s: Setup) => Promise<void>) =>
+    t.step(name, async () => {
+      const s = await open();
+      try {
+        await body(s);
+      } finally {
+        await s.close();
+      }
+    });
+
+  await step("the state at a position is the last change made at or before it", async (s) => {
+    assert.equal(await s.checkpoints.stateAt("w", at(5)), undefined, "no change yet");
+    for (let i = 0; i < 4; i++) await s.store.append("in", [{ kind: "k" }]); // 1..4
+    const q1 = await commitState(s, "w", at(2), { n: 1 }); // 5
+    assert.deepEqual(await s.checkpoints.load("w"), {
+      position: at(2),
+      failures: 0,
+      updatedAt: 1,
+      subscribe: ["k"],
+    });
+    await s.store.append("in", [{ kind: "k" }]); // 6
+    const q2 = await commitState(s, "w", at(6), { n: 2 }); // 7
+    await commitState(s, "other", at(3), "x"); // 8: another agent's
+    assert.equal((await s.checkpoints.load("w"))?.position, at(6));
+    assert.equal(await s.checkpoints.stateAt("w", at(1)), undefined);
+    const first = { after: at(2), position: q1, state: { n: 1 } };
+    const second = { after: at(6), position: q2, state: { n: 2 } };
+    assert.deepEqual(await s.checkpoints.stateAt("w", at(2)), first);
+    // After handling the event at 2, whatever position its change was recorded at.
+    assert.deepEqual(await s.checkpoints.stateAt("w", at(4)), first);
+    assert.deepEqual(await s.checkpoints.stateAt("w", at(5)), first);
+    assert.deepEqual(await s.checkpoints.stateAt("w", at(6)), second);
+    assert.deepEqual(await s.checkpoints.stateAt("w", at(999)), second);
+    assert.deepEqual(await Array.fromAsync(s.checkpoints.stateHistory("w")), [first, second]);
+    assert.deepEqual(await Array.fromAsync(s.checkpoints.stateHistory("other")), [
+      { after: at(3), position: at(8), state: "x" },
+    ]);
+    assert.deepEqual(await Array.fromAsync(s.checkpoints.stateHistory("nobody")), []);
+  });
+
+  await step("a refused append moves no checkpoint and indexes nothing", async (s) => {
+    await s.store.append("in", [{ kind: "k" }]);
+    await commitState(s, "w", at(1), 1);
+    const version = await s.leases.swap("w", null, { owner: "a", expiresAt: 0 });
+    const guard = s.leases.guard!("w", version!);
+    await s.leases.swap("w", version!, { owner: "b", expiresAt: 0 }); // taken over
+    await assert.rejects(commitState(s, "w", at(1), 2, guard), GuardFailedError);
+    assert.deepEqual((await s.checkpoints.stateAt("w", at(9)))?.state, 1);
+    assert.equal((await Array.fromAsync(s.checkpoints.stateHistory("w"))).length, 1);
+    assert.equal((await s.store.head())?.position, at(2));
+  });
+
+  await step("a large state is found too (from its event when not indexed)", async (s) => {
+    await s.store.append("in", [{ kind: "k" }]);
+    const big = { text: "x".repeat(200_000) };
+    const position = await commitState(s, "w", at(1), big);
+    const change = await s.checkpoints.stateAt("w", at(1));
+    assert.equal(change?.position, position);
+    if (change?.state === undefined) {
+      const [event] = await Array.fromAsync(s.store.read({ from: position, limit: 1 }));
+      assert.deepEqual((event.payload as { state: unknown }).state, big);
+    } else assert.deepEqual(change.state, big);
+  });
+
+  await step("what is read is a copy", async (s) => {
+    await s.store.append("in", [{ kind: "k" }]);
+    await commitState(s, "w", at(1), { list: [1] });
+    const change = await s.checkpoints.stateAt("w", at(1));
+    (change!.state as { list: number[] }).list.push(2);
+    assert.deepEqual((await s.checkpoints.stateAt("w", at(1)))?.state, { list: [1] });
+  });
+}
+
+Deno.test("state index: Deno KV vault", async (t) => {
+  await suite(t, async () => {
+    const kv = await Deno.openKv(":memory:");
+    const store = await KvEventStore.open(kv);
+    return {
+      store,
+      checkpoints: new KvCheckpointStore(kv),
+      leases: new KvLeaseStore(kv),
+      close: async () => {
+        await store.close();
+        kv.close();
+      },
+    };
+  });
+});
+
+Deno.test("state index: in memory", async (t) => {
+  await suite(t, () => {
+    const leases = new MemoryLeaseStore();
+    const store = new MemoryEventStore();
+    return Promise.resolve({
+      store,
+      checkpoints: new MemoryCheckpointStore(leases),
+      leases,
+      close: () => store.close(),
+    });
+  });
+});
