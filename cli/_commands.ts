@@ -46,6 +46,11 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
     load: async () => (await import("./events.ts")).registerEventsCommands,
   },
   {
+    name: "ui",
+    summary: "serve a local, read-only web app of the vault: live events, runs, agents, verify",
+    load: async () => (await import("./ui.ts")).registerUiCommand,
+  },
+  {
     name: "agent",
     summary: "inspect agents",
     load: async () => (await import("./agent.ts")).registerAgentCommands,

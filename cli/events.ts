@@ -6,8 +6,7 @@
  */
 import { type Command, InvalidArgumentError } from "commander";
 import { compileKindFilter } from "../runtime/log/kind_pattern.ts";
-import { assertStream, isEventId } from "../internal/ids.ts";
-import { TokaError } from "../runtime/errors.ts";
+import { assertStream } from "../internal/ids.ts";
 import { isSnapshot } from "../vault/open_vault.ts";
 import type { EventRecord, EventStore, LogHead } from "../runtime/log/event_store.ts";
 import { type CommandContext, type RunCommand, withStore, writes } from "./_context.ts";
@@ -15,9 +14,8 @@ import { formatEventDetail, formatEventLine, formatStats, formatVerifyReport } f
 import { importEvents } from "./_events_import.ts";
 import { INTERRUPTED_EXIT } from "./_interrupt.ts";
 import { progress } from "./_progress.ts";
+import { findEvent, isEventRef } from "./_event_queries.ts";
 
-// A global position as typed: ids are 26 characters, so the two never overlap.
-const POSITION = /^\d{1,16}$/;
 // Batches small writes; a live tail flushes after every event.
 const FLUSH_BYTES = 64 * 1024;
 
@@ -118,32 +116,14 @@ export function tailEvents(ctx: CommandContext, options: TailOptions): Promise<n
  * `events list` prints it, leading zeros optional).
  *
  * @param ctx The command context.
- * @param idOrPosition The event id, in any case (see {@linkcode normalizeEventId}), or a
+ * @param idOrPosition The event id, in any case (`O` reads as `0`, `I` and `L` as `1`), or a
  *   position of up to 16 digits.
  * @returns The exit code.
  * @throws {TokaError} `"event_not_found"` when no event has this id or position.
  */
 export function showEvent(ctx: CommandContext, idOrPosition: string): Promise<number> {
   return withStore(ctx, async (store) => {
-    let event: EventRecord | null = null;
-    if (POSITION.test(idOrPosition)) {
-      const position = idOrPosition.padStart(16, "0");
-      for await (const found of store.read({ from: position, limit: 1 })) {
-        if (found.position === position) event = found;
-      }
-      if (event === null) {
-        throw new TokaError(
-          "event_not_found",
-          `No event at position ${JSON.stringify(idOrPosition)}`,
-        );
-      }
-    } else {
-      const normal = normalizeEventId(idOrPosition);
-      event = normal === undefined ? null : await store.get(normal);
-      if (event === null) {
-        throw new TokaError("event_not_found", `No event with id ${JSON.stringify(idOrPosition)}`);
-      }
-    }
+    const event = await findEvent(store, idOrPosition);
     ctx.io.stdout(ctx.json ? `${JSON.stringify(event)}\n` : formatEventDetail(event));
     return 0;
   });
@@ -276,18 +256,6 @@ function count(n: number): string {
 }
 
 /**
- * An event id in canonical form: ids are case-insensitive Crockford base32,
- * where `O` reads as `0` and `I` or `L` as `1`.
- *
- * @param id What the user typed.
- * @returns The id in upper case, or undefined when it is not an event id.
- */
-export function normalizeEventId(id: string): string | undefined {
-  const normal = id.toUpperCase().replaceAll("O", "0").replace(/[IL]/g, "1");
-  return isEventId(normal) ? normal : undefined;
-}
-
-/**
  * Adds `events` and its subcommands to the program.
  *
  * @param program The root command.
@@ -406,7 +374,7 @@ function parseStreamArg(value: string): string {
 }
 
 function parseEventIdArg(value: string): string {
-  if (!POSITION.test(value) && normalizeEventId(value) === undefined) {
+  if (!isEventRef(value)) {
     throw new InvalidArgumentError(
       "Expected an event id (26 characters of Crockford base32) or a position (up to 16 digits)",
     );

@@ -1,0 +1,295 @@
+// The JSON API of `toka ui`, in the shapes of the CLI's --json output: events are EventRecords,
+// agents are `toka agent list --json` rows (with their lease and given-up events), errors are
+// { error: { code, message } }.
+import type { EventRecord, EventStore, LogHead } from "../runtime/log/event_store.ts";
+import { compileKindFilter } from "../runtime/log/kind_pattern.ts";
+import { assertStream } from "../internal/ids.ts";
+import { KvLeaseStore } from "../runtime/mod.ts";
+import { vaultKv } from "../vault/kv_store.ts";
+import { type AgentRow, readAgentRows } from "./agent.ts";
+import {
+  correlationOf,
+  findEvent,
+  isEventRef,
+  readCorrelation,
+  readDescendants,
+  readParents,
+} from "./_event_queries.ts";
+import { buildTimeline, type Timeline } from "./_timeline.ts";
+import type { UiContext } from "./_ui_http.ts";
+
+/** The most events one page, or one correlation's timeline, holds. */
+export const PAGE_LIMIT = 500;
+/** The most events a correlation's timeline holds. */
+export const TIMELINE_LIMIT = 5_000;
+const MAX_GIVEN_UP = 100;
+
+/** A refused API request: a status and a one-line message. */
+export class ApiError extends Error {
+  /** The HTTP status. */
+  readonly status: number;
+  /** A short machine-readable code. */
+  readonly code: string;
+  /**
+   * @param status The HTTP status.
+   * @param code A short machine-readable code.
+   * @param message What was wrong, in one line.
+   */
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** A page of events, newest first. */
+export interface EventPage {
+  /** The events, newest first. */
+  events: EventRecord[];
+  /** The position to pass as `from` for the next (older) page, or `null` at the start. */
+  next: string | null;
+  /** The head when the page was read (`null` for an empty log): live updates follow it. */
+  head: LogHead | null;
+}
+
+/** An event with its causal neighbourhood. */
+export interface EventDetail {
+  /** The event, as `toka events show --json` prints it. */
+  event: EventRecord;
+  /** Its correlation id. */
+  correlationId: string;
+  /** The events it names as parents. */
+  parents: EventRecord[];
+  /** The events that name it as a parent, oldest first. */
+  children: EventRecord[];
+  /** False when the search for children stopped at its budget before the head. */
+  childrenComplete: boolean;
+}
+
+/** An agent as the page shows it. */
+export interface AgentView extends AgentRow {
+  /** The lease as stored (also one that has run out), or `null` when none is. */
+  lease: { owner: string; expiresAt: number } | null;
+  /** The `agent.failed` events it recorded, newest first (at most 100). */
+  givenUp: EventRecord[];
+}
+
+/**
+ * Answers one API request.
+ *
+ * @param path The path after `api/`.
+ * @param query The query parameters.
+ * @param ctx The server's context.
+ * @returns The JSON value to send.
+ * @throws {ApiError} For a bad parameter or an unknown path.
+ */
+export async function apiRoute(
+  path: string,
+  query: URLSearchParams,
+  ctx: UiContext,
+): Promise<unknown> {
+  const store = ctx.store;
+  const parts = path.split("/").map(decodeURIComponent);
+  if (path === "events") return await eventPage(store, query);
+  if (parts[0] === "events" && parts.length === 2) return await eventDetail(store, ref(parts[1]));
+  if (parts[0] === "correlations" && parts.length === 2) {
+    return await correlationTimeline(store, correlationParam(parts[1]));
+  }
+  if (path === "agents") return await agentViews(store, ctx.clock());
+  if (path === "head") return await store.head();
+  if (path === "info") return { location: ctx.location, head: await store.head() };
+  throw new ApiError(404, "not_found", `No API at ${JSON.stringify(path)}`);
+}
+
+/**
+ * A page of events, newest first, filtered by stream, kind patterns and correlation id.
+ *
+ * @param store The store.
+ * @param query `from` (a position: the newest to include), `limit` (1–500, 50 by default),
+ *   `stream`, `kind` (repeatable), `correlation`.
+ * @returns The page.
+ * @throws {ApiError} For a bad parameter.
+ */
+export async function eventPage(store: EventStore, query: URLSearchParams): Promise<EventPage> {
+  const filters = filtersOf(query);
+  const limit = limitParam(query.get("limit"));
+  const fromText = query.get("from");
+  if (fromText !== null && !/^\d{1,16}$/.test(fromText)) {
+    throw new ApiError(
+      400,
+      "bad_request",
+      `Invalid from ${JSON.stringify(fromText)}: expected a position`,
+    );
+  }
+  const head = await store.head();
+  const from = fromText === null ? undefined : fromText.padStart(16, "0");
+  if (filters.correlation !== undefined) {
+    const found = await readCorrelation(store, filters.correlation, {
+      direction: "backward",
+      from,
+      limit,
+      stream: filters.stream,
+      kinds: filters.kinds,
+    });
+    return { events: found.events, next: found.next, head };
+  }
+  const events: EventRecord[] = [];
+  for await (
+    const event of store.read({
+      from,
+      direction: "backward",
+      limit: limit + 1,
+      stream: filters.stream,
+      kinds: filters.kinds,
+    })
+  ) events.push(event);
+  const more = events.length > limit ? events.pop() : undefined;
+  return { events, next: more?.position ?? null, head };
+}
+
+/**
+ * An event with its parents and children.
+ *
+ * @param store The store.
+ * @param id Its id or position.
+ * @returns The detail.
+ * @throws {TokaError} `"event_not_found"` when there is no such event.
+ */
+export async function eventDetail(store: EventStore, id: string): Promise<EventDetail> {
+  const event = await findEvent(store, id);
+  const [parents, descendants] = await Promise.all([
+    readParents(store, event),
+    readDescendants(store, event, { depth: 1 }),
+  ]);
+  return {
+    event,
+    correlationId: correlationOf(event),
+    parents,
+    children: descendants.tree.children.map((child) => child.event),
+    childrenComplete: descendants.complete,
+  };
+}
+
+/**
+ * A correlation's events and the timeline read from them.
+ *
+ * @param store The store.
+ * @param id The correlation id.
+ * @returns Its events, oldest first, with the spans and whether all were found.
+ */
+export async function correlationTimeline(
+  store: EventStore,
+  id: string,
+): Promise<Timeline & { events: EventRecord[]; complete: boolean }> {
+  const found = await readCorrelation(store, id, { limit: TIMELINE_LIMIT });
+  return {
+    ...buildTimeline(id, found.events),
+    events: found.events,
+    complete: found.next === null,
+  };
+}
+
+/**
+ * Every agent: `toka agent list --json`'s row, its lease and the events it gave up on.
+ *
+ * @param store A Deno KV store.
+ * @param now The time leases are judged at.
+ * @returns The agents, by name.
+ */
+export async function agentViews(store: EventStore, now: number): Promise<AgentView[]> {
+  const kv = vaultKv(store);
+  if (kv === undefined) return [];
+  const rows = await readAgentRows(store, now);
+  const leases = new Map<string, { owner: string; expiresAt: number }>();
+  for await (const [name, lease] of new KvLeaseStore(kv).list()) {
+    leases.set(name, { owner: lease.owner, expiresAt: lease.expiresAt });
+  }
+  return await Promise.all(rows.map(async (row) => {
+    const givenUp: EventRecord[] = [];
+    for await (
+      const event of store.read({
+        stream: `agent/${row.name}`,
+        kinds: ["agent.failed"],
+        direction: "backward",
+        limit: MAX_GIVEN_UP,
+      })
+    ) givenUp.push(event);
+    return { ...row, lease: leases.get(row.name) ?? null, givenUp };
+  }));
+}
+
+interface Filters {
+  stream?: string;
+  kinds?: string[];
+  correlation?: string;
+}
+
+/**
+ * The filters of a live or paged request: `stream`, `kind` (repeatable), `correlation`.
+ *
+ * @param query The query parameters.
+ * @returns The filters, checked.
+ * @throws {ApiError} For a bad parameter.
+ */
+export function filtersOf(query: URLSearchParams): Filters {
+  const filters: Filters = {};
+  const stream = query.get("stream");
+  if (stream !== null && stream !== "") {
+    try {
+      assertStream(stream);
+    } catch (error) {
+      throw new ApiError(400, "bad_request", (error as Error).message);
+    }
+    filters.stream = stream;
+  }
+  const kinds = query.getAll("kind").filter((k) => k !== "");
+  if (kinds.length > 0) {
+    try {
+      compileKindFilter(kinds);
+    } catch {
+      throw new ApiError(
+        400,
+        "bad_request",
+        `Invalid kind pattern ${JSON.stringify(kinds.join(", "))}: expected dotted segments of ` +
+          `letters, digits, _ or - and * wildcards`,
+      );
+    }
+    filters.kinds = kinds;
+  }
+  const correlation = query.get("correlation");
+  if (correlation !== null && correlation !== "") {
+    filters.correlation = correlationParam(correlation);
+  }
+  return filters;
+}
+
+function correlationParam(value: string): string {
+  if (value.length > 256 || value.trim() === "") {
+    throw new ApiError(400, "bad_request", "Invalid correlation id: expected 1 to 256 characters");
+  }
+  return value;
+}
+
+function ref(value: string): string {
+  if (!isEventRef(value)) {
+    throw new ApiError(
+      400,
+      "bad_request",
+      `Invalid event ${JSON.stringify(value.slice(0, 40))}: expected an id or a position`,
+    );
+  }
+  return value;
+}
+
+function limitParam(value: string | null): number {
+  if (value === null) return 50;
+  const n = Number(value);
+  if (!/^\d{1,4}$/.test(value) || n < 1 || n > PAGE_LIMIT) {
+    throw new ApiError(
+      400,
+      "bad_request",
+      `Invalid limit ${JSON.stringify(value.slice(0, 20))}: expected 1 to ${PAGE_LIMIT}`,
+    );
+  }
+  return n;
+}
