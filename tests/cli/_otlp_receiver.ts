@@ -1,0 +1,111 @@
+// An OTLP/HTTP receiver for the JSON protocol (OTEL_EXPORTER_OTLP_PROTOCOL=http/json), as
+// any OpenTelemetry backend would run one: it keeps the spans POSTed to /v1/traces and
+// answers everything else (logs, metrics) with an empty success.
+
+/** A span as exported, reduced to what the tests check. */
+export interface ReceivedSpan {
+  scope: string;
+  name: string;
+  kind: number;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  attributes: Record<string, string | number | boolean>;
+  status: { code?: number; message?: string };
+}
+
+/** OTLP span kinds, as numbers in the JSON encoding. */
+export const KIND = { internal: 1, producer: 4, consumer: 5 } as const;
+
+interface AnyValue {
+  stringValue?: string;
+  intValue?: string | number;
+  boolValue?: boolean;
+  doubleValue?: number;
+}
+
+interface JsonSpan {
+  name: string;
+  kind: number;
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  attributes?: { key: string; value: AnyValue }[];
+  status?: { code?: number; message?: string };
+}
+
+interface TracesRequest {
+  resourceSpans?: { scopeSpans?: { scope?: { name?: string }; spans?: JsonSpan[] }[] }[];
+}
+
+function valueOf(value: AnyValue): string | number | boolean {
+  if (value.stringValue !== undefined) return value.stringValue;
+  if (value.intValue !== undefined) return Number(value.intValue);
+  if (value.boolValue !== undefined) return value.boolValue;
+  return value.doubleValue ?? "";
+}
+
+/** A receiver listening on 127.0.0.1 at a free port. */
+export class OtlpReceiver {
+  readonly spans: ReceivedSpan[] = [];
+  /** Requests that were not OTLP JSON: a test fails on any. */
+  readonly problems: string[] = [];
+  readonly #server: Deno.HttpServer<Deno.NetAddr>;
+
+  constructor() {
+    this.#server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      async (request) => {
+        const body = await request.text();
+        if (new URL(request.url).pathname === "/v1/traces") {
+          try {
+            this.#take(JSON.parse(body) as TracesRequest);
+          } catch (error) {
+            this.problems.push(`${request.headers.get("content-type")}: ${error}`);
+          }
+        }
+        return Response.json({});
+      },
+    );
+  }
+
+  /** The endpoint to give as OTEL_EXPORTER_OTLP_ENDPOINT. */
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.#server.addr.port}`;
+  }
+
+  /** The environment that turns Deno's built-in OpenTelemetry on, exporting here. */
+  get env(): Record<string, string> {
+    return {
+      OTEL_DENO: "true",
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+      OTEL_EXPORTER_OTLP_ENDPOINT: this.endpoint,
+    };
+  }
+
+  #take(request: TracesRequest): void {
+    for (const resource of request.resourceSpans ?? []) {
+      for (const scope of resource.scopeSpans ?? []) {
+        for (const span of scope.spans ?? []) {
+          this.spans.push({
+            scope: scope.scope?.name ?? "",
+            name: span.name,
+            kind: span.kind,
+            traceId: span.traceId,
+            spanId: span.spanId,
+            parentSpanId: span.parentSpanId ?? "",
+            attributes: Object.fromEntries(
+              (span.attributes ?? []).map(({ key, value }) => [key, valueOf(value)]),
+            ),
+            status: span.status ?? {},
+          });
+        }
+      }
+    }
+  }
+
+  /** Stops listening. */
+  async close(): Promise<void> {
+    await this.#server.shutdown();
+  }
+}
