@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { createRuntime, defineAgent, type EventRecord } from "../../mod.ts";
 import { EventBus } from "../../runtime/mod.ts";
+import { vaultKv } from "../../vault/mod.ts";
 import {
   CapabilityDeniedError,
   type ScheduledTimer,
@@ -426,10 +427,11 @@ Deno.test("schedule: in createRuntime", async (t) => {
     for (let i = 0; i < 1000 && (await reminders()).length === 0; i++) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    // Time for a second timer, if there were one, to fire too.
-    await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(attempts, 2);
     assert.equal((await reminders()).length, 1);
+    // No second timer: none is left pending to fire later.
+    const pending = await Array.fromAsync(vaultKv(vault)!.list({ prefix: ["schedule", "timer"] }));
+    assert.deepEqual(pending, []);
   });
 
   await t.step("an agent without the permission is refused", async () => {

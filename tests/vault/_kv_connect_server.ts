@@ -353,8 +353,8 @@ function unpackValue(
   };
 }
 
-function isLive(expireAtMs: number): boolean {
-  return expireAtMs === 0 || expireAtMs > Date.now();
+function isLive(expireAtMs: number, now: number): boolean {
+  return expireAtMs === 0 || expireAtMs > now;
 }
 
 /** One database: its backing kv, its id and a lock that makes every request atomic. */
@@ -362,7 +362,7 @@ class Database {
   readonly id = crypto.randomUUID();
   #tail: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly name: string, readonly kv: Deno.Kv) {}
+  constructor(readonly name: string, readonly kv: Deno.Kv, readonly clock: () => number) {}
 
   /**
    * Runs requests one at a time: a snapshot read spans several backing reads
@@ -390,7 +390,7 @@ class Database {
         for await (const entry of iter) {
           const value = unpackValue(entry.value);
           // Expired values may linger in the backing kv until it sweeps them; they are gone.
-          if (!isLive(value.expireAtMs)) continue;
+          if (!isLive(value.expireAtMs, this.clock())) continue;
           entries.push({
             key: entry.key[0] as Uint8Array,
             data: value.data,
@@ -421,7 +421,8 @@ class Database {
         }
         const current = await this.kv.get<Uint8Array>([check.key]);
         atomic.check({ key: [check.key], versionstamp: current.versionstamp });
-        const live = current.value !== null && isLive(unpackValue(current.value).expireAtMs);
+        const live = current.value !== null &&
+          isLive(unpackValue(current.value).expireAtMs, this.clock());
         const expected = check.versionstamp.length === 0 ? null : hex(check.versionstamp);
         if ((live ? current.versionstamp : null) !== expected) failedChecks.push(index);
       }
@@ -435,7 +436,7 @@ class Database {
           atomic.set([m.key], packValue(m.data, m.encoding, 0));
         } else {
           // The backing kv drops the value some time after it expires; reads hide it from then on.
-          const expireIn = Math.max(1, m.expireAtMs - Date.now());
+          const expireIn = Math.max(1, m.expireAtMs - this.clock());
           atomic.set([m.key], packValue(m.data, m.encoding, m.expireAtMs), { expireIn });
         }
       }
@@ -506,6 +507,8 @@ export interface KvConnectServerOptions {
   accessToken: string;
   /** The protocol versions offered, [1, 2, 3] by default. */
   versions?: number[];
+  /** Milliseconds since the epoch by which values expire; `Date.now` by default. */
+  clock?: () => number;
 }
 
 /**
@@ -548,7 +551,7 @@ export class KvConnectServer {
   /** Creates an empty database `name` and returns its URL. */
   async create(name: string): Promise<string> {
     if (this.#databases.has(name)) throw new Error(`database "${name}" exists`);
-    const db = new Database(name, await Deno.openKv(":memory:"));
+    const db = new Database(name, await Deno.openKv(":memory:"), this.options.clock ?? Date.now);
     this.#databases.set(name, db);
     this.#byId.set(db.id, db);
     return this.url(name);
