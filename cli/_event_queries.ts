@@ -144,6 +144,30 @@ export async function readCorrelation(
   };
 }
 
+/**
+ * Every event of a correlation, oldest first, read to the head with no scan budget (for the
+ * terminal, which streams them): see {@linkcode readCorrelation}.
+ *
+ * @param store The store.
+ * @param id The correlation id.
+ * @param options Start position, stream and kind filters.
+ * @returns The events, oldest first.
+ */
+export async function* correlatedEvents(
+  store: EventStore,
+  id: string,
+  options: { from?: string; stream?: string; kinds?: string[] } = {},
+): AsyncIterableIterator<EventRecord> {
+  const root = isEventId(id) ? await store.get(id) : null;
+  const floor = root === null ? 1 : Number(root.position);
+  const from = options.from === undefined || Number(options.from) < floor
+    ? formatPosition(floor)
+    : options.from;
+  for await (const event of store.read({ from, stream: options.stream, kinds: options.kinds })) {
+    if (event.meta.correlationId === id || event.id === id) yield event;
+  }
+}
+
 // The position after `last` in the reading direction, when the scan stopped early.
 function continuation(
   last: number | undefined,

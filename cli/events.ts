@@ -14,7 +14,8 @@ import { formatEventDetail, formatEventLine, formatStats, formatVerifyReport } f
 import { importEvents } from "./_events_import.ts";
 import { INTERRUPTED_EXIT } from "./_interrupt.ts";
 import { progress } from "./_progress.ts";
-import { findEvent, isEventRef } from "./_event_queries.ts";
+import { correlatedEvents, findEvent, isEventRef } from "./_event_queries.ts";
+import { eventTree } from "./_events_tree.ts";
 
 // Batches small writes; a live tail flushes after every event.
 const FLUSH_BYTES = 64 * 1024;
@@ -33,6 +34,11 @@ export interface ListOptions extends EventFilterOptions {
   from?: string;
   /** At most this many events. */
   limit?: number;
+  /**
+   * Only the events of this correlation: those whose `meta.correlationId` it is, and the event
+   * whose id it is (the one that began it).
+   */
+  correlation?: string;
 }
 
 /** Options of {@linkcode tailEvents}. */
@@ -53,14 +59,16 @@ export interface TailOptions extends EventFilterOptions {
 export function listEvents(ctx: CommandContext, options: ListOptions): Promise<number> {
   return withStore(ctx, async (store) => {
     const out = output(ctx);
-    for await (
-      const event of store.read({
-        stream: options.stream,
-        kinds: kinds(options),
-        from: options.from,
-        limit: options.limit,
-      })
-    ) out.event(event);
+    const filters = { stream: options.stream, kinds: kinds(options), from: options.from };
+    if (options.correlation === undefined) {
+      for await (const event of store.read({ ...filters, limit: options.limit })) out.event(event);
+    } else if (options.limit !== 0) {
+      let left = options.limit ?? Infinity;
+      for await (const event of correlatedEvents(store, options.correlation, filters)) {
+        out.event(event);
+        if (--left === 0) break;
+      }
+    }
     out.flush();
     return 0;
   });
@@ -276,6 +284,11 @@ export function registerEventsCommands(program: Command, run: RunCommand): Comma
   filters(events.command("list").description("print events, oldest first"))
     .option("--from <position>", "start at this global position", parsePositionArg)
     .option("--limit <n>", "print at most n events", parseCountArg)
+    .option(
+      "--correlation <id>",
+      "only the events of this run: its correlation id, or the id of the event that began it",
+      parseCorrelationArg,
+    )
     .action((options: ListOptions, command: Command) =>
       run(command, (ctx) => listEvents(ctx, options))
     );
@@ -291,6 +304,13 @@ export function registerEventsCommands(program: Command, run: RunCommand): Comma
     .argument("<id>", "the event id (any case), or its position as list prints it", parseEventIdArg)
     .action((id: string, _options: unknown, command: Command) =>
       run(command, (ctx) => showEvent(ctx, id))
+    );
+
+  events.command("tree")
+    .description("print an event's parents, then everything it caused, as a tree")
+    .argument("<id>", "the event id (any case), or its position as list prints it", parseEventIdArg)
+    .action((id: string, _options: unknown, command: Command) =>
+      run(command, (ctx) => eventTree(ctx, id))
     );
 
   events.command("stats").description("count events, streams and kinds")
@@ -369,6 +389,13 @@ function parseStreamArg(value: string): string {
     assertStream(value);
   } catch (error) {
     throw new InvalidArgumentError((error as Error).message);
+  }
+  return value;
+}
+
+function parseCorrelationArg(value: string): string {
+  if (value.trim() === "" || value.length > 256) {
+    throw new InvalidArgumentError("Expected a correlation id of 1 to 256 characters");
   }
   return value;
 }
