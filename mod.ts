@@ -39,9 +39,11 @@ import {
   builtinTools,
   createFsTools,
   createHttpFetchTool,
+  createModelChatTool,
   type FsToolsOptions,
   type HttpFetchOptions,
   loadPlugins,
+  type ModelChatOptions,
   type PluginHost,
   type PluginSpec,
   readPluginManifest,
@@ -98,6 +100,12 @@ export interface CreateRuntimeOptions extends Omit<RuntimeConfig, "auth" | "hook
    */
   http?: HttpFetchOptions;
   /**
+   * Registers `model.chat` (see {@linkcode createModelChatTool}) for this model and endpoint,
+   * e.g. `{ baseUrl: "http://localhost:11434/v1", model: "llama3.2" }`; the key is read from
+   * the variable `apiKeyEnv` names (`OPENAI_API_KEY`) at each call. Not registered without it.
+   */
+  model?: ModelChatOptions;
+  /**
    * Registers `schedule`, `schedule.list` and `schedule.cancel` (see {@linkcode Scheduler})
    * with these limits; their timers live in the vault's KV and fire while the runtime runs,
    * from `start()` to `stop()`. `schedule: {}` for the defaults. Not registered without it.
@@ -143,7 +151,7 @@ export interface TokaRuntime extends Runtime {
  * ```
  */
 export async function createRuntime(options: CreateRuntimeOptions = {}): Promise<TokaRuntime> {
-  const { db, extraTools, auth: authOption, fs, http, plugins, schedule, ...rest } = options;
+  const { db, extraTools, auth: authOption, fs, http, model, plugins, schedule, ...rest } = options;
   // The vault opened here, its SQLite files and its folder are never reached by the fs tools
   // or storage("local"), whatever their root (issue 17).
   const config = {
@@ -177,6 +185,14 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
       );
     }
     builtins.push(createHttpFetchTool(http) as Tool);
+  }
+  if (model !== undefined) {
+    if (typeof model !== "object" || model === null || Array.isArray(model)) {
+      throw new TypeError(
+        'Invalid model: expected the options of model.chat, e.g. { model: "gpt-4o-mini" }',
+      );
+    }
+    builtins.push(createModelChatTool({ clock: config.clock, ...model }) as Tool);
   }
   if (schedule !== undefined) {
     if (typeof schedule !== "object" || schedule === null || Array.isArray(schedule)) {
@@ -386,6 +402,7 @@ export {
   builtinTools,
   createFsTools,
   createHttpFetchTool,
+  createModelChatTool,
   createNowTool,
   defineTool,
   echoTool,
@@ -407,6 +424,12 @@ export {
   loadPlugins,
   type LoadPluginsOptions,
   type McpTransport,
+  type ModelChatInput,
+  type ModelChatMessage,
+  type ModelChatOptions,
+  type ModelChatOutput,
+  type ModelReplyMessage,
+  type ModelToolCall,
   type ModuleTransport,
   type NowOutput,
   parsePluginManifest,

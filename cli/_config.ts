@@ -41,6 +41,14 @@ export interface Settings {
   httpAllow?: string[];
   /** Hosts `http.fetch` may reach on loopback or private addresses. */
   httpAllowPrivate?: string[];
+  /** The model `model.chat` asks; `model.chat` is registered only when set. */
+  model?: string;
+  /** The base URL of the model's OpenAI-compatible endpoint. */
+  modelBaseUrl?: string;
+  /** The environment variable holding the model's API key. */
+  modelApiKeyEnv?: string;
+  /** Whether `model.chat` records whole prompts, not only their digests. */
+  modelRecordPrompt?: boolean;
   /** Seconds a retired secret still verifies. */
   retiredTtlSecs: number;
   /** The environment variable that holds the master key. */
@@ -88,6 +96,11 @@ interface SettingSpec {
 // keeps the two equal).
 const MASTER_KEY_ENV = "TOKA_MASTER_KEY";
 
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// model.chat's defaults, not imported: commands that call no model load no client.
+const DEFAULT_MODEL_URL = "https://api.openai.com/v1";
+const DEFAULT_MODEL_KEY_ENV = "OPENAI_API_KEY";
+
 const LOG_LEVELS: readonly string[] = ["trace", "debug", "info", "warning", "error", "fatal"];
 
 const text = (what: string) => (value: string) => {
@@ -106,6 +119,22 @@ const number = (min: number, max: number, integer: boolean) => (value: string) =
   }
   if (n < min || n > max) throw new Error(`expected a number from ${min} to ${max}`);
   return n;
+};
+// model.chat's own check says more (credentials in it); this one catches what is no URL at all.
+const httpUrl = (value: string) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error("expected an http or https URL");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new Error("expected an http or https URL");
+  }
+  if (url.username !== "" || url.password !== "") {
+    throw new Error("credentials in the URL are not allowed, name the key's variable instead");
+  }
+  return value;
 };
 // A path in the file is relative to the file; a vault may also be :memory: or a URL.
 const filePath = (value: unknown, dir: string) => resolve(dir, value as string);
@@ -176,6 +205,37 @@ export const SETTINGS: readonly SettingSpec[] = [
     parse: list,
   },
   {
+    key: "model",
+    env: "TOKA_MODEL",
+    file: ["tools", "model", "model"],
+    defaultText: "none: model.chat is not registered",
+    parse: text("a model name"),
+  },
+  {
+    key: "modelBaseUrl",
+    env: "TOKA_MODEL_BASE_URL",
+    file: ["tools", "model", "baseUrl"],
+    defaultText: DEFAULT_MODEL_URL,
+    parse: httpUrl,
+    fromFile: (value) => httpUrl(value as string),
+  },
+  {
+    key: "modelApiKeyEnv",
+    file: ["tools", "model", "apiKeyEnv"],
+    defaultText: DEFAULT_MODEL_KEY_ENV,
+    parse: () => {
+      throw new Error("set in toka.json only");
+    },
+  },
+  {
+    key: "modelRecordPrompt",
+    file: ["tools", "model", "recordPrompt"],
+    defaultText: "false",
+    parse: () => {
+      throw new Error("set in toka.json only");
+    },
+  },
+  {
     key: "retiredTtlSecs",
     env: "TOKA_RETIRED_TTL_SECS",
     file: ["auth", "retiredTtlSecs"],
@@ -190,7 +250,7 @@ export const SETTINGS: readonly SettingSpec[] = [
     defaultText: MASTER_KEY_ENV,
     value: MASTER_KEY_ENV,
     parse: (value) => {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) throw new Error("expected a variable name");
+      if (!ENV_NAME.test(value)) throw new Error("expected a variable name");
       return value;
     },
   },
@@ -278,7 +338,8 @@ export interface SettingSources {
  * @returns The settings.
  * @throws {UsageError} When a flag, a variable or the file holds a bad value, or the
  *   named config file cannot be read; the one-line message names the field and the file.
- * @throws {TokaError} `untrusted_config` when an untrusted found file names a remote vault.
+ * @throws {TokaError} `untrusted_config` when an untrusted found file names a remote vault, or
+ *   a model endpoint or key variable (`tools.model.baseUrl`, `tools.model.apiKeyEnv`).
  */
 export async function loadSettings(sources: SettingSources): Promise<Settings> {
   const cwd = sources.cwd ?? Deno.cwd();
@@ -308,7 +369,15 @@ export async function loadSettings(sources: SettingSources): Promise<Settings> {
       }
       value = parseText(spec, fromEnv, spec.env!);
     } else if (inFile !== undefined) {
-      value = spec.fromFile ? spec.fromFile(inFile, dirname(file!.path)) : inFile;
+      try {
+        value = spec.fromFile ? spec.fromFile(inFile, dirname(file!.path)) : inFile;
+      } catch (error) {
+        throw new UsageError(
+          `Invalid field "${spec.file!.join(".")}" in config "${file!.path}": ${
+            (error as Error).message
+          }`,
+        );
+      }
       fromFile.add(spec.key);
     } else if (file !== undefined && typeof value === "string" && value.startsWith("./")) {
       // The project is where its toka.json is, wherever in it toka runs.
@@ -317,6 +386,14 @@ export async function loadSettings(sources: SettingSources): Promise<Settings> {
     if (value !== undefined) settings[spec.key] = value;
   }
   if (fromFile.has("db")) checkRemoteDb(settings.db as string, file!, settings.configTrusted);
+  if (settings.model === undefined && file !== undefined && pick(file.value, ["tools", "model"])) {
+    throw new UsageError(
+      `Missing field "tools.model.model" in config "${file.path}": name the model (or set TOKA_MODEL)`,
+    );
+  }
+  if (fromFile.has("modelBaseUrl") || fromFile.has("modelApiKeyEnv")) {
+    checkModelEndpoint(settings, file!);
+  }
   if (settings.plugins !== undefined) {
     settings.plugins = await parsePlugins(settings.plugins, file!.path);
   }
@@ -343,6 +420,19 @@ function checkRemoteDb(db: string, file: ConfigFile, trusted: unknown): void {
       `Untrusted config "${file.path}" names the remote vault "${origin}": DENO_KV_ACCESS_TOKEN goes only to a vault named by --db or TOKA_DB or by a trusted config; check the file, then run "toka trust"`,
     );
   }
+}
+
+// model.chat sends the key in the variable apiKeyEnv names to baseUrl: from a file, only when
+// the user confirmed it by naming or trusting the file, as for a remote db.
+function checkModelEndpoint(settings: Record<string, unknown>, file: ConfigFile): void {
+  if (settings.configTrusted === true || settings.model === undefined) return;
+  const origin = new URL((settings.modelBaseUrl as string | undefined) ?? DEFAULT_MODEL_URL).origin;
+  throw new TokaError(
+    "untrusted_config",
+    `Untrusted config "${file.path}" sends the model's API key (${
+      (settings.modelApiKeyEnv as string | undefined) ?? DEFAULT_MODEL_KEY_ENV
+    }) to "${origin}": the key goes only where TOKA_MODEL_BASE_URL or a trusted config says; check the file, then run "toka trust"`,
+  );
 }
 
 // Checked by the plugins' own manifest rules, loaded only when a file names plugins.
@@ -398,6 +488,8 @@ export function toolSettingsOf(
     ],
     httpAllow: settings.httpAllow,
     httpAllowPrivate: settings.httpAllowPrivate,
+    // The key is read where the CLI reads its environment.
+    ...(settings.model !== undefined && { model: { ...modelOptionsOf(settings)!, env } }),
   };
   const plugins = settings.plugins ?? [];
   const modules = settings.configPath === undefined ? [] : settings.agents;
@@ -416,6 +508,23 @@ export function toolSettingsOf(
     }; check the file, then run "toka trust" (or name it with --config)`;
   }
   return tools;
+}
+
+/**
+ * The options of `model.chat` the settings give, for `createRuntime({ model })` and the tool
+ * commands; undefined when no model is named.
+ *
+ * @param settings The decided settings.
+ * @returns The model, its endpoint, the key's variable and whether prompts are recorded.
+ */
+export function modelOptionsOf(settings: Settings): CliToolSettings["model"] {
+  if (settings.model === undefined) return undefined;
+  return {
+    model: settings.model,
+    ...(settings.modelBaseUrl !== undefined && { baseUrl: settings.modelBaseUrl }),
+    ...(settings.modelApiKeyEnv !== undefined && { apiKeyEnv: settings.modelApiKeyEnv }),
+    ...(settings.modelRecordPrompt === true && { recordPrompt: true }),
+  };
 }
 
 function parseText(spec: SettingSpec, value: string, source: string): Settings[Key] {

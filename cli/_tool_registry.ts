@@ -4,7 +4,9 @@ import {
   builtinTools,
   createFsTools,
   createHttpFetchTool,
+  createModelChatTool,
   loadPlugins,
+  type ModelChatOptions,
   type PluginSpec,
   type Tool,
   type ToolEvent,
@@ -30,6 +32,8 @@ export interface CliToolSettings {
   httpAllow?: string[];
   /** Hosts `http.fetch` may reach on loopback or private addresses (with `httpAllow`). */
   httpAllowPrivate?: string[];
+  /** The model and endpoint of `model.chat`; `model.chat` is registered only when this is given. */
+  model?: Pick<ModelChatOptions, "model" | "baseUrl" | "apiKeyEnv" | "recordPrompt" | "env">;
   /**
    * Plugins whose tools to register, prefixed with their names: the specs of a manifest
    * (`parsePluginManifest({ plugins }, source)` of toka.json's `plugins` field).
@@ -66,7 +70,8 @@ export interface CliTools extends AsyncDisposable {
 
 /**
  * Builds the CLI's tool registry: `echo`, `hash`, `now`, the fs tools under
- * `settings.storageRoot`, `http.fetch` when `settings.httpAllow` is given, and
+ * `settings.storageRoot`, `http.fetch` when `settings.httpAllow` is given, `model.chat` when
+ * `settings.model` is, and
  * the tools the `settings.modules` export (imported as `toka run` imports
  * them) and those of `settings.plugins` (each plugin is reached once to list
  * its tools: a `stdio` or `mcp` command is started). It writes nothing: the fs
@@ -105,6 +110,7 @@ export async function buildCliTools(
       }) as Tool,
     );
   }
+  if (settings.model !== undefined) tools.push(createModelChatTool(settings.model) as Tool);
   const registry = new ToolRegistry({
     authority: options.authority,
     record: options.record,

@@ -13,6 +13,7 @@ import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { getLogger } from "@logtape/logtape";
 import { createRuntime } from "../mod.ts";
+import { modelOptionsOf } from "./_config.ts";
 import { type Agent, defineAgent } from "../runtime/mod.ts";
 import { defineTool, type Tool } from "../toolkit/mod.ts";
 import { TokaError } from "../runtime/errors.ts";
@@ -174,6 +175,7 @@ export async function runAgents(ctx: CommandContext, modules: string[]): Promise
       http: settings.httpAllow === undefined
         ? undefined
         : { allow: settings.httpAllow, allowPrivate: settings.httpAllowPrivate },
+      model: ctx.toolSettings?.model ?? modelOptionsOf(settings),
       auth: { retiredTtlSecs: settings.retiredTtlSecs, masterKey },
       plugins: settings.plugins,
       schedule: {},

@@ -289,15 +289,22 @@ function schemaText(schema: unknown): string {
 
 // A built-in that only a setting registers is named as such, with the setting.
 function withHint(error: unknown, ctx: CommandContext): unknown {
-  if (
-    !(error instanceof ToolNotFoundError) || error.tool !== "http.fetch" ||
-    ctx.toolSettings?.httpAllow !== undefined
-  ) return error;
-  return new TokaError(
-    error.code,
-    `${error.message}: it is registered when toka.json's tools.http.allow (or TOKA_HTTP_ALLOW) ` +
-      `lists the hosts it may reach`,
-  );
+  if (!(error instanceof ToolNotFoundError)) return error;
+  if (error.tool === "http.fetch" && ctx.toolSettings?.httpAllow === undefined) {
+    return new TokaError(
+      error.code,
+      `${error.message}: it is registered when toka.json's tools.http.allow (or TOKA_HTTP_ALLOW) ` +
+        `lists the hosts it may reach`,
+    );
+  }
+  if (error.tool === "model.chat" && ctx.toolSettings?.model === undefined) {
+    return new TokaError(
+      error.code,
+      `${error.message}: it is registered when toka.json's tools.model.model (or TOKA_MODEL) ` +
+        `names a model`,
+    );
+  }
+  return error;
 }
 
 function parseToolName(value: string): string {

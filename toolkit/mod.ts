@@ -52,6 +52,15 @@ export {
   type HttpFetchOutput,
 } from "./http_fetch_tool.ts";
 export {
+  createModelChatTool,
+  type ModelChatInput,
+  type ModelChatMessage,
+  type ModelChatOptions,
+  type ModelChatOutput,
+  type ModelReplyMessage,
+  type ModelToolCall,
+} from "./model_chat_tool.ts";
+export {
   type ScheduleCancelInput,
   type ScheduleCancelOutput,
   type ScheduledTimer,

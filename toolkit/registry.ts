@@ -28,7 +28,8 @@ import { ToolExecutionError, ToolInputError, ToolOutputError, ToolTimeoutError }
 
 /**
  * The payload of the `tool.invoked`, `tool.completed`, `tool.failed` and
- * `tool.denied` events. It never holds a token, nor the input itself: only its digest.
+ * `tool.denied` events. It never holds a token, nor the input itself (only its digest) unless
+ * the tool asks for it with `recordInput`.
  */
 export interface ToolEventPayload {
   /** The tool name. */
@@ -37,6 +38,8 @@ export interface ToolEventPayload {
   callId: string;
   /** `"sha256:<hex>"` of the canonical JSON input (`tool.invoked` only, when serialisable). */
   inputDigest?: string;
+  /** The input itself (`tool.invoked` only), for a tool defined with `recordInput: true`. */
+  input?: unknown;
   /** Milliseconds from invocation to completion or failure (not on `tool.invoked`). */
   durationMs?: number;
   /**
@@ -331,7 +334,12 @@ export class ToolRegistry implements ToolRegistryContract {
     const inputDigest = digest(input);
     const invoked: ToolEvent = {
       kind: "tool.invoked",
-      payload: { tool: name, callId, ...(inputDigest && { inputDigest }) },
+      payload: {
+        tool: name,
+        callId,
+        ...(inputDigest && { inputDigest }),
+        ...(inputDigest && entry.tool.recordInput === true && { input }),
+      },
     };
     // A tool with effects has its invocation stored before it runs; a read-only
     // one's is stored with its outcome, in one batch when the recorder takes one.

@@ -56,6 +56,11 @@ export interface Tool<I = unknown, O = unknown> {
   /** Milliseconds a call may take; 30000 by default. */
   timeoutMs?: number;
   /**
+   * Whether the call's `tool.invoked` event records the input itself besides its digest; false
+   * by default, as an input may hold what the log should not keep (a prompt, a secret).
+   */
+  recordInput?: boolean;
+  /**
    * Runs the tool on input that already matches `inputSchema`.
    *
    * @param input The validated input.
@@ -157,6 +162,9 @@ export function defineTool<I, O>(
         quote(timeoutMs)
       } for tool "${name}": use a positive integer of milliseconds`,
     );
+  }
+  if (tool.recordInput !== undefined && typeof tool.recordInput !== "boolean") {
+    throw new TypeError(`The recordInput of tool "${name}" must be true or false`);
   }
   if (typeof tool.execute !== "function") {
     throw new TypeError(`Tool "${name}" needs an execute function`);

@@ -45,7 +45,11 @@ Deno.test("toka.json", async (t) => {
         storageRoot: "files",
         agents: ["./agents.ts", "https://example.com/a.ts"],
         plugins: { weather: { transport: { type: "stdio", command: "weather" } } },
-        tools: { http: { allow: ["api.example.com"], allowPrivate: ["127.0.0.1"] } },
+        tools: {
+          http: { allow: ["api.example.com"], allowPrivate: ["127.0.0.1"] },
+          // Its baseUrl and apiKeyEnv need a trusted file: tests/cli/model_test.ts.
+          model: { model: "llama3.2", recordPrompt: true },
+        },
         auth: { retiredTtlSecs: 60, masterKeyEnv: "MY_KEY" },
         runtime: { agentLeaseSecs: 2, stopTimeoutMs: 500, maxCausalDepth: 250 },
         logLevel: "debug",
@@ -74,6 +78,8 @@ Deno.test("toka.json", async (t) => {
           agents: [join(project, "agents.ts"), "https://example.com/a.ts"],
           httpAllow: ["api.example.com"],
           httpAllowPrivate: ["127.0.0.1"],
+          model: "llama3.2",
+          modelRecordPrompt: true,
           retiredTtlSecs: 60,
           masterKeyEnv: "MY_KEY",
           agentLeaseSecs: 2,
@@ -93,6 +99,8 @@ Deno.test("toka.json", async (t) => {
           TOKA_STORAGE_ROOT: "env-root",
           TOKA_HTTP_ALLOW: "a.example, b.example",
           TOKA_HTTP_ALLOW_PRIVATE: "localhost",
+          TOKA_MODEL: "env-model",
+          TOKA_MODEL_BASE_URL: "http://127.0.0.1:11434/v1",
           TOKA_RETIRED_TTL_SECS: "30",
           TOKA_MASTER_KEY_ENV: "ENV_KEY",
           TOKA_AGENT_LEASE_SECS: "0.5",
@@ -105,6 +113,8 @@ Deno.test("toka.json", async (t) => {
         assert.equal(fromEnv.storageRoot, "env-root");
         assert.deepEqual(fromEnv.httpAllow, ["a.example", "b.example"]);
         assert.deepEqual(fromEnv.httpAllowPrivate, ["localhost"]);
+        assert.equal(fromEnv.model, "env-model");
+        assert.equal(fromEnv.modelBaseUrl, "http://127.0.0.1:11434/v1");
         assert.equal(fromEnv.retiredTtlSecs, 30);
         assert.equal(fromEnv.masterKeyEnv, "ENV_KEY");
         assert.equal(fromEnv.agentLeaseSecs, 0.5);

@@ -24,3 +24,13 @@ Deno.test("README: the fs and http tools example prints what its comments say", 
   const squash = (text: string) => text.replace(/\s+/g, " ").trim();
   assert.equal(squash(result.out), squash(expected.join("\n")));
 });
+
+Deno.test("README: the model.chat example prints what its comments say", async () => {
+  const code = example("## Models: model.chat");
+  const result = await runIn(code);
+  assert.equal(result.code, 0, result.err);
+  const expected = [...code.matchAll(/console\.log\(.*\);(?: \/\/ (.*))?\n(?:\/\/ (.*)\n)?/g)]
+    .map((m) => m[1] ?? m[2]);
+  assert.equal(expected.length, 2);
+  assert.equal(result.out, `${expected.join("\n")}\n`);
+});
