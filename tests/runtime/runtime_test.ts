@@ -415,7 +415,8 @@ Deno.test("Agents with a vault", async (t) => {
     "an event interrupted by stop is delivered again, and its emits are not repeated",
     async () => {
       const store = new MemoryEventStore();
-      const runtime = await Runtime.create({ vault: store, retry: fast });
+      // Stop aborts the handler at once rather than after the default 10 s drain.
+      const runtime = await Runtime.create({ vault: store, retry: fast, stopTimeoutMs: 0 });
       let calls = 0;
       runtime.register(defineAgent({
         name: "worker",
@@ -558,6 +559,8 @@ Deno.test("Agents with a vault", async (t) => {
     const runtime = await Runtime.create({
       vault: store,
       retry: { attempts: 3, backoffMs: () => 60_000 },
+      // Stop ends the backoff at once rather than after the default 10 s drain.
+      stopTimeoutMs: 0,
     });
     runtime.register(agent);
     await runtime.start();
