@@ -22,6 +22,11 @@ export type AtomicOperation = Deno.AtomicOperation;
 /** A versionstamp check in an atomic operation. */
 export type AtomicCheck = Deno.AtomicCheck;
 
+/** Whether the host is Deno (otherwise Node, with Deno KV from `@deno/kv`). */
+export function isDeno(): boolean {
+  return deno !== undefined;
+}
+
 /**
  * Opens Deno KV: `Deno.openKv` under Deno, `@deno/kv`'s `openKv` under Node,
  * loaded only then, so Deno never loads the native module. The location is a

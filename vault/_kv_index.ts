@@ -48,7 +48,7 @@ export async function loadStreams(s: KvState, batch: Pending[]): Promise<void> {
  * Learns the stream versions of every page after the last known position,
  * e.g. written by another process. Payloads are not read, and an unreadable
  * page is passed over (`verify()` reports it), so a damaged vault still opens.
- * Subscribers read those events from KV.
+ * Events with inline payloads are kept as recent events, for reads and subscribers.
  */
 export async function catchUp(s: KvState): Promise<void> {
   const pages = s.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, s.end.next] });

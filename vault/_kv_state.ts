@@ -1,7 +1,7 @@
 // The state every part of the Deno KV event store shares (writer, index,
 // reader, subscriptions, verify and import): one object, passed explicitly,
 // made of small classes that each own one piece of it.
-import type { Kv, KvEntry, KvListIterator } from "../internal/platform.ts";
+import { isDeno, type Kv, type KvEntry, type KvListIterator } from "../internal/platform.ts";
 import type {
   AppendEffect,
   AppendGuard,
@@ -11,9 +11,9 @@ import type {
 } from "../runtime/log/event_store.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
-import type { PreparedInput } from "../runtime/log/event_rules.ts";
+import { deepFreeze, type PreparedInput } from "../runtime/log/event_rules.ts";
 import type { ImportLink } from "../runtime/log/import_rules.ts";
-import type { StoredEvent } from "./_page.ts";
+import { type StoredEvent, toRecord } from "./_page.ts";
 
 // Key layout, all under ["vault"]:
 //   ["vault", "layout"]                    the layout version of everything below (LAYOUT)
@@ -32,11 +32,12 @@ export const IDS = ["vault", "id"] as const;
 export const BLOB = ["vault", "blob"] as const;
 export const CHUNK = ["vault", "bc"] as const;
 /**
- * Pages per KV read when listing pages (each up to 60 KiB, so about 480 KiB a
- * read): @deno/kv on Node lists 100 such pages at a time several times slower
- * than 5 or 8 (bench/node_vault.ts); on Deno the size makes no clear difference.
+ * Pages per KV read when listing pages (each up to 60 KiB): @deno/kv on Node
+ * lists 100 such pages at a time several times slower than 5 or 8
+ * (bench/node_vault.ts), while Deno replays faster with 100 (2.65x a raw
+ * `kv.list` against 1.96x with 8, bench/read_ratios.ts).
  */
-export const PAGE_BATCH = 8;
+export const PAGE_BATCH: number = isDeno() ? 100 : 8;
 
 /**
  * The version of the key layout and page format above. A store records it
@@ -243,10 +244,11 @@ export class RecentEvents {
  */
 export class IndexTail {
   #watermark: number;
-  #tail: Tail = { start: 1, streams: [], versions: [], pages: [] };
+  #tail: Tail;
 
   constructor(watermark: number) {
     this.#watermark = watermark;
+    this.#tail = { start: watermark, streams: [], versions: [], pages: [] };
   }
 
   /** Every position below it is in the stream index, as far as this process knows. */
@@ -283,6 +285,27 @@ export class IndexTail {
         };
       }
     })();
+  }
+
+  /**
+   * The positions and page starts of a stream's noted events and where the
+   * noted tail starts, when it reaches from the watermark to `end` (so that
+   * the stream index and `end` on cover the rest); `undefined` otherwise.
+   */
+  ofStream(
+    stream: string,
+    end: number,
+  ): { start: number; positions: number[]; pages: number[] } | undefined {
+    const tail = this.#tail;
+    if (tail.start > this.#watermark || tail.start + tail.streams.length !== end) return undefined;
+    const positions: number[] = [];
+    const pages: number[] = [];
+    for (let i = 0; i < tail.streams.length; i++) {
+      if (tail.streams[i] !== stream) continue;
+      positions.push(tail.start + i);
+      pages.push(tail.pages[i]);
+    }
+    return { start: tail.start, positions, pages };
   }
 
   /** Moves the watermark forward and forgets what it covers; false when it was not ahead. */
@@ -471,16 +494,22 @@ export class KvState {
   /** Notes a page read while catching up (`events` empty when it is unreadable). */
   learned(start: number, events: readonly StoredEvent[]): void {
     events.forEach((stored, i) => {
-      this.streams.track(stored.s, stored.v, start + i);
-      this.tail.note(stored.s, stored.v, start + i, start);
+      const at = start + i;
+      this.streams.track(stored.s, stored.v, at);
+      this.tail.note(stored.s, stored.v, at, start);
+      // Kept as recent events (inline payloads only), so that a read of the
+      // latest events needs no page read; they stay contiguous.
+      if (this.recent.end !== at) this.recent.reset(at);
+      if (stored.b === undefined) this.recent.push(toRecord(stored, at, deepFreeze(stored.p)));
+      else this.recent.reset(at + 1);
     });
     // The next commit chains to the last event; after a damaged page, to nothing.
     this.end.learned(start, events.length, events.length > 0 ? events[events.length - 1].d : null);
   }
 
-  /** Notes that catching up reached the end: recent events start over there. */
+  /** Notes that catching up reached the end: recent events end there too. */
   caughtUp(): void {
-    this.recent.reset(this.end.next);
+    if (this.recent.end !== this.end.next) this.recent.reset(this.end.next);
     this.wake();
   }
 

@@ -14,7 +14,6 @@ import type {
   VerifyOptions,
   VerifyReport,
 } from "../runtime/log/event_store.ts";
-import { assertStream } from "../runtime/log/event_rules.ts";
 import {
   type AgentStatePorts,
   type AgentStateSource,
@@ -148,9 +147,8 @@ export class KvEventStore implements EventStore, AgentStateSource, AsyncDisposab
    * @returns The stream's events.
    * @throws {TypeError} When the stream name is invalid.
    */
-  async *readStream(stream: string): AsyncIterableIterator<EventRecord> {
-    assertStream(stream);
-    yield* this.read({ stream });
+  readStream(stream: string): AsyncIterableIterator<EventRecord> {
+    return reader.read(this.#s, { stream });
   }
 
   /**

@@ -198,17 +198,22 @@ export class MemoryEventStore implements EventStore, AsyncDisposable {
       ? undefined
       : (this.#streams.get(options.stream) ?? []);
     const count = indexes?.length ?? this.#events.length;
-    // The whole log is in position order: start at `from` instead of skipping up to it.
-    const start = from === undefined || indexes !== undefined
-      ? 0
-      : Math.max(0, backward ? count - from : from - 1);
+    // Both the log and a stream's indexes are in position order: start at
+    // `from` instead of skipping up to it.
+    let start = 0;
+    if (from !== undefined) {
+      const before = indexes === undefined
+        ? Math.max(0, Math.min(count, from - 1))
+        : countBelow(indexes, from - 1);
+      const through = indexes === undefined ? Math.min(count, from) : countBelow(indexes, from);
+      start = backward ? count - through : before;
+    }
     for (let i = start; i < count && remaining > 0; i++) {
       const index = indexes === undefined
         ? (backward ? count - 1 - i : i)
         : indexes[backward ? count - 1 - i : i];
       const record = this.#events[index];
       if (record === undefined) break;
-      if (from !== undefined && (backward ? index + 1 > from : index + 1 < from)) continue;
       if (!matches(record.kind)) continue;
       remaining--;
       yield record;
@@ -398,4 +403,16 @@ export class MemoryEventStore implements EventStore, AsyncDisposable {
   #assertOpen(): void {
     if (this.#closed) throw new TypeError("The event store is closed");
   }
+}
+
+/** How many of the sorted indexes are below `index`. */
+function countBelow(indexes: number[], index: number): number {
+  let low = 0;
+  let high = indexes.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (indexes[mid] < index) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }

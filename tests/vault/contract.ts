@@ -392,6 +392,19 @@ export async function runContract(t: Deno.TestContext, factory: StoreFactory): P
       0,
     ]);
     assert.deepEqual(await payloads({ stream: "odd", direction: "backward" }), [5, 3, 1]);
+    // A stream read backward from a position, by kind, with a limit: only what it returns.
+    const odd = { stream: "odd", direction: "backward" } as const;
+    assert.deepEqual(await payloads({ ...odd, limit: 1 }), [5]);
+    assert.deepEqual(await payloads({ ...odd, from: "0000000000000005" }), [3, 1]);
+    assert.deepEqual(await payloads({ ...odd, from: "0000000000000004", limit: 1 }), [3]);
+    assert.deepEqual(await payloads({ ...odd, from: "0" }), []);
+    assert.deepEqual(await payloads({ ...odd, kinds: ["task.*"] }), [1]);
+    assert.deepEqual(await payloads({ ...odd, from: "99", kinds: ["tool.done"], limit: 1 }), [5]);
+    assert.deepEqual(await payloads({ stream: "even", from: "0000000000000004" }), [4]);
+    assert.deepEqual(await payloads({ stream: "even", from: "0", limit: 2 }), [0, 2]);
+    assert.deepEqual(await payloads({ stream: "even", from: "7" }), []);
+    assert.deepEqual(await payloads({ from: "0", limit: 1 }), [0]);
+    assert.deepEqual(await payloads({ direction: "backward", from: "99", limit: 1 }), [5]);
     assert.deepEqual(await payloads({ stream: "none" }), []);
     assert.deepEqual(await payloads({ limit: 0 }), []);
     assert.deepEqual((await collect(store.readStream("odd"))).map((e) => e.version), [1, 2, 3]);

@@ -1,0 +1,162 @@
+// Reading one stream of the Deno KV log. Where its events are comes from three
+// places, walked lazily in the direction read: the bulk stream index (below
+// the unindexed tail), the tail this process wrote or caught up with (in
+// memory), and pages other processes wrote since (listed from KV). So a read
+// of a stream's latest events reads their pages and one empty list, never the
+// whole index or tail.
+import type { EventRecord } from "../runtime/log/event_store.ts";
+import type { KindFilter } from "../runtime/log/kind_pattern.ts";
+import { retryLocked } from "../internal/kv_retry.ts";
+import { decodePage, type StoredEvent, toRecord } from "./_page.ts";
+import { payloadOf } from "./_kv_blobs.ts";
+import {
+  corrupt,
+  INDEX,
+  type IndexEntry,
+  type KvState,
+  PAGE,
+  PAGE_BATCH,
+  retryLockedIterable,
+  WATERMARK,
+} from "./_kv_state.ts";
+
+/** An event of the stream: its position, its page's start and, when already read, that page. */
+type Spot = [position: number, page: number, events?: StoredEvent[]];
+
+/** Index entries per KV read: each holds up to 1,000 versions (about 10 KiB). */
+const INDEX_BATCH = 4;
+
+/** Reads one stream's events from a position, forward or backward, at most `limit`. */
+export async function* readStream(
+  s: KvState,
+  stream: string,
+  from: number | undefined,
+  backward: boolean,
+  matches: KindFilter,
+  limit: number,
+): AsyncIterableIterator<EventRecord> {
+  let page: { start: number; events: StoredEvent[] } | undefined;
+  for await (const [at, start, read] of spots(s, stream, from, backward)) {
+    const recent = s.recent.at(at);
+    if (recent !== undefined && recent.stream === stream) {
+      if (!matches(recent.kind)) continue;
+      yield recent;
+    } else {
+      let events = read;
+      if (events === undefined) {
+        if (page?.start !== start) page = { start, events: await pageEvents(s, start) };
+        events = page.events;
+      }
+      const stored = events[at - start];
+      if (stored === undefined || stored.s !== stream) {
+        throw corrupt(`the stream index of "${stream}" is inconsistent at ${at}`);
+      }
+      if (!matches(stored.k)) continue;
+      yield toRecord(stored, at, stored.b === undefined ? stored.p : await payloadOf(s.kv, stored));
+    }
+    if (--limit === 0) return;
+  }
+}
+
+async function pageEvents(s: KvState, start: number): Promise<StoredEvent[]> {
+  const entry = await retryLocked(() => s.kv.get<Uint8Array>([...PAGE, start]));
+  if (entry.value === null) throw corrupt(`page ${start} is missing`);
+  try {
+    return decodePage(entry.value);
+  } catch {
+    throw corrupt(`page ${start} is unreadable`);
+  }
+}
+
+/** The stream's events in read order, from the index, the known tail and newer pages. */
+async function* spots(
+  s: KvState,
+  stream: string,
+  from: number | undefined,
+  backward: boolean,
+): AsyncIterableIterator<Spot> {
+  // Taken at once: the writer changes these together, between awaits.
+  const next = s.end.next;
+  const known = s.tail.ofStream(stream, next);
+  // Without the tail in memory, the whole unindexed tail is listed.
+  const indexed = known?.start ??
+    (await retryLocked(() => s.kv.get<number>(WATERMARK))).value ?? 1;
+  const listedFrom = known === undefined ? indexed : next;
+  const inRange = (at: number) => from === undefined || (backward ? at <= from : at >= from);
+  const positions = known?.positions ?? [];
+  const pages = known?.pages ?? [];
+  if (backward) {
+    yield* listed(s, stream, listedFrom, from, true);
+    for (let i = positions.length - 1; i >= 0; i--) {
+      if (inRange(positions[i])) yield [positions[i], pages[i]];
+    }
+    yield* fromIndex(s, stream, indexed, from, true);
+  } else {
+    yield* fromIndex(s, stream, indexed, from, false);
+    for (let i = 0; i < positions.length; i++) {
+      if (inRange(positions[i])) yield [positions[i], pages[i]];
+    }
+    yield* listed(s, stream, listedFrom, from, false);
+  }
+}
+
+/** The stream's events in pages from `start` on, read from KV. */
+async function* listed(
+  s: KvState,
+  stream: string,
+  start: number,
+  from: number | undefined,
+  backward: boolean,
+): AsyncIterableIterator<Spot> {
+  if (backward && from !== undefined && from < start) return;
+  const pages = backward
+    ? s.kv.list<Uint8Array>({
+      start: [...PAGE, start],
+      end: [...PAGE, from === undefined ? Number.MAX_SAFE_INTEGER : from + 1],
+    }, { reverse: true, batchSize: PAGE_BATCH })
+    : s.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, start] }, { batchSize: PAGE_BATCH });
+  for await (const page of retryLockedIterable(pages)) {
+    const pageStart = page.key[2] as number;
+    let events: StoredEvent[];
+    try {
+      events = decodePage(page.value);
+    } catch {
+      throw corrupt(`page ${pageStart} is unreadable`);
+    }
+    for (let n = 0; n < events.length; n++) {
+      const i = backward ? events.length - 1 - n : n;
+      const at = pageStart + i;
+      if (events[i].s !== stream) continue;
+      if (from !== undefined && (backward ? at > from : at < from)) continue;
+      yield [at, pageStart, events];
+    }
+  }
+}
+
+/** The stream's events below `below`, from its bulk index entries. */
+async function* fromIndex(
+  s: KvState,
+  stream: string,
+  below: number,
+  from: number | undefined,
+  backward: boolean,
+): AsyncIterableIterator<Spot> {
+  if (!backward && from !== undefined && from >= below) return;
+  const entries = s.kv.list<IndexEntry>({ prefix: [...INDEX, stream] }, {
+    reverse: backward,
+    batchSize: INDEX_BATCH,
+  });
+  for await (const { value } of retryLockedIterable(entries)) {
+    const { p, g } = value;
+    if (backward) {
+      for (let i = p.length - 1; i >= 0; i--) {
+        if (p[i] < below && (from === undefined || p[i] <= from)) yield [p[i], g[i]];
+      }
+    } else {
+      for (let i = 0; i < p.length; i++) {
+        if (p[i] >= below) return;
+        if (from === undefined || p[i] >= from) yield [p[i], g[i]];
+      }
+    }
+  }
+}
