@@ -195,12 +195,13 @@ export class EventBus {
     // Checked before the span is named after them.
     assertKind(input.kind);
     assertStream(stream);
-    const [span, traced] = producer(input.kind, stream, meta, cause);
+    const [span, traced] = producer(input.kind, meta, cause);
     try {
       const record = await this.#emit(input, stream, parents, traced);
       setEventAttributes(span, record);
       return record;
     } catch (error) {
+      span.setAttribute("toka.stream", stream);
       setFailed(span, error);
       throw error;
     } finally {
@@ -326,7 +327,7 @@ export class EventBus {
       for (const event of events) {
         assertKind(event.kind);
         let span: Span;
-        [span, event.meta] = producer(event.kind, stream, event.meta, cause);
+        [span, event.meta] = producer(event.kind, event.meta, cause);
         spans.push(span);
       }
     }
@@ -336,7 +337,7 @@ export class EventBus {
       for (const record of stored) this.#dispatch(record);
       return stored;
     } catch (error) {
-      for (const span of spans) setFailed(span, error);
+      for (const span of spans) span.setAttribute("toka.stream", stream), setFailed(span, error);
       throw error;
     } finally {
       for (const span of spans) span.end();
@@ -488,15 +489,12 @@ function maxCausalDepth(value: unknown): number {
 // span's traceparent, unless the meta has no room left for it.
 function producer(
   kind: string,
-  stream: string,
   meta: EventInput["meta"],
   cause: EventRecord | undefined,
 ): [Span, EventInput["meta"]] {
   const parent = parentContext(meta?.traceparent ?? cause?.meta?.traceparent);
-  const span = tracer()!.startSpan(`emit ${kind}`, {
-    kind: SpanKind.PRODUCER,
-    attributes: { "toka.stream": stream },
-  }, parent);
+  // The attributes are set at the end, all at once (toka.stream, the id and position).
+  const span = tracer()!.startSpan(`emit ${kind}`, { kind: SpanKind.PRODUCER }, parent);
   const value = traceparent(span);
   if (value === undefined) return [span, meta];
   const room = meta === undefined || meta.traceparent !== undefined ||
