@@ -177,13 +177,14 @@ function detail(d) {
   if (e.intent !== undefined) rows.push(["intent", e.intent]);
   const grid = h("dl", { class: "detail-grid" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
     h("dt", {}, "run"), h("dd", {}, h("a", { href: "#/run/" + encodeURIComponent(d.correlationId) }, d.correlationId)));
+  const list = (events, cls) => events.length ? h("ul", { class: "links " + cls }, events.map(eventLine)) : h("p", { class: "muted" }, "None");
   return h("div", { class: "event-detail", "data-id": e.id }, grid,
-    h("h3", {}, "Payload"), h("pre", { class: "payload" }, JSON.stringify(e.payload, null, 2)),
-    h("h3", {}, "Meta"), h("pre", { class: "meta" }, JSON.stringify(e.meta, null, 2)),
-    h("h3", {}, "Parents (" + d.parents.length + ")"),
-    d.parents.length ? h("ul", { class: "links parents" }, d.parents.map(eventLine)) : h("p", { class: "muted" }, "None"),
-    h("h3", {}, "Caused (" + d.children.length + (d.childrenComplete ? "" : "+, search stopped early") + ")"),
-    d.children.length ? h("ul", { class: "links children" }, d.children.map(eventLine)) : h("p", { class: "muted" }, "None"));
+    h("div", { class: "cols" },
+      h("div", {}, h("h3", {}, "Payload"), h("pre", { class: "payload" }, JSON.stringify(e.payload, null, 2))),
+      h("div", {}, h("h3", {}, "Meta"), h("pre", { class: "meta" }, JSON.stringify(e.meta, null, 2)))),
+    h("div", { class: "cols" },
+      h("div", {}, h("h3", {}, "Parents (" + d.parents.length + ")"), list(d.parents, "parents")),
+      h("div", {}, h("h3", {}, "Caused (" + d.children.length + (d.childrenComplete ? "" : "+, search stopped early") + ")"), list(d.children, "children"))));
 }
 
 // One event on its own page: walk the tree through its parents' and children's links.

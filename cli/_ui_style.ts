@@ -41,6 +41,8 @@ tr.event.new { animation: flash 1.5s ease-out; }
 @keyframes flash { from { background: #fef08a; } to { background: transparent; } }
 td.payload { max-width: 36rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 tr.detail > td { background: var(--soft); }
+.cols { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }
+.cols > div { min-width: 0; }
 .detail-grid { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
 .detail-grid dt { color: var(--muted); }
 .detail-grid dd { margin: 0; font-family: ui-monospace, monospace; font-size: 12px;
