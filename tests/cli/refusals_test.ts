@@ -200,6 +200,7 @@ Deno.test("one rule for exit codes: bad values 2, refusals and failures 1", asyn
       ],
       "events tail": [["--stream", "bad stream!"], ["-n", "1.5"], ["--kind", "a..b"]],
       "events show": [["not-an-id"], [""], ["0".repeat(25)]],
+      "events tree": [["not-an-id"], [""], ["0".repeat(25)]],
       "events stats": [["extra"]],
       "events verify": [["--bogus"], ["--expect-head", "12"], ["--expect-head", "x@sha256:00"]],
       "events head": [["extra"]],
@@ -236,6 +237,7 @@ Deno.test("one rule for exit codes: bad values 2, refusals and failures 1", asyn
       "init": [["--bogus"], [""], ["a", "b"], ["--db", "http://127.0.0.1:4512", `${dir}/p`]],
       "trust": [["--bogus"], ["a", "b"], [`${dir}/no-such-toka.json`]],
       "run": [["--bogus"]],
+      "ui": [["--port", "x"], ["--port", "70000"], ["extra"]],
       "emit": [[], ["bad kind"], ["a.b", "--payload", "{"], ["a.b", "x"], [
         "a.b",
         "--payload",
@@ -248,6 +250,7 @@ Deno.test("one rule for exit codes: bad values 2, refusals and failures 1", asyn
     // Arguments that are fine, for the global bad values (an empty --db or TOKA_DB).
     const fine: Record<string, string[]> = {
       "events show": ["0".repeat(26)],
+      "events tree": ["0".repeat(26)],
       "auth issue": ["--sub", "a", "--perm", "a:b"],
       "auth attenuate": ["tok"],
       "auth verify": ["tok"],
