@@ -10,6 +10,7 @@ import type OpenAI from "openai";
 import { TokaError } from "../runtime/errors.ts";
 import { getEnv, isNotCapable } from "../internal/platform.ts";
 import { intOption } from "../internal/int_option.ts";
+import { type Attributes, inSpan, type Span, SpanKind } from "../internal/tracing.ts";
 import { defineTool, type Tool } from "./tool.ts";
 import { MODEL_CHAT_INPUT, MODEL_CHAT_OUTPUT } from "./_model_chat_schema.ts";
 import {
@@ -267,6 +268,45 @@ export function createModelChatTool(
     return toOutput(reply, model, origin);
   };
 
+  // One chat call: the attempts and the waits between them.
+  const chat = async (input: ModelChatInput, signal: AbortSignal): Promise<ModelChatOutput> => {
+    const key = readKey();
+    const api = await loadSdk();
+    for (let tries = 0;; tries++) {
+      try {
+        return await attempt(api, input, key, signal);
+      } catch (error) {
+        if (!(error instanceof api.APIError) || error.status === undefined) throw error;
+        const status = error.status;
+        const detail = serverDetail(error, key);
+        const said = detail === "" ? "" : `: ${detail}`;
+        const where = `The model endpoint ${JSON.stringify(origin)} answered ${status}`;
+        if (status !== 429 && status < 500) {
+          throw new TokaError("model_refused", `${where}${said}`);
+        }
+        if (tries >= maxRetries) {
+          throw new TokaError(
+            "model_unavailable",
+            `${where} after ${tries + 1} attempts${said}`,
+          );
+        }
+        const asked = retryAfterMs(error, clock());
+        if (asked !== undefined && asked > maxRetryAfterMs) {
+          throw new TokaError(
+            "model_unavailable",
+            `${where} and asked to retry after ${Math.ceil(asked / 1000)} s${said}`,
+          );
+        }
+        await sleep(asked ?? Math.min(500 * 2 ** tries, MAX_BACKOFF_MS), signal);
+      }
+    }
+  };
+  const chatAttributes = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.request.model": model,
+    "server.address": new URL(baseUrl).hostname,
+  };
+
   return defineTool<ModelChatInput, ModelChatOutput>({
     name: "model.chat",
     description:
@@ -287,39 +327,31 @@ export function createModelChatTool(
         5000,
       2_147_483_647,
     ),
-    execute: async (input, ctx) => {
-      const key = readKey();
-      const api = await loadSdk();
-      for (let tries = 0;; tries++) {
-        try {
-          return await attempt(api, input, key, ctx.signal);
-        } catch (error) {
-          if (!(error instanceof api.APIError) || error.status === undefined) throw error;
-          const status = error.status;
-          const detail = serverDetail(error, key);
-          const said = detail === "" ? "" : `: ${detail}`;
-          const where = `The model endpoint ${JSON.stringify(origin)} answered ${status}`;
-          if (status !== 429 && status < 500) {
-            throw new TokaError("model_refused", `${where}${said}`);
-          }
-          if (tries >= maxRetries) {
-            throw new TokaError(
-              "model_unavailable",
-              `${where} after ${tries + 1} attempts${said}`,
-            );
-          }
-          const asked = retryAfterMs(error, clock());
-          if (asked !== undefined && asked > maxRetryAfterMs) {
-            throw new TokaError(
-              "model_unavailable",
-              `${where} and asked to retry after ${Math.ceil(asked / 1000)} s${said}`,
-            );
-          }
-          await sleep(asked ?? Math.min(500 * 2 ** tries, MAX_BACKOFF_MS), ctx.signal);
-        }
-      }
-    },
+    // GenAI conventions' chat span: the model, the usage and the finish reason, never the
+    // messages, the reply or the key.
+    execute: (input, ctx) =>
+      inSpan(`chat ${model}`, SpanKind.CLIENT, chatAttributes, undefined, async (span) => {
+        const output = await chat(input, ctx.signal);
+        if (span !== undefined) setReplyAttributes(span, output);
+        return output;
+      }),
   });
+}
+
+// What a reply adds to its chat span.
+function setReplyAttributes(span: Span, output: ModelChatOutput): void {
+  const attributes: Attributes = {
+    "gen_ai.response.id": output.id,
+    "gen_ai.response.model": output.model,
+  };
+  if (output.finishReason !== null) {
+    attributes["gen_ai.response.finish_reasons"] = [output.finishReason];
+  }
+  if (output.usage !== undefined) {
+    attributes["gen_ai.usage.input_tokens"] = output.usage.promptTokens;
+    attributes["gen_ai.usage.output_tokens"] = output.usage.completionTokens;
+  }
+  span.setAttributes(attributes);
 }
 
 function checkBaseUrl(value: unknown): string {
