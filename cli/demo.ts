@@ -72,7 +72,9 @@ export function runDemo(ctx: CommandContext, options: DemoOptions = {}): Promise
     say(`Toka demo on ${ctx.dbLocation} (run ${run})`);
 
     // Phase 1: produce, handle, stop mid-run.
-    const first = await demoRuntime(auth, store, firstHead, workMs, say);
+    // The lease of toka.json's runtime.agentLeaseSecs, as toka run has it.
+    const leaseSecs = ctx.settings.agentLeaseSecs;
+    const first = await demoRuntime(auth, leaseSecs, store, firstHead, workMs, say);
     await first.runtime.start();
     say(`▶ runtime started: agents planner and worker (worker calls the echo tool)`);
     const waiting = first.runtime.agents().filter((a) => a.standby).map((a) => a.name);
@@ -80,7 +82,7 @@ export function runDemo(ctx: CommandContext, options: DemoOptions = {}): Promise
       say(
         `  waiting for another process to release ${
           waiting.join(" and ")
-        } (its lease ends within 10 s)`,
+        } (its lease ends within ${leaseSecs} s)`,
       );
     }
     for (let task = 1; task <= tasks; task++) {
@@ -98,7 +100,7 @@ export function runDemo(ctx: CommandContext, options: DemoOptions = {}): Promise
     say(`■ runtime stopped after ${beforeRestart} of ${tasks} tasks`);
 
     // Phase 2: a new runtime on the same vault resumes from the checkpoints.
-    const second = await demoRuntime(auth, store, firstHead, workMs, say);
+    const second = await demoRuntime(auth, leaseSecs, store, firstHead, workMs, say);
     await second.runtime.start();
     say("▶ runtime restarted: agents resume after their checkpoints");
     await second.completed(run, tasks);
@@ -124,6 +126,7 @@ export function runDemo(ctx: CommandContext, options: DemoOptions = {}): Promise
 
 async function demoRuntime(
   auth: CreateRuntimeAuthOptions,
+  agentLeaseSecs: number,
   store: EventStore,
   since: number,
   workMs: number,
@@ -135,6 +138,7 @@ async function demoRuntime(
     vault: store,
     retry: { attempts: 3 },
     stopTimeoutMs: 0,
+    agentLeaseSecs,
     auth,
   });
   runtime.register(defineAgent({

@@ -125,9 +125,15 @@ Deno.test("toka demo stops mid-run, restarts and resumes without loss or duplica
         });
       }
       const out: string[] = [];
-      assert.equal(await runDemo(context(db, false, out), { tasks: 2, workMs: 10 }), 0);
+      // The lease of toka.json's runtime.agentLeaseSecs, as toka run has it: a short one here.
+      const ctx = context(db, false, out);
+      ctx.settings.agentLeaseSecs = 0.3;
+      assert.equal(await runDemo(ctx, { tasks: 2, workMs: 10 }), 0);
       const text = out.join("");
-      assert.match(text, /waiting for another process to release planner \(its lease ends/);
+      assert.match(
+        text,
+        /waiting for another process to release planner \(its lease ends within 0\.3 s\)/,
+      );
       assert.match(text, /Summary: 2 tasks, 2 planned, 2 completed, 0 duplicates, 0 lost/);
     });
   } finally {
