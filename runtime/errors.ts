@@ -225,3 +225,37 @@ export class CausalDepthError extends TokaError {
     this.limit = limit;
   }
 }
+
+/** Why a retry was refused: see {@linkcode RetryRefusedError}. */
+export type RetryRefusal = "unknown_agent" | "unknown_event" | "not_failed" | "already_requested";
+
+/**
+ * Thrown by `runtime.retry` (and `toka agent retry`) when the retry cannot be
+ * asked for: no such agent, no such event, an event the agent has not given
+ * up on (or that a retry already handled), or one whose retry is already
+ * requested and not yet handled. Nothing is appended.
+ *
+ * @example
+ * ```ts
+ * import { RetryRefusedError } from "@toka/runtime/runtime";
+ *
+ * const error = new RetryRefusedError("unknown_agent", 'Cannot retry for agent "x": no such agent');
+ * console.log(error.code, error.reason); // retry_refused unknown_agent
+ * ```
+ */
+export class RetryRefusedError extends TokaError {
+  /** Why the retry was refused. */
+  readonly reason: RetryRefusal;
+
+  /**
+   * Creates a retry refusal.
+   *
+   * @param reason Why the retry was refused.
+   * @param message The one-line explanation.
+   */
+  constructor(reason: RetryRefusal, message: string) {
+    super("retry_refused", message);
+    this.name = "RetryRefusedError";
+    this.reason = reason;
+  }
+}

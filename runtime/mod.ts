@@ -72,12 +72,15 @@ export {
   type StoredLease,
 } from "./agents/agent_state.ts";
 export { MemoryCheckpointStore, MemoryLeaseStore } from "./agents/memory_agent_state.ts";
+export { type FailedEvent, readFailedEvents } from "./agents/failed_events.ts";
 export { MemoryEventStore, type MemoryEventStoreOptions } from "./log/memory_event_store.ts";
 export {
   CapabilityDeniedError,
   CausalDepthError,
   GuardFailedError,
   LeaseLostError,
+  type RetryRefusal,
+  RetryRefusedError,
   TokaError,
   VersionConflictError,
 } from "./errors.ts";

@@ -32,6 +32,7 @@ import type { RuntimeConfig, RuntimeHooks } from "./runtime_config.ts";
 import type { AgentStatus } from "./agents/agent_status.ts";
 import { agentStorage } from "./storage/_scoped_storage.ts";
 import { errorMessage } from "../internal/error_message.ts";
+import { retryRequests } from "./agents/failed_events.ts";
 
 const logger = getLogger(["toka", "runtime"]);
 
@@ -391,6 +392,48 @@ export class Runtime {
    */
   emit(input: EmitInput): Promise<EventRecord> {
     return this.bus.emit(input);
+  }
+
+  /**
+   * Asks an agent to handle again an event it gave up on (see
+   * `readFailedEvents`): appends an `agent.retry_requested` to its stream
+   * `agent/<name>`. The agent handles it in order with the rest of the log, in
+   * this process or whichever runs it, or at its next start when none does: it
+   * delivers the event again (what earlier attempts emitted is not appended
+   * twice) and appends `agent.recovered` when the handler finishes, or a new
+   * `agent.failed` when it gives up again.
+   *
+   * @param agent The agent's name: registered here, or one that failed in this log.
+   * @param eventId The id of the event it gave up on.
+   * @returns The stored request.
+   * @throws {TypeError} When the name or id is malformed.
+   * @throws {RetryRefusedError} When the agent or event is unknown, the agent has
+   *   not given up on the event, or a retry of it is already requested.
+   *
+   * @example
+   * ```ts
+   * import { defineAgent, Runtime } from "@toka/runtime/runtime";
+   *
+   * let broken = true;
+   * const runtime = await Runtime.create({ retry: { attempts: 1 } });
+   * runtime.register(defineAgent({
+   *   name: "worker",
+   *   subscribe: ["task.*"],
+   *   handle() {
+   *     if (broken) throw new Error("not yet");
+   *   },
+   * }));
+   * await runtime.start();
+   * const task = await runtime.emit({ kind: "task.created" });
+   * while (runtime.agents()[0].failures === 0) await new Promise((r) => setTimeout(r, 5));
+   * broken = false;
+   * await runtime.retry("worker", task.id);
+   * await runtime.stop(); // drains: the retry is handled
+   * ```
+   */
+  async retry(agent: string, eventId: string): Promise<EventRecord> {
+    const [request] = await retryRequests(this.#store, agent, eventId, this.#runners.has(agent));
+    return await this.bus.emit(request);
   }
 
   /**

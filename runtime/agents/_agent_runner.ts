@@ -4,6 +4,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { EventRecord, EventStore } from "../log/event_store.ts";
 import type { EventBus } from "../bus/event_bus.ts";
+import type { EmitInput } from "../bus/subscription.ts";
 import type { ToolRegistry } from "../tool_registry.ts";
 import type { TokenAuthority } from "../token_authority.ts";
 import type { AgentStorageOptions, StorageAdapter } from "../storage/storage.ts";
@@ -17,6 +18,11 @@ import { formatPosition } from "../../internal/ids.ts";
 import { delay } from "../../internal/retry.ts";
 import { TokenKeeper } from "./_token_keeper.ts";
 import { errorMessage } from "../../internal/error_message.ts";
+import { CausalDepthError, TokaError } from "../errors.ts";
+import { AGENT_FAILED, AGENT_RECOVERED, dueRetry, RETRY_REQUESTED } from "./failed_events.ts";
+import { compileKindFilter, type KindFilter } from "../log/kind_pattern.ts";
+
+type Outcome = "passed" | "stalled" | "stopped";
 import { traceHandling, withTraceIds } from "../../internal/tracing.ts";
 
 export interface RetryPolicy {
@@ -71,10 +77,15 @@ export class AgentRunner {
   // The event in hand and the context calls (emits, tool calls) made for it.
   #calls: HandlingCalls;
   #ctx: AgentContext;
+  // What it reads from the log: its own kinds, and retry requests.
+  #kinds: string[];
+  #subscribes: KindFilter;
 
   constructor(agent: Agent, deps: RunnerDeps) {
     this.agent = agent;
     this.#deps = deps;
+    this.#kinds = [...agent.subscribe, RETRY_REQUESTED];
+    this.#subscribes = compileKindFilter(agent.subscribe);
     this.#logger = withTraceIds(getLogger(["toka", "agent", agent.name]));
     this.#lease = deps.leases === undefined ? undefined : new LeaseHolder(
       deps.leases,
@@ -311,9 +322,9 @@ export class AgentRunner {
     const signal = this.#controller.signal;
     if (signal.aborted || (this.position !== null && this.position >= head)) return;
     const from = this.position === null ? undefined : formatPosition(Number(this.position) + 1);
-    for await (const event of store.read({ from, kinds: [...this.agent.subscribe] })) {
+    for await (const event of store.read({ from, kinds: this.#kinds })) {
       if (event.position > head || signal.aborted) break;
-      if ((await this.#handle(event)) !== "passed") break;
+      if ((await this.#deliver(event)) !== "passed") break;
     }
   }
 
@@ -323,7 +334,7 @@ export class AgentRunner {
   async #advance(store: EventStore): Promise<void> {
     const from = this.position;
     try {
-      const head = await idleHead(store, from, this.agent.subscribe);
+      const head = await idleHead(store, from, this.#kinds);
       // Handling an event meanwhile moved the checkpoint already.
       if (head === undefined || this.position !== from) return;
       this.position = head;
@@ -348,11 +359,11 @@ export class AgentRunner {
         for await (
           const event of store.subscribe({
             after: this.position ?? undefined,
-            kinds: [...this.agent.subscribe],
+            kinds: this.#kinds,
             signal,
           })
         ) {
-          const outcome = await this.#handle(event);
+          const outcome = await this.#deliver(event);
           if (signal.aborted || handlers.aborted || outcome === "stopped") return;
           if (outcome === "stalled") {
             stalled = true;
@@ -381,11 +392,75 @@ export class AgentRunner {
     }
   }
 
+  // A retry request for this agent has the event it names handled again first;
+  // a request is handed to the handler only when the agent subscribes to its kind.
+  async #deliver(event: EventRecord): Promise<Outcome> {
+    if (event.kind !== RETRY_REQUESTED) return await this.#handle(event);
+    const failed = await dueRetry(this.#deps.store, event, this.agent.name);
+    if (failed !== null) {
+      const outcome = await this.#retry(event, failed);
+      if (outcome !== "passed") return outcome;
+    }
+    if (this.#subscribes(event.kind)) return await this.#handle(event);
+    this.#pass(event, false);
+    return "passed";
+  }
+
+  // Handles the event again. What earlier attempts recorded for it is read
+  // back first, so that it is not appended twice.
+  async #retry(request: EventRecord, event: EventRecord): Promise<Outcome> {
+    const { store } = this.#deps;
+    this.#logger.info("Agent {name} retries event {id}", { name: this.agent.name, id: event.id });
+    await this.#calls.scan(store, formatPosition(Number(event.position) - 1));
+    const outcome = await this.#attempt(event, request);
+    // Back to what is recorded after the checkpoint only.
+    await this.#calls.scan(store, this.position);
+    if (outcome !== "done") return outcome === "failed" ? "passed" : outcome;
+    try {
+      await this.#recordRetry(request, {
+        kind: AGENT_RECOVERED,
+        payload: { agent: this.agent.name, eventId: event.id, kind: event.kind },
+      });
+    } catch (error) {
+      this.#logger.error("Could not record agent.recovered for event {id}: {message}", {
+        id: event.id,
+        message: errorMessage(error),
+      });
+      return this.#controller.signal.aborted ? "stopped" : "stalled";
+    }
+    return "passed";
+  }
+
+  // A retry's outcome is caused by its request (and names the event): the
+  // event's own journal holds its first failure, which must not stand for this one.
+  async #recordRetry(request: EventRecord, input: EmitInput): Promise<void> {
+    this.#calls.begin(request);
+    try {
+      const eventId = (input.payload as { eventId: string }).eventId;
+      await this.#calls.emit({ ...input, parents: [request.id, eventId] });
+    } finally {
+      this.#calls.end();
+    }
+  }
+
   // Handles one event. It is passed (the checkpoint moves past it) only once
   // its outcome is in the log: the handler finished (its emits appended), or
   // `agent.failed` is recorded. "stalled": neither could be appended, so the
   // event must be tried again; "stopped": stopping, or the lease was lost.
-  async #handle(event: EventRecord): Promise<"passed" | "stalled" | "stopped"> {
+  async #handle(event: EventRecord): Promise<Outcome> {
+    const outcome = await this.#attempt(event);
+    if (outcome === "stalled" || outcome === "stopped") return outcome;
+    this.#pass(event, true);
+    return "passed";
+  }
+
+  // Runs the handler on the event, retried with backoff: "done" when it
+  // finished, "failed" when the agent gave up and recorded `agent.failed`
+  // (caused by the retry request, when it is a retry).
+  async #attempt(
+    event: EventRecord,
+    request?: EventRecord,
+  ): Promise<"done" | "failed" | "stalled" | "stopped"> {
     // After a pause longer than the lease (a suspended machine, say), another
     // process may run this agent now: make sure before handling more. Only
     // then: this is the path of every event.
@@ -395,6 +470,7 @@ export class AgentRunner {
     }
     const { attempts, backoffMs } = this.#deps.retry;
     const signal = this.#controller.signal;
+    let outcome: "done" | "failed" = "done";
     for (let attempt = 1;; attempt++) {
       const calls = this.#calls.begin(event);
       try {
@@ -407,35 +483,41 @@ export class AgentRunner {
       } catch (error) {
         // Stopping: the event is not finished and is delivered again next start.
         if (signal.aborted) return "stopped";
-        if (attempt >= attempts) {
+        // Past the causal depth limit every attempt fails alike: no retries.
+        if (attempt >= attempts || error instanceof CausalDepthError) {
           this.#logger.error(
             "Agent {name} gave up on event {id} after {attempts} attempts: {message}",
             {
               name: this.agent.name,
               id: event.id,
-              attempts,
+              attempts: attempt,
               message: errorMessage(error),
             },
           );
+          const failure = {
+            kind: AGENT_FAILED,
+            payload: {
+              agent: this.agent.name,
+              eventId: event.id,
+              kind: event.kind,
+              attempts: attempt,
+              ...(error instanceof TokaError && { code: error.code }),
+              error: errorMessage(error),
+            },
+          };
           try {
-            await this.#calls.emit({
-              kind: "agent.failed",
-              payload: {
-                agent: this.agent.name,
-                eventId: event.id,
-                kind: event.kind,
-                attempts,
-                error: errorMessage(error),
-              },
-            });
+            if (request === undefined) await this.#calls.emit(failure);
+            else await this.#recordRetry(request, failure);
           } catch (e) {
             this.#logger.error("Could not record agent.failed for event {id}: {message}", {
               id: event.id,
               message: errorMessage(e),
             });
-            return signal.aborted ? "stopped" : "stalled";
+            // A failure past the limit cannot be recorded: passed, or it would stall forever.
+            if (!(e instanceof CausalDepthError)) return signal.aborted ? "stopped" : "stalled";
           }
           this.failures++;
+          outcome = "failed";
           break;
         }
         this.#logger.warn("Agent {name} failed on event {id} (attempt {attempt}): {message}", {
@@ -450,15 +532,19 @@ export class AgentRunner {
       }
     }
     this.#calls.forget(event.id);
+    return outcome;
+  }
+
+  // Moves the checkpoint past the event; `handled` counts it when the handler saw it.
+  #pass(event: EventRecord, handled: boolean): void {
     this.position = event.position;
-    this.handled++;
-    this.#logger.trace("Agent {name} handled event {id} ({kind})", () => ({
+    if (handled) this.handled++;
+    this.#logger.trace("Agent {name} passed event {id} ({kind})", () => ({
       name: this.agent.name,
       id: event.id,
       kind: event.kind,
     }));
     this.#save(event.position);
-    return "passed";
   }
 
   // Records where the agent is, written soon after (fenced by its lease).

@@ -99,6 +99,16 @@ export interface Agent {
 const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
+ * Whether `name` is a valid agent name: 1 to 64 letters, digits, `_` or `-`.
+ *
+ * @param name A name.
+ * @returns True when an agent may have it.
+ */
+export function isAgentName(name: unknown): name is string {
+  return typeof name === "string" && NAME_RE.test(name);
+}
+
+/**
  * Checks an agent definition and returns it frozen.
  *
  * @param definition The name, kind patterns, handler and optional hooks.
@@ -124,7 +134,7 @@ export function defineAgent(definition: Agent): Agent {
     throw new TypeError(`Invalid agent ${JSON.stringify(definition)}: expected an object`);
   }
   const { name, subscribe, permissions, init, handle, stop } = definition;
-  if (typeof name !== "string" || !NAME_RE.test(name)) {
+  if (!isAgentName(name)) {
     throw new TypeError(
       `Invalid agent name ${JSON.stringify(name)}: use 1 to 64 letters, digits, _ or -`,
     );
