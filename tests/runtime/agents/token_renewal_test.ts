@@ -53,9 +53,13 @@ async function harness(
   return { runtime, errors, tokens, send, ctx: () => context! };
 }
 
-Deno.test("Agent tokens are renewed", async (t) => {
-  let now = Date.parse("2030-01-01T00:00:00Z");
-  const clock = () => now;
+/**
+ * The harness on a KV token authority and the toolkit's registry (recording its events), all on
+ * one fake clock that the test moves with `time.now`; disposing stops the runtime and closes KV.
+ */
+async function kvHarness() {
+  const time = { now: Date.parse("2030-01-01T00:00:00Z") };
+  const clock = () => time.now;
   const kv = await Deno.openKv(":memory:");
   const auth = await KvTokenAuthority.open(kv, { clock });
   const recorded: ToolEvent[] = [];
@@ -65,59 +69,71 @@ Deno.test("Agent tokens are renewed", async (t) => {
     tools: [echoTool],
     record: (event) => void recorded.push(event),
   });
-  const { runtime, errors, tokens, send, ctx } = await harness(auth, tools, clock);
+  const running = await harness(auth, tools, clock);
+  return {
+    ...running,
+    time,
+    clock,
+    kv,
+    auth,
+    recorded,
+    async [Symbol.asyncDispose]() {
+      await running.runtime.stop();
+      kv.close();
+    },
+  };
+}
+
+Deno.test("Agent tokens are renewed", async (t) => {
+  await using h = await kvHarness();
+  const { time, clock, kv, auth, recorded, errors, tokens, send, ctx } = h;
   const failed = () => recorded.filter((e) => e.kind === "tool.denied");
-  try {
-    await t.step("a call within the token's life uses the first token", async () => {
-      await send("task.call");
-      assert.deepEqual(errors, []);
-      assert.equal((await auth.verify(tokens[0])).sub, "agent/caller");
-    });
+  await t.step("a call within the token's life uses the first token", async () => {
+    await send("task.call");
+    assert.deepEqual(errors, []);
+    assert.equal((await auth.verify(tokens[0])).sub, "agent/caller");
+  });
 
-    await t.step("past the default TTL the call succeeds with a fresh token", async () => {
-      now += HOUR + 1000;
-      await send("task.call");
-      assert.deepEqual(errors, []);
-      assert.notEqual(tokens[1], tokens[0]);
-      const claims = await auth.verify(tokens[1]);
-      assert.ok(claims.exp * 1000 > now + HOUR - 2000, "the new token lives a full TTL");
-      assert.deepEqual(failed(), [], "renewed before the call, not after a refusal");
-    });
+  await t.step("past the default TTL the call succeeds with a fresh token", async () => {
+    time.now += HOUR + 1000;
+    await send("task.call");
+    assert.deepEqual(errors, []);
+    assert.notEqual(tokens[1], tokens[0]);
+    const claims = await auth.verify(tokens[1]);
+    assert.ok(claims.exp * 1000 > time.now + HOUR - 2000, "the new token lives a full TTL");
+    assert.deepEqual(failed(), [], "renewed before the call, not after a refusal");
+  });
 
-    await t.step("a token is renewed before it expires, also when only read", async () => {
-      now += HOUR - 30_000; // 30 s left: within the margin
-      await send("task.peek");
-      await until(() => ctx().token !== tokens[1]);
-      const fresh = ctx().token;
-      assert.ok((await auth.verify(fresh)).exp * 1000 > now + HOUR - 2000);
-      await send("task.call");
-      assert.deepEqual(errors, []);
-      assert.equal(tokens.at(-1), fresh, "a fresh token is not renewed again");
-      assert.deepEqual(failed(), []);
-    });
+  await t.step("a token is renewed before it expires, also when only read", async () => {
+    time.now += HOUR - 30_000; // 30 s left: within the margin
+    await send("task.peek");
+    await until(() => ctx().token !== tokens[1]);
+    const fresh = ctx().token;
+    assert.ok((await auth.verify(fresh)).exp * 1000 > time.now + HOUR - 2000);
+    await send("task.call");
+    assert.deepEqual(errors, []);
+    assert.equal(tokens.at(-1), fresh, "a fresh token is not renewed again");
+    assert.deepEqual(failed(), []);
+  });
 
-    await t.step("after another process rotates, calls go on past retiredTtlSecs", async () => {
-      const other = await KvTokenAuthority.open(kv, { clock });
-      const before = ctx().token;
-      await other.rotate();
-      now += 301_000;
-      await assert.rejects(auth.verify(before), /signing secret was retired too long ago/);
-      await send("task.call");
-      assert.deepEqual(errors, []);
-      const after = tokens.at(-1)!;
-      assert.notEqual(after, before);
-      assert.ok((await other.verify(after)).sub === "agent/caller");
-      // The refused attempt is on record; the tool ran once, on the retry.
-      assert.deepEqual(failed().map((e) => e.payload.error?.message), [
-        "Invalid token: its signing secret was retired too long ago",
-      ]);
-      assert.equal(recorded.filter((e) => e.kind === "tool.completed").length, 4);
-      for (const e of recorded) assert.ok(!JSON.stringify(e).includes(after));
-    });
-  } finally {
-    await runtime.stop();
-    kv.close();
-  }
+  await t.step("after another process rotates, calls go on past retiredTtlSecs", async () => {
+    const other = await KvTokenAuthority.open(kv, { clock });
+    const before = ctx().token;
+    await other.rotate();
+    time.now += 301_000;
+    await assert.rejects(auth.verify(before), /signing secret was retired too long ago/);
+    await send("task.call");
+    assert.deepEqual(errors, []);
+    const after = tokens.at(-1)!;
+    assert.notEqual(after, before);
+    assert.ok((await other.verify(after)).sub === "agent/caller");
+    // The refused attempt is on record; the tool ran once, on the retry.
+    assert.deepEqual(failed().map((e) => e.payload.error?.message), [
+      "Invalid token: its signing secret was retired too long ago",
+    ]);
+    assert.equal(recorded.filter((e) => e.kind === "tool.completed").length, 4);
+    for (const e of recorded) assert.ok(!JSON.stringify(e).includes(after));
+  });
 });
 
 Deno.test("A refused tool call is retried once, only for a stale token", async (t) => {
@@ -195,41 +211,26 @@ Deno.test("A refused tool call is retried once, only for a stale token", async (
 });
 
 Deno.test("A backward wall-clock step loses no tool call", async (t) => {
-  let now = Date.parse("2030-01-01T00:00:00Z");
-  const clock = () => now;
-  const kv = await Deno.openKv(":memory:");
-  const auth = await KvTokenAuthority.open(kv, { clock });
-  const recorded: ToolEvent[] = [];
-  const tools = new Tools({
-    authority: auth,
-    clock,
-    tools: [echoTool],
-    record: (event) => void recorded.push(event),
-  });
-  const { runtime, errors, tokens, send } = await harness(auth, tools, clock);
+  await using h = await kvHarness();
+  const { time, auth, recorded, errors, tokens, send } = h;
   const denied = () => recorded.filter((e) => e.kind === "tool.denied").length;
-  try {
+  await send("task.call");
+  const first = tokens[0];
+
+  await t.step("stepped back 30 s: the token still verifies (iat leeway)", async () => {
+    time.now -= 30_000;
     await send("task.call");
-    const first = tokens[0];
+    assert.deepEqual(errors, []);
+    assert.equal(tokens.at(-1), first, "no renewal needed");
+    assert.equal(denied(), 0);
+  });
 
-    await t.step("stepped back 30 s: the token still verifies (iat leeway)", async () => {
-      now -= 30_000;
-      await send("task.call");
-      assert.deepEqual(errors, []);
-      assert.equal(tokens.at(-1), first, "no renewal needed");
-      assert.equal(denied(), 0);
-    });
-
-    await t.step("stepped back an hour: the token issued 'in the future' is renewed", async () => {
-      now -= HOUR;
-      for (let i = 0; i < 5; i++) await send("task.call");
-      assert.deepEqual(errors, []);
-      assert.notEqual(tokens.at(-1), first);
-      assert.equal((await auth.verify(tokens.at(-1)!)).sub, "agent/caller");
-      assert.equal(denied(), 0, "renewed before the call: the clock is before the token's iat");
-    });
-  } finally {
-    await runtime.stop();
-    kv.close();
-  }
+  await t.step("stepped back an hour: the token issued 'in the future' is renewed", async () => {
+    time.now -= HOUR;
+    for (let i = 0; i < 5; i++) await send("task.call");
+    assert.deepEqual(errors, []);
+    assert.notEqual(tokens.at(-1), first);
+    assert.equal((await auth.verify(tokens.at(-1)!)).sub, "agent/caller");
+    assert.equal(denied(), 0, "renewed before the call: the clock is before the token's iat");
+  });
 });
