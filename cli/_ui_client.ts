@@ -9,6 +9,8 @@ export const CLIENT_JS: string = String.raw`
 const main = document.getElementById("main");
 const liveBadge = document.getElementById("live");
 let stopView = () => {};
+// The most event rows the events view keeps while following.
+const MAX_ROWS = 1000;
 
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -119,6 +121,7 @@ async function eventsView(params) {
     return show(h("h2", {}, "Events"), form, failure(error));
   }
   for (const event of page.events) body.append(eventRow(event));
+  let shown = page.events.length;
   if (page.events.length === 0) body.append(h("tr", { class: "empty" }, h("td", { colspan: 5, class: "muted" }, "No events")));
   const more = (next) => {
     pager.replaceChildren();
@@ -126,6 +129,7 @@ async function eventsView(params) {
     pager.append(h("button", { class: "plain", onclick: async () => {
       const older = await api("events?" + filters + "&from=" + next);
       for (const event of older.events) body.append(eventRow(event));
+      shown += older.events.length;
       more(older.next);
     } }, "Older events"));
   };
@@ -142,6 +146,16 @@ async function eventsView(params) {
     const row = eventRow(event);
     row.classList.add("new");
     body.prepend(row);
+    // A page left open on a busy log keeps the newest rows; the rest are a click away.
+    if (++shown <= MAX_ROWS) return;
+    for (; shown > MAX_ROWS; shown--) {
+      if (body.lastElementChild.classList.contains("detail")) body.lastElementChild.remove();
+      body.lastElementChild.remove();
+    }
+    let kept = body.lastElementChild;
+    if (kept.classList.contains("detail")) kept = kept.previousElementSibling;
+    const last = Number(kept.dataset.position) - 1;
+    more(last < 1 ? null : String(last).padStart(16, "0"));
   });
   stopView = () => source.close();
 }
