@@ -51,6 +51,45 @@ function readmeConfig(db: string, token: string): ClientConfig {
   };
 }
 
+/** Calls a tool through the client, allowing for a slow child. */
+function callTool(client: Client, name: string, input: Record<string, unknown>) {
+  return client.callTool({ name, arguments: input }, undefined, { timeout: TIMEOUT_MS });
+}
+
+/**
+ * Trusts the project in `dir` (found, not named: as an MCP client's workspace must be,
+ * trust_test.ts) in a trust file the client's server is then given.
+ */
+async function trustProject(dir: string, config: ClientConfig): Promise<void> {
+  const trustFile = `${dir}/trusted.json`;
+  const trusted = recordingIo({ env: { TOKA_TRUST_FILE: trustFile } });
+  assert.equal(await main(["trust"], trusted, { cwd: dir }), 0, trusted.err.join(""));
+  config.env.TOKA_TRUST_FILE = trustFile;
+}
+
+/**
+ * Ends a child server by closing its stdin, as a client does first, and returns its exit code
+ * (client.close() alone would leave the SDK's 2 s timers waiting for the child).
+ */
+async function endServer(transport: StdioClientTransport): Promise<number | null> {
+  const child = (transport as unknown as { _process: ChildProcess })._process;
+  const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
+  child.stdin!.end();
+  return await exited;
+}
+
+/** Runs `toka <args>` in-process with an empty stdin: its exit code and stderr lines. */
+async function serveOnce(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; err: string[] }> {
+  const io = recordingIo({ env, stdin: "" });
+  const code = await main(args, io);
+  assert.ok(hasNoStackTrace(io));
+  assert.deepEqual(io.out, [], "nothing on stdout");
+  return { code, err: io.errLines() };
+}
+
 async function toolEvents(db: string): Promise<EventRecord[]> {
   await using vault = await openVault(db, { create: false });
   return await Array.fromAsync(vault.read({ stream: "toolkit" }));
@@ -71,11 +110,7 @@ Deno.test("toka mcp serve, driven by the SDK's client in a real child process", 
     `${dir}/toka.json`,
     JSON.stringify({ plugins: { climate: { transport: { type: "module", module } } } }),
   );
-  // Found, not named: trusted first, as an MCP client's workspace must be (trust_test.ts).
-  const trustFile = `${dir}/trusted.json`;
-  const trusted = recordingIo({ env: { TOKA_TRUST_FILE: trustFile } });
-  assert.equal(await main(["trust"], trusted, { cwd: dir }), 0, trusted.err.join(""));
-  config.env.TOKA_TRUST_FILE = trustFile;
+  await trustProject(dir, config);
   const transport = new StdioClientTransport({ ...config, cwd: dir, stderr: "pipe" });
   let stderr = "";
   transport.stderr!.on("data", (chunk: Uint8Array) => stderr += new TextDecoder().decode(chunk));
@@ -108,32 +143,20 @@ Deno.test("toka mcp serve, driven by the SDK's client in a real child process", 
     });
 
     await t.step("a permitted call returns the output, as text and structured", async () => {
-      const result = await client.callTool(
-        { name: "echo", arguments: { text: "hi" } },
-        undefined,
-        options,
-      );
+      const result = await callTool(client, "echo", { text: "hi" });
       assert.equal(result.isError, undefined);
       assert.deepEqual(result.structuredContent, { text: "hi" });
       assert.deepEqual(result.content, [{ type: "text", text: '{"text":"hi"}' }]);
     });
 
     await t.step("a plugin's tool is called like a built-in", async () => {
-      const result = await client.callTool(
-        { name: "climate_wind_chill", arguments: { tempC: -10, windKmh: 20 } },
-        undefined,
-        options,
-      );
+      const result = await callTool(client, "climate_wind_chill", { tempC: -10, windKmh: 20 });
       assert.equal(result.isError, undefined);
       assert.deepEqual(result.structuredContent, { feelsLikeC: -17.9 });
     });
 
     await t.step("a tool the token does not grant is refused as a tool error", async () => {
-      const result = await client.callTool(
-        { name: "hash", arguments: { text: "hi" } },
-        undefined,
-        options,
-      );
+      const result = await callTool(client, "hash", { text: "hi" });
       assert.equal(result.isError, true);
       assert.deepEqual(result.content, [{
         type: "text",
@@ -142,11 +165,7 @@ Deno.test("toka mcp serve, driven by the SDK's client in a real child process", 
     });
 
     await t.step("invalid input is a tool error naming the problem", async () => {
-      const result = await client.callTool(
-        { name: "echo", arguments: { text: 42 } },
-        undefined,
-        options,
-      );
+      const result = await callTool(client, "echo", { text: 42 });
       assert.equal(result.isError, true);
       assert.deepEqual(result.content, [{
         type: "text",
@@ -156,23 +175,18 @@ Deno.test("toka mcp serve, driven by the SDK's client in a real child process", 
 
     await t.step("an unknown tool is a protocol error", async () => {
       await assert.rejects(
-        () => client.callTool({ name: "nope", arguments: {} }, undefined, options),
+        () => callTool(client, "nope", {}),
         /No tool named "nope" is registered/,
       );
       // The Toka name is not a wire name: a client calls the names it was given.
       await assert.rejects(
-        () => client.callTool({ name: "climate.wind_chill", arguments: {} }, undefined, options),
+        () => callTool(client, "climate.wind_chill", {}),
         /No tool named "climate.wind_chill" is listed: its name on MCP is "climate_wind_chill"/,
       );
     });
 
     await t.step("closing its stdin ends the server by itself, exit 0", async () => {
-      // What client.close() does first; done here so the test sees the exit code (and
-      // close() then has no child left to wait for with its 2 s timers).
-      const child = (transport as unknown as { _process: ChildProcess })._process;
-      const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
-      child.stdin!.end();
-      assert.equal(await exited, 0);
+      assert.equal(await endServer(transport), 0);
     });
   } finally {
     await client.close();
@@ -206,13 +220,8 @@ Deno.test("toka mcp serve refuses a missing or bad token in one line", async (t)
   const db = `${dir}/v.kv`;
   try {
     const token = await vaultWithToken(db, ["tool:echo:invoke"]);
-    const serve = async (env: Record<string, string>, at = db) => {
-      const io = recordingIo({ env, stdin: "" });
-      const code = await main(["--db", at, "mcp", "serve"], io);
-      assert.ok(hasNoStackTrace(io));
-      assert.deepEqual(io.out, [], "nothing on stdout");
-      return { code, err: io.errLines() };
-    };
+    const serve = (env: Record<string, string>, at = db) =>
+      serveOnce(["--db", at, "mcp", "serve"], env);
 
     await t.step("no token", async () => {
       assert.deepEqual(await serve({}), {
@@ -303,10 +312,7 @@ Deno.test("toka mcp serve: every tool it lists has a name model APIs accept, and
       tools: { http: { allow: ["127.0.0.1"], allowPrivate: ["127.0.0.1"] } },
     }),
   );
-  const trustFile = `${dir}/trusted.json`;
-  const trusted = recordingIo({ env: { TOKA_TRUST_FILE: trustFile } });
-  assert.equal(await main(["trust"], trusted, { cwd: dir }), 0, trusted.err.join(""));
-  config.env.TOKA_TRUST_FILE = trustFile;
+  await trustProject(dir, config);
   // Each tool's input, by its Toka name, in an order that works (written before read).
   const inputs: Record<string, Record<string, unknown>> = {
     "echo": { text: "hi" },
@@ -349,23 +355,15 @@ Deno.test("toka mcp serve: every tool it lists has a name model APIs accept, and
       const byTitle = new Map(tools.map((tool) => [tool.title, tool.name]));
       for (const [title, input] of Object.entries(inputs)) {
         const name = byTitle.get(title)!;
-        const result = await client.callTool({ name, arguments: input }, undefined, options);
+        const result = await callTool(client, name, input);
         assert.equal(result.isError, undefined, `${name}: ${JSON.stringify(result.content)}`);
       }
-      const note = await client.callTool(
-        { name: byTitle.get("notes.add_note")!, arguments: { text: "again" } },
-        undefined,
-        options,
-      );
+      const note = await callTool(client, byTitle.get("notes.add_note")!, { text: "again" });
       // The MCP server got "addNote", its own name: it kept both notes.
       assert.deepEqual(note.structuredContent, { count: 2 });
     });
 
-    // Ends the server by closing its stdin (client.close() alone would leave its 2 s timers).
-    const child = (transport as unknown as { _process: ChildProcess })._process;
-    const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
-    child.stdin!.end();
-    assert.equal(await exited, 0);
+    assert.equal(await endServer(transport), 0);
   } finally {
     await client.close();
     await Deno.remove(dir, { recursive: true });
@@ -438,8 +436,7 @@ Deno.test("toka mcp serve --token-file: a refreshed file outlives any one token"
   const server = await serveInProcess(["--db", db, ...shown.args.slice(2, 5), file], { clock });
   const client = server.client;
   const options = { timeout: TIMEOUT_MS };
-  const echo = () =>
-    client.callTool({ name: "echo", arguments: { text: "hi" } }, undefined, options);
+  const echo = () => callTool(client, "echo", { text: "hi" });
   let second = "";
   const names = async () =>
     (await client.listTools(undefined, options)).tools.map((tool: McpTool) => tool.name);
@@ -476,11 +473,7 @@ Deno.test("toka mcp serve --token-file: a refreshed file outlives any one token"
         // It grants another set of tools: the next listing shows it.
         assert.deepEqual(await names(), ["echo"]);
         assert.deepEqual((await echo()).structuredContent, { text: "hi" });
-        const hash = await client.callTool(
-          { name: "hash", arguments: { text: "hi" } },
-          undefined,
-          options,
-        );
+        const hash = await callTool(client, "hash", { text: "hi" });
         assert.equal(hash.isError, true);
       },
     );
@@ -524,13 +517,8 @@ Deno.test("toka mcp serve --token-file refuses a bad file in one line", async (t
   const db = `${dir}/v.kv`;
   try {
     const token = await vaultWithToken(db, ["tool:echo:invoke"]);
-    const serve = async (args: string[], env: Record<string, string> = {}) => {
-      const io = recordingIo({ env, stdin: "" });
-      const code = await main(["--db", db, "mcp", "serve", ...args], io);
-      assert.ok(hasNoStackTrace(io));
-      assert.deepEqual(io.out, [], "nothing on stdout");
-      return { code, err: io.errLines() };
-    };
+    const serve = (args: string[], env: Record<string, string> = {}) =>
+      serveOnce(["--db", db, "mcp", "serve", ...args], env);
 
     await t.step("a missing file: exit 2, created by nothing", async () => {
       const missing = `${dir}/missing.token`;
