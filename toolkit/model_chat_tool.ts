@@ -314,8 +314,10 @@ export function createModelChatTool(
     version: "1.0.0",
     inputSchema: MODEL_CHAT_INPUT,
     outputSchema: MODEL_CHAT_OUTPUT,
+    // It changes nothing outside (MCP's sense of read-only): its tool.invoked and outcome are
+    // recorded in one append once it has answered, one commit per call instead of two.
     annotations: {
-      readOnlyHint: false,
+      readOnlyHint: true,
       destructiveHint: false,
       idempotentHint: false,
       openWorldHint: true,
