@@ -1,6 +1,7 @@
-// An OTLP/HTTP receiver for the JSON protocol (OTEL_EXPORTER_OTLP_PROTOCOL=http/json), as
-// any OpenTelemetry backend would run one: it keeps the spans POSTed to /v1/traces and
-// answers everything else (logs, metrics) with an empty success.
+// An OTLP/HTTP receiver, as any OpenTelemetry backend would run one: it keeps the spans
+// POSTed to /v1/traces in the JSON protocol (OTEL_EXPORTER_OTLP_PROTOCOL=http/json), keeps
+// protobuf bodies (Deno's default protocol) as they came, and answers everything else (logs,
+// metrics) with an empty success.
 
 /** A span as exported, reduced to what the tests check. */
 export interface ReceivedSpan {
@@ -48,6 +49,8 @@ function valueOf(value: AnyValue): string | number | boolean {
 /** A receiver listening on 127.0.0.1 at a free port. */
 export class OtlpReceiver {
   readonly spans: ReceivedSpan[] = [];
+  /** The bodies of /v1/traces requests in protobuf, as received. */
+  readonly protobuf: Uint8Array[] = [];
   /** Requests that were not OTLP JSON: a test fails on any. */
   readonly problems: string[] = [];
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
@@ -56,12 +59,15 @@ export class OtlpReceiver {
     this.#server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen: () => {} },
       async (request) => {
-        const body = await request.text();
-        if (new URL(request.url).pathname === "/v1/traces") {
+        const body = new Uint8Array(await request.arrayBuffer());
+        const type = request.headers.get("content-type") ?? "";
+        if (new URL(request.url).pathname === "/v1/traces" && type.includes("protobuf")) {
+          this.protobuf.push(body);
+        } else if (new URL(request.url).pathname === "/v1/traces") {
           try {
-            this.#take(JSON.parse(body) as TracesRequest);
+            this.#take(JSON.parse(new TextDecoder().decode(body)) as TracesRequest);
           } catch (error) {
-            this.problems.push(`${request.headers.get("content-type")}: ${error}`);
+            this.problems.push(`${type}: ${error}`);
           }
         }
         return Response.json({});
