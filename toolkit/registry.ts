@@ -81,6 +81,11 @@ export interface ToolRegistryOptions {
   recordBatch?: (events: ToolEvent[], cause?: EventRecord) => unknown | Promise<unknown>;
   /** Milliseconds since the epoch, for durations; `Date.now` by default. */
   clock?: () => number;
+  /**
+   * Starts a call's timeout: calls `fire` after `ms` milliseconds and returns what
+   * cancels it; `setTimeout` by default (a test's fake timer fires at will).
+   */
+  startTimer?: (fire: () => void, ms: number) => () => void;
   /** Tools to register at once. */
   tools?: Tool[];
 }
@@ -117,6 +122,7 @@ export class ToolRegistry implements ToolRegistryContract {
   #record: (event: ToolEvent, cause?: EventRecord) => unknown | Promise<unknown>;
   #recordBatch?: (events: ToolEvent[], cause?: EventRecord) => unknown | Promise<unknown>;
   #clock: () => number;
+  #startTimer: (fire: () => void, ms: number) => () => void;
 
   /**
    * Creates a registry.
@@ -129,6 +135,7 @@ export class ToolRegistry implements ToolRegistryContract {
     this.#record = options.record ?? (() => {});
     this.#recordBatch = options.recordBatch;
     this.#clock = options.clock ?? Date.now;
+    this.#startTimer = options.startTimer ?? startTimer;
     for (const tool of options.tools ?? []) this.register(tool);
   }
 
@@ -400,7 +407,10 @@ export class ToolRegistry implements ToolRegistryContract {
       rejectStopped(reason);
     };
     const onCallerAbort = () => stop(callerSignal!.reason);
-    const timer = setTimeout(() => stop(new ToolTimeoutError(name, timeoutMs)), timeoutMs);
+    const cancelTimer = this.#startTimer(
+      () => stop(new ToolTimeoutError(name, timeoutMs)),
+      timeoutMs,
+    );
     callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
     const ctx: ToolContext = {
       signal: controller.signal,
@@ -417,7 +427,7 @@ export class ToolRegistry implements ToolRegistryContract {
       );
       return await Promise.race([running, stopped]);
     } finally {
-      clearTimeout(timer);
+      cancelTimer();
       callerSignal?.removeEventListener("abort", onCallerAbort);
     }
   }
@@ -434,6 +444,11 @@ function errorInfo(error: unknown, maxLength = Infinity): { code: string; messag
     code,
     message: message.length > maxLength ? `${message.slice(0, maxLength)}…` : message,
   };
+}
+
+function startTimer(fire: () => void, ms: number): () => void {
+  const timer = setTimeout(fire, ms);
+  return () => clearTimeout(timer);
 }
 
 // The input's digest, so the log can prove what was asked without storing

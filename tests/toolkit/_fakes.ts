@@ -51,3 +51,31 @@ export async function gone(pid: number): Promise<boolean> {
   }
   return false;
 }
+
+/**
+ * A registry timer (`ToolRegistryOptions.startTimer`) that fires only when told, so a test of a
+ * timeout waits for no real time and no other call times out on a loaded machine.
+ */
+export function manualTimer(): {
+  start: (fire: () => void, ms: number) => () => void;
+  started(): Promise<void>;
+  fire(): void;
+} {
+  const running = new Set<() => void>();
+  return {
+    start(fire) {
+      running.add(fire);
+      return () => void running.delete(fire);
+    },
+    /** Resolves once a call's timer runs (the call got past its checks). */
+    async started() {
+      while (running.size === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+    },
+    /** Fires every running timer: those calls time out now. */
+    fire() {
+      const fired = [...running];
+      running.clear();
+      for (const fire of fired) fire();
+    },
+  };
+}

@@ -14,7 +14,7 @@ import {
 
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { createServer as createNotesServer } from "../../examples/plugins/notes_mcp.ts";
-import { gone } from "./_fakes.ts";
+import { gone, manualTimer } from "./_fakes.ts";
 
 const deno = Deno.execPath();
 const child = new URL("_plugin_child.ts", import.meta.url).pathname;
@@ -84,11 +84,15 @@ Deno.test("stdio plugin failures", async (t) => {
 });
 
 Deno.test("stdio plugin: a call that hangs times out, and the stuck child is replaced", async () => {
-  const registry = new ToolRegistry();
-  // Generous: the call after the timeout starts a new child within it, on a loaded machine.
+  // The timeout fires when the test says: no waiting, and no other call times out under load.
+  const timer = manualTimer();
+  const registry = new ToolRegistry({ startTimer: timer.start });
   await using _host = await loadPlugins(registry, [stdio("ok", 15_000)], { restartDelayMs: 10 });
   const before = await act(registry, "answer");
-  await assert.rejects(act(registry, "hang"), (error: Error) => {
+  const hanging = act(registry, "hang");
+  await timer.started();
+  timer.fire();
+  await assert.rejects(hanging, (error: Error) => {
     assert.ok(error instanceof ToolTimeoutError);
     assert.equal(error.message, 'Tool "moody.act" timed out after 15000 ms');
     return true;
@@ -126,11 +130,12 @@ Deno.test("stdio plugin: close kills the child and unregisters its tools", async
 });
 
 Deno.test("mcp plugin failures", async (t) => {
-  const registry = new ToolRegistry();
+  const timer = manualTimer();
+  const registry = new ToolRegistry({ startTimer: timer.start });
   await using _host = await loadPlugins(registry, [{
     name: "moody",
     transport: { type: "mcp", command: deno, args: ["run", "--quiet", mcpChild], cwd: root },
-    timeoutMs: 15_000, // generous: a call after a failure reconnects within it
+    timeoutMs: 15_000, // fired by the test
   }], { restartDelayMs: 10 });
   const first = await act(registry, "answer");
 
@@ -156,7 +161,10 @@ Deno.test("mcp plugin failures", async (t) => {
 
   await t.step("a hang times out, and the next call reaches a new server", async () => {
     const before = await act(registry, "answer");
-    await assert.rejects(act(registry, "hang"), ToolTimeoutError);
+    const hanging = act(registry, "hang");
+    await timer.started();
+    timer.fire();
+    await assert.rejects(hanging, ToolTimeoutError);
     const after = await act(registry, "answer");
     assert.notEqual(after.pid, before.pid);
     assert.ok(await gone(before.pid));
@@ -216,7 +224,8 @@ Deno.test("http plugin failures", async (t) => {
       return Response.json({ jsonrpc: "2.0", id: message.id, result: { ok: true } });
     },
   );
-  const registry = new ToolRegistry();
+  const timer = manualTimer();
+  const registry = new ToolRegistry({ startTimer: timer.start });
   await using _host = await loadPlugins(registry, [{
     name: "remote",
     transport: { type: "http", url: `http://127.0.0.1:${server.addr.port}/` },
@@ -248,7 +257,10 @@ Deno.test("http plugin failures", async (t) => {
   }
   await t.step("an endpoint that takes too long: ToolTimeoutError", async () => {
     mode = "hang";
-    await assert.rejects(registry.call("remote.act", {}), ToolTimeoutError);
+    const hanging = registry.call("remote.act", {});
+    await timer.started();
+    timer.fire();
+    await assert.rejects(hanging, ToolTimeoutError);
     mode = "ok";
     release.resolve(); // the server still holds the abandoned request
     assert.deepEqual(await registry.call("remote.act", {}), { ok: true });

@@ -9,6 +9,7 @@ import {
   ToolRegistry,
   ToolTimeoutError,
 } from "../../toolkit/mod.ts";
+import { manualTimer } from "./_fakes.ts";
 
 const child = new URL("_plugin_hostile_child.ts", import.meta.url).pathname;
 
@@ -56,7 +57,9 @@ async function settles(promise: Promise<unknown>): Promise<boolean> {
 type Answer = { pid: number };
 
 Deno.test("a stdio plugin behind sh -c", async (t) => {
-  const registry = new ToolRegistry();
+  // Timeouts fire when the test says: no waiting, and no other call times out under load.
+  const timer = manualTimer();
+  const registry = new ToolRegistry({ startTimer: timer.start });
   const host = await loadPlugins(registry, [wrapped(`${RUN}; echo done >&2`, 3000)], {
     restartDelayMs: 10,
   });
@@ -65,7 +68,10 @@ Deno.test("a stdio plugin behind sh -c", async (t) => {
     const first = await call("answer");
 
     await t.step("a call that times out ends the wrapper's child too", async () => {
-      await assert.rejects(call("hang"), ToolTimeoutError);
+      const hanging = call("hang");
+      await timer.started();
+      timer.fire();
+      await assert.rejects(hanging, ToolTimeoutError);
       assert.ok(await stopped(first.pid), `the plugin ${first.pid} still runs`);
     });
 
@@ -99,7 +105,8 @@ Deno.test("a wrapper that exits while its background child holds the pipes", asy
 Deno.test("an mcp plugin behind sh -c with a background child: timeout and close", async () => {
   // `sleep` holds the pipes after the server exits on the end of its stdin.
   const mcpChild = new URL("_mcp_child.ts", import.meta.url).pathname;
-  const registry = new ToolRegistry();
+  const timer = manualTimer();
+  const registry = new ToolRegistry({ startTimer: timer.start });
   const host = await loadPlugins(registry, [{
     name: "wrapped",
     transport: {
@@ -112,7 +119,10 @@ Deno.test("an mcp plugin behind sh -c with a background child: timeout and close
   const call = (what: string) => registry.call("wrapped.act", { do: what }) as Promise<Answer>;
   try {
     const first = await call("answer");
-    await assert.rejects(call("hang"), ToolTimeoutError);
+    const hanging = call("hang");
+    await timer.started();
+    timer.fire();
+    await assert.rejects(hanging, ToolTimeoutError);
     assert.ok(await stopped(first.pid), `the server ${first.pid} still runs`);
     const last = await call("answer");
     assert.ok(await settles(host.close()), "close() did not return");

@@ -352,6 +352,31 @@ Deno.test("ToolRegistry.call: timeout and abort", async (t) => {
     await assert.rejects(tools.call("stuck", {}), ToolTimeoutError);
   });
 
+  await t.step("timeouts run on the injected timer; a finished call cancels its own", async () => {
+    const timers: { fire: () => void; ms: number; cancelled: boolean }[] = [];
+    const tools = new ToolRegistry({
+      startTimer: (fire, ms) => {
+        const timer = { fire, ms, cancelled: false };
+        timers.push(timer);
+        return () => void (timer.cancelled = true);
+      },
+      tools: [
+        tool({ name: "stuck", timeoutMs: 60_000, execute: () => new Promise(() => {}) }),
+        tool({ name: "quick", timeoutMs: 50, execute: () => "done" }),
+      ],
+    });
+    assert.equal(await tools.call("quick", {}), "done");
+    assert.deepEqual(timers.map(({ ms, cancelled }) => [ms, cancelled]), [[50, true]]);
+    const call = tools.call("stuck", {});
+    while (timers.length < 2) await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(timers[1].ms, 60_000);
+    timers[1].fire(); // a minute later, by this timer
+    await assert.rejects(call, {
+      name: "ToolTimeoutError",
+      message: 'Tool "stuck" timed out after 60000 ms',
+    });
+  });
+
   await t.step("the caller's abort rejects with its reason and aborts the tool", async () => {
     const seen: ToolContext[] = [];
     const started = Promise.withResolvers<void>();
