@@ -1,10 +1,10 @@
 // The JSON API of `toka ui`, in the shapes of the CLI's --json output: events are EventRecords,
 // agents are `toka agent list --json` rows (with their lease and given-up events), errors are
 // { error: { code, message } }.
-import type { EventRecord, EventStore, LogHead } from "../runtime/log/event_store.ts";
+import type { EventRecord, EventStore, JsonValue, LogHead } from "../runtime/log/event_store.ts";
 import { compileKindFilter } from "../runtime/log/kind_pattern.ts";
 import { assertStream } from "../internal/ids.ts";
-import { KvLeaseStore } from "../runtime/mod.ts";
+import { KvCheckpointStore, KvLeaseStore } from "../runtime/mod.ts";
 import { vaultKv } from "../vault/kv_store.ts";
 import { type AgentRow, readAgentRows } from "./agent.ts";
 import {
@@ -96,6 +96,9 @@ export async function apiRoute(
     return await correlationTimeline(store, correlationParam(parts[1]));
   }
   if (path === "agents") return await agentViews(store, ctx.clock());
+  if (parts[0] === "agents" && parts[2] === "state" && parts.length === 3) {
+    return await agentStateAt(store, parts[1], query.get("at"));
+  }
   if (path === "head") return await store.head();
   if (path === "info") return { location: ctx.location, head: await store.head() };
   throw new ApiError(404, "not_found", `No API at ${JSON.stringify(path)}`);
@@ -216,6 +219,58 @@ export async function agentViews(store: EventStore, now: number): Promise<AgentV
     ) givenUp.push(event);
     return { ...row, lease: leases.get(row.name) ?? null, givenUp };
   }));
+}
+
+/** An agent's state at a position, as `ctx.state` left it. */
+export interface AgentStateView {
+  /** The agent's name. */
+  agent: string;
+  /** The position asked about (the head when none was). */
+  at: string | null;
+  /** Position of the event whose handling set the state, or `null` when none had by then. */
+  after: string | null;
+  /** Position of the `agent.state` event that recorded it, or `null`. */
+  position: string | null;
+  /** The state, or `null` when it had none. */
+  state: JsonValue | null;
+}
+
+/**
+ * An agent's state once it had handled everything up to a position: its last `agent.state`
+ * change at or before it, found through the checkpoint store's index.
+ *
+ * @param store A Deno KV store.
+ * @param agent The agent's name.
+ * @param at A position; the head when `null`.
+ * @returns The state and where it was set.
+ * @throws {ApiError} For a bad position or a store without agents' state.
+ */
+export async function agentStateAt(
+  store: EventStore,
+  agent: string,
+  at: string | null,
+): Promise<AgentStateView> {
+  if (at !== null && !/^\d{1,16}$/.test(at)) {
+    throw new ApiError(
+      400,
+      "bad_request",
+      `Invalid at ${JSON.stringify(at.slice(0, 20))}: expected a position`,
+    );
+  }
+  const kv = vaultKv(store);
+  if (kv === undefined) throw new ApiError(404, "not_found", "This store keeps no agents' state");
+  const position = at === null ? (await store.head())?.position ?? null : at.padStart(16, "0");
+  const none = { agent, at: position, after: null, position: null, state: null };
+  if (position === null) return none;
+  const change = await new KvCheckpointStore(kv).stateAt(agent, position);
+  if (change === undefined) return none;
+  // A state too large for the index is the payload of the event that recorded it.
+  let state = change.state;
+  if (state === undefined) {
+    const recorded = await findEvent(store, change.position);
+    state = (recorded.payload as { state?: JsonValue } | null)?.state ?? null;
+  }
+  return { agent, at: position, after: change.after, position: change.position, state };
 }
 
 interface Filters {

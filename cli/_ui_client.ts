@@ -266,7 +266,26 @@ async function agentsView() {
     h("td", {}, a.givenUp.length === 0 ? "0" : h("ul", { class: "links" }, a.givenUp.map((e) =>
       h("li", {}, eventLink(e), " ", h("span", { class: "bad" }, String(e.payload && e.payload.error || "")))))),
     h("td", { class: "mono" }, time(a.updatedAt))));
-  show(h("h2", {}, "Agents"), h("table", {}, h("thead", {}, h("tr", {}, ["agent", "position", "lag", "lease holder", "gave up on", "updated"].map((c) => h("th", {}, c)))), h("tbody", {}, rows)));
+  // An agent's state (ctx.state) once it had handled everything up to a position.
+  const result = h("div", { id: "state-result" });
+  const form = h("form", { class: "filters", onsubmit: async (e) => {
+    e.preventDefault();
+    const data = new FormData(form);
+    const at = String(data.get("at") || "").trim();
+    try {
+      const s = await api("agents/" + encodeURIComponent(String(data.get("agent"))) + "/state" + (at ? "?at=" + encodeURIComponent(at) : ""));
+      result.replaceChildren(s.position === null
+        ? h("p", { class: "muted" }, s.agent + " had no state at position " + (s.at === null ? "-" : pos(s.at)))
+        : h("div", {}, h("p", { class: "muted" }, s.agent + " at position " + pos(s.at) + ": set while handling position " + pos(s.after) + ", recorded at " + pos(s.position)),
+          h("pre", { class: "state" }, JSON.stringify(s.state, null, 2))));
+    } catch (error) {
+      result.replaceChildren(failure(error));
+    }
+  } }, h("select", { name: "agent" }, agents.map((a) => h("option", { value: a.name }, a.name))),
+    h("input", { name: "at", placeholder: "position (default: the head)", size: 28 }),
+    h("button", { type: "submit" }, "Show state"));
+  show(h("h2", {}, "Agents"), h("table", {}, h("thead", {}, h("tr", {}, ["agent", "position", "lag", "lease holder", "gave up on", "updated"].map((c) => h("th", {}, c)))), h("tbody", {}, rows)),
+    h("h3", {}, "State at a position"), form, result);
 }
 
 function integrityView() {

@@ -26,7 +26,7 @@ h3 { font-size: .95rem; margin: 1rem 0 .4rem; }
 .muted { color: var(--muted); }
 .mono, code, pre, td.mono { font-family: ui-monospace, monospace; font-size: 12px; }
 form.filters { display: flex; gap: .5rem; flex-wrap: wrap; margin-bottom: .75rem; }
-input { font: inherit; padding: .25rem .4rem; border: 1px solid var(--line); border-radius: 4px;
+input, select { font: inherit; padding: .25rem .4rem; border: 1px solid var(--line); border-radius: 4px;
   background: var(--bg); color: var(--fg); }
 button { font: inherit; padding: .25rem .7rem; border: 1px solid var(--accent); border-radius: 4px;
   background: var(--accent); color: #fff; cursor: pointer; }

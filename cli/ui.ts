@@ -8,6 +8,7 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { type CommandContext, type RunCommand, withStore } from "./_context.ts";
 import { startUiServer } from "./_ui_server.ts";
+import { isSnapshot } from "../vault/open_vault.ts";
 
 /** Options of {@linkcode serveUi}. */
 export interface UiOptions {
@@ -28,6 +29,12 @@ export interface UiOptions {
  */
 export function serveUi(ctx: CommandContext, options: UiOptions = {}): Promise<number> {
   return withStore(ctx, async (store) => {
+    if (isSnapshot(store)) {
+      ctx.io.stderr(
+        `warning: This process may not write "${ctx.dbLocation}", so it shows a snapshot: ` +
+          `no live updates\n`,
+      );
+    }
     const server = await startUiServer({ store, port: options.port, location: ctx.dbLocation });
     try {
       ctx.io.stdout(

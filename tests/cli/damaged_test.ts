@@ -195,6 +195,16 @@ Deno.test("damaged, empty and read-only vault files", async (t) => {
             `error: Cannot follow "${readOnly}": this process may not write it, so it is read ` +
               `from a snapshot that shows no later events; run without --follow\n`,
           );
+          // toka ui serves the snapshot and says it cannot be live (issue 22); one SIGINT ends it.
+          const ui = await run(["timeout", "--preserve-status", "-s", "INT", "3", ...cli, "ui"], {
+            cwd: shared,
+          });
+          assert.equal(ui.code, 0, ui.err);
+          assert.match(ui.out, /^Serving .* \(read-only\) at\n {2}http:\/\/127\.0\.0\.1:\d+\/t\//);
+          assert.match(
+            ui.err,
+            /\nwarning: This process may not write ".*", so it shows a snapshot: no live updates\n/,
+          );
           // A writing command is refused in one line.
           const rotated = await run([...cli, "auth", "rotate-secret"], { cwd: shared });
           assert.equal(rotated.code, 1);

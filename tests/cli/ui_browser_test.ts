@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createRuntime } from "../../mod.ts";
-import { defineAgent, KvLeaseStore } from "../../runtime/mod.ts";
+import { defineAgent, KvCheckpointStore, KvLeaseStore } from "../../runtime/mod.ts";
 import { openVault } from "../../vault/mod.ts";
 import { vaultKv } from "../../vault/kv_store.ts";
 import { startUiServer } from "../../cli/_ui_server.ts";
@@ -123,6 +123,34 @@ Deno.test({
         await cell.waitFor();
         const text = await cell.textContent();
         assert.match(text!, new RegExp(`^${lease.owner} until \\d{4}-\\d\\d-\\d\\d `));
+      });
+
+      await t.step("an agent's state at a chosen position", async () => {
+        // Recorded as the runner records ctx.state: an agent.state event committed with the
+        // checkpoint store's index entry, here through a handle of its own.
+        const writer = await openVault(db);
+        try {
+          const checkpoints = new KvCheckpointStore(vaultKv(writer)!);
+          const checkpoint = { position: first.position, failures: 0, updatedAt: 1, subscribe: [] };
+          const state = { greeted: ["Ada"] };
+          const effect = checkpoints.withState("greeter", checkpoint, JSON.stringify(state));
+          await writer.append("agent/greeter", [{
+            kind: "agent.state",
+            payload: { agent: "greeter", after: first.position, state },
+          }], { effect });
+        } finally {
+          await writer.close();
+        }
+        // The page shows #/agents already: load it afresh.
+        await page.goto("about:blank");
+        await page.goto(`${server.url}#/agents`);
+        await page.locator('select[name="agent"]').selectOption("greeter");
+        await page.getByRole("button", { name: "Show state" }).click();
+        const shown = await page.locator("#state-result pre.state").textContent();
+        assert.deepEqual(JSON.parse(shown!), { greeted: ["Ada"] });
+        await page.locator('input[name="at"]').fill(String(Number(first.position) - 1));
+        await page.getByRole("button", { name: "Show state" }).click();
+        await page.locator("#state-result p", { hasText: "had no state" }).waitFor();
       });
 
       await t.step("verify reports ok and the head to keep", async () => {

@@ -223,18 +223,52 @@ Deno.test("toka ui: the server", async (t) => {
       assert.deepEqual(worker.givenUp, [failed]);
     });
 
+    await t.step("an agent's state at a chosen position", async () => {
+      const checkpoints = new KvCheckpointStore(vaultKv(store)!);
+      const commit = async (after: EventRecord, state: unknown) => {
+        const checkpoint = { position: after.position, failures: 0, updatedAt: 1, subscribe: [] };
+        const effect = checkpoints.withState("counter", checkpoint, JSON.stringify(state));
+        const payload = { agent: "counter", after: after.position, state };
+        return (await store.append("agent/counter", [{ kind: "agent.state", payload }], { effect }))
+          .events[0];
+      };
+      const one = await commit(run.created, { seen: 1 });
+      const two = await commit(other.created, { seen: 2 });
+      const before = await api(`agents/counter/state?at=${Number(run.created.position) - 1}`);
+      assert.deepEqual(before.json, {
+        agent: "counter",
+        at: "0000000000000000",
+        after: null,
+        position: null,
+        state: null,
+      });
+      const between = await api(`agents/counter/state?at=${Number(other.created.position) - 1}`);
+      assert.deepEqual(between.json, {
+        agent: "counter",
+        at: `000000000000000${Number(other.created.position) - 1}`,
+        after: run.created.position,
+        position: one.position,
+        state: { seen: 1 },
+      });
+      const now = await api("agents/counter/state");
+      assert.equal(now.json.at, (await store.head())!.position);
+      assert.deepEqual(now.json.state, { seen: 2 });
+      assert.equal(now.json.position, two.position);
+      assert.equal((await api("agents/counter/state?at=x")).status, 400);
+    });
+
     await t.step("verify streams its progress, then the report and the head to keep", async () => {
       const response = await fetch(`${base}api/verify`);
       assert.match(response.headers.get("content-type")!, /^text\/event-stream/);
       const messages = await readSse(response, 2);
       assert.deepEqual(messages[0], {
         event: "progress",
-        data: JSON.stringify({ checked: 0, total: 9 }),
+        data: JSON.stringify({ checked: 0, total: 11 }),
       });
       assert.equal(messages[1].event, "done");
       const done = JSON.parse(messages[1].data);
       assert.equal(done.report.ok, true);
-      assert.equal(done.report.checked, 9);
+      assert.equal(done.report.checked, 11);
       assert.deepEqual(done.head, await store.head());
     });
 
