@@ -309,6 +309,7 @@ export {
   type Agent,
   type AgentContext,
   type AgentLogger,
+  type AgentState,
   type AgentStatePorts,
   type AgentStateSource,
   type AgentStatus,

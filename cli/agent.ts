@@ -4,6 +4,8 @@
  * subscribes to, counted by scanning the log), its failures, and whether a
  * process runs it (holds its lease). `toka agent failed` and `toka agent
  * retry`: the events agents gave up on, and requests to handle them again.
+ * `toka agent state` and `toka agent history`: an agent's state (`ctx.state`)
+ * at a position, and its changes.
  *
  * @module
  */
@@ -12,10 +14,10 @@ import type { EventStore } from "../runtime/log/event_store.ts";
 import { formatPosition } from "../internal/ids.ts";
 import { EventBus, KvCheckpointStore, KvLeaseStore, readFailedEvents } from "../runtime/mod.ts";
 import { hasFailed, retryRequests } from "../runtime/agents/failed_events.ts";
-import { isAgentName } from "../runtime/agents/agent.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { vaultKv } from "../vault/kv_store.ts";
 import { type CommandContext, type RunCommand, withStore, writes } from "./_context.ts";
+import { parseAgentName, registerStateCommands } from "./_agent_state.ts";
 import { escapeControls } from "./_format.ts";
 import { normalizeEventId } from "./_event_queries.ts";
 import { UsageError } from "./_usage_error.ts";
@@ -261,13 +263,6 @@ function printTable(ctx: CommandContext, table: string[][]): void {
   );
 }
 
-function parseAgentName(value: string): string {
-  if (!isAgentName(value)) {
-    throw new InvalidArgumentError("Expected an agent name: 1 to 64 letters, digits, _ or -");
-  }
-  return value;
-}
-
 function parseEventId(value: string): string {
   const id = normalizeEventId(value);
   if (id === undefined) {
@@ -277,7 +272,7 @@ function parseEventId(value: string): string {
 }
 
 /**
- * Adds `agent list`, `agent failed` and `agent retry` to the program.
+ * Adds `agent list`, `state`, `history`, `failed` and `retry` to the program.
  *
  * @param program The `toka` program.
  * @param run Runs a command's task with its context.
@@ -285,13 +280,14 @@ function parseEventId(value: string): string {
  */
 export function registerAgentCommands(program: Command, run: RunCommand): Command {
   const agent = program.command("agent").description(
-    "inspect agents, and retry the events they gave up on",
+    "inspect agents and their state, and retry the events they gave up on",
   );
   agent.command("list")
     .description(
       "each agent's position, lag (events after its position that it subscribes to; scans the log), failures, and until when a process holds its lease",
     )
     .action((_options: unknown, command: Command) => run(command, listAgents));
+  registerStateCommands(agent, run);
   agent.command("failed")
     .description(
       "the events agents gave up on (agent.failed) that no retry has handled since; reads the log",

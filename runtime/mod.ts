@@ -43,6 +43,7 @@ export {
   type Agent,
   type AgentContext,
   type AgentLogger,
+  type AgentState,
   type AgentTools,
   defineAgent,
 } from "./agents/agent.ts";

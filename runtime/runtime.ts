@@ -6,7 +6,8 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { EventRecord, EventStore } from "./log/event_store.ts";
+import type { EventRecord, EventStore, JsonValue } from "./log/event_store.ts";
+import { formatPosition, parsePosition } from "./log/event_rules.ts";
 import { EventBus } from "./bus/event_bus.ts";
 import type {
   BusSubscribeOptions,
@@ -18,11 +19,12 @@ import type {
 import { NoopToolRegistry, type ToolRegistry } from "./tool_registry.ts";
 import { AllowAllAuthority, type TokenAuthority } from "./token_authority.ts";
 import type { StorageAdapter } from "./storage/storage.ts";
-import { type Agent, defineAgent } from "./agents/agent.ts";
+import { type Agent, defineAgent, isAgentName } from "./agents/agent.ts";
 import { AgentRunner, type RetryPolicy } from "./agents/_agent_runner.ts";
 import { LeaseBook } from "./agents/_lease.ts";
 import { CheckpointBook } from "./agents/_checkpoint.ts";
 import type { AgentStatePorts, AgentStateSource } from "./agents/agent_state.ts";
+import { stateOf } from "./agents/_state_keeper.ts";
 import { MemoryCheckpointStore } from "./agents/memory_agent_state.ts";
 import { MemoryEventStore } from "./log/memory_event_store.ts";
 import { LocalStorage } from "./storage/_local_storage.ts";
@@ -371,6 +373,39 @@ export class Runtime {
       handled: r.handled,
       standby: r.standby,
     }));
+  }
+
+  /**
+   * The state an agent had (`ctx.state`) once it had handled every event up
+   * to `position` (the head of the log by default), as recorded in the log:
+   * one KV read on a Deno KV vault, however long its history. The agent need
+   * not be registered.
+   *
+   * @param agent The agent's name.
+   * @param position A global position (up to 16 digits).
+   * @returns The state, or `undefined` when it had set none by then.
+   * @throws {TypeError} When the name or the position is invalid.
+   *
+   * @example
+   * ```ts
+   * import { Runtime } from "@toka/runtime/runtime";
+   *
+   * const runtime = await Runtime.create();
+   * console.log(await runtime.stateAt("counter", "42")); // undefined
+   * ```
+   */
+  async stateAt(agent: string, position?: string): Promise<JsonValue | undefined> {
+    if (!isAgentName(agent)) {
+      throw new TypeError(
+        `Invalid agent name ${JSON.stringify(agent)}: use 1 to 64 letters, digits, _ or -`,
+      );
+    }
+    const at = position === undefined
+      ? (await this.#store.head())?.position
+      : formatPosition(parsePosition(position));
+    if (at === undefined) return undefined;
+    const change = await this.#checkpoints.stateAt(agent, at);
+    return change === undefined ? undefined : await stateOf(this.#store, change);
   }
 
   /**

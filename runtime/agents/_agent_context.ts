@@ -4,7 +4,7 @@ import type { EventRecord } from "../log/event_store.ts";
 import type { EmitInput } from "../bus/subscription.ts";
 import type { ToolRegistry } from "../tool_registry.ts";
 import type { AgentStorageOptions, StorageAdapter } from "../storage/storage.ts";
-import type { AgentContext } from "./agent.ts";
+import type { AgentContext, AgentState } from "./agent.ts";
 
 export interface ContextParts {
   name: string;
@@ -17,6 +17,7 @@ export interface ContextParts {
   signal: () => AbortSignal;
   call: (name: string, input: unknown, signal: AbortSignal) => Promise<unknown>;
   emit: (input: EmitInput) => Promise<EventRecord>;
+  state: AgentState;
 }
 
 export function agentContext(parts: ContextParts): AgentContext {
@@ -36,6 +37,7 @@ export function agentContext(parts: ContextParts): AgentContext {
       list: () => tools.list(),
     }),
     emit: parts.emit,
+    state: parts.state,
     storage: parts.storage,
   });
 }

@@ -13,6 +13,7 @@ import { type CheckpointBook, idleHead } from "./_checkpoint.ts";
 import type { LeaseBook } from "./_lease.ts";
 import { LeaseHolder } from "./_lease_holder.ts";
 import { HandlingCalls } from "./_handling.ts";
+import { StateKeeper } from "./_state_keeper.ts";
 import { agentContext } from "./_agent_context.ts";
 import { formatPosition } from "../../internal/ids.ts";
 import { delay } from "../../internal/retry.ts";
@@ -76,6 +77,7 @@ export class AgentRunner {
   #advancing: Promise<void> | undefined;
   // The event in hand and the context calls (emits, tool calls) made for it.
   #calls: HandlingCalls;
+  #state: StateKeeper;
   #ctx: AgentContext;
   // What it reads from the log: its own kinds, and retry requests.
   #kinds: string[];
@@ -111,6 +113,8 @@ export class AgentRunner {
       leaseFresh: () => this.#leaseFresh(),
       confirmLease: () => this.#confirmLease(),
     });
+    const failures = () => this.failures;
+    this.#state = new StateKeeper(agent, deps.checkpoints, this.#calls, this.#logger, failures);
     // The token is still valid for the renewal margin while a due renewal runs.
     const token = () => this.#tokens.current;
     this.#ctx = agentContext({
@@ -122,6 +126,7 @@ export class AgentRunner {
       signal: () => this.#controller.signal,
       call: (name, input, signal) => this.#calls.call(name, input, signal),
       emit: (input) => this.#calls.emit(input),
+      state: this.#state,
     });
   }
 
@@ -216,6 +221,7 @@ export class AgentRunner {
     if (!samePatterns(checkpoint?.subscribe, this.agent.subscribe)) this.#save(this.position);
     await this.renewToken();
     await this.#calls.scan(store, this.position);
+    await this.#state.load(store, this.position);
     try {
       await this.agent.init?.(this.#ctx);
     } catch (error) {
@@ -428,7 +434,7 @@ export class AgentRunner {
       });
       return this.#controller.signal.aborted ? "stopped" : "stalled";
     }
-    return "passed";
+    return (await this.#state.commit(request, event)) ?? "passed";
   }
 
   // A retry's outcome is caused by its request (and names the event): the
@@ -448,7 +454,8 @@ export class AgentRunner {
   // `agent.failed` is recorded. "stalled": neither could be appended, so the
   // event must be tried again; "stopped": stopping, or the lease was lost.
   async #handle(event: EventRecord): Promise<Outcome> {
-    const outcome = await this.#attempt(event);
+    let outcome = await this.#attempt(event);
+    if (outcome === "done") outcome = (await this.#state.commit(event, event)) ?? outcome;
     if (outcome === "stalled" || outcome === "stopped") return outcome;
     this.#pass(event, true);
     return "passed";
@@ -473,6 +480,7 @@ export class AgentRunner {
     let outcome: "done" | "failed" = "done";
     for (let attempt = 1;; attempt++) {
       const calls = this.#calls.begin(event);
+      this.#state.begin();
       try {
         await traceHandling(
           event,
@@ -481,6 +489,7 @@ export class AgentRunner {
         );
         break;
       } catch (error) {
+        this.#state.drop(); // A failed attempt's state is never recorded.
         // Stopping: the event is not finished and is delivered again next start.
         if (signal.aborted) return "stopped";
         // Past the causal depth limit every attempt fails alike: no retries.
@@ -529,6 +538,7 @@ export class AgentRunner {
         if (!(await delay(backoffMs(attempt), signal))) return "stopped";
       } finally {
         this.#calls.end();
+        this.#state.end();
       }
     }
     this.#calls.forget(event.id);

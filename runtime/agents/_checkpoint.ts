@@ -2,8 +2,8 @@
 // per agent, at most one per WRITE_INTERVAL_MS, so a fast agent neither waits
 // for commits nor competes with the log for them.
 import { getLogger } from "@logtape/logtape";
-import type { Checkpoint, CheckpointStore } from "./agent_state.ts";
-import type { EventStore } from "../log/event_store.ts";
+import type { Checkpoint, CheckpointStore, StateChange } from "./agent_state.ts";
+import type { AppendEffect, EventStore } from "../log/event_store.ts";
 import { formatPosition } from "../../internal/ids.ts";
 import { delay } from "../../internal/retry.ts";
 import { errorMessage } from "../../internal/error_message.ts";
@@ -18,6 +18,9 @@ export class CheckpointBook {
   // The lease owner each agent's checkpoint is written for, if it runs under a lease.
   #owners = new Map<string, string>();
   #writing = new Map<string, Promise<void>>();
+  // Per agent, the position of its last checkpoint committed with a state
+  // change: a coalesced write of an earlier one must not move it back.
+  #floors = new Map<string, string>();
   #flushed = new AbortController();
   #flushing = false;
 
@@ -28,6 +31,50 @@ export class CheckpointBook {
 
   load(name: string): Promise<Checkpoint | undefined> {
     return this.#store.load(name);
+  }
+
+  /** The agent's last state change made while handling an event at or before `position`. */
+  stateAt(name: string, position: string): Promise<StateChange | undefined> {
+    return this.#store.stateAt(name, position);
+  }
+
+  /** Lists the agent's state changes, oldest first. */
+  stateHistory(name: string): AsyncIterable<StateChange> {
+    return this.#store.stateHistory(name);
+  }
+
+  /**
+   * Moves the checkpoint to `position` together with a state change: `append`
+   * appends the agent.state event with the effect that writes both, in one
+   * commit. Writes already queued land first; none of an earlier position
+   * lands after.
+   */
+  async withState<T>(
+    name: string,
+    position: string,
+    failures: number,
+    subscribe: readonly string[],
+    state: string,
+    append: (effect: AppendEffect) => Promise<T>,
+  ): Promise<T> {
+    const floor = this.#floors.get(name);
+    this.#floors.set(name, position);
+    this.#pending.delete(name);
+    try {
+      await this.#writing.get(name);
+      const checkpoint = { position, failures, updatedAt: this.#clock(), subscribe };
+      return await append(this.#store.withState(name, checkpoint, state));
+    } catch (error) {
+      if (floor === undefined) this.#floors.delete(name);
+      else this.#floors.set(name, floor);
+      throw error;
+    }
+  }
+
+  // Whether a checkpoint at `position` lies before one committed with a state change.
+  #belowFloor(name: string, position: string | null): boolean {
+    const floor = this.#floors.get(name);
+    return floor !== undefined && (position === null || position < floor);
   }
 
   /**
@@ -42,6 +89,7 @@ export class CheckpointBook {
     subscribe: readonly string[],
     owner?: string,
   ): void {
+    if (this.#belowFloor(name, position)) return;
     const checkpoint = { position, failures, updatedAt: this.#clock(), subscribe };
     if (owner) this.#owners.set(name, owner);
     else this.#owners.delete(name);
@@ -56,6 +104,8 @@ export class CheckpointBook {
         if (!this.#flushing) await delay(WRITE_INTERVAL_MS, this.#flushed.signal);
         checkpoint = this.#pending.get(name) ?? checkpoint;
         this.#pending.delete(name);
+        // A state change committed a later checkpoint meanwhile.
+        if (this.#belowFloor(name, checkpoint.position)) continue;
         try {
           // A lease renewed between our read and commit: read it again.
           const owner = this.#owners.get(name);

@@ -142,6 +142,17 @@ export class HandlingCalls {
     }
   }
 
+  /**
+   * Appends an event the runner records for `cause` once its handler
+   * returned (its agent.state): fenced and guarded by the lease as emits are,
+   * outside the emit journal.
+   */
+  async record(input: EmitInput, cause: EventRecord): Promise<EventRecord> {
+    await this.#fence();
+    const meta = { ...input.meta, actor: this.#actor };
+    return await this.#fencedEmit({ ...input, stream: input.stream ?? this.#actor, meta }, cause);
+  }
+
   // The event in hand and the emit's index are taken when the emit is made,
   // not after its fence: an emit the handler did not await keeps its parent.
   emit(input: EmitInput): Promise<EventRecord> {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { EventRecord } from "../log/event_store.ts";
+import type { EventRecord, JsonValue } from "../log/event_store.ts";
 import type { EmitInput } from "../bus/subscription.ts";
 import type { ToolInfo } from "../tool_registry.ts";
 import type { AgentStorageOptions, StorageAdapter } from "../storage/storage.ts";
@@ -44,6 +44,36 @@ export interface AgentLogger {
   error(message: string, properties?: Record<string, unknown>): void;
 }
 
+/**
+ * An agent's state: one JSON value, kept with its checkpoint. Each change is
+ * recorded as an `agent.state` event caused by the event being handled, so
+ * the state the agent had at any position can be read back
+ * (`runtime.stateAt`).
+ */
+export interface AgentState {
+  /**
+   * The agent's state: the value set while handling this event, else the one
+   * recorded last; `undefined` before the first. A copy: change it, then
+   * `set` it.
+   *
+   * @returns The state, typed as the caller says (it is not checked).
+   */
+  get<T extends JsonValue = JsonValue>(): T | undefined;
+  /**
+   * Sets the state, while handling an event only. When the handler returns,
+   * the value is recorded as an `agent.state` event caused by that event, in
+   * one commit with the agent's checkpoint: a crash never keeps one without
+   * the other, and a process that lost the agent's lease records neither. A
+   * failed attempt's value is dropped; setting the state it already has
+   * records nothing.
+   *
+   * @param value A JSON value of at most 4 MiB less 1 KiB as JSON.
+   * @throws {TypeError} When the value is not JSON, or no event is being handled.
+   * @throws {RangeError} When the value is too large.
+   */
+  set(value: JsonValue): void;
+}
+
 /** What an agent's `init`, `handle` and `stop` receive. */
 export interface AgentContext {
   /** The agent's name. */
@@ -67,6 +97,8 @@ export interface AgentContext {
    * the n-th emit of the same kind returns the event already stored.
    */
   emit(input: EmitInput): Promise<EventRecord>;
+  /** The agent's state, kept with its checkpoint (see {@linkcode AgentState}). */
+  readonly state: AgentState;
   /**
    * The agent's own namespace of the runtime's storage (`agents/<name>/` of
    * it): `"local"`, `"vault"` or another scheme given to the runtime;
