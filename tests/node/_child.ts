@@ -12,7 +12,12 @@ import { createRuntime } from "@toka/runtime";
 import { defineAgent, type EventRecord, VersionConflictError } from "@toka/runtime/runtime";
 import { KvCheckpointStore, KvLeaseStore, Runtime } from "@toka/runtime/runtime";
 import { KvTokenAuthority } from "@toka/runtime/auth";
-import { createHttpFetchTool, parsePluginManifest, ToolRegistry } from "@toka/runtime/toolkit";
+import {
+  createHttpFetchTool,
+  createModelChatTool,
+  parsePluginManifest,
+  ToolRegistry,
+} from "@toka/runtime/toolkit";
 import { createServer, type Server } from "node:http";
 import { openVault } from "@toka/runtime/vault";
 
@@ -286,6 +291,41 @@ async function values(write: boolean): Promise<void> {
   print(seen);
 }
 
+// model.chat against a Chat Completions endpoint served here by node:http, the key read from
+// the environment the way the runtime reads it (process.env on Node, Deno.env on Deno).
+async function modelChat(): Promise<void> {
+  const seen: { auth?: string; model?: unknown }[] = [];
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => body += chunk);
+    req.on("end", () => {
+      seen.push({ auth: req.headers.authorization, model: JSON.parse(body).model });
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({
+        id: "chatcmpl-node",
+        model: "node-model",
+        choices: [{
+          index: 0,
+          message: { role: "assistant", content: "hi" },
+          finish_reason: "stop",
+        }],
+      }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  process.env.TOKA_NODE_TEST_KEY = "sk-from-env";
+  const tools = new ToolRegistry({
+    tools: [createModelChatTool({
+      baseUrl: `http://127.0.0.1:${(server.address() as { port: number }).port}/v1`,
+      model: "node-model",
+      apiKeyEnv: "TOKA_NODE_TEST_KEY",
+    })],
+  });
+  const reply = await tools.call("model.chat", { messages: [{ role: "user", content: "Hi" }] });
+  server.close();
+  print({ reply, seen });
+}
+
 if (mode === "produce" || mode === "resume") await crash(mode === "resume", Number(rest[0]));
 else if (mode === "append") await append(rest[0], Number(rest[1]), rest[2], rest[3]);
 else if (mode === "check") await check();
@@ -295,4 +335,5 @@ else if (mode === "tokens") await tokens(rest[0], rest.slice(1));
 else if (mode === "tool") await tool(rest[0]);
 else if (mode === "plugin") await plugin(rest[0], rest[1]);
 else if (mode === "http") await httpFetch();
+else if (mode === "model") await modelChat();
 else throw new TypeError(`Unknown mode "${mode}"`);

@@ -233,6 +233,20 @@ Deno.test("on Node.js", async (t) => {
     }
   });
 
+  await t.step("model.chat calls an endpoint with the key from the environment", async () => {
+    for (const runtime of ["node", "deno"] as const) {
+      assert.deepEqual(await run(runtime, "model", "-"), {
+        reply: {
+          id: "chatcmpl-node",
+          model: "node-model",
+          message: { role: "assistant", content: "hi" },
+          finishReason: "stop",
+        },
+        seen: [{ auth: "Bearer sk-from-env", model: "node-model" }],
+      }, runtime);
+    }
+  });
+
   await t.step("values written in KV by one runtime read the same in the other", async () => {
     await withDir(async (dir) => {
       for (const [first, second] of [["deno", "node"], ["node", "deno"]] as const) {
