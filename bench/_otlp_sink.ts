@@ -1,10 +1,13 @@
 // A local OTLP/HTTP receiver for bench/traces_ratios.ts, in its own process as a collector
-// would be: it parses each JSON export, counts the spans, and prints the count when its
-// standard input closes. Its port is the first line it prints.
+// would be: it counts the spans of each JSON export (protobuf ones only by their bytes) and
+// prints what it got when its standard input closes. Its port is the first line it prints.
 let spans = 0;
+let bytes = 0;
 const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
   const body = await req.text();
-  if (new URL(req.url).pathname === "/v1/traces") {
+  if (new URL(req.url).pathname !== "/v1/traces") return Response.json({});
+  bytes += body.length;
+  if (req.headers.get("content-type")?.includes("json")) {
     const request = JSON.parse(body) as {
       resourceSpans?: { scopeSpans?: { spans?: unknown[] }[] }[];
     };
@@ -16,5 +19,5 @@ const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }
 });
 console.log(server.addr.port);
 for await (const _ of Deno.stdin.readable);
-console.log(spans);
+console.log(`${spans} spans in ${(bytes / 1e6).toFixed(1)} MB`);
 await server.shutdown();

@@ -1,19 +1,20 @@
 /**
  * What tracing (issue 23) costs emit → agent handling, as ratios measured in one run.
  *
- *   deno run -A bench/traces_ratios.ts [--rounds R] [--baseline REV]
+ *   deno run -A bench/traces_ratios.ts [--rounds R] [--baseline REV] [--protocol P]
  *
  * One sample: `runtime.emit()` × 1,000 without awaiting, then the wait until one agent has
  * handled all of them. Each comparison runs on two stacks: `createRuntime()` on a Deno KV
  * file (what `toka run` uses), and `Runtime.create()` without a vault (the in-memory
  * store: the fastest path, where tracing's share is the largest).
  *
- * 1. Tracing off (no provider registered) against the code without tracing: the library's
- *    folders at HEAD with the tracing commits ("Traces (issue 23)…") reverse-applied, or
- *    at REV, extracted with `git archive` under .toka/ and imported beside this
- *    checkout's (commit first: the candidate is the working tree). Target ≥ 0.95×.
- * 2. In a child process started with OTEL_DENO=true, exporting (http/json) to a local
- *    receiver in a third process (bench/_otlp_sink.ts): tracing on (Deno's provider
+ * 1. Tracing off (no provider registered) against the code without tracing: a copy of the
+ *    library under .toka/ whose internal/tracing.ts is bench/_untraced.ts (every hook a
+ *    pass-through: no provider check, plain loggers), or with `--baseline REV` the library
+ *    at REV (`git archive`), imported beside this checkout's. Target ≥ 0.95×.
+ * 2. In a child process started with OTEL_DENO=true, exporting to a local receiver in a
+ *    third process (bench/_otlp_sink.ts) over OTEL_EXPORTER_OTLP_PROTOCOL P (`http/protobuf`,
+ *    Deno's default and what the README's two variables give; or `http/json`): tracing on (Deno's provider
  *    registered) against tracing off (the same provider taken out of the API's global
  *    slot), alternating in one process. Target ≥ 0.5×.
  *
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "9" },
     baseline: { type: "string" },
     part: { type: "string", default: "off" },
+    protocol: { type: "string", default: "http/protobuf" },
   },
 });
 const rounds = Number(values.rounds);
@@ -93,52 +95,33 @@ function report(label: string, base: string, result: Awaited<ReturnType<typeof i
 
 const FOLDERS = ["mod.ts", "runtime", "internal", "vault", "toolkit", "auth"];
 
-async function git(args: string[], stdin?: string): Promise<string> {
-  const child = new Deno.Command("git", {
-    args: ["-C", root, ...args],
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(stdin));
-    await writer.close();
-  }
-  const { success, stdout, stderr } = await child.output();
-  const text = new TextDecoder().decode(success ? stdout : stderr);
-  if (!success) throw new Error(`git ${args[0]} failed: ${text.trim()}`);
-  return text;
-}
-
-// The library without tracing, imported beside this checkout's: the folders at `rev`, or by
-// default HEAD's with every "Traces (issue 23)" commit taken back out (so that only tracing
-// differs, not what others changed since).
+// The library without tracing, imported beside this checkout's: a copy of its folders with
+// internal/tracing.ts replaced by bench/_untraced.ts (every hook a pass-through), or the
+// folders at `rev` (git archive).
 async function baselineModule(rev: string | undefined): Promise<[RuntimeModule, string]> {
-  const name = `.toka/bench-baseline-${rev ?? "untraced"}`;
-  const dir = `${root}${name}`;
+  const dir = `${root}.toka/bench-baseline-${rev ?? "untraced"}`;
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   await Deno.mkdir(dir, { recursive: true });
+  if (rev === undefined) {
+    const copy = await new Deno.Command("cp", { args: ["-r", ...FOLDERS, dir], cwd: root })
+      .output();
+    if (!copy.success) throw new Error("Cannot copy the library for the baseline");
+    await Deno.copyFile(`${root}bench/_untraced.ts`, `${dir}/internal/tracing.ts`);
+    return [
+      await import(`file://${dir}/mod.ts`),
+      "this checkout with tracing hooks as pass-throughs",
+    ];
+  }
   const archive = new Deno.Command("git", {
-    args: ["-C", root, "archive", rev ?? "HEAD", ...FOLDERS],
+    args: ["-C", root, "archive", rev, ...FOLDERS],
     stdout: "piped",
   }).spawn();
   const untar = new Deno.Command("tar", { args: ["-x", "-C", dir], stdin: "piped" }).spawn();
   await archive.stdout.pipeTo(untar.stdin);
   if (!(await archive.status).success || !(await untar.status).success) {
-    throw new Error(`Cannot extract revision "${rev ?? "HEAD"}" with git archive`);
+    throw new Error(`Cannot extract revision "${rev}" with git archive`);
   }
-  let label = rev ?? "";
-  if (rev === undefined) {
-    const commits = (await git(["log", "--format=%h", "--grep=^Traces (issue 23)", "HEAD"]))
-      .split("\n").filter(Boolean);
-    for (const commit of commits) {
-      const patch = await git(["diff", `${commit}^`, commit, "--", ...FOLDERS]);
-      if (patch !== "") await git(["apply", "-R", `--directory=${name}`, "-"], patch);
-    }
-    label = `HEAD without ${commits.length} tracing commits`;
-  }
-  return [await import(`file://${dir}/mod.ts`), label];
+  return [await import(`file://${dir}/mod.ts`), `revision ${rev}`];
 }
 
 async function partOff(): Promise<void> {
@@ -187,7 +170,7 @@ async function partOn(): Promise<void> {
     const ratio = report(
       `2${
         "ab"[n]
-      }. ${stack} stack: tracing on (OTEL_DENO=true, http/json to a local receiver) vs off, ${result.events} events`,
+      }. ${stack} stack: tracing on (OTEL_DENO=true, ${values.protocol} to a local receiver) vs off, ${result.events} events`,
       "tracing off",
       result,
     );
@@ -208,10 +191,15 @@ if (values.part === "on") {
   const lines = sink.stdout.pipeThrough(new TextDecoderStream()).values();
   const port = (await lines.next()).value!.trim();
   const child = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", import.meta.filename!, "--part", "on", "--rounds", String(rounds)],
+    args: [
+      "run",
+      "-A",
+      import.meta.filename!,
+      ...["--part", "on", "--rounds", String(rounds), "--protocol", values.protocol],
+    ],
     env: {
       OTEL_DENO: "true",
-      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+      OTEL_EXPORTER_OTLP_PROTOCOL: values.protocol,
       OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
       OTEL_SERVICE_NAME: "toka-bench",
     },
@@ -221,6 +209,6 @@ if (values.part === "on") {
   await sink.stdin.close();
   const spans = (await lines.next()).value?.trim();
   await sink.status;
-  console.log(`  the receiver got ${spans} spans`);
+  console.log(`  the receiver got ${spans}`);
   if (!child.success) Deno.exit(1);
 }
