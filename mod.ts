@@ -390,6 +390,9 @@ export {
 } from "./runtime/mod.ts";
 export {
   DEFAULT_VAULT_PATH,
+  type ForkResult,
+  forkVault,
+  type ForkVaultOptions,
   INLINE_PAYLOAD_BYTES,
   KvEventStore,
   type KvEventStoreOptions,

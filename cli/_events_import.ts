@@ -192,8 +192,11 @@ function spoolFailure(error: unknown): never {
 /**
  * What a failed write means, in the user's words: Deno's errno codes, and the
  * words of SQLite (under Deno KV), whose errors carry no code.
+ *
+ * @param error What a write threw.
+ * @returns The words, or `undefined` when it is no such failure.
  */
-function writeFailure(error: unknown): string | undefined {
+export function writeFailure(error: unknown): string | undefined {
   if (error instanceof TokaError) return undefined;
   const code = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : "";

@@ -12,6 +12,7 @@ import type { EventRecord, EventStore, LogHead } from "../runtime/log/event_stor
 import { type CommandContext, type RunCommand, withStore, writes } from "./_context.ts";
 import { formatEventDetail, formatEventLine, formatStats, formatVerifyReport } from "./_format.ts";
 import { importEvents } from "./_events_import.ts";
+import { diffEvents, forkEvents, type ForkOptions } from "./_events_fork.ts";
 import { INTERRUPTED_EXIT } from "./_interrupt.ts";
 import { progress } from "./_progress.ts";
 import { correlatedEvents, findEvent, isEventRef } from "./_event_queries.ts";
@@ -343,7 +344,37 @@ export function registerEventsCommands(program: Command, run: RunCommand): Comma
     )
     .action((_options: unknown, command: Command) => run(command, importEvents));
 
+  events.command("fork")
+    .description(
+      "write a new vault with the events up to a position, ids, positions and digests kept " +
+        "(and agents' checkpoints as of there; not the secret pool)",
+    )
+    .requiredOption("--at <position>", "the position of the fork's last event", parsePositionArg)
+    .requiredOption(
+      "--into <path>",
+      "a new vault file (never overwritten), or an empty remote vault's URL",
+      parseLocationArg,
+    )
+    .action((options: ForkOptions, command: Command) =>
+      run(command, (ctx) => forkEvents(ctx, options))
+    );
+
+  events.command("diff")
+    .description(
+      "the last position two vaults share and what follows on each side, by kind; exit 1 when they differ",
+    )
+    .argument("<a>", "a vault: a file path or an http(s) URL", parseLocationArg)
+    .argument("<b>", "another vault", parseLocationArg)
+    .action((a: string, b: string, _options: unknown, command: Command) =>
+      run(command, (ctx) => diffEvents(ctx, a, b))
+    );
+
   return events;
+}
+
+function parseLocationArg(value: string): string {
+  if (value.trim() === "") throw new InvalidArgumentError("Expected a file path or an http(s) URL");
+  return value;
 }
 
 function kinds(options: EventFilterOptions): string[] | undefined {

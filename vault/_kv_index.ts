@@ -1,6 +1,7 @@
 // The stream index and its watermark: stream versions learned from the log,
 // and index entries written in bulk behind the writer.
 import { retryLocked } from "../internal/kv_retry.ts";
+import type { KvKey } from "../internal/platform.ts";
 import { decodePage, type StoredEvent } from "./_page.ts";
 import {
   INDEX,
@@ -81,36 +82,67 @@ export async function index(s: KvState, upTo: number): Promise<void> {
     const from = mark.value ?? 1;
     s.advanceWatermark(from);
     if (from >= upTo) return;
-    const entries = new Map<string, { first: number; entry: IndexEntry }[]>();
-    let mutations = 0;
-    let bytes = 0;
+    const entries = new IndexEntries();
     let end = from;
     for await (const { stream, version, position, page } of tailItems(s, from, upTo)) {
       // The watermark must stay at a page start; stop at one once a commit is full.
-      if (position === page && (mutations >= 400 || bytes >= 400 * 1024)) break;
-      let list = entries.get(stream);
-      if (list === undefined) entries.set(stream, list = []);
-      let last = list[list.length - 1];
-      if (
-        last === undefined || last.entry.p.length >= INDEX_ENTRY_VERSIONS ||
-        last.first + last.entry.p.length !== version
-      ) {
-        list.push(last = { first: version, entry: { p: [], g: [] } });
-        mutations++;
-        bytes += stream.length + 64;
-      }
-      last.entry.p.push(position);
-      last.entry.g.push(page);
-      bytes += 36;
+      if (position === page && (entries.mutations >= 400 || entries.bytes >= 400 * 1024)) break;
+      entries.add(stream, version, position, page);
       end = position + 1;
     }
     if (end === from) return;
     const op = s.kv.atomic().check(mark).set(WATERMARK, end);
-    for (const [stream, list] of entries) {
-      for (const { first, entry } of list) op.set([...INDEX, stream, first], entry);
-    }
+    for (const [key, entry] of entries.take()) op.set(key, entry);
     const result = await retryLocked(() => op.commit());
     if (result.ok) s.advanceWatermark(end);
+  }
+}
+
+/**
+ * Stream index entries being built, each for up to 1,000 consecutive
+ * versions of a stream, with the mutations and bytes they take in a commit.
+ */
+export class IndexEntries {
+  #streams = new Map<string, { first: number; entry: IndexEntry }[]>();
+  /** KV writes the entries take. */
+  mutations = 0;
+  /** Their size, about. */
+  bytes = 0;
+
+  /** Adds an event: its stream, version, position and page start. */
+  add(stream: string, version: number, position: number, page: number): void {
+    let list = this.#streams.get(stream);
+    if (list === undefined) this.#streams.set(stream, list = []);
+    let last = list[list.length - 1];
+    if (
+      last === undefined || last.entry.p.length >= INDEX_ENTRY_VERSIONS ||
+      last.first + last.entry.p.length !== version
+    ) {
+      list.push(last = { first: version, entry: { p: [], g: [] } });
+      this.mutations++;
+      this.bytes += stream.length + 64;
+    }
+    last.entry.p.push(position);
+    last.entry.g.push(page);
+    this.bytes += 36;
+  }
+
+  /**
+   * The entries as KV writes, which are then forgotten; with `full`, only the
+   * entries no later event can extend (the last of each stream stays, unless full).
+   */
+  take(full = false): [KvKey, IndexEntry][] {
+    const writes: [KvKey, IndexEntry][] = [];
+    for (const [stream, list] of this.#streams) {
+      const keep = full && list[list.length - 1].entry.p.length < INDEX_ENTRY_VERSIONS ? 1 : 0;
+      for (const { first, entry } of list.splice(0, list.length - keep)) {
+        writes.push([[...INDEX, stream, first], entry]);
+        this.mutations--;
+        this.bytes -= stream.length + 64 + 36 * entry.p.length;
+      }
+      if (list.length === 0) this.#streams.delete(stream);
+    }
+    return writes;
   }
 }
 

@@ -43,6 +43,11 @@ export interface KvEventStoreOptions {
   randomBytes?: (bytes: Uint8Array) => Uint8Array;
   /** Close the `Deno.Kv` when the store closes; false by default, since the caller opened it. */
   closeKv?: boolean;
+  /**
+   * Write nothing: appends and imports are refused with a TypeError, and
+   * `close()` leaves the stream index as it found it; false by default.
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -78,10 +83,12 @@ export class KvEventStore implements EventStore, AgentStateSource, AsyncDisposab
    */
   readonly kv: Kv;
   #s: KvState;
+  #readOnly: boolean;
 
-  private constructor(state: KvState) {
+  private constructor(state: KvState, readOnly: boolean) {
     this.kv = state.kv;
     this.#s = state;
+    this.#readOnly = readOnly;
   }
 
   /**
@@ -111,7 +118,7 @@ export class KvEventStore implements EventStore, AgentStateSource, AsyncDisposab
     });
     await catchUp(s);
     s.end.chainTo((await reader.digestAt(s, s.end.next - 1)) ?? null);
-    return new KvEventStore(s);
+    return new KvEventStore(s, options.readOnly ?? false);
   }
 
   /**
@@ -126,6 +133,7 @@ export class KvEventStore implements EventStore, AgentStateSource, AsyncDisposab
    * @throws {RangeError} When an event or the whole append exceeds its maximum size.
    */
   append(stream: string, events: EventInput[], options: AppendOptions = {}): Promise<AppendResult> {
+    if (this.#readOnly) return Promise.reject(readOnlyError());
     return append(this.#s, stream, events, options);
   }
 
@@ -225,6 +233,7 @@ export class KvEventStore implements EventStore, AgentStateSource, AsyncDisposab
    * @throws {TypeError} When a record is malformed, its parent is missing, its digest does not match or its stream has other events here.
    */
   importEvents(records: Iterable<EventRecord> | AsyncIterable<EventRecord>): Promise<ImportResult> {
+    if (this.#readOnly) return Promise.reject(readOnlyError());
     return importEvents(this.#s, records);
   }
 
@@ -266,7 +275,7 @@ export class KvEventStore implements EventStore, AgentStateSource, AsyncDisposab
     s.markClosed();
     await s.indexing.settled();
     try {
-      await index(s, s.end.next);
+      if (!this.#readOnly) await index(s, s.end.next);
     } catch {
       // The next process to open the store indexes what is left.
     }
@@ -343,4 +352,8 @@ async function hasEvents(kv: Kv): Promise<boolean> {
  */
 export function vaultKv(store: EventStore): Kv | undefined {
   return store instanceof KvEventStore ? store.kv : undefined;
+}
+
+function readOnlyError(): TypeError {
+  return new TypeError("Cannot write: the vault was opened to read only");
 }

@@ -27,6 +27,7 @@ export {
   type MemoryEventStoreOptions,
 } from "../runtime/log/memory_event_store.ts";
 export { DEFAULT_VAULT_PATH, openVault, type OpenVaultOptions } from "./open_vault.ts";
+export { type ForkResult, forkVault, type ForkVaultOptions } from "./fork_vault.ts";
 export { TokaError, VersionConflictError } from "../runtime/errors.ts";
 export type {
   AppendOptions,

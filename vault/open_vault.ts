@@ -19,7 +19,8 @@ export interface OpenVaultOptions extends Omit<KvEventStoreOptions, "closeKv"> {
    * empty one is not a vault, and a file this process may not write (a 0444
    * file in a 0555 folder) is read from a private snapshot copy taken at open,
    * removed on close: Deno KV cannot open a file read-only. Later appends by
-   * other processes are not seen through such a snapshot.
+   * other processes are not seen through such a snapshot. The store writes
+   * nothing: appends are refused and closing it leaves the stream index as it was.
    */
   readOnly?: boolean;
   /**
@@ -192,7 +193,7 @@ export async function openVault(
   }
   let store: KvEventStore;
   try {
-    store = await KvEventStore.open(kv, { ...storeOptions, closeKv: true });
+    store = await KvEventStore.open(kv, { ...storeOptions, closeKv: true, readOnly });
   } catch (error) {
     kv.close();
     if (snapshot !== undefined) await rm(snapshot, { recursive: true });

@@ -206,6 +206,13 @@ Deno.test("one rule for exit codes: bad values 2, refusals and failures 1", asyn
       "events head": [["extra"]],
       "events export": [["extra"]],
       "events import": [["--bogus"]],
+      "events fork": [
+        ["--at", "x", "--into", `${dir}/f.kv`],
+        ["--into", `${dir}/f.kv`],
+        ["--at", "1"],
+        ["--at", "1", "--into", ""],
+      ],
+      "events diff": [[], [db], ["", db], [db, db, db]],
       "agent list": [["extra"]],
       "auth rotate-secret": [["extra"]],
       "auth issue": [
@@ -251,6 +258,8 @@ Deno.test("one rule for exit codes: bad values 2, refusals and failures 1", asyn
     const fine: Record<string, string[]> = {
       "events show": ["0".repeat(26)],
       "events tree": ["0".repeat(26)],
+      "events fork": ["--at", "1", "--into", `${dir}/f.kv`],
+      "events diff": [db, db],
       "auth issue": ["--sub", "a", "--perm", "a:b"],
       "auth attenuate": ["tok"],
       "auth verify": ["tok"],

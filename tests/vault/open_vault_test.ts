@@ -59,3 +59,37 @@ Deno.test("openVault and a SQLite file without Deno KV's table", async (t) => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a vault opened to read only writes nothing, not even its stream index", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/ro.kv`;
+  try {
+    const writer = await openVault(path);
+    for (let i = 0; i < 30; i++) {
+      await writer.append("s", Array.from({ length: 100 }, () => ({ kind: "e" })));
+    }
+    await writer.close();
+    // 3,000 unindexed events (more than a writer leaves at close), which a writing store indexes.
+    const kv = await Deno.openKv(path);
+    await kv.delete(["vault", "ix"]);
+    for await (const e of kv.list({ prefix: ["vault", "si"] })) await kv.delete(e.key);
+    const stamps = async () => {
+      const out: string[] = [];
+      for await (const e of kv.list({ prefix: [] })) out.push(`${e.key}@${e.versionstamp}`);
+      return out;
+    };
+    const before = await stamps();
+    const reader = await openVault(path, { readOnly: true });
+    await assert.rejects(reader.append("s", [{ kind: "e" }]), {
+      name: "TypeError",
+      message: "Cannot write: the vault was opened to read only",
+    });
+    await assert.rejects(reader.importEvents([]), { message: /opened to read only/ });
+    assert.equal((await Array.fromAsync(reader.read({ stream: "s", limit: 2 }))).length, 2);
+    await reader.close();
+    assert.deepEqual(await stamps(), before);
+    kv.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,71 @@
+/**
+ * What a fork of a Deno KV vault carries of the agents' state: each
+ * checkpoint moved back to the fork point when it is past it, and the state
+ * changes recorded by `agent.state` events the fork holds. Leases are not
+ * carried: no process runs an agent of a fork yet.
+ *
+ * @module
+ */
+import type { Kv, KvKey } from "../../internal/platform.ts";
+import { formatPosition } from "../../internal/ids.ts";
+import { retryLocked } from "../../internal/kv_retry.ts";
+import type { Checkpoint } from "./agent_state.ts";
+import { STATE_PREFIX } from "./_state_index.ts";
+
+const CHECKPOINTS = ["runtime", "checkpoint"] as const;
+
+/** Counts of what {@linkcode agentStateAt} yields. */
+export interface AgentStateCounts {
+  /** Checkpoints. */
+  checkpoints: number;
+  /** State index entries. */
+  stateChanges: number;
+}
+
+/**
+ * The KV entries of the agents' checkpoints and state index as of a position
+ * of the log, read from a vault's database, for its fork: each checkpoint
+ * with its position capped at `at`, and the state changes whose `agent.state`
+ * event is at or before `at`.
+ *
+ * @param kv The source vault's database.
+ * @param at The fork point, a position of 1 or more.
+ * @param counts Counted as entries are yielded.
+ * @returns Keys and values to write into the fork.
+ * @throws {Error} When the database cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { agentStateAt } from "./agent_state_fork.ts";
+ * import { KvCheckpointStore } from "./agent_state.ts";
+ *
+ * using kv = await Deno.openKv(":memory:");
+ * await new KvCheckpointStore(kv).save("worker", { position: "0000000000000009", failures: 0, updatedAt: 0 });
+ * for await (const [, value] of agentStateAt(kv, 5)) console.log((value as { position: string }).position);
+ * // 0000000000000005
+ * ```
+ */
+export async function* agentStateAt(
+  kv: Kv,
+  at: number,
+  counts: AgentStateCounts = { checkpoints: 0, stateChanges: 0 },
+): AsyncIterableIterator<[KvKey, unknown]> {
+  const cap = formatPosition(at);
+  const checkpoints = kv.list<Checkpoint>({ prefix: [...CHECKPOINTS] });
+  for (;;) {
+    const entry = await retryLocked(() => checkpoints.next());
+    if (entry.done) break;
+    const { key, value } = entry.value;
+    const position = value.position !== null && value.position > cap ? cap : value.position;
+    counts.checkpoints++;
+    yield [key, { ...value, position }];
+  }
+  const changes = kv.list<{ p: string }>({ prefix: [...STATE_PREFIX] });
+  for (;;) {
+    const entry = await retryLocked(() => changes.next());
+    if (entry.done) break;
+    if (entry.value.value.p > cap) continue;
+    counts.stateChanges++;
+    yield [entry.value.key, entry.value.value];
+  }
+}
