@@ -401,6 +401,10 @@ export class AgentRunner {
   // A retry request for this agent has the event it names handled again first;
   // a request is handed to the handler only when the agent subscribes to its kind.
   async #deliver(event: EventRecord): Promise<Outcome> {
+    if (this.#state.isOwn(event)) {
+      this.#pass(event, false); // Its own state change: handling it could loop.
+      return "passed";
+    }
     if (event.kind !== RETRY_REQUESTED) return await this.#handle(event);
     const failed = await dueRetry(this.#deps.store, event, this.agent.name);
     if (failed !== null) {

@@ -8,7 +8,7 @@ import type { StateChange } from "./agent_state.ts";
 import type { CheckpointBook } from "./_checkpoint.ts";
 import type { HandlingCalls } from "./_handling.ts";
 import { errorMessage } from "../../internal/error_message.ts";
-import { LeaseLostError } from "../errors.ts";
+import { CausalDepthError, LeaseLostError } from "../errors.ts";
 import { canonicalJson, JsonValueError } from "../../internal/canonical_json.ts";
 import { MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH } from "../log/event_limits.ts";
 import { Buffer } from "node:buffer";
@@ -19,6 +19,7 @@ export const MAX_STATE_BYTES = MAX_PAYLOAD_BYTES - 1024;
 
 export class StateKeeper implements AgentState {
   #name: string;
+  #actor: string;
   #subscribe: readonly string[];
   #checkpoints: CheckpointBook;
   #calls: HandlingCalls;
@@ -37,11 +38,17 @@ export class StateKeeper implements AgentState {
     failures: () => number,
   ) {
     this.#name = agent.name;
+    this.#actor = `agent/${agent.name}`;
     this.#subscribe = agent.subscribe;
     this.#checkpoints = checkpoints;
     this.#calls = calls;
     this.#logger = logger;
     this.#failures = failures;
+  }
+
+  /** Whether `event` records a change of this agent's own state. */
+  isOwn(event: EventRecord): boolean {
+    return event.kind === AGENT_STATE && event.meta.actor === this.#actor;
   }
 
   /** Loads the state the agent had at its checkpoint. */
@@ -73,13 +80,18 @@ export class StateKeeper implements AgentState {
         this.#failures(),
         this.#subscribe,
         state,
-        (effect) => this.#calls.record({ kind: "agent.state", payload, effect }, cause),
+        (effect) => this.#calls.record({ kind: AGENT_STATE, payload, effect }, cause),
       );
     } catch (error) {
       this.#logger.error(
         "Could not record the state of agent {name} for event {id}: {message}",
         { name, id: cause.id, message: errorMessage(error) },
       );
+      // Past the causal depth limit it never can be: dropped, or the event would stall forever.
+      if (error instanceof CausalDepthError) {
+        this.#set = undefined;
+        return undefined;
+      }
       // "stalled": tried again (a stopping runner checks its signal itself).
       return error instanceof LeaseLostError ? "stopped" : "stalled";
     }
@@ -138,6 +150,9 @@ export class StateKeeper implements AgentState {
   }
 }
 
+/** The kind of the events that record agents' state changes. */
+export const AGENT_STATE = "agent.state";
+
 /** The payload of an agent.state event. */
 export interface StatePayload {
   agent: string;
@@ -153,7 +168,7 @@ export async function stateOf(
   if (change.state !== undefined) return change.state;
   let event: EventRecord | undefined;
   for await (const found of store.read({ from: change.position, limit: 1 })) event = found;
-  if (event?.position !== change.position || event.kind !== "agent.state") {
+  if (event?.position !== change.position || event.kind !== AGENT_STATE) {
     throw new TokaError(
       "state_not_found",
       `The agent.state event at position "${change.position}" is missing`,

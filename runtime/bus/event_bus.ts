@@ -504,8 +504,8 @@ function producer(
 
 // The cause becomes a parent and lends its correlation id; the event is one
 // deeper than it. Kept in meta (covered by the digest), so that knowing an
-// event's depth costs no read of its ancestors. An agent.failed may go one
-// past the limit: it records why the last emit was refused.
+// event's depth costs no read of its ancestors. An agent.failed or agent.state
+// may go one past the limit: they record what handling an event at the limit did.
 function caused(
   input: EmitInput,
   cause: EventRecord,
@@ -519,7 +519,8 @@ function caused(
   }
   const above = Number(cause.meta.causalDepth ?? 0);
   const depth = (Number.isSafeInteger(above) && above > 0 ? above : 0) + 1;
-  if (depth > limit && (input.kind !== "agent.failed" || depth > limit + 1)) {
+  const record = input.kind === "agent.failed" || input.kind === "agent.state";
+  if (depth > limit && (!record || depth > limit + 1)) {
     throw new CausalDepthError(input.kind, cause.id, depth, limit);
   }
   const parents = input.parents;

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  type Agent as AgentDefinition,
   type AgentContext,
   defineAgent,
   type EventRecord,
@@ -148,6 +149,64 @@ async function suite(t: Deno.TestContext, open: () => Promise<Setup>): Promise<v
       assert.equal(await runtime.stateAt("flaky"), 10);
       const changes = await Array.fromAsync(s.store.read({ kinds: ["agent.state"] }));
       assert.equal(changes.length, 1);
+    },
+  );
+
+  await step("an agent is not handed its own agent.state events; others' it is", async (s) => {
+    const runtime = await s.runtime();
+    const seen: string[] = [];
+    for (const name of ["watcher", "other"]) {
+      runtime.register(defineAgent({
+        name,
+        subscribe: name === "watcher" ? ["agent.*", "task.*"] : ["task.*"],
+        handle(event, ctx) {
+          if (name === "watcher") seen.push(`${event.kind} ${event.meta.actor ?? ""}`.trim());
+          // Were its own changes handed to it, this would loop.
+          ctx.state.set((ctx.state.get<number>() ?? 0) + 1);
+        },
+      }));
+    }
+    await runtime.start();
+    await runtime.emit({ kind: "task.a" });
+    await until(() => seen.includes("agent.state agent/other"));
+    await runtime.stop();
+    assert.deepEqual(seen, ["task.a", "agent.state agent/other"]);
+    assert.equal(await runtime.stateAt("watcher"), 2);
+    assert.equal(await runtime.stateAt("other"), 1);
+  });
+
+  await step(
+    "the state of an event at the causal depth limit is recorded; past it, dropped",
+    async (s) => {
+      const runtime = await Runtime.create({
+        vault: s.store,
+        ...(vaultKv(s.store) === undefined ? {} : kvPorts(vaultKv(s.store)!)),
+        maxCausalDepth: 1,
+      });
+      const define = (name: string, subscribe: string[], handle: AgentDefinition["handle"]) =>
+        runtime.register(defineAgent({ name, subscribe, handle }));
+      define(
+        "relay",
+        ["task.a"],
+        async (_event, ctx) => void await ctx.emit({ kind: "task.next" }),
+      );
+      // task.next is at depth 1, the limit: its agent.state goes one past it, as agent.failed may.
+      define("deep", ["task.next"], (_event, ctx) => ctx.state.set("deep"));
+      // deep's agent.state is past the limit: a change made handling it cannot be recorded.
+      define("watcher", ["agent.state"], (_event, ctx) => ctx.state.set("watched"));
+      await runtime.start();
+      await runtime.emit({ kind: "task.a" });
+      await until(() =>
+        runtime.agents().find((a) => a.name === "watcher")?.position === "0000000000000003"
+      );
+      await runtime.stop();
+      assert.equal(await runtime.stateAt("deep"), "deep");
+      assert.equal(await runtime.stateAt("watcher"), undefined);
+      const states = await Array.fromAsync(s.store.read({ kinds: ["agent.state"] }));
+      assert.deepEqual(states.map((e) => [e.meta.actor, e.meta.causalDepth]), [[
+        "agent/deep",
+        "2",
+      ]]);
     },
   );
 
