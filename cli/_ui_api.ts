@@ -3,7 +3,8 @@
 // { error: { code, message } }.
 import type { EventRecord, EventStore, JsonValue, LogHead } from "../runtime/log/event_store.ts";
 import { compileKindFilter } from "../runtime/log/kind_pattern.ts";
-import { assertStream } from "../internal/ids.ts";
+import { assertStream, formatPosition } from "../internal/ids.ts";
+import { isAgentName } from "../runtime/agents/agent.ts";
 import { KvCheckpointStore, KvLeaseStore } from "../runtime/mod.ts";
 import { vaultKv } from "../vault/kv_store.ts";
 import { type AgentRow, readAgentRows } from "./agent.ts";
@@ -221,12 +222,12 @@ export async function agentViews(store: EventStore, now: number): Promise<AgentV
   }));
 }
 
-/** An agent's state at a position, as `ctx.state` left it. */
+/** An agent's state at a position, as `ctx.state` left it: `toka agent state --json`'s line. */
 export interface AgentStateView {
   /** The agent's name. */
   agent: string;
   /** The position asked about (the head when none was). */
-  at: string | null;
+  at: string;
   /** Position of the event whose handling set the state, or `null` when none had by then. */
   after: string | null;
   /** Position of the `agent.state` event that recorded it, or `null`. */
@@ -250,6 +251,13 @@ export async function agentStateAt(
   agent: string,
   at: string | null,
 ): Promise<AgentStateView> {
+  if (!isAgentName(agent)) {
+    throw new ApiError(
+      400,
+      "bad_request",
+      `Invalid agent name ${JSON.stringify(String(agent).slice(0, 80))}`,
+    );
+  }
   if (at !== null && !/^\d{1,16}$/.test(at)) {
     throw new ApiError(
       400,
@@ -259,11 +267,24 @@ export async function agentStateAt(
   }
   const kv = vaultKv(store);
   if (kv === undefined) throw new ApiError(404, "not_found", "This store keeps no agents' state");
-  const position = at === null ? (await store.head())?.position ?? null : at.padStart(16, "0");
-  const none = { agent, at: position, after: null, position: null, state: null };
-  if (position === null) return none;
-  const change = await new KvCheckpointStore(kv).stateAt(agent, position);
-  if (change === undefined) return none;
+  const checkpoints = new KvCheckpointStore(kv);
+  // As `toka agent state --json` answers.
+  if (await checkpoints.load(agent) === undefined) {
+    throw new ApiError(404, "agent_not_found", `No agent ${JSON.stringify(agent)} in this vault`);
+  }
+  const head = (await store.head())?.position ?? formatPosition(0);
+  const position = at === null ? head : at.padStart(16, "0");
+  if (position > head) {
+    throw new ApiError(
+      400,
+      "position_past_head",
+      `Position ${JSON.stringify(at)} is past the head of the log (${JSON.stringify(head)})`,
+    );
+  }
+  const change = await checkpoints.stateAt(agent, position);
+  if (change === undefined) {
+    return { agent, at: position, after: null, position: null, state: null };
+  }
   // A state too large for the index is the payload of the event that recorded it.
   let state = change.state;
   if (state === undefined) {

@@ -255,6 +255,15 @@ Deno.test("toka ui: the server", async (t) => {
       assert.deepEqual(now.json.state, { seen: 2 });
       assert.equal(now.json.position, two.position);
       assert.equal((await api("agents/counter/state?at=x")).status, 400);
+      const past = await api("agents/counter/state?at=999");
+      assert.equal(past.status, 400);
+      assert.equal(past.json.error.code, "position_past_head");
+      const nobody = await api("agents/nobody/state");
+      assert.equal(nobody.status, 404);
+      assert.deepEqual(nobody.json.error, {
+        code: "agent_not_found",
+        message: 'No agent "nobody" in this vault',
+      });
     });
 
     await t.step("verify streams its progress, then the report and the head to keep", async () => {
