@@ -46,6 +46,8 @@ export interface Timer {
   /** The event whose handler scheduled it, if any. */
   cause?: string;
   correlationId?: string;
+  /** The fired event's depth in its causal chain (`meta.causalDepth`); absent on older timers. */
+  causalDepth?: number;
   /** Set while a poller fires it: who, and the log head before the append. */
   claim?: { by: string; from: string | null };
 }
@@ -114,6 +116,7 @@ export function firedEvent(timer: Timer): EmitInput {
   if (timer.cause !== undefined) {
     meta.causationId = timer.cause;
     meta.correlationId = timer.correlationId ?? timer.cause;
+    if (timer.causalDepth !== undefined) meta.causalDepth = String(timer.causalDepth);
   }
   return {
     kind: timer.kind,

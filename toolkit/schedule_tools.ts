@@ -494,6 +494,8 @@ export class Scheduler implements AsyncDisposable {
       ...(cause !== undefined && {
         cause: cause.id,
         correlationId: cause.meta.correlationId ?? cause.id,
+        // Fired, it is one deeper than its cause, as an emit would be.
+        causalDepth: causalDepthOf(cause) + 1,
       }),
     };
     const stored = await this.#store.add(timer, {
@@ -587,4 +589,10 @@ export class Scheduler implements AsyncDisposable {
     });
     return [schedule, cancel, list] as Tool[];
   }
+}
+
+// The depth of an event in its causal chain (meta.causalDepth; 0 for a root).
+function causalDepthOf(event: EventRecord): number {
+  const depth = Number(event.meta.causalDepth ?? 0);
+  return Number.isSafeInteger(depth) && depth > 0 ? depth : 0;
 }
