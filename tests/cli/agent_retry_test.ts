@@ -10,6 +10,7 @@ import { openVault } from "../../vault/mod.ts";
 import { exists, hasNoStackTrace, recordingIo } from "./_fakes.ts";
 import { kvPorts, until } from "../runtime/_helpers.ts";
 import { section } from "../docs/_readme.ts";
+import { toka as tokaProcess, TokaProcess, waitForEvent } from "./_process.ts";
 
 async function toka(args: string[]) {
   const io = recordingIo();
@@ -257,6 +258,50 @@ export const loop = defineAgent({
     }
   } finally {
     stop.abort();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("toka agent retry reaches an agent that toka run hosts in another process", async () => {
+  const dir = await Deno.makeTempDir();
+  const db = join(dir, "v.kv");
+  const fixed = join(dir, "fixed");
+  const mod = JSON.stringify(new URL("../../mod.ts", import.meta.url).href);
+  // Fails until the file "fixed" exists: the cause is fixed outside the agent.
+  await Deno.writeTextFile(
+    join(dir, "flaky.ts"),
+    `import { defineAgent } from ${mod};
+export const flaky = defineAgent({
+  name: "flaky", subscribe: ["task.*"],
+  async handle(event, ctx) {
+    await Deno.stat(${JSON.stringify(fixed)});
+    await ctx.emit({ kind: "work.done", payload: event.payload });
+  },
+});`,
+  );
+  const host = new TokaProcess(["--db", db, "run", join(dir, "flaky.ts")], {
+    env: { TOKA_STOP_TIMEOUT_MS: "0" },
+  });
+  try {
+    await host.waitFor(/Hosting "flaky"/);
+    const emitted = await tokaProcess(["--db", db, "emit", "task.created", "--payload", "7"]);
+    assert.equal(emitted.code, 0, emitted.err);
+    const id = emitted.out.trim();
+    await waitForEvent(db, (e) => e.kind === "agent.failed", "the failure");
+    const failed = await tokaProcess(["--db", db, "agent", "failed", "flaky"]);
+    assert.match(failed.out, new RegExp(`\\nflaky\\s+${id}\\s+task\\.created\\s+3\\s`));
+    await Deno.writeTextFile(fixed, "");
+    const retried = await tokaProcess(["--db", db, "agent", "retry", "flaky", "--event", id]);
+    assert.equal(retried.code, 0, retried.err);
+    const done = await waitForEvent(db, (e) => e.kind === "work.done", "the retried work");
+    assert.deepEqual([done.payload, done.parents], [7, [id]]);
+    await waitForEvent(db, (e) => e.kind === "agent.recovered", "the recovery");
+    const none = await tokaProcess(["--db", db, "agent", "failed"]);
+    assert.equal(none.out, "No agent has an event it gave up on\n");
+    host.kill("SIGTERM");
+    assert.equal((await host.exit()).code, 0, host.err);
+  } finally {
+    await host.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
