@@ -671,7 +671,15 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
     const handledA: number[] = [];
     const handledB: number[] = [];
     const a = await Runtime.create({ vault: store, ...kvPorts(kv), agentLeaseSecs: 0.3 });
-    const b = await Runtime.create({ vault: store, ...kvPorts(kv), agentLeaseSecs: 0.3 });
+    // b's monotonic clock stands still: it takes over because a stops, never because a's
+    // renewals came late on a loaded machine (a renewed lease is never taken: tested with
+    // clocks under control in agents/lease_clock_test.ts).
+    const b = await Runtime.create({
+      vault: store,
+      ...kvPorts(kv),
+      agentLeaseSecs: 0.3,
+      monotonicClock: () => 0,
+    });
     a.register(worker(handledA));
     b.register(worker(handledB));
     await a.start();
@@ -682,8 +690,6 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
     );
     for (let n = 1; n <= 3; n++) await a.emit({ kind: "task.created", payload: { n } });
     await until(() => handledA.length === 3);
-    // That a renewed lease is never taken is tested with clocks under control
-    // in agents/lease_clock_test.ts.
     assert.equal(b.agents()[0].standby, true);
     await a.stop();
     await until(() => b.agents()[0].running);
@@ -823,7 +829,14 @@ Deno.test("Agents on a vault shared by several processes", async (t) => {
       const handledA: number[] = [];
       const handledB: number[] = [];
       const a = await Runtime.create({ vault: store, checkpoints, leases, agentLeaseSecs: 0.3 });
-      const b = await Runtime.create({ vault: store, checkpoints, leases, agentLeaseSecs: 0.3 });
+      // Takes over when a stops, never by time (its monotonic clock stands still).
+      const b = await Runtime.create({
+        vault: store,
+        checkpoints,
+        leases,
+        agentLeaseSecs: 0.3,
+        monotonicClock: () => 0,
+      });
       a.register(worker(handledA));
       b.register(worker(handledB));
       await a.start();
