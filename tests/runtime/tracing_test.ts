@@ -4,7 +4,14 @@
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
-import { createRuntime, defineAgent, defineTool, EventBus, MemoryEventStore } from "../../mod.ts";
+import {
+  createRuntime,
+  defineAgent,
+  defineTool,
+  EventBus,
+  MemoryEventStore,
+  Runtime,
+} from "../../mod.ts";
 import type { EventRecord } from "../../mod.ts";
 import { installTracing, type RecordedSpan } from "./_tracing.ts";
 import { until } from "./_helpers.ts";
@@ -229,6 +236,43 @@ Deno.test("tracing on: the bus's edges", async (t) => {
       await bus.close();
     });
 
+    await t.step(
+      "a malformed traceparent in the meta: a new trace, a valid one stored",
+      async () => {
+        const bus = new EventBus({ store: new MemoryEventStore() });
+        for (
+          const bad of ["00-xyz", "00-" + "0".repeat(32) + "-b7ad6b7169203331-01", "x".repeat(55)]
+        ) {
+          const event = await bus.emit({ kind: "g.h", meta: { traceparent: bad } });
+          const emit = tracing.named("emit g.h").at(-1)!;
+          assert.equal(emit.parentSpanId, undefined, bad);
+          assert.deepEqual(traceparentOf(event), { traceId: emit.traceId, spanId: emit.spanId });
+        }
+        await bus.close();
+      },
+    );
+
+    await t.step(
+      "a batch: one producer span per event, each event its own traceparent",
+      async () => {
+        const bus = new EventBus({ store: new MemoryEventStore() });
+        const events = await bus.emitBatch([
+          { kind: "i.j", stream: "batch" },
+          { kind: "i.k", stream: "batch" },
+        ]);
+        const spans = [only(tracing.spans, "emit i.j"), only(tracing.spans, "emit i.k")];
+        for (const [i, span] of spans.entries()) {
+          assert.deepEqual(traceparentOf(events[i]), {
+            traceId: span.traceId,
+            spanId: span.spanId,
+          });
+          assert.equal(span.attributes["toka.event.id"], events[i].id);
+          assert.ok(span.ended);
+        }
+        await bus.close();
+      },
+    );
+
     await t.step("a bad kind is refused as before, and names no span", async () => {
       const bus = new EventBus({ store: new MemoryEventStore() });
       const before = tracing.spans.length;
@@ -236,6 +280,32 @@ Deno.test("tracing on: the bus's edges", async (t) => {
       assert.equal(tracing.spans.length, before);
       await bus.close();
     });
+  } finally {
+    tracing.uninstall();
+  }
+});
+
+Deno.test("tracing on: an event whose traceparent is malformed is handled in a new trace", async () => {
+  const store = new MemoryEventStore();
+  // Stored while tracing was off, so the malformed value stays as it was given.
+  await store.append("jobs", [{ kind: "job.created", meta: { traceparent: "00-not-a-trace" } }]);
+  const tracing = installTracing();
+  try {
+    const runtime = await Runtime.create({ vault: store });
+    let handled = false;
+    runtime.register(defineAgent({
+      name: "worker",
+      subscribe: ["job.created"],
+      handle() {
+        handled = true;
+      },
+    }));
+    await runtime.start();
+    await until(() => handled);
+    await runtime.stop();
+    const handle = only(tracing.spans, "handle job.created");
+    assert.equal(handle.parentSpanId, undefined);
+    assert.notEqual(handle.status.code, SpanStatusCode.ERROR);
   } finally {
     tracing.uninstall();
   }
