@@ -1,0 +1,110 @@
+/**
+ * `toka events fork` throughput as a ratio to `toka events import` of the same
+ * events, measured in one process and run (issue 21: fork ≥ 0.5× import).
+ *
+ *   deno run -A bench/fork_ratios.ts [--events N] [--rounds R]
+ *
+ * - source: N events (64 streams, 256-byte payloads) appended 100 at a time
+ *   by 64 concurrent appenders into a vault file, and exported as JSON Lines.
+ * - import: `events import` (in-process `main()`, the export as standard
+ *   input) into a new vault file.
+ * - fork: `events fork --at N` (in-process `main()`) of the source into a new
+ *   vault file: the same N events.
+ *
+ * Each figure is events per second, the median of its rounds; import and fork
+ * alternate round by round.
+ */
+import { parseArgs } from "node:util";
+import { main } from "../cli.ts";
+import { openVault } from "../vault/mod.ts";
+import { fmt, median } from "./_compare.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { events: { type: "string" }, rounds: { type: "string" } },
+});
+const total = Number(values.events ?? 100_000);
+const rounds = Number(values.rounds ?? 3);
+if (!(Number.isSafeInteger(total) && total >= 64 && Number.isSafeInteger(rounds) && rounds >= 1)) {
+  throw new TypeError("--events expects a whole number ≥ 64, --rounds one ≥ 1");
+}
+const PAYLOAD = "x".repeat(256);
+
+const rate = (count: number, started: number) => count / ((performance.now() - started) / 1000);
+
+async function toka(args: string[], stdin?: ReadableStream<Uint8Array>): Promise<void> {
+  const err: string[] = [];
+  const code = await main(args, {
+    stdout: () => {},
+    stderr: (text) => err.push(text),
+    stdin,
+    env: () => undefined,
+  });
+  if (code !== 0) throw new Error(`toka ${args.join(" ")} failed: ${err.join("")}`);
+}
+
+const dir = await Deno.makeTempDir();
+try {
+  const source = `${dir}/source.kv`;
+  const store = await openVault(source);
+  for (let n = 0; n < total;) {
+    const appends = [];
+    for (let w = 0; w < 64 && n < total; w++) {
+      const count = Math.min(100, total - n);
+      n += count;
+      appends.push(store.append(
+        `writer-${w}`,
+        Array.from({ length: count }, () => ({ kind: "bench.event", payload: PAYLOAD })),
+      ));
+    }
+    await Promise.all(appends);
+  }
+  {
+    using out = await Deno.open(`${dir}/export.jsonl`, { write: true, create: true });
+    const encoder = new TextEncoder();
+    let buffer = "";
+    for await (const event of store.read()) {
+      buffer += `${JSON.stringify(event)}\n`;
+      if (buffer.length > 1 << 20) {
+        await out.write(encoder.encode(buffer));
+        buffer = "";
+      }
+    }
+    await out.write(encoder.encode(buffer));
+  }
+  await store.close();
+
+  const imports: number[] = [];
+  const forks: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    {
+      using input = await Deno.open(`${dir}/export.jsonl`);
+      const started = performance.now();
+      await toka(["--db", `${dir}/imported-${round}.kv`, "events", "import"], input.readable);
+      imports.push(rate(total, started));
+    }
+    const started = performance.now();
+    await toka([
+      "--db",
+      source,
+      "events",
+      "fork",
+      "--at",
+      String(total),
+      "--into",
+      `${dir}/fork-${round}.kv`,
+    ]);
+    forks.push(rate(total, started));
+    for (const name of [`imported-${round}.kv`, `fork-${round}.kv`]) {
+      await Deno.remove(`${dir}/${name}`);
+    }
+  }
+  const ours = median(forks);
+  console.log(
+    `fork of ${fmt(total)} events: ${fmt(ours)}/s vs events import ${fmt(median(imports))}/s = ${
+      (ours / median(imports)).toFixed(2)
+    }x (target ≥ 0.50x; ${rounds} rounds, medians)`,
+  );
+} finally {
+  await Deno.remove(dir, { recursive: true });
+}
