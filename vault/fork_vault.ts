@@ -69,7 +69,11 @@ const COMMIT_BYTES = 600 * 1024;
  * `verify()` passes where the source's does. The source is only read.
  * Agents' checkpoints are copied at `min(position, at)`, so a runtime started
  * on the fork resumes every agent as of the fork point, and the index of
- * their state changes up to there comes along. Not copied: the secret pool
+ * their state changes up to there comes along; an agent that handled an
+ * event before the fork point but recorded its new state (`agent.state`)
+ * after it resumes before that event, which it then handles again. A
+ * stateless agent leaves no such trace: events it emitted after the fork
+ * point for events before it are not redone. Not copied: the secret pool
  * (tokens issued on the source are not valid on the fork), revocations,
  * leases, schedules and files kept with `storage("vault")`.
  *

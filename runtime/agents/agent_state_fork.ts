@@ -1,8 +1,10 @@
 /**
  * What a fork of a Deno KV vault carries of the agents' state: each
- * checkpoint moved back to the fork point when it is past it, and the state
- * changes recorded by `agent.state` events the fork holds. Leases are not
- * carried: no process runs an agent of a fork yet.
+ * checkpoint moved back to the fork point when it is past it (and before any
+ * event whose handling changed the agent's state in an `agent.state` event
+ * after the fork point, so that the handling is done again on the fork), and
+ * the state changes recorded by `agent.state` events the fork holds. Leases
+ * are not carried: no process runs an agent of a fork yet.
  *
  * @module
  */
@@ -24,9 +26,10 @@ export interface AgentStateCounts {
 
 /**
  * The KV entries of the agents' checkpoints and state index as of a position
- * of the log, read from a vault's database, for its fork: each checkpoint
- * with its position capped at `at`, and the state changes whose `agent.state`
- * event is at or before `at`.
+ * of the log, read from a vault's database, for its fork: the state changes
+ * whose `agent.state` event is at or before `at`, and each checkpoint at
+ * `min(position, at)`, or just before the first event whose state change was
+ * recorded after `at`, if earlier.
  *
  * @param kv The source vault's database.
  * @param at The fork point, a position of 1 or more.
@@ -51,21 +54,30 @@ export async function* agentStateAt(
   counts: AgentStateCounts = { checkpoints: 0, stateChanges: 0 },
 ): AsyncIterableIterator<[KvKey, unknown]> {
   const cap = formatPosition(at);
+  // Per agent, the first handled event whose state change the fork does not
+  // hold (recorded after the fork point): its checkpoint goes back before it.
+  const redo = new Map<string, number>();
+  const changes = kv.list<{ p: string }>({ prefix: [...STATE_PREFIX] });
+  for (;;) {
+    const entry = await retryLocked(() => changes.next());
+    if (entry.done) break;
+    const agent = String(entry.value.key[2]);
+    if (entry.value.value.p > cap) {
+      if (!redo.has(agent)) redo.set(agent, Number(entry.value.key[3]));
+      continue;
+    }
+    counts.stateChanges++;
+    yield [entry.value.key, entry.value.value];
+  }
   const checkpoints = kv.list<Checkpoint>({ prefix: [...CHECKPOINTS] });
   for (;;) {
     const entry = await retryLocked(() => checkpoints.next());
     if (entry.done) break;
     const { key, value } = entry.value;
-    const position = value.position !== null && value.position > cap ? cap : value.position;
+    let last = value.position === null ? 0 : Math.min(Number(value.position), at);
+    const first = redo.get(String(key[2]));
+    if (first !== undefined) last = Math.min(last, first - 1);
     counts.checkpoints++;
-    yield [key, { ...value, position }];
-  }
-  const changes = kv.list<{ p: string }>({ prefix: [...STATE_PREFIX] });
-  for (;;) {
-    const entry = await retryLocked(() => changes.next());
-    if (entry.done) break;
-    if (entry.value.value.p > cap) continue;
-    counts.stateChanges++;
-    yield [entry.value.key, entry.value.value];
+    yield [key, { ...value, position: last === 0 ? null : formatPosition(last) }];
   }
 }

@@ -69,6 +69,13 @@ async function fill(store: KvEventStore): Promise<number> {
       JSON.stringify({ n: 1 }),
     ),
   });
+  await store.append("agent/slow", [{ kind: "agent.state", payload: { state: 1 } }], {
+    effect: checkpoints.withState(
+      "slow",
+      { position: at(1), failures: 0, updatedAt: 0 },
+      JSON.stringify({ n: 1 }),
+    ),
+  });
   await checkpoints.save("early", { position: at(5), failures: 0, updatedAt: 0 });
   await checkpoints.save("idle", { position: null, failures: 0, updatedAt: 0 });
   const before = (await store.head())!.position;
@@ -83,6 +90,14 @@ async function fill(store: KvEventStore): Promise<number> {
     }
   }
   assert.ok(forkAt > 0, "a page of several events to fork inside");
+  // "slow" handled the event before the fork point, but recorded its new state after it.
+  await store.append("agent/slow", [{ kind: "agent.state", payload: { state: 2 } }], {
+    effect: checkpoints.withState(
+      "slow",
+      { position: at(forkAt - 1), failures: 0, updatedAt: 0 },
+      JSON.stringify({ n: 2 }),
+    ),
+  });
   await store.append("big", [{
     kind: "blob.made",
     payload: "b".repeat(INLINE_PAYLOAD_BYTES + 10),
@@ -152,16 +167,19 @@ Deno.test("forkVault", async (t) => {
           (await collect(checkpoints.list())).map(([name, c]) => [name, c.position]),
         );
         // Checkpoints at min(position, fork point); leases are not copied.
+        // Before a handling whose state change the fork does not hold, so that it is redone.
         assert.deepEqual(saved, {
           early: at(5),
           idle: null,
           late: at(n),
+          slow: at(n - 2),
           stateful: at(n),
         });
         const history = await collect(checkpoints.stateHistory("stateful"));
         assert.deepEqual(history.map((c) => c.state), [{ n: 1 }]);
-        assert.equal(result.checkpoints, 4);
-        assert.equal(result.stateChanges, 1);
+        assert.deepEqual((await checkpoints.stateAt("slow", at(n - 2)))?.state, { n: 1 });
+        assert.equal(result.checkpoints, 5);
+        assert.equal(result.stateChanges, 2);
         // The secret pool is not copied.
         assert.equal((await fork.kv.get(["auth", "pool"])).value, null);
         // The fork goes on from the fork point: next position, next versions.
