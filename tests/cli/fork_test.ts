@@ -98,6 +98,21 @@ Deno.test("toka events fork and diff", async (t) => {
       assert.match(same.out[0], /^The same 5 events, head 0000000000000005@sha256:[0-9a-f]{64}$/);
     });
 
+    await t.step("an interrupted fork exits 130 and leaves nothing behind", async () => {
+      const stop = new AbortController();
+      stop.abort();
+      const io = recordingIo({ signal: stop.signal });
+      const into = `${dir}/stopped.kv`;
+      assert.equal(
+        await main(["--db", src, "events", "fork", "--at", "5", "--into", into], io),
+        130,
+      );
+      assert.deepEqual(io.errLines(), [
+        `Interrupted: nothing was forked, and "${into}" was not left behind`,
+      ]);
+      assert.equal(await Deno.stat(into).then(() => true, () => false), false);
+    });
+
     await t.step("refusals are one line, exit 1 and create nothing", async () => {
       await Deno.writeTextFile(`${dir}/toka.json`, "{}");
       const cases: [string[], RegExp][] = [
