@@ -35,6 +35,21 @@ interface JsonSpan {
   status?: { code?: number; message?: string };
 }
 
+/** A log record as exported, reduced to what the tests check. */
+export interface ReceivedLog {
+  body: string;
+  traceId: string;
+  spanId: string;
+}
+
+interface LogsRequest {
+  resourceLogs?: {
+    scopeLogs?: {
+      logRecords?: { body?: AnyValue; traceId?: string; spanId?: string }[];
+    }[];
+  }[];
+}
+
 interface TracesRequest {
   resourceSpans?: { scopeSpans?: { scope?: { name?: string }; spans?: JsonSpan[] }[] }[];
 }
@@ -49,6 +64,8 @@ function valueOf(value: AnyValue): string | number | boolean {
 /** A receiver listening on 127.0.0.1 at a free port. */
 export class OtlpReceiver {
   readonly spans: ReceivedSpan[] = [];
+  /** Log records POSTed to /v1/logs in JSON. */
+  readonly logs: ReceivedLog[] = [];
   /** The bodies of /v1/traces requests in protobuf, as received. */
   readonly protobuf: Uint8Array[] = [];
   /** Requests that were not OTLP JSON: a test fails on any. */
@@ -61,9 +78,12 @@ export class OtlpReceiver {
       async (request) => {
         const body = new Uint8Array(await request.arrayBuffer());
         const type = request.headers.get("content-type") ?? "";
-        if (new URL(request.url).pathname === "/v1/traces" && type.includes("protobuf")) {
+        const path = new URL(request.url).pathname;
+        if (path === "/v1/logs" && type.includes("json")) {
+          this.#takeLogs(JSON.parse(new TextDecoder().decode(body)) as LogsRequest);
+        } else if (path === "/v1/traces" && type.includes("protobuf")) {
           this.protobuf.push(body);
-        } else if (new URL(request.url).pathname === "/v1/traces") {
+        } else if (path === "/v1/traces") {
           try {
             this.#take(JSON.parse(new TextDecoder().decode(body)) as TracesRequest);
           } catch (error) {
@@ -87,6 +107,20 @@ export class OtlpReceiver {
       OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
       OTEL_EXPORTER_OTLP_ENDPOINT: this.endpoint,
     };
+  }
+
+  #takeLogs(request: LogsRequest): void {
+    for (const resource of request.resourceLogs ?? []) {
+      for (const scope of resource.scopeLogs ?? []) {
+        for (const record of scope.logRecords ?? []) {
+          this.logs.push({
+            body: String(valueOf(record.body ?? {})),
+            traceId: record.traceId ?? "",
+            spanId: record.spanId ?? "",
+          });
+        }
+      }
+    }
   }
 
   #take(request: TracesRequest): void {

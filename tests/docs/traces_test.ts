@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { example, section } from "./_readme.ts";
+import { CONFIG } from "../cli/_process.ts";
 import { toka, TokaProcess, until, waitForEvent } from "../cli/_process.ts";
 import { OtlpReceiver } from "../cli/_otlp_receiver.ts";
 
@@ -86,4 +87,37 @@ Deno.test("README: Traces", async (t) => {
       await Deno.remove(dir, { recursive: true });
     }
   });
+});
+
+Deno.test("docs/traces.md: log records written through console land in the handling's span", async () => {
+  const dir = await Deno.makeTempDir();
+  const receiver = new OtlpReceiver();
+  try {
+    const code = example("## Log records in the trace").replaceAll(
+      '"@toka/runtime/runtime"',
+      JSON.stringify(new URL("../../runtime/mod.ts", import.meta.url).href),
+    );
+    await Deno.writeTextFile(join(dir, "main.ts"), code);
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", "--config", CONFIG, "main.ts"],
+      cwd: dir,
+      env: { ...receiver.env, NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    await until(
+      () =>
+        receiver.spans.some((span) => span.name === "handle job.created") &&
+        receiver.logs.some((log) => log.body.includes("Working on")),
+      () => `the handle span and the log record; logs: ${JSON.stringify(receiver.logs)}`,
+    );
+    const handle = receiver.spans.find((span) => span.name === "handle job.created")!;
+    const line = receiver.logs.find((log) => log.body.includes("Working on"))!;
+    assert.equal(line.traceId, handle.traceId);
+    assert.equal(line.spanId, handle.spanId);
+  } finally {
+    await receiver.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
