@@ -400,10 +400,7 @@ export class Runtime {
         `Invalid agent name ${JSON.stringify(agent)}: use 1 to 64 letters, digits, _ or -`,
       );
     }
-    const at = position === undefined
-      ? (await this.#store.head())?.position
-      : formatPosition(parsePosition(position));
-    if (at === undefined) return undefined;
+    const at = position === undefined ? undefined : formatPosition(parsePosition(position));
     const change = await this.#checkpoints.stateAt(agent, at);
     return change === undefined ? undefined : await stateOf(this.#store, change);
   }

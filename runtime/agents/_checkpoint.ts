@@ -34,7 +34,7 @@ export class CheckpointBook {
   }
 
   /** The agent's last state change made while handling an event at or before `position`. */
-  stateAt(name: string, position: string): Promise<StateChange | undefined> {
+  stateAt(name: string, position?: string): Promise<StateChange | undefined> {
     return this.#store.stateAt(name, position);
   }
 

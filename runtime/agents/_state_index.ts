@@ -15,10 +15,15 @@ export const INDEXED_STATE_BYTES = 32 * 1024;
 // Room for the keys, the checkpoint and the entry's other fields.
 const OVERHEAD_BYTES = 2048;
 
+/** The entry that repeats an agent's latest change (sorted after every position). */
+const LATEST = "latest";
+
 /** An index entry: the agent.state event's position, and the state's JSON when small. */
 interface StoredChange {
   p: string;
   s?: Uint8Array;
+  /** In the latest entry only: the position of the event handled. */
+  a?: string;
 }
 
 const encoder = new TextEncoder();
@@ -47,13 +52,14 @@ export function stateWrites(
   const indexed = bytes.length <= INDEXED_STATE_BYTES;
   const saved = structuredClone(checkpoint);
   return {
-    bytes: (indexed ? bytes.length : 0) + OVERHEAD_BYTES,
+    bytes: 2 * ((indexed ? bytes.length : 0) + OVERHEAD_BYTES),
     writes: (events: readonly EventRecord[]) => {
       const change: StoredChange = { p: events[events.length - 1].position };
       if (indexed) change.s = bytes;
       return [
         { key: [...checkpointKey], value: saved },
         { key: [...STATE_PREFIX, agent, after], value: change },
+        { key: [...STATE_PREFIX, agent, LATEST], value: { ...change, a: after } },
       ];
     },
   };
@@ -65,14 +71,19 @@ function toChange(after: string, stored: StoredChange): StateChange {
   return change;
 }
 
-/** The last change made while handling an event at or before `position`. */
+/** The last change made while handling an event at or before `position` (any, without). */
 export async function kvStateAt(
   kv: Kv,
   agent: string,
-  position: string,
+  position?: string,
 ): Promise<StateChange | undefined> {
   const prefix = [...STATE_PREFIX, agent];
-  const end = [...prefix, formatPosition(Number(position) + 1)];
+  if (position === undefined) {
+    const latest = await kv.get<StoredChange>([...prefix, LATEST]);
+    if (latest.value?.a !== undefined) return toChange(latest.value.a, latest.value);
+  }
+  // Positions are 16 digits: they sort before the latest entry's key.
+  const end = [...prefix, position === undefined ? LATEST : formatPosition(Number(position) + 1)];
   for await (const entry of kv.list<StoredChange>({ prefix, end }, { reverse: true, limit: 1 })) {
     return toChange(String(entry.key[3]), entry.value);
   }
@@ -81,7 +92,8 @@ export async function kvStateAt(
 
 /** Every change of an agent's state, oldest first. */
 export async function* kvStateHistory(kv: Kv, agent: string): AsyncIterable<StateChange> {
-  for await (const entry of kv.list<StoredChange>({ prefix: [...STATE_PREFIX, agent] })) {
+  const prefix = [...STATE_PREFIX, agent];
+  for await (const entry of kv.list<StoredChange>({ prefix, end: [...prefix, LATEST] })) {
     yield toChange(String(entry.key[3]), entry.value);
   }
 }
@@ -112,9 +124,11 @@ export class MemoryStateIndex {
     };
   }
 
-  at(agent: string, position: string): StateChange | undefined {
+  at(agent: string, position?: string): StateChange | undefined {
     const list = this.#changes.get(agent) ?? [];
-    const change = list[this.#lastAtOrBefore(list, formatPosition(Number(position)))];
+    const change = position === undefined
+      ? list[list.length - 1]
+      : list[this.#lastAtOrBefore(list, formatPosition(Number(position)))];
     return change === undefined ? undefined : {
       after: change.after,
       position: change.position,

@@ -112,10 +112,10 @@ export interface CheckpointStore {
    * `position`: its state once it had handled everything up to there.
    *
    * @param agent The agent's name.
-   * @param position A global position (16 digits).
+   * @param position A global position (16 digits); the latest change when omitted.
    * @returns The change, or `undefined` when it had none by then.
    */
-  stateAt(agent: string, position: string): Promise<StateChange | undefined>;
+  stateAt(agent: string, position?: string): Promise<StateChange | undefined>;
   /**
    * Lists the agent's state changes, oldest first.
    *
@@ -365,7 +365,8 @@ export class KvCheckpointStore implements CheckpointStore {
    * The checkpoint and state index writes to commit with an `agent.state`
    * append to the Deno KV vault on the same database: the index entry at
    * `["runtime", "state", agent, after]` holds the state when it is at most
-   * 32 KiB, else only the event's position.
+   * 32 KiB, else only the event's position; `["runtime", "state", agent,
+   * "latest"]` repeats the latest one.
    *
    * @param agent The agent's name.
    * @param checkpoint Where it is.
@@ -379,13 +380,14 @@ export class KvCheckpointStore implements CheckpointStore {
 
   /**
    * The agent's state after handling everything up to `position`: one
-   * reverse-listed KV entry, whatever the length of its history.
+   * reverse-listed KV entry, whatever the length of its history; the latest
+   * one, without a position, is one KV get.
    *
    * @param agent The agent's name.
-   * @param position A global position.
+   * @param position A global position; the latest change when omitted.
    * @returns The change, or `undefined`.
    */
-  stateAt(agent: string, position: string): Promise<StateChange | undefined> {
+  stateAt(agent: string, position?: string): Promise<StateChange | undefined> {
     return kvStateAt(this.#kv, agent, position);
   }
 

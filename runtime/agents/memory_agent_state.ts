@@ -191,10 +191,10 @@ export class MemoryCheckpointStore implements CheckpointStore {
    * The agent's state after handling everything up to `position`.
    *
    * @param agent The agent's name.
-   * @param position A global position.
+   * @param position A global position; the latest change when omitted.
    * @returns The change, or `undefined`.
    */
-  stateAt(agent: string, position: string): Promise<StateChange | undefined> {
+  stateAt(agent: string, position?: string): Promise<StateChange | undefined> {
     return Promise.resolve(this.#states.at(agent, position));
   }
 

@@ -78,6 +78,13 @@ async function suite(t: Deno.TestContext, open: () => Promise<Setup>): Promise<v
     assert.deepEqual(await s.checkpoints.stateAt("w", at(5)), first);
     assert.deepEqual(await s.checkpoints.stateAt("w", at(6)), second);
     assert.deepEqual(await s.checkpoints.stateAt("w", at(999)), second);
+    assert.deepEqual(await s.checkpoints.stateAt("w"), second, "the latest, without a position");
+    assert.deepEqual(await s.checkpoints.stateAt("other"), {
+      after: at(3),
+      position: at(8),
+      state: "x",
+    });
+    assert.equal(await s.checkpoints.stateAt("nobody"), undefined);
     assert.deepEqual(await Array.fromAsync(s.checkpoints.stateHistory("w")), [first, second]);
     assert.deepEqual(await Array.fromAsync(s.checkpoints.stateHistory("other")), [
       { after: at(3), position: at(8), state: "x" },
@@ -132,6 +139,43 @@ Deno.test("state index: Deno KV vault", async (t) => {
       },
     };
   });
+});
+
+Deno.test("state index: the latest state is one KV get, and found without that key too", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const store = await KvEventStore.open(kv);
+  const checkpoints = new KvCheckpointStore(kv);
+  const s = { store, checkpoints, leases: new KvLeaseStore(kv), close: () => Promise.resolve() };
+  try {
+    await store.append("in", [{ kind: "k" }]);
+    await commitState(s, "w", at(1), 1);
+    await store.append("in", [{ kind: "k" }]);
+    const position = await commitState(s, "w", at(3), 2);
+    const latest = { after: at(3), position, state: 2 };
+    const reads: string[] = [];
+    const counting = new Proxy(kv, {
+      get(target, key) {
+        const value = Reflect.get(target, key);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          reads.push(String(key));
+          return value.apply(target, args);
+        };
+      },
+    });
+    assert.deepEqual(await new KvCheckpointStore(counting).stateAt("w"), latest);
+    assert.deepEqual(reads, ["get"]);
+    // A vault whose latest key is missing (a fork cut before it, say) lists instead.
+    const keys = await Array.fromAsync(kv.list({ prefix: ["runtime", "state", "w"] }));
+    const extra = keys.filter((e) => !/^\d{16}$/.test(String(e.key[3])));
+    assert.equal(extra.length, 1);
+    await kv.delete(extra[0].key);
+    assert.deepEqual(await checkpoints.stateAt("w"), latest);
+    assert.equal((await Array.fromAsync(checkpoints.stateHistory("w"))).length, 2);
+  } finally {
+    await store.close();
+    kv.close();
+  }
 });
 
 Deno.test("state index: in memory", async (t) => {
