@@ -62,11 +62,14 @@ export async function* agentStateAt(
     const entry = await retryLocked(() => changes.next());
     if (entry.done) break;
     const agent = String(entry.value.key[2]);
+    // The entry that repeats an agent's latest change is not a change of its own.
+    const after = String(entry.value.key[3]);
+    const change = /^\d{16}$/.test(after);
     if (entry.value.value.p > cap) {
-      if (!redo.has(agent)) redo.set(agent, Number(entry.value.key[3]));
+      if (change && !redo.has(agent)) redo.set(agent, Number(after));
       continue;
     }
-    counts.stateChanges++;
+    if (change) counts.stateChanges++;
     yield [entry.value.key, entry.value.value];
   }
   const checkpoints = kv.list<Checkpoint>({ prefix: [...CHECKPOINTS] });

@@ -202,9 +202,15 @@ Deno.test("forkVault", async (t) => {
       const head = (await source.head())!;
       const result = await forkVault(sourcePath, { at: head.position, into });
       assert.deepEqual(result.head, head);
+      // Every change of "stateful" and "slow"; the latest state of each comes along too.
+      assert.equal(result.stateChanges, 4);
       const fork = await openVault(into);
       try {
         await checkFork(source, fork, all.length);
+        assert.deepEqual(
+          (await new KvCheckpointStore(fork.kv).stateAt("slow"))?.state,
+          (await new KvCheckpointStore(source.kv).stateAt("slow"))?.state,
+        );
         assert.equal((await fork.get(all.at(-2)!.id))?.payload, all.at(-2)!.payload);
       } finally {
         await fork.close();
