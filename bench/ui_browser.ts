@@ -2,7 +2,8 @@
  * `toka ui` measured in headless Chromium (playwright-core, Debian's /usr/bin/chromium or
  * $TOKA_CHROMIUM), each server a real `toka ui` process:
  *
- *   deno run -A bench/ui_browser.ts [--large N] [--rounds R] [--appends A] [--follow F]
+ *   deno run -A --v8-flags=--expose-gc bench/ui_browser.ts [--large N] [--rounds R] [--appends A]
+ *     [--follow F] [--server-heap-mb M]
  *
  * 1. Time to first rows: from navigation to the first event row, on a vault of 1,000 events and
  *    on one of N (1,000,000 by default), alternating, R rounds (10); medians and their ratio
@@ -11,7 +12,11 @@
  *    from just before each append to its row in the page (a MutationObserver records it).
  *    Median and 90th percentile (target: median ≤ 250 ms).
  * 3. Memory: the server's resident set (VmRSS) while the page follows F appends (100,000), in
- *    batches of 100, sampled every 10%: flat means the last samples are no higher than the first.
+ *    batches of 100: after each tenth, once the page shows it, and the peak (sampled every 50 ms).
+ *    Flat means the later samples are no higher than the first ones. With
+ *    --v8-flags=--expose-gc, also the live heap after a forced GC with the server in this process
+ *    (RSS alone also shows V8 growing its heap lazily). --server-heap-mb caps the `toka ui`
+ *    processes' V8 old space (--max-old-space-size), to show that following fits in it.
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -25,6 +30,7 @@ const { values } = parseArgs({
     rounds: { type: "string" },
     appends: { type: "string" },
     follow: { type: "string" },
+    "server-heap-mb": { type: "string" },
   },
 });
 const count = (name: string, value: string | undefined, fallback: number) => {
@@ -36,6 +42,10 @@ const LARGE = count("large", values.large, 1_000_000);
 const ROUNDS = count("rounds", values.rounds, 10);
 const APPENDS = count("appends", values.appends, 50);
 const FOLLOW = count("follow", values.follow, 100_000);
+// Caps the servers' V8 old space: following in bounded memory must then still work.
+const SERVER_HEAP_MB = values["server-heap-mb"] === undefined
+  ? undefined
+  : count("server-heap-mb", values["server-heap-mb"], 0);
 const CHROMIUM = Deno.env.get("TOKA_CHROMIUM") ?? "/usr/bin/chromium";
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
@@ -77,7 +87,21 @@ async function build(path: string, total: number): Promise<void> {
 /** A `toka ui` process on a vault, and its URL. */
 async function server(path: string): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", "--config", CONFIG, CLI, "--db", path, "--json", "ui"],
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      ...(SERVER_HEAP_MB === undefined
+        ? []
+        : [`--v8-flags=--max-old-space-size=${SERVER_HEAP_MB}`]),
+      "--config",
+      CONFIG,
+      CLI,
+      "--db",
+      path,
+      "--json",
+      "ui",
+    ],
     stdout: "piped",
     stderr: "inherit",
     stdin: "null",
@@ -101,9 +125,15 @@ async function server(path: string): Promise<{ url: string; pid: number; stop():
   };
 }
 
-function rssMb(pid: number): number {
+function rssMb(pid: number, part = "VmRSS"): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(status.match(/VmRSS:\s+(\d+) kB/)![1]) / 1024;
+  return Number(status.match(new RegExp(`${part}:\\s+(\\d+) kB`))![1]) / 1024;
+}
+
+// Resident memory in parts: anonymous (heaps), file-backed (mapped files such as the vault's),
+// shared memory (SQLite's -shm).
+function rssParts(pid: number): string {
+  return ["RssAnon", "RssFile", "RssShmem"].map((part) => rssMb(pid, part).toFixed(1)).join("/");
 }
 
 if (!(await Deno.stat(CHROMIUM).then(() => true, () => false))) {
@@ -173,29 +203,70 @@ try {
       `p90 ${ms(percentile(latencies, 0.9))} (target: median ≤ 250 ms)`,
   );
 
-  // 3. Memory while following.
+  // 3. Memory while following: each tenth of the appends, then (once the page shows the last
+  // one) the server's RSS; and the peak over the whole phase, sampled every 50 ms.
   const samples: string[] = [];
-  const rss: number[] = [];
-  for (let n = 0; n < FOLLOW; n += 100) {
-    await writer.append(
-      `follow-${n % 64}`,
-      Array.from({ length: 100 }, (_, i) => ({ kind: "bench.follow", payload: { n: n + i } })),
-    );
-    if ((n + 100) % (FOLLOW / 10) === 0) {
-      rss.push(rssMb(servers.small.pid));
-      samples.push(`${(n + 100).toLocaleString("en-US")}: ${rss[rss.length - 1].toFixed(1)} MB`);
+  let peak = rssMb(servers.small.pid);
+  const sampler = setInterval(() => peak = Math.max(peak, rssMb(servers.small.pid)), 50);
+  const tenth = Math.max(100, Math.floor(FOLLOW / 1000) * 100);
+  let rows = 0;
+  for (let n = 0; n < FOLLOW;) {
+    for (const end = Math.min(FOLLOW, n + tenth); n < end; n += 100) {
+      await writer.append(
+        `follow-${n % 64}`,
+        Array.from({ length: 100 }, (_, i) => ({ kind: "bench.follow", payload: { n: n + i } })),
+      );
     }
+    const head = (await writer.head())!.position;
+    await page.locator(`tr.event[data-position="${head}"]`).waitFor({ timeout: 600_000 });
+    rows = await page.locator("tr.event").count();
+    samples.push(
+      `${n.toLocaleString("en-US")}: ${rssMb(servers.small.pid).toFixed(1)} MB (${
+        rssParts(servers.small.pid)
+      })`,
+    );
   }
-  // Wait for the page to have the last one: the server has sent everything.
-  const head = (await writer.head())!.position;
-  await page.locator(`tr.event[data-position="${head}"]`).waitFor({ timeout: 300_000 });
-  rss.push(rssMb(servers.small.pid));
-  const rows = await page.locator("tr.event").count();
+  clearInterval(sampler);
   console.log(
-    `server RSS while the page followed ${FOLLOW.toLocaleString("en-US")} appends: ${
-      samples.join(", ")
-    }; at the end ${rss[rss.length - 1].toFixed(1)} MB; page rows ${rows}`,
+    `server RSS while the page followed ${FOLLOW.toLocaleString("en-US")} appends (after each ` +
+      `tenth, once shown; anon/file/shmem in parentheses): ${samples.join(", ")}; peak ${
+        peak.toFixed(1)
+      } MB; page rows ${rows}`,
   );
+  // 3b. The same in this process, where a garbage collection can be forced (run with
+  // --v8-flags=--expose-gc): the live heap after each tenth is what the server keeps.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) {
+    console.log("heap after GC: skipped (run with --v8-flags=--expose-gc)");
+  } else {
+    const { startUiServer } = await import("../cli/_ui_server.ts");
+    const reader = await openVault(small, { readOnly: true, create: false });
+    const inProcess = await startUiServer({ store: reader });
+    await page.goto(inProcess.url);
+    await page.locator("#live.on").waitFor();
+    const heaps: string[] = [];
+    for (let n = 0; n < FOLLOW;) {
+      for (const end = Math.min(FOLLOW, n + tenth); n < end; n += 100) {
+        await writer.append(
+          `heap-${n % 64}`,
+          Array.from({ length: 100 }, (_, i) => ({ kind: "bench.heap", payload: { n: n + i } })),
+        );
+      }
+      const head = (await writer.head())!.position;
+      await page.locator(`tr.event[data-position="${head}"]`).waitFor({ timeout: 600_000 });
+      gc();
+      heaps.push(
+        `${n.toLocaleString("en-US")}: ${(Deno.memoryUsage().heapUsed / 2 ** 20).toFixed(1)} MB`,
+      );
+    }
+    console.log(
+      `heap after GC, server in this process, while the page followed ${
+        FOLLOW.toLocaleString("en-US")
+      } appends: ${heaps.join(", ")}`,
+    );
+    await inProcess.shutdown();
+    await reader.close();
+  }
   await writer.close();
   await page.close();
   await servers.small.stop();
