@@ -52,7 +52,7 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
   },
   {
     name: "agent",
-    summary: "inspect agents, and retry the events they gave up on",
+    summary: "inspect agents and their state, and retry the events they gave up on",
     load: async () => (await import("./agent.ts")).registerAgentCommands,
   },
   {

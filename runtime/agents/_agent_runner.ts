@@ -553,8 +553,9 @@ export class AgentRunner {
   #pass(event: EventRecord, handled: boolean): void {
     this.position = event.position;
     if (handled) this.handled++;
-    this.#logger.trace("Agent {name} passed event {id} ({kind})", () => ({
+    this.#logger.trace("Agent {name} {verb} event {id} ({kind})", () => ({
       name: this.agent.name,
+      verb: handled ? "handled" : "passed",
       id: event.id,
       kind: event.kind,
     }));
