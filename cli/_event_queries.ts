@@ -4,6 +4,7 @@
 import type { EventRecord, EventStore } from "../runtime/log/event_store.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { formatPosition, isEventId } from "../internal/ids.ts";
+import { compileKindFilter } from "../runtime/log/kind_pattern.ts";
 
 /**
  * How many events one question may scan before it answers with what it found and says the
@@ -112,27 +113,48 @@ export async function readCorrelation(
   id: string,
   options: CorrelationReadOptions = {},
 ): Promise<ScanResult> {
+  const root = isEventId(id) ? await store.get(id) : null;
+  return await scanEvents(store, {
+    ...options,
+    floor: root === null ? 1 : Number(root.position),
+    match: (event) => event.meta.correlationId === id || event.id === id,
+  });
+}
+
+/** Options of {@linkcode scanEvents}. */
+export interface ScanOptions extends CorrelationReadOptions {
+  /** Only events this accepts (after the stream and kind filters). */
+  match?: (event: EventRecord) => boolean;
+  /** No event before this position can match: the scan stops there. */
+  floor?: number;
+}
+
+/**
+ * Events matching filters that the log has no index for (kinds, a predicate), read with a budget:
+ * every event read counts, matching or not (the stream filter is indexed, so only the stream's
+ * events are read). It stops after `limit` matches or `scanLimit` events and says where to go on.
+ *
+ * @param store The store.
+ * @param options Direction, start, filters, limit and scan budget.
+ * @returns The events found and where to continue.
+ */
+export async function scanEvents(store: EventStore, options: ScanOptions): Promise<ScanResult> {
   const backward = options.direction === "backward";
   const limit = options.limit ?? Infinity;
+  const floor = options.floor ?? 1;
+  const kinds = compileKindFilter(options.kinds);
   let budget = options.scanLimit ?? SCAN_LIMIT;
-  const root = isEventId(id) ? await store.get(id) : null;
-  const floor = root === null ? 1 : Number(root.position);
   let from = options.from;
   if (!backward && (from === undefined || Number(from) < floor)) from = formatPosition(floor);
   const events: EventRecord[] = [];
   let last: number | undefined;
   for await (
-    const event of store.read({
-      from,
-      direction: options.direction,
-      stream: options.stream,
-      kinds: options.kinds,
-    })
+    const event of store.read({ from, direction: options.direction, stream: options.stream })
   ) {
     const at = Number(event.position);
     if (backward && at < floor) return { events, next: null };
     last = at;
-    if (event.meta.correlationId === id || event.id === id) {
+    if (kinds(event.kind) && (options.match?.(event) ?? true)) {
       events.push(event);
       if (events.length >= limit) break;
     }

@@ -15,6 +15,8 @@ import {
   readCorrelation,
   readDescendants,
   readParents,
+  SCAN_LIMIT,
+  scanEvents,
 } from "./_event_queries.ts";
 import { buildTimeline, type Timeline } from "./_timeline.ts";
 import type { UiContext } from "./_ui_http.ts";
@@ -111,10 +113,16 @@ export async function apiRoute(
  * @param store The store.
  * @param query `from` (a position: the newest to include), `limit` (1–500, 50 by default),
  *   `stream`, `kind` (repeatable), `correlation`.
+ * @param scanLimit With a kind or correlation filter (and no stream), at most this many events
+ *   are read for one page; `next` then says where to go on, also when the page holds fewer.
  * @returns The page.
  * @throws {ApiError} For a bad parameter.
  */
-export async function eventPage(store: EventStore, query: URLSearchParams): Promise<EventPage> {
+export async function eventPage(
+  store: EventStore,
+  query: URLSearchParams,
+  scanLimit: number = SCAN_LIMIT,
+): Promise<EventPage> {
   const filters = filtersOf(query);
   const limit = limitParam(query.get("limit"));
   const fromText = query.get("from");
@@ -134,6 +142,18 @@ export async function eventPage(store: EventStore, query: URLSearchParams): Prom
       limit,
       stream: filters.stream,
       kinds: filters.kinds,
+      scanLimit,
+    });
+    return { events: found.events, next: found.next, head };
+  }
+  // Kinds are not indexed: a rare kind is looked for in at most scanLimit events a page.
+  if (filters.kinds !== undefined && filters.stream === undefined) {
+    const found = await scanEvents(store, {
+      direction: "backward",
+      from,
+      limit,
+      kinds: filters.kinds,
+      scanLimit,
     });
     return { events: found.events, next: found.next, head };
   }

@@ -122,7 +122,7 @@ async function eventsView(params) {
   }
   for (const event of page.events) body.append(eventRow(event));
   let shown = page.events.length;
-  if (page.events.length === 0) body.append(h("tr", { class: "empty" }, h("td", { colspan: 5, class: "muted" }, "No events")));
+  if (page.events.length === 0) body.append(h("tr", { class: "empty" }, h("td", { colspan: 5, class: "muted" }, page.next === null ? "No events" : "None among the latest events read: “Older events” searches on")));
   const more = (next) => {
     pager.replaceChildren();
     if (next === null) return;
