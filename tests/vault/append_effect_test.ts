@@ -9,7 +9,8 @@ import type {
   EventStore,
 } from "../../runtime/log/event_store.ts";
 import { GuardFailedError } from "../../runtime/errors.ts";
-import { KvEventStore, MemoryEventStore, vaultKv } from "../../vault/mod.ts";
+import { KvEventStore, MemoryEventStore, openVault, vaultKv } from "../../vault/mod.ts";
+import { KvConnectServer, useTestToken } from "./_kv_connect_server.ts";
 
 type Open = () => Promise<EventStore>;
 
@@ -193,4 +194,14 @@ Deno.test("append effect: KvEventStore on a file", async (t) => {
     true,
   );
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("append effect: KvEventStore over KV Connect", async (t) => {
+  const server = await KvConnectServer.start({ accessToken: useTestToken() });
+  let n = 0;
+  try {
+    await suite(t, async () => await openVault(await server.create(`s${n++}`)), true);
+  } finally {
+    await server.close();
+  }
 });

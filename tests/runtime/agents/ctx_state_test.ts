@@ -19,6 +19,7 @@ import {
 } from "../../../runtime/mod.ts";
 import { KvEventStore, openVault, vaultKv } from "../../../vault/mod.ts";
 import { kvPorts, until } from "../_helpers.ts";
+import { KvConnectServer, useTestToken } from "../../vault/_kv_connect_server.ts";
 
 interface Setup {
   store: EventStore;
@@ -332,6 +333,27 @@ Deno.test("ctx.state: in memory", async (t) => {
 
 Deno.test("ctx.state: Deno KV vault", async (t) => {
   await suite(t, kvVault);
+});
+
+Deno.test("ctx.state: remote vault (KV Connect)", async (t) => {
+  const server = await KvConnectServer.start({ accessToken: useTestToken() });
+  let n = 0;
+  try {
+    await suite(t, async () => {
+      const name = `state-${n++}`;
+      const store = await openVault(await server.create(name));
+      return {
+        store,
+        runtime: () => Runtime.create({ vault: store }),
+        close: async () => {
+          await store.close();
+          await server.drop(name);
+        },
+      };
+    });
+  } finally {
+    await server.close();
+  }
 });
 
 Deno.test("ctx.state survives a restart on a vault file", async () => {

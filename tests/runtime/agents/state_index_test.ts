@@ -14,7 +14,8 @@ import {
   MemoryEventStore,
   MemoryLeaseStore,
 } from "../../../runtime/mod.ts";
-import { KvEventStore } from "../../../vault/mod.ts";
+import { KvEventStore, openVault } from "../../../vault/mod.ts";
+import { KvConnectServer, useTestToken } from "../../vault/_kv_connect_server.ts";
 
 interface Setup {
   store: EventStore;
@@ -139,6 +140,28 @@ Deno.test("state index: Deno KV vault", async (t) => {
       },
     };
   });
+});
+
+Deno.test("state index: remote vault (KV Connect)", async (t) => {
+  const server = await KvConnectServer.start({ accessToken: useTestToken() });
+  let n = 0;
+  try {
+    await suite(t, async () => {
+      const name = `state-${n++}`;
+      const store = await openVault(await server.create(name));
+      return {
+        store,
+        checkpoints: new KvCheckpointStore(store.kv),
+        leases: new KvLeaseStore(store.kv),
+        close: async () => {
+          await store.close();
+          await server.drop(name);
+        },
+      };
+    });
+  } finally {
+    await server.close();
+  }
 });
 
 Deno.test("state index: the latest state is one KV get, and found without that key too", async () => {
