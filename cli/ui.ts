@@ -54,8 +54,12 @@ export function serveUi(ctx: CommandContext, options: UiOptions = {}): Promise<n
   });
 }
 
+// $BROWSER names the program when set, as for other command-line tools.
 async function openBrowser(ctx: CommandContext, url: string): Promise<void> {
-  const [command, ...args] = Deno.build.os === "darwin"
+  const chosen = ctx.io.env("BROWSER");
+  const [command, ...args] = chosen !== undefined && chosen !== ""
+    ? [chosen, url]
+    : Deno.build.os === "darwin"
     ? ["open", url]
     : Deno.build.os === "windows"
     ? ["cmd", "/c", "start", "", url]
@@ -99,7 +103,7 @@ export function registerUiCommand(program: Command, run: RunCommand): Command {
       "serve a local, read-only web app of the vault: live events, runs, agents, verify",
     )
     .option("--port <n>", "listen on this port of 127.0.0.1 (default: a free one)", parsePortArg)
-    .option("--open", "open the page in the default browser")
+    .option("--open", "open the page in the default browser (or the program $BROWSER names)")
     .action((options: UiOptions, command: Command) => run(command, (ctx) => serveUi(ctx, options)))
     .addHelpText(
       "after",

@@ -11,7 +11,8 @@ import { CONTENT_SECURITY_POLICY } from "../../cli/_ui_http.ts";
 import { sameToken } from "../../cli/_ui_server.ts";
 import { eventPage } from "../../cli/_ui_api.ts";
 import { main } from "../../cli.ts";
-import { recordingIo } from "./_fakes.ts";
+import { exists, recordingIo } from "./_fakes.ts";
+import { until } from "./_process.ts";
 import { rawGet, readSse, seedRun, serve } from "./_ui_fixture.ts";
 
 const TOKEN = "test-token-0123456789";
@@ -361,6 +362,37 @@ Deno.test("toka ui: the command", async (t) => {
       assert.equal(io.errLines().length, 1);
       await assert.rejects(Deno.stat(path), Deno.errors.NotFound);
     });
+
+    await t.step(
+      "--open runs $BROWSER with the URL; a failure is a warning without the token",
+      async () => {
+        const vault = await openVault(path);
+        await seedRun(vault);
+        await vault.close();
+        const opened = join(dir, "opened.txt");
+        const browser = join(dir, "browser.sh");
+        await Deno.writeTextFile(browser, `#!/bin/sh\nprintf %s "$1" > "${opened}"\n`);
+        await Deno.chmod(browser, 0o755);
+        for (const [program, works] of [[browser, true], [join(dir, "none"), false]] as const) {
+          const stop = new AbortController();
+          const io = recordingIo({ signal: stop.signal, env: { BROWSER: program } });
+          const running = main(["--db", path, "--json", "ui", "--open"], io);
+          await io.waitForLines(1);
+          const { url } = JSON.parse(io.outLines()[0]);
+          await until(() => works ? exists(opened) : io.err.length > 0, "the browser or a warning");
+          stop.abort();
+          assert.equal(await running, 0);
+          if (works) {
+            assert.equal(await Deno.readTextFile(opened), url);
+            assert.deepEqual(io.err, []);
+          } else {
+            assert.deepEqual(io.errLines(), [
+              `warning: Could not open a browser ("${program}" was not found): open the URL above`,
+            ]);
+          }
+        }
+      },
+    );
 
     await t.step("it prints the URL, serves until interrupted, and writes nothing", async () => {
       const vault = await openVault(path);
