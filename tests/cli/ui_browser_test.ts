@@ -10,6 +10,7 @@ import { openVault } from "../../vault/mod.ts";
 import { vaultKv } from "../../vault/kv_store.ts";
 import { startUiServer } from "../../cli/_ui_server.ts";
 import { exists } from "./_fakes.ts";
+import type { EventRecord } from "../../runtime/log/event_store.ts";
 
 /** Where the browser is: Debian's chromium, or $TOKA_CHROMIUM. */
 export const CHROMIUM: string = Deno.env.get("TOKA_CHROMIUM") ?? "/usr/bin/chromium";
@@ -105,6 +106,36 @@ Deno.test({
         )
           .waitFor();
       });
+
+      await t.step(
+        "while following, the page keeps the newest 1,000 rows; older ones a click away",
+        async () => {
+          await page.goto("about:blank");
+          await page.goto(server.url);
+          await page.locator("#live.on").waitFor();
+          const writer = await openVault(db);
+          let last: EventRecord | undefined;
+          try {
+            for (let i = 0; i < 4; i++) {
+              const batch = Array.from({ length: 300 }, (_, n) => ({
+                kind: "bulk.added",
+                payload: { n: i * 300 + n },
+              }));
+              last = (await writer.append("bulk", batch)).events.at(-1)!;
+            }
+          } finally {
+            await writer.close();
+          }
+          await page.locator(`tr.event[data-id="${last!.id}"]`).waitFor();
+          await page.waitForFunction('document.querySelectorAll("tr.event").length === 1000');
+          const oldest = Number(
+            await page.locator("tr.event").last().getAttribute("data-position"),
+          );
+          await page.getByRole("button", { name: "Older events" }).click();
+          await page.locator(`tr.event[data-position="${String(oldest - 1).padStart(16, "0")}"]`)
+            .waitFor();
+        },
+      );
 
       await t.step("a correlation's timeline lists the handling and the tool call", async () => {
         await page.goto(`${server.url}#/run/${first.id}`);
