@@ -247,6 +247,31 @@ async function checkpoint(): Promise<void> {
   print(saved?.position ?? null);
 }
 
+// An agent's ctx.state: `state write N` has a counter handle N ticks; `state read`
+// prints what runtime.stateAt reads back, at each tick and at the head.
+async function agentState(write: boolean, count: number): Promise<void> {
+  const store = await openVault(db);
+  const runtime = await Runtime.create({ vault: store });
+  if (write) {
+    runtime.register(defineAgent({
+      name: "counter",
+      subscribe: ["tick"],
+      handle(_event, ctx) {
+        ctx.state.set({ count: (ctx.state.get<{ count: number }>()?.count ?? 0) + 1 });
+      },
+    }));
+    for (let n = 0; n < count; n++) await runtime.emit({ kind: "tick" });
+    await runtime.start();
+    await runtime.stop();
+  }
+  const ticks = await collect(store.read({ kinds: ["tick"] }));
+  const states = [];
+  for (const tick of ticks) states.push(await runtime.stateAt("counter", tick.position));
+  states.push(await runtime.stateAt("counter"));
+  await store.close();
+  print(states);
+}
+
 // Every kind of value Toka keeps in KV, written by one runtime and read by the other.
 const VALUES: Record<string, unknown> = {
   text: "héllo ✓ 𝄞",
@@ -336,4 +361,5 @@ else if (mode === "tool") await tool(rest[0]);
 else if (mode === "plugin") await plugin(rest[0], rest[1]);
 else if (mode === "http") await httpFetch();
 else if (mode === "model") await modelChat();
+else if (mode === "state") await agentState(rest[0] === "write", Number(rest[1]));
 else throw new TypeError(`Unknown mode "${mode}"`);

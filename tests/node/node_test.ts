@@ -145,6 +145,15 @@ Deno.test("on Node.js", async (t) => {
     });
   });
 
+  await t.step("ctx.state on Node: recorded with the checkpoint, read back by Deno", async () => {
+    await withDir(async (dir) => {
+      const db = join(dir, "toka.kv");
+      const expected = [{ count: 1 }, { count: 2 }, { count: 3 }, { count: 3 }];
+      assert.deepEqual(await run("node", "state", db, "write", "3"), expected);
+      assert.deepEqual(await run("deno", "state", db, "read"), expected);
+    });
+  });
+
   await t.step("tokens: issue, verify and rotate across Node and Deno on one KV", async () => {
     await withDir(async (dir) => {
       const db = join(dir, "toka.kv");
