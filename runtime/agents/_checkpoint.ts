@@ -2,7 +2,7 @@
 // per agent, at most one per WRITE_INTERVAL_MS, so a fast agent neither waits
 // for commits nor competes with the log for them.
 import { getLogger } from "@logtape/logtape";
-import type { Checkpoint, CheckpointStore, StateChange } from "./agent_state.ts";
+import type { Checkpoint, CheckpointStore, SaveResult, StateChange } from "./agent_state.ts";
 import type { AppendEffect, EventStore } from "../log/event_store.ts";
 import { formatPosition } from "../../internal/ids.ts";
 import { delay } from "../../internal/retry.ts";
@@ -18,6 +18,8 @@ export class CheckpointBook {
   // The lease owner each agent's checkpoint is written for, if it runs under a lease.
   #owners = new Map<string, string>();
   #writing = new Map<string, Promise<void>>();
+  // Per agent, the save in flight (a write waiting out its interval is not).
+  #saving = new Map<string, Promise<unknown>>();
   // Per agent, the position of its last checkpoint committed with a state
   // change: a coalesced write of an earlier one must not move it back.
   #floors = new Map<string, string>();
@@ -46,7 +48,7 @@ export class CheckpointBook {
   /**
    * Moves the checkpoint to `position` together with a state change: `append`
    * appends the agent.state event with the effect that writes both, in one
-   * commit. Writes already queued land first; none of an earlier position
+   * commit. A save in flight lands first; no write of an earlier position
    * lands after.
    */
   async withState<T>(
@@ -61,7 +63,8 @@ export class CheckpointBook {
     this.#floors.set(name, position);
     this.#pending.delete(name);
     try {
-      await this.#writing.get(name);
+      // A save in flight lands first; one still waiting will see the floor and skip.
+      await this.#saving.get(name);
       const checkpoint = { position, failures, updatedAt: this.#clock(), subscribe };
       return await append(this.#store.withState(name, checkpoint, state));
     } catch (error) {
@@ -107,12 +110,9 @@ export class CheckpointBook {
         // A state change committed a later checkpoint meanwhile.
         if (this.#belowFloor(name, checkpoint.position)) continue;
         try {
-          // A lease renewed between our read and commit: read it again.
-          const owner = this.#owners.get(name);
-          let result = await this.#store.save(name, checkpoint, owner);
-          for (let attempt = 1; attempt < 5 && result === "conflict"; attempt++) {
-            result = await this.#store.save(name, checkpoint, owner);
-          }
+          const saving = this.#saveRetrying(name, checkpoint, this.#owners.get(name));
+          this.#saving.set(name, saving.catch(() => {}));
+          const result = await saving.finally(() => this.#saving.delete(name));
           if (result === "fenced") {
             logger.warn("Checkpoint of agent {name} not written: another process runs it now", {
               name,
@@ -138,6 +138,15 @@ export class CheckpointBook {
     } finally {
       this.#writing.delete(name);
     }
+  }
+
+  // Saves, reading the lease again when it was renewed between the read and the commit.
+  async #saveRetrying(name: string, checkpoint: Checkpoint, owner?: string): Promise<SaveResult> {
+    let result = await this.#store.save(name, checkpoint, owner);
+    for (let attempt = 1; attempt < 5 && result === "conflict"; attempt++) {
+      result = await this.#store.save(name, checkpoint, owner);
+    }
+    return result;
   }
 
   /** Writes every pending checkpoint now. */

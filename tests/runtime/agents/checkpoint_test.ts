@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { CheckpointBook } from "../../../runtime/agents/_checkpoint.ts";
-import { KvCheckpointStore } from "../../../runtime/mod.ts";
+import { KvCheckpointStore, MemoryCheckpointStore } from "../../../runtime/mod.ts";
 
 Deno.test("CheckpointBook", async (t) => {
   const KEY = ["runtime", "checkpoint", "worker"];
@@ -32,6 +32,31 @@ Deno.test("CheckpointBook", async (t) => {
     await book.flush();
     assert.equal(await position(), "0000000000000005");
   });
+
+  await t.step(
+    "a state change's checkpoint waits for no queued write, and none moves it back",
+    async () => {
+      const book = new CheckpointBook(new MemoryCheckpointStore(), () => 7);
+      book.save("worker", "0000000000000003", 0, ["task.*"]);
+      let appended = false;
+      const committing = book.withState("worker", "0000000000000004", 0, ["task.*"], "1", () => {
+        appended = true;
+        return Promise.resolve();
+      });
+      // The queued write waits out its interval; the state change does not wait for it.
+      for (let i = 0; i < 10; i++) await null;
+      assert.equal(appended, true);
+      await committing;
+      // A write of an earlier position queued now is dropped too.
+      book.save("worker", "0000000000000002", 0, ["task.*"]);
+      await book.flush();
+      assert.equal(
+        (await book.load("worker"))?.position,
+        undefined,
+        "the effect was never applied",
+      );
+    },
+  );
 
   await t.step("writes without a lease when no owner is given", async () => {
     using kv = await Deno.openKv(":memory:");
