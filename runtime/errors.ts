@@ -259,3 +259,49 @@ export class RetryRefusedError extends TokaError {
     this.reason = reason;
   }
 }
+
+/**
+ * Thrown by an agent's `ctx.step` (and `ctx.tools.call`) when an event handled
+ * again makes another step at an index than the attempt that recorded it: a
+ * step of another name, or a tool call with another input. Handlers must make
+ * the same steps in the same order on every attempt; what varies goes inside a step.
+ *
+ * @example
+ * ```ts
+ * import { NonDeterminismError } from "@toka/runtime/runtime";
+ *
+ * const error = new NonDeterminismError("0190a3e1", 1, 'step "fetch"', 'step "parse"');
+ * console.log(error.message);
+ * // Event "0190a3e1" is handled unlike before: step 1 was step "fetch", now step "parse"
+ * ```
+ */
+export class NonDeterminismError extends TokaError {
+  /** The id of the event being handled. */
+  readonly eventId: string;
+  /** The step's index among the steps (and journaled tool calls) of the handling. */
+  readonly index: number;
+  /** What the log recorded at that index, e.g. `step "fetch"`. */
+  readonly recorded: string;
+  /** What the handler asked for now. */
+  readonly current: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param eventId The id of the event being handled.
+   * @param index The step's index.
+   * @param recorded What was recorded at that index, e.g. `step "fetch"`.
+   * @param current What the handler asked for now, e.g. `step "parse"`.
+   */
+  constructor(eventId: string, index: number, recorded: string, current: string) {
+    super(
+      "non_determinism",
+      `Event "${eventId}" is handled unlike before: step ${index} was ${recorded}, now ${current}`,
+    );
+    this.name = "NonDeterminismError";
+    this.eventId = eventId;
+    this.index = index;
+    this.recorded = recorded;
+    this.current = current;
+  }
+}

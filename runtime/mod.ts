@@ -80,6 +80,7 @@ export {
   CausalDepthError,
   GuardFailedError,
   LeaseLostError,
+  NonDeterminismError,
   type RetryRefusal,
   RetryRefusedError,
   TokaError,
@@ -111,6 +112,7 @@ export {
   type ToolCallOptions,
   type ToolInfo,
   ToolNotFoundError,
+  type ToolOutcome,
   type ToolRegistry,
 } from "./tool_registry.ts";
 export {

@@ -38,6 +38,36 @@ export interface ToolInfo {
   permissions: string[];
   /** Milliseconds a call may take before it is aborted. */
   timeoutMs: number;
+  /**
+   * `false` when the tool opted out of the agents' tool journal (a read-only
+   * tool whose output is not worth recording): its calls run again when an
+   * event is handled again. Absent: journaled.
+   */
+  journal?: false;
+}
+
+/**
+ * A call's outcome as a registry hands it to {@linkcode ToolCallOptions.recordOutcome}:
+ * `tool.completed` with the output, or `tool.failed`.
+ */
+export interface ToolOutcome {
+  /** `"tool.completed"` or `"tool.failed"`. */
+  kind: "tool.completed" | "tool.failed";
+  /** What happened. */
+  payload: {
+    /** The tool name. */
+    tool: string;
+    /** A unique id shared by the events of one call. */
+    callId: string;
+    /** `"sha256:<hex>"` of the canonical JSON input, when serialisable. */
+    inputDigest?: string;
+    /** Milliseconds from invocation to completion or failure. */
+    durationMs: number;
+    /** The output (`tool.completed`). */
+    output?: unknown;
+    /** Why it failed (`tool.failed`): a `TokaError` code or an error name, and the message. */
+    error?: { code: string; message: string };
+  };
 }
 
 /** Options of {@linkcode ToolRegistry.call}. */
@@ -51,6 +81,12 @@ export interface ToolCallOptions {
    * (`tool.invoked`, …) are recorded as caused by it. Agents pass it for you.
    */
   cause?: EventRecord;
+  /**
+   * Records the call's outcome in place of the registry's own recorder, with
+   * the output in `tool.completed`: agents pass it to journal their calls
+   * under their lease. The call fails when it throws.
+   */
+  recordOutcome?: (outcome: ToolOutcome) => Promise<unknown>;
 }
 
 /** The surface of a tool registry, as the runtime and agents see it. */

@@ -92,6 +92,7 @@ export {
   type ToolCallOptions,
   type ToolInfo,
   ToolNotFoundError,
+  type ToolOutcome,
   type ToolRegistry as ToolRegistryContract,
 } from "../runtime/tool_registry.ts";
 // Shared contracts the toolkit's API refers to, so this entry point documents itself.

@@ -18,6 +18,7 @@ import {
   type ToolCallOptions,
   type ToolInfo,
   ToolNotFoundError,
+  type ToolOutcome,
   type ToolRegistry as ToolRegistryContract,
 } from "../runtime/tool_registry.ts";
 import { compileSchema, firstProblem } from "./_schema.ts";
@@ -42,6 +43,11 @@ export interface ToolEventPayload {
   input?: unknown;
   /** Milliseconds from invocation to completion or failure (not on `tool.invoked`). */
   durationMs?: number;
+  /**
+   * The output (`tool.completed` of a call an agent journals, see
+   * `ToolCallOptions.recordOutcome`): served back when its event is handled again.
+   */
+  output?: unknown;
   /**
    * Why the call failed or was refused (`tool.failed`, `tool.denied`): a `TokaError` code or an
    * error name, and the message (at most 300 characters on `tool.denied`).
@@ -178,6 +184,7 @@ export class ToolRegistry implements ToolRegistryContract {
       ...(annotations && { annotations: { ...annotations } }),
       permissions: defined.permissions,
       timeoutMs: defined.timeoutMs,
+      ...(defined.journal === false && { journal: false as const }),
     };
     this.#tools.set(name, {
       tool: defined,
@@ -349,9 +356,11 @@ export class ToolRegistry implements ToolRegistryContract {
       },
     };
     // A tool with effects has its invocation stored before it runs; a read-only
-    // one's is stored with its outcome, in one batch when the recorder takes one.
+    // one's is stored with its outcome, in one batch when the recorder takes one
+    // (and the caller records the outcome not itself).
+    const journal = options.recordOutcome;
     const deferred = entry.info.annotations?.readOnlyHint === true &&
-      this.#recordBatch !== undefined;
+      this.#recordBatch !== undefined && journal === undefined;
     if (!deferred) await this.#record(invoked, cause);
     let output: unknown;
     let outcome: ToolEvent;
@@ -364,9 +373,12 @@ export class ToolRegistry implements ToolRegistryContract {
       if (entry.validateOutput && !entry.validateOutput(output)) {
         throw new ToolOutputError(name, firstProblem(entry.validateOutput.errors));
       }
+      const durationMs = this.#clock() - started;
       outcome = {
         kind: "tool.completed",
-        payload: { tool: name, callId, durationMs: this.#clock() - started },
+        payload: journal === undefined
+          ? { tool: name, callId, durationMs }
+          : { tool: name, callId, ...(inputDigest && { inputDigest }), durationMs, output },
       };
     } catch (error) {
       failure = { error };
@@ -380,7 +392,9 @@ export class ToolRegistry implements ToolRegistryContract {
         },
       };
     }
-    if (deferred) await this.#recordBatch!([invoked, outcome], cause);
+    if (journal !== undefined) {
+      await journal(outcome as ToolOutcome);
+    } else if (deferred) await this.#recordBatch!([invoked, outcome], cause);
     else await this.#record(outcome, cause);
     if (failure !== undefined) throw failure.error;
     return output;

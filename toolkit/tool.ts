@@ -61,6 +61,13 @@ export interface Tool<I = unknown, O = unknown> {
    */
   recordInput?: boolean;
   /**
+   * `false` opts the tool out of the agents' tool journal: an agent's call is
+   * not served from the log when its event is handled again, but runs again.
+   * For read-only tools whose output is not worth recording (a clock, a
+   * cache read). Journaled by default.
+   */
+  journal?: boolean;
+  /**
    * Runs the tool on input that already matches `inputSchema`.
    *
    * @param input The validated input.
@@ -94,7 +101,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * @param tool The definition.
  * @returns The same tool, with `permissions` and `timeoutMs` set.
  * @throws {TypeError} When the name, description, version, a schema,
- * `permissions` or `execute` is invalid; schemas are compiled with Ajv.
+ * `permissions`, `journal` or `execute` is invalid; schemas are compiled with Ajv.
  * @throws {RangeError} When `timeoutMs` is not a positive integer up to 2^31 - 1.
  *
  * @example Define a tool
@@ -165,6 +172,9 @@ export function defineTool<I, O>(
   }
   if (tool.recordInput !== undefined && typeof tool.recordInput !== "boolean") {
     throw new TypeError(`The recordInput of tool "${name}" must be true or false`);
+  }
+  if (tool.journal !== undefined && typeof tool.journal !== "boolean") {
+    throw new TypeError(`The journal option of tool "${name}" must be true or false`);
   }
   if (typeof tool.execute !== "function") {
     throw new TypeError(`Tool "${name}" needs an execute function`);

@@ -18,6 +18,7 @@ export interface ContextParts {
   call: (name: string, input: unknown, signal: AbortSignal) => Promise<unknown>;
   emit: (input: EmitInput) => Promise<EventRecord>;
   state: AgentState;
+  step: <T>(name: string, fn: () => T | Promise<T>) => Promise<T>;
 }
 
 export function agentContext(parts: ContextParts): AgentContext {
@@ -38,6 +39,7 @@ export function agentContext(parts: ContextParts): AgentContext {
     }),
     emit: parts.emit,
     state: parts.state,
+    step: parts.step,
     storage: parts.storage,
   });
 }

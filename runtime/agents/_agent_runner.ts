@@ -9,7 +9,7 @@ import type { ToolRegistry } from "../tool_registry.ts";
 import type { TokenAuthority } from "../token_authority.ts";
 import type { AgentStorageOptions, StorageAdapter } from "../storage/storage.ts";
 import type { Agent, AgentContext } from "./agent.ts";
-import { type CheckpointBook, idleHead } from "./_checkpoint.ts";
+import { type CheckpointBook, idleHead, samePatterns } from "./_checkpoint.ts";
 import type { LeaseBook } from "./_lease.ts";
 import { LeaseHolder } from "./_lease_holder.ts";
 import { HandlingCalls } from "./_handling.ts";
@@ -127,6 +127,7 @@ export class AgentRunner {
       call: (name, input, signal) => this.#calls.call(name, input, signal),
       emit: (input) => this.#calls.emit(input),
       state: this.#state,
+      step: (name, fn) => this.#calls.step(name, fn),
     });
   }
 
@@ -589,12 +590,4 @@ export class AgentRunner {
     this.#feed.abort();
     return false;
   }
-}
-
-function samePatterns(
-  stored: readonly string[] | undefined,
-  current: readonly string[],
-): boolean {
-  return stored !== undefined && stored.length === current.length &&
-    stored.every((pattern, i) => pattern === current[i]);
 }

@@ -182,3 +182,12 @@ export async function idleHead(
   for await (const event of pending) if (event.position <= head) return undefined;
   return head;
 }
+
+/** Whether the patterns a checkpoint recorded are the agent's current ones. */
+export function samePatterns(
+  stored: readonly string[] | undefined,
+  current: readonly string[],
+): boolean {
+  return stored !== undefined && stored.length === current.length &&
+    stored.every((pattern, i) => pattern === current[i]);
+}

@@ -1,22 +1,39 @@
 // What a handler does through its context while the runner has an event in
-// hand: emits (idempotent by emit index, through the emit journal) and tool
-// calls, each fenced by the agent's lease and tracked until it settles.
+// hand: emits (idempotent by emit index), steps and tool calls (journaled by
+// step index), each fenced by the agent's lease and tracked until it settles.
+// The journal (_emit_journal.ts) serves what an earlier attempt recorded.
 import type { Logger } from "@logtape/logtape";
 import type { EventRecord, EventStore } from "../log/event_store.ts";
 import type { EventBus } from "../bus/event_bus.ts";
 import type { EmitInput } from "../bus/subscription.ts";
-import type { ToolRegistry } from "../tool_registry.ts";
+import type { ToolOutcome, ToolRegistry } from "../tool_registry.ts";
 import type { LeaseHolder } from "./_lease_holder.ts";
 import { InFlight } from "./_in_flight.ts";
-import { EmitJournal } from "./_emit_journal.ts";
-import { GuardFailedError, LeaseLostError } from "../errors.ts";
+import { EmitJournal, STEP_META } from "./_emit_journal.ts";
+import { GuardFailedError, LeaseLostError, NonDeterminismError } from "../errors.ts";
+import {
+  checkRecordable,
+  describeCall,
+  describeRecord,
+  describeStep,
+  inputDigest,
+  type StepAt,
+  type StepPayload,
+  type ToolPayload,
+} from "./_steps.ts";
 import { staleToken, type TokenKeeper } from "./_token_keeper.ts";
 import { errorMessage } from "../../internal/error_message.ts";
 
-/** The event in hand, its emits so far and the context calls made for it. */
+/** The stream createRuntime's tool registry records tool events to. */
+const TOOL_STREAM = "toolkit";
+
+/** The event in hand, its emits and steps so far and the context calls made for it. */
 export interface Handling {
   event: EventRecord;
+  /** The next emit's index. */
   index: number;
+  /** The next step's index (ctx.step and journaled tool calls). */
+  step: number;
   calls: InFlight;
 }
 
@@ -49,7 +66,7 @@ export class HandlingCalls {
   /** Takes `event` in hand for one attempt; the context calls made for it are tracked. */
   begin(event: EventRecord): InFlight {
     const calls = new InFlight();
-    this.current = { event, index: 0, calls };
+    this.current = { event, index: 0, step: 0, calls };
     return calls;
   }
 
@@ -71,20 +88,60 @@ export class HandlingCalls {
   // Calls a tool with the agent's token; when the token is refused as stale,
   // renews it once and calls once more. Authorization comes before the tool
   // runs, so the tool itself runs at most once.
+  // While handling, a call is the next step (unless its tool opted out of the
+  // journal): an earlier attempt's recorded output is served without calling.
   call(name: string, input: unknown, signal: AbortSignal): Promise<unknown> {
-    return this.#tracked(this.#call(name, input, signal));
+    const current = this.current;
+    const info = current === undefined ? undefined : this.#deps.tools.get(name);
+    const step = info === undefined || info.journal === false
+      ? undefined
+      : { event: current!.event, index: current!.step++ };
+    return this.#tracked(this.#call(name, input, signal, step));
   }
 
-  async #call(name: string, input: unknown, signal: AbortSignal): Promise<unknown> {
+  async #call(
+    name: string,
+    input: unknown,
+    signal: AbortSignal,
+    step: StepAt | undefined,
+  ): Promise<unknown> {
     const { tools, tokens, logger } = this.#deps;
     const cause = this.current?.event;
+    let recordOutcome: ((outcome: ToolOutcome) => Promise<unknown>) | undefined;
+    let recorded = false;
+    if (step !== undefined) {
+      const digest = inputDigest(input);
+      const prior = this.#prior(step, describeCall(name, digest), (record) => {
+        const payload = record.payload as ToolPayload;
+        return record.kind === "tool.completed" && payload.tool === name &&
+          payload.inputDigest === digest;
+      });
+      if (prior !== undefined) return (prior.payload as ToolPayload).output;
+      recordOutcome = (outcome) => {
+        recorded = true;
+        return this.#recordOutcome(step, outcome);
+      };
+    }
     await this.#fence();
     const token = await tokens.fresh();
     const agent = this.#deps.name;
     logger.debug("Agent {agent} calls tool {tool}", { agent, tool: name });
     try {
-      const output = await tools.call(name, input, { token, signal, cause });
+      const output = await tools.call(name, input, { token, signal, cause, recordOutcome });
       logger.debug("Tool {tool} returned to agent {agent}", { agent, tool: name });
+      // A registry that records no outcome for the caller: the journal records it here.
+      if (step !== undefined && !recorded) {
+        await this.#recordOutcome(step, {
+          kind: "tool.completed",
+          payload: {
+            tool: name,
+            callId: crypto.randomUUID(),
+            inputDigest: inputDigest(input),
+            durationMs: 0,
+            output,
+          },
+        });
+      }
       return output;
     } catch (error) {
       logger.debug("Tool {tool} failed for agent {agent}: {message}", {
@@ -98,7 +155,116 @@ export class HandlingCalls {
         name: agent,
         tool: name,
       });
-      return await tools.call(name, input, { token: renewed, signal, cause });
+      return await tools.call(name, input, { token: renewed, signal, cause, recordOutcome });
+    }
+  }
+
+  /**
+   * Runs `fn` as the next step of the event in hand, at most once: when an
+   * earlier attempt recorded this step's result, it is returned instead.
+   * Outside handling (init, stop), `fn` just runs.
+   */
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
+    const current = this.current;
+    let run: Promise<T>;
+    if (typeof name !== "string" || name.length === 0 || name.length > 200) {
+      run = Promise.reject(
+        new TypeError(`Invalid step name ${JSON.stringify(name)}: expected 1 to 200 characters`),
+      );
+    } else if (typeof fn !== "function") {
+      run = Promise.reject(
+        new TypeError(`Invalid step ${JSON.stringify(name)}: expected a function to run`),
+      );
+    } else if (current === undefined) run = (async () => await fn())();
+    else run = this.#stepFor(name, fn, { event: current.event, index: current.step++ });
+    return this.#tracked(run);
+  }
+
+  async #stepFor<T>(name: string, fn: () => T | Promise<T>, step: StepAt): Promise<T> {
+    const prior = this.#prior(
+      step,
+      describeStep(name),
+      (record) => record.kind === "step.completed" && (record.payload as StepPayload).name === name,
+    );
+    if (prior !== undefined) return (prior.payload as StepPayload).result as T;
+    await this.#fence();
+    const what = `step ${JSON.stringify(name)} (index ${step.index})`;
+    let payload: StepPayload;
+    try {
+      const result = await fn();
+      payload = { name, index: step.index, ...(result !== undefined && { result }) };
+      checkRecordable(payload, what);
+    } catch (error) {
+      // Recorded for the log's reader; the step runs again at the next attempt.
+      await this.#recordStep(step, {
+        kind: "step.failed",
+        payload: { name, index: step.index, error: errorMessage(error) },
+      }).catch((e) =>
+        this.#deps.logger.warn("Could not record that {what} failed: {message}", {
+          what,
+          message: errorMessage(e),
+        })
+      );
+      throw error;
+    }
+    await this.#recordStep(step, { kind: "step.completed", payload });
+    return payload.result as T;
+  }
+
+  // The completion an earlier attempt recorded for this step; a
+  // NonDeterminismError when it was another step.
+  #prior(
+    step: StepAt,
+    asked: string,
+    same: (record: EventRecord) => boolean,
+  ): EventRecord | undefined {
+    const record = this.#journal.step(step.event.id, step.index);
+    if (record === undefined || same(record)) return record;
+    throw new NonDeterminismError(step.event.id, step.index, describeRecord(record), asked);
+  }
+
+  // Records a journaled call's outcome; an output that cannot be recorded
+  // fails the call as a step's result would, and is recorded as tool.failed.
+  async #recordOutcome(step: StepAt, outcome: ToolOutcome): Promise<void> {
+    if (outcome.kind === "tool.completed") {
+      const { tool, callId, inputDigest, durationMs } = outcome.payload;
+      try {
+        checkRecordable(
+          outcome.payload,
+          `tool ${JSON.stringify(tool)} output (index ${step.index})`,
+        );
+      } catch (error) {
+        const message = errorMessage(error).replace("big result", "big output");
+        await this.#recordStep(step, {
+          kind: "tool.failed",
+          payload: {
+            tool,
+            callId,
+            ...(inputDigest && { inputDigest }),
+            durationMs,
+            error: { code: (error as Error).name, message },
+          },
+        });
+        throw error instanceof RangeError ? new RangeError(message) : error;
+      }
+    }
+    await this.#recordStep(step, outcome);
+  }
+
+  // Appends a step's record under the lease's guard (a tool's outcome where
+  // the registry records its other events); a completion goes into the
+  // journal, so a later attempt in this process is served it too.
+  async #recordStep(step: StepAt, input: { kind: string; payload: unknown }): Promise<void> {
+    const record = await this.#fencedEmit(
+      {
+        ...input,
+        stream: input.kind.startsWith("tool.") ? TOOL_STREAM : this.#actor,
+        meta: { actor: this.#actor, [STEP_META]: String(step.index) },
+      },
+      step.event,
+    );
+    if (record.kind.endsWith(".completed")) {
+      this.#journal.recordStep(step.event.id, step.index, record);
     }
   }
 
@@ -170,6 +336,11 @@ export class HandlingCalls {
     current: Handling | undefined,
     index: number,
   ): Promise<EventRecord> {
+    if (input.meta?.[STEP_META] !== undefined) {
+      throw new TypeError(
+        `Invalid meta "${STEP_META}" of event "${input.kind}": reserved for steps`,
+      );
+    }
     await this.#fence();
     const full = {
       ...input,

@@ -14,13 +14,19 @@ import { compileKindFilter } from "../log/kind_pattern.ts";
 /** The tools an agent may call, with its own token. */
 export interface AgentTools {
   /**
-   * Calls a tool with the agent's token and abort signal. The token is renewed
+   * Calls a tool with the agent's token and abort signal. While handling an
+   * event, the call is the next of its steps (see `AgentContext.step`): its
+   * output is recorded in `tool.completed`, and when the event is delivered
+   * again the recorded output is returned without calling the tool, unless
+   * the tool opted out (`journal: false`). The token is renewed
    * first when little of its life is left (10% of it, at least 60 s); a call
    * refused because the token expired or its secret was rotated out is made
    * once more with a fresh token.
    *
    * @throws {ToolNotFoundError} When no tool has this name.
    * @throws {CapabilityDeniedError} When the agent's token does not grant the tool.
+   * @throws {NonDeterminismError} When an earlier attempt recorded another step, or
+   * this tool with another input, at this call's index.
    */
   call(name: string, input: unknown, options?: { signal?: AbortSignal }): Promise<unknown>;
   /** Lists the tools of the runtime's registry. */
@@ -99,6 +105,26 @@ export interface AgentContext {
   emit(input: EmitInput): Promise<EventRecord>;
   /** The agent's state, kept with its checkpoint (see {@linkcode AgentState}). */
   readonly state: AgentState;
+  /**
+   * Runs `fn` as a durable step of the event being handled and returns its
+   * result: `fn` runs at most once per (agent, event, step index) to success.
+   * The result is recorded as a `step.completed` event (payload `name`,
+   * `index`, `result`; caused by the handled event) under the agent's lease;
+   * when the event is delivered again (a retry, a crash, another process
+   * taking over), the n-th step returns the recorded result without calling
+   * `fn`. A throwing `fn` is recorded as `step.failed` and runs again at the
+   * next attempt. Tool calls made while handling are steps too, numbered in
+   * the same sequence. Outside handling (`init`, `stop`) `fn` just runs.
+   *
+   * @param name The step's name, 1 to 200 characters: the same on every attempt.
+   * @param fn The work; its result must be JSON (or undefined) within the payload limit.
+   * @returns The result, recorded or served from the log.
+   * @throws {NonDeterminismError} When an earlier attempt recorded another step at this index.
+   * @throws {TypeError} When the name or `fn` is invalid, or the result is not JSON.
+   * @throws {RangeError} When the result is over the payload limit (put it in `storage("vault")`).
+   * @throws {LeaseLostError} When another process took over the agent.
+   */
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
   /**
    * The agent's own namespace of the runtime's storage (`agents/<name>/` of
    * it): `"local"`, `"vault"` or another scheme given to the runtime;

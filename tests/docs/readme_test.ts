@@ -101,6 +101,12 @@ Deno.test("README examples print and store what they say", async (t) => {
       assert.equal(result.out, "work.done\n");
     });
 
+    await t.step("Durable steps: the retry is served the recorded receipt", async () => {
+      const result = await run(example("## Durable steps and the tool journal"), dir);
+      assert.equal(result.code, 0, result.err);
+      assert.equal(result.out, `{ receipt: "receipt-1" }\n2 attempts, 1 charge\n`);
+    });
+
     await t.step("Auth: issue, authorize, attenuate and rotate run without error", async () => {
       const code = example("## Auth");
       const result = await run(
