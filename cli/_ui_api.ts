@@ -5,7 +5,12 @@ import type { EventRecord, EventStore, JsonValue, LogHead } from "../runtime/log
 import { compileKindFilter } from "../runtime/log/kind_pattern.ts";
 import { assertStream, formatPosition } from "../internal/ids.ts";
 import { isAgentName } from "../runtime/agents/agent.ts";
-import { KvCheckpointStore, KvLeaseStore } from "../runtime/mod.ts";
+import {
+  type FailedEvent,
+  KvCheckpointStore,
+  KvLeaseStore,
+  readFailedEvents,
+} from "../runtime/mod.ts";
 import { vaultKv } from "../vault/kv_store.ts";
 import { type AgentRow, readAgentRows } from "./agent.ts";
 import {
@@ -25,7 +30,6 @@ import type { UiContext } from "./_ui_http.ts";
 export const PAGE_LIMIT = 500;
 /** The most events a correlation's timeline holds. */
 export const TIMELINE_LIMIT = 5_000;
-const MAX_GIVEN_UP = 100;
 
 /** A refused API request: a status and a one-line message. */
 export class ApiError extends Error {
@@ -73,8 +77,11 @@ export interface EventDetail {
 export interface AgentView extends AgentRow {
   /** The lease as stored (also one that has run out), or `null` when none is. */
   lease: { owner: string; expiresAt: number } | null;
-  /** The `agent.failed` events it recorded, newest first (at most 100). */
-  givenUp: EventRecord[];
+  /**
+   * The events it gave up on and no retry has handled since, as `toka agent failed --json`
+   * lists them, in the order of their last failure.
+   */
+  givenUp: FailedEvent[];
 }
 
 /**
@@ -228,18 +235,11 @@ export async function agentViews(store: EventStore, now: number): Promise<AgentV
   for await (const [name, lease] of new KvLeaseStore(kv).list()) {
     leases.set(name, { owner: lease.owner, expiresAt: lease.expiresAt });
   }
-  return await Promise.all(rows.map(async (row) => {
-    const givenUp: EventRecord[] = [];
-    for await (
-      const event of store.read({
-        stream: `agent/${row.name}`,
-        kinds: ["agent.failed"],
-        direction: "backward",
-        limit: MAX_GIVEN_UP,
-      })
-    ) givenUp.push(event);
-    return { ...row, lease: leases.get(row.name) ?? null, givenUp };
-  }));
+  return await Promise.all(rows.map(async (row) => ({
+    ...row,
+    lease: leases.get(row.name) ?? null,
+    givenUp: await readFailedEvents(store, row.name),
+  })));
 }
 
 /** An agent's state at a position, as `ctx.state` left it: `toka agent state --json`'s line. */

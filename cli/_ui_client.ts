@@ -263,8 +263,9 @@ async function agentsView() {
     h("td", {}, (a.subscribe === null ? "≤" : "") + a.lag),
     h("td", { class: "lease" }, a.lease === null ? "none" :
       [h("span", { class: "mono" }, a.lease.owner), " ", a.lease.expiresAt > now ? "until " + time(a.lease.expiresAt) : h("span", { class: "muted" }, "ended " + time(a.lease.expiresAt))]),
-    h("td", {}, a.givenUp.length === 0 ? "0" : h("ul", { class: "links" }, a.givenUp.map((e) =>
-      h("li", {}, eventLink(e), " ", h("span", { class: "bad" }, String(e.payload && e.payload.error || "")))))),
+    h("td", { class: "given-up" }, a.givenUp.length === 0 ? "0" : h("ul", { class: "links" }, a.givenUp.map((f) =>
+      h("li", {}, h("a", { href: "#/event/" + f.eventId, class: "mono" }, f.eventId), " ", h("span", { class: "kind" }, f.kind), " ",
+        h("span", { class: "bad" }, f.error), f.retryRequested ? h("span", { class: "muted" }, " (retry requested)") : "")))),
     h("td", { class: "mono" }, time(a.updatedAt))));
   // An agent's state (ctx.state) once it had handled everything up to a position.
   const result = h("div", { id: "state-result" });

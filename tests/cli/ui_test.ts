@@ -231,7 +231,13 @@ Deno.test("toka ui: the server", async (t) => {
       });
       const [failed] = (await store.append("agent/worker", [{
         kind: "agent.failed",
-        payload: { agent: "worker", eventId: other.created.id, attempts: 3, error: "boom" },
+        payload: {
+          agent: "worker",
+          eventId: other.created.id,
+          kind: "task.created",
+          attempts: 3,
+          error: "boom",
+        },
         parents: [other.created.id],
       }])).events;
       const { json } = await api("agents");
@@ -242,7 +248,23 @@ Deno.test("toka ui: the server", async (t) => {
       assert.equal(worker.lag, 1); // other's task.created
       assert.deepEqual(worker.lease, { owner: "runner-1", expiresAt: 4_000_000_000_000 });
       assert.equal(worker.leasedUntil, 4_000_000_000_000);
-      assert.deepEqual(worker.givenUp, [failed]);
+      // As `toka agent failed --json` lists it.
+      assert.deepEqual(worker.givenUp, [{
+        agent: "worker",
+        eventId: other.created.id,
+        kind: "task.created",
+        attempts: 3,
+        error: "boom",
+        failureId: failed.id,
+        failedAt: failed.timestamp,
+        retryRequested: false,
+      }]);
+      // Once a retry handled it, it is no longer listed.
+      await store.append("agent/worker", [{
+        kind: "agent.recovered",
+        payload: { agent: "worker", eventId: other.created.id },
+      }]);
+      assert.deepEqual((await api("agents")).json[0].givenUp, []);
     });
 
     await t.step("an agent's state at a chosen position", async () => {
@@ -294,12 +316,12 @@ Deno.test("toka ui: the server", async (t) => {
       const messages = await readSse(response, 2);
       assert.deepEqual(messages[0], {
         event: "progress",
-        data: JSON.stringify({ checked: 0, total: 11 }),
+        data: JSON.stringify({ checked: 0, total: 12 }),
       });
       assert.equal(messages[1].event, "done");
       const done = JSON.parse(messages[1].data);
       assert.equal(done.report.ok, true);
-      assert.equal(done.report.checked, 11);
+      assert.equal(done.report.checked, 12);
       assert.deepEqual(done.head, await store.head());
     });
 
