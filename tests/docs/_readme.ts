@@ -43,9 +43,12 @@ export function section(heading: string): string {
   return docs.slice(start, start + heading.length + 2 + end);
 }
 
-/** The first ```ts (or other language) block under a heading of the README or docs/. */
+/** The first ```ts (or other language) block, attributes allowed, under a heading of the README or docs/. */
 export function example(heading: string, language = "ts"): string {
-  const match = section(heading).match(new RegExp("```" + language + "\\n([\\s\\S]*?)```"));
+  // An attribute after the language (`js ignore`: not type-checked by `deno test --doc`) is allowed.
+  const match = section(heading).match(
+    new RegExp("```" + language + "(?: [^\\n]*)?\\n([\\s\\S]*?)```"),
+  );
   assert.ok(match, `No ${language} example under "${heading}"`);
   return match[1];
 }
