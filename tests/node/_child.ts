@@ -19,7 +19,7 @@ import {
   ToolRegistry,
 } from "@toka/runtime/toolkit";
 import { createServer, type Server } from "node:http";
-import { openVault } from "@toka/runtime/vault";
+import { forkVault, openVault } from "@toka/runtime/vault";
 
 const [mode, db, ...rest] = process.argv.slice(2);
 const print = (value: unknown) => console.log(JSON.stringify(value));
@@ -351,6 +351,11 @@ async function modelChat(): Promise<void> {
   print({ reply, seen });
 }
 
+// Forks `db` at a position into a new file: what forkVault returns.
+async function fork(at: string, into: string): Promise<void> {
+  print(await forkVault(db, { at, into }));
+}
+
 if (mode === "produce" || mode === "resume") await crash(mode === "resume", Number(rest[0]));
 else if (mode === "append") await append(rest[0], Number(rest[1]), rest[2], rest[3]);
 else if (mode === "check") await check();
@@ -362,4 +367,5 @@ else if (mode === "plugin") await plugin(rest[0], rest[1]);
 else if (mode === "http") await httpFetch();
 else if (mode === "model") await modelChat();
 else if (mode === "state") await agentState(rest[0] === "write", Number(rest[1]));
+else if (mode === "fork") await fork(rest[0], rest[1]);
 else throw new TypeError(`Unknown mode "${mode}"`);

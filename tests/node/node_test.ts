@@ -293,6 +293,37 @@ Deno.test("on Node.js", async (t) => {
     );
   }
 
+  await t.step(
+    "Node forks a vault Deno wrote; Deno finds the fork's head at the fork point",
+    async () => {
+      await withDir(async (dir) => {
+        const db = join(dir, "toka.kv");
+        const fork = join(dir, "fork.kv");
+        await run("deno", "append", db, "s", "20", "deno");
+        const source = await run<Checked>("deno", "check", db);
+        const made = await run<{ head: Checked["head"]; events: number }>(
+          "node",
+          "fork",
+          db,
+          "12",
+          fork,
+        );
+        const [, , position, digest] = source.events[11];
+        assert.deepEqual(made.head, { position, digest });
+        assert.equal(made.events, 12);
+        const forked = await run<Checked>("deno", "check", fork);
+        assert.equal(forked.ok, true);
+        assert.deepEqual(forked.head, { position, digest });
+        assert.deepEqual(forked.events, source.events.slice(0, 12));
+        assert.deepEqual(
+          await run<Checked>("deno", "check", db),
+          source,
+          "the source is unchanged",
+        );
+      });
+    },
+  );
+
   await t.step("Deno and Node append to one stream at once with expected versions", async () => {
     await withDir(async (dir) => {
       const db = join(dir, "toka.kv");
