@@ -10,6 +10,7 @@ import { openVault } from "../../vault/mod.ts";
 import { vaultKv } from "../../vault/kv_store.ts";
 import { startUiServer } from "../../cli/_ui_server.ts";
 import { exists } from "./_fakes.ts";
+import { PATIENCE_MS } from "./_process.ts";
 import type { EventRecord } from "../../runtime/log/event_store.ts";
 
 /** Where the browser is: Debian's chromium, or $TOKA_CHROMIUM. */
@@ -57,7 +58,9 @@ Deno.test({
     // Shown in the page's header (and the README's screenshot) as a project's default vault.
     const server = await startUiServer({ store, location: "./.toka/toka.kv" });
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, locale: "en-US" });
+    // A loaded machine runs the whole suite in parallel: wait as patiently as the process tests.
+    page.setDefaultTimeout(PATIENCE_MS);
     const errors: string[] = [];
     page.on("pageerror", (error) => errors.push(error.message));
     try {
