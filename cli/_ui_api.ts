@@ -99,7 +99,13 @@ export async function apiRoute(
   ctx: UiContext,
 ): Promise<unknown> {
   const store = ctx.store;
-  const parts = path.split("/").map(decodeURIComponent);
+  const parts = path.split("/").map((part) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw new ApiError(400, "bad_request", "Invalid path: a malformed %-escape");
+    }
+  });
   if (path === "events") return await eventPage(store, query);
   if (parts[0] === "events" && parts.length === 2) return await eventDetail(store, ref(parts[1]));
   if (parts[0] === "correlations" && parts.length === 2) {

@@ -181,6 +181,9 @@ Deno.test("toka ui: the server", async (t) => {
         message: 'No event with id "01M96G4BJS000000000YGXEQRS"',
       });
       assert.equal((await api("events/not-an-id")).status, 400);
+      const malformed = await api("correlations/%E0%A4%A");
+      assert.equal(malformed.status, 400);
+      assert.equal(malformed.json.error.message, "Invalid path: a malformed %-escape");
     });
 
     await t.step("an event with its parents and children", async () => {
