@@ -111,6 +111,7 @@ export async function apiRoute(
   if (parts[0] === "correlations" && parts.length === 2) {
     return await correlationTimeline(store, correlationParam(parts[1]));
   }
+  if (path === "runs") return await recentRuns(store);
   if (path === "agents") return await agentViews(store, ctx.clock());
   if (parts[0] === "agents" && parts[2] === "state" && parts.length === 3) {
     return await agentStateAt(store, parts[1], query.get("at"));
@@ -224,6 +225,58 @@ export async function correlationTimeline(
     events: found.events,
     complete: found.next === null,
   };
+}
+
+/** How many of the latest events the list of recent runs is read from. */
+export const RUNS_SCAN = 5_000;
+
+/** A run (a correlation) as the list of recent runs shows it. */
+export interface RunSummary {
+  /** The correlation id. */
+  correlationId: string;
+  /** The kind of its oldest event among those read. */
+  kind: string;
+  /** When its oldest event read happened, ms since the epoch. */
+  start: number;
+  /** When its newest event happened, ms since the epoch. */
+  end: number;
+  /** How many of its events were among those read. */
+  events: number;
+}
+
+/**
+ * The runs of the latest events, newest first: their events grouped by correlation id.
+ *
+ * @param store The store.
+ * @param scan How many of the latest events to read ({@linkcode RUNS_SCAN}).
+ * @returns The runs, by their newest event, and how many events were read.
+ */
+export async function recentRuns(
+  store: EventStore,
+  scan: number = RUNS_SCAN,
+): Promise<{ runs: RunSummary[]; scanned: number }> {
+  const runs = new Map<string, RunSummary>();
+  let scanned = 0;
+  for await (const event of store.read({ direction: "backward", limit: scan })) {
+    scanned++;
+    const id = correlationOf(event);
+    const run = runs.get(id);
+    if (run === undefined) {
+      runs.set(id, {
+        correlationId: id,
+        kind: event.kind,
+        start: event.timestamp,
+        end: event.timestamp,
+        events: 1,
+      });
+    } else {
+      // Read newest first: each event is older than those before it.
+      run.kind = event.kind;
+      run.start = event.timestamp;
+      run.events++;
+    }
+  }
+  return { runs: [...runs.values()], scanned };
 }
 
 /**

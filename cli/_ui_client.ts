@@ -211,15 +211,28 @@ async function eventView(id) {
   }
 }
 
-function runsView(params) {
+async function runsView(params) {
   const form = h("form", { class: "filters", onsubmit: (e) => {
     e.preventDefault();
     const id = String(new FormData(form).get("id") || "").trim();
     if (id) location.hash = "#/run/" + encodeURIComponent(id);
   } }, h("input", { name: "id", placeholder: "correlation id (or the id of the event that began it)", size: 50, value: params.get("id") || "" }),
     h("button", { type: "submit" }, "Show"));
-  show(h("h2", {}, "Runs"), form,
-    h("p", { class: "muted" }, "A run is everything sharing a correlation id. Open one from an event's “run” link, or type its id."));
+  const intro = h("p", { class: "muted" }, "A run is everything sharing a correlation id. The latest:");
+  show(h("h2", {}, "Runs"), form, intro);
+  let list;
+  try {
+    list = await api("runs");
+  } catch (error) {
+    return show(h("h2", {}, "Runs"), form, failure(error));
+  }
+  const rows = list.runs.map((r) => h("tr", { class: "run", "data-id": r.correlationId },
+    h("td", {}, h("a", { href: "#/run/" + encodeURIComponent(r.correlationId), class: "mono" }, r.correlationId)),
+    h("td", { class: "kind" }, r.kind), h("td", {}, String(r.events)),
+    h("td", { class: "mono" }, time(r.start)), h("td", { class: "mono" }, (r.end - r.start) + " ms")));
+  show(h("h2", {}, "Runs"), form, intro, list.runs.length === 0 ? h("p", { class: "muted" }, "No events yet") :
+    h("table", {}, h("thead", {}, h("tr", {}, ["run", "began with", "events", "started", "lasted"].map((c) => h("th", {}, c)))), h("tbody", {}, rows)),
+    h("p", { class: "muted" }, "From the latest " + list.scanned.toLocaleString() + " events."));
 }
 
 // A correlation as a waterfall of handlings, tool and model calls and steps, then its events.

@@ -141,8 +141,11 @@ Deno.test({
       );
 
       await t.step("a correlation's timeline lists the handling and the tool call", async () => {
-        await page.goto(`${server.url}#/run/${first.id}`);
+        // From the list of recent runs.
+        await page.goto(`${server.url}#/runs`);
+        await page.locator(`tr.run[data-id="${first.id}"] a`).click();
         await page.locator(".waterfall").waitFor();
+        assert.equal(new URL(page.url()).hash, `#/run/${first.id}`);
         const labels = await page.locator(".waterfall .label").allTextContents();
         assert.deepEqual(labels, ["handling agent/worker handled task.created", "tool echo"]);
         const events = await page.locator(".run-events .kind").allTextContents();

@@ -9,7 +9,7 @@ import { vaultKv } from "../../vault/kv_store.ts";
 import type { EventRecord } from "../../runtime/log/event_store.ts";
 import { CONTENT_SECURITY_POLICY } from "../../cli/_ui_http.ts";
 import { sameToken } from "../../cli/_ui_server.ts";
-import { eventPage } from "../../cli/_ui_api.ts";
+import { eventPage, recentRuns } from "../../cli/_ui_api.ts";
 import { main } from "../../cli.ts";
 import { exists, recordingIo } from "./_fakes.ts";
 import { until } from "./_process.ts";
@@ -218,6 +218,25 @@ Deno.test("toka ui: the server", async (t) => {
       assert.equal(tool.durationMs, 3);
       assert.equal(tool.end, run.completed.timestamp);
       assert.deepEqual(tool.events, [run.invoked.id, run.completed.id]);
+    });
+
+    await t.step("recent runs, newest first, from the latest events", async () => {
+      const { json } = await api("runs");
+      assert.equal(json.scanned, 8);
+      assert.deepEqual(
+        json.runs,
+        [other, run].map((r) => ({
+          correlationId: r.created.id,
+          kind: "task.created",
+          start: r.created.timestamp,
+          end: r.done.timestamp,
+          events: 4,
+        })),
+      );
+      const cut = await recentRuns(store, 3);
+      assert.deepEqual(cut.runs.map((r) => [r.correlationId, r.kind, r.events]), [
+        [other.created.id, "tool.invoked", 3],
+      ]);
     });
 
     await t.step("agents: position, lag, the lease holder and what each gave up on", async () => {

@@ -66,7 +66,7 @@ Deno.test("docs: toka ui", async (t) => {
 
     await t.step("each curl example returns the keys its comment lists", async () => {
       const lines = block("## The JSON API", "sh").trim().split("\n");
-      assert.equal(lines.length, 6);
+      assert.equal(lines.length, 7);
       for (const line of lines) {
         const [, path, comment] = line.match(/^curl -s "\$\{URL\}(\S+)" +# (.*)$/)!;
         const response = await fetch(url + path.replace("<id>", run.created.id));
