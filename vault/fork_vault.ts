@@ -9,7 +9,7 @@ import { dirname, resolve } from "node:path";
 import { agentStateAt } from "../runtime/agents/agent_state_fork.ts";
 import type { LogHead } from "../runtime/log/event_store.ts";
 import { canonicalJson } from "../runtime/log/event_rules.ts";
-import { formatPosition } from "../internal/ids.ts";
+import { formatPosition, isEventId, positionInId } from "../internal/ids.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
 import { type AtomicOperation, type Kv, type KvKey, openKv } from "../internal/platform.ts";
 import { KvEventStore } from "./kv_store.ts";
@@ -69,11 +69,12 @@ const COMMIT_BYTES = 600 * 1024;
  * `verify()` passes where the source's does. The source is only read.
  * Agents' checkpoints are copied at `min(position, at)`, so a runtime started
  * on the fork resumes every agent as of the fork point, and the index of
- * their state changes up to there comes along; an agent that handled an
- * event before the fork point but recorded its new state (`agent.state`)
- * after it resumes before that event, which it then handles again. A
- * stateless agent leaves no such trace: events it emitted after the fork
- * point for events before it are not redone. Not copied: the secret pool
+ * their state changes up to there comes along. An agent whose handling of
+ * an event before the fork point left records after it (a step, an emit,
+ * its new state: events with `meta.actor` "agent/<name>" caused by that
+ * event) resumes before that event and handles it again: what it recorded up
+ * to the fork point (steps, tool results) is served back from the journal,
+ * the rest runs live. Not copied: the secret pool
  * (tokens issued on the source are not valid on the fork), revocations,
  * leases, schedules and files kept with `storage("vault")`.
  *
@@ -129,7 +130,7 @@ export async function forkVault(
     }
     const target = await openTarget(into);
     try {
-      const result = await copy(store.kv, target.kv, end, signal, onProgress);
+      const result = await copy(store, target.kv, end, signal, onProgress);
       const fork = await KvEventStore.open(target.kv);
       const forkHead = await fork.head();
       await fork.close();
@@ -299,13 +300,42 @@ class Batches {
   }
 }
 
+/**
+ * The agents whose handling of an event up to `end` left records after it
+ * (steps, emits, state, failures: `meta.actor` "agent/<name>" and the
+ * handled event as `meta.causationId`), each with the first such event's
+ * position: on the fork, the agent handles it again.
+ */
+async function cutHandlings(store: KvEventStore, end: number): Promise<Map<string, number>> {
+  const cut = new Map<string, number>();
+  const positions = new Map<string, number | null>();
+  for await (const event of store.read({ from: String(end + 1) })) {
+    const actor = event.meta.actor;
+    const cause = event.meta.causationId;
+    if (actor === undefined || !actor.startsWith("agent/") || cause === undefined) continue;
+    // An id tells the position it was minted at: a cause minted after `end`
+    // is after it (one imported elsewhere is looked up).
+    if (!isEventId(cause) || positionInId(cause) > end) continue;
+    if (!positions.has(cause)) {
+      const found = await store.get(cause);
+      positions.set(cause, found === null ? null : Number(found.position));
+    }
+    const at = positions.get(cause);
+    if (at === null || at === undefined || at > end) continue;
+    const agent = actor.slice("agent/".length);
+    cut.set(agent, Math.min(cut.get(agent) ?? at, at));
+  }
+  return cut;
+}
+
 async function copy(
-  from: Kv,
+  store: KvEventStore,
   into: Kv,
   end: number,
   signal: AbortSignal | undefined,
   onProgress: ((copied: number) => void) | undefined,
 ): Promise<ForkResult> {
+  const from = store.kv;
   const out = new Batches(into, signal);
   const index = new IndexEntries();
   const blobs = new Set<string>();
@@ -358,7 +388,10 @@ async function copy(
     if (entry.value.p <= end) await out.set(entry.key, entry.value, 128);
   }
   const counts = { checkpoints: 0, stateChanges: 0 };
-  for await (const [key, value] of agentStateAt(from, end, counts)) await out.set(key, value, 1024);
+  const cut = await cutHandlings(store, end);
+  for await (const [key, value] of agentStateAt(from, end, counts, cut)) {
+    await out.set(key, value, 1024);
+  }
   for (const [key, entry] of index.take()) await out.set(key, entry, 36 * entry.p.length);
   const layout = await retryLocked(() => from.get(LAYOUT_KEY));
   if (layout.value !== null) await out.set(LAYOUT_KEY, layout.value, 16);

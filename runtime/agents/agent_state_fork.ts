@@ -1,8 +1,8 @@
 /**
  * What a fork of a Deno KV vault carries of the agents' state: each
  * checkpoint moved back to the fork point when it is past it (and before any
- * event whose handling changed the agent's state in an `agent.state` event
- * after the fork point, so that the handling is done again on the fork), and
+ * event whose handling left records after the fork point, such as an
+ * `agent.state` event, so that the handling is done again on the fork), and
  * the state changes recorded by `agent.state` events the fork holds. Leases
  * are not carried: no process runs an agent of a fork yet.
  *
@@ -29,11 +29,13 @@ export interface AgentStateCounts {
  * of the log, read from a vault's database, for its fork: the state changes
  * whose `agent.state` event is at or before `at`, and each checkpoint at
  * `min(position, at)`, or just before the first event whose state change was
- * recorded after `at`, if earlier.
+ * recorded after `at` (or that is in `cut`), if earlier.
  *
  * @param kv The source vault's database.
  * @param at The fork point, a position of 1 or more.
  * @param counts Counted as entries are yielded.
+ * @param cut Per agent, the first event at or before `at` whose handling left
+ *   records after it (steps, emits): its checkpoint goes back before it too.
  * @returns Keys and values to write into the fork.
  * @throws {Error} When the database cannot be read.
  *
@@ -52,11 +54,12 @@ export async function* agentStateAt(
   kv: Kv,
   at: number,
   counts: AgentStateCounts = { checkpoints: 0, stateChanges: 0 },
+  cut: ReadonlyMap<string, number> = new Map(),
 ): AsyncIterableIterator<[KvKey, unknown]> {
   const cap = formatPosition(at);
   // Per agent, the first handled event whose state change the fork does not
   // hold (recorded after the fork point): its checkpoint goes back before it.
-  const redo = new Map<string, number>();
+  const redo = new Map(cut);
   const changes = kv.list<{ p: string }>({ prefix: [...STATE_PREFIX] });
   for (;;) {
     const entry = await retryLocked(() => changes.next());
@@ -66,7 +69,7 @@ export async function* agentStateAt(
     const after = String(entry.value.key[3]);
     const change = /^\d{16}$/.test(after);
     if (entry.value.value.p > cap) {
-      if (change && !redo.has(agent)) redo.set(agent, Number(after));
+      if (change) redo.set(agent, Math.min(redo.get(agent) ?? Number(after), Number(after)));
       continue;
     }
     if (change) counts.stateChanges++;

@@ -45,7 +45,7 @@ Deno.test("README: fork the log at a position", async (t) => {
         assert.equal(lines.length, expected.length, out);
         lines.forEach((line, i) => assert.match(line, pattern(expected[i])));
       }
-      assert.match(section(HEADING), /about 8× the speed of `toka events import`/);
+      assert.match(section(HEADING), /about 8×\s+the\s+speed\s+of\s+`toka\s+events\s+import`/);
     });
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -8,7 +8,7 @@ import {
   MemoryEventStore,
   openVault,
 } from "../../vault/mod.ts";
-import { KvCheckpointStore } from "../../runtime/mod.ts";
+import { defineAgent, KvCheckpointStore, Runtime } from "../../runtime/mod.ts";
 import { KvConnectServer, useTestToken } from "./_kv_connect_server.ts";
 
 async function collect<T>(iterator: AsyncIterable<T>): Promise<T[]> {
@@ -339,6 +339,52 @@ Deno.test("forkVault with a remote vault on either side", async () => {
     await remote.close();
   } finally {
     await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("on a fork, an agent redoes handlings cut at the fork point: recorded steps are served back, the rest runs live", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const calls = { first: 0, second: 0 };
+    const worker = defineAgent({
+      name: "worker",
+      subscribe: ["task.created"],
+      async handle(_event, ctx) {
+        const a = await ctx.step("first", () => ++calls.first);
+        const b = await ctx.step("second", () => ++calls.second);
+        await ctx.emit({ kind: "task.done", payload: { a, b } });
+      },
+    });
+    const source = await openVault(`${dir}/source.kv`);
+    const runtime = await Runtime.create({ vault: source });
+    runtime.register(worker);
+    await runtime.emit({ kind: "task.created" });
+    await runtime.start();
+    await runtime.stop();
+    const kinds = (await collect(source.read())).map((e) => e.kind);
+    assert.deepEqual(kinds, ["task.created", "step.completed", "step.completed", "task.done"]);
+    assert.deepEqual(calls, { first: 1, second: 1 });
+    // The fork holds the event and the first step's record only.
+    await forkVault(source, { at: "2", into: `${dir}/fork.kv` });
+    await source.close();
+    const fork = await openVault(`${dir}/fork.kv`);
+    const rerun = await Runtime.create({ vault: fork });
+    rerun.register(worker);
+    await rerun.start();
+    await rerun.stop();
+    const events = await collect(fork.read());
+    assert.deepEqual(events.map((e) => e.kind), [
+      "task.created",
+      "step.completed",
+      "step.completed",
+      "task.done",
+    ]);
+    assert.deepEqual(calls, { first: 1, second: 2 }, "the first step served back, the second live");
+    assert.deepEqual(events[3].payload, { a: 1, b: 2 });
+    assert.equal((await fork.verify()).ok, true);
+    await fork.close();
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
