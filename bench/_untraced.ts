@@ -27,4 +27,12 @@ export const traceHandling = (
   _agent: unknown,
   handle: () => Promise<void>,
 ): Promise<void> => handle();
+export const traceStep = <T>(
+  _name: unknown,
+  _index: unknown,
+  _eventId: unknown,
+  _agent: unknown,
+  run: () => Promise<T>,
+): Promise<T> => run();
+export function markReplayed(): void {}
 export const withTraceIds = (logger: Logger): Logger => logger;

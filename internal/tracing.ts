@@ -161,6 +161,32 @@ export function traceHandling(
 }
 
 /**
+ * Runs a step of a handling (`ctx.step`) in its span, `step <name>`, a child
+ * of the handling's; what the step records and calls are children of it.
+ */
+export function traceStep<T>(
+  name: string,
+  index: number,
+  eventId: string,
+  agent: string,
+  run: () => Promise<T>,
+): Promise<T> {
+  if (tracer() === undefined) return run();
+  const attributes = {
+    "toka.step.name": name,
+    "toka.step.index": index,
+    "toka.event.id": eventId,
+    "toka.agent": agent,
+  };
+  return inSpan(`step ${name}`, SpanKind.INTERNAL, attributes, undefined, run);
+}
+
+/** Notes on the active step's span that its result was served from the log, not run again. */
+export function markReplayed(): void {
+  if (tracer() !== undefined) trace.getActiveSpan()?.setAttribute("toka.step.replayed", true);
+}
+
+/**
  * The logger, whose records made inside a span carry its `traceId` and
  * `spanId` properties (read when a record is made, so a record the level
  * drops costs nothing).

@@ -23,6 +23,7 @@ import {
 } from "./_steps.ts";
 import { staleToken, type TokenKeeper } from "./_token_keeper.ts";
 import { errorMessage } from "../../internal/error_message.ts";
+import { markReplayed, traceStep } from "../../internal/tracing.ts";
 
 /** The stream createRuntime's tool registry records tool events to. */
 const TOOL_STREAM = "toolkit";
@@ -176,7 +177,16 @@ export class HandlingCalls {
         new TypeError(`Invalid step ${JSON.stringify(name)}: expected a function to run`),
       );
     } else if (current === undefined) run = (async () => await fn())();
-    else run = this.#stepFor(name, fn, { event: current.event, index: current.step++ });
+    else {
+      const step = { event: current.event, index: current.step++ };
+      run = traceStep(
+        name,
+        step.index,
+        step.event.id,
+        this.#deps.name,
+        () => this.#stepFor(name, fn, step),
+      );
+    }
     return this.#tracked(run);
   }
 
@@ -186,7 +196,10 @@ export class HandlingCalls {
       describeStep(name),
       (record) => record.kind === "step.completed" && (record.payload as StepPayload).name === name,
     );
-    if (prior !== undefined) return (prior.payload as StepPayload).result as T;
+    if (prior !== undefined) {
+      markReplayed();
+      return (prior.payload as StepPayload).result as T;
+    }
     await this.#fence();
     const what = `step ${JSON.stringify(name)} (index ${step.index})`;
     let payload: StepPayload;

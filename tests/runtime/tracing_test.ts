@@ -311,6 +311,58 @@ Deno.test("tracing on: an event whose traceparent is malformed is handled in a n
   }
 });
 
+Deno.test("tracing on: ctx.step makes a step <name> span inside the handling", async () => {
+  const tracing = installTracing();
+  try {
+    const runtime = await Runtime.create({ retry: { attempts: 2, backoffMs: () => 0 } });
+    let tries = 0;
+    let done = false;
+    runtime.register(defineAgent({
+      name: "stepper",
+      subscribe: ["job.created"],
+      async handle(_event, ctx) {
+        await ctx.step("plan", () => ({ n: 1 }));
+        await ctx.step("flaky", () => {
+          if (tries++ === 0) throw new Error(`flaky with ${SECRET}`);
+          return 2;
+        });
+        done = true;
+      },
+    }));
+    await runtime.start();
+    const job = await runtime.emit({ kind: "job.created" });
+    await until(() => done);
+    await runtime.stop();
+
+    const handles = tracing.named("handle job.created");
+    assert.equal(handles.length, 2);
+    const plans = tracing.named("step plan");
+    const flakies = tracing.named("step flaky");
+    assert.equal(plans.length, 2);
+    assert.equal(flakies.length, 2);
+    for (const [i, handle] of handles.entries()) {
+      assert.equal(plans[i].parentSpanId, handle.spanId);
+      assert.equal(flakies[i].parentSpanId, handle.spanId);
+      assert.equal(plans[i].attributes["toka.step.name"], "plan");
+      assert.equal(plans[i].attributes["toka.step.index"], 0);
+      assert.equal(flakies[i].attributes["toka.step.index"], 1);
+      assert.equal(plans[i].attributes["toka.event.id"], job.id);
+      assert.equal(plans[i].attributes["toka.agent"], "stepper");
+    }
+    // The second attempt is served the first one's recorded result.
+    assert.equal(plans[0].attributes["toka.step.replayed"], undefined);
+    assert.equal(plans[1].attributes["toka.step.replayed"], true);
+    assert.equal(flakies[0].status.code, SpanStatusCode.ERROR);
+    assert.equal(flakies[0].attributes["error.type"], "Error");
+    assert.notEqual(flakies[1].status.code, SpanStatusCode.ERROR);
+    // What a step records is emitted inside its span.
+    assert.equal(tracing.named("emit step.completed")[0].parentSpanId, plans[0].spanId);
+    assert.ok(!JSON.stringify(tracing.spans).includes(SECRET));
+  } finally {
+    tracing.uninstall();
+  }
+});
+
 Deno.test("tracing on: log records made inside a span carry its trace and span ids", async () => {
   const records: LogRecord[] = [];
   await configure({
