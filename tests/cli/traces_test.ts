@@ -1,11 +1,13 @@
 // Traces across processes (issue 23): `toka emit` in one process and `toka run` in another,
 // both with Deno's built-in OpenTelemetry exporting to an OTLP/HTTP JSON receiver run here,
-// make one trace: emit → handle → execute_tool → emit, with the right parents. Without
+// make one trace: emit → handle → execute_tool (a tool, and model.chat with its chat span) →
+// emit, with the right parents. Without
 // OTEL_DENO nothing is exported and no event carries a traceparent.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { eventsIn, toka, TokaProcess, until, waitForEvent } from "./_process.ts";
 import { KIND, OtlpReceiver, type ReceivedSpan } from "./_otlp_receiver.ts";
+import { FakeModelServer } from "../toolkit/fake_model_server.ts";
 
 const SECRET = "sk-live-not-in-any-span-42";
 
@@ -20,9 +22,10 @@ export const shout = defineTool({
 export const worker = defineAgent({
   name: "worker",
   subscribe: ["job.created"],
-  permissions: ["tool:shout:invoke"],
+  permissions: ["tool:shout:invoke", "tool:model.chat:invoke"],
   async handle(event, ctx) {
     await ctx.tools.call("shout", { text: event.payload.text });
+    await ctx.tools.call("model.chat", { messages: [{ role: "user", content: event.payload.text }] });
     await ctx.emit({ kind: "job.done" });
   },
 });
@@ -65,10 +68,22 @@ Deno.test("traces across processes", async (t) => {
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(join(dir, "agents.ts"), AGENTS);
   const receiver = new OtlpReceiver();
+  await using model = new FakeModelServer();
+  // model.chat, registered by toka run from these settings, against a fake endpoint.
+  const chat = {
+    TOKA_MODEL: "fake-model",
+    TOKA_MODEL_BASE_URL: model.baseUrl,
+    OPENAI_API_KEY: "sk-traces-test-not-in-a-span",
+  };
   try {
     await t.step("with OTEL_DENO=true: one trace from toka emit to the tool call", async () => {
-      const db = await emitAndHandle(dir, receiver.env);
-      const want = ["emit job.created", "handle job.created", "execute_tool shout"];
+      const db = await emitAndHandle(dir, { ...receiver.env, ...chat });
+      const want = [
+        "emit job.created",
+        "handle job.created",
+        "execute_tool shout",
+        "chat fake-model",
+      ];
       await until(
         () => want.every((name) => receiver.spans.some((span) => span.name === name)),
         () => `the spans ${want.join(", ")}; received ${names(receiver.spans)}`,
@@ -79,6 +94,8 @@ Deno.test("traces across processes", async (t) => {
       const handle = only(spans, "handle job.created");
       const tool = only(spans, "execute_tool shout");
       const done = only(spans, "emit job.done");
+      const calling = only(spans, "execute_tool model.chat");
+      const chatting = only(spans, "chat fake-model");
 
       assert.equal(emit.kind, KIND.producer);
       assert.equal(emit.parentSpanId, "");
@@ -86,7 +103,12 @@ Deno.test("traces across processes", async (t) => {
       assert.equal(handle.parentSpanId, emit.spanId);
       assert.equal(tool.parentSpanId, handle.spanId);
       assert.equal(done.parentSpanId, handle.spanId);
-      for (const span of [handle, tool, done]) assert.equal(span.traceId, emit.traceId, span.name);
+      assert.equal(calling.parentSpanId, handle.spanId);
+      assert.equal(chatting.parentSpanId, calling.spanId);
+      assert.equal(chatting.attributes["gen_ai.request.model"], "fake-model");
+      for (const span of [handle, tool, done, calling, chatting]) {
+        assert.equal(span.traceId, emit.traceId, span.name);
+      }
 
       const events = await eventsIn(db);
       const job = events.find((e) => e.kind === "job.created")!;
@@ -97,13 +119,14 @@ Deno.test("traces across processes", async (t) => {
       assert.equal(tool.attributes["gen_ai.operation.name"], "execute_tool");
       assert.equal(tool.attributes["gen_ai.tool.name"], "shout");
       assert.ok(!JSON.stringify(receiver.spans).includes(SECRET));
+      assert.ok(!JSON.stringify(receiver.spans).includes(chat.OPENAI_API_KEY));
     });
 
     await t.step("without OTEL_DENO: no span exported, no traceparent written", async () => {
       const before = receiver.spans.length;
       const quiet = await Deno.makeTempDir({ dir });
       await Deno.copyFile(join(dir, "agents.ts"), join(quiet, "agents.ts"));
-      const env = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint };
+      const env = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, ...chat };
       const db = await emitAndHandle(quiet, env);
       const events = await eventsIn(db);
       assert.ok(events.some((e) => e.kind === "job.done"));
