@@ -22,9 +22,9 @@ import { errorMessage } from "../../internal/error_message.ts";
 import { CausalDepthError, TokaError } from "../errors.ts";
 import { AGENT_FAILED, AGENT_RECOVERED, dueRetry, RETRY_REQUESTED } from "./failed_events.ts";
 import { compileKindFilter, type KindFilter } from "../log/kind_pattern.ts";
+import { traceHandling, withTraceIds } from "../../internal/tracing.ts";
 
 type Outcome = "passed" | "stalled" | "stopped";
-import { traceHandling, withTraceIds } from "../../internal/tracing.ts";
 
 export interface RetryPolicy {
   attempts: number;
