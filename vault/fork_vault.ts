@@ -140,7 +140,14 @@ export async function forkVault(
       await target.close();
       return result;
     } catch (error) {
-      await target.remove();
+      try {
+        await target.remove();
+      } catch {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new Error(`${reason}; what the fork wrote could not be removed: clear it`, {
+          cause: error,
+        });
+      }
       throw error;
     }
   } finally {
@@ -200,8 +207,11 @@ async function openTarget(into: string | Kv): Promise<Target> {
       kv,
       close: () => Promise.resolve(kv.close()),
       remove: async () => {
-        await clear(kv).catch(() => {});
-        kv.close();
+        try {
+          await clear(kv);
+        } finally {
+          kv.close();
+        }
       },
     };
   }

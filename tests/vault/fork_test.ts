@@ -388,3 +388,57 @@ Deno.test("on a fork, an agent redoes handlings cut at the fork point: recorded 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a fork into a database that fills up fails with its error and leaves it empty", async () => {
+  const source = await openVault(":memory:");
+  const target = await Deno.openKv(":memory:");
+  try {
+    for (let i = 0; i < 300; i++) {
+      await source.append(`s-${i % 4}`, [{ kind: "e", payload: String(i).padEnd(6000, "p") }]);
+    }
+    let commits = 0;
+    let deletesFail = false;
+    // What Deno KV throws when SQLite cannot write, once two commits of writes went through.
+    const full = new Proxy(target, {
+      get(kv, name) {
+        if (name !== "atomic") {
+          const value = Reflect.get(kv, name);
+          return typeof value === "function" ? value.bind(kv) : value;
+        }
+        return () => {
+          const op = kv.atomic();
+          const commit = op.commit.bind(op);
+          const set = op.set.bind(op);
+          let writes = false;
+          op.set = (key, value) => {
+            writes = true;
+            return set(key, value);
+          };
+          // Deletes still go through, as they free space (unless deletesFail).
+          op.commit = () => {
+            if ((writes || deletesFail) && ++commits > 2) {
+              return Promise.reject(new TypeError("database or disk is full"));
+            }
+            return commit();
+          };
+          return op;
+        };
+      },
+    });
+    await assert.rejects(forkVault(source, { at: "300", into: full }), {
+      message: "database or disk is full",
+    });
+    assert.ok(commits > 2);
+    assert.deepEqual(await dump(target), [], "what was written is removed");
+    // When even removing fails, the error says what is left.
+    deletesFail = true;
+    commits = 0;
+    await assert.rejects(forkVault(source, { at: "300", into: full }), {
+      message: "database or disk is full; what the fork wrote could not be removed: clear it",
+    });
+    assert.notDeepEqual(await dump(target), []);
+  } finally {
+    target.close();
+    await source.close();
+  }
+});
