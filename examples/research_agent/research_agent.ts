@@ -4,6 +4,10 @@
  * that Toka tool and hands the result back to the model, until the model answers; then it
  * emits `answer.given` with the question and the answer.
  *
+ * Every tool call made while handling the event, the model's replies included, is journaled:
+ * if the process dies mid-loop, the next process that handles the event gets the recorded
+ * replies back instead of asking the model again.
+ *
  * Run it from its folder, whose `toka.json` names it (see README.md there):
  * `cd examples/research_agent && toka run`.
  *

@@ -1,9 +1,10 @@
 // examples/research_agent as a user runs it: `toka run` in its folder, as a real subprocess,
 // against a fake OpenAI-compatible server that counts requests. The README's commands run as
-// written (the endpoint and key swapped for the fake's).
+// written (the endpoint and key swapped for the fake's); a process killed after the first model
+// reply leaves a second one that finishes with one more model request, not two.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { eventsIn, toka, TokaProcess, waitForEvent } from "../cli/_process.ts";
+import { eventsIn, toka, TokaProcess, until, waitForEvent } from "../cli/_process.ts";
 import {
   type FakeAnswer,
   FakeModelServer,
@@ -104,6 +105,67 @@ Deno.test("the research agent", async (t) => {
       const all = JSON.stringify(await eventsIn(base.TOKA_DB));
       assert.ok(!all.includes("77aa66bb55cc44dd"), "the key is not in the log");
     });
+
+    await t.step(
+      "killed after the first model reply, the next process asks once more",
+      async () => {
+        const db = join(dir, "crash.kv");
+        // The page the model asks for: the first request is held until the test says.
+        let pageRequests = 0;
+        const release = Promise.withResolvers<void>();
+        const page = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async () => {
+          if (++pageRequests === 1) await release.promise;
+          return new Response("Durable steps make agents crash-proof.");
+        });
+        const env = {
+          ...base,
+          TOKA_DB: db,
+          TOKA_MODEL_BASE_URL: server.baseUrl,
+          OPENAI_API_KEY: KEY,
+          TOKA_HTTP_ALLOW_PRIVATE: "127.0.0.1",
+        };
+        const before = server.count;
+        const url = `http://127.0.0.1:${page.addr.port}/steps`;
+        const first = new TokaProcess(["run"], { cwd: EXAMPLE, env });
+        let second: TokaProcess | undefined;
+        try {
+          await first.waitFor(/Hosting "researcher" on/);
+          const question = JSON.stringify({ question: `What does ${url} say?` });
+          const emitted = await toka(["emit", "question.asked", "--payload", question], {
+            cwd: EXAMPLE,
+            env,
+          });
+          assert.equal(emitted.code, 0, emitted.err);
+          // The model replied (asking for the page) and the agent is fetching it: kill it there.
+          await until(() => pageRequests === 1, "the agent fetching the page");
+          assert.equal(server.count - before, 1);
+          first.kill("SIGKILL");
+          await first.exit();
+          release.resolve();
+
+          second = new TokaProcess(["run"], { cwd: EXAMPLE, env });
+          const answer = await waitForEvent(db, (e) => e.kind === "answer.given", "an answer");
+          assert.match(
+            (answer.payload as { answer: string }).answer,
+            /^From the tool: .*Durable steps make agents crash-proof\./,
+          );
+          // The first reply came from the journal; only the second model call was sent again.
+          assert.equal(server.count - before, 2);
+          const sent = server.requests.slice(before).map((r) =>
+            (r.body.messages as unknown[]).length
+          );
+          assert.deepEqual(sent, [2, 4], "the question, then the question with the page");
+          assert.equal(pageRequests, 2, "the unfinished fetch ran again");
+          second.kill("SIGINT");
+          assert.equal((await second.exit()).code, 0, second.err);
+        } finally {
+          release.resolve();
+          await first.close();
+          await second?.close();
+          await page.shutdown();
+        }
+      },
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
