@@ -26,6 +26,11 @@ type Spot = [position: number, page: number, events?: StoredEvent[]];
 /** Index entries per KV read: each holds up to 1,000 versions (about 10 KiB). */
 const INDEX_BATCH = 4;
 
+/** Pages read at once (the KV limit of a getMany is 10 keys). */
+const READ_AHEAD = 10;
+/** Events looked ahead at most, to find the pages to read at once. */
+const LOOK_AHEAD = 4096;
+
 /** Reads one stream's events from a position, forward or backward, at most `limit`. */
 export async function* readStream(
   s: KvState,
@@ -35,37 +40,74 @@ export async function* readStream(
   matches: KindFilter,
   limit: number,
 ): AsyncIterableIterator<EventRecord> {
-  let page: { start: number; events: StoredEvent[] } | undefined;
-  for await (const [at, start, read] of spots(s, stream, from, backward)) {
-    const recent = s.recent.at(at);
-    if (recent !== undefined && recent.stream === stream) {
-      if (!matches(recent.kind)) continue;
-      yield recent;
-    } else {
-      let events = read;
-      if (events === undefined) {
-        if (page?.start !== start) page = { start, events: await pageEvents(s, start) };
-        events = page.events;
+  const found = spots(s, stream, from, backward);
+  let pages = new Map<number, StoredEvent[]>();
+  for (let more = limit > 0; more;) {
+    // The next events, up to the limit, until READ_AHEAD pages are to be read: one getMany.
+    const batch: Spot[] = [];
+    const wanted: number[] = [];
+    const last = pages;
+    while (batch.length < Math.min(limit, LOOK_AHEAD)) {
+      const next = await found.next();
+      if (next.done) {
+        more = false;
+        break;
       }
-      const stored = events[at - start];
-      if (stored === undefined || stored.s !== stream) {
-        throw corrupt(`the stream index of "${stream}" is inconsistent at ${at}`);
+      const [at, start, read] = next.value;
+      batch.push(next.value);
+      if (read !== undefined || s.recent.at(at)?.stream === stream) continue;
+      if (!last.has(start) && !wanted.includes(start)) {
+        wanted.push(start);
+        if (wanted.length === READ_AHEAD) break;
       }
-      if (!matches(stored.k)) continue;
-      yield toRecord(stored, at, stored.b === undefined ? stored.p : await payloadOf(s.kv, stored));
     }
-    if (--limit === 0) return;
+    pages = await readPages(s, wanted);
+    // Pages read for earlier events that these events are in too.
+    for (const [, start] of batch) {
+      const kept = last.get(start);
+      if (kept !== undefined) pages.set(start, kept);
+    }
+    for (const [at, start, read] of batch) {
+      const recent = s.recent.at(at);
+      if (recent !== undefined && recent.stream === stream) {
+        if (!matches(recent.kind)) continue;
+        yield recent;
+      } else {
+        const stored = (read ?? pages.get(start))?.[at - start];
+        if (stored === undefined || stored.s !== stream) {
+          throw corrupt(`the stream index of "${stream}" is inconsistent at ${at}`);
+        }
+        if (!matches(stored.k)) continue;
+        yield toRecord(
+          stored,
+          at,
+          stored.b === undefined ? stored.p : await payloadOf(s.kv, stored),
+        );
+      }
+      if (--limit === 0) {
+        await found.return?.(undefined);
+        return;
+      }
+    }
   }
 }
 
-async function pageEvents(s: KvState, start: number): Promise<StoredEvent[]> {
-  const entry = await retryLocked(() => s.kv.get<Uint8Array>([...PAGE, start]));
-  if (entry.value === null) throw corrupt(`page ${start} is missing`);
-  try {
-    return decodePage(entry.value);
-  } catch {
-    throw corrupt(`page ${start} is unreadable`);
-  }
+/** The pages at `starts`, read in one getMany. */
+async function readPages(s: KvState, starts: number[]): Promise<Map<number, StoredEvent[]>> {
+  const pages = new Map<number, StoredEvent[]>();
+  if (starts.length === 0) return pages;
+  const entries = await retryLocked(() =>
+    s.kv.getMany<Uint8Array[]>(starts.map((start) => [...PAGE, start]))
+  );
+  entries.forEach((entry, i) => {
+    if (entry.value === null) throw corrupt(`page ${starts[i]} is missing`);
+    try {
+      pages.set(starts[i], decodePage(entry.value));
+    } catch {
+      throw corrupt(`page ${starts[i]} is unreadable`);
+    }
+  });
+  return pages;
 }
 
 /** The stream's events in read order, from the index, the known tail and newer pages. */
