@@ -8,6 +8,8 @@ import {
   MemoryCheckpointStore,
   MemoryLeaseStore,
   Runtime,
+  type ToolInfo,
+  type ToolRegistry as ToolRegistryContract,
 } from "../../../runtime/mod.ts";
 import { MemoryEventStore } from "../../../vault/mod.ts";
 import { defineTool, type Tool, ToolRegistry } from "../../../toolkit/mod.ts";
@@ -175,3 +177,46 @@ for (const [where, open] of SETUPS) {
     });
   });
 }
+
+Deno.test("a registry that ignores recordOutcome is journaled by the agent", async () => {
+  const store = new MemoryEventStore();
+  let runs = 0;
+  const info: ToolInfo = {
+    name: "pay",
+    description: "Pays",
+    version: "1.0.0",
+    inputSchema: { type: "object" },
+    permissions: ["tool:pay:invoke"],
+    timeoutMs: 1000,
+  };
+  // A registry of one's own that runs the tool and records nothing.
+  const tools: ToolRegistryContract = {
+    get: (name) => name === "pay" ? info : undefined,
+    list: () => [info],
+    call: () => Promise.resolve({ run: ++runs }),
+  };
+  const runtime = await Runtime.create({
+    vault: store,
+    tools,
+    retry: { attempts: 2, backoffMs: () => 1 },
+  });
+  const outputs: unknown[] = [];
+  let attempt = 0;
+  runtime.register(defineAgent({
+    name: "worker",
+    subscribe: ["task.created"],
+    async handle(_event, ctx) {
+      outputs.push(await ctx.tools.call("pay", { amount: 5 }));
+      if (++attempt === 1) throw new Error("flaky");
+    },
+  }));
+  await runtime.start();
+  const task = await runtime.emit({ kind: "task.created" });
+  await until(() => runtime.agents()[0].position === task.position);
+  await runtime.stop();
+  assert.deepEqual([runs, outputs], [1, [{ run: 1 }, { run: 1 }]]);
+  const [completed] = await all(store, ["tool.completed"]);
+  assert.deepEqual((completed.payload as { output: unknown }).output, { run: 1 });
+  assert.deepEqual(completed.parents, [task.id]);
+  await store.close();
+});
