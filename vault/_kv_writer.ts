@@ -47,9 +47,11 @@ import {
 
 const COMMIT_BYTES = 740 * 1024;
 const COMMIT_MUTATIONS = 900;
-// Guarded appends add a check each: with the page check, a commit stays well
-// within the remote limit of 10 checks; later guarded appends wait a commit.
-const COMMIT_GUARDS = 4;
+// Guarded appends add a check each: with the page check, a commit stays
+// within the remote limit of 10 checks, one to spare; later guarded appends
+// wait a commit. Every agent's emits and steps are guarded (by its lease), so
+// this bounds how many agents' appends share a commit.
+const COMMIT_GUARDS = 8;
 
 /** What an imported event's append resolves to when its id was stored meanwhile. */
 export const ALREADY_STORED: AppendResult = Object.freeze({
