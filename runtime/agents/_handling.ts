@@ -220,8 +220,34 @@ export class HandlingCalls {
       );
       throw error;
     }
-    await this.#recordStep(step, { kind: "step.completed", payload });
+    try {
+      await this.#recordStep(step, { kind: "step.completed", payload });
+    } catch (error) {
+      // Another process took the agent over: when it recorded this step
+      // first, its result is the one recorded, and this holder gets it too.
+      if (!(error instanceof LeaseLostError)) throw error;
+      const other = await this.#recordedByOther(step).catch(() => undefined);
+      if ((other?.payload as StepPayload | undefined)?.name !== name) throw error;
+      return (other!.payload as StepPayload).result as T;
+    }
     return payload.result as T;
+  }
+
+  // The completion of this step another holder recorded: a read of the
+  // agent's stream back to the handled event (rare: only after a takeover).
+  async #recordedByOther(step: StepAt): Promise<EventRecord | undefined> {
+    const store = this.#deps.bus.store;
+    if (store === undefined) return undefined;
+    for await (
+      const record of store.read({ stream: this.#actor, direction: "backward" })
+    ) {
+      if (record.position <= step.event.position) return undefined;
+      if (
+        record.kind === "step.completed" && record.meta.causationId === step.event.id &&
+        record.meta[STEP_META] === String(step.index)
+      ) return record;
+    }
+    return undefined;
   }
 
   // The completion an earlier attempt recorded for this step; a

@@ -15,11 +15,13 @@ import {
 import { KvEventStore, MemoryEventStore, vaultKv } from "../../../vault/mod.ts";
 import { all, until } from "../_helpers.ts";
 
-// Another "process" takes the lease just before the step's record is appended.
-function stealing(store: EventStore, leases: LeaseStore): EventStore {
+// Another "process" takes the lease just before the step's record is appended
+// and, with `first`, records the same step with its own result before it.
+function stealing(store: EventStore, leases: LeaseStore, first: boolean): EventStore {
   let stolen = false;
   const append: EventStore["append"] = async (stream, events, options) => {
-    if (!stolen && events[0]?.kind === "step.completed") {
+    const late = events[0];
+    if (!stolen && late?.kind === "step.completed") {
       stolen = true;
       const { version } = await leases.read("worker");
       const taken = await leases.swap("worker", version, {
@@ -27,6 +29,10 @@ function stealing(store: EventStore, leases: LeaseStore): EventStore {
         expiresAt: Date.now() + 60_000,
       });
       assert.notEqual(taken, undefined, "the other process took the lease");
+      if (first) {
+        const payload = { ...(late.payload as object), result: "the other's" };
+        await store.append(stream, [{ ...late, payload }]);
+      }
     }
     return store.append(stream, events, options);
   };
@@ -39,13 +45,14 @@ function stealing(store: EventStore, leases: LeaseStore): EventStore {
   });
 }
 
-async function race(store: EventStore, leases: LeaseStore): Promise<void> {
+async function race(store: EventStore, leases: LeaseStore, first = false): Promise<void> {
   const errors: unknown[] = [];
+  const results: unknown[] = [];
   let calls = 0;
   let finished = false;
   const kv = vaultKv(store);
   const runtime = await Runtime.create({
-    vault: stealing(store, leases),
+    vault: stealing(store, leases, first),
     leases,
     checkpoints: kv === undefined
       ? new MemoryCheckpointStore(leases as MemoryLeaseStore)
@@ -57,7 +64,7 @@ async function race(store: EventStore, leases: LeaseStore): Promise<void> {
     subscribe: ["task.created"],
     async handle(_event, ctx) {
       try {
-        await ctx.step("charge", () => ++calls);
+        results.push(await ctx.step("charge", () => ++calls));
       } catch (error) {
         errors.push(error);
       } finally {
@@ -69,10 +76,34 @@ async function race(store: EventStore, leases: LeaseStore): Promise<void> {
   await runtime.emit({ kind: "task.created" });
   await until(() => finished);
   await runtime.stop();
-  assert.deepEqual(await all(store, ["step.completed"]), [], "the late step is not recorded");
+  const recorded = await all(store, ["step.completed"]);
+  if (first) {
+    assert.deepEqual(recorded.map((e) => e.payload), [
+      { name: "charge", index: 0, result: "the other's" },
+    ], "one result recorded");
+    assert.deepEqual([results, errors], [["the other's"], []], "and the late holder gets it");
+    return;
+  }
+  assert.deepEqual(recorded, [], "the late step is not recorded");
   assert.equal(errors.length, 1);
   assert.equal((errors[0] as { code?: string }).code, "lease_lost");
 }
+
+Deno.test("two holders racing on one step: one result, and both get it", async (t) => {
+  await t.step("in memory", async () => {
+    const store = new MemoryEventStore();
+    await race(store, new MemoryLeaseStore(), true);
+    await store.close();
+  });
+
+  await t.step("Deno KV", async () => {
+    const kv = await Deno.openKv(":memory:");
+    const store = await KvEventStore.open(kv);
+    await race(store, new KvLeaseStore(kv), true);
+    await store.close();
+    kv.close();
+  });
+});
 
 Deno.test("a step recorded after the lease was taken over is refused", async (t) => {
   await t.step("in memory", async () => {
