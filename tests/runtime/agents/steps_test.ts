@@ -236,6 +236,19 @@ for (const [where, open] of SETUPS) {
       },
     );
 
+    await t.step("an emit may not carry meta.step, which marks step records", async () => {
+      const setup = await open();
+      const errors: Error[] = [];
+      await handleOnce(setup, async (_event, ctx) => {
+        await ctx.emit({ kind: "task.noted", meta: { step: "0" } }).catch((e) => errors.push(e));
+      });
+      assert.deepEqual(errors.map((e) => [e.name, e.message]), [
+        ["TypeError", 'Invalid meta "step" of event "task.noted": reserved for steps'],
+      ]);
+      assert.deepEqual(await all(setup.store, ["task.noted"]), [], "nothing appended");
+      await setup.close();
+    });
+
     await t.step("steps made concurrently keep their indexes", async () => {
       const setup = await open();
       let calls = 0;
