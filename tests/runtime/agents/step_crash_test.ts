@@ -1,45 +1,47 @@
-// A step survives SIGKILL: the process that took over serves the recorded
-// result, and the step's effect happened once.
+// A step or a journaled tool call survives SIGKILL: the process that took over
+// serves the recorded result, and the effect happened once.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 
 const CHILD = new URL("./_step_crash_child.ts", import.meta.url).pathname;
 
-function child(mode: string, db: string, effects: string): Deno.ChildProcess {
+function child(mode: string, db: string, effects: string, using: string): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CHILD, mode, db, effects],
+    args: ["run", "-A", CHILD, mode, db, effects, using],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
 }
 
-Deno.test("after SIGKILL past a step, the next process serves its result", async () => {
-  const dir = await Deno.makeTempDir();
-  const db = join(dir, "toka.kv");
-  const effects = join(dir, "effects.txt");
-  try {
-    const first = child("first", db, effects);
-    const lines = first.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!text.includes("stepped")) {
-      const { value, done } = await lines.read();
-      if (done) throw new Error("The child ended before it was killed");
-      text += value;
-    }
-    first.kill("SIGKILL");
-    await lines.cancel();
-    assert.equal((await first.status).signal, "SIGKILL");
+for (const using of ["step", "tool"]) {
+  Deno.test(`after SIGKILL past a ${using}, the next process serves its result`, async () => {
+    const dir = await Deno.makeTempDir();
+    const db = join(dir, "toka.kv");
+    const effects = join(dir, "effects.txt");
+    try {
+      const first = child("first", db, effects, using);
+      const lines = first.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      while (!text.includes("stepped")) {
+        const { value, done } = await lines.read();
+        if (done) throw new Error("The child ended before it was killed");
+        text += value;
+      }
+      first.kill("SIGKILL");
+      await lines.cancel();
+      assert.equal((await first.status).signal, "SIGKILL");
 
-    const output = await child("resume", db, effects).output();
-    assert.equal(output.code, 0);
-    const result = JSON.parse(new TextDecoder().decode(output.stdout));
-    assert.deepEqual(result, { charged: "first" }, "the recorded result");
-    assert.equal(
-      await Deno.readTextFile(effects),
-      "charged by first\n",
-      "the effect happened once",
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+      const output = await child("resume", db, effects, using).output();
+      assert.equal(output.code, 0);
+      const result = JSON.parse(new TextDecoder().decode(output.stdout));
+      assert.deepEqual(result, { charged: "first" }, "the recorded result");
+      assert.equal(
+        await Deno.readTextFile(effects),
+        "charged by first\n",
+        "the effect happened once",
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
