@@ -236,6 +236,21 @@ for (const [where, open] of SETUPS) {
       },
     );
 
+    await t.step("a result of 1 MiB is recorded and served", async () => {
+      const setup = await open();
+      const big = "x".repeat(1024 * 1024);
+      const results: string[] = [];
+      await handleOnce(setup, async (_event, ctx, attempt) => {
+        results.push(await ctx.step("big", () => big));
+        if (attempt === 1) throw new Error("flaky");
+      });
+      assert.deepEqual(results.map((r) => r.length), [big.length, big.length]);
+      assert.equal(results[1], big);
+      const [step] = await all(setup.store, ["step.completed"]);
+      assert.equal((step.payload as { result: string }).result.length, big.length);
+      await setup.close();
+    });
+
     await t.step("an emit may not carry meta.step, which marks step records", async () => {
       const setup = await open();
       const errors: Error[] = [];
