@@ -16,6 +16,11 @@
  * - get-latest: `SqliteSaver.getTuple` of the thread against
  *   `runtime.stateAt(agent)` (the state at the head of the log).
  *
+ * - the floor of both on Deno KV: a raw atomic commit of four sets of the same
+ *   sizes (event, checkpoint, index entry, latest entry) on its own KV file, and
+ *   one raw `kv.get`, so that one run shows how much of the gap is Deno KV's
+ *   against SQLite through libsql rather than Toka's.
+ *
  * Rounds alternate, medians compared; a ratio above 1 means Toka is faster
  * (target: at least 1 for both).
  */
@@ -89,7 +94,25 @@ try {
     if (await runtime.stateAt("agent") === undefined) throw new Error("No state");
   };
 
-  const figures = { put: [[], []] as number[][], get: [[], []] as number[][] };
+  // Raw Deno KV, the floor under Toka: the same four writes and one read, no log.
+  const raw = await Deno.openKv(`${dir}/raw.kv`);
+  let rawChanges = 0;
+  const rawPut = async () => {
+    const n = ++rawChanges;
+    const value = JSON.stringify(state(n));
+    const result = await raw.atomic()
+      .set(["events", n], { kind: "agent.state", payload: value, meta: {}, digest: "x".repeat(71) })
+      .set(["checkpoints", "agent"], { position: n, failures: 0, updatedAt: Date.now() })
+      .set(["state", "agent", n], { p: n, s: value })
+      .set(["state", "agent", "latest"], { p: n, s: value, a: n })
+      .commit();
+    if (!result.ok) throw new Error("Raw commit failed");
+  };
+  const rawGet = async () => {
+    if ((await raw.get(["state", "agent", "latest"])).value === null) throw new Error("No state");
+  };
+
+  const figures = { put: [[], [], []] as number[][], get: [[], [], []] as number[][] };
   for (let round = 0; round < rounds; round++) {
     const sides = [
       async () => {
@@ -100,19 +123,26 @@ try {
         figures.put[1].push(await timed(PUTS, tokaPut));
         figures.get[1].push(await timed(GETS, tokaGet));
       },
+      async () => {
+        figures.put[2].push(await timed(PUTS, rawPut));
+        figures.get[2].push(await timed(GETS, rawGet));
+      },
     ];
     if (round % 2 === 1) sides.reverse();
     for (const side of sides) await side();
   }
   for (const what of ["put", "get"] as const) {
-    const [theirs, ours] = figures[what].map(median);
+    const [theirs, ours, floor] = figures[what].map(median);
     console.log(
       `${what === "put" ? "checkpoint-with-state put" : "get latest state"}: Toka ${
         fmt(ours)
       }/s vs LangGraph SqliteSaver ${fmt(theirs)}/s = ${(ours / theirs).toFixed(2)}x ` +
-        `(target ≥ 1.00x; ${rounds} rounds, medians)`,
+        `(target ≥ 1.00x; ${rounds} rounds, medians); raw Deno KV ${fmt(floor)}/s = ${
+          (floor / theirs).toFixed(2)
+        }x SqliteSaver, Toka = ${(ours / floor).toFixed(2)}x raw Deno KV`,
     );
   }
+  raw.close();
   await store.close();
   kv.close();
 } finally {
