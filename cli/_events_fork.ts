@@ -1,6 +1,6 @@
 // `toka events fork` and `toka events diff`: branch a vault at a position,
 // and compare two vaults (a fork's re-run against its source, say).
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import type { EventStore, LogHead } from "../runtime/log/event_store.ts";
 import { formatPosition } from "../internal/ids.ts";
 import { KvEventStore } from "../vault/kv_store.ts";
@@ -11,6 +11,8 @@ import { type CommandContext, withStore } from "./_context.ts";
 import { INTERRUPTED_EXIT } from "./_interrupt.ts";
 import { progress } from "./_progress.ts";
 import { writeFailure } from "./_events_import.ts";
+import { CONFIG_FILE } from "./_config_file.ts";
+import { trustFilePath } from "./_trust.ts";
 
 /** Options of {@linkcode forkEvents}. */
 export interface ForkOptions {
@@ -38,12 +40,19 @@ const NOT_COPIED = "not copied: the secret pool (tokens of the source are not va
  * @throws {RangeError} When the position is 0 or beyond the head.
  */
 export function forkEvents(ctx: CommandContext, options: ForkOptions): Promise<number> {
+  const trust = trustFilePath(ctx.io.env);
   const own = [
     ...vaultFiles(ctx.dbLocation).slice(0, 4),
     ...(ctx.settings.configPath === undefined ? [] : [ctx.settings.configPath]),
+    ...(trust === undefined ? [] : [trust]),
   ].map((path) => resolve(path));
   const local = !/^[a-z][a-z0-9+.-]*:/i.test(options.into);
-  if (options.into === ctx.dbLocation || (local && own.includes(resolve(options.into)))) {
+  // A toka.json not made yet counts too: toka in that folder would read the fork as its config.
+  if (
+    options.into === ctx.dbLocation ||
+    (local &&
+      (own.includes(resolve(options.into)) || basename(options.into) === CONFIG_FILE))
+  ) {
     throw new TypeError(
       `Cannot fork into "${options.into}": it is ${
         own[0] === resolve(options.into) || options.into === ctx.dbLocation

@@ -177,6 +177,25 @@ Deno.test("toka events fork and diff", async (t) => {
       );
       assert.deepEqual(await dump(src), before);
     });
+
+    await t.step("a toka.json or the trust file not made yet is refused too", async () => {
+      // A fork written there would be an SQLite file that every later toka command in that
+      // folder reads as its config, or that toka trust reads as its record.
+      const sub = `${dir}/sub`;
+      await Deno.mkdir(sub);
+      const trust = `${sub}/trusted.json`;
+      for (const into of [`${sub}/toka.json`, trust, `${dir}/sub/../sub/trusted.json`]) {
+        const io = recordingIo({ env: { TOKA_TRUST_FILE: trust } });
+        const args = ["--db", src, "events", "fork", "--at", "1", "--into", into];
+        assert.equal(await main(args, io), 1, into);
+        assert.deepEqual(io.outLines(), []);
+        assert.deepEqual(io.errLines(), [
+          `error: Cannot fork into "${into}": it is one of Toka's own files`,
+        ]);
+        assert.deepEqual(await files(sub), [], into);
+      }
+      assert.deepEqual(await dump(src), before);
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
