@@ -206,6 +206,15 @@ export function createModelChatTool(
         `No API key for the model: set the environment variable ${JSON.stringify(keyEnv)}`,
       );
     }
+    // The client would fail building the header (its error called the reply bad, and
+    // fetch's own quotes the value), so a key pasted with a line break is named here.
+    if (!/^[\x20-\x7e\t]*$/.test(key.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, ""))) {
+      throw new TokaError(
+        "model_bad_key",
+        `The API key in ${JSON.stringify(keyEnv)} is not a valid header value: ` +
+          "expected printable ASCII",
+      );
+    }
     return key;
   };
   const clientFor = (api: typeof import("openai"), key: string): OpenAI => {

@@ -192,6 +192,28 @@ Deno.test("model.chat", async (t) => {
     assert.ok(!JSON.stringify(events).includes("0123456789abcdef"));
   });
 
+  await t.step("a key that is no valid header value is not quoted in the error", async () => {
+    // fetch's own error quotes the header value it refused ("Invalid header value: ...").
+    for (const key of [`${KEY}\nwrapped`, `${KEY}\u0000`, `${KEY}\u043a\u043b`]) {
+      const { tools, events } = setup(server, { env: () => key });
+      const before = server.count;
+      const message = await failure(tools.call("model.chat", hello));
+      assert.ok(!message.includes("0123456789abcdef"), message);
+      assert.ok(!JSON.stringify(events).includes("0123456789abcdef"), JSON.stringify(events));
+      assert.equal(
+        message,
+        'Tool "model.chat" failed: The API key in "OPENAI_API_KEY" is not a valid header value: ' +
+          "expected printable ASCII",
+      );
+      assert.equal(server.count, before);
+    }
+    // Whitespace around it, as a line read from a file has, is no line break in it.
+    server.queue.push({ completion: textCompletion("Hi") });
+    const { tools } = setup(server, { env: () => ` ${KEY}\r\n` });
+    const output = await tools.call("model.chat", hello) as { message: { content: string } };
+    assert.equal(output.message.content, "Hi");
+  });
+
   await t.step("a non-JSON reply is one line", async () => {
     const { tools } = setup(server);
     server.queue.push({
