@@ -1,8 +1,44 @@
 // What model.chat makes of an endpoint's answer: the reply it returns, and one-line errors that
 // never hold the API key, whatever the server echoed.
-import type { APIError } from "openai";
 import { TokaError } from "../runtime/errors.ts";
 import { redactTokens } from "../internal/redact.ts";
+
+// The part of the openai package model.chat uses, typed here: the package's own types name optional
+// Node packages (undici, node-fetch) that documenting the toolkit would try, and fail, to resolve.
+/** An error of the openai client: `status` and `headers` when the endpoint answered. */
+export interface APIError extends Error {
+  /** The HTTP status, or undefined when no answer came (connection error, timeout). */
+  status?: number;
+  /** The answer's headers. */
+  headers?: Headers;
+  /** The answer's parsed `error` field. */
+  error?: unknown;
+}
+
+/** The openai package, as model.chat loads it. */
+export interface OpenAiSdk {
+  /** The client. */
+  OpenAI: new (options: Record<string, unknown>) => OpenAiClient;
+  /** The client's error for an answer or a connection failure. */
+  APIError: abstract new (...args: never[]) => APIError;
+  /** A request that took longer than its timeout. */
+  APIConnectionTimeoutError: abstract new (...args: never[]) => Error;
+  /** A request aborted by its signal. */
+  APIUserAbortError: abstract new (...args: never[]) => Error;
+}
+
+/** The client's one method model.chat calls. */
+export interface OpenAiClient {
+  /** The Chat Completions resource. */
+  chat: {
+    completions: {
+      create(
+        body: Record<string, unknown>,
+        options: { signal: AbortSignal; timeout: number; maxRetries: number },
+      ): Promise<unknown>;
+    };
+  };
+}
 
 /** A function call the model asks for, as the Chat Completions API shapes it. */
 export interface ModelToolCall {

@@ -6,7 +6,6 @@
  * @module
  */
 
-import type OpenAI from "openai";
 import { TokaError } from "../runtime/errors.ts";
 import { getEnv, isNotCapable } from "../internal/platform.ts";
 import { intOption } from "../internal/int_option.ts";
@@ -16,6 +15,8 @@ import { MODEL_CHAT_INPUT, MODEL_CHAT_OUTPUT } from "./_model_chat_schema.ts";
 import {
   badReply,
   type ModelChatOutput,
+  type OpenAiClient,
+  type OpenAiSdk,
   retryAfterMs,
   serverDetail,
   toOutput,
@@ -102,8 +103,8 @@ export interface ModelChatInput {
 const DEFAULT_BASE_URL = "https://api.openai.com/v1";
 
 // The client loads on the first call (about 100 ms): importing the toolkit stays as fast as before.
-let sdk: Promise<typeof import("openai")> | undefined;
-const loadSdk = () => sdk ??= import("openai");
+let sdk: Promise<OpenAiSdk> | undefined;
+const loadSdk = () => sdk ??= import("openai") as unknown as Promise<OpenAiSdk>;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MAX_BACKOFF_MS = 8000;
 
@@ -187,7 +188,7 @@ export function createModelChatTool(
   const sleep = options.sleep ?? defaultSleep;
   const clock = options.clock ?? Date.now;
   // One client per key value: the key may change between calls (a rotated secret).
-  let client: { key: string; openai: OpenAI } | undefined;
+  let client: { key: string; openai: OpenAiClient } | undefined;
 
   const readKey = (): string => {
     let key: string | undefined;
@@ -217,7 +218,7 @@ export function createModelChatTool(
     }
     return key;
   };
-  const clientFor = (api: typeof import("openai"), key: string): OpenAI => {
+  const clientFor = (api: OpenAiSdk, key: string): OpenAiClient => {
     if (client?.key !== key) {
       client = {
         key,
@@ -239,7 +240,7 @@ export function createModelChatTool(
   };
 
   const attempt = async (
-    api: typeof import("openai"),
+    api: OpenAiSdk,
     input: ModelChatInput,
     key: string,
     signal: AbortSignal,
@@ -248,13 +249,13 @@ export function createModelChatTool(
     try {
       reply = await clientFor(api, key).chat.completions.create({
         model,
-        messages: input.messages as never,
-        ...(input.tools !== undefined && { tools: input.tools as never }),
+        messages: input.messages,
+        ...(input.tools !== undefined && { tools: input.tools }),
         ...(input.toolChoice !== undefined && { tool_choice: input.toolChoice }),
         ...(input.temperature !== undefined && { temperature: input.temperature }),
         ...(input.maxTokens !== undefined && { max_tokens: input.maxTokens }),
         ...(input.responseFormat !== undefined &&
-          { response_format: input.responseFormat as never }),
+          { response_format: input.responseFormat }),
       }, { signal, timeout: timeoutMs, maxRetries: 0 });
     } catch (error) {
       if (error instanceof api.APIUserAbortError || signal.aborted) throw signal.reason ?? error;
