@@ -383,6 +383,7 @@ export {
   type ToolAnnotations,
   type ToolCallOptions,
   type ToolInfo,
+  type ToolInvocation,
   ToolNotFoundError,
   type ToolOutcome,
   type VerifyOptions,

@@ -111,6 +111,7 @@ export {
   type ToolAnnotations,
   type ToolCallOptions,
   type ToolInfo,
+  type ToolInvocation,
   ToolNotFoundError,
   type ToolOutcome,
   type ToolRegistry,

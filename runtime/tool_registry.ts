@@ -70,6 +70,26 @@ export interface ToolOutcome {
   };
 }
 
+/**
+ * A read-only call's `tool.invoked` as a registry hands it to
+ * {@linkcode ToolCallOptions.recordOutcome}, to be recorded with the outcome.
+ */
+export interface ToolInvocation {
+  /** `"tool.invoked"`. */
+  kind: "tool.invoked";
+  /** What was called. */
+  payload: {
+    /** The tool name. */
+    tool: string;
+    /** A unique id shared by the events of one call. */
+    callId: string;
+    /** `"sha256:<hex>"` of the canonical JSON input, when serialisable. */
+    inputDigest?: string;
+    /** The input itself, for a tool defined with `recordInput: true`. */
+    input?: unknown;
+  };
+}
+
 /** Options of {@linkcode ToolRegistry.call}. */
 export interface ToolCallOptions {
   /** The caller's capability token; checked when the registry has an authority. */
@@ -84,9 +104,12 @@ export interface ToolCallOptions {
   /**
    * Records the call's outcome in place of the registry's own recorder, with
    * the output in `tool.completed`: agents pass it to journal their calls
-   * under their lease. The call fails when it throws.
+   * under their lease. The call fails when it throws. For a tool annotated
+   * `readOnlyHint: true` the registry may leave its `tool.invoked` unrecorded
+   * until the call has run and pass it as `invoked`: record it before the
+   * outcome, in the same append (a read-only call then costs one append).
    */
-  recordOutcome?: (outcome: ToolOutcome) => Promise<unknown>;
+  recordOutcome?: (outcome: ToolOutcome, invoked?: ToolInvocation) => Promise<unknown>;
 }
 
 /** The surface of a tool registry, as the runtime and agents see it. */

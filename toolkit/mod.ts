@@ -91,6 +91,7 @@ export {
   type ToolAnnotations,
   type ToolCallOptions,
   type ToolInfo,
+  type ToolInvocation,
   ToolNotFoundError,
   type ToolOutcome,
   type ToolRegistry as ToolRegistryContract,

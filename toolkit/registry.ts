@@ -17,6 +17,7 @@ import {
 import {
   type ToolCallOptions,
   type ToolInfo,
+  type ToolInvocation,
   ToolNotFoundError,
   type ToolOutcome,
   type ToolRegistry as ToolRegistryContract,
@@ -356,11 +357,11 @@ export class ToolRegistry implements ToolRegistryContract {
       },
     };
     // A tool with effects has its invocation stored before it runs; a read-only
-    // one's is stored with its outcome, in one batch when the recorder takes one
-    // (and the caller records the outcome not itself).
+    // one's is stored with its outcome, in one batch: the recorder's, or the
+    // caller's journal's (which records both under its agent's lease).
     const journal = options.recordOutcome;
-    const deferred = entry.info.annotations?.readOnlyHint === true &&
-      this.#recordBatch !== undefined && journal === undefined;
+    const readOnly = entry.info.annotations?.readOnlyHint === true;
+    const deferred = readOnly && (journal !== undefined || this.#recordBatch !== undefined);
     if (!deferred) await this.#record(invoked, cause);
     let output: unknown;
     let outcome: ToolEvent;
@@ -393,7 +394,7 @@ export class ToolRegistry implements ToolRegistryContract {
       };
     }
     if (journal !== undefined) {
-      await journal(outcome as ToolOutcome);
+      await journal(outcome as ToolOutcome, deferred ? invoked as ToolInvocation : undefined);
     } else if (deferred) await this.#recordBatch!([invoked, outcome], cause);
     else await this.#record(outcome, cause);
     if (failure !== undefined) throw failure.error;

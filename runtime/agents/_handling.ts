@@ -6,7 +6,7 @@ import type { Logger } from "@logtape/logtape";
 import type { EventRecord, EventStore } from "../log/event_store.ts";
 import type { EventBus } from "../bus/event_bus.ts";
 import type { EmitInput } from "../bus/subscription.ts";
-import type { ToolOutcome, ToolRegistry } from "../tool_registry.ts";
+import type { ToolInvocation, ToolOutcome, ToolRegistry } from "../tool_registry.ts";
 import type { LeaseHolder } from "./_lease_holder.ts";
 import { InFlight } from "./_in_flight.ts";
 import { EmitJournal, STEP_META } from "./_emit_journal.ts";
@@ -108,7 +108,9 @@ export class HandlingCalls {
   ): Promise<unknown> {
     const { tools, tokens, logger } = this.#deps;
     const cause = this.current?.event;
-    let recordOutcome: ((outcome: ToolOutcome) => Promise<unknown>) | undefined;
+    let recordOutcome:
+      | ((outcome: ToolOutcome, invoked?: ToolInvocation) => Promise<unknown>)
+      | undefined;
     let recorded = false;
     if (step !== undefined) {
       const digest = inputDigest(input);
@@ -118,9 +120,9 @@ export class HandlingCalls {
           payload.inputDigest === digest;
       });
       if (prior !== undefined) return (prior.payload as ToolPayload).output;
-      recordOutcome = (outcome) => {
+      recordOutcome = (outcome, invoked) => {
         recorded = true;
-        return this.#recordOutcome(step, outcome);
+        return this.#recordOutcome(step, outcome, invoked);
       };
     }
     await this.#fence();
@@ -262,9 +264,15 @@ export class HandlingCalls {
     throw new NonDeterminismError(step.event.id, step.index, describeRecord(record), asked);
   }
 
-  // Records a journaled call's outcome; an output that cannot be recorded
-  // fails the call as a step's result would, and is recorded as tool.failed.
-  async #recordOutcome(step: StepAt, outcome: ToolOutcome): Promise<void> {
+  // Records a journaled call's outcome, after its tool.invoked when the
+  // registry left that to the journal (a read-only tool: one append); an output
+  // that cannot be recorded fails the call as a step's result would, and is
+  // recorded as tool.failed.
+  async #recordOutcome(
+    step: StepAt,
+    outcome: ToolOutcome,
+    invoked?: ToolInvocation,
+  ): Promise<void> {
     if (outcome.kind === "tool.completed") {
       const { tool, callId, inputDigest, durationMs } = outcome.payload;
       try {
@@ -283,25 +291,28 @@ export class HandlingCalls {
             durationMs,
             error: { code: (error as Error).name, message },
           },
-        });
+        }, invoked);
         throw error instanceof RangeError ? new RangeError(message) : error;
       }
     }
-    await this.#recordStep(step, outcome);
+    await this.#recordStep(step, outcome, invoked);
   }
 
   // Appends a step's record under the lease's guard (a tool's outcome where
-  // the registry records its other events); a completion goes into the
-  // journal, so a later attempt in this process is served it too.
-  async #recordStep(step: StepAt, input: { kind: string; payload: unknown }): Promise<void> {
-    const record = await this.#fencedEmit(
-      {
-        ...input,
-        stream: input.kind.startsWith("tool.") ? TOOL_STREAM : this.#actor,
-        meta: { actor: this.#actor, [STEP_META]: String(step.index) },
-      },
-      step.event,
-    );
+  // the registry records its other events, or with its tool.invoked in one
+  // append); a completion goes into the journal, so a later attempt in this
+  // process is served it too.
+  async #recordStep(
+    step: StepAt,
+    input: { kind: string; payload: unknown },
+    invoked?: ToolInvocation,
+  ): Promise<void> {
+    const stream = input.kind.startsWith("tool.") ? TOOL_STREAM : this.#actor;
+    const meta = { actor: this.#actor, [STEP_META]: String(step.index) };
+    const inputs = [{ ...input, stream, meta }];
+    if (invoked !== undefined) inputs.unshift({ ...invoked, stream, meta });
+    const records = await this.#fencedEmit(inputs, step.event);
+    const record = records[records.length - 1];
     if (record.kind.endsWith(".completed")) {
       this.#journal.recordStep(step.event.id, step.index, record);
     }
@@ -333,11 +344,29 @@ export class HandlingCalls {
   // Emits under the lease's guard, so the vault appends nothing once the lease
   // changed, however long a pause fell after #fence(). A guard that failed
   // because this holder renewed the lease meanwhile is replaced and retried.
-  async #fencedEmit(input: EmitInput, cause?: EventRecord): Promise<EventRecord> {
+  // Several inputs (to one stream) are one append, guarded as a whole.
+  #fencedEmit(input: EmitInput, cause?: EventRecord): Promise<EventRecord>;
+  #fencedEmit(inputs: EmitInput[], cause?: EventRecord): Promise<EventRecord[]>;
+  async #fencedEmit(
+    inputs: EmitInput | EmitInput[],
+    cause?: EventRecord,
+  ): Promise<EventRecord | EventRecord[]> {
+    const bus = this.#deps.bus;
     for (let attempt = 1;; attempt++) {
       const guard = this.#deps.lease?.guard();
       try {
-        return await this.#deps.bus.emit(guard === undefined ? input : { ...input, guard }, cause);
+        if (!Array.isArray(inputs)) {
+          return await bus.emit(guard === undefined ? inputs : { ...inputs, guard }, cause);
+        }
+        if (inputs.length === 1) {
+          const [input] = inputs;
+          return [await bus.emit(guard === undefined ? input : { ...input, guard }, cause)];
+        }
+        const [first, ...rest] = inputs;
+        return await bus.emitBatch(
+          [guard === undefined ? first : { ...first, guard }, ...rest],
+          cause,
+        );
       } catch (error) {
         if (!(error instanceof GuardFailedError) || guard === undefined) throw error;
         if (attempt >= 3 || !(await this.#deps.confirmLease())) {

@@ -220,3 +220,70 @@ Deno.test("a registry that ignores recordOutcome is journaled by the agent", asy
   assert.deepEqual(completed.parents, [task.id]);
   await store.close();
 });
+
+// A store that counts the appends made to each stream.
+class CountingStore extends MemoryEventStore {
+  appends = new Map<string, number>();
+  override append(...args: Parameters<MemoryEventStore["append"]>) {
+    this.appends.set(args[0], (this.appends.get(args[0]) ?? 0) + 1);
+    return super.append(...args);
+  }
+}
+
+Deno.test("appends per journaled tool call", async (t) => {
+  // Calls the tool three times while handling; `seen` gets the number of
+  // appends to "toolkit" each time the tool runs.
+  async function calls(
+    annotations: Tool["annotations"],
+  ): Promise<{ appends: number; seen: number[]; store: CountingStore }> {
+    const store = new CountingStore();
+    const seen: number[] = [];
+    const tool = defineTool({
+      name: "pay",
+      description: "Notes how many appends came before it",
+      version: "1.0.0",
+      inputSchema: { type: "object" },
+      annotations,
+      execute: () => seen.push(store.appends.get("toolkit") ?? 0),
+    });
+    const registry = new ToolRegistry({
+      tools: [tool],
+      record: (event, cause) => runtime.bus.emit({ ...event, stream: "toolkit" }, cause),
+      recordBatch: (events, cause) =>
+        runtime.bus.emitBatch(events.map((event) => ({ ...event, stream: "toolkit" })), cause),
+    });
+    const runtime: Runtime = await Runtime.create({ vault: store, tools: registry });
+    await run({ runtime, store, close: () => store.close() }, async (ctx) => {
+      for (let i = 0; i < 3; i++) await ctx.tools.call("pay", { i });
+    });
+    return { appends: store.appends.get("toolkit") ?? 0, seen, store };
+  }
+
+  await t.step("a read-only tool's call is one append, after it ran", async () => {
+    const { appends, seen, store } = await calls({ readOnlyHint: true });
+    assert.equal(appends, 3, "one append per call");
+    assert.deepEqual(seen, [0, 1, 2], "nothing recorded before the tool runs");
+    const events = await all(store, ["tool.*"]);
+    assert.deepEqual(events.map((e) => `${e.kind}@${e.meta.step}`), [
+      "tool.invoked@0",
+      "tool.completed@0",
+      "tool.invoked@1",
+      "tool.completed@1",
+      "tool.invoked@2",
+      "tool.completed@2",
+    ]);
+    assert.ok(events.every((e) => e.meta.actor === "agent/worker"));
+    assert.equal(
+      (events[0].payload as { callId: string }).callId,
+      (events[1].payload as { callId: string }).callId,
+    );
+    await store.close();
+  });
+
+  await t.step("a tool with effects records tool.invoked before it runs", async () => {
+    const { appends, seen, store } = await calls(undefined);
+    assert.equal(appends, 6, "two appends per call");
+    assert.deepEqual(seen, [1, 3, 5], "tool.invoked stored before each run");
+    await store.close();
+  });
+});
