@@ -1,14 +1,15 @@
 // A process for the kill-anywhere test: emits the tasks not yet in the vault,
-// then handles them with an agent that makes two steps, one journaled tool
-// call, a state change and an emit per task. Each step's fn and the tool
-// append `<what> <n> <generation>` to the effects file when they run. Prints
+// then handles them with an agent that makes two steps, two journaled tool
+// calls (one of them model.chat, on the parent's fake server at `baseUrl`), a
+// state change and an emit per task. Each step's fn and the charge tool append
+// `<what> <n> <generation>` to the effects file when they run. Prints
 // "handling" at its first task and "done" once its agent passed the head of
 // the log, then exits; the parent SIGKILLs it at random moments before that.
 import { defineAgent } from "../../../runtime/mod.ts";
 import { defineTool } from "../../../toolkit/mod.ts";
 import { createRuntime } from "../../../mod.ts";
 
-const [db, effects, generation, count] = Deno.args;
+const [db, effects, generation, count, baseUrl] = Deno.args;
 const TASKS = Number(count);
 
 /** Records that `what` ran for task `n`, slowly enough that kills land inside. */
@@ -28,6 +29,7 @@ const runtime = await createRuntime({
   // A killed process keeps its agent's lease until it runs out: a short one
   // lets the next process take over soon.
   agentLeaseSecs: 0.2,
+  model: { baseUrl, model: "fake-model" },
   extraTools: [defineTool({
     name: "charge",
     description: "Charges task n",
@@ -45,7 +47,7 @@ let handling = false;
 runtime.register(defineAgent({
   name: "worker",
   subscribe: ["task.created"],
-  permissions: ["tool:charge:invoke"],
+  permissions: ["tool:charge:invoke", "tool:model.chat:invoke"],
   async handle(event, ctx) {
     const { n } = event.payload as { n: number };
     if (!handling) console.log("handling");
@@ -59,9 +61,12 @@ runtime.register(defineAgent({
       return a + 1;
     });
     const charged = await ctx.tools.call("charge", { n });
+    const { message } = await ctx.tools.call("model.chat", {
+      messages: [{ role: "user", content: `task ${n}` }],
+    }) as { message: { content: string } };
     const tally = ctx.state.get<Tally>() ?? { count: 0, sum: 0, seen: [] };
     ctx.state.set({ count: tally.count + 1, sum: tally.sum + b, seen: [...tally.seen, n] });
-    await ctx.emit({ kind: "task.done", payload: { n, a, b, charged } });
+    await ctx.emit({ kind: "task.done", payload: { n, a, b, charged, answer: message.content } });
   },
 }));
 await runtime.start();

@@ -1,6 +1,6 @@
 // Kill anywhere: an agent's process is SIGKILLed at random moments while it
-// handles tasks (two steps, a journaled tool call, a state change and an emit
-// each) and started again, until it finishes. What the log records happened
+// handles tasks (two steps, a journaled tool call, a model.chat call, a state
+// change and an emit each) and started again, until it finishes. What the log records happened
 // exactly once; a side effect outside the log ran again only when a kill fell
 // between its fn running and its record committing. A failure names the seed:
 // TOKA_CHAOS_SEED=<seed> runs the same kill delays again.
@@ -10,11 +10,12 @@ import { KvCheckpointStore } from "../../../runtime/mod.ts";
 import { openVault } from "../../../vault/mod.ts";
 import { all } from "../_helpers.ts";
 import type { Tally } from "./_chaos_child.ts";
+import { FakeModelServer, textCompletion } from "../../toolkit/fake_model_server.ts";
 
 const CHILD = new URL("./_chaos_child.ts", import.meta.url).pathname;
 const TASKS = 30;
-const KILLS = 20;
-const EFFECTS = ["first", "second", "tool"];
+const KILLS = 15;
+const EFFECTS = ["first", "second", "tool", "model"];
 
 /** A small seeded PRNG (mulberry32): the same seed, the same delays. */
 function random(seed: number): () => number {
@@ -37,14 +38,35 @@ Deno.test("an agent killed anywhere records each step, call, state change and em
   const dir = await Deno.makeTempDir();
   const db = join(dir, "toka.kv");
   const effects = join(dir, "effects.txt");
+  // The model requests, by the process that was running when each came.
+  await using server = new FakeModelServer();
+  const asked: string[] = [];
+  let running = 0;
+  server.responder = (request) => {
+    const [message] = request.body.messages as { content: string }[];
+    const n = message.content.split(" ")[1];
+    asked.push(`model ${n} ${running}`);
+    return { completion: textCompletion(`answer ${n}`) };
+  };
   // Generations killed, and the one that finished.
   const killed = new Set<number>();
   let finished: number | undefined;
   try {
     await t.step("kill the process at random moments, then let it finish", async () => {
       for (let generation = 1; finished === undefined; generation++) {
+        running = generation;
         const child = new Deno.Command(Deno.execPath(), {
-          args: ["run", "-A", CHILD, db, effects, String(generation), String(TASKS)],
+          args: [
+            "run",
+            "-A",
+            CHILD,
+            db,
+            effects,
+            String(generation),
+            String(TASKS),
+            server.baseUrl,
+          ],
+          env: { OPENAI_API_KEY: "sk-chaos" },
           stdout: "piped",
           stderr: "inherit",
         }).spawn();
@@ -94,7 +116,7 @@ Deno.test("an agent killed anywhere records each step, call, state change and em
       );
 
       await t.step("each step and tool call is recorded once", async () => {
-        // Keys "<task> <index>": steps 0 and 1, the tool call 2.
+        // Keys "<task> <index>": steps 0 and 1, the tool calls 2 and 3.
         const count = (records: typeof tasks) => {
           const seen = new Map<string, number>();
           for (const record of records) {
@@ -108,7 +130,11 @@ Deno.test("an agent killed anywhere records each step, call, state change and em
         const keys = (index: number[]) =>
           new Map(tasks.flatMap((_, i) => index.map((s) => [`${i + 1} ${s}`, 1])));
         assert.deepEqual(count(await all(store, ["step.completed"])), keys([0, 1]), why("steps"));
-        assert.deepEqual(count(await all(store, ["tool.completed"])), keys([2]), why("tool calls"));
+        assert.deepEqual(
+          count(await all(store, ["tool.completed"])),
+          keys([2, 3]),
+          why("tool calls"),
+        );
         assert.deepEqual(await all(store, ["step.failed", "tool.failed"]), [], why("failures"));
         assert.deepEqual(await all(store, ["agent.failed"]), [], why("gave up"));
       });
@@ -121,7 +147,13 @@ Deno.test("an agent killed anywhere records each step, call, state change and em
           ),
           tasks.map((_, i) => {
             const n = i + 1;
-            return { n, a: 2 * n, b: 2 * n + 1, charged: { charged: n } };
+            return {
+              n,
+              a: 2 * n,
+              b: 2 * n + 1,
+              charged: { charged: n },
+              answer: `answer ${n}`,
+            };
           }),
           why("one task.done per task"),
         );
@@ -158,7 +190,8 @@ Deno.test("an agent killed anywhere records each step, call, state change and em
 
       await t.step("a side effect ran again only after a kill inside its window", async () => {
         const runs = new Map<string, number[]>();
-        for (const line of (await Deno.readTextFile(effects)).trim().split("\n")) {
+        const lines = (await Deno.readTextFile(effects)).trim().split("\n");
+        for (const line of [...lines, ...asked]) {
           const [what, n, generation] = line.split(" ");
           const key = `${what} ${n}`;
           runs.set(key, [...(runs.get(key) ?? []), Number(generation)]);
