@@ -12,6 +12,9 @@
  *   (target ≤ 2).
  * - replay: full `read()` of N events vs raw `kv.list` over one value per key
  *   (target ≥ 3 on Deno).
+ * - newest: `read({ direction: "backward", limit: 51 })` of the same N
+ *   events (`toka ui`'s events page), vs one raw `kv.get`, as the time of one
+ *   read over one get.
  */
 import { KvEventStore } from "../vault/mod.ts";
 import { benchOptions } from "./_args.ts";
@@ -20,6 +23,7 @@ import { fmt, median } from "./_compare.ts";
 const PAYLOAD = "x".repeat(256);
 const STREAM_EVENTS = 20_000;
 const GETS = 2000;
+const NEWEST_READS = 200;
 const { replay: replayCount, rounds } = benchOptions(Deno.args);
 
 function rate(count: number, started: number): number {
@@ -114,6 +118,27 @@ try {
     `replay ${fmt(replayCount)} events: read() ${fmt(median(read))}/s vs raw kv.list ${
       fmt(median(raw))
     }/s = ${(median(read) / median(raw)).toFixed(2)}x (target ≥ 3.00x; ${rounds} rounds, medians)`,
+  );
+  const newest: number[] = [];
+  const gets: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    let started = performance.now();
+    for (let i = 0; i < NEWEST_READS; i++) await replayKv.get(["raw", i]);
+    gets.push(rate(NEWEST_READS, started));
+    started = performance.now();
+    for (let i = 0; i < NEWEST_READS; i++) {
+      let count = 0;
+      for await (const _ of store.read({ direction: "backward", limit: 51 })) count++;
+      if (count !== Math.min(51, replayCount)) throw new Error(`Read ${count} events`);
+    }
+    newest.push(rate(NEWEST_READS, started));
+  }
+  console.log(
+    `newest 51 of ${fmt(replayCount)} events: ${fmt(median(newest))}/s (${
+      (1000 / median(newest)).toFixed(2)
+    } ms) vs raw kv.get ${fmt(median(gets))}/s = ${
+      (median(gets) / median(newest)).toFixed(2)
+    }x the time of a get (${rounds} rounds, medians)`,
   );
   await store.close();
   replayKv.close();

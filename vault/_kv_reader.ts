@@ -3,7 +3,6 @@
 import type { EventRecord, LogHead, ReadOptions, StoreStats } from "../runtime/log/event_store.ts";
 import { compileKindFilter, type KindFilter } from "../runtime/log/kind_pattern.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
-import type { KvListIterator } from "../internal/platform.ts";
 import {
   assertStream,
   formatPosition,
@@ -15,6 +14,7 @@ import { isBackward, readLimit } from "../runtime/log/append_rules.ts";
 import { decodePage, type StoredEvent, toRecord } from "./_page.ts";
 import { payloadOf } from "./_kv_blobs.ts";
 import { readStream } from "./_kv_stream_read.ts";
+import { PageList } from "./_kv_pages.ts";
 import {
   corrupt,
   type IdEntry,
@@ -79,7 +79,7 @@ class PageScan implements AsyncIterableIterator<EventRecord> {
   #backward: boolean;
   #matches: KindFilter;
   #limit: number;
-  #pages: KvListIterator<Uint8Array> | undefined;
+  #pages: PageList | undefined;
   #records: EventRecord[] = [];
   #next = 0;
   #done = false;
@@ -118,7 +118,7 @@ class PageScan implements AsyncIterableIterator<EventRecord> {
     try {
       this.#pages ??= await this.#open();
       while (!this.#done) {
-        const page = await retryLocked(() => this.#pages!.next());
+        const page = await this.#pages.next();
         if (page.done) break;
         this.#records = await this.#recordsOf(page.value.key[2] as number, page.value.value);
         this.#next = 0;
@@ -132,23 +132,27 @@ class PageScan implements AsyncIterableIterator<EventRecord> {
     return { done: true, value: undefined };
   }
 
-  async #open(): Promise<KvListIterator<Uint8Array>> {
+  async #open(): Promise<PageList> {
     const s = this.#s;
     const from = this.#from;
+    const limited = this.#limit !== Infinity;
     if (this.#backward) {
-      return s.kv.list<Uint8Array>({
-        prefix: PAGE,
-        end: [...PAGE, from === Infinity ? Number.MAX_SAFE_INTEGER : from + 1],
-      }, { reverse: true, batchSize: PAGE_BATCH });
+      return new PageList(
+        s.kv,
+        {
+          prefix: PAGE,
+          end: [...PAGE, from === Infinity ? Number.MAX_SAFE_INTEGER : from + 1],
+        },
+        true,
+        limited,
+      );
     }
     let start = from;
     if (from > 1) {
       const page = await pageAt(s, from);
       if (page !== undefined) start = page.start;
     }
-    return s.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, start] }, {
-      batchSize: PAGE_BATCH,
-    });
+    return new PageList(s.kv, { prefix: PAGE, start: [...PAGE, start] }, false, limited);
   }
 
   async #recordsOf(pageStart: number, value: Uint8Array): Promise<EventRecord[]> {

@@ -9,13 +9,13 @@ import type { KindFilter } from "../runtime/log/kind_pattern.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
 import { decodePage, type StoredEvent, toRecord } from "./_page.ts";
 import { payloadOf } from "./_kv_blobs.ts";
+import { PageList } from "./_kv_pages.ts";
 import {
   corrupt,
   INDEX,
   type IndexEntry,
   type KvState,
   PAGE,
-  PAGE_BATCH,
   retryLockedIterable,
   WATERMARK,
 } from "./_kv_state.ts";
@@ -40,7 +40,7 @@ export async function* readStream(
   matches: KindFilter,
   limit: number,
 ): AsyncIterableIterator<EventRecord> {
-  const found = spots(s, stream, from, backward);
+  const found = spots(s, stream, from, backward, limit !== Infinity);
   let pages = new Map<number, StoredEvent[]>();
   for (let more = limit > 0; more;) {
     // The next events, up to the limit, until READ_AHEAD pages are to be read: one getMany.
@@ -116,6 +116,7 @@ async function* spots(
   stream: string,
   from: number | undefined,
   backward: boolean,
+  limited: boolean,
 ): AsyncIterableIterator<Spot> {
   // Taken at once: the writer changes these together, between awaits.
   const next = s.end.next;
@@ -128,7 +129,7 @@ async function* spots(
   const positions = known?.positions ?? [];
   const pages = known?.pages ?? [];
   if (backward) {
-    yield* listed(s, stream, listedFrom, from, true);
+    yield* listed(s, stream, listedFrom, from, true, limited);
     for (let i = positions.length - 1; i >= 0; i--) {
       if (inRange(positions[i])) yield [positions[i], pages[i]];
     }
@@ -138,26 +139,32 @@ async function* spots(
     for (let i = 0; i < positions.length; i++) {
       if (inRange(positions[i])) yield [positions[i], pages[i]];
     }
-    yield* listed(s, stream, listedFrom, from, false);
+    yield* listed(s, stream, listedFrom, from, false, limited);
   }
 }
 
-/** The stream's events in pages from `start` on, read from KV. */
+/** The stream's events in pages from `start` on, read from KV (in growing batches when `limited`). */
 async function* listed(
   s: KvState,
   stream: string,
   start: number,
   from: number | undefined,
   backward: boolean,
+  limited: boolean,
 ): AsyncIterableIterator<Spot> {
   if (backward && from !== undefined && from < start) return;
   const pages = backward
-    ? s.kv.list<Uint8Array>({
-      start: [...PAGE, start],
-      end: [...PAGE, from === undefined ? Number.MAX_SAFE_INTEGER : from + 1],
-    }, { reverse: true, batchSize: PAGE_BATCH })
-    : s.kv.list<Uint8Array>({ prefix: PAGE, start: [...PAGE, start] }, { batchSize: PAGE_BATCH });
-  for await (const page of retryLockedIterable(pages)) {
+    ? new PageList(
+      s.kv,
+      {
+        start: [...PAGE, start],
+        end: [...PAGE, from === undefined ? Number.MAX_SAFE_INTEGER : from + 1],
+      },
+      true,
+      limited,
+    )
+    : new PageList(s.kv, { prefix: PAGE, start: [...PAGE, start] }, false, limited);
+  for await (const page of pages) {
     const pageStart = page.key[2] as number;
     let events: StoredEvent[];
     try {
