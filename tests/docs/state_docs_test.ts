@@ -56,6 +56,9 @@ Deno.test("README: an agent's state, at any point", async (t) => {
         '0000000000000003  0000000000000006  {"coffee":1,"tea":2}',
       ]);
       assert.match(section(HEADING), /about 2× one raw KV `get`/);
+      // The comments show what the commands print: the first and last state, keys sorted.
+      const sh = example(HEADING, "sh");
+      assert.ok(sh.includes('{"tea":1} … {"coffee":1,"tea":2}'), sh);
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
