@@ -47,7 +47,11 @@ const RUNTIME_ROOMS: Record<string, string[]> = {
 const RUNTIME_SHARED = ["errors.ts", "tool_registry.ts", "token_authority.ts"];
 // The agents' state ports (checkpoint and lease stores, with their KV implementations, which need
 // only the log and internal/): the KV vault offers them beside its log (issue 18 #13).
-const VAULT_AGENT_STATE = ["agents/agent_state.ts", "agents/agent_state_fork.ts"];
+const VAULT_AGENT_STATE = [
+  "agents/agent_state.ts",
+  "agents/agent_state_fork.ts",
+  "agents/agent_state_verify.ts",
+];
 
 /** Why an import inside runtime/ (both paths under it) runs the wrong way, if it does. */
 function runtimeViolation(

@@ -1,7 +1,8 @@
 // Verification of the Deno KV log in one pass over the pages, in bounded
 // memory: the digest chain and parent links (ChainVerifier), damage reported
 // by position where no event can be read, then the stream index and its
-// watermark checked against what the pages hold.
+// watermark checked against what the pages hold, and the agents' state index against the
+// agent.state events.
 import type { VerifyOptions, VerifyReport } from "../runtime/log/event_store.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
 import { positionInId } from "../runtime/log/event_rules.ts";
@@ -9,6 +10,7 @@ import { decodePage, type StoredEvent, toRecord } from "./_page.ts";
 import { canonicalOf, ChainVerifier } from "../runtime/log/chain_verify.ts";
 import { payloadOf } from "./_kv_blobs.ts";
 import { get } from "./_kv_reader.ts";
+import { StateIndexCheck } from "../runtime/agents/agent_state_verify.ts";
 import {
   type IdEntry,
   IDS,
@@ -41,6 +43,7 @@ export async function verify(s: KvState, options: VerifyOptions): Promise<Verify
   );
   // What the index check needs of each position, about 9 bytes an event.
   const layout = new PositionTable();
+  const states = new StateIndexCheck(s.kv, (at, reason, id) => verifier.report(at, reason, id));
   let expected = 1;
   const pages = s.kv.list<Uint8Array>({ prefix: PAGE }, { batchSize: PAGE_BATCH });
   let unreadable: number | undefined;
@@ -86,7 +89,9 @@ export async function verify(s: KvState, options: VerifyOptions): Promise<Verify
         verifier.report(at, (error as Error).message, stored.i);
       }
       layout.event(at, stored.s, stored.v);
-      await verifier.check(toRecord(stored, at, payload), at, canonical);
+      const record = toRecord(stored, at, payload);
+      await verifier.check(record, at, canonical);
+      if (canonical !== undefined) await states.event(record);
       if (positionInId(stored.i) !== at) await checkIdEntry(s, verifier, stored.i, at);
     }
   }
@@ -94,6 +99,7 @@ export async function verify(s: KvState, options: VerifyOptions): Promise<Verify
     verifier.report(unreadable, `the page at position ${unreadable} is unreadable`);
   }
   await checkIndex(s, verifier, layout, expected);
+  await states.finish();
   return verifier.finish(expected);
 }
 

@@ -7,6 +7,7 @@ import type { Kv } from "../../internal/platform.ts";
 import type { AppendEffect, EventRecord, JsonValue } from "../log/event_store.ts";
 import type { Checkpoint, StateChange } from "./agent_state.ts";
 import { formatPosition } from "../../internal/ids.ts";
+import { TokaError } from "../errors.ts";
 
 /** `["runtime", "state", agent, after]` → {@linkcode StoredChange}. */
 export const STATE_PREFIX = ["runtime", "state"] as const;
@@ -65,10 +66,21 @@ export function stateWrites(
   };
 }
 
-function toChange(after: string, stored: StoredChange): StateChange {
-  const change: StateChange = { after, position: stored.p };
-  if (stored.s !== undefined) change.state = JSON.parse(decoder.decode(stored.s)) as JsonValue;
-  return change;
+function toChange(agent: string, after: string, stored: StoredChange): StateChange {
+  try {
+    if (typeof stored?.p !== "string" || !/^\d{16}$/.test(stored.p)) throw new TypeError("p");
+    const change: StateChange = { after, position: stored.p };
+    if (stored.s !== undefined) change.state = JSON.parse(decoder.decode(stored.s)) as JsonValue;
+    return change;
+  } catch {
+    // Edited or damaged beside the log: verify() says which entry.
+    throw new TokaError(
+      "state_unreadable",
+      `The state index entry of agent ${JSON.stringify(agent)} after ${
+        JSON.stringify(after.slice(0, 20))
+      } is unreadable: run toka events verify`,
+    );
+  }
 }
 
 /** The last change made while handling an event at or before `position` (any, without). */
@@ -80,12 +92,12 @@ export async function kvStateAt(
   const prefix = [...STATE_PREFIX, agent];
   if (position === undefined) {
     const latest = await kv.get<StoredChange>([...prefix, LATEST]);
-    if (latest.value?.a !== undefined) return toChange(latest.value.a, latest.value);
+    if (latest.value?.a !== undefined) return toChange(agent, latest.value.a, latest.value);
   }
   // Positions are 16 digits: they sort before the latest entry's key.
   const end = [...prefix, position === undefined ? LATEST : formatPosition(Number(position) + 1)];
   for await (const entry of kv.list<StoredChange>({ prefix, end }, { reverse: true, limit: 1 })) {
-    return toChange(String(entry.key[3]), entry.value);
+    return toChange(agent, String(entry.key[3]), entry.value);
   }
   return undefined;
 }
@@ -94,7 +106,7 @@ export async function kvStateAt(
 export async function* kvStateHistory(kv: Kv, agent: string): AsyncIterable<StateChange> {
   const prefix = [...STATE_PREFIX, agent];
   for await (const entry of kv.list<StoredChange>({ prefix, end: [...prefix, LATEST] })) {
-    yield toChange(String(entry.key[3]), entry.value);
+    yield toChange(agent, String(entry.key[3]), entry.value);
   }
 }
 

@@ -174,6 +174,7 @@ Deno.test({
           await writer.append("agent/greeter", [{
             kind: "agent.state",
             payload: { agent: "greeter", after: first.position, state },
+            meta: { actor: "agent/greeter" },
           }], { effect });
         } finally {
           await writer.close();

@@ -295,8 +295,11 @@ Deno.test("toka ui: the server", async (t) => {
         const checkpoint = { position: after.position, failures: 0, updatedAt: 1, subscribe: [] };
         const effect = checkpoints.withState("counter", checkpoint, JSON.stringify(state));
         const payload = { agent: "counter", after: after.position, state };
-        return (await store.append("agent/counter", [{ kind: "agent.state", payload }], { effect }))
-          .events[0];
+        // As the runtime records it: verify() checks the state index against it.
+        const meta = { actor: "agent/counter" };
+        return (await store.append("agent/counter", [{ kind: "agent.state", payload, meta }], {
+          effect,
+        })).events[0];
       };
       const one = await commit(run.created, { seen: 1 });
       const two = await commit(other.created, { seen: 2 });

@@ -62,14 +62,14 @@ async function fill(store: KvEventStore): Promise<number> {
     payload: "a".repeat(INLINE_PAYLOAD_BYTES + 10),
   }]);
   const early = await store.append("agent/stateful", [{ kind: "task.created" }]);
-  await store.append("agent/stateful", [{ kind: "agent.state", payload: { state: 1 } }], {
+  await store.append("agent/stateful", [stateEvent("stateful", early.position, 1)], {
     effect: checkpoints.withState(
       "stateful",
       { position: early.position, failures: 0, updatedAt: 0 },
       JSON.stringify({ n: 1 }),
     ),
   });
-  await store.append("agent/slow", [{ kind: "agent.state", payload: { state: 1 } }], {
+  await store.append("agent/slow", [stateEvent("slow", at(1), 1)], {
     effect: checkpoints.withState(
       "slow",
       { position: at(1), failures: 0, updatedAt: 0 },
@@ -91,7 +91,7 @@ async function fill(store: KvEventStore): Promise<number> {
   }
   assert.ok(forkAt > 0, "a page of several events to fork inside");
   // "slow" handled the event before the fork point, but recorded its new state after it.
-  await store.append("agent/slow", [{ kind: "agent.state", payload: { state: 2 } }], {
+  await store.append("agent/slow", [stateEvent("slow", at(forkAt - 1), 2)], {
     effect: checkpoints.withState(
       "slow",
       { position: at(forkAt - 1), failures: 0, updatedAt: 0 },
@@ -103,7 +103,7 @@ async function fill(store: KvEventStore): Promise<number> {
     payload: "b".repeat(INLINE_PAYLOAD_BYTES + 10),
   }]);
   const late = await store.append("agent/stateful", [{ kind: "task.created" }]);
-  await store.append("agent/stateful", [{ kind: "agent.state", payload: { state: 2 } }], {
+  await store.append("agent/stateful", [stateEvent("stateful", late.position, 2)], {
     effect: checkpoints.withState(
       "stateful",
       { position: late.position, failures: 0, updatedAt: 1 },
@@ -112,6 +112,15 @@ async function fill(store: KvEventStore): Promise<number> {
   });
   await checkpoints.save("late", { position: late.position, failures: 1, updatedAt: 2 });
   return forkAt;
+}
+
+/** An agent.state event as the runtime records it (verify() checks the index against it). */
+function stateEvent(agent: string, after: string, n: number) {
+  return {
+    kind: "agent.state",
+    payload: { agent, after, state: { n } },
+    meta: { actor: `agent/${agent}` },
+  };
 }
 
 /** Checks a fork against its source at `n`. */
