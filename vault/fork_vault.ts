@@ -86,7 +86,8 @@ const COMMIT_BYTES = 600 * 1024;
  * @param source The vault to fork: an open store, or its location (opened to read only).
  * @param options The fork point, where the fork goes, a signal and a progress callback.
  * @returns The fork's head and what was copied.
- * @throws {TypeError} When `at` is not a position, or `into` exists, is not empty, is the
+ * @throws {TypeError} When the options are missing, `at` is not a position, `into` is neither a
+ *   path, a URL nor a database, or `into` exists, is not empty, is the
  *   source or one of SQLite's side files (`-wal`, `-shm`, `-journal`), or cannot be made.
  * @throws {RangeError} When `at` is 0 or beyond the source's head.
  * @throws {Error} When a read or write fails (a full disk, say); nothing is left behind.
@@ -110,7 +111,14 @@ export async function forkVault(
   source: KvEventStore | string,
   options: ForkVaultOptions,
 ): Promise<ForkResult> {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Invalid fork options: expected { at, into }");
+  }
   const { at, into, signal, onProgress } = options;
+  // Duck-typed, so that Node's @deno/kv database counts too.
+  if (typeof into !== "string" && typeof (into as Kv | null)?.list !== "function") {
+    throw new TypeError("Invalid into: expected a file path, an http(s) URL or an open Deno.Kv");
+  }
   if (typeof at !== "string" || !/^\d{1,16}$/.test(at)) {
     throw new TypeError(`Invalid position ${JSON.stringify(at)}: expected up to 16 digits`);
   }

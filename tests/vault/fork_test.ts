@@ -258,6 +258,20 @@ Deno.test("forkVault", async (t) => {
       for (const [position, into, message] of cases) {
         await assert.rejects(forkVault(source, { at: position, into }), { message }, position);
       }
+      for (const into of [undefined, 5, {}, null]) {
+        await assert.rejects(
+          forkVault(source, { at: "1", into: into as never }),
+          {
+            name: "TypeError",
+            message: /^Invalid into: expected a file path, an http\(s\) URL or an open Deno\.Kv$/,
+          },
+          String(into),
+        );
+      }
+      await assert.rejects(forkVault(source, null as never), {
+        name: "TypeError",
+        message: /^Invalid fork options: expected \{ at, into \}$/,
+      });
       await assert.rejects(
         forkVault(sourcePath, { at: "1", into: `${dir}/./source.kv` }),
         { message: /^Cannot fork into ".*source.kv": it is the vault being forked$/ },
