@@ -6,11 +6,11 @@
 export const BATCH = 1000;
 const SAMPLES = 100;
 
-/** Nanoseconds per event over `samples` batches of BATCH events. */
-async function time(run: () => Promise<void>, samples: number): Promise<number> {
+/** Nanoseconds per event over `samples` batches of `batch` events. */
+async function time(run: () => Promise<void>, samples: number, batch: number): Promise<number> {
   const started = performance.now();
   for (let i = 0; i < samples; i++) await run();
-  return (performance.now() - started) * 1e6 / (samples * BATCH);
+  return (performance.now() - started) * 1e6 / (samples * batch);
 }
 
 /** The median of some values. */
@@ -30,23 +30,27 @@ export interface Rounds {
 /**
  * Warms both up (5 timings each), then runs `rounds` interleaved rounds. A
  * ratio above 1 means the candidate is faster than the baseline. Each timing
- * runs `samples` batches (100; fewer for work that takes milliseconds a batch).
+ * runs `samples` batches (100; fewer for work that takes milliseconds a batch)
+ * of `batch` events each (BATCH, unless the runs do fewer).
  */
 export async function interleaved(
   baseline: () => Promise<void>,
   candidate: () => Promise<void>,
   rounds: number,
   samples: number = SAMPLES,
+  batch: number = BATCH,
 ): Promise<Rounds> {
-  for (let i = 0; i < 5; i++) await time(baseline, samples), await time(candidate, samples);
-  const result: Rounds = { events: samples * BATCH, baselineNs: [], candidateNs: [], ratios: [] };
+  const b = () => time(baseline, samples, batch);
+  const c = () => time(candidate, samples, batch);
+  for (let i = 0; i < 5; i++) await b(), await c();
+  const result: Rounds = { events: samples * batch, baselineNs: [], candidateNs: [], ratios: [] };
   for (let round = 0; round < rounds; round++) {
-    let b: number, c: number;
-    if (round % 2 === 0) b = await time(baseline, samples), c = await time(candidate, samples);
-    else c = await time(candidate, samples), b = await time(baseline, samples);
-    result.baselineNs.push(b);
-    result.candidateNs.push(c);
-    result.ratios.push(b / c);
+    let bNs: number, cNs: number;
+    if (round % 2 === 0) bNs = await b(), cNs = await c();
+    else cNs = await c(), bNs = await b();
+    result.baselineNs.push(bNs);
+    result.candidateNs.push(cNs);
+    result.ratios.push(bNs / cNs);
   }
   return result;
 }

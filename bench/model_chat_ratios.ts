@@ -4,16 +4,20 @@
  * `fetch` of the same request to the same local fake OpenAI-compatible server, in one process.
  *
  *   deno run -A bench/model_chat_ratios.ts [--rounds R] [--callers 1|2|5|10|25|50]
+ *     [--latency-ms N] [--requests N]
  *
- * One batch is 1,000 requests from `callers` concurrent callers (10), each waiting for each
- * reply as a tool-calling loop does:
+ * One batch is 1,000 requests (`--requests`, a multiple of 20 × callers) from `callers`
+ * concurrent callers (10), each waiting for each reply as a tool-calling loop does:
  * - baseline: `fetch(POST /v1/chat/completions)` with the body and `Authorization` header
  *   model.chat sends, then the JSON of the reply;
  * - candidate: 50 events for `callers` agents (one agent per caller, each handling its events
  *   one at a time), whose handler calls `ctx.tools.call("model.chat")` 20 times (the openai
  *   client, the capability check, input and output validation, the recording appends), and
  *   the batch ends when the last handler returns.
- * `BENCH_DB=:memory:` puts the vault in memory instead of a temp file. With `--callers 1` each
+ * `BENCH_DB=:memory:` puts the vault in memory instead of a temp file. `--latency-ms N` makes
+ * the fake server answer N ms after each request arrives, as a model takes its time (0: at
+ * once, so the target compares the journal's durable appends with a loopback round trip; use
+ * fewer `--requests` with a latency, e.g. 100 at 50 ms and one caller: a batch is then 5 s). With `--callers 1` each
  * call waits for its own commits (about 1 to 2.5 ms each on these machines), which a local
  * fetch (0.3 ms) cannot hide; concurrent callers share commits.
  * Baseline and candidate alternate round by round (the order flips each round) and the
@@ -26,18 +30,31 @@ import { FakeModelServer } from "../tests/toolkit/fake_model_server.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { rounds: { type: "string" }, callers: { type: "string" } },
+  options: {
+    rounds: { type: "string" },
+    callers: { type: "string" },
+    "latency-ms": { type: "string" },
+    requests: { type: "string" },
+  },
 });
+const CALLS_PER_EVENT = 20;
 const rounds = Number(values.rounds ?? 5);
 const callers = Number(values.callers ?? 10);
+const latencyMs = Number(values["latency-ms"] ?? 0);
+const requests = Number(values.requests ?? BATCH);
 if (!(rounds >= 1)) throw new TypeError("--rounds expects N ≥ 1");
 if (![1, 2, 5, 10, 25, 50].includes(callers)) {
   throw new TypeError("--callers expects 1, 2, 5, 10, 25 or 50");
 }
+if (!(Number.isInteger(latencyMs) && latencyMs >= 0)) {
+  throw new TypeError("--latency-ms expects whole milliseconds ≥ 0");
+}
+if (!(requests > 0 && requests % (CALLS_PER_EVENT * callers) === 0)) {
+  throw new TypeError(`--requests expects a positive multiple of ${CALLS_PER_EVENT * callers}`);
+}
 
-const CALLS_PER_EVENT = 20;
 const KEY = "sk-bench-not-a-real-key";
-const server = new FakeModelServer();
+const server = new FakeModelServer({ latencyMs });
 const dir = await Deno.makeTempDir();
 const messages = [{ role: "user", content: "Say hello in one word." }];
 const runtime = await createRuntime({
@@ -67,7 +84,7 @@ await runtime.start();
 
 const bare = async () => {
   await Promise.all(Array.from({ length: callers }, async () => {
-    for (let i = 0; i < BATCH / callers; i++) {
+    for (let i = 0; i < requests / callers; i++) {
       const response = await fetch(`${server.baseUrl}/chat/completions`, {
         method: "POST",
         headers: { "content-type": "application/json", authorization: `Bearer ${KEY}` },
@@ -82,7 +99,7 @@ const bare = async () => {
 let next = 0;
 const viaAgent = async () => {
   const done: Promise<void>[] = [];
-  for (let i = 0; i < BATCH / CALLS_PER_EVENT; i++) {
+  for (let i = 0; i < requests / CALLS_PER_EVENT; i++) {
     const id = next++;
     const finished = Promise.withResolvers<void>();
     waiting.set(id, finished.resolve);
@@ -95,11 +112,12 @@ const viaAgent = async () => {
 
 try {
   console.log(
-    `rounds: ${rounds} × ${BATCH} requests each way, ${callers} concurrent callers; ` +
-      `${CALLS_PER_EVENT} model.chat calls per handled event`,
+    `rounds: ${rounds} × ${requests} requests each way, ${callers} concurrent callers; ` +
+      `${CALLS_PER_EVENT} model.chat calls per handled event; server latency ${latencyMs} ms; ` +
+      `vault ${Deno.env.get("BENCH_DB") ?? "file"}`,
   );
   const before = server.count;
-  const result = await interleaved(bare, viaAgent, rounds, 1);
+  const result = await interleaved(bare, viaAgent, rounds, 1, requests);
   const perSecond = (ns: number) => Math.round(1e9 / ns).toLocaleString("en");
   console.log(
     `model.chat in a handler   ${median(result.ratios).toFixed(2)}× (range ${

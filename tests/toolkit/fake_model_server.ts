@@ -73,8 +73,14 @@ export class FakeModelServer implements AsyncDisposable {
   /** Decides answers once the queue is empty. */
   responder: FakeResponder = () => ({ completion: textCompletion("ok") });
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
+  readonly #latencyMs: number;
 
-  constructor() {
+  /** `latencyMs`: each request is answered that many milliseconds after it arrived (0). */
+  constructor(options: { latencyMs?: number } = {}) {
+    this.#latencyMs = options.latencyMs ?? 0;
+    if (!(Number.isInteger(this.#latencyMs) && this.#latencyMs >= 0)) {
+      throw new RangeError(`Invalid latency ${this.#latencyMs}: expected whole milliseconds ≥ 0`);
+    }
     this.#server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
       (req) => this.#answer(req),
@@ -101,6 +107,8 @@ export class FakeModelServer implements AsyncDisposable {
       authorization: req.headers.get("authorization"),
     };
     this.requests.push(request);
+    // As a model would take its time; the request is counted on arrival.
+    if (this.#latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#latencyMs));
     const answer = this.queue.shift() ?? this.responder(request, this.requests.length - 1);
     if ("completion" in answer) return Response.json(answer.completion);
     return new Response(answer.body ?? "", { status: answer.status, headers: answer.headers });
