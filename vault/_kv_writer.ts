@@ -10,6 +10,7 @@ import type {
   ExpectedVersion,
   KvWrite,
 } from "../runtime/log/event_store.ts";
+import type { AtomicCheck } from "../internal/platform.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
 import {
   assertTimestamp,
@@ -50,7 +51,8 @@ const COMMIT_MUTATIONS = 900;
 // Guarded appends add a check each: with the page check, a commit stays
 // within the remote limit of 10 checks, one to spare; later guarded appends
 // wait a commit. Every agent's emits and steps are guarded (by its lease), so
-// this bounds how many agents' appends share a commit.
+// this bounds how many agents' appends share a commit. Equal checks (one
+// agent's appends under one lease) count once and are checked once.
 const COMMIT_GUARDS = 8;
 
 /** What an imported event's append resolves to when its id was stored meanwhile. */
@@ -215,16 +217,20 @@ function takeBatch(s: KvState): Pending[] {
   let size = 0;
   let mutations = 0;
   let count = 0;
-  let guards = 0;
+  const guards = new Set<string>();
   while (count < s.queue.length) {
     const pending = s.queue.at(count);
-    if (pending.guard?.check !== undefined) {
-      if (guards === COMMIT_GUARDS) {
-        // This one waits for the next commit; unguarded ones behind it may not
-        // overtake it (appends commit in the order they were made).
-        break;
+    const check = pending.guard?.check;
+    if (check !== undefined) {
+      const id = checkId(check);
+      if (!guards.has(id)) {
+        if (guards.size === COMMIT_GUARDS) {
+          // This one waits for the next commit; unguarded ones behind it may not
+          // overtake it (appends commit in the order they were made).
+          break;
+        }
+        guards.add(id);
       }
-      guards++;
     }
     let pendingSize = 0;
     for (const p of pending.prepared) pendingSize += p.size + 1;
@@ -397,8 +403,13 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
         }
         for (const [id, at] of ids) op.set([...IDS, id], at);
         for (const write of writes) op.set(write.key, write.value);
-        const guarded = accepted.filter(([pending]) => pending.guard?.check !== undefined);
-        for (const [pending] of guarded) op.check(pending.guard!.check!);
+        // Each distinct check once: equal ones hold or fail together.
+        const checks = new Map<string, AtomicCheck>();
+        for (const [pending] of accepted) {
+          const check = pending.guard?.check;
+          if (check !== undefined) checks.set(checkId(check), check);
+        }
+        for (const check of checks.values()) op.check(check);
         const committing = retryLocked(() => op.commit());
         // Built while the KV thread commits: the records callers and subscribers get.
         let at = base;
@@ -410,15 +421,19 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
         });
         const result = await committing;
         if (!result.ok) {
-          if (guarded.length > 0) {
+          if (checks.size > 0) {
             // Which guards failed: their appends are refused, the others retried.
-            const keys = guarded.map(([pending]) => pending.guard!.check!.key);
-            const entries = await retryLocked(() => s.kv.getMany(keys));
-            guarded.forEach(([pending], i) => {
-              if (entries[i].versionstamp !== pending.guard!.check!.versionstamp) {
-                guardFailed.add(pending);
-              }
-            });
+            const ids = [...checks.keys()];
+            const entries = await retryLocked(() =>
+              s.kv.getMany([...checks.values()].map((check) => check.key))
+            );
+            const failed = new Set(
+              ids.filter((id, i) => entries[i].versionstamp !== checks.get(id)!.versionstamp),
+            );
+            for (const [pending] of accepted) {
+              const check = pending.guard?.check;
+              if (check !== undefined && failed.has(checkId(check))) guardFailed.add(pending);
+            }
           }
           // Another process appended first: learn what it wrote, then decide again.
           await catchUp(s);
@@ -453,6 +468,16 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
       for (const pending of batch) pending.reject(error);
     };
   }
+}
+
+/** What tells a guard's check from others: its key's parts (typed) and versionstamp. */
+function checkId(check: AtomicCheck): string {
+  const parts = check.key.map((part) =>
+    part instanceof Uint8Array
+      ? `u${Array.from(part, (byte) => byte.toString(16).padStart(2, "0")).join("")}`
+      : `${typeof part}${typeof part === "string" ? JSON.stringify(part) : String(part)}`
+  );
+  return `${parts.join(",")}@${check.versionstamp}`;
 }
 
 /** A frozen copy of the payload, so that neither the caller nor a reader can change what others see. */

@@ -517,6 +517,65 @@ Deno.test("kv store limits: appends of 500 events at once, also concurrent", asy
   });
 });
 
+Deno.test("kv store limits: guarded appends, shared and distinct guards", async (t) => {
+  await t.step("appends sharing one guard share its check: 16 in one commit", async () => {
+    await withLimits("16 appends, one guard", async (store, commits) => {
+      const guard = { check: { key: ["test", "lease", "a"], versionstamp: null } };
+      await store.append("g", [{ kind: "k" }], { guard });
+      const before = commits.length;
+      const results = await Promise.all(
+        Array.from({ length: 16 }, (_, n) =>
+          store.append("g", [{ kind: "k", payload: n }], {
+            // An equal guard made anew each time, as a lease hands out.
+            guard: { check: { key: ["test", "lease", "a"], versionstamp: null } },
+          })),
+      );
+      assert.deepEqual(results.map((r) => r.version), Array.from({ length: 16 }, (_, n) => n + 2));
+      const made = commits.slice(before);
+      assert.deepEqual(made.map((c) => c.checks), [2], "one commit: the page and the guard");
+    });
+  });
+
+  await t.step("distinct guards still take at most 8 per commit", async () => {
+    await withLimits("16 appends, 16 guards", async (store, commits) => {
+      await store.append("g", [{ kind: "k" }]);
+      const before = commits.length;
+      await Promise.all(
+        Array.from({ length: 16 }, (_, n) =>
+          store.append("g", [{ kind: "k", payload: n }], {
+            guard: { check: { key: ["test", "lease", n], versionstamp: null } },
+          })),
+      );
+      assert.deepEqual(commits.slice(before).map((c) => c.checks), [9, 9]);
+    });
+  });
+
+  await t.step("a broken shared guard refuses every append it guards, alone", async () => {
+    const kv = await Deno.openKv(":memory:");
+    const store = await KvEventStore.open(kv);
+    const key = ["test", "lease", "b"];
+    await kv.set(key, 1);
+    const stale = (await kv.get(key)).versionstamp;
+    await kv.set(key, 2);
+    const results = await Promise.allSettled([
+      store.append("g", [{ kind: "k" }], { guard: { check: { key, versionstamp: stale } } }),
+      store.append("h", [{ kind: "k" }]),
+      ...Array.from(
+        { length: 12 },
+        () =>
+          store.append("g", [{ kind: "k" }], { guard: { check: { key, versionstamp: stale } } }),
+      ),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status === "fulfilled" ? "ok" : (r.reason as TokaError).code),
+      ["guard_failed", "ok", ...Array(12).fill("guard_failed")],
+    );
+    assert.deepEqual((await collect(store.read({}))).map((e) => e.stream), ["h"]);
+    await store.close();
+    kv.close();
+  });
+});
+
 Deno.test("kv store limits: 3 MiB payloads go through chunked blobs", async () => {
   await withLimits("3 MiB", async (store) => {
     const three = 3 * 1024 * 1024;
