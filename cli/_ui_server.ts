@@ -3,6 +3,7 @@
 // What it serves is read from the store; see _ui_api.ts for the JSON and _ui_live.ts for the
 // server-sent events.
 import { createHash, timingSafeEqual } from "node:crypto";
+import { trace } from "@opentelemetry/api";
 import type { EventStore } from "../runtime/log/event_store.ts";
 import { TokaError } from "../runtime/errors.ts";
 import { ApiError, apiRoute } from "./_ui_api.ts";
@@ -120,6 +121,7 @@ function handle(
   token: string,
   port: number,
 ): Response | Promise<Response> {
+  hideToken(request.url);
   // DNS rebinding: a page of another site whose name now points here sends its own Host.
   const host = request.headers.get("host");
   const origins = [`127.0.0.1:${port}`, `localhost:${port}`];
@@ -174,6 +176,16 @@ async function guarded(task: () => Response | Promise<Response>): Promise<Respon
       error: { code: "error", message: error instanceof Error ? error.message : String(error) },
     });
   }
+}
+
+// With OTEL_DENO=true Deno makes a span of each request it serves, with the URL in url.full and
+// url.path; the URL holds the token, which no trace backend may get.
+function hideToken(href: string): void {
+  const span = trace.getActiveSpan();
+  if (span === undefined) return;
+  const url = new URL(href);
+  const path = url.pathname.replace(/^\/t\/[^/]*/, "/t/<token>");
+  span.setAttributes({ "url.full": `${url.origin}${path}${url.search}`, "url.path": path });
 }
 
 function redirect(location: string): Response {
