@@ -66,6 +66,17 @@ export async function catchUp(s: KvState): Promise<void> {
   s.caughtUp();
 }
 
+/**
+ * Re-reads the stored watermark when this process holds unindexed events, so
+ * that a process that does not index (one that only follows the log) drops
+ * those another process has indexed instead of holding them as long as it runs.
+ */
+export async function refreshWatermark(s: KvState): Promise<void> {
+  if (s.tail.length === 0) return;
+  const mark = await retryLocked(() => s.kv.get<number>(WATERMARK));
+  if (mark.value !== null) s.advanceWatermark(mark.value);
+}
+
 /** Starts an index round unless one is running. */
 export function indexInBackground(s: KvState): void {
   s.indexing.start(() =>

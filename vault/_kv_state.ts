@@ -256,6 +256,11 @@ export class IndexTail {
     return this.#watermark;
   }
 
+  /** How many events the tail holds. */
+  get length(): number {
+    return this.#tail.streams.length;
+  }
+
   /** Notes an event; the tail starts over unless `position` follows its last one. */
   note(stream: string, version: number, position: number, page: number): void {
     if (position !== this.#tail.start + this.#tail.streams.length) {

@@ -6,6 +6,7 @@ import { compileKindFilter } from "../runtime/log/kind_pattern.ts";
 import { startAfter } from "../runtime/log/append_rules.ts";
 import { end, scan } from "./_kv_reader.ts";
 import type { KvState } from "./_kv_state.ts";
+import { refreshWatermark } from "./_kv_index.ts";
 import { delay } from "../internal/retry.ts";
 
 const POLL_MIN_MS = 20;
@@ -64,7 +65,11 @@ async function waitForNews(
   while (!s.closing && !signal?.aborted && s.end.next <= cursor + 1) {
     if (await sleep(s, wait, signal)) return;
     if (s.closing || signal?.aborted) return;
-    if ((await end(s)) > cursor + 1) return;
+    if ((await end(s)) > cursor + 1) {
+      // Another process appended: it may have indexed what this one still holds.
+      await refreshWatermark(s);
+      return;
+    }
     wait = Math.min(wait * 2, POLL_MAX_MS);
   }
 }

@@ -24,6 +24,7 @@ import { retryLocked } from "../internal/kv_retry.ts";
 import { KvState, LAYOUT, LAYOUT_KEY, LAYOUT_UNCHAINED, PAGE, WATERMARK } from "./_kv_state.ts";
 import { append } from "./_kv_writer.ts";
 import { catchUp, index } from "./_kv_index.ts";
+import { registerState } from "./_kv_probe.ts";
 import * as reader from "./_kv_reader.ts";
 import { subscribe } from "./_kv_subscribe.ts";
 import { verify } from "./_kv_verify.ts";
@@ -89,6 +90,7 @@ export class KvEventStore implements EventStore, AgentStateSource, AsyncDisposab
     this.kv = state.kv;
     this.#s = state;
     this.#readOnly = readOnly;
+    registerState(this, state);
   }
 
   /**
