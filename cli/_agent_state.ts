@@ -7,6 +7,7 @@ import { isAgentName } from "../runtime/agents/agent.ts";
 import { KvCheckpointStore, Runtime, TokaError } from "../runtime/mod.ts";
 import { vaultKv } from "../vault/kv_store.ts";
 import { type CommandContext, type RunCommand, withStore } from "./_context.ts";
+import { escapeControls } from "./_format.ts";
 
 /** Options of {@linkcode showAgentState}. */
 export interface AgentStateOptions {
@@ -70,7 +71,11 @@ export function showAgentState(
       ctx.io.stdout(`${JSON.stringify(line)}\n`);
     } else if (state === undefined) {
       ctx.io.stdout(`Agent ${JSON.stringify(name)} had no state at position ${at}\n`);
-    } else ctx.io.stdout(`${JSON.stringify(state, null, 2)}\n`);
+    } else {
+      // JSON escapes C0 controls but not C1 ones nor U+2028/2029; the indent's line breaks stay.
+      const lines = JSON.stringify(state, null, 2).split("\n").map(escapeControls);
+      ctx.io.stdout(`${lines.join("\n")}\n`);
+    }
     return 0;
   });
 }
@@ -100,7 +105,8 @@ export function showAgentHistory(ctx: CommandContext, name: string): Promise<num
         ctx.io.stdout(`${JSON.stringify(change)}\n`);
         continue;
       }
-      const state = JSON.stringify(change.state);
+      // JSON escapes C0 controls but not C1 ones nor U+2028/2029.
+      const state = escapeControls(JSON.stringify(change.state));
       rows.push([
         change.after,
         change.position,

@@ -136,3 +136,32 @@ Deno.test("toka agent state and history", async (t) => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("toka agent state and history escape what a terminal would act on", async () => {
+  const dir = await Deno.makeTempDir();
+  const db = join(dir, "toka.kv");
+  try {
+    const store = await openVault(db);
+    const runtime = await Runtime.create({ vault: store });
+    // JSON escapes C0 controls, not C1 ones (U+009B is a CSI) nor U+2028.
+    const text = "\u009b2J\u0085x\u2028y";
+    runtime.register(defineAgent({
+      name: "echo",
+      subscribe: ["say.*"],
+      handle: (_event, ctx) => ctx.state.set({ text }),
+    }));
+    await runtime.emit({ kind: "say.it" });
+    await runtime.start();
+    await runtime.stop();
+    await store.close();
+    for (const command of ["state", "history"]) {
+      const io = recordingIo();
+      assert.equal(await main(["agent", command, "echo", "--db", db], io), 0);
+      const out = io.out.join("");
+      assert.ok(!/[\u0080-\u009f\u2028\u2029]/.test(out), JSON.stringify(out));
+      assert.match(out, /\\u009b2J\\u0085x\\u2028y/);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
