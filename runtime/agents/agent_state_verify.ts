@@ -53,6 +53,8 @@ export class StateIndexCheck {
   #agents: number[] = [];
   // Keys whose entry was already reported while checking their event.
   #reported = new Set<string>();
+  // Events whose entry points at a later position: fine once a later event with that key has it.
+  #superseded = new Map<string, { at: number; id: string; p: string; reason: string }>();
 
   /**
    * @param kv The vault's database.
@@ -95,6 +97,7 @@ export class StateIndexCheck {
    */
   async finish(): Promise<void> {
     await this.#flush();
+    for (const [key, earlier] of this.#superseded) this.#problem(key, earlier);
     let agent: string | undefined;
     let last: { p: string; after: string; s?: Uint8Array } | undefined;
     const entries = this.#kv.list<unknown>({ prefix: [...STATE_PREFIX] });
@@ -141,11 +144,26 @@ export class StateIndexCheck {
     const keys: KvKey[] = batch.map((e) => [...STATE_PREFIX, e.agent, e.after]);
     const found = await retryLocked(() => this.#kv.getMany<unknown[]>(keys));
     for (const [i, expected] of batch.entries()) {
-      const reason = mismatch(expected, found[i].value);
+      const key = keyOf(expected.agent, expected.after);
+      const value = found[i].value;
+      const reason = mismatch(expected, value);
+      const earlier = this.#superseded.get(key);
+      if (earlier !== undefined && (reason === undefined || expected.at >= Number(earlier.p))) {
+        this.#superseded.delete(key);
+        // The handling was done again and recorded later: the entry is this event's.
+        if (Number(earlier.p) !== expected.at) this.#problem(key, earlier);
+      }
       if (reason === undefined) continue;
-      this.#reported.add(keyOf(expected.agent, expected.after));
-      this.#report(expected.at, reason, expected.id);
+      const p = (value as { p?: unknown } | null)?.p;
+      if (typeof p === "string" && /^\d{16}$/.test(p) && Number(p) > expected.at) {
+        this.#superseded.set(key, { at: expected.at, id: expected.id, p, reason });
+      } else this.#problem(key, { ...expected, reason });
     }
+  }
+
+  #problem(key: string, problem: { at: number; id: string; reason: string }): void {
+    this.#reported.add(key);
+    this.#report(problem.at, problem.reason, problem.id);
   }
 }
 

@@ -3,8 +3,9 @@
 // reader of a damaged entry must fail in one clear line.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { defineAgent, Runtime } from "../../runtime/mod.ts";
+import { defineAgent, KvCheckpointStore, Runtime } from "../../runtime/mod.ts";
 import { forkVault, openVault, type VerifyReport } from "../../vault/mod.ts";
+import { vaultKv } from "../../vault/kv_store.ts";
 
 const encoder = new TextEncoder();
 const KEY = ["runtime", "state", "tally"];
@@ -133,6 +134,28 @@ Deno.test("verify() checks the agents' state index", async (t) => {
         assert.match(report.problems[0].reason, message);
       });
     }
+
+    await t.step("an entry superseded by a later change for the same event verifies", async () => {
+      // Two agent.state events for one handled event (a handling done again): the entry is
+      // the later one's, as the index keeps one entry per handled event.
+      const path = join(dir, "twice.kv");
+      const vault = await openVault(path);
+      try {
+        const checkpoints = new KvCheckpointStore(vaultKv(vault)!);
+        const [handled] = (await vault.append("runtime", [{ kind: "vote.cast" }])).events;
+        for (const n of [1, 2]) {
+          const checkpoint = { position: handled.position, failures: 0, updatedAt: n };
+          await vault.append("agent/tally", [{
+            kind: "agent.state",
+            payload: { agent: "tally", after: handled.position, state: { n } },
+            meta: { actor: "agent/tally" },
+          }], { effect: checkpoints.withState("tally", checkpoint, JSON.stringify({ n })) });
+        }
+      } finally {
+        await vault.close();
+      }
+      assert.deepEqual(await verified(path), { ok: true, checked: 3, problems: [] });
+    });
 
     await t.step("a reader of an unreadable entry fails in one line", async () => {
       const path = await copy();
