@@ -156,7 +156,12 @@ class PageScan implements AsyncIterableIterator<EventRecord> {
   }
 
   async #recordsOf(pageStart: number, value: Uint8Array): Promise<EventRecord[]> {
-    const events = decodePage(value);
+    let events: StoredEvent[];
+    try {
+      events = decodePage(value);
+    } catch {
+      throw corrupt(`page ${pageStart} is unreadable`);
+    }
     const records: EventRecord[] = [];
     const backward = this.#backward;
     const from = this.#from;
@@ -348,7 +353,12 @@ export async function stats(s: KvState): Promise<StoreStats> {
   let head: string | null = null;
   const pages = s.kv.list<Uint8Array>({ prefix: PAGE }, { batchSize: PAGE_BATCH });
   for await (const page of retryLockedIterable(pages)) {
-    const stored = decodePage(page.value);
+    let stored: StoredEvent[];
+    try {
+      stored = decodePage(page.value);
+    } catch {
+      throw corrupt(`page ${page.key[2] as number} is unreadable`);
+    }
     for (const event of stored) {
       kinds[event.k] = (kinds[event.k] ?? 0) + 1;
       streams.add(event.s);

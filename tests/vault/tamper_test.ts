@@ -245,7 +245,7 @@ Deno.test("tampering with a stored vault is caught by verify()", async (t) => {
   });
 
   await t.step("a page of garbage is reported by position, not as id ?", async () => {
-    const { report } = await tampered(async (kv) => {
+    const { report, path } = await tampered(async (kv) => {
       await kv.set(["vault", "ev", 4], encoder.encode("{not json"));
     });
     const problem = first(report);
@@ -253,6 +253,14 @@ Deno.test("tampering with a stored vault is caught by verify()", async (t) => {
     assert.equal(problem.id, undefined);
     assert.match(problem.reason, /unreadable/);
     assert.ok(!report.problems.some((p) => p.id === "?"));
+    // Readers of the log say so in one line too, as a stream's read does.
+    await using vault = await openVault(path, { create: false });
+    const damaged = { name: "TokaError", message: "The vault is damaged: page 4 is unreadable" };
+    await assert.rejects(Array.fromAsync(vault.read()), damaged);
+    await assert.rejects(Array.fromAsync(vault.read({ direction: "backward" })), damaged);
+    await assert.rejects(Array.fromAsync(vault.read({ from: pos(4), limit: 1 })), damaged);
+    await assert.rejects(Array.fromAsync(vault.read({ stream: "orders/2" })), damaged);
+    await assert.rejects(vault.stats(), damaged);
   });
 
   await t.step("a stream index entry altered", async () => {
