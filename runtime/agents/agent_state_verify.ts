@@ -18,6 +18,7 @@ export type StateProblem = (position: number, reason: string, id?: string) => vo
 // getMany's limit on a remote vault.
 const BATCH = 10;
 const LATEST = "latest";
+const CHECKPOINTS = ["runtime", "checkpoint"] as const;
 const decoder = new TextDecoder();
 
 interface Expected {
@@ -30,8 +31,9 @@ interface Expected {
 
 /**
  * Checks the index against the `agent.state` events the runtime recorded:
- * each has its entry (same position, same state), and no entry is there that
- * none of them made, and each agent's latest entry repeats its last change.
+ * each has its entry (same position, same state) when its agent has a
+ * checkpoint here, no entry is there that none of them made, and each agent's
+ * latest entry repeats its last change.
  * It keeps about 20 bytes per `agent.state` event.
  *
  * @example
@@ -55,6 +57,8 @@ export class StateIndexCheck {
   #reported = new Set<string>();
   // Events whose entry points at a later position: fine once a later event with that key has it.
   #superseded = new Map<string, { at: number; id: string; p: string; reason: string }>();
+  // Per agent, whether it has a checkpoint here.
+  #hosted = new Map<string, boolean>();
 
   /**
    * @param kv The vault's database.
@@ -138,9 +142,19 @@ export class StateIndexCheck {
   }
 
   async #flush(): Promise<void> {
-    const batch = this.#pending;
-    if (batch.length === 0) return;
+    const pending = this.#pending;
+    if (pending.length === 0) return;
     this.#pending = [];
+    // An agent without a checkpoint has no index either (a log imported into a new vault):
+    // it handles everything again and records its state anew.
+    const unknown = [...new Set(pending.map((e) => e.agent))].filter((a) => !this.#hosted.has(a));
+    if (unknown.length > 0) {
+      const keys: KvKey[] = unknown.map((agent) => [...CHECKPOINTS, agent]);
+      const found = await retryLocked(() => this.#kv.getMany<unknown[]>(keys));
+      unknown.forEach((agent, i) => this.#hosted.set(agent, found[i].value !== null));
+    }
+    const batch = pending.filter((e) => this.#hosted.get(e.agent));
+    if (batch.length === 0) return;
     const keys: KvKey[] = batch.map((e) => [...STATE_PREFIX, e.agent, e.after]);
     const found = await retryLocked(() => this.#kv.getMany<unknown[]>(keys));
     for (const [i, expected] of batch.entries()) {

@@ -135,6 +135,22 @@ Deno.test("verify() checks the agents' state index", async (t) => {
       });
     }
 
+    await t.step(
+      "the log imported into a new vault (no checkpoints, no index) verifies",
+      async () => {
+        const into = join(dir, "imported.kv");
+        const from = await openVault(source, { readOnly: true });
+        const vault = await openVault(into);
+        try {
+          await vault.importEvents(await Array.fromAsync(from.read()));
+          assert.deepEqual(await vault.verify(), { ok: true, checked: 8, problems: [] });
+        } finally {
+          await vault.close();
+          await from.close();
+        }
+      },
+    );
+
     await t.step("an entry superseded by a later change for the same event verifies", async () => {
       // Two agent.state events for one handled event (a handling done again): the entry is
       // the later one's, as the index keeps one entry per handled event.
