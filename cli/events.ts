@@ -349,7 +349,7 @@ export function registerEventsCommands(program: Command, run: RunCommand): Comma
       "write a new vault with the events up to a position, ids, positions and digests kept " +
         "(and agents' checkpoints as of there; not the secret pool)",
     )
-    .requiredOption("--at <position>", "the position of the fork's last event", parsePositionArg)
+    .requiredOption("--at <position>", "the position of the fork's last event", parseForkPoint)
     .requiredOption(
       "--into <path>",
       "a new vault file (never overwritten), or an empty remote vault's URL",
@@ -443,6 +443,13 @@ function parseEventIdArg(value: string): string {
 function parsePositionArg(value: string): string {
   if (!/^\d{1,16}$/.test(value)) throw new InvalidArgumentError("Expected up to 16 digits");
   return value.padStart(16, "0");
+}
+
+// No event is at position 0: a fork there is a bad value, whatever the vault holds.
+function parseForkPoint(value: string): string {
+  const position = parsePositionArg(value);
+  if (Number(position) === 0) throw new InvalidArgumentError("Expected a position from 1");
+  return position;
 }
 
 function formatHead(head: LogHead): string {

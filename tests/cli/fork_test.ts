@@ -121,10 +121,6 @@ Deno.test("toka events fork and diff", async (t) => {
           /^error: Cannot fork at "0{15}6": the log ends at position "0{15}5"$/,
         ],
         [
-          ["--at", "0", "--into", `${dir}/a.kv`],
-          /^error: Cannot fork at "0{16}": the first event is at position 1$/,
-        ],
-        [
           ["--at", "1", "--into", fork],
           /^error: Cannot fork into ".*fork.kv": it exists, and a fork never overwrites$/,
         ],

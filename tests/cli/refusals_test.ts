@@ -208,6 +208,7 @@ Deno.test("one rule for exit codes: bad values 2, refusals and failures 1", asyn
       "events import": [["--bogus"]],
       "events fork": [
         ["--at", "x", "--into", `${dir}/f.kv`],
+        ["--at", "0", "--into", `${dir}/f.kv`],
         ["--into", `${dir}/f.kv`],
         ["--at", "1"],
         ["--at", "1", "--into", ""],
