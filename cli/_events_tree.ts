@@ -1,7 +1,10 @@
 // `toka events tree ID`: an event's parents, then everything it caused, as a tree.
-import { findEvent, readDescendants, readParents } from "./_event_queries.ts";
+import { type EventTree, findEvent, readDescendants, readParents } from "./_event_queries.ts";
 import { type CommandContext, withStore } from "./_context.ts";
 import { formatEventLine } from "./_format.ts";
+
+/** Levels of indentation shown; deeper lines say their depth instead. */
+const MAX_INDENT = 32;
 
 /**
  * Prints an event's parents (marked `↑`), then the event and, indented below it, every event
@@ -22,7 +25,7 @@ export function eventTree(ctx: CommandContext, idOrPosition: string): Promise<nu
       readDescendants(store, event, { scanLimit: Infinity }),
     ]);
     if (ctx.json) {
-      ctx.io.stdout(`${JSON.stringify({ parents, tree })}\n`);
+      ctx.io.stdout(`{"parents":${JSON.stringify(parents)},"tree":${treeJson(tree)}}\n`);
       return 0;
     }
     const lines = parents.map((parent) => `↑ ${formatEventLine(parent)}`);
@@ -31,17 +34,47 @@ export function eventTree(ctx: CommandContext, idOrPosition: string): Promise<nu
     const stack = tree.children.map((node, i, all) => ({
       node,
       indent: "",
+      depth: 1,
       last: i === all.length - 1,
     })).reverse();
     for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
-      const { node, indent, last } = top;
-      lines.push(`${indent}${last ? "└─ " : "├─ "}${formatEventLine(node.event)}`);
-      const below = `${indent}${last ? "   " : "│  "}`;
+      const { node, indent, depth, last } = top;
+      // Past MAX_INDENT levels the indent stops growing (else the output grows with the
+      // square of the depth) and the line says its depth.
+      const deep = depth > MAX_INDENT ? `(depth ${depth}) ` : "";
+      lines.push(`${indent}${last ? "└─ " : "├─ "}${deep}${formatEventLine(node.event)}`);
+      const below = depth >= MAX_INDENT ? indent : `${indent}${last ? "   " : "│  "}`;
       for (let i = node.children.length - 1; i >= 0; i--) {
-        stack.push({ node: node.children[i], indent: below, last: i === node.children.length - 1 });
+        stack.push({
+          node: node.children[i],
+          indent: below,
+          depth: depth + 1,
+          last: i === node.children.length - 1,
+        });
       }
     }
     ctx.io.stdout(`${lines.join("\n")}\n`);
     return 0;
   });
+}
+
+// JSON.stringify of the tree, without recursion: a causal chain may be deeper than the stack.
+function treeJson(root: EventTree): string {
+  const out: string[] = [];
+  const stack: { node: EventTree; next: number }[] = [{ node: root, next: -1 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    if (top.next === -1) {
+      out.push(`{"event":${JSON.stringify(top.node.event)},"children":[`);
+      top.next = 0;
+    }
+    if (top.next < top.node.children.length) {
+      if (top.next > 0) out.push(",");
+      stack.push({ node: top.node.children[top.next++], next: -1 });
+    } else {
+      out.push("]}");
+      stack.pop();
+    }
+  }
+  return out.join("");
 }

@@ -122,3 +122,37 @@ Deno.test("toka events list --correlation and events tree", async (t) => {
     assert.equal(page.next, "0000000000000007");
   });
 });
+
+Deno.test("toka events tree of a long causal chain", async () => {
+  // Each event caused by the one before: 20,000 levels deep.
+  const store = new MemoryEventStore({ clock: () => 0 });
+  let parent: string | undefined;
+  for (let i = 0; i < 20_000; i++) {
+    const [event] = (await store.append("chain", [{
+      kind: "link.made",
+      parents: parent === undefined ? [] : [parent],
+    }])).events;
+    parent = event.id;
+  }
+  const toka = async (...args: string[]) => {
+    const io = recordingIo();
+    const code = await main(args, io, { openStore: opener(unclosable(store)) });
+    return { code, io };
+  };
+  const json = await toka("--json", "events", "tree", "1");
+  assert.equal(json.code, 0, json.io.err.join(""));
+  let node = JSON.parse(json.io.out.join("")).tree;
+  for (let depth = 1; depth < 20_000; depth++) {
+    assert.equal(node.children.length, 1);
+    node = node.children[0];
+  }
+  assert.equal(node.event.position, "0000000000020000");
+  assert.deepEqual(node.children, []);
+  const text = await toka("events", "tree", "1");
+  assert.equal(text.code, 0);
+  const lines = text.io.outLines();
+  assert.equal(lines.length, 20_000);
+  // Indentation stops growing past a depth, so that the output stays linear in size.
+  assert.ok(lines.every((line) => line.length < 400), `${Math.max(...lines.map((l) => l.length))}`);
+  assert.match(lines[19_999], /^ *└─ \(depth 19999\) 0000000000020000 /);
+});
