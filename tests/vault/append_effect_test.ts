@@ -11,6 +11,7 @@ import type {
 import { GuardFailedError } from "../../runtime/errors.ts";
 import { KvEventStore, MemoryEventStore, openVault, vaultKv } from "../../vault/mod.ts";
 import { KvConnectServer, useTestToken } from "./_kv_connect_server.ts";
+import { stepWith } from "../runtime/_helpers.ts";
 
 type Open = () => Promise<EventStore>;
 
@@ -59,15 +60,7 @@ async function events(store: EventStore): Promise<EventRecord[]> {
 }
 
 async function suite(t: Deno.TestContext, open: Open, hasKv: boolean): Promise<void> {
-  const step = (name: string, body: (store: EventStore) => Promise<void>) =>
-    t.step(name, async () => {
-      const store = await open();
-      try {
-        await body(store);
-      } finally {
-        await store.close();
-      }
-    });
+  const step = stepWith(t, open);
 
   await step("an effect is made with its append, from the stored events", async (store) => {
     await store.append("other", [{ kind: "k" }]);

@@ -10,15 +10,12 @@ import {
   type EventRecord,
   type EventStore,
   type JsonValue,
-  KvLeaseStore,
   type LeaseStore,
-  MemoryCheckpointStore,
   MemoryEventStore,
-  MemoryLeaseStore,
   Runtime,
 } from "../../../runtime/mod.ts";
 import { KvEventStore, openVault, vaultKv } from "../../../vault/mod.ts";
-import { kvPorts, until } from "../_helpers.ts";
+import { kvPorts, leasePorts, onEachStore, stepWith, until, withAppend } from "../_helpers.ts";
 import { KvConnectServer, useTestToken } from "../../vault/_kv_connect_server.ts";
 
 interface Setup {
@@ -65,15 +62,7 @@ async function settle(runtime: Runtime, last: EventRecord): Promise<void> {
 }
 
 async function suite(t: Deno.TestContext, open: () => Promise<Setup>): Promise<void> {
-  const step = (name: string, body: (s: Setup) => Promise<void>) =>
-    t.step(name, async () => {
-      const s = await open();
-      try {
-        await body(s);
-      } finally {
-        await s.close();
-      }
-    });
+  const step = stepWith(t, open);
 
   await step("each change is an agent.state event, read back at any position", async (s) => {
     const runtime = await s.runtime();
@@ -387,19 +376,9 @@ async function stolen(store: EventStore, leases: LeaseStore): Promise<void> {
     }
     return store.append(stream, events, options);
   };
-  const vault = new Proxy(store, {
-    get(target, key) {
-      if (key === "append") return append;
-      const value = Reflect.get(target, key);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  const kv = vaultKv(store);
   const runtime = await Runtime.create({
-    vault,
-    ...(kv === undefined
-      ? { leases, checkpoints: new MemoryCheckpointStore(leases as MemoryLeaseStore) }
-      : kvPorts(kv)),
+    vault: withAppend(store, append),
+    ...leasePorts(store, leases),
     agentLeaseSecs: 30,
   });
   const seen: (JsonValue | undefined)[] = [];
@@ -415,16 +394,5 @@ async function stolen(store: EventStore, leases: LeaseStore): Promise<void> {
 }
 
 Deno.test("a paused lease holder cannot write its state", async (t) => {
-  await t.step("in memory", async () => {
-    const store = new MemoryEventStore();
-    await stolen(store, new MemoryLeaseStore());
-    await store.close();
-  });
-  await t.step("Deno KV", async () => {
-    const kv = await Deno.openKv(":memory:");
-    const store = await KvEventStore.open(kv);
-    await stolen(store, new KvLeaseStore(kv));
-    await store.close();
-    kv.close();
-  });
+  await onEachStore(t, stolen);
 });

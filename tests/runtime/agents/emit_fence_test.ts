@@ -2,15 +2,13 @@ import assert from "node:assert/strict";
 import {
   defineAgent,
   type EventStore,
-  KvCheckpointStore,
   KvLeaseStore,
   type LeaseStore,
-  MemoryCheckpointStore,
   MemoryLeaseStore,
   Runtime,
 } from "../../../runtime/mod.ts";
-import { KvEventStore, MemoryEventStore, vaultKv } from "../../../vault/mod.ts";
-import { until } from "../_helpers.ts";
+import { KvEventStore, MemoryEventStore } from "../../../vault/mod.ts";
+import { leasePorts, onEachStore, until, withAppend } from "../_helpers.ts";
 
 // The race of a paused lease holder, made deterministic: the store lets
 // another "process" take the agent's lease after the runner's own lease check
@@ -19,7 +17,7 @@ function stealing(
   store: EventStore,
   leases: LeaseStore,
   renew = false,
-): EventStore & { arm(): void } {
+): { vault: EventStore; arm(): void } {
   let armed = false;
   const append: EventStore["append"] = async (stream, events, options) => {
     if (armed && events[0]?.kind === "task.done") {
@@ -36,33 +34,23 @@ function stealing(
   const arm = () => {
     armed = true;
   };
-  return new Proxy(store, {
-    get(target, key) {
-      if (key === "append") return append;
-      if (key === "arm") return arm;
-      const value = Reflect.get(target, key);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  }) as EventStore & { arm(): void };
+  return { vault: withAppend(store, append), arm };
 }
 
 async function race(store: EventStore, leases: LeaseStore, renew = false): Promise<void> {
-  const vault = stealing(store, leases, renew);
+  const { vault, arm } = stealing(store, leases, renew);
   const errors: unknown[] = [];
   let finished = false;
   const runtime = await Runtime.create({
     vault,
-    leases,
-    checkpoints: vaultKv(store) === undefined
-      ? new MemoryCheckpointStore(leases as MemoryLeaseStore)
-      : new KvCheckpointStore(vaultKv(store)!),
+    ...leasePorts(store, leases),
     agentLeaseSecs: 30,
   });
   runtime.register(defineAgent({
     name: "worker",
     subscribe: ["task.created"],
     async handle(_event, ctx) {
-      vault.arm();
+      arm();
       try {
         await ctx.emit({ kind: "task.done" });
       } catch (error) {
@@ -88,19 +76,10 @@ async function race(store: EventStore, leases: LeaseStore, renew = false): Promi
 }
 
 Deno.test("an agent's emits are fenced atomically by its lease", async (t) => {
-  await t.step("in memory: the lease taken between the check and the commit", async () => {
-    const store = new MemoryEventStore();
-    await race(store, new MemoryLeaseStore());
-    await store.close();
-  });
-
-  await t.step("Deno KV: the lease taken between the check and the commit", async () => {
-    const kv = await Deno.openKv(":memory:");
-    const store = await KvEventStore.open(kv);
-    await race(store, new KvLeaseStore(kv));
-    await store.close();
-    kv.close();
-  });
+  await onEachStore(t, (store, leases) => race(store, leases), [
+    "in memory: the lease taken between the check and the commit",
+    "Deno KV: the lease taken between the check and the commit",
+  ]);
 
   await t.step("a renewal of its own between the check and the commit: appended once", async () => {
     const memory = new MemoryEventStore();

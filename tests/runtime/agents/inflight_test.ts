@@ -3,7 +3,7 @@
 // event pass before its emits land, and every such emit keeps its parent.
 import assert from "node:assert/strict";
 import { defineAgent, type EventStore, MemoryEventStore, Runtime } from "../../../runtime/mod.ts";
-import { all, until } from "../_helpers.ts";
+import { all, until, withAppend } from "../_helpers.ts";
 
 /** A store whose next `n` appends of `kind` fail, then succeed after `ms`. */
 function flaky(store: EventStore, kind: string) {
@@ -19,15 +19,8 @@ function flaky(store: EventStore, kind: string) {
     }
     return store.append(stream, events, options);
   };
-  const vault = new Proxy(store, {
-    get(target, key) {
-      if (key === "append") return append;
-      const value = Reflect.get(target, key);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
   return {
-    vault,
+    vault: withAppend(store, append),
     fail: (n: number) => failing = n,
     slow: (ms: number) => slowMs = ms,
   };

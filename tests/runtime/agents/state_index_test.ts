@@ -16,6 +16,7 @@ import {
 } from "../../../runtime/mod.ts";
 import { KvEventStore, openVault } from "../../../vault/mod.ts";
 import { KvConnectServer, useTestToken } from "../../vault/_kv_connect_server.ts";
+import { stepWith } from "../_helpers.ts";
 
 interface Setup {
   store: EventStore;
@@ -46,15 +47,7 @@ async function commitState(
 }
 
 async function suite(t: Deno.TestContext, open: () => Promise<Setup>): Promise<void> {
-  const step = (name: string, body: (s: Setup) => Promise<void>) =>
-    t.step(name, async () => {
-      const s = await open();
-      try {
-        await body(s);
-      } finally {
-        await s.close();
-      }
-    });
+  const step = stepWith(t, open);
 
   await step("the state at a position is the last change made at or before it", async (s) => {
     assert.equal(await s.checkpoints.stateAt("w", at(5)), undefined, "no change yet");

@@ -2,18 +2,8 @@
 // whose lease another process took between its lease check and the append
 // records nothing, and its step fails with LeaseLostError.
 import assert from "node:assert/strict";
-import {
-  defineAgent,
-  type EventStore,
-  KvCheckpointStore,
-  KvLeaseStore,
-  type LeaseStore,
-  MemoryCheckpointStore,
-  MemoryLeaseStore,
-  Runtime,
-} from "../../../runtime/mod.ts";
-import { KvEventStore, MemoryEventStore, vaultKv } from "../../../vault/mod.ts";
-import { all, until } from "../_helpers.ts";
+import { defineAgent, type EventStore, type LeaseStore, Runtime } from "../../../runtime/mod.ts";
+import { all, leasePorts, onEachStore, until, withAppend } from "../_helpers.ts";
 
 // Another "process" takes the lease just before the step's record is appended
 // and, with `first`, records the same step with its own result before it.
@@ -36,13 +26,7 @@ function stealing(store: EventStore, leases: LeaseStore, first: boolean): EventS
     }
     return store.append(stream, events, options);
   };
-  return new Proxy(store, {
-    get(target, key) {
-      if (key === "append") return append;
-      const value = Reflect.get(target, key);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
+  return withAppend(store, append);
 }
 
 async function race(store: EventStore, leases: LeaseStore, first = false): Promise<void> {
@@ -50,13 +34,9 @@ async function race(store: EventStore, leases: LeaseStore, first = false): Promi
   const results: unknown[] = [];
   let calls = 0;
   let finished = false;
-  const kv = vaultKv(store);
   const runtime = await Runtime.create({
     vault: stealing(store, leases, first),
-    leases,
-    checkpoints: kv === undefined
-      ? new MemoryCheckpointStore(leases as MemoryLeaseStore)
-      : new KvCheckpointStore(kv),
+    ...leasePorts(store, leases),
     agentLeaseSecs: 30,
   });
   runtime.register(defineAgent({
@@ -90,33 +70,9 @@ async function race(store: EventStore, leases: LeaseStore, first = false): Promi
 }
 
 Deno.test("two holders racing on one step: one result, and both get it", async (t) => {
-  await t.step("in memory", async () => {
-    const store = new MemoryEventStore();
-    await race(store, new MemoryLeaseStore(), true);
-    await store.close();
-  });
-
-  await t.step("Deno KV", async () => {
-    const kv = await Deno.openKv(":memory:");
-    const store = await KvEventStore.open(kv);
-    await race(store, new KvLeaseStore(kv), true);
-    await store.close();
-    kv.close();
-  });
+  await onEachStore(t, (store, leases) => race(store, leases, true));
 });
 
 Deno.test("a step recorded after the lease was taken over is refused", async (t) => {
-  await t.step("in memory", async () => {
-    const store = new MemoryEventStore();
-    await race(store, new MemoryLeaseStore());
-    await store.close();
-  });
-
-  await t.step("Deno KV", async () => {
-    const kv = await Deno.openKv(":memory:");
-    const store = await KvEventStore.open(kv);
-    await race(store, new KvLeaseStore(kv));
-    await store.close();
-    kv.close();
-  });
+  await onEachStore(t, (store, leases) => race(store, leases));
 });
