@@ -8,6 +8,8 @@ import type { AppendEffect, EventRecord, JsonValue } from "../log/event_store.ts
 import type { Checkpoint, StateChange } from "./agent_state.ts";
 import { formatPosition } from "../../internal/ids.ts";
 import { TokaError } from "../errors.ts";
+import { parsePosition } from "../log/event_rules.ts";
+import { isAgentName } from "./agent.ts";
 
 /** `["runtime", "state", agent, after]` → {@linkcode StoredChange}. */
 export const STATE_PREFIX = ["runtime", "state"] as const;
@@ -83,12 +85,26 @@ function toChange(agent: string, after: string, stored: StoredChange): StateChan
   }
 }
 
+/**
+ * Checks a query of the index: a bad name or position is a caller's mistake,
+ * not a question with no answer (a bad position would read as the latest).
+ */
+export function checkStateQuery(agent: string, position?: string): void {
+  if (!isAgentName(agent)) {
+    throw new TypeError(
+      `Invalid agent name ${JSON.stringify(agent)}: use 1 to 64 letters, digits, _ or -`,
+    );
+  }
+  if (position !== undefined) parsePosition(position);
+}
+
 /** The last change made while handling an event at or before `position` (any, without). */
 export async function kvStateAt(
   kv: Kv,
   agent: string,
   position?: string,
 ): Promise<StateChange | undefined> {
+  checkStateQuery(agent, position);
   const prefix = [...STATE_PREFIX, agent];
   if (position === undefined) {
     const latest = await kv.get<StoredChange>([...prefix, LATEST]);
@@ -104,6 +120,7 @@ export async function kvStateAt(
 
 /** Every change of an agent's state, oldest first. */
 export async function* kvStateHistory(kv: Kv, agent: string): AsyncIterable<StateChange> {
+  checkStateQuery(agent);
   const prefix = [...STATE_PREFIX, agent];
   for await (const entry of kv.list<StoredChange>({ prefix, end: [...prefix, LATEST] })) {
     yield toChange(agent, String(entry.key[3]), entry.value);
@@ -137,6 +154,7 @@ export class MemoryStateIndex {
   }
 
   at(agent: string, position?: string): StateChange | undefined {
+    checkStateQuery(agent, position);
     const list = this.#changes.get(agent) ?? [];
     const change = position === undefined
       ? list[list.length - 1]
@@ -149,6 +167,7 @@ export class MemoryStateIndex {
   }
 
   history(agent: string): StateChange[] {
+    checkStateQuery(agent);
     return (this.#changes.get(agent) ?? []).map((change) => ({
       after: change.after,
       position: change.position,

@@ -114,6 +114,7 @@ export interface CheckpointStore {
    * @param agent The agent's name.
    * @param position A global position (16 digits); the latest change when omitted.
    * @returns The change, or `undefined` when it had none by then.
+   * @throws {TypeError} When the name or the position is invalid.
    */
   stateAt(agent: string, position?: string): Promise<StateChange | undefined>;
   /**
@@ -121,6 +122,7 @@ export interface CheckpointStore {
    *
    * @param agent The agent's name.
    * @returns Its changes.
+   * @throws {TypeError} When the name is invalid.
    */
   stateHistory(agent: string): AsyncIterable<StateChange>;
 }
@@ -386,6 +388,7 @@ export class KvCheckpointStore implements CheckpointStore {
    * @param agent The agent's name.
    * @param position A global position; the latest change when omitted.
    * @returns The change, or `undefined`.
+   * @throws {TypeError} When the name or the position is invalid.
    */
   stateAt(agent: string, position?: string): Promise<StateChange | undefined> {
     return kvStateAt(this.#kv, agent, position);
@@ -396,6 +399,7 @@ export class KvCheckpointStore implements CheckpointStore {
    *
    * @param agent The agent's name.
    * @returns Its changes.
+   * @throws {TypeError} When the name is invalid.
    */
   stateHistory(agent: string): AsyncIterable<StateChange> {
     return kvStateHistory(this.#kv, agent);

@@ -193,9 +193,14 @@ export class MemoryCheckpointStore implements CheckpointStore {
    * @param agent The agent's name.
    * @param position A global position; the latest change when omitted.
    * @returns The change, or `undefined`.
+   * @throws {TypeError} When the name or the position is invalid.
    */
   stateAt(agent: string, position?: string): Promise<StateChange | undefined> {
-    return Promise.resolve(this.#states.at(agent, position));
+    try {
+      return Promise.resolve(this.#states.at(agent, position));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -203,6 +208,7 @@ export class MemoryCheckpointStore implements CheckpointStore {
    *
    * @param agent The agent's name.
    * @returns Its changes.
+   * @throws {TypeError} When the name is invalid.
    */
   async *stateHistory(agent: string): AsyncIterable<StateChange> {
     yield* this.#states.history(agent);

@@ -49,6 +49,26 @@ async function commitState(
 async function suite(t: Deno.TestContext, open: () => Promise<Setup>): Promise<void> {
   const step = stepWith(t, open);
 
+  await step("a bad name or position is a TypeError, not a wrong answer", async (s) => {
+    await commitState(s, "w", at(1), { n: 1 });
+    for (const position of ["abc", "-1", "1.5", "12345678901234567", ""]) {
+      await assert.rejects(s.checkpoints.stateAt("w", position), {
+        name: "TypeError",
+        message: `Invalid position ${JSON.stringify(position)}: expected up to 16 digits`,
+      });
+    }
+    for (const agent of ["bad name!", "", "../w"]) {
+      const message = `Invalid agent name ${
+        JSON.stringify(agent)
+      }: use 1 to 64 letters, digits, _ or -`;
+      await assert.rejects(s.checkpoints.stateAt(agent), { name: "TypeError", message });
+      await assert.rejects(Array.fromAsync(s.checkpoints.stateHistory(agent)), {
+        name: "TypeError",
+        message,
+      });
+    }
+  });
+
   await step("the state at a position is the last change made at or before it", async (s) => {
     assert.equal(await s.checkpoints.stateAt("w", at(5)), undefined, "no change yet");
     for (let i = 0; i < 4; i++) await s.store.append("in", [{ kind: "k" }]); // 1..4
