@@ -1,5 +1,6 @@
 // Fakes shared by the runtime tests.
 import {
+  type Agent,
   type CheckpointStore,
   type EventRecord,
   type EventStore,
@@ -9,8 +10,9 @@ import {
   MemoryCheckpointStore,
   MemoryEventStore,
   MemoryLeaseStore,
+  Runtime,
 } from "../../runtime/mod.ts";
-import { KvEventStore, vaultKv } from "../../vault/mod.ts";
+import { KvEventStore, openVault, vaultKv } from "../../vault/mod.ts";
 
 /** The KV checkpoint and lease stores on `kv`, as `createRuntime()` wires them. */
 export function kvPorts(kv: Deno.Kv): { checkpoints: CheckpointStore; leases: LeaseStore } {
@@ -103,4 +105,71 @@ export function stepWith<S extends { close(): Promise<void> }>(
         await s.close();
       }
     });
+}
+
+/** Starts `deno run -A script ...args` with its stdout piped to the test and its stderr shown. */
+export function spawnChild(script: string, args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, ...args],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+}
+
+/**
+ * Reads `child`'s stdout until `seen` holds for all it printed, then SIGKILLs it and returns
+ * what it printed; throws `ended` if the output ends first.
+ */
+export async function killWhen(
+  child: Deno.ChildProcess,
+  seen: (text: string) => boolean,
+  ended = "The child ended before it was killed",
+): Promise<string> {
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!seen(text)) {
+    const { value, done } = await lines.read();
+    if (done) throw new Error(ended);
+    text += value;
+  }
+  child.kill("SIGKILL");
+  await lines.cancel();
+  return text;
+}
+
+/** How many lines of `text` start with `prefix`. */
+export function linesStarting(text: string, prefix: string): number {
+  return text.split("\n").filter((line) => line.startsWith(prefix)).length;
+}
+
+/**
+ * The life of a crash test's child process, run with the arguments mode, vault file and task
+ * count: its runtime on the vault (with a short agent lease, as the killed process keeps its
+ * lease until it ends) runs the agent made by `agent`. In mode `produce` it emits the tasks
+ * (`task.created`, payload `{ n }`), prints "produced" and runs until killed; otherwise it waits
+ * until the agent has handled the last task, stops the runtime and returns it with its store.
+ */
+export async function crashChild(
+  agent: (mode: string) => Agent,
+): Promise<{ mode: string; runtime: Runtime; store: KvEventStore }> {
+  const [mode, db, count] = Deno.args;
+  const store = await openVault(db);
+  const runtime = await Runtime.create({ vault: store, ...kvPorts(store.kv), agentLeaseSecs: 1 });
+  runtime.register(agent(mode));
+  await runtime.start();
+  if (mode === "produce") {
+    for (let n = 1; n <= Number(count); n++) {
+      await runtime.emit({ kind: "task.created", payload: { n } });
+    }
+    console.log("produced");
+    await new Promise(() => {}); // Runs until killed.
+  }
+  const [last] = await Array.fromAsync(
+    store.read({ kinds: ["task.created"], direction: "backward", limit: 1 }),
+  );
+  while (runtime.agents()[0].position !== last.position) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await runtime.stop();
+  return { mode, runtime, store };
 }

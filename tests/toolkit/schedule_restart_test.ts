@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { ScheduledTimer } from "../../toolkit/mod.ts";
 import { openVault } from "../../vault/mod.ts";
+import { killWhen } from "../runtime/_helpers.ts";
 
 const CHILD = new URL("./_schedule_child.ts", import.meta.url).pathname;
 // Long enough that the first process is surely killed before the reminder is due; the
@@ -46,15 +47,11 @@ Deno.test("a reminder scheduled by a killed process fires once after a restart",
   try {
     const first = child(["schedule", db, String(DELAY_MS)]);
     children.push(first);
-    const reader = first.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!text.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error("The scheduling child ended before it printed its timer");
-      text += value;
-    }
-    first.kill("SIGKILL");
-    await reader.cancel();
+    const text = await killWhen(
+      first,
+      (text) => text.includes("\n"),
+      "The scheduling child ended before it printed its timer",
+    );
     await first.stderr.cancel();
     assert.equal((await first.status).signal, "SIGKILL");
     const timer: ScheduledTimer = JSON.parse(text.split("\n")[0]);

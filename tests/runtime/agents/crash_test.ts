@@ -1,18 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openVault } from "../../../vault/mod.ts";
-import { all } from "../_helpers.ts";
+import { all, killWhen, linesStarting, spawnChild } from "../_helpers.ts";
 
 const CHILD = new URL("./_crash_child.ts", import.meta.url).pathname;
 const TASKS = 40;
 
-function child(mode: string, db: string): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CHILD, mode, db, String(TASKS)],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-}
+const child = (mode: string, db: string) => spawnChild(CHILD, [mode, db, String(TASKS)]);
 
 Deno.test("after SIGKILL, a restarted runtime delivers what the agent had not finished", async () => {
   const dir = await Deno.makeTempDir();
@@ -20,17 +14,10 @@ Deno.test("after SIGKILL, a restarted runtime delivers what the agent had not fi
   try {
     // Run 1: produce, handle slowly, get killed mid-run.
     const first = child("produce", db);
-    const lines = first.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    let handled = 0;
-    while (handled < 10 || !text.includes("produced")) {
-      const { value, done } = await lines.read();
-      if (done) throw new Error("The child ended before it was killed");
-      text += value;
-      handled = text.split("\n").filter((line) => line.startsWith("handled")).length;
-    }
-    first.kill("SIGKILL");
-    await lines.cancel();
+    await killWhen(
+      first,
+      (text) => linesStarting(text, "handled") >= 10 && text.includes("produced"),
+    );
     assert.equal((await first.status).signal, "SIGKILL");
 
     // What was durably finished when the process died.

@@ -5,18 +5,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { KvCheckpointStore } from "../../../runtime/mod.ts";
 import { openVault } from "../../../vault/mod.ts";
-import { all } from "../_helpers.ts";
+import { all, killWhen, linesStarting, spawnChild } from "../_helpers.ts";
 
 const CHILD = new URL("./_state_crash_child.ts", import.meta.url).pathname;
 const TASKS = 300;
 
-function child(mode: string, db: string): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CHILD, mode, db, String(TASKS)],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-}
+const child = (mode: string, db: string) => spawnChild(CHILD, [mode, db, String(TASKS)]);
 
 Deno.test("after SIGKILL, the agent's state matches its checkpoint and resumes from it", async () => {
   const dir = await Deno.makeTempDir();
@@ -24,18 +18,10 @@ Deno.test("after SIGKILL, the agent's state matches its checkpoint and resumes f
   try {
     // Run 1: count, get killed mid-run.
     const first = child("produce", db);
-    const lines = first.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (
-      !text.includes("produced") ||
-      text.split("\n").filter((line) => line.startsWith("handled")).length < 40
-    ) {
-      const { value, done } = await lines.read();
-      if (done) throw new Error("The child ended before it was killed");
-      text += value;
-    }
-    first.kill("SIGKILL");
-    await lines.cancel();
+    await killWhen(
+      first,
+      (text) => text.includes("produced") && linesStarting(text, "handled") >= 40,
+    );
     assert.equal((await first.status).signal, "SIGKILL");
 
     // What was durable when it died: the state at the checkpoint counts the

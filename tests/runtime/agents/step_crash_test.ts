@@ -2,16 +2,12 @@
 // serves the recorded result, and the effect happened once.
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { killWhen, spawnChild } from "../_helpers.ts";
 
 const CHILD = new URL("./_step_crash_child.ts", import.meta.url).pathname;
 
-function child(mode: string, db: string, effects: string, using: string): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CHILD, mode, db, effects, using],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-}
+const child = (mode: string, db: string, effects: string, using: string) =>
+  spawnChild(CHILD, [mode, db, effects, using]);
 
 for (const using of ["step", "tool"]) {
   Deno.test(`after SIGKILL past a ${using}, the next process serves its result`, async () => {
@@ -20,15 +16,7 @@ for (const using of ["step", "tool"]) {
     const effects = join(dir, "effects.txt");
     try {
       const first = child("first", db, effects, using);
-      const lines = first.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      let text = "";
-      while (!text.includes("stepped")) {
-        const { value, done } = await lines.read();
-        if (done) throw new Error("The child ended before it was killed");
-        text += value;
-      }
-      first.kill("SIGKILL");
-      await lines.cancel();
+      await killWhen(first, (text) => text.includes("stepped"));
       assert.equal((await first.status).signal, "SIGKILL");
 
       const output = await child("resume", db, effects, using).output();
