@@ -125,6 +125,8 @@ function handle(
   // DNS rebinding: a page of another site whose name now points here sends its own Host.
   const host = request.headers.get("host");
   const origins = [`127.0.0.1:${port}`, `localhost:${port}`];
+  // On the default port a browser sends Host and Origin without it.
+  if (port === 80) origins.push("127.0.0.1", "localhost");
   if (host === null || !origins.includes(host.toLowerCase())) {
     return text(403, "Forbidden: this server answers only to 127.0.0.1 and localhost");
   }

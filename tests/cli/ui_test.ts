@@ -8,7 +8,7 @@ import { KvCheckpointStore, KvLeaseStore } from "../../runtime/mod.ts";
 import { vaultKv } from "../../vault/kv_store.ts";
 import type { EventRecord } from "../../runtime/log/event_store.ts";
 import { CONTENT_SECURITY_POLICY } from "../../cli/_ui_http.ts";
-import { sameToken } from "../../cli/_ui_server.ts";
+import { sameToken, startUiServer } from "../../cli/_ui_server.ts";
 import { eventPage, recentRuns } from "../../cli/_ui_api.ts";
 import { main } from "../../cli.ts";
 import { exists, recordingIo } from "./_fakes.ts";
@@ -470,4 +470,37 @@ Deno.test("toka ui: the command", async (t) => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+// Port 80 needs privileges (root here); where it cannot be bound the test says so by being ignored.
+function canListenOn80(): boolean {
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port: 80 }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "toka ui --port 80: a browser's Host and Origin without the port are served",
+  ignore: !canListenOn80(),
+  fn: async () => {
+    const store = await openVault(":memory:");
+    const server = await startUiServer({ store, token: TOKEN, port: 80 });
+    try {
+      const path = `/t/${TOKEN}/api/head`;
+      for (const host of ["127.0.0.1", "localhost", "127.0.0.1:80", "LOCALHOST"]) {
+        assert.equal((await rawGet(80, path, { host })).status, 200, host);
+      }
+      const origin = { host: "127.0.0.1", origin: "http://127.0.0.1" };
+      assert.equal((await rawGet(80, path, origin)).status, 200);
+      for (const host of ["attacker.example", "127.0.0.1:8080"]) {
+        assert.equal((await rawGet(80, path, { host })).status, 403, host);
+      }
+    } finally {
+      await server.shutdown();
+      await store.close();
+    }
+  },
 });
