@@ -1,4 +1,6 @@
 // Fakes shared by the CLI tests: an io that records, and a store the CLI cannot close.
+import assert from "node:assert/strict";
+import { main } from "../../cli.ts";
 import type { CliIo } from "../../cli/_io.ts";
 import type { EventStore } from "../../runtime/log/event_store.ts";
 
@@ -87,4 +89,26 @@ export function opener(store: EventStore): () => Promise<EventStore> {
 /** Whether a file or folder is there (links followed). */
 export async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
+}
+
+/** What an in-process `toka` run gave: its exit code, its io, stdout's text and stderr's lines. */
+export interface InProcessRun {
+  code: number;
+  io: RecordingIo;
+  out: string;
+  errLines: string[];
+}
+
+/**
+ * Runs `toka <args>` in-process on a recording io (or `options.io`) and asserts that it printed
+ * no stack trace.
+ */
+export async function runToka(
+  args: string[],
+  options: { stdin?: string; env?: Record<string, string>; cwd?: string; io?: RecordingIo } = {},
+): Promise<InProcessRun> {
+  const io = options.io ?? recordingIo({ stdin: options.stdin, env: options.env });
+  const code = await main(args, io, { cwd: options.cwd });
+  assert.ok(hasNoStackTrace(io), io.err.join(""));
+  return { code, io, out: io.out.join(""), errLines: io.errLines() };
 }

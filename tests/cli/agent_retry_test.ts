@@ -7,17 +7,12 @@ import { join } from "node:path";
 import { main } from "../../cli.ts";
 import { defineAgent, type EventRecord, Runtime } from "../../runtime/mod.ts";
 import { openVault } from "../../vault/mod.ts";
-import { exists, hasNoStackTrace, recordingIo } from "./_fakes.ts";
+import { exists, recordingIo, runToka } from "./_fakes.ts";
 import { kvPorts, until } from "../runtime/_helpers.ts";
 import { section } from "../docs/_readme.ts";
 import { toka as tokaProcess, TokaProcess, waitForEvent } from "./_process.ts";
 
-async function toka(args: string[]) {
-  const io = recordingIo();
-  const code = await main(args, io);
-  assert.ok(hasNoStackTrace(io), io.err.join(""));
-  return { code, out: io.out.join(""), errLines: io.errLines() };
-}
+const toka = (args: string[]) => runToka(args);
 
 Deno.test("toka agent failed and retry", async (t) => {
   const dir = await Deno.makeTempDir();

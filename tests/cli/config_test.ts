@@ -1,21 +1,13 @@
 // toka.json and the one rule for every setting: flag, TOKA_* variable, file, default.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { main } from "../../cli.ts";
 import { checkConfig, loadSettings, SCHEMA_URL, SETTINGS } from "../../cli/_config.ts";
 import { openVault } from "../../vault/mod.ts";
 import { generateMasterKey, MASTER_KEY_ENV } from "../../auth/mod.ts";
 import schema from "../../toka.schema.json" with { type: "json" };
 import denoJson from "../../deno.json" with { type: "json" };
-import { exists, hasNoStackTrace, recordingIo } from "./_fakes.ts";
+import { exists, runToka as toka } from "./_fakes.ts";
 import { section } from "../docs/_readme.ts";
-
-async function toka(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
-  const io = recordingIo({ env: options.env });
-  const code = await main(args, io, { cwd: options.cwd });
-  assert.ok(hasNoStackTrace(io), io.err.join(""));
-  return { code, out: io.out.join(""), errLines: io.errLines() };
-}
 
 Deno.test("toka.json", async (t) => {
   const dir = await Deno.makeTempDir();

@@ -2,17 +2,11 @@
 // creates nothing; and end to end, an agent hosted by `toka run` in another process handles it.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { main } from "../../cli.ts";
 import { MAX_PAYLOAD_BYTES } from "../../vault/mod.ts";
-import { exists, hasNoStackTrace, recordingIo } from "./_fakes.ts";
+import { exists, runToka } from "./_fakes.ts";
 import { eventsIn, toka as tokaProcess, TokaProcess, waitForEvent } from "./_process.ts";
 
-async function toka(args: string[], stdin?: string) {
-  const io = recordingIo({ stdin });
-  const code = await main(args, io);
-  assert.ok(hasNoStackTrace(io), io.err.join(""));
-  return { code, out: io.out.join(""), errLines: io.errLines() };
-}
+const toka = (args: string[], stdin?: string) => runToka(args, { stdin });
 
 Deno.test("toka emit", async (t) => {
   const dir = await Deno.makeTempDir();

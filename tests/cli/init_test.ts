@@ -2,18 +2,12 @@
 // README's walk-through), and an existing toka.json is never overwritten without --force.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { main } from "../../cli.ts";
 import { checkConfig, SCHEMA_URL } from "../../cli/_config.ts";
 import { openVault } from "../../vault/mod.ts";
-import { hasNoStackTrace, recordingIo } from "./_fakes.ts";
+import { runToka } from "./_fakes.ts";
 import { toka as tokaProcess, TokaProcess, waitForEvent } from "./_process.ts";
 
-async function toka(args: string[], env: Record<string, string> = {}) {
-  const io = recordingIo({ env });
-  const code = await main(args, io);
-  assert.ok(hasNoStackTrace(io), io.err.join(""));
-  return { code, out: io.out.join(""), errLines: io.errLines() };
-}
+const toka = (args: string[], env: Record<string, string> = {}) => runToka(args, { env });
 
 /** Every file under a folder with its bytes, to show that nothing changed. */
 async function snapshot(dir: string): Promise<Record<string, string>> {

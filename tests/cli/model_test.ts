@@ -2,19 +2,11 @@
 // TOKA_MODEL_BASE_URL), called by `toka tool run` against a fake server, bad settings refused.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { main } from "../../cli.ts";
 import { openVault } from "../../vault/mod.ts";
-import { hasNoStackTrace, recordingIo } from "./_fakes.ts";
+import { runToka as toka } from "./_fakes.ts";
 import { FakeModelServer, textCompletion } from "../toolkit/fake_model_server.ts";
 
 const KEY = "sk-cli-test-5a4b3c2d1e0f99887766";
-
-async function toka(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
-  const io = recordingIo({ env: options.env });
-  const code = await main(args, io, { cwd: options.cwd });
-  assert.ok(hasNoStackTrace(io), io.err.join(""));
-  return { code, out: io.out.join(""), errLines: io.errLines() };
-}
 
 Deno.test("toka and model.chat", async (t) => {
   const dir = await Deno.makeTempDir();

@@ -1,24 +1,8 @@
 // Refused input changes nothing, and one rule for exit codes: every bad argument value is 2,
 // every refusal or failure 1; with --json, errors are JSON on stderr. In-process on KV files.
 import assert from "node:assert/strict";
-import { main } from "../../cli.ts";
 import { openVault } from "../../vault/mod.ts";
-import { exists, hasNoStackTrace, type RecordingIo, recordingIo } from "./_fakes.ts";
-
-interface Run {
-  code: number;
-  io: RecordingIo;
-}
-
-async function toka(
-  args: string[],
-  options: { stdin?: string; env?: Record<string, string> } = {},
-): Promise<Run> {
-  const io = recordingIo(options);
-  const code = await main(args, io);
-  assert.ok(hasNoStackTrace(io), io.err.join(""));
-  return { code, io };
-}
+import { exists, runToka as toka } from "./_fakes.ts";
 
 /** Every key and versionstamp of a KV file, to show that a command wrote nothing. */
 async function kvState(path: string): Promise<string[]> {

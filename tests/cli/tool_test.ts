@@ -6,25 +6,9 @@ import { openVault } from "../../vault/mod.ts";
 import type { EventRecord } from "../../runtime/log/event_store.ts";
 import { buildCliTools, DEFAULT_TOOL_ROOT } from "../../cli/_tool_registry.ts";
 import { PluginLoadError, readPluginManifest } from "../../toolkit/mod.ts";
-import { exists, hasNoStackTrace, type RecordingIo, recordingIo } from "./_fakes.ts";
+import { exists, recordingIo, runToka as toka } from "./_fakes.ts";
 import type { CommandContext } from "../../cli/_context.ts";
 import { example } from "../docs/_readme.ts";
-
-interface Run {
-  code: number;
-  io: RecordingIo;
-  out: string;
-}
-
-async function toka(
-  args: string[],
-  options: { stdin?: string; env?: Record<string, string> } = {},
-): Promise<Run> {
-  const io = recordingIo(options);
-  const code = await main(args, io);
-  assert.ok(hasNoStackTrace(io), io.err.join(""));
-  return { code, io, out: io.out.join("") };
-}
 
 async function toolEvents(db: string): Promise<EventRecord[]> {
   await using vault = await openVault(db, { create: false });

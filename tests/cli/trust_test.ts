@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { main } from "../../cli.ts";
 import { KvTokenAuthority } from "../../auth/mod.ts";
 import { openVault } from "../../vault/mod.ts";
-import { exists, hasNoStackTrace, type RecordingIo, recordingIo } from "./_fakes.ts";
+import { exists, recordingIo, runToka as toka } from "./_fakes.ts";
 import { toka as tokaProcess } from "./_process.ts";
 import { example } from "../docs/_readme.ts";
 
@@ -15,16 +15,6 @@ const WEATHER = new URL("../../examples/plugins/weather_stdio.ts", import.meta.u
 const TOOLKIT = new URL("../../toolkit/mod.ts", import.meta.url).href;
 const RUNTIME = new URL("../../runtime/mod.ts", import.meta.url).href;
 const decoder = new TextDecoder();
-
-async function toka(
-  args: string[],
-  options: { cwd: string; env?: Record<string, string>; io?: RecordingIo },
-) {
-  const io = options.io ?? recordingIo({ env: options.env });
-  const code = await main(args, io, { cwd: options.cwd });
-  assert.ok(hasNoStackTrace(io), io.err.join(""));
-  return { code, out: io.out.join(""), errLines: io.errLines() };
-}
 
 /** A TCP listener on 127.0.0.1 that records every connection and what came first on it. */
 function fakeServer() {
