@@ -1,21 +1,22 @@
-// A process for the kill-anywhere test: emits the tasks not yet in the vault,
-// then handles them with an agent that makes two steps, two journaled tool
-// calls (one of them model.chat, on the parent's fake server at `baseUrl`), a
-// state change and an emit per task. Each step's fn and the charge tool append
-// `<what> <n> <generation>` to the effects file when they run. Prints
-// "handling" at its first task and "done" once its agent passed the head of
-// the log, then exits; the parent SIGKILLs it at random moments before that.
+// A process for the kill-anywhere test: handles the tasks in the vault with
+// an agent that makes two steps, two journaled tool calls (one of them
+// model.chat, on the parent's fake server at `baseUrl`), a state change and
+// an emit per task. Each step's fn and the charge tool append
+// `<what> <n> <generation>` to the effects file when they run, and return the
+// generation, so the log says whose run was recorded. Prints "handling" at its
+// first task and "done" once its agent passed the head of the log, then exits;
+// the parent SIGKILLs or SIGSTOPs it at random moments before that.
 import { defineAgent } from "../../../runtime/mod.ts";
 import { defineTool } from "../../../toolkit/mod.ts";
 import { createRuntime } from "../../../mod.ts";
 
-const [db, effects, generation, count, baseUrl] = Deno.args;
-const TASKS = Number(count);
+const [db, effects, generation, baseUrl] = Deno.args;
+const by = Number(generation);
 
 /** Records that `what` ran for task `n`, slowly enough that kills land inside. */
 async function effect(what: string, n: number): Promise<void> {
   await Deno.writeTextFile(effects, `${what} ${n} ${generation}\n`, { append: true });
-  await new Promise((resolve) => setTimeout(resolve, 3));
+  await new Promise((resolve) => setTimeout(resolve, 8));
 }
 
 export type Tally = {
@@ -38,7 +39,7 @@ const runtime = await createRuntime({
     execute: async (input) => {
       const { n } = input as { n: number };
       await effect("tool", n);
-      return { charged: n };
+      return { charged: n, by };
     },
   })],
 });
@@ -52,28 +53,25 @@ runtime.register(defineAgent({
     const { n } = event.payload as { n: number };
     if (!handling) console.log("handling");
     handling = true;
+    // Each result names the process whose run was recorded.
     const a = await ctx.step("first", async () => {
       await effect("first", n);
-      return 2 * n;
+      return { value: 2 * n, by };
     });
     const b = await ctx.step("second", async () => {
       await effect("second", n);
-      return a + 1;
+      return { value: a.value + 1, by };
     });
     const charged = await ctx.tools.call("charge", { n });
     const { message } = await ctx.tools.call("model.chat", {
       messages: [{ role: "user", content: `task ${n}` }],
     }) as { message: { content: string } };
     const tally = ctx.state.get<Tally>() ?? { count: 0, sum: 0, seen: [] };
-    ctx.state.set({ count: tally.count + 1, sum: tally.sum + b, seen: [...tally.seen, n] });
+    ctx.state.set({ count: tally.count + 1, sum: tally.sum + b.value, seen: [...tally.seen, n] });
     await ctx.emit({ kind: "task.done", payload: { n, a, b, charged, answer: message.content } });
   },
 }));
 await runtime.start();
-const emitted = (await Array.fromAsync(store.read({ kinds: ["task.created"] }))).length;
-for (let n = emitted + 1; n <= TASKS; n++) {
-  await runtime.emit({ kind: "task.created", payload: { n } });
-}
 // Done when the agent has passed the head of the log (its own records too).
 const head = async () =>
   (await Array.fromAsync(store.read({ direction: "backward", limit: 1 })))[0].position;

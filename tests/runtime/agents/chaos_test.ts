@@ -1,12 +1,13 @@
-// Kill anywhere: an agent's process is SIGKILLed at random moments while it
-// handles tasks (two steps, a journaled tool call, a model.chat call, a state
-// change and an emit each) and started again, until it finishes. What the log records happened
-// exactly once; a side effect outside the log ran again only when a kill fell
-// between its fn running and its record committing. A failure names the seed:
-// TOKA_CHAOS_SEED=<seed> runs the same kill delays again.
+// Kill anywhere: an agent's process is SIGKILLed, or SIGSTOPped and woken
+// beside the process that took over, at random moments while it handles tasks
+// (two steps, a journaled tool call, a model.chat call, a state change and an
+// emit each) and started again, until it finishes. What the log records
+// happened exactly once; a side effect outside the log ran again only in a
+// process interrupted between its fn running and its record committing. A
+// failure names the seed: TOKA_CHAOS_SEED=<seed> runs the same moments again.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { KvCheckpointStore } from "../../../runtime/mod.ts";
+import { type EventRecord, KvCheckpointStore } from "../../../runtime/mod.ts";
 import { openVault } from "../../../vault/mod.ts";
 import { all } from "../_helpers.ts";
 import type { Tally } from "./_chaos_child.ts";
@@ -14,10 +15,12 @@ import { FakeModelServer, textCompletion } from "../../toolkit/fake_model_server
 
 const CHILD = new URL("./_chaos_child.ts", import.meta.url).pathname;
 const TASKS = 30;
-const KILLS = 15;
-const EFFECTS = ["first", "second", "tool", "model"];
+/** Kills and pauses, in all. */
+const INTERRUPTIONS = 15;
+/** How often an interruption is a pause (the next process overlaps the woken one). */
+const PAUSES = 0.25;
 
-/** A small seeded PRNG (mulberry32): the same seed, the same delays. */
+/** A small seeded PRNG (mulberry32): the same seed, the same moments. */
 function random(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -31,134 +34,186 @@ function random(seed: number): () => number {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-Deno.test("an agent killed anywhere records each step, call, state change and emit once", async (t) => {
+/** A running child and what it printed. */
+class Child {
+  readonly generation: number;
+  readonly process: Deno.ChildProcess;
+  text = "";
+  ended = false;
+  readonly #read: Promise<void>;
+
+  constructor(generation: number, db: string, effects: string, baseUrl: string) {
+    this.generation = generation;
+    const process = this.process = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CHILD, db, effects, String(generation), baseUrl],
+      // The key names the process to the fake model server.
+      env: { OPENAI_API_KEY: `sk-gen-${generation}` },
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#read = (async () => {
+      for await (const chunk of process.stdout.pipeThrough(new TextDecoderStream())) {
+        this.text += chunk;
+      }
+      this.ended = true;
+    })();
+  }
+
+  get done(): boolean {
+    return this.text.includes("done");
+  }
+
+  /** Sends `signal`; false when the process had ended already. */
+  signal(signal: Deno.Signal): boolean {
+    if (this.ended) return false;
+    try {
+      this.process.kill(signal);
+      return true;
+    } catch {
+      return false; // It ended just now.
+    }
+  }
+
+  async status(): Promise<Deno.CommandStatus> {
+    const status = await this.process.status;
+    await this.#read;
+    return status;
+  }
+}
+
+Deno.test("an agent killed or paused anywhere records each step, call, state change and emit once", async (t) => {
   const seed = Number(Deno.env.get("TOKA_CHAOS_SEED") ?? Math.floor(Math.random() * 2 ** 31));
   const next = random(seed);
   const why = (what: string) => `${what} (seed ${seed})`;
   const dir = await Deno.makeTempDir();
   const db = join(dir, "toka.kv");
   const effects = join(dir, "effects.txt");
-  // The model requests, by the process that was running when each came.
+  // Each model request as "model <task> <generation>"; the answer names the generation.
   await using server = new FakeModelServer();
   const asked: string[] = [];
-  let running = 0;
   server.responder = (request) => {
     const [message] = request.body.messages as { content: string }[];
     const n = message.content.split(" ")[1];
-    asked.push(`model ${n} ${running}`);
-    return { completion: textCompletion(`answer ${n}`) };
+    const generation = request.authorization?.replace("Bearer sk-gen-", "");
+    asked.push(`model ${n} ${generation}`);
+    return { completion: textCompletion(`answer ${n} from ${generation}`) };
   };
-  // Generations killed, and the one that finished.
-  const killed = new Set<number>();
+  // Per generation, the kills and pauses that landed; and the one that finished.
+  const interrupted = new Map<number, number>();
+  const interrupt = (child: Child) =>
+    interrupted.set(child.generation, (interrupted.get(child.generation) ?? 0) + 1);
+  let landed = 0;
+  let pauses = 0;
+  let blocked = 0;
   let finished: number | undefined;
   try {
-    await t.step("kill the process at random moments, then let it finish", async () => {
+    const vault = await openVault(db);
+    for (let n = 1; n <= TASKS; n++) {
+      await vault.append("tasks", [{ kind: "task.created", payload: { n } }]);
+    }
+    await vault.close();
+
+    await t.step("interrupt the process at random moments, then let it finish", async () => {
+      let paused: Child | undefined;
       for (let generation = 1; finished === undefined; generation++) {
-        running = generation;
-        const child = new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            "-A",
-            CHILD,
-            db,
-            effects,
-            String(generation),
-            String(TASKS),
-            server.baseUrl,
-          ],
-          env: { OPENAI_API_KEY: "sk-chaos" },
-          stdout: "piped",
-          stderr: "inherit",
-        }).spawn();
-        const output = child.stdout.pipeThrough(new TextDecoderStream());
-        let text = "";
-        let ended = false;
-        const read = (async () => {
-          for await (const chunk of output) text += chunk;
-          ended = true;
-        })();
-        if (killed.size < KILLS) {
+        const child = new Child(generation, db, effects, server.baseUrl);
+        if (paused !== undefined || landed < INTERRUPTIONS) {
           // Mostly once it handles tasks, sometimes anywhere from its start
           // (loading, opening the vault, waiting for the lease, reading the
-          // journal, emitting the tasks).
+          // journal).
           if (next() < 0.75) {
-            while (!text.includes("handling") && !ended) await sleep(1);
+            // A process stopped inside a commit holds the SQLite file's write
+            // lock, so its successor cannot take over until it is woken.
+            const deadline = Date.now() + 1500;
+            while (!child.text.includes("handling") && !child.ended) {
+              if (paused !== undefined && Date.now() > deadline) {
+                blocked++;
+                break;
+              }
+              await sleep(1);
+            }
             await sleep(next() * 40);
           } else await sleep(next() * 800);
-          if (!text.includes("done")) {
-            try {
-              child.kill("SIGKILL");
-            } catch {
-              // It ended just now.
+          if (paused !== undefined) {
+            // The paused holder wakes beside the one that took over: its late
+            // records are refused by the lease guard. Then it dies.
+            paused.signal("SIGCONT");
+            await sleep(next() * 150);
+            paused.signal("SIGKILL");
+            const status = await paused.status();
+            if (status.signal === "SIGKILL") interrupt(paused);
+            else assert.equal(status.code, 0, why(`generation ${paused.generation} failed`));
+            paused = undefined;
+          }
+          if (landed < INTERRUPTIONS && !child.done) {
+            if (next() < PAUSES && child.signal("SIGSTOP")) {
+              interrupt(child);
+              landed++;
+              pauses++;
+              paused = child;
+              continue;
             }
+            child.signal("SIGKILL");
           }
         }
-        const status = await child.status;
-        await read;
-        if (status.signal === "SIGKILL") killed.add(generation);
-        else {
+        const status = await child.status();
+        if (status.signal === "SIGKILL") {
+          interrupt(child);
+          landed++;
+        } else {
           assert.equal(status.code, 0, why(`generation ${generation} failed`));
-          assert.ok(text.includes("done"), why(`generation ${generation} ended early`));
+          assert.ok(child.done, why(`generation ${generation} ended early`));
           finished = generation;
         }
       }
-      assert.ok(killed.size >= 1, why("no kill landed"));
     });
 
     const store = await openVault(db);
     try {
       const tasks = await all(store, ["task.created"]);
       const taskOf = new Map(tasks.map((e) => [e.id, (e.payload as { n: number }).n]));
-      assert.deepEqual(
-        tasks.map((e) => (e.payload as { n: number }).n),
-        Array.from({ length: TASKS }, (_, i) => i + 1),
-        why("each task emitted once"),
-      );
+      // Each step's and tool call's record, by "<what> <task>".
+      const recorded = new Map<string, EventRecord[]>();
+      const what = ["first", "second", "tool", "model"];
 
       await t.step("each step and tool call is recorded once", async () => {
-        // Keys "<task> <index>": steps 0 and 1, the tool calls 2 and 3.
-        const count = (records: typeof tasks) => {
-          const seen = new Map<string, number>();
-          for (const record of records) {
-            const n = taskOf.get(record.meta.causationId!);
-            assert.ok(n !== undefined, why(`${record.kind} ${record.id} has no task as cause`));
-            const key = `${n} ${record.meta.step}`;
-            seen.set(key, (seen.get(key) ?? 0) + 1);
-          }
-          return seen;
-        };
-        const keys = (index: number[]) =>
-          new Map(tasks.flatMap((_, i) => index.map((s) => [`${i + 1} ${s}`, 1])));
-        assert.deepEqual(count(await all(store, ["step.completed"])), keys([0, 1]), why("steps"));
-        assert.deepEqual(
-          count(await all(store, ["tool.completed"])),
-          keys([2, 3]),
-          why("tool calls"),
-        );
+        for (const record of await all(store, ["step.completed", "tool.completed"])) {
+          const n = taskOf.get(record.meta.causationId!);
+          assert.ok(n !== undefined, why(`${record.kind} ${record.id} has no task as cause`));
+          const key = `${what[Number(record.meta.step)]} ${n}`;
+          recorded.set(key, [...(recorded.get(key) ?? []), record]);
+        }
+        const once = [...recorded].filter(([, records]) => records.length === 1).map(([k]) => k);
+        const expected = tasks.flatMap((_, i) => what.map((w) => `${w} ${i + 1}`));
+        assert.deepEqual(once.sort(), expected.sort(), why("one record per step and call"));
+        assert.equal(recorded.size, expected.length, why("records of no step"));
         assert.deepEqual(await all(store, ["step.failed", "tool.failed"]), [], why("failures"));
         assert.deepEqual(await all(store, ["agent.failed"]), [], why("gave up"));
       });
 
+      // What the handler got from a step or call: the recorded result.
+      const result = (key: string) => {
+        const payload = recorded.get(key)![0].payload as { result?: unknown; output?: unknown };
+        return payload.result ?? payload.output;
+      };
+
       await t.step("each emit is recorded once, with the recorded results", async () => {
         const done = await all(store, ["task.done"]);
-        assert.deepEqual(
-          done.map((e) => e.payload).sort((x, y) =>
-            (x as { n: number }).n - (y as { n: number }).n
-          ),
-          tasks.map((_, i) => {
-            const n = i + 1;
-            return {
-              n,
-              a: 2 * n,
-              b: 2 * n + 1,
-              charged: { charged: n },
-              answer: `answer ${n}`,
-            };
-          }),
-          why("one task.done per task"),
-        );
+        const byTask = (event: EventRecord) => (event.payload as { n: number }).n;
+        assert.deepEqual(done.map(byTask).sort((x, y) => x - y), tasks.map((_, i) => i + 1));
         for (const event of done) {
-          assert.equal(taskOf.get(event.meta.causationId!), (event.payload as { n: number }).n);
+          const n = byTask(event);
+          assert.equal(taskOf.get(event.meta.causationId!), n, why(`task.done ${n}'s cause`));
+          const model = result(`model ${n}`) as { message: { content: string } };
+          assert.deepEqual(event.payload, {
+            n,
+            a: result(`first ${n}`),
+            b: result(`second ${n}`),
+            charged: result(`tool ${n}`),
+            answer: model.message.content,
+          }, why(`task.done ${n}`));
+          assert.equal((result(`second ${n}`) as { value: number }).value, 2 * n + 1);
+          assert.equal((result(`tool ${n}`) as { charged: number }).charged, n);
         }
       });
 
@@ -188,7 +243,7 @@ Deno.test("an agent killed anywhere records each step, call, state change and em
         assert.ok(report.ok, why(JSON.stringify(report.problems)));
       });
 
-      await t.step("a side effect ran again only after a kill inside its window", async () => {
+      await t.step("a side effect ran again only in a process interrupted inside it", async () => {
         const runs = new Map<string, number[]>();
         const lines = (await Deno.readTextFile(effects)).trim().split("\n");
         for (const line of [...lines, ...asked]) {
@@ -196,25 +251,42 @@ Deno.test("an agent killed anywhere records each step, call, state change and em
           const key = `${what} ${n}`;
           runs.set(key, [...(runs.get(key) ?? []), Number(generation)]);
         }
-        // Every run of a fn but the last was lost: its process died before
-        // its record committed. A process handles one task at a time and a
-        // task's steps one after another, so each killed process lost at most
-        // one run, and the one that finished none.
-        const lost: number[] = [];
-        for (const what of EFFECTS) {
-          for (let n = 1; n <= TASKS; n++) {
-            const generations = runs.get(`${what} ${n}`) ?? [];
-            assert.ok(generations.length >= 1, why(`${what} ${n} never ran`));
-            lost.push(...generations.slice(0, -1));
+        // The recorded run is the one whose process the result names; every
+        // other run was lost: its process was killed or paused before its
+        // record committed (a paused one's record is refused once another
+        // took over). A process handles one task at a time and a task's steps
+        // one after another, so it loses at most one run per interruption,
+        // and the one that finished none.
+        const lost = new Map<number, number>();
+        for (const [key] of recorded) {
+          const generations = runs.get(key) ?? [];
+          const recordedBy = key.startsWith("model")
+            ? Number(
+              /from (\d+)$/.exec(
+                (result(key) as { message: { content: string } })
+                  .message.content,
+              )![1],
+            )
+            : (result(key) as { by: number }).by;
+          const at = generations.indexOf(recordedBy);
+          assert.ok(at >= 0, why(`${key}: recorded by ${recordedBy}, ran in ${generations}`));
+          generations.splice(at, 1);
+          for (const generation of generations) {
+            lost.set(generation, (lost.get(generation) ?? 0) + 1);
           }
         }
-        for (const generation of lost) {
-          assert.ok(killed.has(generation), why(`generation ${generation} lost a run unkilled`));
+        assert.equal(runs.size, recorded.size, why("runs of no step"));
+        for (const [generation, count] of lost) {
+          const times = interrupted.get(generation) ?? 0;
+          assert.ok(
+            count <= times,
+            why(`generation ${generation} lost ${count} runs, interrupted ${times} times`),
+          );
         }
-        assert.equal(new Set(lost).size, lost.length, why(`a process lost two runs: ${lost}`));
-        assert.ok(lost.length <= killed.size, why(`${lost.length} reruns, ${killed.size} kills`));
+        const reruns = [...lost.values()].reduce((sum, count) => sum + count, 0);
         console.log(
-          `seed ${seed}: ${killed.size} kills, ${lost.length} side effects ran twice, ` +
+          `seed ${seed}: ${landed} interruptions (${pauses} pauses woken beside the next ` +
+            `holder, ${blocked} of which blocked it), ${reruns} side effects ran again, ` +
             `generation ${finished} finished`,
         );
       });
