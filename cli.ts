@@ -163,10 +163,10 @@ Auth (capability tokens; TOKA_MASTER_KEY unwraps a wrapped secret pool):
         ...(io.program ?? ["toka"]),
         ...(dbLocation === DEFAULT_DB ? [] : ["--db", dbLocation]),
       ],
-      openStore: () =>
+      openStore: (open) =>
         openStore(dbLocation, {
-          create: mayCreate(command),
-          readOnly: !writes,
+          create: mayCreate(command) && open?.readOnly !== true,
+          readOnly: !writes || open?.readOnly === true,
           warn: (line) => io.stderr(`warning: ${line}\n`),
         }),
     };

@@ -38,9 +38,11 @@ export interface CommandContext {
   /**
    * Opens the event store at {@linkcode CommandContext.dbLocation}; the caller
    * closes it. A command that does not write opens it read-only: a missing
-   * vault is an error, not a new one.
+   * vault is an error, not a new one. `{ readOnly: true }` opens it read-only
+   * for a writing command too, to check its input first: a read-only store
+   * writes nothing when it closes, not even the stream index.
    */
-  openStore(): Promise<EventStore>;
+  openStore(options?: { readOnly?: boolean }): Promise<EventStore>;
   /**
    * What the tool commands (`toka tool`, `toka mcp serve`) register besides the
    * built-ins: the fs tools' root, the `http.fetch` allowlist, plugins. Built-in
@@ -158,13 +160,15 @@ export function isWriting(command: Command): boolean {
  *
  * @param ctx The command context.
  * @param task The work to do with the open store.
+ * @param options `{ readOnly: true }` to open it read-only even for a writing command.
  * @returns What `task` returns.
  */
 export async function withStore<T>(
   ctx: CommandContext,
   task: (store: EventStore) => Promise<T>,
+  options?: { readOnly?: boolean },
 ): Promise<T> {
-  const store = await ctx.openStore();
+  const store = await ctx.openStore(options);
   try {
     return await task(store);
   } finally {

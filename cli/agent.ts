@@ -222,14 +222,20 @@ export async function retryAgent(
   }
   const target = options.event ?? (options.all === true ? "all" : undefined);
   if (target === undefined) throw new UsageError("Give --event ID or --all");
+  // Checked on a read-only store first: a refused retry changes nothing stored.
+  const requested = (store: EventStore) =>
+    hasCheckpoint(store, name).then((known) => retryRequests(store, name, target, known));
+  const none = () => {
+    ctx.io.stdout(
+      `Agent ${JSON.stringify(name)} has no failed event that is not already being retried\n`,
+    );
+    return 0;
+  };
+  if ((await withStore(ctx, requested, { readOnly: true })).length === 0) return none();
   return await withStore(ctx, async (store) => {
-    const requests = await retryRequests(store, name, target, await hasCheckpoint(store, name));
-    if (requests.length === 0) {
-      ctx.io.stdout(
-        `Agent ${JSON.stringify(name)} has no failed event that is not already being retried\n`,
-      );
-      return 0;
-    }
+    // Asked again: another process may have requested some since.
+    const requests = await requested(store);
+    if (requests.length === 0) return none();
     const bus = new EventBus({ store });
     const stored = await bus.emitBatch(requests).finally(() => bus.close());
     ctx.io.stdout(

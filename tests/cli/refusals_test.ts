@@ -67,6 +67,38 @@ Deno.test("refused input changes nothing", async (t) => {
       await Deno.remove(db);
     });
 
+    await t.step("a refused agent retry writes nothing, stream index included", async () => {
+      const path = `${dir}/retry.kv`;
+      const vault = await openVault(path);
+      const [task, other] = (await vault.append("tasks", [{ kind: "task.a" }, { kind: "task.b" }]))
+        .events;
+      await vault.append("agent/flaky", [{
+        kind: "agent.failed",
+        payload: { agent: "flaky", eventId: task.id, kind: "task.a", attempts: 1, error: "x" },
+        parents: [task.id],
+      }]);
+      await vault.close();
+      {
+        // As a process killed before it indexed leaves it: a stream index to catch up on.
+        using kv = await Deno.openKv(path);
+        for await (const entry of kv.list({ prefix: ["vault", "si"] })) await kv.delete(entry.key);
+        await kv.delete(["vault", "ix"]);
+      }
+      const before = await kvState(path);
+      const cases: [string[], RegExp][] = [
+        [["ghost", "--all"], /no agent of that name has run or failed here$/],
+        [["flaky", "--event", "01ARZ3NDEKTSV4RRFFQ69G5FAV"], /: no such event$/],
+        [["flaky", "--event", other.id], /the agent has not given up on it/],
+      ];
+      for (const [args, message] of cases) {
+        const { code, io } = await toka(["--db", path, "agent", "retry", ...args]);
+        assert.equal(code, 1, args.join(" "));
+        assert.match(io.errLines()[0], message);
+        assert.deepEqual(await kvState(path), before, args.join(" "));
+      }
+      await Deno.remove(path);
+    });
+
     await t.step(
       "auth revoke of a blank id or a past --exp is a usage error, no vault",
       async () => {
