@@ -1,4 +1,5 @@
 // Fakes shared by the runtime tests.
+import { configure, type LogLevel, type LogRecord } from "@logtape/logtape";
 import {
   type Agent,
   type CheckpointStore,
@@ -172,4 +173,24 @@ export async function crashChild(
   }
   await runtime.stop();
   return { mode, runtime, store };
+}
+
+/**
+ * Sends the log records of `category` at `lowestLevel` and above to the array it returns
+ * (LogTape's own below error to nowhere); the test calls LogTape's reset() when done.
+ */
+export async function recordLogs(
+  lowestLevel: LogLevel = "trace",
+  category: string[] = ["toka"],
+): Promise<LogRecord[]> {
+  const records: LogRecord[] = [];
+  await configure({
+    sinks: { record: (record) => void records.push(record) },
+    loggers: [
+      { category, lowestLevel, sinks: ["record"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+    reset: true,
+  });
+  return records;
 }

@@ -1,19 +1,11 @@
 // What the runtime logs, seen through a recording LogTape sink.
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
 import { createRuntime, defineAgent } from "../../mod.ts";
-import { until } from "./_helpers.ts";
+import { recordLogs, until } from "./_helpers.ts";
 
 Deno.test("the runtime logs its lifecycle at info and its work at debug, never a token", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { record: (record) => void records.push(record) },
-    loggers: [
-      { category: ["toka"], lowestLevel: "trace", sinks: ["record"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-    reset: true,
-  });
+  const records = await recordLogs();
   try {
     const secret = "c2VjcmV0LXRoYXQtaXMtbmV2ZXItbG9nZ2VkLTAxMjM0NTY3ODk";
     const runtime = await createRuntime({ db: ":memory:", auth: { initialSecret: secret } });

@@ -2,7 +2,7 @@
 // way Deno's built-in SDK or a Node SDK registers one; tests/cli/traces_test.ts checks the
 // same across processes with Deno's own exporter. Without a provider nothing is traced.
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import {
   createRuntime,
@@ -14,7 +14,7 @@ import {
 } from "../../mod.ts";
 import type { EventRecord } from "../../mod.ts";
 import { installTracing, type RecordedSpan } from "./_tracing.ts";
-import { until } from "./_helpers.ts";
+import { recordLogs, until } from "./_helpers.ts";
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$/;
 const SECRET = "sk-live-never-in-a-span-0123456789";
@@ -364,15 +364,7 @@ Deno.test("tracing on: ctx.step makes a step <name> span inside the handling", a
 });
 
 Deno.test("tracing on: log records made inside a span carry its trace and span ids", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { record: (record) => void records.push(record) },
-    loggers: [
-      { category: ["toka"], lowestLevel: "debug", sinks: ["record"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-    reset: true,
-  });
+  const records = await recordLogs("debug");
   const tracing = installTracing();
   try {
     await scenario();

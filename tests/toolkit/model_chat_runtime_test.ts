@@ -2,10 +2,10 @@
 // the log, and the API key (read from the environment) is in no event and no log line, even
 // when the endpoint echoes it back in an error.
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
 import { createRuntime, defineAgent, openVault } from "../../mod.ts";
 import { FakeModelServer, textCompletion } from "./fake_model_server.ts";
-import { until } from "../runtime/_helpers.ts";
+import { recordLogs, until } from "../runtime/_helpers.ts";
 
 const KEY = "sk-runtime-test-9f8e7d6c5b4a39281706";
 const KEY_ENV = `TOKA_TEST_MODEL_KEY_${crypto.randomUUID().replaceAll("-", "_")}`;
@@ -13,15 +13,7 @@ const KEY_ENV = `TOKA_TEST_MODEL_KEY_${crypto.randomUUID().replaceAll("-", "_")}
 Deno.test("model.chat in a runtime", async (t) => {
   await using server = new FakeModelServer();
   Deno.env.set(KEY_ENV, KEY);
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { record: (record) => void records.push(record) },
-    loggers: [
-      { category: ["toka"], lowestLevel: "trace", sinks: ["record"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-    reset: true,
-  });
+  const records = await recordLogs();
   try {
     await using vault = await openVault(":memory:");
     await using runtime = await createRuntime({

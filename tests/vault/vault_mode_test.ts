@@ -3,7 +3,8 @@
 // once (issue 17 item 2).
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
+import { recordLogs } from "../runtime/_helpers.ts";
 import { openVault } from "../../vault/mod.ts";
 import { main } from "../../cli.ts";
 import { hasNoStackTrace, recordingIo } from "../cli/_fakes.ts";
@@ -58,15 +59,7 @@ Deno.test("vault file modes", { ignore: Deno.build.os === "windows" }, async (t)
       const path = join(dir, "logged.kv");
       await (await openVault(path)).close();
       await Deno.chmod(path, 0o640);
-      const records: LogRecord[] = [];
-      await configure({
-        sinks: { record: (record) => void records.push(record) },
-        loggers: [
-          { category: ["toka", "vault"], lowestLevel: "warning", sinks: ["record"] },
-          { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-        ],
-        reset: true,
-      });
+      const records = await recordLogs("warning", ["toka", "vault"]);
       try {
         await (await openVault(path)).close();
       } finally {
