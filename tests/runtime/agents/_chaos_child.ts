@@ -1,7 +1,8 @@
 // A process for the kill-anywhere test: handles the tasks in the vault with
 // an agent that makes two steps, two journaled tool calls (one of them
 // model.chat, on the parent's fake server at `baseUrl`), a state change and
-// an emit per task. Each step's fn and the charge tool append
+// an emit per task; every third task's first attempt then fails and is
+// retried. Each step's fn and the charge tool append
 // `<what> <n> <generation>` to the effects file when they run, and return the
 // generation, so the log says whose run was recorded. Prints "handling" at its
 // first task and "done" once its agent passed the head of the log, then exits;
@@ -30,6 +31,7 @@ const runtime = await createRuntime({
   // A killed process keeps its agent's lease until it runs out: a short one
   // lets the next process take over soon.
   agentLeaseSecs: 0.2,
+  retry: { attempts: 3, backoffMs: () => 5 },
   model: { baseUrl, model: "fake-model" },
   extraTools: [defineTool({
     name: "charge",
@@ -45,6 +47,8 @@ const runtime = await createRuntime({
 });
 const store = runtime.bus.store!;
 let handling = false;
+// Every third task's first attempt in each process fails at its end.
+const failed = new Set<number>();
 runtime.register(defineAgent({
   name: "worker",
   subscribe: ["task.created"],
@@ -69,6 +73,11 @@ runtime.register(defineAgent({
     const tally = ctx.state.get<Tally>() ?? { count: 0, sum: 0, seen: [] };
     ctx.state.set({ count: tally.count + 1, sum: tally.sum + b.value, seen: [...tally.seen, n] });
     await ctx.emit({ kind: "task.done", payload: { n, a, b, charged, answer: message.content } });
+    // After its state change and emit: the retry must see neither twice.
+    if (n % 3 === 0 && !failed.has(n)) {
+      failed.add(n);
+      throw new Error(`Task ${n} failed once`);
+    }
   },
 }));
 await runtime.start();

@@ -1,7 +1,8 @@
 // Kill anywhere: an agent's process is SIGKILLed, or SIGSTOPped and woken
 // beside the process that took over, at random moments while it handles tasks
 // (two steps, a journaled tool call, a model.chat call, a state change and an
-// emit each) and started again, until it finishes. What the log records
+// emit each; every third task's first attempt in each process then fails and
+// is retried) and started again, until it finishes. What the log records
 // happened exactly once; a side effect outside the log ran again only in a
 // process interrupted between its fn running and its record committing. A
 // failure names the seed: TOKA_CHAOS_SEED=<seed> runs the same moments again.
