@@ -3,6 +3,7 @@
 import { basename, resolve } from "node:path";
 import type { EventStore, LogHead } from "../runtime/log/event_store.ts";
 import { formatPosition } from "../internal/ids.ts";
+import { TokaError } from "../runtime/errors.ts";
 import { KvEventStore } from "../vault/kv_store.ts";
 import { forkVault } from "../vault/fork_vault.ts";
 import { openVault } from "../vault/open_vault.ts";
@@ -124,22 +125,30 @@ interface Side {
  * Compares two vaults: the last position up to which they hold the same
  * events (their chain digests agree there, so everything before agrees too),
  * found in a few reads, and what follows on each side, counted by kind. Both
- * are opened to read only.
+ * are opened to read only. Every page of each is decoded first (payloads are
+ * not read), so a damaged vault is reported rather than found the same.
  *
  * @param ctx The command context.
  * @param a The first vault's location.
  * @param b The second vault's location.
  * @returns The exit code: 0 when they hold the same events, 1 when they differ.
  * @throws {TypeError} When a vault cannot be opened.
+ * @throws {TokaError} `"vault_corrupt"` naming the vault when a page of it cannot be decoded.
  */
 export async function diffEvents(ctx: CommandContext, a: string, b: string): Promise<number> {
   const first = await openVault(a, { readOnly: true });
   try {
     const second = await openVault(b, { readOnly: true });
     try {
+      // The digests compared are stored ones: an unreadable page would pass unseen.
+      await naming(a, () => first.stats());
+      await naming(b, () => second.stats());
       const common = await lastCommon(first, second);
       const from = common === null ? 1 : Number(common.position) + 1;
-      const sides = [await after(first, from), await after(second, from)];
+      const sides = [
+        await naming(a, () => after(first, from)),
+        await naming(b, () => after(second, from)),
+      ];
       const same = sides[0].events === 0 && sides[1].events === 0;
       if (ctx.json) {
         ctx.io.stdout(`${JSON.stringify({ same, common, a: sides[0], b: sides[1] })}\n`);
@@ -168,6 +177,19 @@ export async function diffEvents(ctx: CommandContext, a: string, b: string): Pro
     }
   } finally {
     await first.close();
+  }
+}
+
+/** Runs `read`; a damaged vault's error then names the vault. */
+async function naming<T>(location: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    if (!(error instanceof TokaError) || error.code !== "vault_corrupt") throw error;
+    throw new TokaError(
+      "vault_corrupt",
+      error.message.replace(/^The vault is/, `The vault ${JSON.stringify(location)} is`),
+    );
   }
 }
 

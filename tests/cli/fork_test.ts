@@ -196,3 +196,45 @@ Deno.test("toka events fork and diff", async (t) => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("toka events diff reports a vault with an unreadable page as damaged", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const good = `${dir}/good.kv`;
+  const bad = `${dir}/bad.kv`;
+  try {
+    const store = await openVault(good);
+    for (let n = 1; n <= 8; n++) await store.append("s", [{ kind: "e", payload: n }]);
+    await store.close();
+    await Deno.copyFile(good, bad);
+    {
+      using kv = await Deno.openKv(bad);
+      await kv.set(["vault", "ev", 1], new TextEncoder().encode("garbage"));
+    }
+    for (const [a, b] of [[good, bad], [bad, good], [bad, bad]]) {
+      await t.step(
+        `${a === good ? "good" : "bad"} against ${b === good ? "good" : "bad"}`,
+        async () => {
+          for (const json of [false, true]) {
+            const { code, out, err } = await run(
+              ...(json ? ["--json"] : []),
+              "events",
+              "diff",
+              a,
+              b,
+            );
+            assert.equal(code, 1);
+            assert.deepEqual(out, []);
+            assert.equal(err.length, 1, err.join("\n"));
+            const line = json ? JSON.parse(err[0]).error.message : err[0];
+            assert.match(
+              line,
+              new RegExp(`^(error: )?The vault ".*bad\\.kv" is damaged: page 1 is unreadable`),
+            );
+          }
+        },
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
