@@ -3,63 +3,12 @@
 // 100 pages for the 51 newest events.
 import assert from "node:assert/strict";
 import { KvEventStore } from "../../vault/mod.ts";
+import { countingKv } from "./_counting_kv.ts";
 
-/**
- * A KV that counts the values its lists ask for: each batch a list fetches
- * (its `batchSize`, 500 by default, cut at its `limit`), plus each value a
- * get or getMany returns.
- */
+// Each batch a list fetches counts in full (see countingKv).
 function askCounting(kv: Deno.Kv): { kv: Deno.Kv; asked: () => number; reset: () => void } {
-  let asked = 0;
-  const proxy = new Proxy(kv, {
-    get(target, name) {
-      if (name === "get") {
-        return async (...args: Parameters<Deno.Kv["get"]>) => {
-          const entry = await target.get(...args);
-          if (entry.value !== null) asked++;
-          return entry;
-        };
-      }
-      if (name === "getMany") {
-        return async (...args: Parameters<Deno.Kv["getMany"]>) => {
-          const entries = await target.getMany(...args);
-          asked += entries.filter((e) => e.value !== null).length;
-          return entries;
-        };
-      }
-      if (name === "list") {
-        return (...args: Parameters<Deno.Kv["list"]>) => {
-          const options = args[1] ?? {};
-          const limit = options.limit ?? Infinity;
-          const batch = Math.min(options.batchSize ?? 500, limit);
-          const iterator = target.list(...args);
-          const next = iterator.next.bind(iterator);
-          let taken = 0;
-          let ended = false;
-          iterator.next = async () => {
-            // A batch is fetched when the previous one is used up.
-            if (!ended && taken % batch === 0 && taken < limit) {
-              asked += Math.min(batch, limit - taken);
-            }
-            const result = await next();
-            if (result.done) ended = true;
-            else taken++;
-            return result;
-          };
-          return iterator;
-        };
-      }
-      const value = Reflect.get(target, name);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { kv: proxy, asked: () => asked, reset: () => asked = 0 };
-}
-
-async function collect<T>(iterator: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of iterator) out.push(item);
-  return out;
+  const { count, ...rest } = countingKv(kv, "batches");
+  return { ...rest, asked: count };
 }
 
 Deno.test("a limited read asks for the pages its limit needs", async (t) => {
@@ -89,14 +38,14 @@ Deno.test("a limited read asks for the pages its limit needs", async (t) => {
     try {
       await t.step("the 51 newest events: 6 pages", async () => {
         counted.reset();
-        const events = await collect(reader.read({ direction: "backward", limit: 51 }));
+        const events = await Array.fromAsync(reader.read({ direction: "backward", limit: 51 }));
         assert.deepEqual(events.map((e) => e.payload), range(10000, 9950));
         assert.ok(counted.asked() <= 12, `asked for ${counted.asked()} values`);
       });
 
       await t.step("the newest event: 1 page", async () => {
         counted.reset();
-        const events = await collect(reader.read({ direction: "backward", limit: 1 }));
+        const events = await Array.fromAsync(reader.read({ direction: "backward", limit: 1 }));
         assert.deepEqual(events.map((e) => e.payload), [10000]);
         assert.ok(counted.asked() <= 2, `asked for ${counted.asked()} values`);
       });
@@ -104,18 +53,20 @@ Deno.test("a limited read asks for the pages its limit needs", async (t) => {
       await t.step("51 events forward and backward from a position", async () => {
         counted.reset();
         const from = "0000000000004005";
-        const forward = await collect(reader.read({ from, limit: 51 }));
+        const forward = await Array.fromAsync(reader.read({ from, limit: 51 }));
         assert.deepEqual(forward.map((e) => e.payload), range(4005, 4055));
         assert.ok(counted.asked() <= 13, `asked for ${counted.asked()} values`);
         counted.reset();
-        const backward = await collect(reader.read({ from, direction: "backward", limit: 51 }));
+        const backward = await Array.fromAsync(
+          reader.read({ from, direction: "backward", limit: 51 }),
+        );
         assert.deepEqual(backward.map((e) => e.payload), range(4005, 3955));
         assert.ok(counted.asked() <= 13, `asked for ${counted.asked()} values`);
       });
 
       await t.step("a limited read past a kind filter grows its batches", async () => {
         counted.reset();
-        const none = await collect(reader.read({ kinds: ["none.*"], limit: 5 }));
+        const none = await Array.fromAsync(reader.read({ kinds: ["none.*"], limit: 5 }));
         assert.deepEqual(none, []);
         // Every page is read, in batches growing to 100: no more than the log holds, plus
         // the last batch as asked for (this counts a batch in full).
@@ -124,7 +75,7 @@ Deno.test("a limited read asks for the pages its limit needs", async (t) => {
 
       await t.step("a stream's newest events among unindexed pages", async () => {
         counted.reset();
-        const events = await collect(
+        const events = await Array.fromAsync(
           reader.read({ stream: "s6", direction: "backward", limit: 5 }),
         );
         assert.deepEqual(events.map((e) => e.payload), range(9940, 9936));
@@ -132,13 +83,13 @@ Deno.test("a limited read asks for the pages its limit needs", async (t) => {
       });
 
       await t.step("every event, both ways, is still read", async () => {
-        const forward = await collect(reader.read());
+        const forward = await Array.fromAsync(reader.read());
         assert.deepEqual(forward.map((e) => e.payload), range(1, 10000));
-        const backward = await collect(reader.read({ direction: "backward" }));
+        const backward = await Array.fromAsync(reader.read({ direction: "backward" }));
         assert.deepEqual(backward.map((e) => e.payload), range(10000, 1));
-        const limited = await collect(reader.read({ direction: "backward", limit: 9999 }));
+        const limited = await Array.fromAsync(reader.read({ direction: "backward", limit: 9999 }));
         assert.deepEqual(limited.map((e) => e.payload), range(10000, 2));
-        const stream = await collect(reader.read({ stream: "s3", direction: "backward" }));
+        const stream = await Array.fromAsync(reader.read({ stream: "s3", direction: "backward" }));
         assert.equal(stream.length, 1430);
       });
     } finally {

@@ -3,49 +3,11 @@
 // processes' appends), never the whole stream index or the unindexed tail.
 import assert from "node:assert/strict";
 import { KvEventStore } from "../../vault/mod.ts";
+import { countingKv } from "./_counting_kv.ts";
 
-/** A KV that counts the values it hands out, by get, getMany or list. */
 function counting(kv: Deno.Kv): { kv: Deno.Kv; values: () => number; reset: () => void } {
-  let values = 0;
-  const proxy = new Proxy(kv, {
-    get(target, name) {
-      if (name === "get") {
-        return async (...args: Parameters<Deno.Kv["get"]>) => {
-          const entry = await target.get(...args);
-          if (entry.value !== null) values++;
-          return entry;
-        };
-      }
-      if (name === "getMany") {
-        return async (...args: Parameters<Deno.Kv["getMany"]>) => {
-          const entries = await target.getMany(...args);
-          values += entries.filter((e) => e.value !== null).length;
-          return entries;
-        };
-      }
-      if (name === "list") {
-        return (...args: Parameters<Deno.Kv["list"]>) => {
-          const iterator = target.list(...args);
-          const next = iterator.next.bind(iterator);
-          iterator.next = async () => {
-            const result = await next();
-            if (!result.done) values++;
-            return result;
-          };
-          return iterator;
-        };
-      }
-      const value = Reflect.get(target, name);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { kv: proxy, values: () => values, reset: () => values = 0 };
-}
-
-async function collect<T>(iterator: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of iterator) out.push(item);
-  return out;
+  const { count, ...rest } = countingKv(kv, "values");
+  return { ...rest, values: count };
 }
 
 Deno.test("a backward read touches only what it returns", async (t) => {
@@ -78,7 +40,7 @@ Deno.test("a backward read touches only what it returns", async (t) => {
       const reader = await KvEventStore.open(counted.kv, { closeKv: true });
       try {
         counted.reset();
-        const [last] = await collect(
+        const [last] = await Array.fromAsync(
           reader.read({ stream: "long", direction: "backward", limit: 1 }),
         );
         assert.equal(last.payload, 5001);
@@ -94,7 +56,7 @@ Deno.test("a backward read touches only what it returns", async (t) => {
       const reader = await KvEventStore.open(counted.kv, { closeKv: true });
       try {
         counted.reset();
-        const events = await collect(
+        const events = await Array.fromAsync(
           reader.read({
             stream: "long",
             direction: "backward",
@@ -105,7 +67,7 @@ Deno.test("a backward read touches only what it returns", async (t) => {
         assert.deepEqual(events.map((e) => e.version), [5000, 4999, 4998]);
         assert.ok(counted.values() <= 4, `read ${counted.values()} values`);
         counted.reset();
-        const first = await collect(reader.read({ stream: "long", limit: 2 }));
+        const first = await Array.fromAsync(reader.read({ stream: "long", limit: 2 }));
         assert.deepEqual(first.map((e) => e.version), [1, 2]);
         assert.ok(counted.values() <= 3, `read ${counted.values()} values`);
       } finally {
@@ -116,14 +78,18 @@ Deno.test("a backward read touches only what it returns", async (t) => {
     await t.step("the whole stream, both ways, agrees with a scan of the log", async () => {
       const reader = await KvEventStore.open(await Deno.openKv(path), { closeKv: true });
       try {
-        const all = (await collect(reader.read())).filter((e) => e.stream === "long");
-        const forward = await collect(reader.read({ stream: "long" }));
-        const backward = await collect(reader.read({ stream: "long", direction: "backward" }));
+        const all = (await Array.fromAsync(reader.read())).filter((e) => e.stream === "long");
+        const forward = await Array.fromAsync(reader.read({ stream: "long" }));
+        const backward = await Array.fromAsync(
+          reader.read({ stream: "long", direction: "backward" }),
+        );
         assert.deepEqual(forward, all);
         assert.deepEqual(backward, [...all].reverse());
         const from = all[2500].position;
         assert.deepEqual(
-          await collect(reader.read({ stream: "long", direction: "backward", from, limit: 2 })),
+          await Array.fromAsync(
+            reader.read({ stream: "long", direction: "backward", from, limit: 2 }),
+          ),
           [all[2500], all[2499]],
         );
       } finally {
@@ -145,9 +111,11 @@ Deno.test("a backward read sees another process's appends", async () => {
     try {
       await reader.append("s", [{ kind: "a", payload: 1 }]);
       await writer.append("s", [{ kind: "a", payload: 2 }, { kind: "b", payload: 3 }]);
-      const last = await collect(reader.read({ stream: "s", direction: "backward", limit: 2 }));
+      const last = await Array.fromAsync(
+        reader.read({ stream: "s", direction: "backward", limit: 2 }),
+      );
       assert.deepEqual(last.map((e) => e.payload), [3, 2]);
-      const kinds = await collect(
+      const kinds = await Array.fromAsync(
         reader.read({ stream: "s", direction: "backward", kinds: ["a"] }),
       );
       assert.deepEqual(kinds.map((e) => e.payload), [2, 1]);
