@@ -115,10 +115,10 @@ const list = (value: string) => {
 };
 const number = (min: number, max: number, integer: boolean) => (value: string) => {
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+  const ok = value.trim() !== "" && Number.isFinite(n) && (!integer || Number.isInteger(n));
+  if (!ok || n < min || n > max) {
     throw new Error(`expected ${integer ? "a whole number" : "a number"} from ${min} to ${max}`);
   }
-  if (n < min || n > max) throw new Error(`expected a number from ${min} to ${max}`);
   return n;
 };
 // model.chat's own check says more (credentials in it); this one catches what is no URL at all.

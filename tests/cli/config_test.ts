@@ -262,7 +262,7 @@ export const up = defineTool({
         [
           { TOKA_MAX_CAUSAL_DEPTH: "1e9" },
           'error: Invalid TOKA_MAX_CAUSAL_DEPTH "1e9": ' +
-          "expected a number from 1 to 1000000",
+          "expected a whole number from 1 to 1000000",
         ],
         [
           { TOKA_MAX_CAUSAL_DEPTH: "ten" },
