@@ -15,9 +15,9 @@
  * alternate round by round.
  */
 import { parseArgs } from "node:util";
-import { main } from "../cli.ts";
 import { openVault } from "../vault/mod.ts";
 import { fmt, median } from "./_compare.ts";
+import { appendBatches, exportJsonLines, tokaQuiet as toka } from "./_events.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -32,46 +32,12 @@ const PAYLOAD = "x".repeat(256);
 
 const rate = (count: number, started: number) => count / ((performance.now() - started) / 1000);
 
-async function toka(args: string[], stdin?: ReadableStream<Uint8Array>): Promise<void> {
-  const err: string[] = [];
-  const code = await main(args, {
-    stdout: () => {},
-    stderr: (text) => err.push(text),
-    stdin,
-    env: () => undefined,
-  });
-  if (code !== 0) throw new Error(`toka ${args.join(" ")} failed: ${err.join("")}`);
-}
-
 const dir = await Deno.makeTempDir();
 try {
   const source = `${dir}/source.kv`;
   const store = await openVault(source);
-  for (let n = 0; n < total;) {
-    const appends = [];
-    for (let w = 0; w < 64 && n < total; w++) {
-      const count = Math.min(100, total - n);
-      n += count;
-      appends.push(store.append(
-        `writer-${w}`,
-        Array.from({ length: count }, () => ({ kind: "bench.event", payload: PAYLOAD })),
-      ));
-    }
-    await Promise.all(appends);
-  }
-  {
-    using out = await Deno.open(`${dir}/export.jsonl`, { write: true, create: true });
-    const encoder = new TextEncoder();
-    let buffer = "";
-    for await (const event of store.read()) {
-      buffer += `${JSON.stringify(event)}\n`;
-      if (buffer.length > 1 << 20) {
-        await out.write(encoder.encode(buffer));
-        buffer = "";
-      }
-    }
-    await out.write(encoder.encode(buffer));
-  }
+  await appendBatches(store, total, PAYLOAD);
+  await exportJsonLines(store, `${dir}/export.jsonl`);
   await store.close();
 
   const imports: number[] = [];

@@ -8,6 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { MemoryEventStore } from "../vault/mod.ts";
+import { exportJsonLines } from "./_events.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { events: { type: "string" } } });
 const base = Number(values.events ?? 50_000);
@@ -25,17 +26,7 @@ async function writeExport(path: string, count: number): Promise<number> {
       })),
     );
   }
-  using file = await Deno.open(path, { write: true, create: true, truncate: true });
-  const encoder = new TextEncoder();
-  let buffer = "";
-  for await (const event of store.read()) {
-    buffer += `${JSON.stringify(event)}\n`;
-    if (buffer.length > 1 << 20) {
-      await file.write(encoder.encode(buffer));
-      buffer = "";
-    }
-  }
-  await file.write(encoder.encode(buffer));
+  await exportJsonLines(store, path);
   await store.close();
   return (await Deno.stat(path)).size;
 }

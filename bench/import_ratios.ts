@@ -15,8 +15,9 @@
  * Each figure is the median of its rounds; baseline and import alternate round by round.
  */
 import { parseArgs } from "node:util";
-import { main } from "../cli.ts";
 import { openVault } from "../vault/mod.ts";
+import { fmt, median } from "./_compare.ts";
+import { appendBatches, exportJsonLines, tokaQuiet } from "./_events.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -52,18 +53,7 @@ async function appendAll(path: string): Promise<number> {
 async function appendBatched(path: string): Promise<number> {
   const store = await openVault(path);
   const started = performance.now();
-  for (let n = 0; n < total;) {
-    const appends = [];
-    for (let w = 0; w < WRITERS && n < total; w++) {
-      const count = Math.min(100, total - n);
-      n += count;
-      appends.push(store.append(
-        `writer-${w}`,
-        Array.from({ length: count }, () => ({ kind: "bench.event", payload: PAYLOAD })),
-      ));
-    }
-    await Promise.all(appends);
-  }
+  await appendBatches(store, total, PAYLOAD, WRITERS);
   const result = rate(total, started);
   await store.close();
   return result;
@@ -71,37 +61,16 @@ async function appendBatched(path: string): Promise<number> {
 
 async function exportTo(db: string, file: string): Promise<void> {
   const store = await openVault(db, { create: false });
-  using out = await Deno.open(file, { write: true, create: true, truncate: true });
-  const encoder = new TextEncoder();
-  let buffer = "";
-  for await (const event of store.read()) {
-    buffer += `${JSON.stringify(event)}\n`;
-    if (buffer.length > 1 << 20) {
-      await out.write(encoder.encode(buffer));
-      buffer = "";
-    }
-  }
-  await out.write(encoder.encode(buffer));
+  await exportJsonLines(store, file);
   await store.close();
 }
 
 async function importFrom(file: string, db: string): Promise<number> {
   using input = await Deno.open(file);
-  const err: string[] = [];
   const started = performance.now();
-  const code = await main(["--db", db, "events", "import"], {
-    stdout: () => {},
-    stderr: (text) => err.push(text),
-    stdin: input.readable,
-    env: () => undefined,
-  });
-  const result = rate(total, started);
-  if (code !== 0) throw new Error(`import failed: ${err.join("")}`);
-  return result;
+  await tokaQuiet(["--db", db, "events", "import"], input.readable);
+  return rate(total, started);
 }
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
-const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 
 const dir = await Deno.makeTempDir();
 try {
