@@ -445,11 +445,13 @@ function parsePositionArg(value: string): string {
   return value.padStart(16, "0");
 }
 
-// No event is at position 0: a fork there is a bad value, whatever the vault holds.
+// No event is at position 0: a fork there is a bad value, whatever the vault holds. Kept as
+// typed, so that a refusal quotes what the user wrote.
 function parseForkPoint(value: string): string {
-  const position = parsePositionArg(value);
-  if (Number(position) === 0) throw new InvalidArgumentError("Expected a position from 1");
-  return position;
+  if (Number(parsePositionArg(value)) === 0) {
+    throw new InvalidArgumentError("Expected a position from 1");
+  }
+  return value;
 }
 
 function formatHead(head: LogHead): string {

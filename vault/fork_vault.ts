@@ -132,7 +132,7 @@ export async function forkVault(
     if (head === null || Number(head.position) < end) {
       throw new RangeError(
         `Cannot fork at "${at}": ${
-          head === null ? "the log is empty" : `the log ends at position "${head.position}"`
+          head === null ? "the log is empty" : `the log ends at position "${Number(head.position)}"`
         }`,
       );
     }

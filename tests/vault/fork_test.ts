@@ -238,7 +238,7 @@ Deno.test("forkVault", async (t) => {
         [
           String(head + 1),
           `${dir}/a.kv`,
-          new RegExp(`^Cannot fork at "${head + 1}": the log ends at position "${at(head)}"$`),
+          new RegExp(`^Cannot fork at "${head + 1}": the log ends at position "${head}"$`),
         ],
         [
           "1",
