@@ -141,7 +141,10 @@ async function checkIndex(
         end - 1
       }): events from position ${end} on are missing or the watermark was moved`,
     );
-  } else if (watermark < end && !layout.isPageStart(watermark)) {
+  } else if (
+    // In an unreadable or missing page it cannot be judged; that page is reported already.
+    watermark < end && !layout.isPageStart(watermark) && layout.at(watermark) !== undefined
+  ) {
     verifier.report(watermark, `the index watermark ${watermark} is not at the start of a page`);
   }
   const covered = new Bits();

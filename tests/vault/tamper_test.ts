@@ -263,6 +263,24 @@ Deno.test("tampering with a stored vault is caught by verify()", async (t) => {
     await assert.rejects(vault.stats(), damaged);
   });
 
+  await t.step("a garbage first page of an unindexed vault is reported once", async () => {
+    const { report } = await tampered(async (kv) => {
+      await kv.delete(["vault", "ix"]);
+      for await (const entry of kv.list({ prefix: ["vault", "si"] })) await kv.delete(entry.key);
+      await kv.set(["vault", "ev", 1], encoder.encode("{not json"));
+    });
+    assert.deepEqual(report.problems, [
+      { position: pos(1), reason: "the page of positions 1 to 2 is unreadable" },
+    ]);
+  });
+
+  await t.step("the index watermark inside a readable page is reported", async () => {
+    const { report } = await tampered((kv) => kv.set(["vault", "ix"], 2).then(() => {}));
+    assert.deepEqual(report.problems, [
+      { position: pos(2), reason: "the index watermark 2 is not at the start of a page" },
+    ]);
+  });
+
   await t.step("a stream index entry altered", async () => {
     const { report, path } = await tampered(async (kv) => {
       for await (
