@@ -14,6 +14,7 @@ import {
   Runtime,
 } from "../../runtime/mod.ts";
 import { KvEventStore, openVault, vaultKv } from "../../vault/mod.ts";
+import { KvConnectServer, useTestToken } from "../vault/_kv_connect_server.ts";
 
 /** The KV checkpoint and lease stores on `kv`, as `createRuntime()` wires them. */
 export function kvPorts(kv: Deno.Kv): { checkpoints: CheckpointStore; leases: LeaseStore } {
@@ -193,4 +194,30 @@ export async function recordLogs(
     reset: true,
   });
   return records;
+}
+
+/**
+ * Starts a server with the test token, runs `body` with an opener of fresh remote vaults on it
+ * (each closed and its database dropped by its `close`), and stops the server after.
+ */
+export async function withRemoteVaults(
+  body: (open: () => Promise<{ store: KvEventStore; close(): Promise<void> }>) => Promise<void>,
+): Promise<void> {
+  const server = await KvConnectServer.start({ accessToken: useTestToken() });
+  let n = 0;
+  try {
+    await body(async () => {
+      const name = `vault-${n++}`;
+      const store = await openVault(await server.create(name));
+      return {
+        store,
+        close: async () => {
+          await store.close();
+          await server.drop(name);
+        },
+      };
+    });
+  } finally {
+    await server.close();
+  }
 }

@@ -9,9 +9,8 @@ import type {
   EventStore,
 } from "../../runtime/log/event_store.ts";
 import { GuardFailedError } from "../../runtime/errors.ts";
-import { KvEventStore, MemoryEventStore, openVault, vaultKv } from "../../vault/mod.ts";
-import { KvConnectServer, useTestToken } from "./_kv_connect_server.ts";
-import { stepWith } from "../runtime/_helpers.ts";
+import { KvEventStore, MemoryEventStore, vaultKv } from "../../vault/mod.ts";
+import { stepWith, withRemoteVaults } from "../runtime/_helpers.ts";
 
 type Open = () => Promise<EventStore>;
 
@@ -190,11 +189,5 @@ Deno.test("append effect: KvEventStore on a file", async (t) => {
 });
 
 Deno.test("append effect: KvEventStore over KV Connect", async (t) => {
-  const server = await KvConnectServer.start({ accessToken: useTestToken() });
-  let n = 0;
-  try {
-    await suite(t, async () => await openVault(await server.create(`s${n++}`)), true);
-  } finally {
-    await server.close();
-  }
+  await withRemoteVaults((open) => suite(t, async () => (await open()).store, true));
 });

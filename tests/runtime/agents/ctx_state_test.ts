@@ -15,8 +15,15 @@ import {
   Runtime,
 } from "../../../runtime/mod.ts";
 import { KvEventStore, openVault, vaultKv } from "../../../vault/mod.ts";
-import { kvPorts, leasePorts, onEachStore, stepWith, until, withAppend } from "../_helpers.ts";
-import { KvConnectServer, useTestToken } from "../../vault/_kv_connect_server.ts";
+import {
+  kvPorts,
+  leasePorts,
+  onEachStore,
+  stepWith,
+  until,
+  withAppend,
+  withRemoteVaults,
+} from "../_helpers.ts";
 
 interface Setup {
   store: EventStore;
@@ -325,24 +332,12 @@ Deno.test("ctx.state: Deno KV vault", async (t) => {
 });
 
 Deno.test("ctx.state: remote vault (KV Connect)", async (t) => {
-  const server = await KvConnectServer.start({ accessToken: useTestToken() });
-  let n = 0;
-  try {
-    await suite(t, async () => {
-      const name = `state-${n++}`;
-      const store = await openVault(await server.create(name));
-      return {
-        store,
-        runtime: () => Runtime.create({ vault: store }),
-        close: async () => {
-          await store.close();
-          await server.drop(name);
-        },
-      };
-    });
-  } finally {
-    await server.close();
-  }
+  await withRemoteVaults((open) =>
+    suite(t, async () => {
+      const { store, close } = await open();
+      return { store, runtime: () => Runtime.create({ vault: store }), close };
+    })
+  );
 });
 
 Deno.test("ctx.state survives a restart on a vault file", async () => {

@@ -14,9 +14,8 @@ import {
   MemoryEventStore,
   MemoryLeaseStore,
 } from "../../../runtime/mod.ts";
-import { KvEventStore, openVault } from "../../../vault/mod.ts";
-import { KvConnectServer, useTestToken } from "../../vault/_kv_connect_server.ts";
-import { stepWith } from "../_helpers.ts";
+import { KvEventStore } from "../../../vault/mod.ts";
+import { stepWith, withRemoteVaults } from "../_helpers.ts";
 
 interface Setup {
   store: EventStore;
@@ -156,25 +155,17 @@ Deno.test("state index: Deno KV vault", async (t) => {
 });
 
 Deno.test("state index: remote vault (KV Connect)", async (t) => {
-  const server = await KvConnectServer.start({ accessToken: useTestToken() });
-  let n = 0;
-  try {
-    await suite(t, async () => {
-      const name = `state-${n++}`;
-      const store = await openVault(await server.create(name));
+  await withRemoteVaults((open) =>
+    suite(t, async () => {
+      const { store, close } = await open();
       return {
         store,
         checkpoints: new KvCheckpointStore(store.kv),
         leases: new KvLeaseStore(store.kv),
-        close: async () => {
-          await store.close();
-          await server.drop(name);
-        },
+        close,
       };
-    });
-  } finally {
-    await server.close();
-  }
+    })
+  );
 });
 
 Deno.test("state index: the latest state is one KV get, and found without that key too", async () => {
