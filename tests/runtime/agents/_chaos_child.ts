@@ -2,10 +2,10 @@
 // an agent that makes two steps, two journaled tool calls (one of them
 // model.chat, on the parent's fake server at `baseUrl`), a state change and
 // an emit per task; every third task's first attempt then fails and is
-// retried. Each step's fn and the charge tool append
+// retried. A second agent makes two steps at once and an emit. Each step's fn and the charge tool append
 // `<what> <n> <generation>` to the effects file when they run, and return the
 // generation, so the log says whose run was recorded. Prints "handling" at its
-// first task and "done" once its agent passed the head of the log, then exits;
+// first task and "done" once its agents passed the head of the log, then exits;
 // the parent SIGKILLs or SIGSTOPs it at random moments before that.
 import { defineAgent } from "../../../runtime/mod.ts";
 import { defineTool } from "../../../toolkit/mod.ts";
@@ -80,11 +80,34 @@ runtime.register(defineAgent({
     }
   },
 }));
+runtime.register(defineAgent({
+  name: "pair",
+  subscribe: ["task.created"],
+  async handle(event, ctx) {
+    const { n } = event.payload as { n: number };
+    // Started together: numbered in the order of the calls.
+    const [left, right] = await Promise.all([
+      ctx.step("left", async () => {
+        await effect("left", n);
+        return { value: n, by };
+      }),
+      ctx.step("right", async () => {
+        await effect("right", n);
+        return { value: -n, by };
+      }),
+    ]);
+    await ctx.emit({ kind: "pair.done", payload: { n, left, right } });
+  },
+}));
 await runtime.start();
-// Done when the agent has passed the head of the log (its own records too).
+// Done when the agents have passed the head of the log (their own records too).
 const head = async () =>
   (await Array.fromAsync(store.read({ direction: "backward", limit: 1 })))[0].position;
-while (runtime.agents()[0].position !== await head()) {
+const behind = async () => {
+  const at = await head();
+  return runtime.agents().some((agent) => agent.position !== at);
+};
+while (await behind()) {
   await new Promise((resolve) => setTimeout(resolve, 5));
 }
 await runtime.close();

@@ -173,19 +173,22 @@ Deno.test("an agent killed or paused anywhere records each step, call, state cha
     try {
       const tasks = await all(store, ["task.created"]);
       const taskOf = new Map(tasks.map((e) => [e.id, (e.payload as { n: number }).n]));
-      // Each step's and tool call's record, by "<what> <task>".
+      // Each step's and tool call's record, by "<what> <task>": the worker's
+      // steps and calls, and the pair's two steps made at once.
       const recorded = new Map<string, EventRecord[]>();
       const what = ["first", "second", "tool", "model"];
+      const pair = ["left", "right"];
 
       await t.step("each step and tool call is recorded once", async () => {
         for (const record of await all(store, ["step.completed", "tool.completed"])) {
           const n = taskOf.get(record.meta.causationId!);
           assert.ok(n !== undefined, why(`${record.kind} ${record.id} has no task as cause`));
-          const key = `${what[Number(record.meta.step)]} ${n}`;
+          const names = record.meta.actor === "agent/pair" ? pair : what;
+          const key = `${names[Number(record.meta.step)]} ${n}`;
           recorded.set(key, [...(recorded.get(key) ?? []), record]);
         }
         const once = [...recorded].filter(([, records]) => records.length === 1).map(([k]) => k);
-        const expected = tasks.flatMap((_, i) => what.map((w) => `${w} ${i + 1}`));
+        const expected = tasks.flatMap((_, i) => [...what, ...pair].map((w) => `${w} ${i + 1}`));
         assert.deepEqual(once.sort(), expected.sort(), why("one record per step and call"));
         assert.equal(recorded.size, expected.length, why("records of no step"));
         assert.deepEqual(await all(store, ["step.failed", "tool.failed"]), [], why("failures"));
@@ -216,6 +219,15 @@ Deno.test("an agent killed or paused anywhere records each step, call, state cha
           assert.equal((result(`second ${n}`) as { value: number }).value, 2 * n + 1);
           assert.equal((result(`tool ${n}`) as { charged: number }).charged, n);
         }
+        const pairs = await all(store, ["pair.done"]);
+        assert.deepEqual(pairs.map(byTask).sort((x, y) => x - y), tasks.map((_, i) => i + 1));
+        for (const event of pairs) {
+          const n = byTask(event);
+          assert.equal(taskOf.get(event.meta.causationId!), n, why(`pair.done ${n}'s cause`));
+          const payload = { n, left: result(`left ${n}`), right: result(`right ${n}`) };
+          assert.deepEqual(event.payload, payload, why(`pair.done ${n}`));
+          assert.equal((payload.left as { value: number }).value, n, why(`left ${n}`));
+        }
       });
 
       await t.step("the state is the fold over the tasks, each change once", async () => {
@@ -223,6 +235,8 @@ Deno.test("an agent killed or paused anywhere records each step, call, state cha
         const checkpoint = await checkpoints.load("worker");
         const [head] = await Array.fromAsync(store.read({ direction: "backward", limit: 1 }));
         assert.equal(checkpoint?.position, head.position, why("checkpoint at the head"));
+        const paired = await checkpoints.load("pair");
+        assert.equal(paired?.position, head.position, why("pair's checkpoint at the head"));
         const state = (await checkpoints.stateAt("worker", checkpoint.position!))
           ?.state as unknown as Tally;
         const order = tasks.map((_, i) => i + 1);
@@ -255,10 +269,12 @@ Deno.test("an agent killed or paused anywhere records each step, call, state cha
         // The recorded run is the one whose process the result names; every
         // other run was lost: its process was killed or paused before its
         // record committed (a paused one's record is refused once another
-        // took over). A process handles one task at a time and a task's steps
-        // one after another, so it loses at most one run per interruption,
-        // and the one that finished none.
+        // took over). An agent handles one task at a time, the worker its
+        // steps one after another and the pair two at once, so a process
+        // loses at most one worker's and two pair's runs per interruption, and
+        // the one that finished none.
         const lost = new Map<number, number>();
+        const lostPairs = new Map<number, number>();
         for (const [key] of recorded) {
           const generations = runs.get(key) ?? [];
           const recordedBy = key.startsWith("model")
@@ -272,8 +288,9 @@ Deno.test("an agent killed or paused anywhere records each step, call, state cha
           const at = generations.indexOf(recordedBy);
           assert.ok(at >= 0, why(`${key}: recorded by ${recordedBy}, ran in ${generations}`));
           generations.splice(at, 1);
+          const counts = pair.includes(key.split(" ")[0]) ? lostPairs : lost;
           for (const generation of generations) {
-            lost.set(generation, (lost.get(generation) ?? 0) + 1);
+            counts.set(generation, (counts.get(generation) ?? 0) + 1);
           }
         }
         assert.equal(runs.size, recorded.size, why("runs of no step"));
@@ -284,7 +301,15 @@ Deno.test("an agent killed or paused anywhere records each step, call, state cha
             why(`generation ${generation} lost ${count} runs, interrupted ${times} times`),
           );
         }
-        const reruns = [...lost.values()].reduce((sum, count) => sum + count, 0);
+        for (const [generation, count] of lostPairs) {
+          const times = interrupted.get(generation) ?? 0;
+          assert.ok(
+            count <= 2 * times,
+            why(`generation ${generation} lost ${count} pair's runs, interrupted ${times} times`),
+          );
+        }
+        const reruns = [...lost.values(), ...lostPairs.values()]
+          .reduce((sum, count) => sum + count, 0);
         console.log(
           `seed ${seed}: ${landed} interruptions (${pauses} pauses woken beside the next ` +
             `holder, ${blocked} of which blocked it), ${reruns} side effects ran again, ` +
