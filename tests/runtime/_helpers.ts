@@ -2,7 +2,9 @@
 import { configure, type LogLevel, type LogRecord } from "@logtape/logtape";
 import {
   type Agent,
+  type AgentContext,
   type CheckpointStore,
+  defineAgent,
   type EventRecord,
   type EventStore,
   KvCheckpointStore,
@@ -220,4 +222,37 @@ export async function withRemoteVaults(
   } finally {
     await server.close();
   }
+}
+
+/**
+ * Starts a runtime on `vault` (`ports` for its leases and checkpoints, a 30 s agent lease) whose
+ * agent "worker" handles one task.created with `body`; waits until it has, stops the runtime and
+ * returns what `body` threw, if anything.
+ */
+export async function handleOneTask(
+  vault: EventStore,
+  ports: { leases: LeaseStore; checkpoints: CheckpointStore },
+  body: (ctx: AgentContext) => Promise<void>,
+): Promise<unknown[]> {
+  const errors: unknown[] = [];
+  let finished = false;
+  const runtime = await Runtime.create({ vault, ...ports, agentLeaseSecs: 30 });
+  runtime.register(defineAgent({
+    name: "worker",
+    subscribe: ["task.created"],
+    async handle(_event, ctx) {
+      try {
+        await body(ctx);
+      } catch (error) {
+        errors.push(error);
+      } finally {
+        finished = true;
+      }
+    },
+  }));
+  await runtime.start();
+  await runtime.emit({ kind: "task.created" });
+  await until(() => finished);
+  await runtime.stop();
+  return errors;
 }

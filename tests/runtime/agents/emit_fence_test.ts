@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
 import {
-  defineAgent,
   type EventStore,
   KvLeaseStore,
   type LeaseStore,
   MemoryLeaseStore,
-  Runtime,
 } from "../../../runtime/mod.ts";
 import { KvEventStore, MemoryEventStore } from "../../../vault/mod.ts";
-import { leasePorts, onEachStore, until, withAppend } from "../_helpers.ts";
+import { handleOneTask, leasePorts, onEachStore, withAppend } from "../_helpers.ts";
 
 // The race of a paused lease holder, made deterministic: the store lets
 // another "process" take the agent's lease after the runner's own lease check
@@ -39,31 +37,10 @@ function stealing(
 
 async function race(store: EventStore, leases: LeaseStore, renew = false): Promise<void> {
   const { vault, arm } = stealing(store, leases, renew);
-  const errors: unknown[] = [];
-  let finished = false;
-  const runtime = await Runtime.create({
-    vault,
-    ...leasePorts(store, leases),
-    agentLeaseSecs: 30,
+  const errors = await handleOneTask(vault, leasePorts(store, leases), async (ctx) => {
+    arm();
+    await ctx.emit({ kind: "task.done" });
   });
-  runtime.register(defineAgent({
-    name: "worker",
-    subscribe: ["task.created"],
-    async handle(_event, ctx) {
-      arm();
-      try {
-        await ctx.emit({ kind: "task.done" });
-      } catch (error) {
-        errors.push(error);
-      } finally {
-        finished = true;
-      }
-    },
-  }));
-  await runtime.start();
-  await runtime.emit({ kind: "task.created" });
-  await until(() => finished);
-  await runtime.stop();
   const done = [];
   for await (const event of store.read({ kinds: ["task.done"] })) done.push(event);
   if (renew) {

@@ -2,8 +2,8 @@
 // whose lease another process took between its lease check and the append
 // records nothing, and its step fails with LeaseLostError.
 import assert from "node:assert/strict";
-import { defineAgent, type EventStore, type LeaseStore, Runtime } from "../../../runtime/mod.ts";
-import { all, leasePorts, onEachStore, until, withAppend } from "../_helpers.ts";
+import type { EventStore, LeaseStore } from "../../../runtime/mod.ts";
+import { all, handleOneTask, leasePorts, onEachStore, withAppend } from "../_helpers.ts";
 
 // Another "process" takes the lease just before the step's record is appended
 // and, with `first`, records the same step with its own result before it.
@@ -30,32 +30,13 @@ function stealing(store: EventStore, leases: LeaseStore, first: boolean): EventS
 }
 
 async function race(store: EventStore, leases: LeaseStore, first = false): Promise<void> {
-  const errors: unknown[] = [];
   const results: unknown[] = [];
   let calls = 0;
-  let finished = false;
-  const runtime = await Runtime.create({
-    vault: stealing(store, leases, first),
-    ...leasePorts(store, leases),
-    agentLeaseSecs: 30,
-  });
-  runtime.register(defineAgent({
-    name: "worker",
-    subscribe: ["task.created"],
-    async handle(_event, ctx) {
-      try {
-        results.push(await ctx.step("charge", () => ++calls));
-      } catch (error) {
-        errors.push(error);
-      } finally {
-        finished = true;
-      }
-    },
-  }));
-  await runtime.start();
-  await runtime.emit({ kind: "task.created" });
-  await until(() => finished);
-  await runtime.stop();
+  const errors = await handleOneTask(
+    stealing(store, leases, first),
+    leasePorts(store, leases),
+    async (ctx) => void results.push(await ctx.step("charge", () => ++calls)),
+  );
   const recorded = await all(store, ["step.completed"]);
   if (first) {
     assert.deepEqual(recorded.map((e) => e.payload), [
