@@ -1,5 +1,6 @@
 // The events the import and fork benches work on: appended to a vault, exported as JSON Lines,
 // and `toka` run in-process on them.
+import { parseArgs } from "node:util";
 import { main } from "../cli.ts";
 import type { EventStore } from "../runtime/log/event_store.ts";
 
@@ -52,4 +53,25 @@ export async function tokaQuiet(args: string[], stdin?: ReadableStream<Uint8Arra
     env: () => undefined,
   });
   if (code !== 0) throw new Error(`toka ${args.join(" ")} failed: ${err.join("")}`);
+}
+
+/**
+ * The bench's `--events N` (100,000 by default, at least 64) and `--rounds R` (3 by default,
+ * at least 1) from `args`.
+ *
+ * @throws {TypeError} When either is not a whole number in its range.
+ */
+export function eventsAndRounds(args: string[]): { total: number; rounds: number } {
+  const { values } = parseArgs({
+    args,
+    options: { events: { type: "string" }, rounds: { type: "string" } },
+  });
+  const total = Number(values.events ?? 100_000);
+  const rounds = Number(values.rounds ?? 3);
+  if (
+    !(Number.isSafeInteger(total) && total >= 64 && Number.isSafeInteger(rounds) && rounds >= 1)
+  ) {
+    throw new TypeError("--events expects a whole number ≥ 64, --rounds one ≥ 1");
+  }
+  return { total, rounds };
 }

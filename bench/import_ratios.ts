@@ -14,20 +14,11 @@
  *
  * Each figure is the median of its rounds; baseline and import alternate round by round.
  */
-import { parseArgs } from "node:util";
 import { openVault } from "../vault/mod.ts";
 import { fmt, median } from "./_compare.ts";
-import { appendBatches, exportJsonLines, tokaQuiet } from "./_events.ts";
+import { appendBatches, eventsAndRounds, exportJsonLines, tokaQuiet } from "./_events.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: { events: { type: "string" }, rounds: { type: "string" } },
-});
-const total = Number(values.events ?? 100_000);
-const rounds = Number(values.rounds ?? 3);
-if (!(Number.isSafeInteger(total) && total >= 64 && Number.isSafeInteger(rounds) && rounds >= 1)) {
-  throw new TypeError("--events expects a whole number ≥ 64, --rounds one ≥ 1");
-}
+const { total, rounds } = eventsAndRounds(Deno.args);
 const PAYLOAD = "x".repeat(256);
 const WRITERS = 64;
 
