@@ -112,3 +112,8 @@ export async function runToka(
   assert.ok(hasNoStackTrace(io), io.err.join(""));
   return { code, io, out: io.out.join(""), errLines: io.errLines() };
 }
+
+/** The arguments of `toka --db <db> auth issue --sub me` with a `--perm` for each of `perms`. */
+export function issueArgs(db: string, ...perms: string[]): string[] {
+  return ["--db", db, "auth", "issue", "--sub", "me", ...perms.flatMap((p) => ["--perm", p])];
+}

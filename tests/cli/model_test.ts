@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openVault } from "../../vault/mod.ts";
-import { runToka as toka } from "./_fakes.ts";
+import { issueArgs, runToka as toka } from "./_fakes.ts";
 import { FakeModelServer, textCompletion } from "../toolkit/fake_model_server.ts";
 
 const KEY = "sk-cli-test-5a4b3c2d1e0f99887766";
@@ -15,16 +15,7 @@ Deno.test("toka and model.chat", async (t) => {
   const write = (value: unknown) =>
     Deno.writeTextFile(join(dir, "toka.json"), JSON.stringify(value));
   try {
-    const issued = await toka([
-      "--db",
-      db,
-      "auth",
-      "issue",
-      "--sub",
-      "me",
-      "--perm",
-      "tool:model.chat:invoke",
-    ]);
+    const issued = await toka(issueArgs(db, "tool:model.chat:invoke"));
     assert.equal(issued.code, 0);
     const env = {
       TOKA_TOKEN: issued.out.trim(),

@@ -6,7 +6,7 @@ import { openVault } from "../../vault/mod.ts";
 import type { EventRecord } from "../../runtime/log/event_store.ts";
 import { buildCliTools, DEFAULT_TOOL_ROOT } from "../../cli/_tool_registry.ts";
 import { PluginLoadError, readPluginManifest } from "../../toolkit/mod.ts";
-import { exists, recordingIo, runToka as toka } from "./_fakes.ts";
+import { exists, issueArgs, recordingIo, runToka as toka } from "./_fakes.ts";
 import type { CommandContext } from "../../cli/_context.ts";
 import { example } from "../docs/_readme.ts";
 
@@ -89,18 +89,7 @@ Deno.test("toka tool run", async (t) => {
   const dir = await Deno.makeTempDir();
   const db = `${dir}/v.kv`;
   try {
-    const issued = await toka([
-      "--db",
-      db,
-      "auth",
-      "issue",
-      "--sub",
-      "me",
-      "--perm",
-      "tool:echo:invoke",
-      "--perm",
-      "tool:now:invoke",
-    ]);
+    const issued = await toka(issueArgs(db, "tool:echo:invoke", "tool:now:invoke"));
     assert.equal(issued.code, 0);
     const token = issued.out.trim();
     const env = { TOKA_TOKEN: token };
