@@ -31,6 +31,12 @@ export interface UiServerOptions {
 export interface UiServer {
   /** The URL to open, token included. */
   url: string;
+  /**
+   * A link that opens the page once, for a browser started with it as an argument (where
+   * `ps` shows it to every local user): it holds a one-time code, not the token, and is
+   * redirected to {@linkcode UiServer.url} on its first use only.
+   */
+  openUrl: string;
   /** The port it listens on. */
   port: number;
   /** Stops listening and ends every open stream. */
@@ -66,6 +72,7 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
     clock: options.clock ?? Date.now,
     stopping: stopping.signal,
   };
+  const once = { code: randomToken(), used: false };
   let port = 0;
   const listening = Promise.withResolvers<void>();
   let server: Deno.HttpServer;
@@ -79,7 +86,7 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
         listening.resolve();
       },
       onError: () => json(500, { error: { code: "error", message: "Internal error" } }),
-    }, (request) => handle(request, ctx, token, port));
+    }, (request) => handle(request, ctx, token, port, once));
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {
       throw new TokaError(
@@ -92,6 +99,7 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
   await listening.promise;
   return {
     url: `http://127.0.0.1:${port}/t/${token}/`,
+    openUrl: `http://127.0.0.1:${port}/o/${once.code}`,
     port,
     finished: server.finished,
     async shutdown() {
@@ -120,6 +128,7 @@ function handle(
   ctx: UiContext,
   token: string,
   port: number,
+  once: { code: string; used: boolean },
 ): Response | Promise<Response> {
   hideToken(request.url);
   // DNS rebinding: a page of another site whose name now points here sends its own Host.
@@ -132,6 +141,16 @@ function handle(
   }
   const url = new URL(request.url);
   const [, t, given, ...rest] = url.pathname.split("/");
+  if (t === "o" && given !== undefined && rest.length === 0 && sameToken(given, once.code)) {
+    if (once.used) {
+      return text(
+        410,
+        "Gone: this link opens the page once and was used; open the URL that toka ui printed",
+      );
+    }
+    once.used = true;
+    return respond(303, null, "text/plain; charset=utf-8", { location: `/t/${token}/` });
+  }
   if (t !== "t" || given === undefined || !sameToken(given, token)) {
     return text(401, "Unauthorized: open the URL that toka ui printed, token included");
   }
@@ -186,7 +205,7 @@ function hideToken(href: string): void {
   const span = trace.getActiveSpan();
   if (span === undefined) return;
   const url = new URL(href);
-  const path = url.pathname.replace(/^\/t\/[^/]*/, "/t/<token>");
+  const path = url.pathname.replace(/^\/([to])\/[^/]*/, (_, t) => `/${t}/<token>`);
   span.setAttributes({ "url.full": `${url.origin}${path}${url.search}`, "url.path": path });
 }
 

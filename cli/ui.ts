@@ -42,7 +42,7 @@ export function serveUi(ctx: CommandContext, options: UiOptions = {}): Promise<n
           ? `${JSON.stringify({ url: server.url, port: server.port })}\n`
           : `Serving ${ctx.dbLocation} (read-only) at\n  ${server.url}\nPress Ctrl-C to stop\n`,
       );
-      if (options.open) await openBrowser(ctx, server.url);
+      if (options.open) await openBrowser(ctx, server.openUrl);
       const signal = ctx.io.signal;
       if (signal !== undefined && !signal.aborted) {
         await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
@@ -54,7 +54,8 @@ export function serveUi(ctx: CommandContext, options: UiOptions = {}): Promise<n
   });
 }
 
-// $BROWSER names the program when set, as for other command-line tools.
+// $BROWSER names the program when set, as for other command-line tools. Its arguments show in
+// `ps` to every local user, so it gets the server's one-time link, not the token.
 async function openBrowser(ctx: CommandContext, url: string): Promise<void> {
   const chosen = ctx.io.env("BROWSER");
   const [command, ...args] = chosen !== undefined && chosen !== ""

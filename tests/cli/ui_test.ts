@@ -11,7 +11,7 @@ import { CONTENT_SECURITY_POLICY } from "../../cli/_ui_http.ts";
 import { sameToken, startUiServer } from "../../cli/_ui_server.ts";
 import { eventPage, recentRuns } from "../../cli/_ui_api.ts";
 import { main } from "../../cli.ts";
-import { exists, recordingIo } from "./_fakes.ts";
+import { recordingIo } from "./_fakes.ts";
 import { until } from "./_process.ts";
 import { rawGet, readSse, seedRun, serve } from "./_ui_fixture.ts";
 
@@ -39,7 +39,9 @@ Deno.test("toka ui: the server", async (t) => {
       "the printed URL carries the token; without it, or with another, 401",
       async () => {
         assert.equal(server.url, base);
-        for (const path of ["/", "/api/events", `/t/${TOKEN.slice(0, -1)}/api/events`, "/t/x/"]) {
+        for (
+          const path of ["/", "/api/events", `/t/${TOKEN.slice(0, -1)}/api/events`, "/t/x/", "/o/x"]
+        ) {
           const response = await fetch(`http://127.0.0.1:${server.port}${path}`);
           assert.equal(response.status, 401, path);
           assert.match(await response.text(), /^Unauthorized: open the URL that toka ui printed/);
@@ -411,7 +413,7 @@ Deno.test("toka ui: the command", async (t) => {
     });
 
     await t.step(
-      "--open runs $BROWSER with the URL; a failure is a warning without the token",
+      "--open runs $BROWSER with a one-time link, not the token; a failure is a warning",
       async () => {
         const vault = await openVault(path);
         await seedRun(vault);
@@ -426,17 +428,32 @@ Deno.test("toka ui: the command", async (t) => {
           const running = main(["--db", path, "--json", "ui", "--open"], io);
           await io.waitForLines(1);
           const { url } = JSON.parse(io.outLines()[0]);
-          await until(() => works ? exists(opened) : io.err.length > 0, "the browser or a warning");
+          const written = () => Deno.readTextFile(opened).then((t) => t !== "", () => false);
+          await until(() => works ? written() : io.err.length > 0, "the browser or a warning");
+          if (works) {
+            // Its arguments show in `ps` to every local user: the token is not among them.
+            const link = await Deno.readTextFile(opened);
+            const token = new URL(url).pathname.split("/")[2];
+            assert.ok(!link.includes(token), link);
+            const port = new URL(url).port;
+            assert.match(link, new RegExp(`^http://127\\.0\\.0\\.1:${port}/o/[A-Za-z0-9_-]{43}$`));
+            const first = await fetch(link, { redirect: "manual" });
+            await first.body?.cancel();
+            assert.equal(first.status, 303);
+            assert.equal(new URL(first.headers.get("location")!, link).href, url);
+            // Used once: whoever read it from `ps` later gets nothing.
+            const again = await fetch(link, { redirect: "manual" });
+            assert.equal(again.status, 410);
+            assert.match(await again.text(), /^Gone: this link opens the page once/);
+          }
           stop.abort();
           assert.equal(await running, 0);
-          if (works) {
-            assert.equal(await Deno.readTextFile(opened), url);
-            assert.deepEqual(io.err, []);
-          } else {
-            assert.deepEqual(io.errLines(), [
+          assert.deepEqual(
+            io.errLines(),
+            works ? [] : [
               `warning: Could not open a browser ("${program}" was not found): open the URL above`,
-            ]);
-          }
+            ],
+          );
         }
       },
     );
