@@ -43,6 +43,20 @@ async function exists(path: string): Promise<boolean> {
  */
 async function fill(store: KvEventStore): Promise<number> {
   const checkpoints = new KvCheckpointStore(store.kv);
+  // An agent.state event as the runtime records it (verify() checks the index against it),
+  // committed with the agent's checkpoint at `after`.
+  const recordState = (agent: string, after: string, n: number, updatedAt = 0) =>
+    store.append(`agent/${agent}`, [{
+      kind: "agent.state",
+      payload: { agent, after, state: { n } },
+      meta: { actor: `agent/${agent}` },
+    }], {
+      effect: checkpoints.withState(
+        agent,
+        { position: after, failures: 0, updatedAt },
+        JSON.stringify({ n }),
+      ),
+    });
   const concurrent = (round: number) =>
     Promise.all(Array.from({ length: 8 }, async (_, w) => {
       for (let i = 0; i < 10; i++) {
@@ -62,20 +76,8 @@ async function fill(store: KvEventStore): Promise<number> {
     payload: "a".repeat(INLINE_PAYLOAD_BYTES + 10),
   }]);
   const early = await store.append("agent/stateful", [{ kind: "task.created" }]);
-  await store.append("agent/stateful", [stateEvent("stateful", early.position, 1)], {
-    effect: checkpoints.withState(
-      "stateful",
-      { position: early.position, failures: 0, updatedAt: 0 },
-      JSON.stringify({ n: 1 }),
-    ),
-  });
-  await store.append("agent/slow", [stateEvent("slow", at(1), 1)], {
-    effect: checkpoints.withState(
-      "slow",
-      { position: at(1), failures: 0, updatedAt: 0 },
-      JSON.stringify({ n: 1 }),
-    ),
-  });
+  await recordState("stateful", early.position, 1);
+  await recordState("slow", at(1), 1);
   await checkpoints.save("early", { position: at(5), failures: 0, updatedAt: 0 });
   await checkpoints.save("idle", { position: null, failures: 0, updatedAt: 0 });
   const before = (await store.head())!.position;
@@ -91,36 +93,15 @@ async function fill(store: KvEventStore): Promise<number> {
   }
   assert.ok(forkAt > 0, "a page of several events to fork inside");
   // "slow" handled the event before the fork point, but recorded its new state after it.
-  await store.append("agent/slow", [stateEvent("slow", at(forkAt - 1), 2)], {
-    effect: checkpoints.withState(
-      "slow",
-      { position: at(forkAt - 1), failures: 0, updatedAt: 0 },
-      JSON.stringify({ n: 2 }),
-    ),
-  });
+  await recordState("slow", at(forkAt - 1), 2);
   await store.append("big", [{
     kind: "blob.made",
     payload: "b".repeat(INLINE_PAYLOAD_BYTES + 10),
   }]);
   const late = await store.append("agent/stateful", [{ kind: "task.created" }]);
-  await store.append("agent/stateful", [stateEvent("stateful", late.position, 2)], {
-    effect: checkpoints.withState(
-      "stateful",
-      { position: late.position, failures: 0, updatedAt: 1 },
-      JSON.stringify({ n: 2 }),
-    ),
-  });
+  await recordState("stateful", late.position, 2, 1);
   await checkpoints.save("late", { position: late.position, failures: 1, updatedAt: 2 });
   return forkAt;
-}
-
-/** An agent.state event as the runtime records it (verify() checks the index against it). */
-function stateEvent(agent: string, after: string, n: number) {
-  return {
-    kind: "agent.state",
-    payload: { agent, after, state: { n } },
-    meta: { actor: `agent/${agent}` },
-  };
 }
 
 /** Checks a fork against its source at `n`. */
