@@ -2,7 +2,7 @@
  * Durable steps (`ctx.step`) on a Deno KV vault file, as ratios measured in
  * one process:
  *
- *   deno run -A bench/step_ratios.ts [--rounds R] [--steps N]
+ *   deno run -A bench/step_ratios.ts [--rounds R] [--steps N] [--together]
  *
  * - Recording: 64 agents handle one event at once and each records N steps in
  *   a row (one guarded append per step). Baseline: the vault's own rate, 64
@@ -14,7 +14,9 @@
  *   checkpoints in the vault's KV, each step's append checked against the
  *   agent's lease key in the commit, as in production) and `Runtime.create`
  *   on the same kind of vault with in-memory leases and checkpoints (a guard
- *   checked in-process). Target ≥ 0.8×.
+ *   checked in-process). Target ≥ 0.8×. With `--together` each handler starts
+ *   its N steps at once (`Promise.all`), and each appender its N appends: one
+ *   agent's appends then share its lease's check in a commit.
  * - Serving: one agent records N steps, then fails; the retry is served the
  *   N steps from the journal. Time per recorded step ÷ time per served step.
  *   Target ≥ 5×.
@@ -34,11 +36,22 @@ import { median } from "./_interleaved.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { rounds: { type: "string" }, steps: { type: "string" } },
+  options: {
+    rounds: { type: "string" },
+    steps: { type: "string" },
+    together: { type: "boolean" },
+  },
 });
 const rounds = Number(values.rounds ?? 7);
 const steps = Number(values.steps ?? 20);
 if (!(rounds >= 1 && steps >= 1)) throw new TypeError("--rounds and --steps expect N ≥ 1");
+const together = values.together === true;
+
+/** Runs `steps` calls of `one`, in a row or (`--together`) all at once. */
+async function each(one: (n: number) => Promise<unknown>): Promise<void> {
+  if (together) await Promise.all(Array.from({ length: steps }, (_, n) => one(n)));
+  else for (let n = 0; n < steps; n++) await one(n);
+}
 
 const HANDLERS = 64;
 const dir = await Deno.makeTempDir();
@@ -57,7 +70,7 @@ async function bench(runtime: Runtime) {
       subscribe: ["bench.go"],
       async handle(event, ctx) {
         const round = (event.payload as { round: number }).round;
-        for (let n = 0; n < steps; n++) await ctx.step(`step-${n}`, () => ({ round, n }));
+        await each((n) => ctx.step(`step-${n}`, () => ({ round, n })));
         finished++;
       },
     }));
@@ -112,12 +125,12 @@ async function appendRate(vault: EventStore, round: number, guarded = false): Pr
   const started = performance.now();
   await Promise.all(Array.from({ length: HANDLERS }, async (_, i) => {
     const guard = { check: { key: ["bench", "guard", i], versionstamp: null } };
-    for (let n = 0; n < steps; n++) {
-      await vault.append(`bench-${i}`, [{
+    await each((n) =>
+      vault.append(`bench-${i}`, [{
         kind: "step.completed",
         payload: { name: `step-${n}`, index: n, result: { round, n } },
-      }], guarded ? { guard } : {});
-    }
+      }], guarded ? { guard } : {})
+    );
   }));
   return HANDLERS * steps * 1000 / (performance.now() - started);
 }
@@ -163,7 +176,9 @@ try {
       }
       const rate = median(ours);
       console.log(
-        `${name}: ${HANDLERS} handlers × ${steps} steps: ${fmt(rate)} steps/s = ` +
+        `${name}: ${HANDLERS} handlers × ${steps} steps${together ? " at once" : ""}: ${
+          fmt(rate)
+        } steps/s = ` +
           `${(rate / median(base)).toFixed(2)}× the vault's own ${fmt(median(base))} appends/s, ` +
           `${(rate / median(shared)).toFixed(2)}× the ${
             fmt(median(shared))
