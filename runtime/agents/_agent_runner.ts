@@ -430,7 +430,7 @@ export class AgentRunner {
     try {
       await this.#recordRetry(request, {
         kind: AGENT_RECOVERED,
-        payload: { agent: this.agent.name, eventId: event.id, kind: event.kind },
+        payload: this.#state.recovered(event),
       });
     } catch (error) {
       this.#logger.error("Could not record agent.recovered for event {id}: {message}", {

@@ -117,6 +117,16 @@ export class StateKeeper implements AgentState {
   }
 
   /** The JSON of the state the last attempt set, when it differs from the recorded one. */
+  /**
+   * The payload of a retry's `agent.recovered`: `stateChanged` marks a state
+   * change committed after it, so a request delivered again before that
+   * commit is retried again (failed_events.ts, dueRetry).
+   */
+  recovered(event: EventRecord): Record<string, unknown> {
+    const payload = { agent: this.#name, eventId: event.id, kind: event.kind };
+    return this.changed === undefined ? payload : { ...payload, stateChanged: true };
+  }
+
   get changed(): string | undefined {
     return this.#set !== this.#recorded ? this.#set : undefined;
   }

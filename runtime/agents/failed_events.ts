@@ -6,7 +6,9 @@
  * `eventId` in their payload, say it all:
  * - `agent.failed`: the agent gave up on the event (its runner appends it);
  * - `agent.retry_requested`: someone asked for the event to be handled again;
- * - `agent.recovered`: a retry handled it (its runner appends it).
+ * - `agent.recovered`: a retry handled it (its runner appends it); with
+ *   `stateChanged: true` when the retry changed the agent's state, which is
+ *   committed after it (an `agent.state` with `after` the request's position).
  *
  * An event is failed for an agent while the last of its `agent.failed` has no
  * `agent.recovered` after it. A retry that fails again appends a new
@@ -20,6 +22,7 @@ import type { EmitInput } from "../bus/subscription.ts";
 import { RetryRefusedError } from "../errors.ts";
 import { isEventId } from "../../internal/ids.ts";
 import { isAgentName } from "./agent.ts";
+import { AGENT_STATE } from "./_state_keeper.ts";
 
 /** The kind of the event an agent's runner appends when it gives up on an event. */
 export const AGENT_FAILED = "agent.failed";
@@ -188,7 +191,10 @@ export async function retryRequests(
  * The event a retry request asks `agent` to handle again, when the request is
  * for `agent` and due: the agent gave up on the event and no retry outcome
  * came after a request for it (a request read again after a crash finds its
- * outcome recorded).
+ * outcome recorded), or its outcome is an `agent.recovered` whose state change
+ * was never committed (the process died, or the commit failed, between the
+ * two): handled again, the retry is served its steps, emits and
+ * `agent.recovered` from the journal, and commits its state.
  *
  * @param store The log.
  * @param request An event the agent's runner reads.
@@ -207,7 +213,26 @@ export async function dueRetry(
   ) return null;
   const failed = await readFailedEvents(store, agent);
   const due = failed.some((f) => f.eventId === payload.eventId && f.retryRequested);
-  return due ? await store.get(payload.eventId) : null;
+  return due || await stateLost(store, request) ? await store.get(payload.eventId) : null;
+}
+
+// Whether the request's retry recorded agent.recovered with a state change
+// that no agent.state after the request committed.
+async function stateLost(store: EventStore, request: EventRecord): Promise<boolean> {
+  let pending = false;
+  for await (
+    const event of store.read({
+      stream: request.stream,
+      kinds: [AGENT_RECOVERED, AGENT_STATE],
+      from: request.position,
+    })
+  ) {
+    const payload = event.payload as { stateChanged?: unknown; after?: unknown } | null;
+    if (event.kind === AGENT_RECOVERED && event.parents[0] === request.id) {
+      pending = payload?.stateChanged === true;
+    } else if (event.kind === AGENT_STATE && payload?.after === request.position) return false;
+  }
+  return pending;
 }
 
 /**
