@@ -459,7 +459,8 @@ export class AgentRunner {
   // `agent.failed` is recorded. "stalled": neither could be appended, so the
   // event must be tried again; "stopped": stopping, or the lease was lost.
   async #handle(event: EventRecord): Promise<Outcome> {
-    let outcome = await this.#attempt(event);
+    // Given up on before a crash: agent.failed is its outcome, and a retry's to change.
+    let outcome = this.#calls.gaveUp(event.id) ? "failed" : await this.#attempt(event);
     if (outcome === "done") outcome = (await this.#state.commit(event, event)) ?? outcome;
     if (outcome === "stalled" || outcome === "stopped") return outcome;
     this.#pass(event, true);

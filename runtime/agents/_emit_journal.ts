@@ -39,6 +39,11 @@ export class EmitJournal {
     return prior?.kind === kind ? prior : undefined;
   }
 
+  /** Whether `agent.failed` is among the emits recorded for `cause`. */
+  gaveUp(cause: string): boolean {
+    return this.#emitted.get(cause)?.some((event) => event?.kind === "agent.failed") ?? false;
+  }
+
   record(cause: string, index: number, event: EventRecord): void {
     this.#list(cause)[index] = event;
   }

@@ -81,6 +81,11 @@ export class HandlingCalls {
     return this.#journal.scan(store, position);
   }
 
+  /** Whether the agent recorded that it gave up on the event (before a crash, say). */
+  gaveUp(id: string): boolean {
+    return this.#journal.gaveUp(id);
+  }
+
   /** Forgets what was recorded for a finished event. */
   forget(id: string): void {
     this.#journal.forget(id);
