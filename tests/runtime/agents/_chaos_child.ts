@@ -2,12 +2,15 @@
 // an agent that makes two steps, two journaled tool calls (one of them
 // model.chat, on the parent's fake server at `baseUrl`), a state change and
 // an emit per task; every third task's first attempt then fails and is
-// retried. A second agent makes two steps at once and an emit. Each step's fn and the charge tool append
+// retried. A second agent makes two steps at once and an emit. A third makes
+// a step, a state change and an emit, then fails in the first generations
+// (giving up after 3 attempts); the later ones ask it to retry what it gave
+// up on. Each step's fn and the charge tool append
 // `<what> <n> <generation>` to the effects file when they run, and return the
 // generation, so the log says whose run was recorded. Prints "handling" at its
 // first task and "done" once its agents passed the head of the log, then exits;
 // the parent SIGKILLs or SIGSTOPs it at random moments before that.
-import { defineAgent } from "../../../runtime/mod.ts";
+import { defineAgent, readFailedEvents } from "../../../runtime/mod.ts";
 import { defineTool } from "../../../toolkit/mod.ts";
 import { createRuntime } from "../../../mod.ts";
 
@@ -99,13 +102,40 @@ runtime.register(defineAgent({
     await ctx.emit({ kind: "pair.done", payload: { n, left, right } });
   },
 }));
+/** Generations before this one run a broken "flaky" agent. */
+const FIXED = 6;
+runtime.register(defineAgent({
+  name: "flaky",
+  subscribe: ["task.created"],
+  async handle(event, ctx) {
+    const { n } = event.payload as { n: number };
+    const seen = await ctx.step("seen", async () => {
+      await effect("seen", n);
+      return { value: n, by };
+    });
+    const count = ctx.state.get<{ count: number }>()?.count ?? 0;
+    ctx.state.set({ count: count + 1 });
+    await ctx.emit({ kind: "flaky.done", payload: { n, seen } });
+    if (by < FIXED) throw new Error(`Generation ${by} is broken`);
+  },
+}));
 await runtime.start();
-// Done when the agents have passed the head of the log (their own records too).
+// Done when the agents have passed the head of the log (their own records
+// too) and, once fixed, "flaky" has handled again every event it gave up on.
 const head = async () =>
   (await Array.fromAsync(store.read({ direction: "backward", limit: 1 })))[0].position;
 const behind = async () => {
+  const failed = await readFailedEvents(store, "flaky");
+  if (by >= FIXED) {
+    for (const { eventId } of failed.filter((f) => !f.retryRequested)) {
+      // Refused when an older process woken beside this one asked first.
+      await runtime.retry("flaky", eventId).catch((error) => {
+        if (error.code !== "retry_refused") throw error;
+      });
+    }
+  }
   const at = await head();
-  return runtime.agents().some((agent) => agent.position !== at);
+  return failed.length > 0 || runtime.agents().some((agent) => agent.position !== at);
 };
 while (await behind()) {
   await new Promise((resolve) => setTimeout(resolve, 5));
