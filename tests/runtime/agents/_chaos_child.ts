@@ -2,7 +2,7 @@
 // an agent that makes two steps, two journaled tool calls (one of them
 // model.chat, on the parent's fake server at `baseUrl`), a state change and
 // an emit per task; every third task's first attempt then fails and is
-// retried. A second agent makes two steps at once and an emit. A third makes
+// retried, and every fifth task's second step throws once. A second agent makes two steps at once and an emit. A third makes
 // a step, a state change and an emit, then fails in the first generations
 // (giving up after 3 attempts); the later ones ask it to retry what it gave
 // up on. Each step's fn and the charge tool append
@@ -52,6 +52,7 @@ const store = runtime.bus.store!;
 let handling = false;
 // Every third task's first attempt in each process fails at its end.
 const failed = new Set<number>();
+const stepFailed = new Set<number>();
 runtime.register(defineAgent({
   name: "worker",
   subscribe: ["task.created"],
@@ -66,6 +67,12 @@ runtime.register(defineAgent({
       return { value: 2 * n, by };
     });
     const b = await ctx.step("second", async () => {
+      // Every fifth task's second step throws once per process (recorded as
+      // step.failed), before its effect: the next attempt runs it again.
+      if (n % 5 === 0 && !stepFailed.has(n)) {
+        stepFailed.add(n);
+        throw new Error(`Step of task ${n} failed once`);
+      }
       await effect("second", n);
       return { value: a.value + 1, by };
     });

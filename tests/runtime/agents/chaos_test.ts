@@ -198,7 +198,16 @@ Deno.test("an agent killed or paused anywhere records each step, call, state cha
         );
         assert.deepEqual(once.sort(), expected.sort(), why("one record per step and call"));
         assert.equal(recorded.size, expected.length, why("records of no step"));
-        assert.deepEqual(await all(store, ["step.failed", "tool.failed"]), [], why("failures"));
+        // Only the steps made to throw once per process failed.
+        const stepFailures = (await all(store, ["step.failed", "tool.failed"])).map((e) => [
+          e.kind,
+          (e.payload as { error: string }).error,
+        ]);
+        const thrown = stepFailures.filter(([kind, error]) =>
+          kind === "step.failed" && /^Step of task (5|10|15|20|25|30) failed once$/.test(error)
+        );
+        assert.deepEqual(stepFailures, thrown, why("failures"));
+        assert.ok(thrown.length >= TASKS / 5, why(`${thrown.length} steps failed`));
         // Only "flaky" gave up, and a retry handled each event it gave up on, once.
         const failed = await all(store, ["agent.failed"]);
         assert.deepEqual(failed.filter((e) => e.stream !== "agent/flaky"), [], why("gave up"));
