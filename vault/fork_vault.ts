@@ -117,7 +117,7 @@ export async function forkVault(
   const { at, into, signal, onProgress } = options;
   // Duck-typed, so that Node's @deno/kv database counts too.
   if (typeof into !== "string" && typeof (into as Kv | null)?.list !== "function") {
-    throw new TypeError("Invalid into: expected a file path, an http(s) URL or an open Deno.Kv");
+    throw new TypeError("Invalid into: expected a file path, an http(s) URL or an open KV handle");
   }
   if (typeof at !== "string" || !/^\d{1,16}$/.test(at)) {
     throw new TypeError(`Invalid position ${JSON.stringify(at)}: expected up to 16 digits`);

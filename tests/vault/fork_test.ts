@@ -244,7 +244,7 @@ Deno.test("forkVault", async (t) => {
           forkVault(source, { at: "1", into: into as never }),
           {
             name: "TypeError",
-            message: /^Invalid into: expected a file path, an http\(s\) URL or an open Deno\.Kv$/,
+            message: /^Invalid into: expected a file path, an http\(s\) URL or an open KV handle$/,
           },
           String(into),
         );
