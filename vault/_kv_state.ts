@@ -116,10 +116,21 @@ export interface TailItem {
 }
 
 /** Options of the shared state, as given to `KvEventStore.open`. */
+/** Checks a commit may hold on a Deno KV server over KV Connect (denokv's limit). */
+export const REMOTE_CHECKS = 10;
+
+/** Throws a RangeError unless `checks` is undefined or a whole number from 2 to 100. */
+export function assertCommitChecks(checks: number | undefined): void {
+  if (checks !== undefined && !(Number.isInteger(checks) && checks >= 2 && checks <= 100)) {
+    throw new RangeError(`Invalid commitChecks ${checks}: expected a whole number from 2 to 100`);
+  }
+}
+
 export interface KvStateOptions {
   clock?: () => number;
   randomBytes?: (bytes: Uint8Array) => Uint8Array;
   closeKv?: boolean;
+  commitChecks?: number;
 }
 
 /**
@@ -407,6 +418,8 @@ export class KvState {
   readonly kv: Kv;
   readonly clock: () => number;
   readonly randomBytes: (bytes: Uint8Array) => Uint8Array;
+  /** Guards with a check of their own one commit may hold: the page check and one spare aside. */
+  readonly commitGuards: number;
   readonly closeKv: boolean;
   readonly end: LogEnd;
   readonly streams: StreamVersions = new StreamVersions();
@@ -423,6 +436,7 @@ export class KvState {
     this.kv = kv;
     this.clock = options.clock ?? Date.now;
     this.randomBytes = options.randomBytes ?? ((b) => crypto.getRandomValues(b));
+    this.commitGuards = (options.commitChecks ?? REMOTE_CHECKS) - 2;
     this.closeKv = options.closeKv ?? false;
     this.end = new LogEnd(start.watermark, start.layoutPending);
     this.tail = new IndexTail(start.watermark);

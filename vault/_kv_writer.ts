@@ -49,11 +49,13 @@ import {
 const COMMIT_BYTES = 740 * 1024;
 const COMMIT_MUTATIONS = 900;
 // Guarded appends add a check each: with the page check, a commit stays
-// within the remote limit of 10 checks, one to spare; later guarded appends
-// wait a commit. Every agent's emits and steps are guarded (by its lease), so
-// this bounds how many agents' appends share a commit. Equal checks (one
-// agent's appends under one lease) count once and are checked once.
-const COMMIT_GUARDS = 8;
+// within the KV's limit of checks (commitChecks: 10 remote, 8 guards), one to
+// spare; later guarded appends wait a commit. Every agent's emits and steps
+// are guarded (by its lease), so this bounds how many agents' appends share a
+// commit. Equal checks (one agent's appends under one lease) count once and
+// are checked once.
+// Keys one getMany may read (both local and remote Deno KV).
+const READ_KEYS = 10;
 
 /** What an imported event's append resolves to when its id was stored meanwhile. */
 export const ALREADY_STORED: AppendResult = Object.freeze({
@@ -224,7 +226,7 @@ function takeBatch(s: KvState): Pending[] {
     if (check !== undefined) {
       const id = checkId(check);
       if (!guards.has(id)) {
-        if (guards.size === COMMIT_GUARDS) {
+        if (guards.size === s.commitGuards) {
           // This one waits for the next commit; unguarded ones behind it may not
           // overtake it (appends commit in the order they were made).
           break;
@@ -424,9 +426,12 @@ async function commit(s: KvState, batch: Pending[]): Promise<() => void> {
           if (checks.size > 0) {
             // Which guards failed: their appends are refused, the others retried.
             const ids = [...checks.keys()];
-            const entries = await retryLocked(() =>
-              s.kv.getMany([...checks.values()].map((check) => check.key))
-            );
+            const keys = [...checks.values()].map((check) => check.key);
+            const entries: { versionstamp: string | null }[] = [];
+            for (let i = 0; i < keys.length; i += READ_KEYS) {
+              const some = keys.slice(i, i + READ_KEYS);
+              entries.push(...await retryLocked(() => s.kv.getMany(some)));
+            }
             const failed = new Set(
               ids.filter((id, i) => entries[i].versionstamp !== checks.get(id)!.versionstamp),
             );

@@ -21,7 +21,15 @@ import {
   KvLeaseStore,
 } from "../runtime/agents/agent_state.ts";
 import { retryLocked } from "../internal/kv_retry.ts";
-import { KvState, LAYOUT, LAYOUT_KEY, LAYOUT_UNCHAINED, PAGE, WATERMARK } from "./_kv_state.ts";
+import {
+  assertCommitChecks,
+  KvState,
+  LAYOUT,
+  LAYOUT_KEY,
+  LAYOUT_UNCHAINED,
+  PAGE,
+  WATERMARK,
+} from "./_kv_state.ts";
 import { append } from "./_kv_writer.ts";
 import { catchUp, index } from "./_kv_index.ts";
 import { registerState } from "./_kv_probe.ts";
@@ -49,6 +57,15 @@ export interface KvEventStoreOptions {
    * `close()` leaves the stream index as it found it; false by default.
    */
   readOnly?: boolean;
+  /**
+   * How many checks one Deno KV commit may hold: 10 by default, the limit of
+   * a Deno KV server reached over KV Connect (Deno Deploy KV, `denokv`).
+   * Deno's own local KV (a file or `:memory:`) takes 100, which
+   * {@linkcode openVault} gives it. Each guarded append whose check differs
+   * from the others' takes one (see `AppendOptions.guard`), so this bounds how
+   * many agents' appends share a commit; from 2 to 100.
+   */
+  commitChecks?: number;
 }
 
 /**
@@ -100,9 +117,11 @@ export class KvEventStore implements EventStore, AgentStateSource, AsyncDisposab
    * @param options Clock, random source, and whether `close()` closes the database.
    * @returns The store, ready for appends.
    * @throws {TokaError} With code `"vault_layout"` when the vault was written by a newer layout.
+   * @throws {RangeError} When `commitChecks` is not a whole number from 2 to 100.
    * @throws {Error} When the database cannot be read.
    */
   static async open(kv: Kv, options: KvEventStoreOptions = {}): Promise<KvEventStore> {
+    assertCommitChecks(options.commitChecks);
     const [layout, watermark] = await retryLocked(() =>
       kv.getMany<[unknown, number]>([LAYOUT_KEY, WATERMARK])
     );

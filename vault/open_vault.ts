@@ -4,7 +4,8 @@ import { join, resolve } from "node:path";
 import process from "node:process";
 import { getLogger } from "@logtape/logtape";
 import { KvEventStore, type KvEventStoreOptions } from "./kv_store.ts";
-import { getEnv, type Kv, openKv } from "../internal/platform.ts";
+import { getEnv, isDeno, type Kv, openKv } from "../internal/platform.ts";
+import { assertCommitChecks } from "./_kv_state.ts";
 import { TokaError } from "../runtime/errors.ts";
 
 /** Options of {@linkcode openVault}. */
@@ -139,6 +140,7 @@ export async function openVault(
   options: OpenVaultOptions = {},
 ): Promise<KvEventStore> {
   const { create = true, readOnly = false, check = true, warn, ...storeOptions } = options;
+  assertCommitChecks(storeOptions.commitChecks);
   const target = resolveVaultLocation(location);
   const remote = /^https?:\/\//i.test(target);
   if (!remote && /^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
@@ -193,7 +195,14 @@ export async function openVault(
   }
   let store: KvEventStore;
   try {
-    store = await KvEventStore.open(kv, { ...storeOptions, closeKv: true, readOnly });
+    // Deno's local KV takes 100 checks a commit; a remote one, and @deno/kv's on Node, 10.
+    const commitChecks = remote || !isDeno() ? undefined : 100;
+    store = await KvEventStore.open(kv, {
+      commitChecks,
+      ...storeOptions,
+      closeKv: true,
+      readOnly,
+    });
   } catch (error) {
     kv.close();
     if (snapshot !== undefined) await rm(snapshot, { recursive: true });

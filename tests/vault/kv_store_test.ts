@@ -550,6 +550,72 @@ Deno.test("kv store limits: guarded appends, shared and distinct guards", async 
     });
   });
 
+  await t.step("commitChecks: 100 lets 64 distinct guards share one commit", async () => {
+    const kv = await Deno.openKv(":memory:");
+    const commits: Commit[] = [];
+    const store = await KvEventStore.open(recordingKv(kv, commits), { commitChecks: 100 });
+    await store.append("g", [{ kind: "k" }]);
+    const before = commits.length;
+    await Promise.all(
+      Array.from({ length: 64 }, (_, n) =>
+        store.append("g", [{ kind: "k", payload: n }], {
+          guard: { check: { key: ["test", "lease", n], versionstamp: null } },
+        })),
+    );
+    assert.deepEqual(commits.slice(before).map((c) => c.checks), [65]);
+    // A failed commit finds its failed guards with reads of at most 10 keys each.
+    await kv.set(["test", "lease", 63], 1);
+    const results = await Promise.allSettled(
+      Array.from({ length: 64 }, (_, n) =>
+        store.append("g", [{ kind: "k" }], {
+          guard: { check: { key: ["test", "lease", n], versionstamp: null } },
+        })),
+    );
+    assert.deepEqual(
+      results.map((r) => r.status === "fulfilled" ? "ok" : (r.reason as TokaError).code),
+      [...Array(63).fill("ok"), "guard_failed"],
+    );
+    await store.close();
+    kv.close();
+  });
+
+  await t.step("openVault on Deno's local KV takes 64 guards in one commit", async () => {
+    let now = 1_700_000_000_000;
+    const vault = await openVault(":memory:", { clock: () => now++ });
+    await Promise.all(
+      Array.from({ length: 64 }, (_, n) =>
+        vault.append("g", [{ kind: "k", payload: n }], {
+          guard: { check: { key: ["test", "lease", n], versionstamp: null } },
+        })),
+    );
+    // A commit reads the clock once: one timestamp for all.
+    const times = new Set((await collect(vault.read({}))).map((e) => e.timestamp));
+    assert.equal(times.size, 1);
+    await vault.close();
+  });
+
+  await t.step("a bad commitChecks is a RangeError", async () => {
+    const kv = await Deno.openKv(":memory:");
+    for (const commitChecks of [1, 101, 2.5, Number.NaN]) {
+      await assert.rejects(
+        KvEventStore.open(kv, { commitChecks }),
+        (error: unknown) =>
+          error instanceof RangeError &&
+          error.message ===
+            `Invalid commitChecks ${commitChecks}: expected a whole number from 2 to 100`,
+      );
+    }
+    assert.equal(await count(kv, []), 0, "nothing written");
+    kv.close();
+    const dir = await Deno.makeTempDir();
+    await assert.rejects(
+      openVault(`${dir}/new.kv`, { commitChecks: 0 }),
+      new RangeError("Invalid commitChecks 0: expected a whole number from 2 to 100"),
+    );
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), [], "no file made");
+    await Deno.remove(dir);
+  });
+
   await t.step("a broken shared guard refuses every append it guards, alone", async () => {
     const kv = await Deno.openKv(":memory:");
     const store = await KvEventStore.open(kv);
