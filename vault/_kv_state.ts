@@ -431,6 +431,7 @@ export class KvState {
   #lastImported: ImportLink | undefined;
   #closing = false;
   #closed = false;
+  #committed = false;
 
   constructor(kv: Kv, options: KvStateOptions, start: KvStateStart) {
     this.kv = kv;
@@ -450,6 +451,11 @@ export class KvState {
   /** Whether the queue was committed after `close()`: nothing more is queued. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Whether this process committed events (appended or imported) to the log. */
+  get wroteEvents(): boolean {
+    return this.#committed;
   }
 
   /** Notes that `close()` was called and wakes every subscription. */
@@ -500,6 +506,7 @@ export class KvState {
     base: number,
     pageStarts: readonly number[],
   ): void {
+    this.#committed = true;
     this.end.committed(next, lastDigest);
     for (const record of records) {
       const at = this.recent.end;

@@ -283,8 +283,10 @@ export class KvEventStore implements EventStore, AgentStateSource, AsyncDisposab
   }
 
   /**
-   * Commits queued appends, writes the rest of the stream index, ends every
-   * subscription and, when opened by {@linkcode openVault}, closes the database.
+   * Commits queued appends, writes the rest of the stream index when this
+   * store appended or imported events (one that wrote none writes nothing, so
+   * a lagging index stays for the next writer), ends every subscription and,
+   * when opened by {@linkcode openVault}, closes the database.
    *
    * @returns When everything is flushed.
    */
@@ -296,7 +298,9 @@ export class KvEventStore implements EventStore, AgentStateSource, AsyncDisposab
     s.markClosed();
     await s.indexing.settled();
     try {
-      if (!this.#readOnly) await index(s, s.end.next);
+      // Only a store that wrote events indexes: a refused command must change nothing stored,
+      // and the next writer (or reads, through the unindexed tail) covers the rest.
+      if (s.wroteEvents) await index(s, s.end.next);
     } catch {
       // The next process to open the store indexes what is left.
     }

@@ -14,6 +14,13 @@ async function kvState(path: string): Promise<string[]> {
   return state;
 }
 
+/** Deletes the stream index, as a process killed before it indexed leaves it: one to catch up on. */
+async function lagIndex(path: string): Promise<void> {
+  using kv = await Deno.openKv(path);
+  for await (const entry of kv.list({ prefix: ["vault", "si"] })) await kv.delete(entry.key);
+  await kv.delete(["vault", "ix"]);
+}
+
 /** The leaf commands, read from the help of the program and of each group. */
 async function leafCommands(group: string[] = []): Promise<string[]> {
   const help = await toka([...group, "--help"]);
@@ -64,6 +71,17 @@ Deno.test("refused input changes nothing", async (t) => {
         "error: Invalid record on line 2: not an object; nothing was imported",
       ]);
       assert.deepEqual(await kvState(db), before);
+
+      // Refused after the vault is open: a record whose digest does not match, on a lagging index.
+      await lagIndex(db);
+      const lagging = await kvState(db);
+      const altered = { ...JSON.parse(lines[0]), payload: "altered" };
+      const mismatch = await toka(["--db", db, "events", "import"], {
+        stdin: `${JSON.stringify(altered)}\n`,
+      });
+      assert.equal(mismatch.code, 1);
+      assert.match(mismatch.io.errLines()[0], /digest/);
+      assert.deepEqual(await kvState(db), lagging);
       await Deno.remove(db);
     });
 
@@ -78,12 +96,7 @@ Deno.test("refused input changes nothing", async (t) => {
         parents: [task.id],
       }]);
       await vault.close();
-      {
-        // As a process killed before it indexed leaves it: a stream index to catch up on.
-        using kv = await Deno.openKv(path);
-        for await (const entry of kv.list({ prefix: ["vault", "si"] })) await kv.delete(entry.key);
-        await kv.delete(["vault", "ix"]);
-      }
+      await lagIndex(path);
       const before = await kvState(path);
       const cases: [string[], RegExp][] = [
         [["ghost", "--all"], /no agent of that name has run or failed here$/],

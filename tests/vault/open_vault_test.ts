@@ -93,3 +93,63 @@ Deno.test("a vault opened to read only writes nothing, not even its stream index
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a writable vault that appended nothing leaves a lagging stream index as it was", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/lag.kv`;
+  try {
+    const writer = await openVault(path);
+    for (let i = 0; i < 3; i++) {
+      await writer.append("s", Array.from({ length: 100 }, () => ({ kind: "e" })));
+    }
+    await writer.close();
+    // As a writer killed before it indexed leaves it: an index for the next writer to catch up.
+    const kv = await Deno.openKv(path);
+    await kv.delete(["vault", "ix"]);
+    for await (const e of kv.list({ prefix: ["vault", "si"] })) await kv.delete(e.key);
+    const stamps = async () => {
+      const out: string[] = [];
+      for await (const e of kv.list({ prefix: [] })) out.push(`${e.key}@${e.versionstamp}`);
+      return out;
+    };
+    const before = await stamps();
+    try {
+      await t.step("opened, read and closed: nothing written", async () => {
+        const vault = await openVault(path);
+        assert.equal((await Array.fromAsync(vault.read({ stream: "s", limit: 2 }))).length, 2);
+        await vault.close();
+        assert.deepEqual(await stamps(), before);
+      });
+
+      await t.step("a refused append and an import of nothing new: nothing written", async () => {
+        const vault = await openVault(path);
+        await assert.rejects(
+          vault.append("s", [{ kind: "e" }], { expectedVersion: 1 }),
+          { name: "VersionConflictError" },
+        );
+        const known = await Array.fromAsync(vault.read({ stream: "s", limit: 1 }));
+        await vault.importEvents(known);
+        await vault.close();
+        assert.deepEqual(await stamps(), before);
+      });
+
+      await t.step("one that appended catches the index up at close", async () => {
+        const vault = await openVault(path);
+        await vault.append("t", [{ kind: "e" }]);
+        await vault.close();
+        assert.equal((await kv.get<number>(["vault", "ix"])).value, 302);
+        const entries = await Array.fromAsync(kv.list({ prefix: ["vault", "si"] }));
+        assert.deepEqual(entries.map((e) => e.key), [["vault", "si", "s", 1], [
+          "vault",
+          "si",
+          "t",
+          1,
+        ]]);
+      });
+    } finally {
+      kv.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
