@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { example } from "../docs/_readme.ts";
+import { checkTracesNodeExample } from "../docs/_traces_node_example.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BUILT = join(ROOT, ".node-build");
@@ -84,6 +85,8 @@ Deno.test("on Node.js", async (t) => {
     assert.equal(out.code, 0);
     assert.equal(new TextDecoder().decode(out.stdout), "true\n");
   });
+
+  await t.step("docs/traces.md: the Node.js example exports its spans", checkTracesNodeExample);
 
   await t.step("the vault contract suite runs on Node through @deno/kv", async () => {
     const { code, stdout, stderr } = await new Deno.Command(NODE, {
