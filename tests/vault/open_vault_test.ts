@@ -60,24 +60,34 @@ Deno.test("openVault and a SQLite file without Deno KV's table", async (t) => {
   }
 });
 
+/**
+ * A vault file of `batches` × 100 events whose stream index is gone, as a writer killed before it
+ * indexed leaves it (an index for the next writer to catch up), and a list of every key with its
+ * versionstamp, to show that nothing was written.
+ */
+async function laggingVault(path: string, batches: number) {
+  const writer = await openVault(path);
+  for (let i = 0; i < batches; i++) {
+    await writer.append("s", Array.from({ length: 100 }, () => ({ kind: "e" })));
+  }
+  await writer.close();
+  const kv = await Deno.openKv(path);
+  await kv.delete(["vault", "ix"]);
+  for await (const e of kv.list({ prefix: ["vault", "si"] })) await kv.delete(e.key);
+  const stamps = async () => {
+    const out: string[] = [];
+    for await (const e of kv.list({ prefix: [] })) out.push(`${e.key}@${e.versionstamp}`);
+    return out;
+  };
+  return { kv, stamps };
+}
+
 Deno.test("a vault opened to read only writes nothing, not even its stream index", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/ro.kv`;
   try {
-    const writer = await openVault(path);
-    for (let i = 0; i < 30; i++) {
-      await writer.append("s", Array.from({ length: 100 }, () => ({ kind: "e" })));
-    }
-    await writer.close();
     // 3,000 unindexed events (more than a writer leaves at close), which a writing store indexes.
-    const kv = await Deno.openKv(path);
-    await kv.delete(["vault", "ix"]);
-    for await (const e of kv.list({ prefix: ["vault", "si"] })) await kv.delete(e.key);
-    const stamps = async () => {
-      const out: string[] = [];
-      for await (const e of kv.list({ prefix: [] })) out.push(`${e.key}@${e.versionstamp}`);
-      return out;
-    };
+    const { kv, stamps } = await laggingVault(path, 30);
     const before = await stamps();
     const reader = await openVault(path, { readOnly: true });
     await assert.rejects(reader.append("s", [{ kind: "e" }]), {
@@ -98,20 +108,7 @@ Deno.test("a writable vault that appended nothing leaves a lagging stream index 
   const dir = await Deno.makeTempDir();
   const path = `${dir}/lag.kv`;
   try {
-    const writer = await openVault(path);
-    for (let i = 0; i < 3; i++) {
-      await writer.append("s", Array.from({ length: 100 }, () => ({ kind: "e" })));
-    }
-    await writer.close();
-    // As a writer killed before it indexed leaves it: an index for the next writer to catch up.
-    const kv = await Deno.openKv(path);
-    await kv.delete(["vault", "ix"]);
-    for await (const e of kv.list({ prefix: ["vault", "si"] })) await kv.delete(e.key);
-    const stamps = async () => {
-      const out: string[] = [];
-      for await (const e of kv.list({ prefix: [] })) out.push(`${e.key}@${e.versionstamp}`);
-      return out;
-    };
+    const { kv, stamps } = await laggingVault(path, 3);
     const before = await stamps();
     try {
       await t.step("opened, read and closed: nothing written", async () => {
