@@ -2,6 +2,7 @@
 // Host and Origin checked against DNS rebinding, a strict Content-Security-Policy, GET only.
 // What it serves is read from the store; see _ui_api.ts for the JSON and _ui_live.ts for the
 // server-sent events.
+import { Buffer } from "node:buffer";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { trace } from "@opentelemetry/api";
 import type { EventStore } from "../runtime/log/event_store.ts";
@@ -51,9 +52,7 @@ export interface UiServer {
  * @returns The token.
  */
 export function randomToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
-    .replace(/=+$/, "");
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
 }
 
 /**

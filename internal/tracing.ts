@@ -7,6 +7,7 @@ import {
   type Attributes,
   type Context,
   context,
+  isSpanContextValid,
   ProxyTracerProvider,
   ROOT_CONTEXT,
   type Span,
@@ -46,9 +47,9 @@ const INVALID_SPAN = "0".repeat(16);
 
 /** The W3C `traceparent` of a span, or undefined when its context is not valid. */
 export function traceparent(span: Span): string | undefined {
-  const { traceId, spanId, traceFlags } = span.spanContext();
-  if (!/^[0-9a-f]{32}$/.test(traceId) || traceId === INVALID_TRACE) return undefined;
-  if (!/^[0-9a-f]{16}$/.test(spanId) || spanId === INVALID_SPAN) return undefined;
+  const spanContext = span.spanContext();
+  if (!isSpanContextValid(spanContext)) return undefined;
+  const { traceId, spanId, traceFlags } = spanContext;
   return `00-${traceId}-${spanId}-${(traceFlags & 0xff).toString(16).padStart(2, "0")}`;
 }
 
