@@ -48,12 +48,13 @@ import {
 
 const COMMIT_BYTES = 740 * 1024;
 const COMMIT_MUTATIONS = 900;
-// Guarded appends add a check each: with the page check, a commit stays
-// within the KV's limit of checks (commitChecks: 10 remote, 8 guards), one to
-// spare; later guarded appends wait a commit. Every agent's emits and steps
-// are guarded (by its lease), so this bounds how many agents' appends share a
-// commit. Equal checks (one agent's appends under one lease) count once and
-// are checked once.
+// Guarded appends add a check each. With the page check and one to spare, a
+// commit takes at most `s.commitGuards` different guards (commitChecks less
+// two: 8 on a remote KV's 10 checks); later guarded appends wait a commit.
+// Every agent's emits and steps are guarded by its lease, so this bounds how
+// many agents' appends share a commit. Equal checks (one agent's appends
+// under one lease) count once and are checked once.
+
 // Keys one getMany may read (both local and remote Deno KV).
 const READ_KEYS = 10;
 
